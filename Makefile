@@ -1,0 +1,76 @@
+# perfopt: PostgreSQL extension (PGXS) and the perfopt-pooler binary.
+#
+#   make deps      install missing Debian packages (no terminal needed)
+#   make           build the extension (and the pooler)
+#   make install   install both (needs root for PostgreSQL's directories)
+#   make test      deps, -Wall -Werror build, install, every suite against a
+#                  throwaway cluster; ends with "N passed, N failed"
+#   make demo      sandbox cluster + sample app + workload + findings
+#   make demo-stop stop the demo cluster
+#   make bench     benchmarks against the anchors (pg_stat_statements, ...)
+
+MODULE_big = perfopt
+EXTENSION = perfopt
+EXT_SRCS = $(sort $(wildcard extension/*.c))
+OBJS = $(EXT_SRCS:.c=.o)
+# The install script is assembled from one SQL file per capability.
+EXT_SQL_PARTS = $(sort $(wildcard extension/sql/*.sql))
+DATA_built = extension/perfopt--1.0.sql
+PG_CPPFLAGS = -I$(srcdir)/extension
+PG_CFLAGS = -Wall -Werror
+NO_INSTALLCHECK = 1
+EXTRA_CLEAN = tests/results
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifeq ($(PGXS),)
+# Before `make deps` there is no PGXS: let deps run, refuse the rest clearly.
+.DEFAULT_GOAL := all
+all install clean:
+	@echo "PGXS not found: run 'make deps' first (installs postgresql-server-dev-15)"; exit 1
+else
+include $(PGXS)
+endif
+
+extension/perfopt--1.0.sql: $(EXT_SQL_PARTS)
+	cat $^ > $@
+
+HAVE_POOLER := $(wildcard pooler/Makefile)
+ifneq ($(HAVE_POOLER),)
+all: pooler-all
+install: pooler-install
+clean: pooler-clean
+pooler-all:
+	$(MAKE) -C pooler all
+pooler-install: pooler-all
+	$(MAKE) -C pooler install
+pooler-clean:
+	$(MAKE) -C pooler clean
+.PHONY: pooler-all pooler-install pooler-clean
+endif
+
+deps:
+	@bash tests/lib/deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory install >/dev/null
+	@bash tests/run
+
+installcheck:
+	@bash tests/run
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory install >/dev/null
+	@bash tests/demo/run
+
+demo-stop:
+	@bash tests/demo/run stop
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory install >/dev/null
+	@bash tests/bench/run $(BENCH)
+
+.PHONY: deps test installcheck demo demo-stop bench

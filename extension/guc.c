@@ -1,0 +1,110 @@
+/*
+ * guc.c
+ *		Defines every perfopt.* setting in one place, with its unit, bounds
+ *		and context.  Settings that size shared memory are PGC_POSTMASTER;
+ *		those that reveal or capture other users' data are PGC_SUSET, as in
+ *		auto_explain.
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "utils/guc.h"
+
+#include "guc.h"
+
+int			perfopt_max_statements = 5000;
+int			perfopt_track = PERFOPT_TRACK_TOP;
+bool		perfopt_track_planning = true;
+int			perfopt_max_query_length = 8192;
+bool		perfopt_save = true;
+int			perfopt_slow_query_threshold = 500;
+int			perfopt_slow_query_max = 1000;
+bool		perfopt_slow_query_analyze = false;
+
+static const struct config_enum_entry track_options[] = {
+	{"none", PERFOPT_TRACK_NONE, false},
+	{"top", PERFOPT_TRACK_TOP, false},
+	{"all", PERFOPT_TRACK_ALL, false},
+	{NULL, 0, false}
+};
+
+static void
+define_stats_gucs(void)
+{
+	DefineCustomIntVariable("perfopt.max_statements",
+							"Maximum number of statements tracked by perfopt.query_stats.",
+							"The least used statements are evicted beyond this; evictions are counted in perfopt.stats_info.",
+							&perfopt_max_statements,
+							5000, 100, INT_MAX / 2,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("perfopt.track",
+							 "Which statements perfopt tracks: top-level only, all (including those inside functions), or none.",
+							 NULL,
+							 &perfopt_track,
+							 PERFOPT_TRACK_TOP, track_options,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("perfopt.track_planning",
+							 "Whether perfopt measures planning time (total_plan_time).",
+							 NULL,
+							 &perfopt_track_planning,
+							 true,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("perfopt.max_query_length",
+							"Longest query text, parameter list or plan perfopt keeps; longer ones are cut with a visible marker.",
+							NULL,
+							&perfopt_max_query_length,
+							8192, 256, 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("perfopt.save",
+							 "Save statistics and slow queries across a clean server shutdown.",
+							 NULL,
+							 &perfopt_save,
+							 true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+}
+
+static void
+define_slowlog_gucs(void)
+{
+	DefineCustomIntVariable("perfopt.slow_query_threshold",
+							"Executions slower than this are captured in perfopt.slow_queries.",
+							"0 captures every execution, -1 turns capture off.",
+							&perfopt_slow_query_threshold,
+							500, -1, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("perfopt.slow_query_max",
+							"Number of slow queries kept in the ring buffer behind perfopt.slow_queries.",
+							NULL,
+							&perfopt_slow_query_max,
+							1000, 10, 1000000,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("perfopt.slow_query_analyze",
+							 "Capture actual rows and times per plan node for slow queries, like EXPLAIN ANALYZE.",
+							 "Times every plan node of every statement, which slows fast statements down.",
+							 &perfopt_slow_query_analyze,
+							 false,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+}
+
+void
+perfopt_define_gucs(void)
+{
+	define_stats_gucs();
+	define_slowlog_gucs();
+	MarkGUCPrefixReserved("perfopt");
+}
