@@ -157,6 +157,12 @@ explain_plan(QueryDesc *queryDesc, ExplainFormat format)
 	ExplainBeginOutput(es);
 	ExplainPrintPlan(es, queryDesc);
 	ExplainEndOutput(es);
+	/* a plan printed outside EXPLAIN's own query group is a list: make it an object */
+	if (format == EXPLAIN_FORMAT_JSON && es->str->len >= 2)
+	{
+		es->str->data[0] = '{';
+		es->str->data[es->str->len - 1] = '}';
+	}
 	if (format == EXPLAIN_FORMAT_TEXT && es->str->len > 0 &&
 		es->str->data[es->str->len - 1] == '\n')
 		es->str->data[--es->str->len] = '\0';
