@@ -287,7 +287,7 @@ stats_store_prepare_text(uint64 queryid, const char *source, int location,
 }
 
 static void
-add_sample(StatsCounters *c, const StatsSample *s)
+add_sample(StatsCounters *c, const StatsSample *s, TimestampTz started)
 {
 	if (s->calls > 0)
 	{
@@ -300,7 +300,9 @@ add_sample(StatsCounters *c, const StatsSample *s)
 		c->rows += s->rows;
 		c->usage += 1.0;
 		histogram_add(&c->latency, s->exec_ms);
-		c->last_seen = GetCurrentStatementStartTimestamp();
+		/* sessions finish out of order: keep the seen range widening */
+		c->first_seen = Min(c->first_seen, started);
+		c->last_seen = Max(c->last_seen, started);
 	}
 	c->plans += s->plans;
 	c->total_plan_time += s->plan_ms;
@@ -323,6 +325,7 @@ stats_store_record(uint64 queryid, const char *source, int location,
 {
 	StatsKey	key;
 	StatsEntry *entry;
+	TimestampTz started = GetCurrentStatementStartTimestamp();
 
 	make_key(&key, queryid);
 	LWLockAcquire(shared->lock, LW_SHARED);
@@ -347,7 +350,7 @@ stats_store_record(uint64 queryid, const char *source, int location,
 		pfree(clipped);
 	}
 	SpinLockAcquire(&entry->mutex);
-	add_sample(&entry->counters, sample);
+	add_sample(&entry->counters, sample, started);
 	SpinLockRelease(&entry->mutex);
 	LWLockRelease(shared->lock);
 }
