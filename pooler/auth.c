@@ -1,0 +1,312 @@
+/*
+ * auth.c: who may log in to the pooler.  Loads auth_file (PgBouncer's
+ * userlist.txt format: "user" "secret" per line, secret plain, md5... or
+ * SCRAM-SHA-256$...) and runs the trust / md5 / scram-sha-256 exchange with
+ * each client.  Wrong passwords end in 28P01; passwords never reach the log.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <openssl/crypto.h>
+
+#include "pooler.h"
+
+enum { A_MD5, A_SCRAM_INIT, A_SCRAM_FINAL };
+
+typedef struct auth_state
+{
+	int			stage;
+	struct scram_server *ss;
+	bool		fake;			/* unknown user: run the exchange, then fail */
+} auth_state;
+
+static user_cred *users;
+
+/* One "quoted" field with "" as an embedded quote; NULL if malformed. */
+static char *
+quoted(char **pp)
+{
+	char	   *p = *pp,
+			   *out,
+			   *o;
+
+	while (isspace((unsigned char) *p))
+		p++;
+	if (*p != '"')
+		return NULL;
+	p++;
+	out = o = malloc(strlen(p) + 1);
+	for (;;)
+	{
+		if (!*p)
+		{
+			free(out);
+			return NULL;
+		}
+		if (*p == '"' && p[1] == '"')
+		{
+			*o++ = '"';
+			p += 2;
+			continue;
+		}
+		if (*p == '"')
+			break;
+		*o++ = *p++;
+	}
+	*o = '\0';
+	*pp = p + 1;
+	return out;
+}
+
+int
+userlist_load(const char *file)
+{
+	FILE	   *f = fopen(file, "r");
+	char		line[4096];
+	int			lineno = 0;
+
+	if (!f)
+	{
+		fprintf(stderr, "perfopt-pooler: cannot open auth_file %s: %s\n", file, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f))
+	{
+		char	   *p = line,
+				   *name,
+				   *secret;
+		user_cred  *u;
+
+		lineno++;
+		while (isspace((unsigned char) *p))
+			p++;
+		if (!*p || *p == ';' || *p == '#')
+			continue;
+		name = quoted(&p);
+		secret = name ? quoted(&p) : NULL;
+		if (!secret)
+		{
+			fprintf(stderr, "perfopt-pooler: %s:%d: expected \"user\" \"password\"\n", file, lineno);
+			free(name);
+			fclose(f);
+			return -1;
+		}
+		u = calloc(1, sizeof(*u));
+		u->name = name;
+		if (strncmp(secret, "SCRAM-SHA-256$", 14) == 0)
+		{
+			if (!scram_parse_secret(secret, &u->scram))
+			{
+				fprintf(stderr, "perfopt-pooler: %s:%d: malformed SCRAM secret for user \"%s\"\n", file, lineno, name);
+				fclose(f);
+				return -1;
+			}
+			u->has_scram = true;
+			free(secret);
+		}
+		else if (strncmp(secret, "md5", 3) == 0 && strlen(secret) == 35)
+		{
+			memcpy(u->md5, secret, 36);
+			free(secret);
+		}
+		else
+		{
+			char		buf[1100],
+						hex[33];
+
+			u->password = secret;
+			snprintf(buf, sizeof(buf), "%s%s", secret, name);
+			md5_hex(buf, strlen(buf), hex);
+			snprintf(u->md5, sizeof(u->md5), "md5%s", hex);
+			OPENSSL_cleanse(buf, sizeof(buf));
+		}
+		u->next = users;
+		users = u;
+	}
+	fclose(f);
+	return 0;
+}
+
+user_cred *
+userlist_find(const char *name)
+{
+	for (user_cred *u = users; u; u = u->next)
+		if (strcmp(u->name, name) == 0)
+			return u;
+	return NULL;
+}
+
+static void
+start_scram(client *c, auth_state *st, const scram_keys *k)
+{
+	static const char mech[] = "SCRAM-SHA-256\0";
+
+	st->stage = A_SCRAM_INIT;
+	st->ss = scram_server_new(k);
+	send_auth(c->c.out, 10, mech, sizeof(mech));
+}
+
+void
+auth_start(client *c)
+{
+	auth_state *st;
+	user_cred  *u = c->cred;
+	scram_keys	fake;
+	unsigned char ck[32];
+
+	if (cfg.auth_type == AUTH_TRUST)
+	{
+		send_auth(c->c.out, 0, NULL, 0);
+		client_login_done(c);
+		return;
+	}
+	st = calloc(1, sizeof(*st));
+	c->auth_state = st;
+	st->fake = (u == NULL);
+	if (cfg.auth_type == AUTH_MD5 && (!u || u->md5[0]))
+	{
+		st->stage = A_MD5;
+		random_bytes(c->md5_salt, 4);
+		send_auth(c->c.out, 5, c->md5_salt, 4);
+		return;
+	}
+	if (u && !u->has_scram && u->password)
+	{
+		/* a plain password: make a SCRAM secret once, with a random salt */
+		u->has_scram = scram_keys_from_password(u->password, &u->scram, ck);
+		OPENSSL_cleanse(ck, sizeof(ck));
+	}
+	if (u && u->has_scram)
+	{
+		start_scram(c, st, &u->scram);
+		return;
+	}
+	if (u)
+	{
+		client_fail(c, "28P01", "user \"%s\" has only an md5 secret in auth_file; scram-sha-256 needs a plain or SCRAM secret", c->user);
+		return;
+	}
+	random_bytes(&fake, sizeof(fake));
+	fake.iterations = 4096;
+	fake.saltlen = 16;
+	st->fake = true;
+	start_scram(c, st, &fake);
+}
+
+static int
+auth_failed(client *c)
+{
+	log_info("password authentication failed for user \"%s\"", c->user);
+	client_fail(c, "28P01", "password authentication failed for user \"%s\"", c->user);
+	return -1;
+}
+
+static int
+auth_ok(client *c)
+{
+	send_auth(c->c.out, 0, NULL, 0);
+	auth_free(c);
+	client_login_done(c);
+	return 1;
+}
+
+/* A PasswordMessage / SASL message from the client: -1 failed, 0 more, 1 ok */
+int
+auth_message(client *c, char type, const unsigned char *body, size_t len)
+{
+	auth_state *st = c->auth_state;
+	const char *err = NULL;
+	char	   *reply;
+
+	if (type != 'p' || !st)
+	{
+		client_fail(c, "08P01", "expected a password message, got message type \"%c\"", type);
+		return -1;
+	}
+	if (st->stage == A_MD5)
+	{
+		char		buf[40],
+					expect[36],
+					hex[33];
+
+		if (st->fake || len < 36 || body[len - 1] != '\0')
+			return auth_failed(c);
+		memcpy(buf, c->cred->md5 + 3, 32);
+		memcpy(buf + 32, c->md5_salt, 4);
+		md5_hex(buf, 36, hex);
+		snprintf(expect, sizeof(expect), "md5%s", hex);
+		if (strlen((const char *) body) != 35 || CRYPTO_memcmp(expect, body, 35) != 0)
+			return auth_failed(c);
+		return auth_ok(c);
+	}
+	if (st->stage == A_SCRAM_INIT)
+	{
+		size_t		ml = strnlen((const char *) body, len);
+		uint32_t	dl;
+
+		if (ml == len || strcmp((const char *) body, "SCRAM-SHA-256") != 0)
+		{
+			client_fail(c, "28000", "unsupported SASL mechanism (only SCRAM-SHA-256)");
+			return -1;
+		}
+		if (len < ml + 5 || (dl = get_u32(body + ml + 1)) != len - ml - 5)
+		{
+			client_fail(c, "08P01", "malformed SASLInitialResponse");
+			return -1;
+		}
+		reply = scram_server_first(st->ss, (const char *) body + ml + 5, dl, &err);
+		if (!reply)
+		{
+			client_fail(c, "08P01", "%s", err);
+			return -1;
+		}
+		send_auth(c->c.out, 11, reply, strlen(reply));
+		free(reply);
+		st->stage = A_SCRAM_FINAL;
+		return 0;
+	}
+	{
+		unsigned char ck[32];
+
+		reply = scram_server_final(st->ss, (const char *) body, len, ck, &err);
+		if (!reply)
+		{
+			if (err)
+			{
+				client_fail(c, "08P01", "%s", err);
+				return -1;
+			}
+			return auth_failed(c);
+		}
+		if (st->fake)
+		{
+			free(reply);
+			return auth_failed(c);
+		}
+		send_auth(c->c.out, 12, reply, strlen(reply));
+		free(reply);
+		if (!c->cred->password)
+		{
+			/* lets the pooler log in to a server sharing this SCRAM secret */
+			memcpy(c->cred->client_key, ck, 32);
+			c->cred->has_client_key = true;
+		}
+		OPENSSL_cleanse(ck, sizeof(ck));
+		return auth_ok(c);
+	}
+}
+
+void
+auth_free(client *c)
+{
+	auth_state *st = c->auth_state;
+
+	if (!st)
+		return;
+	scram_server_free(st->ss);
+	free(st);
+	c->auth_state = NULL;
+}

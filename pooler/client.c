@@ -1,0 +1,620 @@
+/*
+ * client.c: one application connection, from its startup packet to its
+ * Terminate: startup and login, then forwarding its messages whole (by
+ * their length header) to whatever server pool.c links it to, counting the
+ * sync points so the server is released only when the client is truly
+ * between transactions.  Bad input gets an 08P01 ErrorResponse and closes
+ * this client only.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "pooler.h"
+
+#define STARTUP_MAX 10000
+#define BACKLOG_HIGH (1024 * 1024)
+#define CLOSE_GRACE 5.0
+
+#define PROTO_V3 196608
+#define CANCEL_CODE 80877102
+#define SSL_CODE 80877103
+#define GSS_CODE 80877104
+
+int			client_count;
+static struct client_list all_clients = TAILQ_HEAD_INITIALIZER(all_clients);
+static uint32_t next_cancel_pid;
+
+static void client_read_cb(evutil_socket_t fd, short ev, void *arg);
+static void client_write_cb(evutil_socket_t fd, short ev, void *arg);
+static void client_timer_cb(evutil_socket_t fd, short ev, void *arg);
+static void client_process(client *c);
+
+static void
+timer_in(struct event *ev, double secs)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t) secs;
+	tv.tv_usec = (suseconds_t) ((secs - tv.tv_sec) * 1e6);
+	evtimer_add(ev, &tv);
+}
+
+void
+client_accept(int fd, bool tcp)
+{
+	client	   *c = calloc(1, sizeof(*c));
+
+	if (!c)
+	{
+		close(fd);
+		return;
+	}
+	if (tcp)
+		set_nodelay(fd);
+	conn_init(&c->c, fd, client_read_cb, client_write_cb, c);
+	evtimer_assign(&c->timer, base, client_timer_cb, c);
+	c->state = C_STARTUP;
+	TAILQ_INSERT_TAIL(&all_clients, c, link);
+	client_count++;
+	if (cfg.startup_timeout > 0)
+		timer_in(&c->timer, cfg.startup_timeout);
+	conn_read_on(&c->c);
+}
+
+static void
+client_free(client *c)
+{
+	if (c->state == C_WAITING || c->state == C_LOGIN_WAIT)
+		pool_cancel_wait(c);
+	if (c->server)
+	{
+		server	   *s = c->server;
+
+		c->server = NULL;
+		server_client_left(s, false);
+	}
+	auth_free(c);
+	for (int i = 0; i < NPARAMS; i++)
+	{
+		pstr_unref(c->params[i]);
+		pstr_unref(c->startup_params[i]);
+	}
+	evtimer_del(&c->timer);
+	conn_destroy(&c->c);
+	TAILQ_REMOVE(&all_clients, c, link);
+	client_count--;
+	free(c->user);
+	free(c->dbname);
+	free(c);
+}
+
+/*
+ * Closing is always deferred to the write callback, so no caller ever
+ * finds its client freed under it: callers check for C_CLOSING instead.
+ */
+static void
+client_close_soon(client *c)
+{
+	if (c->state == C_WAITING || c->state == C_LOGIN_WAIT)
+		pool_cancel_wait(c);
+	if (c->server)
+	{
+		server	   *s = c->server;
+
+		c->server = NULL;
+		server_client_left(s, false);
+	}
+	c->state = C_CLOSING;
+	conn_read_off(&c->c);
+	evtimer_del(&c->timer);
+	timer_in(&c->timer, CLOSE_GRACE);
+	event_active(&c->c.wev, EV_WRITE, 0);
+}
+
+void
+client_fail(client *c, const char *sqlstate, const char *fmt, ...)
+{
+	char		msg[512];
+	va_list		ap;
+
+	if (c->state == C_CLOSING)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_debug("client %s@%s closed: %s", c->user ? c->user : "?", c->dbname ? c->dbname : "?", msg);
+	send_error(c->c.out, "FATAL", sqlstate, "%s", msg);
+	client_close_soon(c);
+}
+
+void
+client_server_gone(client *c, const char *sqlstate, const char *msg)
+{
+	c->server = NULL;
+	client_fail(c, sqlstate, "%s", msg);
+}
+
+client *
+client_find_cancel(uint32_t pid, uint32_t key)
+{
+	client	   *c;
+
+	TAILQ_FOREACH(c, &all_clients, link)
+		if (c->cancel_pid == pid && c->cancel_key == key && c->state >= C_IDLE)
+		return c;
+	return NULL;
+}
+
+static bool
+ignored_param(const char *name)
+{
+	const char *p = cfg.ignore_startup_parameters;
+	size_t		n = strlen(name);
+
+	while (p && *p)
+	{
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (strncasecmp(p, name, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' '))
+			return true;
+		while (*p && *p != ',')
+			p++;
+	}
+	return false;
+}
+
+static void
+handle_cancel(const unsigned char *p)
+{
+	client	   *target = client_find_cancel(get_u32(p + 8), get_u32(p + 12));
+
+	if (target && target->server && target->server->state == S_ACTIVE)
+		send_cancel(target->pool->db, target->server->be_pid, target->server->be_key);
+}
+
+/* The startup packet: 0 wait for more, 1 handled (state may have moved on) */
+static int
+process_startup(client *c)
+{
+	unsigned char hdr[8];
+	const unsigned char *p;
+	uint32_t	len,
+				code;
+	size_t		i;
+	database   *db;
+
+	if (!conn_peek(c->c.in, 0, hdr, 8))
+		return 0;
+	len = get_u32(hdr);
+	code = get_u32(hdr + 4);
+	if (len < 8 || len > STARTUP_MAX)
+	{
+		client_fail(c, "08P01", "invalid length of startup packet");
+		return 1;
+	}
+	if (evbuffer_get_length(c->c.in) < len)
+		return 0;
+	p = evbuffer_pullup(c->c.in, len);
+	if (code == SSL_CODE || code == GSS_CODE)
+	{
+		if (len != 8)
+		{
+			client_fail(c, "08P01", "invalid length of encryption request");
+			return 1;
+		}
+		evbuffer_drain(c->c.in, 8);
+		evbuffer_add(c->c.out, "N", 1);
+		conn_flush(&c->c);
+		return 1;
+	}
+	if (code == CANCEL_CODE)
+	{
+		if (len == 16)
+			handle_cancel(p);
+		evbuffer_drain(c->c.in, len);
+		client_close_soon(c);
+		return 1;
+	}
+	if (code != PROTO_V3)
+	{
+		client_fail(c, "0A000", "unsupported frontend protocol %u.%u: perfopt-pooler speaks 3.0",
+					code >> 16, code & 0xffff);
+		return 1;
+	}
+	if (p[len - 1] != '\0')
+	{
+		client_fail(c, "08P01", "invalid startup packet layout: expected terminator as last byte");
+		return 1;
+	}
+	for (i = 8; i < len - 1;)
+	{
+		const char *name = (const char *) p + i;
+		const char *val = name + strlen(name) + 1;
+		int			t;
+
+		if ((const unsigned char *) val >= p + len - 1 && *name)
+		{
+			client_fail(c, "08P01", "invalid startup packet layout: parameter without value");
+			return 1;
+		}
+		if (!*name)
+			break;
+		i = (const unsigned char *) val - p + strlen(val) + 1;
+		if (!strcmp(name, "user"))
+		{
+			free(c->user);
+			c->user = strdup(val);
+		}
+		else if (!strcmp(name, "database"))
+		{
+			free(c->dbname);
+			c->dbname = strdup(val);
+		}
+		else if ((t = tracked_param_index(name)) >= 0)
+			pstr_set(&c->startup_params[t], pstr_get(val)), c->startup_params[t]->refs--;
+		else if (!ignored_param(name) && !(!strcmp(name, "options") && !*val))
+		{
+			client_fail(c, "08P01", "unsupported startup parameter: %s", name);
+			return 1;
+		}
+	}
+	evbuffer_drain(c->c.in, len);
+	if (!c->user || !*c->user)
+	{
+		client_fail(c, "28000", "no PostgreSQL user name specified in startup packet");
+		return 1;
+	}
+	if (!c->dbname || !*c->dbname)
+	{
+		free(c->dbname);
+		c->dbname = strdup(c->user);
+	}
+	if (client_count > cfg.max_client_conn)
+	{
+		client_fail(c, "53300", "sorry, too many clients already (max_client_conn = %d)", cfg.max_client_conn);
+		return 1;
+	}
+	db = config_find_database(c->dbname);
+	if (!db)
+	{
+		client_fail(c, "3D000", "database \"%s\" does not exist", c->dbname);
+		return 1;
+	}
+	c->cred = cfg.auth_file ? userlist_find(c->user) : NULL;
+	c->pool = pool_get(db, c->user, c->dbname, c->cred);
+	c->state = C_AUTH;
+	auth_start(c);
+	return 1;
+}
+
+static int
+process_auth(client *c)
+{
+	unsigned char hdr[5];
+	uint32_t	len;
+	const unsigned char *p;
+
+	if (!conn_peek(c->c.in, 0, hdr, 5))
+		return 0;
+	len = get_u32(hdr + 1);
+	if (len < 4 || len > STARTUP_MAX)
+	{
+		client_fail(c, "08P01", "invalid message length during authentication");
+		return 1;
+	}
+	if (evbuffer_get_length(c->c.in) < len + 1)
+		return 0;
+	p = evbuffer_pullup(c->c.in, len + 1);
+	auth_message(c, hdr[0], p + 5, len - 4);
+	if (c->c.in)
+		evbuffer_drain(c->c.in, len + 1);
+	return 1;
+}
+
+void
+client_login_done(client *c)
+{
+	if (c->pool->have_params)
+	{
+		client_welcome(c);
+		return;
+	}
+	c->state = C_LOGIN_WAIT;
+	conn_read_off(&c->c);
+	pool_request(c->pool, c);
+}
+
+/* AuthenticationOk is out; now the server's parameters, our key, ReadyForQuery. */
+void
+client_welcome(client *c)
+{
+	pool	   *p = c->pool;
+
+	for (int i = 0; i < p->nparams; i++)
+	{
+		int			t = tracked_param_index(p->pnames[i]);
+		const char *v = p->pvalues[i];
+
+		if (t >= 0)
+		{
+			pstr_set(&c->params[t], c->startup_params[t] ? c->startup_params[t] : p->defaults[t]);
+			v = c->params[t] ? c->params[t]->s : v;
+		}
+		send_param_status(c->c.out, p->pnames[i], v);
+	}
+	for (int t = 0; t < NPARAMS; t++)
+	{
+		pstr_unref(c->startup_params[t]);
+		c->startup_params[t] = NULL;
+	}
+	c->cancel_pid = ++next_cancel_pid & 0x7fffffff;
+	random_bytes(&c->cancel_key, sizeof(c->cancel_key));
+	send_key_data(c->c.out, c->cancel_pid, c->cancel_key);
+	send_rfq(c->c.out, 'I');
+	c->state = C_IDLE;
+	evtimer_del(&c->timer);
+	conn_flush(&c->c);
+	conn_read_on(&c->c);
+	if (evbuffer_get_length(c->c.in) > 0)
+		client_process(c);
+}
+
+static bool
+valid_frontend_type(unsigned char t)
+{
+	return strchr("QPBEDCHSFXdcfp", t) != NULL && t;
+}
+
+/* Idle client with input: it needs a server (or says goodbye). */
+static void
+process_idle(client *c)
+{
+	unsigned char hdr[5];
+	uint32_t	len;
+
+	if (!conn_peek(c->c.in, 0, hdr, 5))
+		return;
+	len = get_u32(hdr + 1);
+	if (!valid_frontend_type(hdr[0]) || len < 4 || len > (uint32_t) cfg.max_packet_size)
+	{
+		client_fail(c, "08P01", !valid_frontend_type(hdr[0]) ? "invalid frontend message type %d" :
+					"invalid message length %u (max_packet_size %d)",
+					!valid_frontend_type(hdr[0]) ? hdr[0] : len, cfg.max_packet_size);
+		return;
+	}
+	if (hdr[0] == 'X')
+	{
+		client_close_soon(c);
+		return;
+	}
+	c->state = C_WAITING;
+	c->wait_start = now_mono();
+	conn_read_off(&c->c);
+	pool_request(c->pool, c);
+}
+
+/* The pool gave us a ready server. */
+void
+client_linked(client *c)
+{
+	c->state = C_ACTIVE;
+	evtimer_del(&c->timer);
+	c->pass_remaining = 0;
+	conn_read_on(&c->c);
+	client_process(c);
+}
+
+/* Move every complete message (and the started part of a long one) to the server. */
+static void
+client_forward(client *c)
+{
+	server	   *s = c->server;
+	struct evbuffer *in = c->c.in;
+	size_t		avail = evbuffer_get_length(in),
+				off = 0;
+	unsigned char hdr[5];
+	uint32_t	len = 0;
+	bool		quit = false,
+				bad = false;
+
+	while (off < avail)
+	{
+		if (c->pass_remaining)
+		{
+			size_t		n = avail - off < c->pass_remaining ? avail - off : c->pass_remaining;
+
+			off += n;
+			c->pass_remaining -= n;
+			continue;
+		}
+		if (!conn_peek(in, off, hdr, 5))
+			break;
+		len = get_u32(hdr + 1);
+		if (!valid_frontend_type(hdr[0]) || len < 4 || len > (uint32_t) cfg.max_packet_size)
+		{
+			bad = true;
+			break;
+		}
+		switch (hdr[0])
+		{
+			case 'X':
+				quit = true;
+				break;
+			case 'Q':
+			case 'S':
+			case 'F':
+				s->expect_rfq++;
+				c->in_batch = false;
+				break;
+			case 'd':
+			case 'c':
+			case 'f':
+				break;
+			default:
+				c->in_batch = true;
+		}
+		if (quit)
+			break;
+		off += 5;
+		c->pass_remaining = len - 4;
+	}
+	if (off)
+	{
+		evbuffer_remove_buffer(in, s->c.out, off);
+		if (conn_flush(&s->c) < 0)
+			evbuffer_drain(s->c.out, evbuffer_get_length(s->c.out));
+	}
+	if (bad)
+	{
+		client_fail(c, "08P01", !valid_frontend_type(hdr[0]) ? "invalid frontend message type %d" :
+					"invalid message length %u (max_packet_size %d)",
+					!valid_frontend_type(hdr[0]) ? hdr[0] : len, cfg.max_packet_size);
+		return;
+	}
+	if (quit)
+	{
+		client_close_soon(c);
+		return;
+	}
+	if (evbuffer_get_length(s->c.out) > BACKLOG_HIGH)
+		conn_read_off(&c->c);
+}
+
+static void
+client_process(client *c)
+{
+	for (;;)
+	{
+		switch (c->state)
+		{
+			case C_STARTUP:
+				if (!process_startup(c))
+					return;
+				break;
+			case C_AUTH:
+				if (!process_auth(c))
+					return;
+				break;
+			case C_IDLE:
+				process_idle(c);
+				return;
+			case C_ACTIVE:
+				client_forward(c);
+				return;
+			case C_CLOSING:
+				if (c->c.in)
+					evbuffer_drain(c->c.in, evbuffer_get_length(c->c.in));
+				return;
+			default:
+				return;
+		}
+		if (c->state != C_CLOSING && c->c.out && evbuffer_get_length(c->c.out))
+			conn_flush(&c->c);
+		if (c->state == C_CLOSING || evbuffer_get_length(c->c.in) == 0)
+			return;
+	}
+}
+
+/* The server side drained our backlog: read from the client again. */
+void
+client_resume(client *c)
+{
+	if (c->state == C_ACTIVE && !c->c.reading)
+	{
+		conn_read_on(&c->c);
+		client_forward(c);
+	}
+}
+
+static void
+client_read_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	client	   *c = arg;
+	int			n = conn_fill(&c->c);
+
+	if (n == -2)
+		return;
+	if (n <= 0)
+	{
+		/* gone: a linked server is rolled back or closed, never reused dirty */
+		client_free(c);
+		return;
+	}
+	client_process(c);
+}
+
+static void
+client_write_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	client	   *c = arg;
+
+	c->c.writing = false;
+	if (conn_flush(&c->c) < 0)
+	{
+		client_free(c);
+		return;
+	}
+	if (c->state == C_CLOSING)
+	{
+		if (evbuffer_get_length(c->c.out) == 0)
+			client_free(c);
+		return;
+	}
+	if (c->server && !c->server->c.reading && evbuffer_get_length(c->c.out) < BACKLOG_HIGH / 4)
+		server_forward(c->server);
+}
+
+static void
+client_timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	client	   *c = arg;
+	pool_settings *ps = c->pool ? c->pool->ps : NULL;
+
+	switch (c->state)
+	{
+		case C_CLOSING:
+			client_free(c);
+			break;
+		case C_WAITING:
+			log_info("pool_timeout for %s@%s after %.1f s", c->user, c->dbname, now_mono() - c->wait_start);
+			client_fail(c, "53300", "pool_timeout: no server connection available for database \"%s\" user \"%s\" within %g s (pool_size %d, max_overflow %d all busy)",
+						c->dbname, c->user, ps->pool_timeout, ps->pool_size, ps->max_overflow);
+			break;
+		case C_STARTUP:
+		case C_AUTH:
+		case C_LOGIN_WAIT:
+			client_fail(c, "08006", "login timeout: startup not completed within startup_timeout (%g s)", cfg.startup_timeout);
+			break;
+		default:
+			break;
+	}
+}
+
+void
+client_start_wait_timer(client *c, double secs)
+{
+	if (secs > 0)
+		timer_in(&c->timer, secs);
+}
+
+void
+client_shutdown_all(void)
+{
+	client	   *c;
+
+	while ((c = TAILQ_FIRST(&all_clients)) != NULL)
+		client_free(c);
+}
+
+/* The server was just released: a pipelined next transaction may be waiting. */
+void
+client_kick(client *c)
+{
+	if (c->state == C_IDLE && evbuffer_get_length(c->c.in) > 0)
+		client_process(c);
+}

@@ -1,0 +1,467 @@
+/*
+ * config.c: the INI configuration (parsed by libinih), mapped onto
+ * `settings`.  Every error names the file, the line and the key, and makes
+ * the pooler exit non-zero before it listens anywhere.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <math.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/un.h>
+#include <ini.h>
+
+#include "pooler.h"
+
+settings	cfg;
+
+typedef struct parse_ctx
+{
+	const char *file;
+	FILE	   *fp;
+	int			line;
+	int			errors;
+	database  **tail;
+	unsigned	db_set;			/* which per-database pool keys the line set */
+} parse_ctx;
+
+static void
+cfg_error(parse_ctx *ctx, const char *section, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void
+cfg_error(parse_ctx *ctx, const char *section, const char *key, const char *fmt, ...)
+{
+	va_list		ap;
+
+	fprintf(stderr, "perfopt-pooler: %s:%d: key \"%s\" in [%s]: ", ctx->file, ctx->line, key, section);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	ctx->errors++;
+}
+
+static bool
+parse_int(const char *v, int min, int max, int *out)
+{
+	char	   *end;
+	long		n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno || end == v || *end || n < min || n > max)
+		return false;
+	*out = (int) n;
+	return true;
+}
+
+static bool
+parse_seconds(const char *v, double *out)
+{
+	char	   *end;
+	double		d;
+
+	errno = 0;
+	d = strtod(v, &end);
+	if (errno || end == v || *end || d < 0 || !isfinite(d))
+		return false;
+	*out = d;
+	return true;
+}
+
+static bool
+parse_bool(const char *v, bool *out)
+{
+	if (!strcasecmp(v, "on") || !strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcmp(v, "1"))
+		*out = true;
+	else if (!strcasecmp(v, "off") || !strcasecmp(v, "false") || !strcasecmp(v, "no") || !strcmp(v, "0"))
+		*out = false;
+	else
+		return false;
+	return true;
+}
+
+enum
+{
+	K_MODE = 1, K_SIZE = 2, K_OVERFLOW = 4, K_MIN = 8, K_TIMEOUT = 16, K_RECYCLE = 32,
+	K_PING = 64, K_PINGINT = 128, K_OIDLE = 256, K_CONNTO = 512
+};
+
+/* One pool setting, shared by [pooler] and per-database options. 1 ok, 0 bad value, -1 unknown key */
+static int
+set_pool_key(pool_settings *ps, const char *key, const char *v, unsigned *set, const char **expect)
+{
+	struct
+	{
+		const char *name;
+		unsigned	bit;
+	}			keys[] = {
+		{"pool_mode", K_MODE}, {"pool_size", K_SIZE}, {"max_overflow", K_OVERFLOW},
+		{"min_pool_size", K_MIN}, {"pool_timeout", K_TIMEOUT}, {"pool_recycle", K_RECYCLE},
+		{"pool_pre_ping", K_PING}, {"pre_ping_interval", K_PINGINT},
+		{"overflow_idle_timeout", K_OIDLE}, {"connect_timeout", K_CONNTO}
+	};
+	unsigned	bit = 0;
+	bool		ok = false;
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strcmp(key, keys[i].name) == 0)
+			bit = keys[i].bit;
+	if (!bit)
+		return -1;
+	switch (bit)
+	{
+		case K_MODE:
+			*expect = "session or transaction";
+			ok = true;
+			if (!strcmp(v, "session"))
+				ps->pool_mode = MODE_SESSION;
+			else if (!strcmp(v, "transaction"))
+				ps->pool_mode = MODE_TRANSACTION;
+			else
+				ok = false;
+			break;
+		case K_SIZE:
+			*expect = "an integer from 1 to 10000";
+			ok = parse_int(v, 1, 10000, &ps->pool_size);
+			break;
+		case K_OVERFLOW:
+			*expect = "an integer from 0 to 10000";
+			ok = parse_int(v, 0, 10000, &ps->max_overflow);
+			break;
+		case K_MIN:
+			*expect = "an integer from 0 to 10000";
+			ok = parse_int(v, 0, 10000, &ps->min_pool_size);
+			break;
+		case K_PING:
+			*expect = "on or off";
+			ok = parse_bool(v, &ps->pool_pre_ping);
+			break;
+		default:
+			*expect = "a number of seconds >= 0";
+			ok = parse_seconds(v, bit == K_TIMEOUT ? &ps->pool_timeout :
+							   bit == K_RECYCLE ? &ps->pool_recycle :
+							   bit == K_PINGINT ? &ps->pre_ping_interval :
+							   bit == K_OIDLE ? &ps->overflow_idle_timeout :
+							   &ps->connect_timeout);
+			break;
+	}
+	if (ok)
+		*set |= bit;
+	return ok ? 1 : 0;
+}
+
+/* "host=... port=... dbname=... pool_size=30" with optional 'quoted values' */
+static void
+parse_database(parse_ctx *ctx, const char *name, const char *def)
+{
+	database   *db = calloc(1, sizeof(*db));
+	const char *p = def;
+	char		key[64],
+				val[512];
+
+	db->name = strdup(name);
+	db->port = 5432;
+	db->ps = cfg.ps;
+	ctx->db_set = 0;
+	while (*p)
+	{
+		size_t		kl = 0,
+					vl = 0;
+		const char *expect;
+		int			r;
+
+		while (isspace((unsigned char) *p))
+			p++;
+		if (!*p)
+			break;
+		while (*p && *p != '=' && !isspace((unsigned char) *p) && kl < sizeof(key) - 1)
+			key[kl++] = *p++;
+		key[kl] = '\0';
+		while (isspace((unsigned char) *p))
+			p++;
+		if (*p != '=')
+		{
+			cfg_error(ctx, "databases", name, "expected key=value at \"%s\"", key);
+			return;
+		}
+		p++;
+		while (isspace((unsigned char) *p))
+			p++;
+		if (*p == '\'')
+		{
+			p++;
+			while (*p && vl < sizeof(val) - 1)
+			{
+				if (*p == '\'' && p[1] == '\'')
+					p++;
+				else if (*p == '\'')
+					break;
+				val[vl++] = *p++;
+			}
+			if (*p != '\'')
+			{
+				cfg_error(ctx, "databases", name, "unterminated quote in value of %s", key);
+				return;
+			}
+			p++;
+		}
+		else
+			while (*p && !isspace((unsigned char) *p) && vl < sizeof(val) - 1)
+				val[vl++] = *p++;
+		val[vl] = '\0';
+		if (!strcmp(key, "host"))
+			db->host = strdup(val);
+		else if (!strcmp(key, "port"))
+		{
+			if (!parse_int(val, 1, 65535, &db->port))
+				cfg_error(ctx, "databases", name, "port must be 1..65535, not \"%s\"", val);
+		}
+		else if (!strcmp(key, "dbname"))
+			db->dbname = strdup(val);
+		else if (!strcmp(key, "user"))
+			db->user = strdup(val);
+		else if (!strcmp(key, "password"))
+			db->password = strdup(val);
+		else if ((r = set_pool_key(&db->ps, key, val, &ctx->db_set, &expect)) == 0)
+			cfg_error(ctx, "databases", name, "%s must be %s, not \"%s\"", key, expect, val);
+		else if (r < 0)
+			cfg_error(ctx, "databases", name, "unknown option \"%s\"", key);
+	}
+	if (!db->host)
+		db->host = strdup("127.0.0.1");
+	if (db->host[0] == '/')
+	{
+		struct sockaddr_un *un = (struct sockaddr_un *) &db->addr;
+
+		un->sun_family = AF_UNIX;
+		if ((size_t) snprintf(un->sun_path, sizeof(un->sun_path), "%s/.s.PGSQL.%d",
+							  db->host, db->port) >= sizeof(un->sun_path))
+			cfg_error(ctx, "databases", name, "socket path too long: %s", db->host);
+		db->addrlen = sizeof(*un);
+	}
+	else
+	{
+		struct addrinfo hints = {0},
+				   *res;
+		char		port[8];
+		int			rc;
+
+		hints.ai_socktype = SOCK_STREAM;
+		snprintf(port, sizeof(port), "%d", db->port);
+		if ((rc = getaddrinfo(db->host, port, &hints, &res)) != 0)
+		{
+			cfg_error(ctx, "databases", name, "cannot resolve host \"%s\": %s", db->host, gai_strerror(rc));
+			return;
+		}
+		memcpy(&db->addr, res->ai_addr, res->ai_addrlen);
+		db->addrlen = res->ai_addrlen;
+		freeaddrinfo(res);
+	}
+	/* remember which keys to take from [pooler] once the whole file is read */
+	db->ps_set = ctx->db_set;
+	*ctx->tail = db;
+	ctx->tail = &db->next;
+}
+
+static int
+handler(void *user, const char *section, const char *key, const char *v)
+{
+	parse_ctx  *ctx = user;
+	unsigned	dummy = 0;
+	const char *expect;
+	int			r;
+
+	if (!strcmp(section, "databases"))
+	{
+		parse_database(ctx, key, v);
+		return 1;
+	}
+	if (strcmp(section, "pooler") != 0)
+	{
+		cfg_error(ctx, section, key, "unknown section [%s] (expected [databases] or [pooler])", section);
+		return 1;
+	}
+	if (!strcmp(key, "listen_addr"))
+		cfg.listen_addr = strdup(v);
+	else if (!strcmp(key, "listen_port"))
+	{
+		if (!parse_int(v, 1, 65535, &cfg.listen_port))
+			cfg_error(ctx, section, key, "must be a port number 1..65535, not \"%s\"", v);
+	}
+	else if (!strcmp(key, "unix_socket_dir"))
+		cfg.unix_socket_dir = strdup(v);
+	else if (!strcmp(key, "auth_type"))
+	{
+		if (!strcmp(v, "trust"))
+			cfg.auth_type = AUTH_TRUST;
+		else if (!strcmp(v, "md5"))
+			cfg.auth_type = AUTH_MD5;
+		else if (!strcmp(v, "scram-sha-256"))
+			cfg.auth_type = AUTH_SCRAM;
+		else
+			cfg_error(ctx, section, key, "must be trust, md5 or scram-sha-256, not \"%s\"", v);
+	}
+	else if (!strcmp(key, "auth_file"))
+		cfg.auth_file = strdup(v);
+	else if (!strcmp(key, "max_client_conn"))
+	{
+		if (!parse_int(v, 1, 1000000, &cfg.max_client_conn))
+			cfg_error(ctx, section, key, "must be an integer 1..1000000, not \"%s\"", v);
+	}
+	else if (!strcmp(key, "server_reset_query"))
+		cfg.server_reset_query = strdup(v);
+	else if (!strcmp(key, "max_packet_size"))
+	{
+		if (!parse_int(v, 1024, 1 << 30, &cfg.max_packet_size))
+			cfg_error(ctx, section, key, "must be bytes from 1024 to 1073741824, not \"%s\"", v);
+	}
+	else if (!strcmp(key, "startup_timeout"))
+	{
+		if (!parse_seconds(v, &cfg.startup_timeout))
+			cfg_error(ctx, section, key, "must be a number of seconds >= 0, not \"%s\"", v);
+	}
+	else if (!strcmp(key, "ignore_startup_parameters"))
+		cfg.ignore_startup_parameters = strdup(v);
+	else if (!strcmp(key, "logfile"))
+		cfg.logfile = strdup(v);
+	else if (!strcmp(key, "verbose"))
+	{
+		if (!parse_int(v, -1, 3, &cfg.verbose))
+			cfg_error(ctx, section, key, "must be -1, 0, 1, 2 or 3, not \"%s\"", v);
+	}
+	else if ((r = set_pool_key(&cfg.ps, key, v, &dummy, &expect)) == 0)
+		cfg_error(ctx, section, key, "must be %s, not \"%s\"", expect, v);
+	else if (r < 0)
+		cfg_error(ctx, section, key, "unknown setting");
+	return 1;
+}
+
+static char *
+reader(char *str, int num, void *stream)
+{
+	parse_ctx  *ctx = stream;
+	char	   *r = fgets(str, num, ctx->fp);
+
+	if (r)
+		ctx->line++;
+	return r;
+}
+
+static void
+defaults(void)
+{
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.listen_addr = strdup("127.0.0.1");
+	cfg.listen_port = 6432;
+	cfg.unix_socket_dir = strdup("/tmp");
+	cfg.ps.pool_mode = MODE_TRANSACTION;
+	cfg.ps.pool_size = 20;
+	cfg.ps.max_overflow = 10;
+	cfg.ps.min_pool_size = 0;
+	cfg.ps.pool_timeout = 30;
+	cfg.ps.pool_recycle = 3600;
+	cfg.ps.pool_pre_ping = true;
+	cfg.ps.pre_ping_interval = 0;
+	cfg.ps.overflow_idle_timeout = 0;
+	cfg.ps.connect_timeout = 5;
+	cfg.auth_type = AUTH_TRUST;
+	cfg.max_client_conn = 1000;
+	cfg.server_reset_query = strdup("DISCARD ALL");
+	cfg.max_packet_size = 64 * 1024 * 1024;
+	cfg.startup_timeout = 10;
+	cfg.ignore_startup_parameters = strdup("extra_float_digits");
+	cfg.verbose = 0;
+}
+
+int
+config_load(const char *file)
+{
+	parse_ctx	ctx = {0};
+	int			rc;
+
+	defaults();
+	cfg.config_file = strdup(file);
+	ctx.file = file;
+	ctx.tail = &cfg.databases;
+	ctx.fp = fopen(file, "r");
+	if (!ctx.fp)
+	{
+		fprintf(stderr, "perfopt-pooler: cannot open config file %s: %s\n", file, strerror(errno));
+		return -1;
+	}
+	rc = ini_parse_stream(reader, &ctx, handler, &ctx);
+	fclose(ctx.fp);
+	if (rc > 0 && ctx.errors == 0)
+	{
+		fprintf(stderr, "perfopt-pooler: %s:%d: syntax error (expected [section] or key = value)\n", file, rc);
+		return -1;
+	}
+	if (ctx.errors)
+		return -1;
+	/* per-database keys not given on the line come from [pooler] */
+	for (database *db = cfg.databases; db; db = db->next)
+	{
+		unsigned	set = db->ps_set;
+		pool_settings own = db->ps;
+
+		db->ps = cfg.ps;
+		if (set & K_MODE)
+			db->ps.pool_mode = own.pool_mode;
+		if (set & K_SIZE)
+			db->ps.pool_size = own.pool_size;
+		if (set & K_OVERFLOW)
+			db->ps.max_overflow = own.max_overflow;
+		if (set & K_MIN)
+			db->ps.min_pool_size = own.min_pool_size;
+		if (set & K_TIMEOUT)
+			db->ps.pool_timeout = own.pool_timeout;
+		if (set & K_RECYCLE)
+			db->ps.pool_recycle = own.pool_recycle;
+		if (set & K_PING)
+			db->ps.pool_pre_ping = own.pool_pre_ping;
+		if (set & K_PINGINT)
+			db->ps.pre_ping_interval = own.pre_ping_interval;
+		if (set & K_OIDLE)
+			db->ps.overflow_idle_timeout = own.overflow_idle_timeout;
+		if (set & K_CONNTO)
+			db->ps.connect_timeout = own.connect_timeout;
+		if (db->ps.min_pool_size > db->ps.pool_size)
+		{
+			fprintf(stderr, "perfopt-pooler: %s: database \"%s\": min_pool_size (%d) exceeds pool_size (%d)\n",
+					file, db->name, db->ps.min_pool_size, db->ps.pool_size);
+			return -1;
+		}
+	}
+	if (!cfg.databases)
+	{
+		fprintf(stderr, "perfopt-pooler: %s: no [databases] entries: nothing to pool\n", file);
+		return -1;
+	}
+	if (cfg.auth_type != AUTH_TRUST && !cfg.auth_file)
+	{
+		fprintf(stderr, "perfopt-pooler: %s: key \"auth_file\" in [pooler]: required when auth_type is not trust\n", file);
+		return -1;
+	}
+	return 0;
+}
+
+database *
+config_find_database(const char *name)
+{
+	database   *star = NULL;
+
+	for (database *db = cfg.databases; db; db = db->next)
+	{
+		if (strcmp(db->name, name) == 0)
+			return db;
+		if (strcmp(db->name, "*") == 0)
+			star = db;
+	}
+	return star;
+}

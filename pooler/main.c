@@ -1,0 +1,132 @@
+/*
+ * main.c: command line, configuration, signals and the one libevent loop
+ * everything runs on.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "pooler.h"
+
+struct event_base *base;
+static struct event sigint_ev,
+			sigterm_ev;
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+			"perfopt-pooler: a PostgreSQL connection pooler enforcing pool_size, max_overflow,\n"
+			"pool_timeout, pool_recycle and pool_pre_ping in front of the database.\n\n"
+			"Usage: perfopt-pooler [-c FILE] [-v] [--help] [--version]\n\n"
+			"  -c, --config FILE  configuration file (default ./perfopt-pooler.ini)\n"
+			"  -v, --verbose      log more (repeat for debug)\n"
+			"  -t, --check        check the configuration and exit\n"
+			"  -h, --help         show this help and exit\n"
+			"  -V, --version      show the version and exit\n\n"
+			"See pooler/perfopt-pooler.ini for every setting.\n");
+}
+
+static void
+stop_cb(evutil_socket_t sig, short ev, void *arg)
+{
+	log_info("signal %d: shutting down", (int) sig);
+	event_base_loopexit(base, NULL);
+}
+
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max)
+	{
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"check", no_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0}
+	};
+	const char *file = "perfopt-pooler.ini";
+	int			o,
+				verbose = 0;
+	bool		check = false;
+
+	while ((o = getopt_long(argc, argv, "c:vthV", opts, NULL)) != -1)
+	{
+		switch (o)
+		{
+			case 'c':
+				file = optarg;
+				break;
+			case 'v':
+				verbose++;
+				break;
+			case 't':
+				check = true;
+				break;
+			case 'h':
+				usage(stdout);
+				return 0;
+			case 'V':
+				printf("perfopt-pooler %s\n", POOLER_VERSION);
+				return 0;
+			default:
+				usage(stderr);
+				return 2;
+		}
+	}
+	if (optind < argc)
+	{
+		fprintf(stderr, "perfopt-pooler: unexpected argument \"%s\"\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (config_load(file) < 0)
+		return 1;
+	cfg.verbose += verbose;
+	if (cfg.auth_file && userlist_load(cfg.auth_file) < 0)
+		return 1;
+	if (check)
+	{
+		printf("perfopt-pooler: %s is valid\n", file);
+		return 0;
+	}
+	log_open(cfg.logfile);
+	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
+	base = event_base_new();
+	if (!base)
+	{
+		log_error("cannot create the event loop");
+		return 1;
+	}
+	if (listener_start() < 0)
+		return 1;
+	evsignal_assign(&sigint_ev, base, SIGINT, stop_cb, NULL);
+	evsignal_assign(&sigterm_ev, base, SIGTERM, stop_cb, NULL);
+	evsignal_add(&sigint_ev, NULL);
+	evsignal_add(&sigterm_ev, NULL);
+	log_info("perfopt-pooler %s listening (port %d, %s mode)", POOLER_VERSION, cfg.listen_port,
+			 cfg.ps.pool_mode == MODE_SESSION ? "session" : "transaction");
+	event_base_dispatch(base);
+	listener_stop();
+	client_shutdown_all();
+	pool_shutdown();
+	event_base_free(base);
+	log_info("perfopt-pooler stopped");
+	return 0;
+}

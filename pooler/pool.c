@@ -1,0 +1,343 @@
+/*
+ * pool.c: one pool per (database, user), the only place where clients and
+ * servers meet.  Implements SQLAlchemy's QueuePool promises server-side:
+ * pool_size kept, max_overflow opened only for waiting clients, FIFO
+ * waiters with pool_timeout, pool_recycle at release, pre-ping before
+ * handing out an idle connection, min_pool_size, and exponential backoff
+ * while the server is down.  A janitor runs once a second.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pooler.h"
+
+#define BACKOFF_FIRST 0.05
+#define BACKOFF_MAX 0.5
+
+static pool *pools;
+static struct event janitor_ev;
+static bool janitor_on;
+
+static void janitor_cb(evutil_socket_t fd, short ev, void *arg);
+
+pool *
+pool_get(database *db, const char *user, const char *dbname, user_cred *cred)
+{
+	pool	   *p;
+
+	for (p = pools; p; p = p->next)
+		if (p->db == db && strcmp(p->user, user) == 0 && strcmp(p->dbname, dbname) == 0)
+			return p;
+	p = calloc(1, sizeof(*p));
+	p->db = db;
+	p->ps = &db->ps;
+	p->user = strdup(user);
+	p->dbname = strdup(dbname);
+	p->server_user = strdup(db->user ? db->user : user);
+	p->server_dbname = strdup(db->dbname ? db->dbname : dbname);
+	p->cred = db->user ? userlist_find(db->user) : cred;
+	TAILQ_INIT(&p->servers);
+	TAILQ_INIT(&p->idle);
+	TAILQ_INIT(&p->waiting);
+	TAILQ_INIT(&p->login_wait);
+	p->next = pools;
+	pools = p;
+	if (!janitor_on)
+	{
+		struct timeval tv = {1, 0};
+
+		event_assign(&janitor_ev, base, -1, EV_PERSIST, janitor_cb, NULL);
+		event_add(&janitor_ev, &tv);
+		janitor_on = true;
+	}
+	return p;
+}
+
+static bool
+needs_ping(pool *p, server *s)
+{
+	return p->ps->pool_pre_ping &&
+		(p->ps->pre_ping_interval <= 0 || now_mono() - s->last_used >= p->ps->pre_ping_interval);
+}
+
+static void
+fail_waiters(pool *p, bool login_only)
+{
+	char		msg[320];
+	client	   *c;
+
+	snprintf(msg, sizeof(msg), "perfopt-pooler: no server connection for database \"%s\": %s",
+			 p->dbname, p->last_error);
+	while ((c = TAILQ_FIRST(&p->login_wait)) != NULL)
+		client_fail(c, p->last_sqlstate, "%s", msg);	/* unlinks itself */
+	if (login_only)
+		return;
+	while ((c = TAILQ_FIRST(&p->waiting)) != NULL)
+		client_fail(c, p->last_sqlstate, "%s", msg);
+}
+
+/* Open connections for the clients that wait, up to pool_size + max_overflow. */
+static void
+grow(pool *p)
+{
+	int			cap = p->ps->pool_size + p->ps->max_overflow;
+	int			want = p->n_waiting + (TAILQ_EMPTY(&p->login_wait) ? 0 : 1);
+
+	while (p->n_connecting < want && p->n_servers < cap)
+	{
+		if (now_mono() < p->retry_at)
+		{
+			/* the server is down: say so now rather than after pool_timeout */
+			if (p->n_servers == 0)
+				fail_waiters(p, false);
+			return;
+		}
+		server_connect(p);
+		want = p->n_waiting + (TAILQ_EMPTY(&p->login_wait) ? 0 : 1);
+	}
+}
+
+/* Hand an idle server to c (pre-pinging it when due); false when none is idle. */
+static bool
+hand_idle(pool *p, client *c)
+{
+	server	   *s = TAILQ_FIRST(&p->idle);
+
+	if (!s)
+		return false;
+	TAILQ_REMOVE(&p->idle, s, ilink);
+	s->in_idle = false;
+	p->n_idle--;
+	c->server = s;
+	s->client = c;
+	if (needs_ping(p, s))
+		server_ping(s);
+	else
+		server_link(s, c);
+	return true;
+}
+
+static void
+dispatch(pool *p)
+{
+	client	   *c;
+
+	while ((c = TAILQ_FIRST(&p->waiting)) != NULL && !TAILQ_EMPTY(&p->idle))
+	{
+		TAILQ_REMOVE(&p->waiting, c, wlink);
+		p->n_waiting--;
+		hand_idle(p, c);
+	}
+	grow(p);
+}
+
+void
+pool_request(pool *p, client *c)
+{
+	if (c->state == C_LOGIN_WAIT)
+	{
+		TAILQ_INSERT_TAIL(&p->login_wait, c, wlink);
+		if (now_mono() < p->retry_at && p->n_servers == 0)
+		{
+			fail_waiters(p, true);
+			return;
+		}
+		grow(p);
+		return;
+	}
+	if (TAILQ_EMPTY(&p->waiting) && hand_idle(p, c))
+		return;
+	TAILQ_INSERT_TAIL(&p->waiting, c, wlink);
+	p->n_waiting++;
+	client_start_wait_timer(c, p->ps->pool_timeout);
+	grow(p);
+}
+
+void
+pool_cancel_wait(client *c)
+{
+	pool	   *p = c->pool;
+
+	if (c->state == C_LOGIN_WAIT)
+		TAILQ_REMOVE(&p->login_wait, c, wlink);
+	else if (c->state == C_WAITING)
+	{
+		if (c->server)
+		{
+			/* its pre-ping still runs; the answer puts the server back */
+			c->server->client = NULL;
+			c->server = NULL;
+		}
+		else
+		{
+			TAILQ_REMOVE(&p->waiting, c, wlink);
+			p->n_waiting--;
+		}
+	}
+}
+
+/* A working or fresh server is free: first waiter, else idle, else closed. */
+static void
+give_server(pool *p, server *s)
+{
+	client	   *w = TAILQ_FIRST(&p->waiting);
+
+	if (w)
+	{
+		TAILQ_REMOVE(&p->waiting, w, wlink);
+		p->n_waiting--;
+		server_link(s, w);
+		return;
+	}
+	if (p->n_servers > p->ps->pool_size && p->ps->overflow_idle_timeout <= 0)
+	{
+		server_close(s, "overflow connection released (max_overflow)");
+		return;
+	}
+	TAILQ_INSERT_HEAD(&p->idle, s, ilink);
+	s->in_idle = true;
+	p->n_idle++;
+}
+
+void
+pool_release(server *s)
+{
+	pool	   *p = s->pool;
+	client	   *c = s->client;
+	double		now = now_mono();
+
+	if (c)
+	{
+		c->server = NULL;
+		c->state = C_IDLE;
+	}
+	s->client = NULL;
+	s->state = S_IDLE;
+	s->expect_rfq = s->swallow_rfq = 0;
+	s->last_used = now;
+	if (p->ps->pool_recycle > 0 && now - s->created >= p->ps->pool_recycle)
+	{
+		server_close(s, "pool_recycle: connection too old");
+		dispatch(p);
+		return;
+	}
+	give_server(p, s);
+}
+
+void
+pool_server_ready(server *s)
+{
+	pool	   *p = s->pool;
+	client	   *c;
+
+	p->n_connecting--;
+	p->fail_count = 0;
+	p->retry_at = 0;
+	if (!p->have_params)
+	{
+		p->have_params = true;
+		for (int t = 0; t < NPARAMS; t++)
+			pstr_set(&p->defaults[t], s->params[t]);
+	}
+	give_server(p, s);
+	while ((c = TAILQ_FIRST(&p->login_wait)) != NULL)
+	{
+		TAILQ_REMOVE(&p->login_wait, c, wlink);
+		client_welcome(c);
+	}
+}
+
+void
+pool_server_failed(pool *p, const char *sqlstate, const char *msg)
+{
+	double		delay;
+
+	p->fail_count++;
+	delay = BACKOFF_FIRST * pow(2, p->fail_count - 1);
+	if (delay > BACKOFF_MAX)
+		delay = BACKOFF_MAX;
+	p->retry_at = now_mono() + delay;
+	snprintf(p->last_error, sizeof(p->last_error), "%s", msg);
+	snprintf(p->last_sqlstate, sizeof(p->last_sqlstate), "%s",
+			 sqlstate && strlen(sqlstate) == 5 ? sqlstate : "08006");
+	log_warn("server login for database \"%s\" user \"%s\" failed: %s (retry in %.2f s)",
+			 p->dbname, p->server_user, msg, delay);
+	if (!p->have_params)
+		p->nparams = 0;
+	fail_waiters(p, p->n_servers > 0);
+}
+
+void
+pool_server_closed(server *s)
+{
+	pool	   *p = s->pool;
+	client	   *c = s->client;
+
+	TAILQ_REMOVE(&p->servers, s, link);
+	p->n_servers--;
+	if (s->state == S_CONNECTING || s->state == S_LOGIN)
+		p->n_connecting--;
+	if (s->in_idle)
+	{
+		TAILQ_REMOVE(&p->idle, s, ilink);
+		s->in_idle = false;
+		p->n_idle--;
+	}
+	if (c && c->server == s)
+	{
+		/* the pre-ping found a dead connection: this client goes first again */
+		s->client = NULL;
+		c->server = NULL;
+		TAILQ_INSERT_HEAD(&p->waiting, c, wlink);
+		p->n_waiting++;
+		dispatch(p);
+	}
+}
+
+static void
+janitor_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	double		now = now_mono();
+
+	for (pool *p = pools; p; p = p->next)
+	{
+		server	   *s,
+				   *next;
+
+		for (s = TAILQ_FIRST(&p->idle); s; s = next)
+		{
+			next = TAILQ_NEXT(s, ilink);
+			if (p->ps->pool_recycle > 0 && now - s->created >= p->ps->pool_recycle)
+				server_close(s, "pool_recycle: idle connection too old");
+			else if (p->n_servers > p->ps->pool_size &&
+					 now - s->last_used >= p->ps->overflow_idle_timeout)
+				server_close(s, "overflow_idle_timeout");
+		}
+		while (p->n_servers < p->ps->min_pool_size && now >= p->retry_at)
+		{
+			int			before = p->fail_count;
+
+			server_connect(p);
+			if (p->fail_count != before)
+				break;
+		}
+		if (p->n_waiting > p->n_connecting)
+			grow(p);
+	}
+}
+
+void
+pool_shutdown(void)
+{
+	for (pool *p = pools; p; p = p->next)
+	{
+		server	   *s;
+
+		while ((s = TAILQ_FIRST(&p->servers)) != NULL)
+			server_close(s, "shutdown");
+	}
+	if (janitor_on)
+		event_del(&janitor_ev);
+}

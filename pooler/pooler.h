@@ -1,0 +1,335 @@
+/*
+ * pooler.h: the types every part of perfopt-pooler shares (settings,
+ * connections, clients, servers, pools) and the entry points each file
+ * offers the others.  Ownership: client.c owns client state, server.c owns
+ * server state, pool.c is the only place that matches the two.
+ */
+#ifndef POOLER_H
+#define POOLER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <event2/buffer.h>
+
+#define POOLER_VERSION "1.0.0"
+
+/* ---- logging (log.c) ---- */
+enum { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+void log_open(const char *file);
+void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define log_error(...) log_msg(LOG_ERR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) do { if (cfg.verbose >= 2) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
+
+/* ---- interned, refcounted strings for parameter values (strpool.c) ---- */
+typedef struct pstr
+{
+	int			refs;
+	unsigned	hash;
+	struct pstr *next;
+	char		s[];
+} pstr;
+pstr	   *pstr_get(const char *s);
+void		pstr_unref(pstr *p);
+void		pstr_set(pstr **slot, pstr *v);	/* takes a new reference to v */
+
+/*
+ * The session settings the server reports with ParameterStatus that
+ * transaction mode carries from one server connection to the next.
+ */
+enum { P_CLIENT_ENCODING, P_DATESTYLE, P_TIMEZONE, P_SCS, P_APPNAME, P_INTERVALSTYLE, NPARAMS };
+extern const char *const tracked_params[NPARAMS];
+int			tracked_param_index(const char *name);
+
+/* ---- settings (config.c) ---- */
+enum { MODE_SESSION, MODE_TRANSACTION };
+enum { AUTH_TRUST, AUTH_MD5, AUTH_SCRAM };
+
+typedef struct pool_settings
+{
+	int			pool_mode;
+	int			pool_size;
+	int			max_overflow;
+	int			min_pool_size;
+	double		pool_timeout;
+	double		pool_recycle;
+	bool		pool_pre_ping;
+	double		pre_ping_interval;
+	double		overflow_idle_timeout;
+	double		connect_timeout;
+} pool_settings;
+
+typedef struct database
+{
+	char	   *name;			/* what clients ask for; "*" matches any */
+	char	   *host;			/* IP, host name or Unix socket directory */
+	int			port;
+	char	   *dbname;			/* NULL: the client's name */
+	char	   *user;			/* NULL: the client's user */
+	char	   *password;
+	struct sockaddr_storage addr;
+	socklen_t	addrlen;
+	pool_settings ps;
+	unsigned	ps_set;			/* which of ps the line set itself */
+	struct database *next;
+} database;
+
+typedef struct settings
+{
+	char	   *config_file;
+	char	   *listen_addr;
+	int			listen_port;
+	char	   *unix_socket_dir;
+	pool_settings ps;			/* defaults for every database */
+	int			auth_type;
+	char	   *auth_file;
+	int			max_client_conn;
+	char	   *server_reset_query;
+	int			max_packet_size;
+	double		startup_timeout;
+	char	   *ignore_startup_parameters;
+	char	   *logfile;
+	int			verbose;
+	database   *databases;
+} settings;
+
+extern settings cfg;
+int			config_load(const char *file);
+database   *config_find_database(const char *name);
+
+/* ---- buffered non-blocking socket (conn.c) ---- */
+typedef struct conn
+{
+	int			fd;
+	bool		reading;
+	bool		writing;
+	struct event rev;
+	struct event wev;
+	struct evbuffer *in;
+	struct evbuffer *out;
+} conn;
+
+extern struct event_base *base;
+double		now_mono(void);
+void		conn_init(conn *c, int fd, event_callback_fn rcb, event_callback_fn wcb, void *arg);
+int			conn_fill(conn *c);		/* >0 bytes, 0 EOF, -1 error, -2 nothing yet */
+int			conn_flush(conn *c);	/* 0 ok (maybe pending), -1 error */
+void		conn_read_on(conn *c);
+void		conn_read_off(conn *c);
+void		conn_destroy(conn *c);
+bool		conn_peek(struct evbuffer *b, size_t off, void *dst, size_t n);
+void		set_nodelay(int fd);
+
+/* ---- protocol helpers (proto.c) ---- */
+uint32_t	get_u32(const unsigned char *p);
+void		put_msg_start(struct evbuffer *b, char type, size_t bodylen);
+void		send_error(struct evbuffer *b, const char *severity, const char *sqlstate,
+					   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void		send_auth(struct evbuffer *b, uint32_t code, const void *data, size_t len);
+void		send_param_status(struct evbuffer *b, const char *name, const char *value);
+void		send_key_data(struct evbuffer *b, uint32_t pid, uint32_t key);
+void		send_rfq(struct evbuffer *b, char status);
+void		send_query(struct evbuffer *b, const char *sql);
+const char *error_field(const char *body, size_t len, char field);
+
+/* ---- credentials (auth.c, scram.c) ---- */
+typedef struct scram_keys
+{
+	int			iterations;
+	unsigned char salt[32];
+	int			saltlen;
+	unsigned char stored_key[32];
+	unsigned char server_key[32];
+} scram_keys;
+
+typedef struct user_cred
+{
+	char	   *name;
+	char	   *password;		/* plain text, or NULL */
+	char		md5[36];		/* "md5" + 32 hex, or "" */
+	bool		has_scram;
+	scram_keys scram;
+	/* ClientKey learned from a client's SCRAM proof: lets us log in to the
+	 * server with the same secret when no plain password is known */
+	bool		has_client_key;
+	unsigned char client_key[32];
+	struct user_cred *next;
+} user_cred;
+
+int			userlist_load(const char *file);
+user_cred  *userlist_find(const char *name);
+
+/* client side of the pooler's login (auth.c) */
+struct client;
+void		auth_start(struct client *c);
+int			auth_message(struct client *c, char type, const unsigned char *body, size_t len);
+void		auth_free(struct client *c);
+
+/* SCRAM primitives (scram.c) */
+struct scram_server;
+struct scram_client;
+bool		scram_keys_from_password(const char *password, scram_keys *k, unsigned char client_key[32]);
+bool		scram_parse_secret(const char *secret, scram_keys *k);
+struct scram_server *scram_server_new(const scram_keys *k);
+char	   *scram_server_first(struct scram_server *st, const char *client_first, size_t len, const char **err);
+char	   *scram_server_final(struct scram_server *st, const char *client_final, size_t len,
+							   unsigned char client_key_out[32], const char **err);
+void		scram_server_free(struct scram_server *st);
+struct scram_client *scram_client_new(const char *password, const unsigned char *client_key,
+									  const scram_keys *known);
+char	   *scram_client_first(struct scram_client *st);
+char	   *scram_client_final(struct scram_client *st, const char *server_first, size_t len, const char **err);
+bool		scram_client_verify(struct scram_client *st, const char *server_final, size_t len);
+void		scram_client_free(struct scram_client *st);
+void		md5_hex(const void *data, size_t len, char out[33]);
+bool		random_bytes(void *buf, size_t n);
+
+/* ---- clients (client.c) ---- */
+enum
+{
+	C_STARTUP,					/* reading the startup packet */
+	C_AUTH,						/* password exchange */
+	C_LOGIN_WAIT,				/* authenticated, waiting for the pool's first server */
+	C_IDLE,						/* logged in, no server */
+	C_WAITING,					/* wants a server, queued in its pool */
+	C_ACTIVE,					/* linked to a server */
+	C_CLOSING					/* flushing a last message, then gone */
+};
+
+typedef struct client
+{
+	conn		c;
+	int			state;
+	struct pool *pool;
+	struct server *server;
+	user_cred  *cred;
+	char	   *user;
+	char	   *dbname;
+	pstr	   *params[NPARAMS];
+	pstr	   *startup_params[NPARAMS];
+	uint32_t	cancel_pid;
+	uint32_t	cancel_key;
+	uint32_t	pass_remaining; /* bytes of a message being streamed through */
+	bool		in_batch;		/* extended-protocol messages sent, no Sync yet */
+	bool		counted;		/* counted in the client total */
+	double		wait_start;
+	struct event timer;
+	void	   *auth_state;
+	unsigned char md5_salt[4];
+	TAILQ_ENTRY(client) link;	/* every client */
+	TAILQ_ENTRY(client) wlink;	/* pool wait queues */
+} client;
+TAILQ_HEAD(client_list, client);
+
+void		client_accept(int fd, bool tcp);
+void		client_login_done(client *c);
+void		client_welcome(client *c);
+void		client_linked(client *c);
+void		client_server_gone(client *c, const char *sqlstate, const char *msg);
+void		client_fail(client *c, const char *sqlstate, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void		client_resume(client *c);
+void		client_kick(client *c);
+void		client_start_wait_timer(client *c, double secs);
+void		client_shutdown_all(void);
+client	   *client_find_cancel(uint32_t pid, uint32_t key);
+extern int	client_count;
+
+/* ---- servers (server.c) ---- */
+enum
+{
+	S_CONNECTING,
+	S_LOGIN,
+	S_IDLE,
+	S_PINGING,
+	S_ACTIVE,
+	S_RESETTING,
+};
+
+typedef struct server
+{
+	conn		c;
+	int			state;
+	struct pool *pool;
+	client	   *client;
+	pstr	   *params[NPARAMS];
+	uint32_t	be_pid;
+	uint32_t	be_key;
+	double		created;
+	double		last_used;
+	int			expect_rfq;		/* sync points sent, ReadyForQuery not yet seen */
+	int			swallow_rfq;	/* of those, answers to our own queries */
+	char		txstatus;
+	bool		in_copy_out;
+	bool		in_idle;		/* on the pool's idle list */
+	uint32_t	pass_remaining;
+	bool		pass_drop;
+	struct event timer;
+	struct scram_client *scram;
+	TAILQ_ENTRY(server) link;	/* pool's all-servers list */
+	TAILQ_ENTRY(server) ilink;	/* pool's idle list */
+} server;
+TAILQ_HEAD(server_list, server);
+
+void		server_connect(struct pool *p);
+void		server_forward(server *s);
+void		server_close(server *s, const char *why);
+void		server_ping(server *s);
+void		server_link(server *s, client *c);
+void		server_client_left(server *s, bool clean);
+void		server_unlink_for_reuse(server *s);
+bool		server_releasable(server *s);
+void		send_cancel(database *db, uint32_t pid, uint32_t key);
+
+/* ---- pools (pool.c) ---- */
+typedef struct pool
+{
+	database   *db;
+	pool_settings *ps;
+	char	   *user;			/* client-visible user */
+	char	   *dbname;			/* client-visible database */
+	char	   *server_user;
+	char	   *server_dbname;
+	user_cred  *cred;
+	struct server_list servers;
+	struct server_list idle;
+	struct client_list waiting;
+	struct client_list login_wait;
+	int			n_servers;
+	int			n_connecting;
+	int			n_idle;
+	int			n_waiting;
+	bool		have_params;
+	int			nparams;
+	char	  **pnames;
+	char	  **pvalues;
+	pstr	   *defaults[NPARAMS];
+	int			fail_count;
+	double		retry_at;
+	char		last_error[256];
+	char		last_sqlstate[6];
+	struct event retry_timer;
+	bool		retry_pending;
+	struct pool *next;
+} pool;
+
+pool	   *pool_get(database *db, const char *user, const char *dbname, user_cred *cred);
+void		pool_request(pool *p, client *c);
+void		pool_cancel_wait(client *c);
+void		pool_release(server *s);
+void		pool_server_ready(server *s);
+void		pool_server_failed(pool *p, const char *sqlstate, const char *msg);
+void		pool_server_closed(server *s);
+void		pool_janitor(void);
+void		pool_shutdown(void);
+
+/* ---- listener.c ---- */
+int			listener_start(void);
+void		listener_stop(void);
+
+#endif

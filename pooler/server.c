@@ -1,0 +1,786 @@
+/*
+ * server.c: one connection from the pooler to PostgreSQL.  Does its own
+ * non-blocking handshake (startup, trust / cleartext / md5 / SCRAM, then
+ * ParameterStatus and BackendKeyData, which gives us the real cancel key),
+ * then forwards the server's messages to the linked client, swallowing
+ * the answers to the pooler's own queries (pre-ping, SET, reset) and
+ * deciding at each ReadyForQuery whether the connection can go back.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "pooler.h"
+
+#define BACKLOG_HIGH (1024 * 1024)
+
+static void server_read_cb(evutil_socket_t fd, short ev, void *arg);
+static void server_write_cb(evutil_socket_t fd, short ev, void *arg);
+static void server_timer_cb(evutil_socket_t fd, short ev, void *arg);
+
+
+
+static const char *
+server_password(pool *p)
+{
+	if (p->db->password)
+		return p->db->password;
+	if (p->cred && p->cred->password)
+		return p->cred->password;
+	return NULL;
+}
+
+void
+server_connect(pool *p)
+{
+	database   *db = p->db;
+	server	   *s = calloc(1, sizeof(*s));
+	int			fd;
+	struct timeval tv;
+
+	fd = socket(db->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || !s)
+	{
+		if (fd >= 0)
+			close(fd);
+		free(s);
+		pool_server_failed(p, "08006", strerror(errno));
+		return;
+	}
+	if (db->addr.ss_family != AF_UNIX)
+		set_nodelay(fd);
+	s->pool = p;
+	s->state = S_CONNECTING;
+	s->created = s->last_used = now_mono();
+	conn_init(&s->c, fd, server_read_cb, server_write_cb, s);
+	evtimer_assign(&s->timer, base, server_timer_cb, s);
+	TAILQ_INSERT_TAIL(&p->servers, s, link);
+	p->n_servers++;
+	p->n_connecting++;
+	tv.tv_sec = (time_t) p->ps->connect_timeout;
+	tv.tv_usec = (suseconds_t) ((p->ps->connect_timeout - tv.tv_sec) * 1e6);
+	if (p->ps->connect_timeout > 0)
+		evtimer_add(&s->timer, &tv);
+	/* the write callback looks at the outcome, even when it is immediate */
+	if (connect(fd, (struct sockaddr *) &db->addr, db->addrlen) == 0 || errno == EINPROGRESS)
+	{
+		event_add(&s->c.wev, NULL);
+		s->c.writing = true;
+	}
+	else
+	{
+		s->be_key = errno;		/* borrowed until the callback reports it */
+		event_active(&s->c.wev, EV_WRITE, 0);
+	}
+}
+
+static void
+server_free(server *s)
+{
+	pool_server_closed(s);
+	evtimer_del(&s->timer);
+	conn_destroy(&s->c);
+	scram_client_free(s->scram);
+	for (int i = 0; i < NPARAMS; i++)
+		pstr_unref(s->params[i]);
+	free(s);
+}
+
+void
+server_close(server *s, const char *why)
+{
+	client	   *c = s->client;
+
+	log_debug("closing server connection (backend %u): %s", s->be_pid, why);
+	/* a client waiting on this server's pre-ping is requeued by the pool */
+	if (c && s->state != S_PINGING)
+	{
+		s->client = NULL;
+		if (c->server == s)
+			client_server_gone(c, "08006", why);
+	}
+	server_free(s);
+}
+
+/* Connecting or logging in failed: tell the pool, which tells the waiters. */
+static void
+server_login_failed(server *s, const char *sqlstate, const char *msg)
+{
+	pool	   *p = s->pool;
+	char		m[256];
+
+	snprintf(m, sizeof(m), "%s", msg);
+	server_free(s);
+	pool_server_failed(p, sqlstate, m);
+}
+
+static void
+send_startup(server *s)
+{
+	pool	   *p = s->pool;
+	struct evbuffer *b = s->c.out;
+	uint32_t	len = 4 + 4 + 5 + strlen(p->server_user) + 1 + 9 + strlen(p->server_dbname) + 1 + 1;
+	uint32_t	v[2] = {htonl(len), htonl(196608)};
+
+	evbuffer_add(b, v, 8);
+	evbuffer_add(b, "user", 5);
+	evbuffer_add(b, p->server_user, strlen(p->server_user) + 1);
+	evbuffer_add(b, "database", 9);
+	evbuffer_add(b, p->server_dbname, strlen(p->server_dbname) + 1);
+	evbuffer_add(b, "", 1);
+}
+
+static void
+send_password(server *s, const char *data, size_t len)
+{
+	put_msg_start(s->c.out, 'p', len);
+	evbuffer_add(s->c.out, data, len);
+}
+
+/* One authentication request from the server; false when login must stop. */
+static bool
+login_auth(server *s, const unsigned char *body, size_t len)
+{
+	pool	   *p = s->pool;
+	const char *pw = server_password(p);
+	uint32_t	code;
+	const char *err;
+	char	   *msg;
+
+	if (len < 4)
+		return false;
+	code = get_u32(body);
+	switch (code)
+	{
+		case 0:
+			return true;
+		case 3:
+			if (!pw)
+				goto nopw;
+			send_password(s, pw, strlen(pw) + 1);
+			return true;
+		case 5:
+			{
+				char		inner[36],
+							buf[40],
+							hex[33],
+							out[36];
+
+				if (len < 8)
+					return false;
+				if (pw)
+				{
+					char		tmp[1100];
+
+					snprintf(tmp, sizeof(tmp), "%s%s", pw, p->server_user);
+					md5_hex(tmp, strlen(tmp), hex);
+					memcpy(inner, hex, 32);
+				}
+				else if (p->cred && p->cred->md5[0] && strcmp(p->server_user, p->cred->name) == 0)
+					memcpy(inner, p->cred->md5 + 3, 32);
+				else
+					goto nopw;
+				memcpy(buf, inner, 32);
+				memcpy(buf + 32, body + 4, 4);
+				md5_hex(buf, 36, hex);
+				snprintf(out, sizeof(out), "md5%s", hex);
+				send_password(s, out, 36);
+				return true;
+			}
+		case 10:
+			{
+				bool		has = false;
+
+				for (size_t i = 4; i < len && body[i]; i += strlen((const char *) body + i) + 1)
+					if (strcmp((const char *) body + i, "SCRAM-SHA-256") == 0)
+						has = true;
+				if (!has)
+				{
+					server_login_failed(s, "28000", "server offers no SASL mechanism the pooler knows");
+					return false;
+				}
+				if (!pw && !(p->cred && p->cred->has_client_key))
+					goto nopw;
+				s->scram = scram_client_new(pw, p->cred && p->cred->has_client_key ? p->cred->client_key : NULL,
+											p->cred ? &p->cred->scram : NULL);
+				msg = scram_client_first(s->scram);
+				{
+					uint32_t	n = htonl(strlen(msg));
+
+					put_msg_start(s->c.out, 'p', 14 + 4 + strlen(msg));
+					evbuffer_add(s->c.out, "SCRAM-SHA-256", 14);
+					evbuffer_add(s->c.out, &n, 4);
+					evbuffer_add(s->c.out, msg, strlen(msg));
+				}
+				free(msg);
+				return true;
+			}
+		case 11:
+			if (!s->scram)
+				return false;
+			msg = scram_client_final(s->scram, (const char *) body + 4, len - 4, &err);
+			if (!msg)
+			{
+				server_login_failed(s, "28P01", err);
+				return false;
+			}
+			send_password(s, msg, strlen(msg));
+			free(msg);
+			return true;
+		case 12:
+			if (!s->scram || !scram_client_verify(s->scram, (const char *) body + 4, len - 4))
+			{
+				server_login_failed(s, "28P01", "server's SCRAM signature did not verify");
+				return false;
+			}
+			scram_client_free(s->scram);
+			s->scram = NULL;
+			return true;
+		default:
+			{
+				char		m[96];
+
+				snprintf(m, sizeof(m), "server asks for an unsupported authentication method (%u)", code);
+				server_login_failed(s, "28000", m);
+				return false;
+			}
+	}
+nopw:
+	server_login_failed(s, "28P01", "no password known for the server login: set password= in [databases] or a plain password in auth_file");
+	return false;
+}
+
+static void
+note_param(server *s, const unsigned char *body, size_t len, bool login)
+{
+	const char *name = (const char *) body;
+	const char *val;
+	int			t;
+	pool	   *p = s->pool;
+
+	if (len < 2 || body[len - 1] != '\0' || strlen(name) + 1 >= len)
+		return;
+	val = name + strlen(name) + 1;
+	t = tracked_param_index(name);
+	if (t >= 0)
+	{
+		pstr_set(&s->params[t], pstr_get(val));
+		s->params[t]->refs--;
+	}
+	if (login && !p->have_params)
+	{
+		int			i;
+
+		for (i = 0; i < p->nparams; i++)
+			if (strcmp(p->pnames[i], name) == 0)
+				break;
+		if (i == p->nparams)
+		{
+			p->pnames = realloc(p->pnames, sizeof(char *) * (p->nparams + 1));
+			p->pvalues = realloc(p->pvalues, sizeof(char *) * (p->nparams + 1));
+			p->pnames[i] = strdup(name);
+			p->pvalues[i] = NULL;
+			p->nparams++;
+		}
+		free(p->pvalues[i]);
+		p->pvalues[i] = strdup(val);
+	}
+}
+
+static void
+login_process(server *s)
+{
+	unsigned char hdr[5];
+	const unsigned char *body;
+	uint32_t	len;
+
+	while (conn_peek(s->c.in, 0, hdr, 5))
+	{
+		len = get_u32(hdr + 1);
+		if (len < 4 || len > 65536)
+		{
+			server_login_failed(s, "08P01", "invalid message from server during login");
+			return;
+		}
+		if (evbuffer_get_length(s->c.in) < len + 1)
+			break;
+		body = evbuffer_pullup(s->c.in, len + 1) + 5;
+		switch (hdr[0])
+		{
+			case 'R':
+				if (!login_auth(s, body, len - 4))
+					return;		/* s is gone */
+				break;
+			case 'E':
+				{
+					char		m[256];
+
+					snprintf(m, sizeof(m), "server login failed: %s",
+							 error_field((const char *) body, len - 4, 'M'));
+					server_login_failed(s, error_field((const char *) body, len - 4, 'C'), m);
+					return;
+				}
+			case 'S':
+				note_param(s, body, len - 4, true);
+				break;
+			case 'K':
+				if (len == 12)
+				{
+					s->be_pid = get_u32(body);
+					s->be_key = get_u32(body + 4);
+				}
+				break;
+			case 'Z':
+				evbuffer_drain(s->c.in, len + 1);
+				s->txstatus = body[0];
+				s->state = S_IDLE;
+				evtimer_del(&s->timer);
+				s->created = s->last_used = now_mono();
+				pool_server_ready(s);
+				return;
+			default:
+				break;			/* notices, NegotiateProtocolVersion */
+		}
+		evbuffer_drain(s->c.in, len + 1);
+	}
+	conn_flush(&s->c);
+}
+
+/* An idle server speaks: parameter changes are fine, anything else ends it. */
+static void
+idle_process(server *s)
+{
+	unsigned char hdr[5];
+	uint32_t	len;
+
+	while (conn_peek(s->c.in, 0, hdr, 5))
+	{
+		len = get_u32(hdr + 1);
+		if (len < 4 || evbuffer_get_length(s->c.in) < len + 1)
+			break;
+		if (hdr[0] == 'S')
+			note_param(s, evbuffer_pullup(s->c.in, len + 1) + 5, len - 4, false);
+		else if (hdr[0] != 'N' && hdr[0] != 'A')
+		{
+			server_close(s, "unexpected message from idle server");
+			return;
+		}
+		evbuffer_drain(s->c.in, len + 1);
+	}
+}
+
+void
+server_ping(server *s)
+{
+	send_query(s->c.out, ";");
+	s->expect_rfq++;
+	s->swallow_rfq++;
+	s->state = S_PINGING;
+	if (conn_flush(&s->c) < 0)
+		server_close(s, "pre-ping write failed");
+}
+
+/* Quote a value for SET as an E'' literal, whatever standard_conforming_strings says. */
+static size_t
+quote_into(char *dst, size_t room, const char *v)
+{
+	size_t		n = 0;
+
+	if (room < 4)
+		return 0;
+	dst[n++] = 'E';
+	dst[n++] = '\'';
+	for (; *v && n + 3 < room; v++)
+	{
+		if (*v == '\'' || *v == '\\')
+			dst[n++] = *v;
+		dst[n++] = *v;
+	}
+	dst[n++] = '\'';
+	dst[n] = '\0';
+	return n;
+}
+
+/*
+ * Give the server to the client.  The client's session settings that this
+ * server does not have yet travel in the same write as the client's first
+ * message; their answers are swallowed.
+ */
+void
+server_link(server *s, client *c)
+{
+	char		sql[2048];
+	size_t		n = 0;
+
+	s->client = c;
+	c->server = s;
+	s->state = S_ACTIVE;
+	for (int t = 0; t < NPARAMS; t++)
+	{
+		if (!c->params[t] || c->params[t] == s->params[t])
+			continue;
+		if (n + strlen(c->params[t]->s) * 2 + 64 >= sizeof(sql))
+			break;
+		n += snprintf(sql + n, sizeof(sql) - n, "SET %s = ", tracked_params[t]);
+		n += quote_into(sql + n, sizeof(sql) - n, c->params[t]->s);
+		sql[n++] = ';';
+		sql[n] = '\0';
+	}
+	if (n)
+	{
+		send_query(s->c.out, sql);
+		s->expect_rfq++;
+		s->swallow_rfq++;
+	}
+	client_linked(c);
+}
+
+static void
+start_reset(server *s, bool full)
+{
+	int			n = 0;
+
+	if (s->txstatus != 'I')
+	{
+		send_query(s->c.out, "ROLLBACK");
+		n++;
+	}
+	if (full && cfg.server_reset_query && *cfg.server_reset_query)
+	{
+		send_query(s->c.out, cfg.server_reset_query);
+		n++;
+	}
+	if (n == 0)
+	{
+		pool_release(s);
+		return;
+	}
+	s->expect_rfq += n;
+	s->swallow_rfq += n;
+	s->state = S_RESETTING;
+	if (conn_flush(&s->c) < 0)
+		server_close(s, "reset write failed");
+}
+
+/*
+ * The client went away (or was closed).  A server with nothing in flight
+ * is rolled back / reset and reused; one in the middle of a message or a
+ * query is closed: it is never handed to anyone dirty.
+ */
+void
+server_client_left(server *s, bool dirty_input)
+{
+	s->client = NULL;
+	if (s->state == S_PINGING)
+		return;					/* the ping's answer releases it */
+	if (s->state != S_ACTIVE)
+		return;
+	if (dirty_input || s->expect_rfq > 0 || s->pass_remaining > 0 || s->in_copy_out)
+	{
+		server_close(s, "client left in the middle of a query");
+		return;
+	}
+	start_reset(s, s->pool->ps->pool_mode == MODE_SESSION);
+}
+
+bool
+server_releasable(server *s)
+{
+	client	   *c = s->client;
+
+	return s->expect_rfq == 0 && s->txstatus == 'I' && c && !c->in_batch &&
+		c->pass_remaining == 0 && s->pool->ps->pool_mode == MODE_TRANSACTION;
+}
+
+/* Messages from a working server: swallow ours, forward the client's. */
+void
+server_forward(server *s)
+{
+	struct evbuffer *in = s->c.in;
+	client	   *c = s->client;
+	size_t		off = 0,
+				avail;
+	unsigned char hdr[6];
+	uint32_t	len;
+	bool		release = false;
+
+	for (;;)
+	{
+		avail = evbuffer_get_length(in);
+		if (off >= avail)
+			break;
+		if (s->pass_remaining)
+		{
+			size_t		n = avail - off < s->pass_remaining ? avail - off : s->pass_remaining;
+
+			off += n;
+			s->pass_remaining -= n;
+			continue;
+		}
+		if (!conn_peek(in, off, hdr, 5))
+			break;
+		len = get_u32(hdr + 1);
+		if (len < 4)
+		{
+			server_close(s, "invalid message length from server");
+			return;
+		}
+		if (s->swallow_rfq > 0)
+		{
+			const unsigned char *body;
+
+			/* our own queries' answers come first; the client never sees them */
+			if (off > 0)
+			{
+				if (c)
+					evbuffer_remove_buffer(in, c->c.out, off);
+				else
+					evbuffer_drain(in, off);
+				off = 0;
+				continue;
+			}
+			if (avail < len + 1)
+				break;
+			body = evbuffer_pullup(in, len + 1) + 5;
+			if (hdr[0] == 'Z')
+			{
+				s->txstatus = body[0];
+				s->expect_rfq--;
+				s->swallow_rfq--;
+			}
+			else if (hdr[0] == 'S')
+			{
+				note_param(s, body, len - 4, false);
+				if (c && s->state == S_ACTIVE)
+				{
+					int			t = tracked_param_index((const char *) body);
+
+					if (t >= 0)
+						pstr_set(&c->params[t], s->params[t]);
+				}
+			}
+			else if (hdr[0] == 'E')
+				log_warn("pooler query on backend %u failed: %s", s->be_pid,
+						 error_field((const char *) body, len - 4, 'M'));
+			evbuffer_drain(in, len + 1);
+			if (s->swallow_rfq == 0 && s->state == S_PINGING)
+			{
+				s->state = S_IDLE;
+				if (c)
+				{
+					server_link(s, c);
+				}
+				else
+					pool_release(s);
+				return;
+			}
+			if (s->swallow_rfq == 0 && s->state == S_RESETTING)
+			{
+				if (s->txstatus != 'I')
+					server_close(s, "reset left the connection in a transaction");
+				else
+					pool_release(s);
+				return;
+			}
+			continue;
+		}
+		if (!c)
+		{
+			server_close(s, "message from server with no client");
+			return;
+		}
+		if (hdr[0] == 'Z' || hdr[0] == 'S')
+		{
+			const unsigned char *body;
+
+			if (avail < off + len + 1)
+				break;
+			if (!conn_peek(in, off + 5, hdr + 5, 1))
+				break;
+			if (hdr[0] == 'Z')
+			{
+				s->txstatus = hdr[5];
+				if (s->expect_rfq > 0)
+					s->expect_rfq--;
+				s->in_copy_out = false;
+				off += len + 1;
+				if (server_releasable(s))
+				{
+					release = true;
+					break;
+				}
+				continue;
+			}
+			/* ParameterStatus: the client's own SET; remember it for the next server */
+			{
+				unsigned char *tmp = malloc(len);
+
+				if (tmp && conn_peek(in, off + 5, tmp, len - 4))
+				{
+					int			t;
+
+					body = tmp;
+					note_param(s, body, len - 4, false);
+					t = tracked_param_index((const char *) body);
+					if (t >= 0)
+						pstr_set(&c->params[t], s->params[t]);
+				}
+				free(tmp);
+			}
+			off += len + 1;
+			continue;
+		}
+		if (hdr[0] == 'H')
+			s->in_copy_out = true;
+		off += 5;
+		s->pass_remaining = len - 4;
+	}
+	if (off && c)
+	{
+		evbuffer_remove_buffer(in, c->c.out, off);
+		if (conn_flush(&c->c) < 0)
+			evbuffer_drain(c->c.out, evbuffer_get_length(c->c.out));
+	}
+	if (release)
+	{
+		pool_release(s);
+		client_kick(c);
+		return;
+	}
+	if (c && evbuffer_get_length(c->c.out) > BACKLOG_HIGH)
+		conn_read_off(&s->c);
+	else
+		conn_read_on(&s->c);
+}
+
+static void
+server_read_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	server	   *s = arg;
+	int			n = conn_fill(&s->c);
+
+	if (n == -2)
+		return;
+	if (n <= 0)
+	{
+		if (s->state == S_LOGIN)
+			server_login_failed(s, "08006", "server closed the connection during login");
+		else
+			server_close(s, "server closed the connection unexpectedly");
+		return;
+	}
+	switch (s->state)
+	{
+		case S_LOGIN:
+			login_process(s);
+			break;
+		case S_IDLE:
+			idle_process(s);
+			break;
+		default:
+			server_forward(s);
+			break;
+	}
+}
+
+static void
+server_write_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	server	   *s = arg;
+
+	s->c.writing = false;
+	if (s->state == S_CONNECTING)
+	{
+		int			err = s->be_key;
+		socklen_t	el = sizeof(err);
+
+		if (!err && getsockopt(s->c.fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+			err = errno;
+		if (err)
+		{
+			char		m[256];
+
+			snprintf(m, sizeof(m), "cannot connect to server %s:%d: %s",
+					 s->pool->db->host, s->pool->db->port, strerror(err));
+			server_login_failed(s, "08006", m);
+			return;
+		}
+		s->be_key = 0;
+		s->state = S_LOGIN;
+		send_startup(s);
+		conn_read_on(&s->c);
+	}
+	if (conn_flush(&s->c) < 0)
+	{
+		if (s->state == S_LOGIN)
+			server_login_failed(s, "08006", "write to server failed");
+		else
+			server_close(s, "write to server failed");
+		return;
+	}
+	if (s->client && s->state == S_ACTIVE && evbuffer_get_length(s->c.out) < BACKLOG_HIGH / 4)
+		client_resume(s->client);
+}
+
+static void
+server_timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	server	   *s = arg;
+
+	if (s->state == S_CONNECTING || s->state == S_LOGIN)
+	{
+		char		m[128];
+
+		snprintf(m, sizeof(m), "connect_timeout: no server login within %g s", s->pool->ps->connect_timeout);
+		server_login_failed(s, "08006", m);
+	}
+}
+
+/* CancelRequest on a fresh connection, with the backend's real key. */
+typedef struct cancel_req
+{
+	int			fd;
+	unsigned char pkt[16];
+} cancel_req;
+
+static void
+cancel_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	cancel_req *r = arg;
+
+	if (ev & EV_WRITE)
+	{
+		ssize_t		n = write(r->fd, r->pkt, 16);
+
+		if (n != 16)
+			log_warn("cancel request not delivered");
+	}
+	close(r->fd);
+	free(r);
+}
+
+void
+send_cancel(database *db, uint32_t pid, uint32_t key)
+{
+	cancel_req *r = malloc(sizeof(*r));
+	uint32_t	v[4] = {htonl(16), htonl(80877102), htonl(pid), htonl(key)};
+	struct timeval tv = {5, 0};
+
+	if (!r)
+		return;
+	memcpy(r->pkt, v, 16);
+	r->fd = socket(db->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (r->fd < 0 ||
+		(connect(r->fd, (struct sockaddr *) &db->addr, db->addrlen) < 0 && errno != EINPROGRESS))
+	{
+		if (r->fd >= 0)
+			close(r->fd);
+		free(r);
+		return;
+	}
+	event_base_once(base, r->fd, EV_WRITE, cancel_cb, r, &tv);
+}
