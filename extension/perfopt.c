@@ -137,11 +137,12 @@ statement_tracked(QueryDesc *queryDesc)
 static void
 perfopt_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
-	bool		tracked = statement_tracked(queryDesc);
+	/* EXPLAIN without ANALYZE plans but never runs: not an execution */
+	bool		tracked = statement_tracked(queryDesc) &&
+		(eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0;
 
 	/* per-node timing is costly, so only when slow plans are to be analyzed */
-	if (tracked && slow_capture_enabled() && perfopt_slow_query_analyze &&
-		(eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0)
+	if (tracked && slow_capture_enabled() && perfopt_slow_query_analyze)
 		queryDesc->instrument_options |= INSTRUMENT_ALL;
 
 	if (prev_ExecutorStart)
