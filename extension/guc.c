@@ -101,10 +101,82 @@ define_slowlog_gucs(void)
 							 NULL, NULL, NULL);
 }
 
+/* --- index advisor (issue 4) --- */
+int			perfopt_advisor_max_statements = 1000;
+bool		perfopt_advisor_capture = true;
+int			perfopt_advisor_max_index_size = -1;
+double		perfopt_advisor_min_improvement = 10.0;
+int			perfopt_advisor_max_candidates = 50;
+int			perfopt_advisor_n_plus_one_threshold = 20;
+int			perfopt_advisor_big_table_rows = 100000;
+
+static void
+define_advisor_gucs(void)
+{
+	DefineCustomIntVariable("perfopt.advisor_max_statements",
+							"Number of statements whose predicates and example text the index advisor keeps.",
+							NULL,
+							&perfopt_advisor_max_statements,
+							1000, 10, 100000,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("perfopt.advisor_capture",
+							 "Whether the index advisor captures predicates and example texts of executed statements.",
+							 NULL,
+							 &perfopt_advisor_capture,
+							 true,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("perfopt.advisor_max_index_size",
+							"Total size of the indexes the advisor may recommend; -1 means no limit.",
+							NULL,
+							&perfopt_advisor_max_index_size,
+							-1, -1, INT_MAX,
+							PGC_USERSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomRealVariable("perfopt.advisor_min_improvement",
+							 "Smallest cut in a statement's planned cost, in percent, for an index to count as helping it.",
+							 NULL,
+							 &perfopt_advisor_min_improvement,
+							 10.0, 0.0, 100.0,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("perfopt.advisor_max_candidates",
+							"Most candidate indexes the advisor evaluates per recommendation.",
+							NULL,
+							&perfopt_advisor_max_candidates,
+							50, 1, 10000,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("perfopt.advisor_n_plus_one_threshold",
+							"Runs of one statement with different constants, in one transaction or burst, reported as an N+1 pattern.",
+							NULL,
+							&perfopt_advisor_n_plus_one_threshold,
+							20, 2, INT_MAX,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("perfopt.advisor_big_table_rows",
+							"Tables with at least this many rows are big: reading all of them is a finding.",
+							NULL,
+							&perfopt_advisor_big_table_rows,
+							100000, 0, INT_MAX,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+}
+
+/* --- end index advisor --- */
+
 void
 perfopt_define_gucs(void)
 {
 	define_stats_gucs();
 	define_slowlog_gucs();
+	define_advisor_gucs();
 	MarkGUCPrefixReserved("perfopt");
 }

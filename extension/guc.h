@@ -25,6 +25,13 @@ extern bool perfopt_slow_query_analyze;
 /* result cache (cache_*.c) */
 
 /* index advisor (advisor*.c, hypo_index.c) */
+extern int	perfopt_advisor_max_statements;
+extern bool perfopt_advisor_capture;
+extern int	perfopt_advisor_max_index_size;
+extern double perfopt_advisor_min_improvement;
+extern int	perfopt_advisor_max_candidates;
+extern int	perfopt_advisor_n_plus_one_threshold;
+extern int	perfopt_advisor_big_table_rows;
 
 extern void perfopt_define_gucs(void);
 

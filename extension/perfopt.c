@@ -19,6 +19,7 @@
 #include "tcop/utility.h"
 #include "utils/queryjumble.h"
 
+#include "advisor.h"
 #include "guc.h"
 #include "perfopt.h"
 #include "slowlog.h"
@@ -295,4 +296,6 @@ _PG_init(void)
 	ExecutorEnd_hook = perfopt_ExecutorEnd;
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = perfopt_ProcessUtility;
+
+	advisor_install_hooks();	/* index advisor: planner and capture hooks */
 }

@@ -12,6 +12,7 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 
+#include "advisor_capture.h"
 #include "perfopt.h"
 #include "slowlog.h"
 #include "stats_persist.h"
@@ -28,8 +29,10 @@ perfopt_shmem_request(void)
 
 	RequestAddinShmemSpace(add_size(stats_store_shmem_size(),
 									slowlog_shmem_size()));
+	RequestAddinShmemSpace(advisor_capture_shmem_size());	/* index advisor */
 	stats_store_request_lock();
 	slowlog_request_lock();
+	advisor_capture_request_lock(); /* index advisor */
 }
 
 /* Runs in the postmaster at exit; code != 0 means a crash: save nothing. */
@@ -49,6 +52,7 @@ perfopt_shmem_startup(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	stats_store_shmem_init();
 	slowlog_shmem_init();
+	advisor_capture_shmem_init();	/* index advisor */
 	LWLockRelease(AddinShmemInitLock);
 
 	/*

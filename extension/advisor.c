@@ -1,0 +1,587 @@
+/*
+ * advisor.c
+ *		Owns choosing indexes for a workload and the SQL functions that
+ *		show the choice: perfopt.index_recommendations (the captured
+ *		workload), perfopt.recommend_indexes (one statement) and
+ *		perfopt.explain_hypothetical.
+ *
+ * The choice is greedy over the whole workload, in the spirit of the
+ * "Extend" algorithm (Schlosser, Kossmann, Boissier): in each round every
+ * remaining candidate is added, in turn, to the indexes chosen so far, the
+ * statements on its table are re-planned, and the candidate that saves the
+ * most workload cost per byte wins.  A candidate may replace a chosen index
+ * that is a prefix of it (which extends that index by a column).  Savings
+ * are the planner's cost times the statement's calls; a statement counts
+ * as helped only if the candidate is in its plan and cuts its cost by
+ * perfopt.advisor_min_improvement percent; the index's maintenance cost
+ * (the table's inserts, updates and deletes, times an estimate per entry)
+ * is subtracted; the total size stays within perfopt.advisor_max_index_size.
+ * Finally each chosen index is reported with its marginal effect: the
+ * statements it helps with every other chosen index present.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_authid.h"
+#include "catalog/namespace.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "optimizer/optimizer.h"
+#include "pgstat.h"
+#include "storage/proc.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "advisor.h"
+#include "advisor_capture.h"
+#include "advisor_plan.h"
+#include "advisor_preds.h"
+#include "guc.h"
+#include "perfopt.h"
+#include "stats_store.h"
+
+/* statements re-planned per advice, the most time-consuming first */
+#define ADVISOR_MAX_STMTS 200
+
+/*
+ * Maintenance of one index entry, in planner cost units: the descent
+ * touches height + 1 pages (CPU) and the leaf page it dirties must be
+ * written back, shared by the few entries that land on it before then.
+ */
+static double
+entry_write_cost(HypoIndex *h)
+{
+	return random_page_cost * 0.25 + cpu_index_tuple_cost * (h->height + 1);
+}
+
+/*
+ * The table's writes are counted since the database's statistics were
+ * reset (or the server started), the statements' calls since perfopt's
+ * were: scale the writes to perfopt's window, so both are rates over the
+ * same time.
+ */
+static double
+write_window_scale(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz calls_since;
+	TimestampTz writes_since = PgStartTime;
+	PgStat_StatDBEntry *db = pgstat_fetch_stat_dbentry(MyDatabaseId);
+	int64		evictions;
+	double		calls_window;
+	double		writes_window;
+
+	stats_store_info(&evictions, &calls_since);
+	if (db && db->stat_reset_timestamp != 0)
+		writes_since = db->stat_reset_timestamp;
+	calls_window = Max((double) (now - calls_since), (double) USECS_PER_SEC);
+	writes_window = Max((double) (now - writes_since), (double) USECS_PER_SEC);
+	return Min(calls_window / writes_window, 1.0);
+}
+
+static double
+table_writes(Oid relid)
+{
+	PgStat_StatTabEntry *t = pgstat_fetch_stat_tabentry(relid);
+	static LocalTransactionId scale_lxid = InvalidLocalTransactionId;
+	static double scale = 1.0;
+
+	if (t == NULL)
+		return 0;
+	if (scale_lxid != MyProc->lxid)
+	{
+		scale = write_window_scale();
+		scale_lxid = MyProc->lxid;
+	}
+	return scale * (double) (t->tuples_inserted + t->tuples_updated + t->tuples_deleted);
+}
+
+static double
+write_overhead(AdvisorCand *c, bool count_writes)
+{
+	return count_writes ? table_writes(c->relid) * entry_write_cost(c->hypo) : 0;
+}
+
+static bool
+stmt_touches(AdvisorStmt *s, Oid relid)
+{
+	return list_member_oid(s->relids, relid);
+}
+
+/* Plan s with hypos; its cost, and whether h is in the plan. */
+static bool
+cost_with(AdvisorStmt *s, List *hypos, HypoIndex *h, double *cost, bool *uses)
+{
+	AdvisorPlanResult r = advisor_plan(s->example, hypos, false, NULL, false);
+
+	*cost = r.cost;
+	*uses = r.ok && h && list_member_oid(r.used, h->oid);
+	return r.ok;
+}
+
+static List *
+chosen_hypos(List *chosen, AdvisorCand *except, List *replaced)
+{
+	List	   *hypos = NIL;
+	ListCell   *lc;
+
+	foreach(lc, chosen)
+	{
+		AdvisorCand *x = (AdvisorCand *) lfirst(lc);
+
+		if (x != except && !list_member_ptr(replaced, x))
+			hypos = lappend(hypos, x->hypo);
+	}
+	return hypos;
+}
+
+typedef struct Trial
+{
+	double		net;			/* saving minus write cost */
+	double		size_delta;
+	List	   *replaced;
+	double	   *costs;			/* per statement, with the candidate */
+} Trial;
+
+/* Add c to the chosen indexes (replacing its prefixes) and measure. */
+static bool
+try_candidate(AdvisorCand *c, List *stmts, List *chosen, bool count_writes,
+			  Trial *t)
+{
+	double		min_ratio = 1.0 - perfopt_advisor_min_improvement / 100.0;
+	double		gain = 0;
+	double		write;
+	int			helped = 0;
+	List	   *hypos;
+	ListCell   *lc;
+
+	t->replaced = NIL;
+	foreach(lc, chosen)
+	{
+		AdvisorCand *x = (AdvisorCand *) lfirst(lc);
+
+		if (hypo_index_is_prefix(c->hypo, x->hypo))
+			return false;		/* a chosen index serves it already */
+		if (hypo_index_is_prefix(x->hypo, c->hypo))
+			t->replaced = lappend(t->replaced, x);
+	}
+	hypos = lappend(chosen_hypos(chosen, NULL, t->replaced), c->hypo);
+	t->costs = palloc(sizeof(double) * list_length(stmts));
+	foreach(lc, stmts)
+	{
+		AdvisorStmt *s = (AdvisorStmt *) lfirst(lc);
+		int			i = foreach_current_index(lc);
+		bool		uses;
+
+		t->costs[i] = s->cost_cur;
+		if (!stmt_touches(s, c->relid) ||
+			!cost_with(s, hypos, c->hypo, &t->costs[i], &uses))
+		{
+			t->costs[i] = s->cost_cur;
+			continue;
+		}
+		if (uses && t->costs[i] <= s->cost_cur * min_ratio)
+		{
+			gain += s->calls * (s->cost_cur - t->costs[i]);
+			helped++;
+		}
+		else if (t->costs[i] > s->cost_cur)
+			gain -= s->calls * (t->costs[i] - s->cost_cur);
+	}
+	if (helped == 0)
+		return false;
+	c->size_bytes = (double) c->hypo->pages * BLCKSZ;
+	write = write_overhead(c, count_writes);
+	t->size_delta = c->size_bytes;
+	foreach(lc, t->replaced)
+	{
+		AdvisorCand *x = (AdvisorCand *) lfirst(lc);
+
+		t->size_delta -= x->size_bytes;
+		write -= write_overhead(x, count_writes);
+	}
+	t->net = gain - write;
+	return t->net > 0;
+}
+
+static List *
+choose(List *stmts, List *cands, bool count_writes)
+{
+	List	   *chosen = NIL;
+	double		budget = perfopt_advisor_max_index_size < 0 ? -1 :
+		(double) perfopt_advisor_max_index_size * 1024.0;
+	double		total_size = 0;
+
+	for (;;)
+	{
+		AdvisorCand *best = NULL;
+		Trial		best_trial = {0};
+		double		best_score = 0;
+		ListCell   *lc;
+
+		foreach(lc, cands)
+		{
+			AdvisorCand *c = (AdvisorCand *) lfirst(lc);
+			Trial		t;
+			double		score;
+
+			CHECK_FOR_INTERRUPTS();
+			if (c->chosen || !try_candidate(c, stmts, chosen, count_writes, &t))
+				continue;
+			if (budget >= 0 && total_size + t.size_delta > budget)
+				continue;
+			score = t.net / Max(t.size_delta, (double) BLCKSZ);
+			if (best == NULL || score > best_score)
+			{
+				best = c;
+				best_trial = t;
+				best_score = score;
+			}
+		}
+		if (best == NULL)
+			break;
+		foreach(lc, best_trial.replaced)
+		{
+			((AdvisorCand *) lfirst(lc))->chosen = false;
+			chosen = list_delete_ptr(chosen, lfirst(lc));
+		}
+		best->chosen = true;
+		chosen = lappend(chosen, best);
+		total_size += best_trial.size_delta;
+		foreach(lc, stmts)
+			((AdvisorStmt *) lfirst(lc))->cost_cur = best_trial.costs[foreach_current_index(lc)];
+	}
+	return chosen;
+}
+
+/* What c buys with every other chosen index present; false if nothing. */
+static bool
+report_marginal(AdvisorCand *c, List *stmts, List *chosen, bool count_writes)
+{
+	List	   *others = chosen_hypos(chosen, c, NIL);
+	List	   *all = lappend(list_copy(others), c->hypo);
+	ListCell   *lc;
+
+	c->helped = NIL;
+	c->cost_before = c->cost_after = 0;
+	foreach(lc, stmts)
+	{
+		AdvisorStmt *s = (AdvisorStmt *) lfirst(lc);
+		double		before;
+		double		after;
+		bool		uses;
+
+		if (!stmt_touches(s, c->relid) ||
+			!cost_with(s, others, NULL, &before, &uses) ||
+			!cost_with(s, all, c->hypo, &after, &uses) ||
+			!uses || after >= before)
+			continue;
+		c->helped = lappend(c->helped, s);
+		c->cost_before += s->calls * before;
+		c->cost_after += s->calls * after;
+	}
+	c->size_bytes = (double) c->hypo->pages * BLCKSZ;
+	c->write_overhead = write_overhead(c, count_writes);
+	return c->helped != NIL;
+}
+
+static int
+by_saving_desc(const ListCell *a, const ListCell *b)
+{
+	AdvisorCand *ca = (AdvisorCand *) lfirst(a);
+	AdvisorCand *cb = (AdvisorCand *) lfirst(b);
+	double		sa = ca->cost_before - ca->cost_after;
+	double		sb = cb->cost_before - cb->cost_after;
+
+	return (sa < sb) ? 1 : (sa > sb) ? -1 : strcmp(ca->definition, cb->definition);
+}
+
+/* Re-plan each statement as it is, keeping the ones with predicates. */
+static List *
+plan_statements(List *stmts, bool rethrow)
+{
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	foreach(lc, stmts)
+	{
+		AdvisorStmt *s = (AdvisorStmt *) lfirst(lc);
+		AdvisorPlanResult r = advisor_plan(s->example, NIL, true, NULL, rethrow);
+		ListCell   *p;
+
+		if (!r.ok)
+			continue;
+		s->cost_before = s->cost_cur = r.cost;
+		if (s->queryid == 0)
+			s->queryid = r.queryid;
+		s->preds = r.preds;
+		foreach(p, r.preds)
+			s->relids = list_append_unique_oid(s->relids, ((AdvisorPred *) lfirst(p))->relid);
+		if (s->relids != NIL)
+			result = lappend(result, s);
+	}
+	return result;
+}
+
+static List *
+advise(List *stmts, bool count_writes, bool rethrow)
+{
+	List	   *cands;
+	List	   *chosen;
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	stmts = plan_statements(stmts, rethrow);
+	cands = advisor_candidates(stmts, perfopt_advisor_max_candidates);
+	chosen = choose(stmts, cands, count_writes);
+	foreach(lc, chosen)
+	{
+		AdvisorCand *c = (AdvisorCand *) lfirst(lc);
+
+		if (report_marginal(c, stmts, chosen, count_writes))
+			result = lappend(result, c);
+	}
+	list_sort(result, by_saving_desc);
+	return result;
+}
+
+static Datum
+text_array(List *strings)
+{
+	Datum	   *items = palloc(sizeof(Datum) * Max(list_length(strings), 1));
+	ListCell   *lc;
+
+	foreach(lc, strings)
+		items[foreach_current_index(lc)] = CStringGetTextDatum((char *) lfirst(lc));
+	return PointerGetDatum(construct_array(items, list_length(strings), TEXTOID,
+										   -1, false, TYPALIGN_INT));
+}
+
+static void
+emit(ReturnSetInfo *rsinfo, List *result)
+{
+	ListCell   *lc;
+
+	foreach(lc, result)
+	{
+		AdvisorCand *c = (AdvisorCand *) lfirst(lc);
+		Datum		values[10];
+		bool		nulls[10] = {0};
+		Datum	   *ids = palloc(sizeof(Datum) * list_length(c->helped));
+		List	   *texts = NIL;
+		ListCell   *h;
+
+		foreach(h, c->helped)
+		{
+			AdvisorStmt *s = (AdvisorStmt *) lfirst(h);
+
+			ids[foreach_current_index(h)] = Int64GetDatum((int64) s->queryid);
+			texts = lappend(texts, s->query);
+		}
+		values[0] = CStringGetTextDatum(quote_qualified_identifier(get_namespace_name(get_rel_namespace(c->relid)),
+																   get_rel_name(c->relid)));
+		values[1] = text_array(c->columns);
+		values[2] = CStringGetTextDatum(c->definition);
+		values[3] = PointerGetDatum(construct_array(ids, list_length(c->helped), INT8OID,
+													8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[4] = text_array(texts);
+		values[5] = Float8GetDatum(c->cost_before);
+		values[6] = Float8GetDatum(c->cost_after);
+		values[7] = Float8GetDatum(c->cost_before > 0 ?
+								   100.0 * (c->cost_before - c->cost_after) / c->cost_before : 0);
+		values[8] = Int64GetDatum((int64) c->size_bytes);
+		values[9] = Float8GetDatum(c->write_overhead);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+}
+
+typedef struct StmtWeight
+{
+	uint64		queryid;		/* hash key */
+	double		calls;
+	double		total_time;
+	char	   *query;
+} StmtWeight;
+
+/* calls and time per statement of this database, from perfopt.query_stats */
+static HTAB *
+statement_weights(void)
+{
+	bool		privileged = superuser() ||
+		has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
+	HASHCTL		info;
+	HTAB	   *weights;
+	StatsSnapshot *snap;
+	int			n;
+	int			i;
+
+	perfopt_require_preload();
+	info.keysize = sizeof(uint64);
+	info.entrysize = sizeof(StmtWeight);
+	info.hcxt = CurrentMemoryContext;
+	weights = hash_create("perfopt advisor weights", 256, &info,
+						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	snap = stats_store_snapshot(&n);
+	for (i = 0; i < n; i++)
+	{
+		StmtWeight *w;
+		bool		found;
+
+		if (snap[i].key.dbid != MyDatabaseId ||
+			(!privileged && snap[i].key.userid != GetUserId()))
+			continue;
+		w = hash_search(weights, &snap[i].key.queryid, HASH_ENTER, &found);
+		if (!found)
+		{
+			w->calls = w->total_time = 0;
+			w->query = snap[i].query;
+		}
+		w->calls += snap[i].counters.calls;
+		w->total_time += snap[i].counters.total_exec_time;
+	}
+	return weights;
+}
+
+static int
+by_time_desc(const ListCell *a, const ListCell *b)
+{
+	double		ta = ((AdvisorStmt *) lfirst(a))->total_time;
+	double		tb = ((AdvisorStmt *) lfirst(b))->total_time;
+
+	return (ta < tb) ? 1 : (ta > tb) ? -1 : 0;
+}
+
+/* The captured statements of this database that have calls, by time. */
+static List *
+workload(void)
+{
+	HTAB	   *weights = statement_weights();
+	List	   *captured = advisor_capture_snapshot(MyDatabaseId);
+	List	   *stmts = NIL;
+	ListCell   *lc;
+
+	foreach(lc, captured)
+	{
+		CapturedStatement *cs = (CapturedStatement *) lfirst(lc);
+		StmtWeight *w = hash_search(weights, &cs->queryid, HASH_FIND, NULL);
+		AdvisorStmt *s;
+
+		if (w == NULL || w->calls <= 0 || cs->example == NULL)
+			continue;
+		s = palloc0(sizeof(AdvisorStmt));
+		s->queryid = cs->queryid;
+		s->example = cs->example;
+		s->query = w->query ? w->query : cs->example;
+		s->calls = w->calls;
+		s->total_time = w->total_time;
+		stmts = lappend(stmts, s);
+	}
+	list_sort(stmts, by_time_desc);
+	return list_truncate(stmts, ADVISOR_MAX_STMTS);
+}
+
+PG_FUNCTION_INFO_V1(perfopt_index_recommendations);
+Datum
+perfopt_index_recommendations(PG_FUNCTION_ARGS)
+{
+	InitMaterializedSRF(fcinfo, 0);
+	emit((ReturnSetInfo *) fcinfo->resultinfo, advise(workload(), true, false));
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(perfopt_recommend_indexes);
+Datum
+perfopt_recommend_indexes(PG_FUNCTION_ARGS)
+{
+	char	   *sql = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	AdvisorStmt *s = palloc0(sizeof(AdvisorStmt));
+
+	advisor_check_statement(sql);
+	s->example = s->query = sql;
+	s->calls = s->total_time = 1;
+	InitMaterializedSRF(fcinfo, 0);
+	/* one statement has no call rate to weigh writes against */
+	emit((ReturnSetInfo *) fcinfo->resultinfo, advise(list_make1(s), false, true));
+	return (Datum) 0;
+}
+
+static List *
+parse_index_array(ArrayType *arr)
+{
+	Datum	   *items;
+	bool	   *nulls;
+	int			n;
+	int			i;
+	List	   *hypos = NIL;
+
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("index definitions must be a one-dimensional text array")));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &items, &nulls, &n);
+	for (i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("index definition %d is NULL", i + 1)));
+		hypos = lappend(hypos, hypo_index_parse(TextDatumGetCString(items[i])));
+	}
+	return hypos;
+}
+
+/*
+ * perfopt.explain_hypothetical(query, indexes): the plan of query with the
+ * hypothetical indexes added, its cost, the cost without them, and which of
+ * them the plan uses.
+ */
+PG_FUNCTION_INFO_V1(perfopt_explain_hypothetical);
+Datum
+perfopt_explain_hypothetical(PG_FUNCTION_ARGS)
+{
+	char	   *sql = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	List	   *hypos = parse_index_array(PG_GETARG_ARRAYTYPE_P(1));
+	ExplainState *es = NewExplainState();
+	AdvisorPlanResult without;
+	AdvisorPlanResult with;
+	TupleDesc	tupdesc;
+	Datum		values[4];
+	bool		nulls[4] = {0};
+	List	   *used = NIL;
+	ListCell   *lc;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	advisor_check_statement(sql);
+	without = advisor_plan(sql, NIL, false, NULL, true);
+	es->costs = true;
+	es->format = EXPLAIN_FORMAT_TEXT;
+	ExplainBeginOutput(es);
+	with = advisor_plan(sql, hypos, false, es, true);
+	ExplainEndOutput(es);
+	if (es->str->len > 0 && es->str->data[es->str->len - 1] == '\n')
+		es->str->data[--es->str->len] = '\0';
+	foreach(lc, hypos)
+	{
+		HypoIndex  *h = (HypoIndex *) lfirst(lc);
+
+		if (list_member_oid(with.used, h->oid))
+			used = lappend(used, h->name);
+	}
+	values[0] = CStringGetTextDatum(es->str->data);
+	values[1] = Float8GetDatum(with.cost);
+	values[2] = Float8GetDatum(without.cost);
+	values[3] = text_array(used);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+void
+advisor_install_hooks(void)
+{
+	hypo_index_install_hooks();
+	advisor_capture_install_hooks();
+}

@@ -1,0 +1,436 @@
+/*
+ * advisor_capture.c
+ *		Owns the advisor's workload capture: for each statement (database,
+ *		queryid), the columns its executed plan's scans filter on, join on
+ *		and sort by, the tables it reads in full, one example text with real
+ *		constants to re-plan, and the longest run of it with different
+ *		constants in one transaction or burst (N+1 patterns).
+ *
+ * Cost: a statement's plan is read once, the first time it ends; after
+ * that an execution costs one shared-lock hash lookup plus a backend-local
+ * lookup for burst counting, and the shared entry's spinlock only when a
+ * burst grows past what was recorded.  Entries are fixed-size and the table
+ * is sized at startup (perfopt.advisor_max_statements); once full, new
+ * statements are not captured until perfopt.advisor_reset().
+ */
+#include "postgres.h"
+
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "common/hashfn.h"
+#include "executor/executor.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "advisor_capture.h"
+#include "advisor_preds.h"
+#include "guc.h"
+
+#define ADVISOR_TRANCHE "perfopt_advisor"
+/* runs of one statement closer together than this are one burst */
+#define BURST_GAP_MS 100
+#define LOCAL_BURST_MAX 4096
+
+typedef struct CaptureKey
+{
+	Oid			dbid;
+	uint64		queryid;
+} CaptureKey;
+
+typedef struct CaptureEntry
+{
+	CaptureKey	key;			/* hash key: must be first */
+	slock_t		mutex;			/* protects max_burst */
+	int64		max_burst;
+	int			npreds;
+	CapturedPred preds[ADVISOR_MAX_PREDS];
+	int			nscans;
+	CapturedScan scans[ADVISOR_MAX_SCANS];
+	int			example_len;	/* -1: too long to keep */
+	char		example[ADVISOR_EXAMPLE_LEN];
+} CaptureEntry;
+
+typedef struct CaptureShared
+{
+	LWLock	   *lock;			/* protects the hash table */
+} CaptureShared;
+
+/* per backend: the current run of each statement */
+typedef struct BurstEntry
+{
+	uint64		queryid;
+	LocalTransactionId lxid;
+	TimestampTz last;
+	uint32		text_hash;
+	int64		count;
+	int64		reported;
+} BurstEntry;
+
+static CaptureShared *capture = NULL;
+static HTAB *capture_hash = NULL;
+static HTAB *burst_hash = NULL;
+static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
+
+Size
+advisor_capture_shmem_size(void)
+{
+	return add_size(MAXALIGN(sizeof(CaptureShared)),
+					hash_estimate_size(perfopt_advisor_max_statements,
+									   sizeof(CaptureEntry)));
+}
+
+void
+advisor_capture_request_lock(void)
+{
+	RequestNamedLWLockTranche(ADVISOR_TRANCHE, 1);
+}
+
+/* Called under AddinShmemInitLock. */
+void
+advisor_capture_shmem_init(void)
+{
+	bool		found;
+	HASHCTL		info;
+
+	capture = ShmemInitStruct("perfopt advisor", sizeof(CaptureShared), &found);
+	if (!found)
+		capture->lock = &(GetNamedLWLockTranche(ADVISOR_TRANCHE))->lock;
+	info.keysize = sizeof(CaptureKey);
+	info.entrysize = sizeof(CaptureEntry);
+	capture_hash = ShmemInitHash("perfopt advisor hash",
+								 perfopt_advisor_max_statements,
+								 perfopt_advisor_max_statements,
+								 &info, HASH_ELEM | HASH_BLOBS);
+}
+
+bool
+advisor_capture_ready(void)
+{
+	return capture != NULL && capture_hash != NULL;
+}
+
+static void
+fill_entry(CaptureEntry *e, List *preds, List *scans, const char *text, int len)
+{
+	ListCell   *lc;
+
+	e->npreds = 0;
+	foreach(lc, preds)
+	{
+		AdvisorPred *p = (AdvisorPred *) lfirst(lc);
+
+		if (e->npreds >= ADVISOR_MAX_PREDS)
+			break;
+		e->preds[e->npreds].relid = p->relid;
+		e->preds[e->npreds].attno = p->attno;
+		e->preds[e->npreds].kind = (uint8) p->kind;
+		e->npreds++;
+	}
+	e->nscans = 0;
+	foreach(lc, scans)
+	{
+		AdvisorScan *s = (AdvisorScan *) lfirst(lc);
+
+		if (e->nscans >= ADVISOR_MAX_SCANS)
+			break;
+		e->scans[e->nscans].relid = s->relid;
+		e->scans[e->nscans].full = s->full;
+		e->scans[e->nscans].rows = (float4) s->rows;
+		e->nscans++;
+	}
+	if (len < ADVISOR_EXAMPLE_LEN)
+	{
+		memcpy(e->example, text, len);
+		e->example[len] = '\0';
+		e->example_len = len;
+	}
+	else
+		e->example_len = -1;
+}
+
+/* First end of a statement: read its plan and keep what the advisor needs. */
+static void
+capture_new(CaptureKey *key, QueryDesc *queryDesc, const char *text, int len)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "perfopt advisor capture",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	List	   *preds;
+	List	   *scans;
+	CaptureEntry *e;
+	bool		found;
+
+	advisor_extract(queryDesc->plannedstmt, &preds, &scans);
+	LWLockAcquire(capture->lock, LW_EXCLUSIVE);
+	e = hash_search(capture_hash, key, HASH_ENTER_NULL, &found);
+	if (e && !found)
+	{
+		SpinLockInit(&e->mutex);
+		e->max_burst = 1;
+		fill_entry(e, preds, scans, text, len);
+	}
+	LWLockRelease(capture->lock);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+}
+
+/*
+ * Count runs of the same statement with different texts (constants) in
+ * one transaction block or in a burst; return the run's length when it is
+ * longer than any this backend reported before, else 0.
+ */
+static int64
+count_burst(uint64 queryid, const char *text, int len)
+{
+	BurstEntry *b;
+	bool		found;
+	TimestampTz now = GetCurrentStatementStartTimestamp();
+	uint32		h = hash_bytes((const unsigned char *) text, len);
+	bool		same_run;
+
+	if (burst_hash == NULL || hash_get_num_entries(burst_hash) >= LOCAL_BURST_MAX)
+	{
+		HASHCTL		info;
+
+		if (burst_hash)
+			hash_destroy(burst_hash);
+		info.keysize = sizeof(uint64);
+		info.entrysize = sizeof(BurstEntry);
+		info.hcxt = TopMemoryContext;
+		burst_hash = hash_create("perfopt advisor bursts", 256, &info,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	b = hash_search(burst_hash, &queryid, HASH_ENTER, &found);
+	same_run = found &&
+		((b->lxid == MyProc->lxid && IsTransactionBlock()) ||
+		 TimestampDifferenceExceeds(b->last, now, BURST_GAP_MS) == false);
+	if (!found || !same_run)
+	{
+		b->count = 1;
+		b->reported = found ? b->reported : 0;
+	}
+	else if (b->text_hash != h)
+		b->count++;
+	b->lxid = MyProc->lxid;
+	b->last = now;
+	b->text_hash = h;
+	if (b->count > b->reported && b->count > 1)
+	{
+		b->reported = b->count;
+		return b->count;
+	}
+	return 0;
+}
+
+static void
+capture_end(QueryDesc *queryDesc)
+{
+	PlannedStmt *ps = queryDesc->plannedstmt;
+	const char *text = queryDesc->sourceText;
+	int			loc = Max(ps->stmt_location, 0);
+	int			len;
+	CaptureKey	key;
+	CaptureEntry *e;
+	int64		burst;
+
+	if (text == NULL)
+		return;
+	len = ps->stmt_len > 0 ? ps->stmt_len : (int) strlen(text + loc);
+	text += loc;
+	memset(&key, 0, sizeof(key));
+	key.dbid = MyDatabaseId;
+	key.queryid = ps->queryId;
+	burst = count_burst(key.queryid, text, len);
+
+	LWLockAcquire(capture->lock, LW_SHARED);
+	e = hash_search(capture_hash, &key, HASH_FIND, NULL);
+	if (e && burst > 0)
+	{
+		SpinLockAcquire(&e->mutex);
+		e->max_burst = Max(e->max_burst, burst);
+		SpinLockRelease(&e->mutex);
+	}
+	LWLockRelease(capture->lock);
+	if (e == NULL)
+		capture_new(&key, queryDesc, text, len);
+}
+
+static void
+advisor_ExecutorEnd(QueryDesc *queryDesc)
+{
+	/* PL/pgSQL's statements refer to its variables: they cannot be re-planned */
+	if (perfopt_advisor_capture && advisor_capture_ready() && !IsParallelWorker() &&
+		queryDesc->plannedstmt->queryId != UINT64CONST(0) &&
+		(queryDesc->estate->es_top_eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
+		queryDesc->plannedstmt->commandType != CMD_UTILITY &&
+		(queryDesc->params == NULL || queryDesc->params->paramFetch == NULL))
+		capture_end(queryDesc);
+
+	if (prev_ExecutorEnd)
+		prev_ExecutorEnd(queryDesc);
+	else
+		standard_ExecutorEnd(queryDesc);
+}
+
+void
+advisor_capture_install_hooks(void)
+{
+	prev_ExecutorEnd = ExecutorEnd_hook;
+	ExecutorEnd_hook = advisor_ExecutorEnd;
+}
+
+static void
+require_capture(void)
+{
+	if (!advisor_capture_ready())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("perfopt must be loaded via shared_preload_libraries"),
+				 errhint("Add perfopt to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+/* A copy of the statements captured in database dbid (InvalidOid: all). */
+List *
+advisor_capture_snapshot(Oid dbid)
+{
+	HASH_SEQ_STATUS seq;
+	CaptureEntry *e;
+	List	   *result = NIL;
+
+	require_capture();
+	LWLockAcquire(capture->lock, LW_SHARED);
+	hash_seq_init(&seq, capture_hash);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		CapturedStatement *s;
+
+		if (OidIsValid(dbid) && e->key.dbid != dbid)
+			continue;
+		s = palloc0(sizeof(CapturedStatement));
+		s->dbid = e->key.dbid;
+		s->queryid = e->key.queryid;
+		SpinLockAcquire(&e->mutex);
+		s->max_burst = e->max_burst;
+		SpinLockRelease(&e->mutex);
+		s->npreds = e->npreds;
+		memcpy(s->preds, e->preds, sizeof(s->preds));
+		s->nscans = e->nscans;
+		memcpy(s->scans, e->scans, sizeof(s->scans));
+		s->example = e->example_len >= 0 ? pnstrdup(e->example, e->example_len) : NULL;
+		result = lappend(result, s);
+	}
+	LWLockRelease(capture->lock);
+	return result;
+}
+
+static const char *const pred_kind_names[] = {"=", "join", "range", "sort"};
+
+static Datum
+preds_array(CapturedStatement *s)
+{
+	Datum	   *items = palloc(sizeof(Datum) * Max(s->npreds, 1));
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i < s->npreds; i++)
+	{
+		CapturedPred *p = &s->preds[i];
+		char	   *rel = get_rel_name(p->relid);
+		char	   *col = p->attno > 0 ? get_attname(p->relid, p->attno, true) : "(expression)";
+
+		if (rel == NULL || col == NULL)
+			continue;			/* dropped since */
+		items[n++] = CStringGetTextDatum(psprintf("%s.%s %s", rel, col,
+												  pred_kind_names[p->kind]));
+	}
+	return PointerGetDatum(construct_array(items, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+static Datum
+full_scans_array(CapturedStatement *s)
+{
+	Datum	   *items = palloc(sizeof(Datum) * Max(s->nscans, 1));
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i < s->nscans; i++)
+		if (s->scans[i].full)
+			items[n++] = ObjectIdGetDatum(s->scans[i].relid);
+	return PointerGetDatum(construct_array(items, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+}
+
+/*
+ * perfopt._advisor_workload(): what was captured, for the workload view and
+ * perfopt.findings.  Example texts carry real constants, so only roles that
+ * may read all statistics see them.
+ */
+PG_FUNCTION_INFO_V1(perfopt_advisor_workload);
+Datum
+perfopt_advisor_workload(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	bool		privileged = superuser() ||
+		has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
+	List	   *stmts;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	stmts = advisor_capture_snapshot(InvalidOid);
+	foreach(lc, stmts)
+	{
+		CapturedStatement *s = (CapturedStatement *) lfirst(lc);
+		Datum		values[6];
+		bool		nulls[6] = {0};
+
+		values[0] = ObjectIdGetDatum(s->dbid);
+		values[1] = Int64GetDatum((int64) s->queryid);
+		if (s->example && privileged)
+			values[2] = CStringGetTextDatum(s->example);
+		else
+			nulls[2] = true;
+		values[3] = Int64GetDatum(s->max_burst);
+		if (s->dbid == MyDatabaseId)
+		{
+			values[4] = preds_array(s);
+			values[5] = full_scans_array(s);
+		}
+		else
+			nulls[4] = nulls[5] = true; /* names resolve only in this database */
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(perfopt_advisor_reset);
+Datum
+perfopt_advisor_reset(PG_FUNCTION_ARGS)
+{
+	HASH_SEQ_STATUS seq;
+	CaptureEntry *e;
+
+	require_capture();
+	LWLockAcquire(capture->lock, LW_EXCLUSIVE);
+	hash_seq_init(&seq, capture_hash);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		hash_search(capture_hash, &e->key, HASH_REMOVE, NULL);
+	LWLockRelease(capture->lock);
+	if (burst_hash)
+	{
+		hash_destroy(burst_hash);
+		burst_hash = NULL;
+	}
+	PG_RETURN_VOID();
+}
