@@ -235,7 +235,10 @@ choose(List *stmts, List *cands, bool count_writes)
 			if (budget >= 0 && total_size + t.size_delta > budget)
 				continue;
 			score = t.net / Max(t.size_delta, (double) BLCKSZ);
-			if (best == NULL || score > best_score)
+			/* equal scores: the first definition in text order, for stable advice */
+			if (best == NULL || score > best_score * (1 + 1e-9) ||
+				(score >= best_score * (1 - 1e-9) &&
+				 strcmp(c->definition, best->definition) < 0))
 			{
 				best = c;
 				best_trial = t;
@@ -525,11 +528,30 @@ parse_index_array(ArrayType *arr)
 	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &items, &nulls, &n);
 	for (i = 0; i < n; i++)
 	{
+		MemoryContext cxt = CurrentMemoryContext;
+
 		if (nulls[i])
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("index definition %d is NULL", i + 1)));
-		hypos = lappend(hypos, hypo_index_parse(TextDatumGetCString(items[i])));
+		PG_TRY();
+		{
+			hypos = lappend(hypos, hypo_index_parse(TextDatumGetCString(items[i])));
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			/* a position in the definition is not one in the caller's text */
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			edata->cursorpos = 0;
+			if (edata->context == NULL)
+				edata->context = psprintf("index definition %d", i + 1);
+			ReThrowError(edata);
+		}
+		PG_END_TRY();
 	}
 	return hypos;
 }
