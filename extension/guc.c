@@ -11,6 +11,7 @@
 
 #include "utils/guc.h"
 
+#include "cache.h"			/* result cache: CacheMode */
 #include "guc.h"
 
 int			perfopt_max_statements = 5000;
@@ -172,11 +173,53 @@ define_advisor_gucs(void)
 
 /* --- end index advisor --- */
 
+/* ---- result cache (cache_*.c) ---- */
+int			perfopt_cache_mode = CACHE_MODE_RULES;
+int			perfopt_cache_size = 64 * 1024;
+int			perfopt_cache_max_entry_size = 1024;
+
+static const struct config_enum_entry cache_mode_options[] = {
+	{"off", CACHE_MODE_OFF, false},
+	{"rules", CACHE_MODE_RULES, false},
+	{"all", CACHE_MODE_ALL, false},
+	{NULL, 0, false}
+};
+
+static void
+define_cache_gucs(void)
+{
+	DefineCustomEnumVariable("perfopt.cache_mode",
+							 "Which statements the result cache answers: those selected by rules, every eligible one, or none (off bypasses the cache).",
+							 "Rules are created with perfopt.cache_query() and perfopt.cache_table().",
+							 &perfopt_cache_mode,
+							 CACHE_MODE_RULES, cache_mode_options,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("perfopt.cache_size",
+							"Shared memory for cached results.",
+							NULL,
+							&perfopt_cache_size,
+							64 * 1024, 64, INT_MAX / 2,
+							PGC_POSTMASTER, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("perfopt.cache_max_entry_size",
+							"Largest result the cache keeps; larger results are simply not cached.",
+							NULL,
+							&perfopt_cache_max_entry_size,
+							1024, 1, INT_MAX / 2,
+							PGC_SUSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+}
+/* ---- end result cache ---- */
+
 void
 perfopt_define_gucs(void)
 {
 	define_stats_gucs();
 	define_slowlog_gucs();
 	define_advisor_gucs();
+	define_cache_gucs();		/* result cache */
 	MarkGUCPrefixReserved("perfopt");
 }

@@ -23,6 +23,9 @@ extern int	perfopt_slow_query_max;
 extern bool perfopt_slow_query_analyze;
 
 /* result cache (cache_*.c) */
+extern int	perfopt_cache_mode;
+extern int	perfopt_cache_size;
+extern int	perfopt_cache_max_entry_size;
 
 /* index advisor (advisor*.c, hypo_index.c) */
 extern int	perfopt_advisor_max_statements;

@@ -20,6 +20,7 @@
 #include "utils/queryjumble.h"
 
 #include "advisor.h"
+#include "cache.h"			/* result cache */
 #include "guc.h"
 #include "perfopt.h"
 #include "slowlog.h"
@@ -298,4 +299,5 @@ _PG_init(void)
 	ProcessUtility_hook = perfopt_ProcessUtility;
 
 	advisor_install_hooks();	/* index advisor: planner and capture hooks */
+	cache_install_hooks();		/* result cache: runs first, chains to the above */
 }

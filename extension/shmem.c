@@ -13,6 +13,7 @@
 #include "storage/shmem.h"
 
 #include "advisor_capture.h"
+#include "cache.h"			/* result cache */
 #include "perfopt.h"
 #include "slowlog.h"
 #include "stats_persist.h"
@@ -30,9 +31,11 @@ perfopt_shmem_request(void)
 	RequestAddinShmemSpace(add_size(stats_store_shmem_size(),
 									slowlog_shmem_size()));
 	RequestAddinShmemSpace(advisor_capture_shmem_size());	/* index advisor */
+	RequestAddinShmemSpace(cache_store_shmem_size());	/* result cache */
 	stats_store_request_lock();
 	slowlog_request_lock();
 	advisor_capture_request_lock(); /* index advisor */
+	cache_store_request_lock();	/* result cache */
 }
 
 /* Runs in the postmaster at exit; code != 0 means a crash: save nothing. */
@@ -53,6 +56,7 @@ perfopt_shmem_startup(void)
 	stats_store_shmem_init();
 	slowlog_shmem_init();
 	advisor_capture_shmem_init();	/* index advisor */
+	cache_store_shmem_init();	/* result cache */
 	LWLockRelease(AddinShmemInitLock);
 
 	/*

@@ -1,0 +1,161 @@
+/*
+ * cache.h
+ *		Declarations shared by the query-result cache files:
+ *		cache_store.c (entries in shared memory), cache_inval.c (table
+ *		generations, the invalidation trigger, commit-time bumps),
+ *		cache_rules.c (what the user asked to cache), cache_shape.c (which
+ *		statements may be cached at all), cache_serve.c (the executor hooks)
+ *		and cache_views.c (SQL-visible statistics and control).
+ */
+#ifndef PERFOPT_CACHE_H
+#define PERFOPT_CACHE_H
+
+#include "access/transam.h"
+#include "lib/stringinfo.h"
+#include "executor/execdesc.h"
+#include "nodes/plannodes.h"
+#include "storage/spin.h"
+#include "utils/timestamp.h"
+
+/* perfopt.cache_mode */
+typedef enum CacheMode
+{
+	CACHE_MODE_OFF,
+	CACHE_MODE_RULES,
+	CACHE_MODE_ALL
+} CacheMode;
+
+/* The name every invalidation trigger carries (see cache_rules.c). */
+#define CACHE_TRIGGER_NAME "perfopt_cache_invalidate"
+
+/* at most this many tables behind one cached statement */
+#define CACHE_MAX_DEPS 32
+
+/*
+ * Planner verdict on a statement's shape, kept in high bits of
+ * PlannedStmt->jitFlags so that it travels with cached (generic) plans; the
+ * executor hook hides them from the executor (see cache_serve.c).
+ */
+#define CACHE_SHAPE_CACHEABLE	(1 << 28)	/* read-only, deterministic enough */
+#define CACHE_SHAPE_STABLE		(1 << 29)	/* calls stable functions: TTL only */
+#define CACHE_SHAPE_BITS		(CACHE_SHAPE_CACHEABLE | CACHE_SHAPE_STABLE)
+
+/* One table an entry depends on, with the generation it was computed at. */
+typedef struct CacheDep
+{
+	int32		slot;			/* index into the table-slot array */
+	uint32		pad;
+	uint64		gen;
+} CacheDep;
+
+/* Totals for perfopt.cache_totals. */
+typedef struct CacheTotals
+{
+	int64		hits;
+	int64		misses;
+	int64		stores;
+	int64		store_refused;
+	int64		invalidations;
+	int64		expirations;
+	int64		evictions;
+	int64		too_large;
+} CacheTotals;
+
+/* Per-statement counters for perfopt.cache_stats. */
+typedef struct CacheStmtStats
+{
+	Oid			dbid;
+	uint64		queryid;
+	int64		hits;
+	int64		misses;
+	int64		entries;
+	int64		bytes;
+	int64		invalidations;
+	int64		evictions;
+	double		hit_time;		/* ms */
+	double		miss_time;		/* ms */
+} CacheStmtStats;
+
+/* settings, defined in guc.c */
+extern int	perfopt_cache_mode;
+extern int	perfopt_cache_size;
+extern int	perfopt_cache_max_entry_size;
+
+/* cache_store.c */
+extern Size cache_store_shmem_size(void);
+extern void cache_store_shmem_init(void);
+extern void cache_store_request_lock(void);
+extern bool cache_store_ready(void);
+extern bool cache_store_lookup(Oid dbid, Oid userid, uint64 keyhash,
+							   const char *keydata, uint32 keylen,
+							   char **blob, uint32 *bloblen);
+extern void cache_store_forget(Oid dbid, Oid userid, uint64 keyhash,
+							   bool invalid, bool expired, uint64 queryid);
+extern bool cache_store_insert(Oid dbid, Oid userid, uint64 keyhash,
+							   uint64 queryid, const char *blob, uint32 bloblen);
+extern void cache_store_count(uint64 queryid, bool hit, double ms);
+extern void cache_store_count_refused(void);
+extern void cache_store_count_too_large(void);
+extern int	cache_store_clear(Oid dbid, int slot);
+extern CacheTotals cache_store_totals(int64 *entries, int64 *bytes, int64 *capacity);
+extern CacheStmtStats *cache_store_stmt_stats(int *count);
+
+/* cache_inval.c */
+extern Size cache_inval_shmem_size(void);
+extern void cache_inval_shmem_init(void);
+extern void cache_inval_install(void);
+extern int	cache_slot_find(Oid dbid, Oid relid, bool create);
+extern uint64 cache_slot_gen(int slot);
+extern bool cache_slot_check_store(int slot, FullTransactionId xmin, uint64 *gen,
+								   FullTransactionId *max_xid);
+extern bool cache_slot_verified(int slot, uint64 epoch_gen);
+extern void cache_slot_set_verified(int slot, uint64 epoch_gen);
+extern int	cache_epoch_slot(void);
+extern bool cache_xact_wrote(Oid relid);
+extern bool cache_xact_changed_anything(void);
+extern void cache_inval_note_ddl(void);
+extern FullTransactionId cache_full_xid(TransactionId xid);
+
+/* cache_rules.c */
+extern bool cache_rules_lookup(uint64 queryid, const Oid *relids, int nrels,
+							   int64 *ttl_us);
+extern Oid	cache_trigger_function(void);
+extern bool cache_trigger_present(Oid relid);
+extern const char *cache_relation_refusal(Oid relid);
+
+/* cache_shape.c */
+extern int	cache_shape_of(Query *query);
+extern const char *cache_shape_reason(Query *query, bool have_ttl);
+
+/* cache_entry.c: key material, the stored layout, capturing rows */
+typedef struct CacheBlobHeader
+{
+	uint32		keylen;
+	uint32		ntuples;
+	uint32		tupdesc_hash;
+	uint32		pad;
+	TimestampTz expires;		/* 0: no TTL */
+	FullTransactionId max_writer;	/* newest writer the result includes */
+} CacheBlobHeader;
+
+typedef struct CacheCapture CacheCapture;
+
+extern bool cache_build_key(QueryDesc *queryDesc, StringInfo key);
+extern uint32 cache_tupdesc_hash(TupleDesc desc);
+extern bool cache_tupdesc_ok(TupleDesc desc);
+extern CacheCapture *cache_capture_begin(QueryDesc *queryDesc, Size limit);
+extern void cache_capture_end(QueryDesc *queryDesc, CacheCapture *cap);
+extern bool cache_capture_overflowed(CacheCapture *cap);
+extern char *cache_blob_build(CacheCapture *cap, const CacheDep *deps, int ndeps,
+							  const CacheBlobHeader *hdr, const StringInfo key,
+							  uint32 *len);
+extern bool cache_blob_parse(char *blob, uint32 len, CacheDep **deps, int *ndeps,
+							 CacheBlobHeader **hdr, char **key, char **tuples);
+extern uint64 cache_blob_send(QueryDesc *queryDesc, const CacheBlobHeader *hdr,
+							  char *tuples);
+
+/* cache_serve.c */
+extern void cache_install_hooks(void);
+extern const char *cache_warm_statement(const char *sql);
+
+#endif							/* PERFOPT_CACHE_H */

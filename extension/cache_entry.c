@@ -1,0 +1,390 @@
+/*
+ * cache_entry.c
+ *		Owns what one cache entry is made of: the key material (everything
+ *		that can change a statement's answer), the stored layout of a
+ *		result, the DestReceiver that copies rows on their way to the client
+ *		during a miss, and the replay of stored rows on a hit.
+ *
+ *		Rows are kept as detoasted MinimalTuples (a TOAST pointer would die
+ *		with the next VACUUM); the client's output format (text or binary,
+ *		DateStyle) is applied when they are sent, as for any other row.
+ *
+ *		Layout of a blob, every part MAXALIGNed:
+ *			int32 ndeps | CacheDep[ndeps] | CacheBlobHeader | key | rows
+ *		where each row is a uint32 length followed by the MinimalTuple.
+ */
+#include "postgres.h"
+
+#include "access/detoast.h"
+#include "access/tupdesc.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "tcop/dest.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "cache.h"
+
+/*
+ * Settings that change what a statement means or returns, rather than
+ * only how rows are printed (the output format is applied on sending).
+ */
+static const char *const key_settings[] = {
+	"search_path", "DateStyle", "IntervalStyle", "TimeZone",
+	"standard_conforming_strings", "transform_null_equals", "array_nulls",
+	"lc_monetary", "lc_numeric", "lc_time", "default_text_search_config",
+	"xmloption", "backslash_quote", "row_security"
+};
+
+struct CacheCapture
+{
+	DestReceiver pub;
+	DestReceiver *inner;
+	TupleDesc	desc;
+	StringInfoData rows;
+	uint32		ntuples;
+	Size		limit;
+	bool		overflow;
+};
+
+static void
+append_param(StringInfo key, ParamExternData *prm)
+{
+	int16		typlen;
+	bool		typbyval;
+
+	appendBinaryStringInfo(key, (char *) &prm->ptype, sizeof(Oid));
+	appendStringInfoChar(key, prm->isnull ? 'n' : 'v');
+	if (prm->isnull || !OidIsValid(prm->ptype))
+		return;
+	get_typlenbyval(prm->ptype, &typlen, &typbyval);
+	if (typbyval)
+	{
+		int64		v;
+
+		switch (typlen)
+		{
+			case 1:
+				v = DatumGetChar(prm->value);
+				break;
+			case 2:
+				v = DatumGetInt16(prm->value);
+				break;
+			case 4:
+				v = DatumGetInt32(prm->value);
+				break;
+			default:
+				v = DatumGetInt64(prm->value);
+				break;
+		}
+		appendBinaryStringInfo(key, (char *) &v, sizeof(v));
+	}
+	else if (typlen == -1)
+	{
+		struct varlena *p = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(prm->value));
+		uint32		len = VARSIZE_ANY_EXHDR(p);
+
+		appendBinaryStringInfo(key, (char *) &len, sizeof(len));
+		appendBinaryStringInfo(key, VARDATA_ANY(p), len);
+	}
+	else if (typlen == -2)
+	{
+		const char *s = DatumGetCString(prm->value);
+		uint32		len = strlen(s);
+
+		appendBinaryStringInfo(key, (char *) &len, sizeof(len));
+		appendBinaryStringInfo(key, s, len);
+	}
+	else
+		appendBinaryStringInfo(key, DatumGetPointer(prm->value), typlen);
+}
+
+/*
+ * The key material: database, roles, statement text with its constants,
+ * bind parameter values and the settings above.  False when the statement
+ * has parameters that cannot be read (a fetch hook: not a client's).
+ */
+bool
+cache_build_key(QueryDesc *queryDesc, StringInfo key)
+{
+	PlannedStmt *stmt = queryDesc->plannedstmt;
+	ParamListInfo params = queryDesc->params;
+	Oid			ids[3];
+	const char *text = queryDesc->sourceText ? queryDesc->sourceText : "";
+	int			loc = Max(stmt->stmt_location, 0);
+	int			len;
+	int			i;
+
+	ids[0] = MyDatabaseId;
+	ids[1] = GetUserId();
+	ids[2] = GetSessionUserId();
+	appendBinaryStringInfo(key, (char *) ids, sizeof(ids));
+	appendBinaryStringInfo(key, (char *) &stmt->queryId, sizeof(uint64));
+	for (i = 0; i < lengthof(key_settings); i++)
+	{
+		const char *v = GetConfigOption(key_settings[i], true, false);
+
+		appendStringInfoString(key, v ? v : "");
+		appendStringInfoChar(key, '\0');
+	}
+	if (loc > (int) strlen(text))
+		loc = 0;
+	len = stmt->stmt_len > 0 ? stmt->stmt_len : (int) strlen(text + loc);
+	appendBinaryStringInfo(key, (char *) &len, sizeof(len));
+	appendBinaryStringInfo(key, text + loc, len);
+
+	if (params)
+	{
+		if (params->paramFetch != NULL)
+			return false;
+		appendBinaryStringInfo(key, (char *) &params->numParams, sizeof(int));
+		for (i = 0; i < params->numParams; i++)
+			append_param(key, &params->params[i]);
+	}
+	return true;
+}
+
+uint32
+cache_tupdesc_hash(TupleDesc desc)
+{
+	uint32		h = hash_uint32(desc->natts);
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		h = hash_combine(h, hash_uint32(att->atttypid));
+		h = hash_combine(h, hash_uint32((uint32) att->atttypmod));
+	}
+	return h;
+}
+
+/* Anonymous record types have backend-local typmods: not shareable. */
+bool
+cache_tupdesc_ok(TupleDesc desc)
+{
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Oid			t = TupleDescAttr(desc, i)->atttypid;
+
+		if (t == RECORDOID || t == RECORDARRAYOID)
+			return false;
+	}
+	return true;
+}
+
+/* A MinimalTuple of the slot with every out-of-line value brought inline. */
+static MinimalTuple
+detoasted_copy(TupleTableSlot *slot, TupleDesc desc)
+{
+	Datum	   *values;
+	int			i;
+	bool		external = false;
+	MinimalTuple mt;
+
+	slot_getallattrs(slot);
+	for (i = 0; i < desc->natts && !external; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		external = att->attlen == -1 && !slot->tts_isnull[i] &&
+			VARATT_IS_EXTERNAL(DatumGetPointer(slot->tts_values[i]));
+	}
+	if (!external)
+		return ExecCopySlotMinimalTuple(slot);
+
+	values = palloc(sizeof(Datum) * desc->natts);
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		values[i] = slot->tts_values[i];
+		if (att->attlen == -1 && !slot->tts_isnull[i] &&
+			VARATT_IS_EXTERNAL(DatumGetPointer(values[i])))
+			values[i] = PointerGetDatum(detoast_external_attr((struct varlena *) DatumGetPointer(values[i])));
+	}
+	mt = heap_form_minimal_tuple(desc, values, slot->tts_isnull);
+	pfree(values);
+	return mt;
+}
+
+static bool
+capture_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	CacheCapture *cap = (CacheCapture *) self;
+	bool		more = cap->inner->receiveSlot(slot, cap->inner);
+
+	if (!cap->overflow)
+	{
+		MinimalTuple mt = detoasted_copy(slot, cap->desc);
+		uint32		len = mt->t_len;
+
+		if (cap->rows.len + MAXALIGN(sizeof(uint64)) + MAXALIGN(len) > cap->limit)
+		{
+			cap->overflow = true;
+			pfree(cap->rows.data);
+			cap->rows.data = NULL;
+		}
+		else
+		{
+			uint64		lenword = len;
+
+			appendBinaryStringInfo(&cap->rows, (char *) &lenword, sizeof(uint64));
+			appendBinaryStringInfo(&cap->rows, (char *) mt, len);
+			while (cap->rows.len % MAXIMUM_ALIGNOF)
+				appendStringInfoChar(&cap->rows, '\0');
+			cap->ntuples++;
+		}
+		pfree(mt);
+	}
+	return more;
+}
+
+static void
+capture_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+	CacheCapture *cap = (CacheCapture *) self;
+
+	cap->inner->rStartup(cap->inner, operation, typeinfo);
+}
+
+static void
+capture_shutdown(DestReceiver *self)
+{
+	CacheCapture *cap = (CacheCapture *) self;
+
+	cap->inner->rShutdown(cap->inner);
+}
+
+static void
+capture_destroy(DestReceiver *self)
+{
+	/* owned by the query's memory context */
+}
+
+/* Interpose a capturing receiver in front of the statement's own. */
+CacheCapture *
+cache_capture_begin(QueryDesc *queryDesc, Size limit)
+{
+	MemoryContext old = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
+	CacheCapture *cap = palloc0(sizeof(CacheCapture));
+
+	cap->pub.receiveSlot = capture_receive;
+	cap->pub.rStartup = capture_startup;
+	cap->pub.rShutdown = capture_shutdown;
+	cap->pub.rDestroy = capture_destroy;
+	cap->pub.mydest = queryDesc->dest->mydest;
+	cap->inner = queryDesc->dest;
+	cap->desc = queryDesc->tupDesc;
+	cap->limit = limit;
+	initStringInfo(&cap->rows);
+	MemoryContextSwitchTo(old);
+	queryDesc->dest = &cap->pub;
+	return cap;
+}
+
+void
+cache_capture_end(QueryDesc *queryDesc, CacheCapture *cap)
+{
+	queryDesc->dest = cap->inner;
+}
+
+bool
+cache_capture_overflowed(CacheCapture *cap)
+{
+	return cap->overflow;
+}
+
+char *
+cache_blob_build(CacheCapture *cap, const CacheDep *deps, int ndeps,
+				 const CacheBlobHeader *hdr, const StringInfo key, uint32 *len)
+{
+	Size		off_deps = MAXALIGN(sizeof(int32));
+	Size		off_hdr = off_deps + MAXALIGN(ndeps * sizeof(CacheDep));
+	Size		off_key = off_hdr + MAXALIGN(sizeof(CacheBlobHeader));
+	Size		off_rows = off_key + MAXALIGN(key->len);
+	Size		total = off_rows + cap->rows.len;
+	char	   *blob;
+	CacheBlobHeader *h;
+	int32		n = ndeps;
+
+	if (total > PG_UINT32_MAX / 2)
+		return NULL;
+	blob = palloc0(total);
+	memcpy(blob, &n, sizeof(int32));
+	memcpy(blob + off_deps, deps, ndeps * sizeof(CacheDep));
+	h = (CacheBlobHeader *) (blob + off_hdr);
+	*h = *hdr;
+	h->keylen = key->len;
+	h->ntuples = cap->ntuples;
+	memcpy(blob + off_key, key->data, key->len);
+	memcpy(blob + off_rows, cap->rows.data, cap->rows.len);
+	*len = (uint32) total;
+	return blob;
+}
+
+bool
+cache_blob_parse(char *blob, uint32 len, CacheDep **deps, int *ndeps,
+				 CacheBlobHeader **hdr, char **key, char **tuples)
+{
+	int32		n;
+	Size		off_deps = MAXALIGN(sizeof(int32));
+	Size		off_hdr;
+	Size		off_key;
+
+	if (len < off_deps)
+		return false;
+	memcpy(&n, blob, sizeof(int32));
+	if (n < 0 || n > CACHE_MAX_DEPS + 2)
+		return false;
+	off_hdr = off_deps + MAXALIGN(n * sizeof(CacheDep));
+	off_key = off_hdr + MAXALIGN(sizeof(CacheBlobHeader));
+	if (len < off_key)
+		return false;
+	*ndeps = n;
+	*deps = (CacheDep *) (blob + off_deps);
+	*hdr = (CacheBlobHeader *) (blob + off_hdr);
+	if (len < off_key + MAXALIGN((*hdr)->keylen))
+		return false;
+	*key = blob + off_key;
+	*tuples = blob + off_key + MAXALIGN((*hdr)->keylen);
+	return true;
+}
+
+/* Replay stored rows into the statement's receiver, as ExecutorRun would. */
+uint64
+cache_blob_send(QueryDesc *queryDesc, const CacheBlobHeader *hdr, char *tuples)
+{
+	DestReceiver *dest = queryDesc->dest;
+	TupleTableSlot *slot;
+	uint64		n;
+	char	   *p = tuples;
+
+	dest->rStartup(dest, CMD_SELECT, queryDesc->tupDesc);
+	slot = MakeSingleTupleTableSlot(queryDesc->tupDesc, &TTSOpsMinimalTuple);
+	for (n = 0; n < hdr->ntuples; n++)
+	{
+		uint64		len;
+
+		memcpy(&len, p, sizeof(uint64));
+		p += sizeof(uint64);
+		ExecStoreMinimalTuple((MinimalTuple) p, slot, false);
+		if (!dest->receiveSlot(slot, dest))
+		{
+			n++;
+			break;
+		}
+		ExecClearTuple(slot);
+		p += MAXALIGN(len);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	dest->rShutdown(dest);
+	return n;
+}

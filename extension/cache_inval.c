@@ -1,0 +1,398 @@
+/*
+ * cache_inval.c
+ *		Owns what makes the result cache never stale: one slot per table in
+ *		shared memory with a generation counter and the largest transaction
+ *		id of a writer that reached commit, the statement-level trigger that
+ *		notes a write, and the commit-time bumps (the protocol of
+ *		DESIGN-NOTES.md "Result cache"):
+ *
+ *		- the trigger only remembers the table in this transaction;
+ *		- at PRE_COMMIT (before the commit becomes visible) and again at
+ *		  COMMIT, every remembered table gets max_xid = max(max_xid, my xid)
+ *		  and gen++; an abort does nothing;
+ *		- a result computed under snapshot S is stored only if every table
+ *		  it read has max_xid < S.xmin (cache_slot_check_store), remembering
+ *		  each gen; it is served while every gen is unchanged.
+ *
+ *		DDL (any utility statement that may change what a statement means)
+ *		bumps the database's epoch slot, on which every entry depends, the
+ *		same way.  So do writes this backend cannot attribute to a table:
+ *		logical replication apply (which fires no statement triggers) and
+ *		COMMIT PREPARED of a transaction prepared elsewhere.
+ */
+#include "postgres.h"
+
+#include "access/transam.h"
+#include "access/xact.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "replication/logicalworker.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/hsearch.h"
+#include "utils/rel.h"
+
+#include "cache.h"
+
+/* tables (with per-database epochs) perfopt can track; never shrinks */
+#define CACHE_MAX_SLOTS 8192
+/* tables one transaction can remember writing before it bumps its epoch */
+#define CACHE_MAX_WRITTEN 64
+
+typedef struct SlotKey
+{
+	Oid			dbid;
+	Oid			relid;			/* InvalidOid: the database's epoch */
+} SlotKey;
+
+typedef struct SlotHashEntry
+{
+	SlotKey		key;
+	int32		idx;
+} SlotHashEntry;
+
+typedef struct TableSlot
+{
+	slock_t		mutex;
+	uint64		gen;
+	FullTransactionId max_xid;
+	uint64		verified_epoch; /* epoch gen its trigger was last seen at */
+} TableSlot;
+
+typedef struct InvalShared
+{
+	LWLock	   *lock;			/* protects the hash and nslots */
+	int32		nslots;
+	TableSlot	slots[FLEXIBLE_ARRAY_MEMBER];
+} InvalShared;
+
+static InvalShared *inval = NULL;
+static HTAB *slot_hash = NULL;
+
+/* This transaction's writes, noted by the trigger. */
+static Oid	written[CACHE_MAX_WRITTEN];
+static int	nwritten = 0;
+static bool written_overflow = false;
+static bool did_ddl = false;
+
+/* Slots bumped at PRE_COMMIT, bumped again at COMMIT without any lookup. */
+static int32 bumped[CACHE_MAX_WRITTEN + 2];
+static int	nbumped = 0;
+static FullTransactionId bump_xid;
+
+PG_FUNCTION_INFO_V1(perfopt_cache_invalidate);
+
+Size
+cache_inval_shmem_size(void)
+{
+	Size		size = offsetof(InvalShared, slots);
+
+	size = add_size(size, mul_size(CACHE_MAX_SLOTS, sizeof(TableSlot)));
+	size = add_size(size, hash_estimate_size(CACHE_MAX_SLOTS, sizeof(SlotHashEntry)));
+	return size;
+}
+
+/* Called with AddinShmemInitLock held, after cache_store_shmem_init. */
+void
+cache_inval_shmem_init(void)
+{
+	bool		found;
+	HASHCTL		info;
+
+	inval = ShmemInitStruct("perfopt cache slots",
+							offsetof(InvalShared, slots) +
+							CACHE_MAX_SLOTS * sizeof(TableSlot), &found);
+	if (!found)
+	{
+		inval->lock = &(GetNamedLWLockTranche("perfopt_cache"))[1].lock;
+		/* slot 0: the global slot, bumped when nothing finer is possible */
+		inval->nslots = 1;
+		SpinLockInit(&inval->slots[0].mutex);
+		inval->slots[0].gen = 1;
+		inval->slots[0].max_xid = FirstNormalFullTransactionId;
+		inval->slots[0].verified_epoch = 0;
+	}
+	info.keysize = sizeof(SlotKey);
+	info.entrysize = sizeof(SlotHashEntry);
+	slot_hash = ShmemInitHash("perfopt cache slot hash", CACHE_MAX_SLOTS,
+							  CACHE_MAX_SLOTS, &info, HASH_ELEM | HASH_BLOBS);
+}
+
+/*
+ * A FullTransactionId for an xid of a running snapshot: such an xid is less
+ * than 2^31 transactions behind the next one.
+ */
+FullTransactionId
+cache_full_xid(TransactionId xid)
+{
+	FullTransactionId next = ReadNextFullTransactionId();
+	uint32		behind = XidFromFullTransactionId(next) - xid;
+
+	return FullTransactionIdFromU64(U64FromFullTransactionId(next) - behind);
+}
+
+/*
+ * The slot of a table (or, with InvalidOid, of a database's epoch); -1 when
+ * it does not exist and create is false, or there is no room.  A new slot
+ * cannot know which writers committed before it existed, so it starts with
+ * max_xid = the last xid assigned so far: results computed under a snapshot
+ * that might miss one of them are refused.
+ */
+int
+cache_slot_find(Oid dbid, Oid relid, bool create)
+{
+	SlotKey		key;
+	SlotHashEntry *entry;
+	bool		found;
+	int			idx = -1;
+
+	if (!inval)
+		return -1;
+	key.dbid = dbid;
+	key.relid = relid;
+	LWLockAcquire(inval->lock, LW_SHARED);
+	entry = hash_search(slot_hash, &key, HASH_FIND, NULL);
+	if (entry)
+		idx = entry->idx;
+	LWLockRelease(inval->lock);
+	if (idx >= 0 || !create)
+		return idx;
+
+	LWLockAcquire(inval->lock, LW_EXCLUSIVE);
+	entry = hash_search(slot_hash, &key, HASH_FIND, NULL);
+	if (entry)
+		idx = entry->idx;
+	else if (inval->nslots < CACHE_MAX_SLOTS &&
+			 (entry = hash_search(slot_hash, &key, HASH_ENTER_NULL, &found)) != NULL)
+	{
+		TableSlot  *slot;
+		FullTransactionId next = ReadNextFullTransactionId();
+
+		idx = inval->nslots++;
+		slot = &inval->slots[idx];
+		SpinLockInit(&slot->mutex);
+		slot->gen = 1;
+		slot->max_xid = FullTransactionIdFromU64(U64FromFullTransactionId(next) - 1);
+		slot->verified_epoch = 0;
+		entry->idx = idx;
+	}
+	LWLockRelease(inval->lock);
+	return idx;
+}
+
+int
+cache_epoch_slot(void)
+{
+	return cache_slot_find(MyDatabaseId, InvalidOid, true);
+}
+
+uint64
+cache_slot_gen(int idx)
+{
+	TableSlot  *slot = &inval->slots[idx];
+	uint64		gen;
+
+	SpinLockAcquire(&slot->mutex);
+	gen = slot->gen;
+	SpinLockRelease(&slot->mutex);
+	return gen;
+}
+
+/*
+ * May a result computed under a snapshot with this xmin be stored as
+ * current?  Only if every writer that reached commit is older than xmin,
+ * i.e. visible to the snapshot.
+ */
+bool
+cache_slot_check_store(int idx, FullTransactionId xmin, uint64 *gen,
+					   FullTransactionId *max_xid)
+{
+	TableSlot  *slot = &inval->slots[idx];
+	bool		ok;
+
+	SpinLockAcquire(&slot->mutex);
+	ok = FullTransactionIdPrecedes(slot->max_xid, xmin);
+	*gen = slot->gen;
+	*max_xid = slot->max_xid;
+	SpinLockRelease(&slot->mutex);
+	return ok;
+}
+
+bool
+cache_slot_verified(int idx, uint64 epoch_gen)
+{
+	TableSlot  *slot = &inval->slots[idx];
+	bool		ok;
+
+	SpinLockAcquire(&slot->mutex);
+	ok = slot->verified_epoch == epoch_gen;
+	SpinLockRelease(&slot->mutex);
+	return ok;
+}
+
+void
+cache_slot_set_verified(int idx, uint64 epoch_gen)
+{
+	TableSlot  *slot = &inval->slots[idx];
+
+	SpinLockAcquire(&slot->mutex);
+	slot->verified_epoch = epoch_gen;
+	SpinLockRelease(&slot->mutex);
+}
+
+/* Only spinlocks: also runs after the commit, where nothing may fail. */
+static void
+slot_bump(int idx, FullTransactionId xid)
+{
+	TableSlot  *slot = &inval->slots[idx];
+
+	SpinLockAcquire(&slot->mutex);
+	if (FullTransactionIdIsValid(xid) && FullTransactionIdPrecedes(slot->max_xid, xid))
+		slot->max_xid = xid;
+	slot->gen++;
+	SpinLockRelease(&slot->mutex);
+}
+
+static void
+note_write(Oid relid)
+{
+	int			i;
+
+	for (i = 0; i < nwritten; i++)
+		if (written[i] == relid)
+			return;
+	if (nwritten < CACHE_MAX_WRITTEN)
+		written[nwritten++] = relid;
+	else
+		written_overflow = true;
+}
+
+bool
+cache_xact_wrote(Oid relid)
+{
+	int			i;
+
+	if (written_overflow || did_ddl)
+		return true;
+	for (i = 0; i < nwritten; i++)
+		if (written[i] == relid)
+			return true;
+	return false;
+}
+
+/* Has this transaction changed anything?  Then it stores nothing. */
+bool
+cache_xact_changed_anything(void)
+{
+	return nwritten > 0 || written_overflow || did_ddl ||
+		FullTransactionIdIsValid(GetTopFullTransactionIdIfAny());
+}
+
+void
+cache_inval_note_ddl(void)
+{
+	did_ddl = true;
+}
+
+static void
+add_bump(int idx)
+{
+	int			i;
+
+	if (idx < 0)
+		idx = 0;				/* no room for a slot: bump everything */
+	for (i = 0; i < nbumped; i++)
+		if (bumped[i] == idx)
+			return;
+	bumped[nbumped++] = idx;
+}
+
+/* PRE_COMMIT / PRE_PREPARE: may still fail, so find or create slots here. */
+static void
+bump_before_commit(void)
+{
+	bool		epoch = did_ddl || written_overflow;
+	int			i;
+
+	bump_xid = GetTopFullTransactionIdIfAny();
+
+	/* Apply workers fire no statement triggers: blame the whole database. */
+	if (IsLogicalWorker() && FullTransactionIdIsValid(bump_xid))
+		epoch = true;
+	if (nwritten == 0 && !epoch)
+		return;
+
+	nbumped = 0;
+	for (i = 0; i < nwritten; i++)
+		add_bump(cache_slot_find(MyDatabaseId, written[i], true));
+	if (epoch)
+		add_bump(cache_slot_find(MyDatabaseId, InvalidOid, true));
+	for (i = 0; i < nbumped; i++)
+		slot_bump(bumped[i], bump_xid);
+}
+
+static void
+reset_xact_state(void)
+{
+	nwritten = 0;
+	written_overflow = false;
+	did_ddl = false;
+	nbumped = 0;
+	bump_xid = InvalidFullTransactionId;
+}
+
+static void
+cache_xact_callback(XactEvent event, void *arg)
+{
+	int			i;
+
+	if (!inval)
+		return;
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			bump_before_commit();
+			break;
+		case XACT_EVENT_COMMIT:
+			/* again, now that the commit is visible: see DESIGN-NOTES.md */
+			for (i = 0; i < nbumped; i++)
+				slot_bump(bumped[i], bump_xid);
+			reset_xact_state();
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+			/* a prepared writer stays running: stores are refused until it ends */
+			reset_xact_state();
+			break;
+		default:
+			break;
+	}
+}
+
+void
+cache_inval_install(void)
+{
+	RegisterXactCallback(cache_xact_callback, NULL);
+}
+
+/*
+ * The invalidation trigger: AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE,
+ * FOR EACH STATEMENT, ENABLE ALWAYS.  It only notes the table; the bump
+ * happens at commit, so a rolled-back write invalidates nothing.
+ */
+Datum
+perfopt_cache_invalidate(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("perfopt._cache_invalidate() must be called as a trigger"),
+				 errhint("perfopt.cache_query() and perfopt.cache_table() create the triggers that call it.")));
+	note_write(RelationGetRelid(trigdata->tg_relation));
+	return PointerGetDatum(NULL);
+}

@@ -1,0 +1,464 @@
+/*
+ * cache_rules.c
+ *		Owns what the user asked to cache.  Rules live in the table
+ *		perfopt.cache_rule_defs (so they survive restarts and pg_dump); the
+ *		SQL functions perfopt.cache_query/cache_table/uncache_* (plpgsql in
+ *		20_cache.sql) call the C helpers here to analyze a statement or
+ *		table and find every table that needs the invalidation trigger.
+ *		Each backend keeps a copy of the rules, reloaded when the rules
+ *		table's own generation (it carries the invalidation trigger too) or
+ *		the database's DDL epoch moves.
+ *
+ *		Rules only choose what is cached; correctness never depends on them:
+ *		a result is stored only while every table it read carries the
+ *		trigger (cache_trigger_present), checked against the catalog again
+ *		after any DDL.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_trigger.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/analyze.h"
+#include "parser/parse_func.h"
+#include "parser/parser.h"
+#include "tcop/tcopprot.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "cache.h"
+#include "guc.h"
+
+typedef struct RuleEntry
+{
+	Oid			key_relid;		/* table rules */
+	uint64		key_queryid;	/* query rules */
+	int64		ttl_us;			/* -1: none */
+} RuleEntry;
+
+static HTAB *query_rules = NULL;
+static HTAB *table_rules = NULL;
+static uint64 epoch_seen = 0;
+static uint64 rules_seen = 0;
+static Oid	rules_db = InvalidOid;
+static Oid	rules_relid = InvalidOid;
+static int	rules_slot = -1;
+static Oid	trigger_fn = InvalidOid;
+
+PG_FUNCTION_INFO_V1(perfopt_cache_analyze);
+PG_FUNCTION_INFO_V1(perfopt_cache_table_check);
+PG_FUNCTION_INFO_V1(perfopt_cache_queryid);
+
+static int64
+interval_us(Interval *span)
+{
+	return span->time + (int64) span->day * USECS_PER_DAY +
+		(int64) span->month * DAYS_PER_MONTH * USECS_PER_DAY;
+}
+
+static HTAB *
+make_rule_hash(const char *name, Size keysize)
+{
+	HASHCTL		info;
+
+	info.keysize = keysize;
+	info.entrysize = sizeof(RuleEntry);
+	info.hcxt = TopMemoryContext;
+	return hash_create(name, 64, &info, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+/* a table rule covers its table and every partition or child */
+static void
+add_table_rule(Oid relid, int64 ttl)
+{
+	RuleEntry  *r;
+	bool		found;
+
+	r = hash_search(table_rules, &relid, HASH_ENTER, &found);
+	if (!found || (ttl >= 0 && (r->ttl_us < 0 || ttl < r->ttl_us)))
+		r->ttl_us = ttl;
+}
+
+static void
+load_rules(void)
+{
+	Relation	rel;
+	Snapshot	snap;
+	TableScanDesc scan;
+	HeapTuple	tup;
+
+	if (query_rules)
+		hash_destroy(query_rules);
+	if (table_rules)
+		hash_destroy(table_rules);
+	query_rules = make_rule_hash("perfopt cache query rules", sizeof(uint64));
+	table_rules = make_rule_hash("perfopt cache table rules", sizeof(Oid));
+	if (!OidIsValid(rules_relid))
+		return;
+
+	rel = table_open(rules_relid, AccessShareLock);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Datum		values[7];
+		bool		nulls[7];
+		int64		ttl;
+		char	   *kind;
+
+		if (RelationGetDescr(rel)->natts < 6)
+			break;
+		heap_deform_tuple(tup, RelationGetDescr(rel), values, nulls);
+		ttl = nulls[4] ? -1 : interval_us(DatumGetIntervalP(values[4]));
+		kind = TextDatumGetCString(values[0]);
+		if (strcmp(kind, "query") == 0 && !nulls[1])
+		{
+			uint64		qid = (uint64) DatumGetInt64(values[1]);
+			RuleEntry  *r;
+			bool		found;
+
+			r = hash_search(query_rules, &qid, HASH_ENTER, &found);
+			r->ttl_us = ttl;
+		}
+		else if (strcmp(kind, "table") == 0 && !nulls[5])
+		{
+			ArrayType  *arr = DatumGetArrayTypeP(values[5]);
+			Datum	   *elems;
+			int			n;
+			int			i;
+
+			deconstruct_array(arr, OIDOID, sizeof(Oid), true, TYPALIGN_INT,
+							  &elems, NULL, &n);
+			for (i = 0; i < n; i++)
+				add_table_rule(DatumGetObjectId(elems[i]), ttl);
+		}
+	}
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+}
+
+/*
+ * Bring this backend's copy of the rules up to date.  The generations are
+ * read before the snapshot is taken: a rule change committing later bumps
+ * them again (at COMMIT) and the next statement reloads.
+ */
+static void
+refresh_rules(void)
+{
+	int			epoch_slot = cache_epoch_slot();
+	uint64		epoch;
+	uint64		gen = 0;
+
+	if (epoch_slot < 0)
+		return;
+	epoch = cache_slot_gen(epoch_slot);
+	if (epoch != epoch_seen || rules_db != MyDatabaseId)
+	{
+		Oid			nsp = get_namespace_oid("perfopt", true);
+
+		rules_db = MyDatabaseId;
+		rules_relid = OidIsValid(nsp) ? get_relname_relid("cache_rule_defs", nsp) : InvalidOid;
+		rules_slot = OidIsValid(rules_relid) ? cache_slot_find(MyDatabaseId, rules_relid, true) : -1;
+		trigger_fn = InvalidOid;
+		if (OidIsValid(nsp))
+			trigger_fn = LookupFuncName(list_make2(makeString("perfopt"),
+												   makeString("_cache_invalidate")),
+										0, NULL, true);
+		if (rules_slot >= 0)
+			gen = cache_slot_gen(rules_slot);
+		load_rules();
+		epoch_seen = epoch;
+		rules_seen = gen;
+		return;
+	}
+	if (rules_slot >= 0 && (gen = cache_slot_gen(rules_slot)) != rules_seen)
+	{
+		load_rules();
+		rules_seen = gen;
+	}
+}
+
+/*
+ * Does a rule (or cache_mode = all) select this statement?  relids are the
+ * tables it reads.  *ttl_us is the rule's TTL, -1 for none.
+ */
+bool
+cache_rules_lookup(uint64 queryid, const Oid *relids, int nrels, int64 *ttl_us)
+{
+	RuleEntry  *r;
+	int			i;
+	int64		ttl = -1;
+
+	refresh_rules();
+	*ttl_us = -1;
+	if (!OidIsValid(trigger_fn))
+		return false;			/* extension not installed here */
+	r = hash_search(query_rules, &queryid, HASH_FIND, NULL);
+	if (r)
+	{
+		*ttl_us = r->ttl_us;
+		return true;
+	}
+	for (i = 0; i < nrels; i++)
+	{
+		r = hash_search(table_rules, &relids[i], HASH_FIND, NULL);
+		if (!r)
+			return perfopt_cache_mode == CACHE_MODE_ALL;
+		if (r->ttl_us >= 0 && (ttl < 0 || r->ttl_us < ttl))
+			ttl = r->ttl_us;
+	}
+	*ttl_us = ttl;
+	return nrels > 0 || perfopt_cache_mode == CACHE_MODE_ALL;
+}
+
+Oid
+cache_trigger_function(void)
+{
+	return trigger_fn;
+}
+
+/*
+ * Does the table carry perfopt's trigger, enabled ALWAYS, for every kind of
+ * write?  Read with a fresh snapshot, not the relcache, which may not have
+ * seen a concurrent DISABLE TRIGGER yet.
+ */
+bool
+cache_trigger_present(Oid relid)
+{
+	Relation	tgrel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Snapshot	snap;
+	bool		found = false;
+	int16		want = TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE |
+		TRIGGER_TYPE_DELETE | TRIGGER_TYPE_TRUNCATE;
+
+	if (!OidIsValid(trigger_fn))
+		return false;
+	tgrel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_trigger_tgrelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(relid));
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = systable_beginscan(tgrel, TriggerRelidNameIndexId, true, snap, 1, &key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_trigger t = (Form_pg_trigger) GETSTRUCT(tup);
+
+		found = t->tgfoid == trigger_fn &&
+			t->tgenabled == TRIGGER_FIRES_ALWAYS &&
+			!TRIGGER_FOR_ROW(t->tgtype) && TRIGGER_FOR_AFTER(t->tgtype) &&
+			(t->tgtype & want) == want;
+	}
+	systable_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(tgrel, AccessShareLock);
+	return found;
+}
+
+/* Why a table cannot be cached, or NULL. */
+const char *
+cache_relation_refusal(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Form_pg_class c;
+	const char *why = NULL;
+
+	if (!HeapTupleIsValid(tup))
+		return "it does not exist";
+	c = (Form_pg_class) GETSTRUCT(tup);
+	if (relid < FirstNormalObjectId)
+		why = "it is a system catalog";
+	else if (c->relpersistence == RELPERSISTENCE_TEMP)
+		why = "it is a temporary table";
+	else if (c->relkind == RELKIND_FOREIGN_TABLE)
+		why = "it is a foreign table, whose writes perfopt cannot see";
+	else if (c->relkind == RELKIND_MATVIEW)
+		why = "it is a materialized view (REFRESH fires no triggers)";
+	else if (c->relkind != RELKIND_RELATION && c->relkind != RELKIND_PARTITIONED_TABLE &&
+			 c->relkind != RELKIND_VIEW)
+		why = "it is not a table";
+	else if (c->relrowsecurity)
+		why = "it has row-level security";
+	ReleaseSysCache(tup);
+	return why;
+}
+
+/* relid and all its partitions or inheritance children, checked */
+static List *
+tables_under(Oid relid, List *tables)
+{
+	List	   *all = find_all_inheritors(relid, AccessShareLock, NULL);
+	ListCell   *lc;
+
+	foreach(lc, all)
+	{
+		Oid			child = lfirst_oid(lc);
+		const char *why = cache_relation_refusal(child);
+
+		if (why)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot cache results that read \"%s\": %s",
+							get_rel_name(child), why)));
+		tables = list_append_unique_oid(tables, child);
+	}
+	return tables;
+}
+
+static Datum
+oid_array(List *oids)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(list_length(oids), 1));
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, oids)
+		d[n++] = ObjectIdGetDatum(lfirst_oid(lc));
+	return PointerGetDatum(construct_array(d, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+}
+
+/* Parse and analyze one SELECT; $n parameters get their types inferred. */
+static Query *
+analyze_one(const char *sql)
+{
+	List	   *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+	Oid		   *ptypes = NULL;
+	int			nparams = 0;
+	Query	   *query;
+
+	if (list_length(raw) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("perfopt.cache_query() takes exactly one statement, got %d",
+						list_length(raw)),
+				 errhint("Pass a single SELECT, with its constants or $1, $2... parameters.")));
+	query = parse_analyze_varparams(linitial_node(RawStmt, raw), sql, &ptypes, &nparams, NULL);
+	if (query->commandType != CMD_SELECT || query->utilityStmt != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("only SELECT statements can be cached"),
+				 errhint("Writes, utility statements and SELECT INTO are never cached.")));
+	if (query->queryId == UINT64CONST(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("perfopt cannot identify statements because compute_query_id is off"),
+				 errhint("Set compute_query_id = auto or on.")));
+	return query;
+}
+
+/*
+ * perfopt._cache_analyze(query text, has_ttl bool, OUT queryid bigint,
+ * OUT tables oid[]): the statement's identity and every table that needs
+ * the trigger, or an error saying why it can never be cached.
+ */
+Datum
+perfopt_cache_analyze(PG_FUNCTION_ARGS)
+{
+	char	   *sql = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	bool		has_ttl = PG_GETARG_BOOL(1);
+	Query	   *query = analyze_one(sql);
+	uint64		queryid = query->queryId;
+	const char *why = cache_shape_reason(query, has_ttl);
+	List	   *rewritten;
+	PlannedStmt *plan;
+	List	   *tables = NIL;
+	ListCell   *lc;
+	TupleDesc	tupdesc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+
+	if (why)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("statement cannot be cached: %s", why),
+				 has_ttl || strstr(why, "stable") == NULL ?
+				 errhint("See \"What is never cached\" in the perfopt README.") :
+				 errhint("Give the rule a ttl, e.g. perfopt.cache_query(query, interval '10 seconds'), to accept answers up to that old.")));
+
+	rewritten = pg_rewrite_query(query);
+	if (list_length(rewritten) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("statement cannot be cached: rules rewrite it into several statements")));
+	plan = pg_plan_query(linitial_node(Query, rewritten), sql, 0, NULL);
+	foreach(lc, plan->relationOids)
+	{
+		Oid			relid = lfirst_oid(lc);
+		const char *refusal = cache_relation_refusal(relid);
+
+		if (refusal)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("statement cannot be cached: it reads \"%s\" and %s",
+							get_rel_name(relid) ? get_rel_name(relid) : "?", refusal)));
+		if (get_rel_relkind(relid) != RELKIND_VIEW)
+			tables = tables_under(relid, tables);
+	}
+	if (list_length(tables) > CACHE_MAX_DEPS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("statement cannot be cached: it reads %d tables, at most %d are tracked",
+						list_length(tables), CACHE_MAX_DEPS)));
+	foreach(lc, tables)
+		(void) cache_slot_find(MyDatabaseId, lfirst_oid(lc), true);
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	values[0] = Int64GetDatum((int64) queryid);
+	values[1] = oid_array(tables);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}
+
+/* perfopt._cache_table_check(tbl regclass) RETURNS oid[] */
+Datum
+perfopt_cache_table_check(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	const char *why = cache_relation_refusal(relid);
+	List	   *tables;
+	ListCell   *lc;
+
+	if (why == NULL && get_rel_relkind(relid) == RELKIND_VIEW)
+		why = "it is a view";
+	if (why)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot cache table \"%s\": %s",
+						get_rel_name(relid) ? get_rel_name(relid) : "?", why),
+				 errhint("perfopt.cache_table() takes a table; for a view, cache the tables it reads or use perfopt.cache_query().")));
+	tables = tables_under(relid, NIL);
+	foreach(lc, tables)
+		(void) cache_slot_find(MyDatabaseId, lfirst_oid(lc), true);
+	PG_RETURN_DATUM(oid_array(tables));
+}
+
+/* perfopt._cache_queryid(query text) RETURNS bigint */
+Datum
+perfopt_cache_queryid(PG_FUNCTION_ARGS)
+{
+	char	   *sql = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	PG_RETURN_INT64((int64) analyze_one(sql)->queryId);
+}

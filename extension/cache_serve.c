@@ -1,0 +1,585 @@
+/*
+ * cache_serve.c
+ *		Owns the executor side of the result cache: the hooks that mark
+ *		cacheable statement shapes at planning, answer a hit in ExecutorRun
+ *		(after ExecutorStart took the locks and checked privileges, so a
+ *		REVOKE takes effect at once) and store a miss when the protocol of
+ *		cache_inval.c allows it.  It works for every protocol because rows
+ *		go to queryDesc->dest, which formats them as the client asked.
+ *
+ *		These hooks are installed last, so they run first and chain to the
+ *		statistics hooks of perfopt.c.
+ */
+#include "postgres.h"
+
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "common/hashfn.h"
+#include "commands/explain.h"
+#include "executor/spi.h"
+#include "executor/executor.h"
+#include "executor/instrument.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "optimizer/planner.h"
+#include "parser/parsetree.h"
+#include "portability/instr_time.h"
+#include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "cache.h"
+#include "stats_store.h"
+
+static planner_hook_type prev_planner = NULL;
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+static ExecutorRun_hook_type prev_ExecutorRun = NULL;
+static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+static ExplainOneQuery_hook_type prev_ExplainOneQuery = NULL;
+
+/* how deeply statements nest; only top-level ones use the cache */
+static int	nesting = 0;
+
+/* perfopt.cache_warm() lets the statement it runs count as top level */
+int			cache_warm_level = -1;
+
+/* what happened to the last candidate, for EXPLAIN ANALYZE and cache_warm */
+const char *cache_last_outcome = NULL;
+
+/* A statement the cache may answer, as examined before running it. */
+typedef struct Candidate
+{
+	Oid			relids[CACHE_MAX_DEPS];
+	int			nrels;
+	int64		ttl_us;
+	StringInfoData key;
+	uint64		keyhash;
+} Candidate;
+
+static PlannedStmt *
+cache_planner(Query *parse, const char *query_string, int cursorOptions,
+			  ParamListInfo boundParams)
+{
+	/* before planning: the planner rewrites the tree it is given */
+	int			shape = cache_store_ready() ? cache_shape_of(parse) : 0;
+	PlannedStmt *result;
+
+	if (prev_planner)
+		result = prev_planner(parse, query_string, cursorOptions, boundParams);
+	else
+		result = standard_planner(parse, query_string, cursorOptions, boundParams);
+	result->jitFlags |= shape;
+	return result;
+}
+
+/* The executor must not see perfopt's bits in jitFlags; hide them meanwhile. */
+static void
+cache_ExecutorStart(QueryDesc *queryDesc, int eflags)
+{
+	PlannedStmt *stmt = queryDesc->plannedstmt;
+	int			bits = stmt->jitFlags & CACHE_SHAPE_BITS;
+
+	stmt->jitFlags &= ~CACHE_SHAPE_BITS;
+	PG_TRY();
+	{
+		if (prev_ExecutorStart)
+			prev_ExecutorStart(queryDesc, eflags);
+		else
+			standard_ExecutorStart(queryDesc, eflags);
+	}
+	PG_FINALLY();
+	{
+		stmt->jitFlags |= bits;
+	}
+	PG_END_TRY();
+}
+
+/* The run-time conditions of the contract; NULL when they all hold. */
+static const char *
+runtime_refusal(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+				bool execute_once)
+{
+	PlannedStmt *stmt = queryDesc->plannedstmt;
+
+	if (perfopt_cache_mode == CACHE_MODE_OFF || !cache_store_ready())
+		return "perfopt.cache_mode is off";
+	if (nesting != 0 && nesting != cache_warm_level)
+		return "not a top-level statement";
+	if (IsParallelWorker() || RecoveryInProgress())
+		return "parallel worker or hot standby";
+	if (!(stmt->jitFlags & CACHE_SHAPE_CACHEABLE) || stmt->commandType != CMD_SELECT ||
+		queryDesc->operation != CMD_SELECT || stmt->queryId == UINT64CONST(0))
+		return "statement not cacheable";
+	if (stmt->rowMarks != NIL || stmt->hasModifyingCTE || stmt->dependsOnRole)
+		return "statement locks rows, writes or depends on the role";
+	if (count != 0 || !execute_once || !ScanDirectionIsForward(direction))
+		return "fetched piecemeal (cursor or row limit)";
+	if (XactIsoLevel != XACT_READ_COMMITTED)
+		return "transaction is not READ COMMITTED";
+	if (queryDesc->snapshot == NULL || !IsMVCCSnapshot(queryDesc->snapshot))
+		return "no MVCC snapshot";
+	if (queryDesc->tupDesc == NULL || !cache_tupdesc_ok(queryDesc->tupDesc))
+		return "returns anonymous records";
+	return NULL;
+}
+
+/* The tables it reads, and whether each may be cached at all. */
+static const char *
+relation_refusal(QueryDesc *queryDesc, Candidate *c)
+{
+	ListCell   *lc;
+
+	c->nrels = 0;
+	foreach(lc, queryDesc->plannedstmt->rtable)
+	{
+		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+		int			i;
+
+		if (rte->rtekind != RTE_RELATION)
+			continue;
+		if (cache_relation_refusal(rte->relid))
+			return "reads a table that is never cached";
+		if (rte->relkind == RELKIND_VIEW)
+			continue;			/* its tables are in the range table too */
+		for (i = 0; i < c->nrels; i++)
+			if (c->relids[i] == rte->relid)
+				break;
+		if (i < c->nrels)
+			continue;
+		if (c->nrels == CACHE_MAX_DEPS)
+			return "reads too many tables";
+		if (cache_xact_wrote(rte->relid))
+			return "this transaction wrote a table it reads";
+		c->relids[c->nrels++] = rte->relid;
+	}
+	return NULL;
+}
+
+/* Is the stored blob the answer for this statement, now? */
+static bool
+blob_answers(Candidate *c, QueryDesc *queryDesc, char *blob, uint32 len,
+			 CacheBlobHeader **hdr, char **tuples, bool *invalid, bool *expired)
+{
+	CacheDep   *deps;
+	int			ndeps;
+	char	   *key;
+	int			i;
+
+	*invalid = *expired = false;
+	if (!cache_blob_parse(blob, len, &deps, &ndeps, hdr, &key, tuples) ||
+		(*hdr)->keylen != (uint32) c->key.len ||
+		memcmp(key, c->key.data, c->key.len) != 0 ||
+		(*hdr)->tupdesc_hash != cache_tupdesc_hash(queryDesc->tupDesc))
+		return false;			/* another statement with the same hash */
+	for (i = 0; i < ndeps; i++)
+	{
+		if (cache_slot_gen(deps[i].slot) != deps[i].gen)
+		{
+			*invalid = true;
+			return false;
+		}
+	}
+	if ((*hdr)->expires != 0 && GetCurrentTimestamp() >= (*hdr)->expires)
+	{
+		*expired = true;
+		return false;
+	}
+
+	/*
+	 * Every writer the result includes must be visible to this statement's
+	 * snapshot, taken before this check: never serve what is newer.
+	 */
+	return FullTransactionIdPrecedes((*hdr)->max_writer,
+									 cache_full_xid(queryDesc->snapshot->xmin));
+}
+
+static bool
+serve_hit(Candidate *c, QueryDesc *queryDesc)
+{
+	char	   *blob;
+	uint32		len;
+	CacheBlobHeader *hdr;
+	char	   *tuples;
+	bool		invalid;
+	bool		expired;
+	MemoryContext old;
+	uint64		n;
+
+	if (!cache_store_lookup(MyDatabaseId, GetUserId(), c->keyhash,
+							c->key.data, c->key.len, &blob, &len))
+		return false;
+	if (!blob_answers(c, queryDesc, blob, len, &hdr, &tuples, &invalid, &expired))
+	{
+		if (invalid || expired)
+			cache_store_forget(MyDatabaseId, GetUserId(), c->keyhash, invalid,
+							   expired, queryDesc->plannedstmt->queryId);
+		pfree(blob);
+		return false;
+	}
+
+	old = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
+	if (queryDesc->totaltime)
+		InstrStartNode(queryDesc->totaltime);
+	queryDesc->already_executed = true;
+	n = cache_blob_send(queryDesc, hdr, tuples);
+	queryDesc->estate->es_processed = n;
+	if (queryDesc->totaltime)
+		InstrStopNode(queryDesc->totaltime, n);
+	MemoryContextSwitchTo(old);
+	pfree(blob);
+	return true;
+}
+
+/*
+ * Store the result of a miss if the protocol allows: every table it read
+ * carries the trigger (checked in the catalog once per DDL epoch) and has
+ * no writer that reached commit at or after the snapshot's xmin.
+ */
+static const char *
+store_result(Candidate *c, QueryDesc *queryDesc, CacheCapture *cap)
+{
+	CacheDep	deps[CACHE_MAX_DEPS + 2];
+	int			ndeps = 0;
+	int			epoch_slot = cache_epoch_slot();
+	uint64		epoch;
+	FullTransactionId xmin;
+	FullTransactionId max_writer = FirstNormalFullTransactionId;
+	CacheBlobHeader hdr;
+	char	   *blob;
+	uint32		len;
+	int			i;
+
+	if (cache_capture_overflowed(cap))
+	{
+		cache_store_count_too_large();
+		return "result larger than perfopt.cache_max_entry_size";
+	}
+	if (cache_xact_changed_anything())
+		return "this transaction has written";
+	if (epoch_slot < 0)
+		return "no room for the database's slot";
+	epoch = cache_slot_gen(epoch_slot);
+	deps[ndeps++].slot = 0;
+	deps[ndeps++].slot = epoch_slot;
+	for (i = 0; i < c->nrels; i++)
+	{
+		int			slot = cache_slot_find(MyDatabaseId, c->relids[i], true);
+
+		if (slot < 0)
+			return "no room for a table slot";
+		if (!cache_slot_verified(slot, epoch))
+		{
+			if (!cache_trigger_present(c->relids[i]))
+				return "a table it reads has no enabled invalidation trigger";
+			cache_slot_set_verified(slot, epoch);
+		}
+		deps[ndeps++].slot = slot;
+	}
+
+	xmin = cache_full_xid(queryDesc->snapshot->xmin);
+	for (i = 0; i < ndeps; i++)
+	{
+		FullTransactionId mx;
+
+		deps[i].pad = 0;
+		if (!cache_slot_check_store(deps[i].slot, xmin, &deps[i].gen, &mx))
+			return "a writer committed concurrently";
+		if (FullTransactionIdPrecedes(max_writer, mx))
+			max_writer = mx;
+	}
+	if (deps[1].gen != epoch)
+		return "DDL committed concurrently";
+
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.tupdesc_hash = cache_tupdesc_hash(queryDesc->tupDesc);
+	hdr.max_writer = max_writer;
+	hdr.expires = c->ttl_us >= 0 ?
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 0) + c->ttl_us : 0;
+	blob = cache_blob_build(cap, deps, ndeps, &hdr, &c->key, &len);
+	if (blob == NULL ||
+		!cache_store_insert(MyDatabaseId, GetUserId(), c->keyhash,
+							queryDesc->plannedstmt->queryId, blob, len))
+		return "does not fit in perfopt.cache_size";
+	return NULL;
+}
+
+/* Is this statement a candidate?  Fills c; sets cache_last_outcome if not. */
+static bool
+examine(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+		bool execute_once, Candidate *c)
+{
+	const char *why = runtime_refusal(queryDesc, direction, count, execute_once);
+
+	if (!why)
+		why = relation_refusal(queryDesc, c);
+	if (!why && !cache_rules_lookup(queryDesc->plannedstmt->queryId,
+									c->relids, c->nrels, &c->ttl_us))
+		why = "no cache rule selects it";
+	if (!why && (queryDesc->plannedstmt->jitFlags & CACHE_SHAPE_STABLE) && c->ttl_us < 0)
+		why = "calls a stable function and its rule has no ttl";
+	if (!why)
+	{
+		initStringInfo(&c->key);
+		if (!cache_build_key(queryDesc, &c->key))
+			why = "parameters cannot be read";
+	}
+	if (why)
+	{
+		cache_last_outcome = why;
+		return false;
+	}
+	c->keyhash = hash_bytes_extended((unsigned char *) c->key.data, c->key.len, 0);
+	return true;
+}
+
+static void
+run_chained(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+			bool execute_once)
+{
+	nesting++;
+	PG_TRY();
+	{
+		if (prev_ExecutorRun)
+			prev_ExecutorRun(queryDesc, direction, count, execute_once);
+		else
+			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+	}
+	PG_FINALLY();
+	{
+		nesting--;
+	}
+	PG_END_TRY();
+}
+
+static void
+cache_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+				  bool execute_once)
+{
+	Candidate	c;
+	CacheCapture *cap;
+	instr_time	start;
+	instr_time	duration;
+	uint64		queryid = queryDesc->plannedstmt->queryId;
+
+	cache_last_outcome = NULL;
+	if (!examine(queryDesc, direction, count, execute_once, &c))
+	{
+		run_chained(queryDesc, direction, count, execute_once);
+		return;
+	}
+
+	INSTR_TIME_SET_CURRENT(start);
+	if (serve_hit(&c, queryDesc))
+	{
+		INSTR_TIME_SET_CURRENT(duration);
+		INSTR_TIME_SUBTRACT(duration, start);
+		cache_store_count(queryid, true, INSTR_TIME_GET_MILLISEC(duration));
+		stats_store_count_cache(queryid, true);
+		cache_last_outcome = "hit";
+		return;
+	}
+
+	cap = cache_capture_begin(queryDesc, (Size) perfopt_cache_max_entry_size * 1024);
+	PG_TRY();
+	{
+		run_chained(queryDesc, direction, count, execute_once);
+	}
+	PG_FINALLY();
+	{
+		cache_capture_end(queryDesc, cap);
+	}
+	PG_END_TRY();
+
+	cache_last_outcome = store_result(&c, queryDesc, cap);
+	if (cache_last_outcome)
+		cache_store_count_refused();
+	else
+		cache_last_outcome = "miss, stored";
+	INSTR_TIME_SET_CURRENT(duration);
+	INSTR_TIME_SUBTRACT(duration, start);
+	cache_store_count(queryid, false, INSTR_TIME_GET_MILLISEC(duration));
+	stats_store_count_cache(queryid, false);
+}
+
+static void
+cache_ExecutorFinish(QueryDesc *queryDesc)
+{
+	nesting++;
+	PG_TRY();
+	{
+		if (prev_ExecutorFinish)
+			prev_ExecutorFinish(queryDesc);
+		else
+			standard_ExecutorFinish(queryDesc);
+	}
+	PG_FINALLY();
+	{
+		nesting--;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Utility statements that cannot change what a cached statement returns;
+ * every other one counts as DDL and invalidates the database's entries
+ * when it commits.  TRUNCATE and COPY fire the triggers themselves.
+ */
+static bool
+utility_is_harmless(Node *stmt)
+{
+	switch (nodeTag(stmt))
+	{
+		case T_TransactionStmt:
+			return ((TransactionStmt *) stmt)->kind != TRANS_STMT_COMMIT_PREPARED;
+		case T_VariableSetStmt:
+		case T_VariableShowStmt:
+		case T_PrepareStmt:
+		case T_ExecuteStmt:
+		case T_DeallocateStmt:
+		case T_DeclareCursorStmt:
+		case T_FetchStmt:
+		case T_ClosePortalStmt:
+		case T_ExplainStmt:
+		case T_CopyStmt:
+		case T_TruncateStmt:
+		case T_NotifyStmt:
+		case T_ListenStmt:
+		case T_UnlistenStmt:
+		case T_CheckPointStmt:
+		case T_DiscardStmt:
+		case T_LockStmt:
+		case T_VacuumStmt:
+		case T_ConstraintsSetStmt:
+		case T_CallStmt:
+		case T_DoStmt:
+		case T_LoadStmt:
+		case T_ClusterStmt:
+		case T_ReindexStmt:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * EXECUTE runs what the client asked for, and EXPLAIN ANALYZE runs its
+ * statement as if it were top level, so that EXPLAIN can show a hit.
+ */
+static void
+cache_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
+					 bool readOnlyTree, ProcessUtilityContext context,
+					 ParamListInfo params, QueryEnvironment *queryEnv,
+					 DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	bool		nests = !IsA(parsetree, ExecuteStmt) && !IsA(parsetree, ExplainStmt);
+
+	if (!utility_is_harmless(parsetree))
+		cache_inval_note_ddl();
+	if (nests)
+		nesting++;
+	PG_TRY();
+	{
+		if (prev_ProcessUtility)
+			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		if (nests)
+			nesting--;
+	}
+	PG_END_TRY();
+}
+
+/* EXPLAIN (ANALYZE) says whether the answer came from the cache. */
+static void
+cache_ExplainOneQuery(Query *query, int cursorOptions, IntoClause *into,
+					  ExplainState *es, const char *queryString,
+					  ParamListInfo params, QueryEnvironment *queryEnv)
+{
+	cache_last_outcome = NULL;
+	if (prev_ExplainOneQuery)
+		prev_ExplainOneQuery(query, cursorOptions, into, es, queryString,
+							 params, queryEnv);
+	else
+	{
+		PlannedStmt *plan;
+		instr_time	planstart;
+		instr_time	planduration;
+		BufferUsage bufusage_start;
+		BufferUsage bufusage;
+
+		if (es->buffers)
+			bufusage_start = pgBufferUsage;
+		INSTR_TIME_SET_CURRENT(planstart);
+		plan = pg_plan_query(query, queryString, cursorOptions, params);
+		INSTR_TIME_SET_CURRENT(planduration);
+		INSTR_TIME_SUBTRACT(planduration, planstart);
+		if (es->buffers)
+		{
+			memset(&bufusage, 0, sizeof(BufferUsage));
+			BufferUsageAccumDiff(&bufusage, &pgBufferUsage, &bufusage_start);
+		}
+		ExplainOnePlan(plan, into, es, queryString, params, queryEnv,
+					   &planduration, (es->buffers ? &bufusage : NULL));
+	}
+	if (es->format == EXPLAIN_FORMAT_TEXT && es->analyze && cache_last_outcome)
+		ExplainPropertyText("Perfopt Cache", cache_last_outcome, es);
+}
+
+void
+cache_install_hooks(void)
+{
+	cache_inval_install();
+	prev_planner = planner_hook;
+	planner_hook = cache_planner;
+	prev_ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = cache_ExecutorStart;
+	prev_ExecutorRun = ExecutorRun_hook;
+	ExecutorRun_hook = cache_ExecutorRun;
+	prev_ExecutorFinish = ExecutorFinish_hook;
+	ExecutorFinish_hook = cache_ExecutorFinish;
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = cache_ProcessUtility;
+	prev_ExplainOneQuery = ExplainOneQuery_hook;
+	ExplainOneQuery_hook = cache_ExplainOneQuery;
+}
+
+/*
+ * Run one SELECT as if it were top level, so that a miss is stored: the
+ * body of perfopt.cache_warm().  Returns what happened to it.
+ */
+const char *
+cache_warm_statement(const char *sql)
+{
+	int			saved = cache_warm_level;
+	const char *outcome;
+
+	cache_last_outcome = NULL;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	cache_warm_level = nesting;
+	PG_TRY();
+	{
+		/* read-only: a data-modifying statement is refused, not run */
+		if (SPI_execute(sql, true, 0) != SPI_OK_SELECT)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("perfopt.cache_warm() only runs a SELECT")));
+	}
+	PG_FINALLY();
+	{
+		cache_warm_level = saved;
+	}
+	PG_END_TRY();
+	outcome = cache_last_outcome ? cache_last_outcome : "not run";
+	SPI_finish();
+	return outcome;
+}
