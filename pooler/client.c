@@ -545,6 +545,11 @@ client_read_cb(evutil_socket_t fd, short ev, void *arg)
 		client_free(c);
 		return;
 	}
+	if (c->state == C_CLOSING)
+	{
+		evbuffer_drain(c->c.in, evbuffer_get_length(c->c.in));
+		return;
+	}
 	client_process(c);
 }
 
@@ -561,8 +566,16 @@ client_write_cb(evutil_socket_t fd, short ev, void *arg)
 	}
 	if (c->state == C_CLOSING)
 	{
-		if (evbuffer_get_length(c->c.out) == 0)
-			client_free(c);
+		/*
+		 * Closing with unread input would send a RST that can destroy our
+		 * ErrorResponse in flight: shut our side, then wait for the peer's EOF.
+		 */
+		if (evbuffer_get_length(c->c.out) == 0 && !c->shut)
+		{
+			shutdown(c->c.fd, SHUT_WR);
+			c->shut = true;
+			conn_read_on(&c->c);
+		}
 		return;
 	}
 	if (c->server && !c->server->c.reading && evbuffer_get_length(c->c.out) < BACKLOG_HIGH / 4)

@@ -217,7 +217,7 @@ typedef struct client
 	uint32_t	cancel_key;
 	uint32_t	pass_remaining; /* bytes of a message being streamed through */
 	bool		in_batch;		/* extended-protocol messages sent, no Sync yet */
-	bool		counted;		/* counted in the client total */
+	bool		shut;			/* closing: our side shut down, awaiting EOF */
 	double		wait_start;
 	struct event timer;
 	void	   *auth_state;
