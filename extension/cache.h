@@ -157,5 +157,7 @@ extern uint64 cache_blob_send(QueryDesc *queryDesc, const CacheBlobHeader *hdr,
 /* cache_serve.c */
 extern void cache_install_hooks(void);
 extern const char *cache_warm_statement(const char *sql);
+extern const char *cache_last_outcome;
+extern const char *cache_prev_outcome;
 
 #endif							/* PERFOPT_CACHE_H */

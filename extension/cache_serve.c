@@ -25,6 +25,7 @@
 #include "optimizer/planner.h"
 #include "parser/parsetree.h"
 #include "portability/instr_time.h"
+#include "tcop/pquery.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/snapmgr.h"
@@ -46,8 +47,13 @@ static int	nesting = 0;
 /* perfopt.cache_warm() lets the statement it runs count as top level */
 int			cache_warm_level = -1;
 
-/* what happened to the last candidate, for EXPLAIN ANALYZE and cache_warm */
+/*
+ * What happened to the current top-level statement (for EXPLAIN ANALYZE and
+ * cache_warm) and to the one before it (for perfopt.cache_last_outcome(),
+ * itself a statement).
+ */
 const char *cache_last_outcome = NULL;
+const char *cache_prev_outcome = NULL;
 
 /* A statement the cache may answer, as examined before running it. */
 typedef struct Candidate
@@ -112,10 +118,15 @@ runtime_refusal(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 		return "parallel worker or hot standby";
 	if (!(stmt->jitFlags & CACHE_SHAPE_CACHEABLE) || stmt->commandType != CMD_SELECT ||
 		queryDesc->operation != CMD_SELECT || stmt->queryId == UINT64CONST(0))
-		return "statement not cacheable";
+		return "statement shape not cacheable (not a plain SELECT, or volatile or user-defined functions)";
 	if (stmt->rowMarks != NIL || stmt->hasModifyingCTE || stmt->dependsOnRole)
 		return "statement locks rows, writes or depends on the role";
-	if (count != 0 || !execute_once || !ScanDirectionIsForward(direction))
+	/*
+	 * Only a whole result from a fresh start: a cursor (a visible portal)
+	 * or a second run of the same statement continues where it stopped.
+	 */
+	if (count != 0 || queryDesc->already_executed || !ScanDirectionIsForward(direction) ||
+		ActivePortal == NULL || ActivePortal->visible)
 		return "fetched piecemeal (cursor or row limit)";
 	if (XactIsoLevel != XACT_READ_COMMITTED)
 		return "transaction is not READ COMMITTED";
@@ -364,7 +375,11 @@ cache_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	instr_time	duration;
 	uint64		queryid = queryDesc->plannedstmt->queryId;
 
-	cache_last_outcome = NULL;
+	if (nesting == 0 || nesting == cache_warm_level)
+	{
+		cache_prev_outcome = cache_last_outcome;
+		cache_last_outcome = NULL;
+	}
 	if (!examine(queryDesc, direction, count, execute_once, &c))
 	{
 		run_chained(queryDesc, direction, count, execute_once);

@@ -25,6 +25,7 @@ PG_FUNCTION_INFO_V1(perfopt_cache_totals);
 PG_FUNCTION_INFO_V1(perfopt_cache_clear);
 PG_FUNCTION_INFO_V1(perfopt_cache_clear_table);
 PG_FUNCTION_INFO_V1(perfopt_cache_warm);
+PG_FUNCTION_INFO_V1(perfopt_cache_last_outcome);
 
 static void
 require_cache(void)
@@ -156,4 +157,17 @@ perfopt_cache_warm(PG_FUNCTION_ARGS)
 	ereport(NOTICE,
 			(errmsg("statement not cached: %s", outcome)));
 	PG_RETURN_BOOL(false);
+}
+
+/*
+ * perfopt.cache_last_outcome(): what the cache did with this session's
+ * previous top-level statement ("hit", "miss, stored" or why it was
+ * bypassed or not stored); NULL before any.
+ */
+Datum
+perfopt_cache_last_outcome(PG_FUNCTION_ARGS)
+{
+	if (cache_prev_outcome == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(cache_prev_outcome));
 }

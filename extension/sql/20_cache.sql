@@ -215,6 +215,10 @@ CREATE FUNCTION perfopt.cache_warm(query text) RETURNS boolean
 AS 'MODULE_PATHNAME', 'perfopt_cache_warm'
 LANGUAGE C STRICT VOLATILE;
 
+CREATE FUNCTION perfopt.cache_last_outcome() RETURNS text
+AS 'MODULE_PATHNAME', 'perfopt_cache_last_outcome'
+LANGUAGE C VOLATILE;
+
 -- Rules put triggers on tables and their statistics show statement texts:
 -- for administrators, like perfopt.reset_stats().
 REVOKE ALL ON FUNCTION perfopt.cache_query(text, interval), perfopt.cache_table(regclass, interval),
