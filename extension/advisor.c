@@ -15,7 +15,9 @@
  * as helped only if the candidate is in its plan and cuts its cost by
  * perfopt.advisor_min_improvement percent; the index's maintenance cost
  * (the table's inserts, updates and deletes, times an estimate per entry)
- * is subtracted; the total size stays within perfopt.advisor_max_index_size.
+ * is subtracted; what is left must be at least
+ * perfopt.advisor_min_workload_improvement percent of the whole workload's
+ * cost; the total size stays within perfopt.advisor_max_index_size.
  * Finally each chosen index is reported with its marginal effect: the
  * statements it helps with every other chosen index present.
  */
@@ -139,6 +141,27 @@ chosen_hypos(List *chosen, AdvisorCand *except, List *replaced)
 	return hypos;
 }
 
+/*
+ * The least saving, in weighted cost, that is worth an index: a share
+ * (perfopt.advisor_min_workload_improvement) of the whole workload's cost.
+ * An index that makes one rare statement fast but the workload no faster is
+ * not worth its storage and upkeep.
+ */
+static double
+min_workload_gain(List *stmts)
+{
+	double		total = 0;
+	ListCell   *lc;
+
+	foreach(lc, stmts)
+	{
+		AdvisorStmt *s = (AdvisorStmt *) lfirst(lc);
+
+		total += s->calls * s->cost_before;
+	}
+	return total * perfopt_advisor_min_workload_improvement / 100.0;
+}
+
 typedef struct Trial
 {
 	double		net;			/* saving minus write cost */
@@ -205,7 +228,7 @@ try_candidate(AdvisorCand *c, List *stmts, List *chosen, bool count_writes,
 		write -= write_overhead(x, count_writes);
 	}
 	t->net = gain - write;
-	return t->net > 0;
+	return t->net > 0 && gain >= min_workload_gain(stmts);
 }
 
 static List *
@@ -289,7 +312,8 @@ report_marginal(AdvisorCand *c, List *stmts, List *chosen, bool count_writes)
 	}
 	c->size_bytes = (double) c->hypo->pages * BLCKSZ;
 	c->write_overhead = write_overhead(c, count_writes);
-	return c->helped != NIL;
+	return c->helped != NIL &&
+		c->cost_before - c->cost_after >= min_workload_gain(stmts);
 }
 
 static int
@@ -322,6 +346,12 @@ plan_statements(List *stmts, bool rethrow)
 		if (s->queryid == 0)
 			s->queryid = r.queryid;
 		s->preds = r.preds;
+		if (s->example2)
+		{
+			AdvisorPlanResult r2 = advisor_plan(s->example2, NIL, true, NULL, false);
+
+			s->preds2 = r2.ok ? r2.preds : NIL;
+		}
 		foreach(p, r.preds)
 			s->relids = list_append_unique_oid(s->relids, ((AdvisorPred *) lfirst(p))->relid);
 		if (s->relids != NIL)
@@ -478,6 +508,7 @@ workload(void)
 		s = palloc0(sizeof(AdvisorStmt));
 		s->queryid = cs->queryid;
 		s->example = cs->example;
+		s->example2 = cs->example2;
 		s->query = w->query ? w->query : cs->example;
 		s->calls = w->calls;
 		s->total_time = w->total_time;

@@ -15,6 +15,8 @@ typedef struct AdvisorStmt
 {
 	uint64		queryid;
 	char	   *example;		/* text to re-plan */
+	char	   *example2;		/* one with other constants, or NULL */
+	List	   *preds2;			/* AdvisorPred of example2's plan */
 	char	   *query;			/* normalized text to show */
 	double		calls;
 	double		total_time;

@@ -184,6 +184,28 @@ keys_of_kind(List *preds, Oid relid, AdvisorPredKind kind, List *except)
 	return keys;
 }
 
+/*
+ * Is the filter's constant the same every time?  Known when a second text
+ * of the statement, with other constants, has the same filter; a
+ * statement only ever seen with one text is taken as it is.
+ */
+static bool
+constant_is_fixed(AdvisorStmt *s, AdvisorPred *p)
+{
+	ListCell   *lc;
+
+	if (s->example2 == NULL)
+		return true;
+	foreach(lc, s->preds2)
+	{
+		AdvisorPred *q = (AdvisorPred *) lfirst(lc);
+
+		if (q->clause && q->relid == p->relid && equal(q->clause, p->clause))
+			return true;
+	}
+	return false;
+}
+
 /* Partial candidates: the other keys, WHERE a filter on a rare-valued column. */
 static void
 add_partials(List **cands, AdvisorStmt *s, Oid relid, List *eq, List *range,
@@ -197,7 +219,8 @@ add_partials(List **cands, AdvisorStmt *s, Oid relid, List *eq, List *range,
 		double		nd;
 		List	   *keys;
 
-		if (p->relid != relid || p->kind != PRED_EQ || p->clause == NULL)
+		if (p->relid != relid || p->kind != PRED_EQ || p->clause == NULL ||
+			!constant_is_fixed(s, p))
 			continue;
 		nd = column_distinct(relid, p->attno);
 		if (nd < 2 || nd > PARTIAL_MAX_DISTINCT)

@@ -9,7 +9,10 @@
  * Cost: a statement's plan is read once, the first time it ends; after
  * that an execution costs one shared-lock hash lookup plus a backend-local
  * lookup for burst counting, and the shared entry's spinlock only when a
- * burst grows past what was recorded.  Entries are fixed-size and the table
+ * burst grows past what was recorded.  A second example text, the first
+ * one with other constants, is kept too: a filter whose constant is the
+ * same in both (status = 'open') may make a partial index, one whose
+ * constant varies may not.  Entries are fixed-size and the table
  * is sized at startup (perfopt.advisor_max_statements); once full, new
  * statements are not captured until perfopt.advisor_reset().
  */
@@ -59,7 +62,11 @@ typedef struct CaptureEntry
 	int			nscans;
 	CapturedScan scans[ADVISOR_MAX_SCANS];
 	int			example_len;	/* -1: too long to keep */
+	uint32		example_hash;
 	char		example[ADVISOR_EXAMPLE_LEN];
+	/* a second text, with other constants: 0 none seen yet, -1 too long */
+	int			example2_len;
+	char		example2[ADVISOR_EXAMPLE_LEN];
 } CaptureEntry;
 
 typedef struct CaptureShared
@@ -121,6 +128,16 @@ advisor_capture_ready(void)
 	return capture != NULL && capture_hash != NULL;
 }
 
+static int
+copy_text(char *dest, const char *text, int len)
+{
+	if (len >= ADVISOR_EXAMPLE_LEN)
+		return -1;
+	memcpy(dest, text, len);
+	dest[len] = '\0';
+	return len;
+}
+
 static void
 fill_entry(CaptureEntry *e, List *preds, List *scans, const char *text, int len)
 {
@@ -150,19 +167,14 @@ fill_entry(CaptureEntry *e, List *preds, List *scans, const char *text, int len)
 		e->scans[e->nscans].rows = (float4) s->rows;
 		e->nscans++;
 	}
-	if (len < ADVISOR_EXAMPLE_LEN)
-	{
-		memcpy(e->example, text, len);
-		e->example[len] = '\0';
-		e->example_len = len;
-	}
-	else
-		e->example_len = -1;
+	e->example_len = copy_text(e->example, text, len);
+	e->example2_len = 0;
 }
 
 /* First end of a statement: read its plan and keep what the advisor needs. */
 static void
-capture_new(CaptureKey *key, QueryDesc *queryDesc, const char *text, int len)
+capture_new(CaptureKey *key, QueryDesc *queryDesc, const char *text, int len,
+			uint32 hash)
 {
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
 											  "perfopt advisor capture",
@@ -180,6 +192,7 @@ capture_new(CaptureKey *key, QueryDesc *queryDesc, const char *text, int len)
 	{
 		SpinLockInit(&e->mutex);
 		e->max_burst = 1;
+		e->example_hash = hash;
 		fill_entry(e, preds, scans, text, len);
 	}
 	LWLockRelease(capture->lock);
@@ -193,12 +206,11 @@ capture_new(CaptureKey *key, QueryDesc *queryDesc, const char *text, int len)
  * longer than any this backend reported before, else 0.
  */
 static int64
-count_burst(uint64 queryid, const char *text, int len)
+count_burst(uint64 queryid, uint32 h)
 {
 	BurstEntry *b;
 	bool		found;
 	TimestampTz now = GetCurrentStatementStartTimestamp();
-	uint32		h = hash_bytes((const unsigned char *) text, len);
 	bool		same_run;
 
 	if (burst_hash == NULL || hash_get_num_entries(burst_hash) >= LOCAL_BURST_MAX)
@@ -235,6 +247,19 @@ count_burst(uint64 queryid, const char *text, int len)
 	return 0;
 }
 
+/* Keep the first text seen with constants other than the example's. */
+static void
+capture_second(CaptureKey *key, const char *text, int len, uint32 hash)
+{
+	CaptureEntry *e;
+
+	LWLockAcquire(capture->lock, LW_EXCLUSIVE);
+	e = hash_search(capture_hash, key, HASH_FIND, NULL);
+	if (e && e->example2_len == 0 && e->example_hash != hash)
+		e->example2_len = copy_text(e->example2, text, len);
+	LWLockRelease(capture->lock);
+}
+
 static void
 capture_end(QueryDesc *queryDesc)
 {
@@ -245,6 +270,8 @@ capture_end(QueryDesc *queryDesc)
 	CaptureKey	key;
 	CaptureEntry *e;
 	int64		burst;
+	uint32		hash;
+	bool		want_second;
 
 	if (text == NULL)
 		return;
@@ -253,7 +280,8 @@ capture_end(QueryDesc *queryDesc)
 	memset(&key, 0, sizeof(key));
 	key.dbid = MyDatabaseId;
 	key.queryid = ps->queryId;
-	burst = count_burst(key.queryid, text, len);
+	hash = hash_bytes((const unsigned char *) text, len);
+	burst = count_burst(key.queryid, hash);
 
 	LWLockAcquire(capture->lock, LW_SHARED);
 	e = hash_search(capture_hash, &key, HASH_FIND, NULL);
@@ -263,9 +291,13 @@ capture_end(QueryDesc *queryDesc)
 		e->max_burst = Max(e->max_burst, burst);
 		SpinLockRelease(&e->mutex);
 	}
+	/* an unlocked peek: checked again under the exclusive lock */
+	want_second = e && e->example2_len == 0 && e->example_hash != hash;
 	LWLockRelease(capture->lock);
 	if (e == NULL)
-		capture_new(&key, queryDesc, text, len);
+		capture_new(&key, queryDesc, text, len, hash);
+	else if (want_second)
+		capture_second(&key, text, len, hash);
 }
 
 static void
@@ -330,6 +362,7 @@ advisor_capture_snapshot(Oid dbid)
 		s->nscans = e->nscans;
 		memcpy(s->scans, e->scans, sizeof(s->scans));
 		s->example = e->example_len >= 0 ? pnstrdup(e->example, e->example_len) : NULL;
+		s->example2 = e->example2_len > 0 ? pnstrdup(e->example2, e->example2_len) : NULL;
 		result = lappend(result, s);
 	}
 	LWLockRelease(capture->lock);

@@ -38,6 +38,7 @@ typedef struct CapturedStatement
 	int			nscans;
 	CapturedScan scans[ADVISOR_MAX_SCANS];
 	char	   *example;		/* palloc'd in a snapshot; NULL if too long */
+	char	   *example2;		/* one with other constants, or NULL */
 } CapturedStatement;
 
 extern Size advisor_capture_shmem_size(void);

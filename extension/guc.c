@@ -107,6 +107,7 @@ int			perfopt_advisor_max_statements = 1000;
 bool		perfopt_advisor_capture = true;
 int			perfopt_advisor_max_index_size = -1;
 double		perfopt_advisor_min_improvement = 10.0;
+double		perfopt_advisor_min_workload_improvement = 0.5;
 int			perfopt_advisor_max_candidates = 50;
 int			perfopt_advisor_n_plus_one_threshold = 20;
 int			perfopt_advisor_big_table_rows = 100000;
@@ -143,6 +144,14 @@ define_advisor_gucs(void)
 							 NULL,
 							 &perfopt_advisor_min_improvement,
 							 10.0, 0.0, 100.0,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomRealVariable("perfopt.advisor_min_workload_improvement",
+							 "Smallest cut in the whole captured workload's planned cost, in percent, for an index to be recommended.",
+							 NULL,
+							 &perfopt_advisor_min_workload_improvement,
+							 0.5, 0.0, 100.0,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 

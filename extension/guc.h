@@ -32,6 +32,7 @@ extern int	perfopt_advisor_max_statements;
 extern bool perfopt_advisor_capture;
 extern int	perfopt_advisor_max_index_size;
 extern double perfopt_advisor_min_improvement;
+extern double perfopt_advisor_min_workload_improvement;
 extern int	perfopt_advisor_max_candidates;
 extern int	perfopt_advisor_n_plus_one_threshold;
 extern int	perfopt_advisor_big_table_rows;
