@@ -1,0 +1,310 @@
+#!/usr/bin/python3
+"""perfopt-pooler benchmark, driven by tests/bench/pooler/run.
+
+For each workload (pgbench -S and TPC-B), protocol (-M simple, -M extended)
+and client count (10, 50, 200, 1000), one round runs direct, PgBouncer and
+perfopt-pooler back to back, the order rotating every round (A B C, B C A,
+C A B ...), each for BENCH_DURATION seconds.  tps comes from pgbench; mean
+and p99 latency from its per-transaction log (-l).  The verdict uses the
+median over rounds of the per-round ratio perfopt / PgBouncer, which
+cancels most of the drift of a shared 2-core machine.
+
+Then each pooler is started fresh and made to hold BENCH_IDLE (10,000) idle
+logged-in client connections; its RSS growth divided by the number of
+clients is the memory per idle client.
+
+Targets (issue 5): tps >= 1.1x PgBouncer at 50 and 200 clients, p99 no
+higher, memory per idle client no higher.  Exit 0 when all hold, 3 when one
+is missed."""
+
+import glob
+import os
+import resource
+import shutil
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+B_HOST = os.environ["B_HOST"]
+B_PORT = int(os.environ["B_PORT"])
+BIN = os.environ["POOLER_BIN"]
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+DURATION = int(os.environ.get("BENCH_DURATION", "5"))
+CLIENTS = [int(x) for x in os.environ.get("BENCH_CLIENTS", "10 50 200 1000").split()]
+WORKLOADS = os.environ.get("BENCH_WORKLOADS", "select tpcb").split()
+MODES = os.environ.get("BENCH_MODES", "simple extended").split()
+IDLE = int(os.environ.get("BENCH_IDLE", "10000"))
+POOL = 20
+WORK = tempfile.mkdtemp(prefix="perfopt-poolbench.")
+os.chmod(WORK, 0o777)
+
+
+def log(msg):
+    print("pooler bench: " + msg, file=sys.stderr, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_port(port, proc):
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError("pooler exited")
+            time.sleep(0.05)
+    raise RuntimeError("pooler did not listen")
+
+
+class Target:
+    def __init__(self, name):
+        self.name = name
+        self.proc = None
+        self.port = B_PORT
+        self.host = B_HOST
+
+    def start(self):
+        pass
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def pid(self):
+        return self.proc.pid
+
+
+class Perfopt(Target):
+    def start(self):
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        d = os.path.join(WORK, "perfopt")
+        os.makedirs(d, exist_ok=True)
+        ini = os.path.join(d, "pooler.ini")
+        with open(ini, "w") as f:
+            f.write("[databases]\nbench = host=%s port=%d\n[pooler]\nlisten_addr = 127.0.0.1\n"
+                    "listen_port = %d\nunix_socket_dir =\npool_mode = transaction\npool_size = %d\n"
+                    "max_overflow = 0\npool_timeout = 120\n"
+                    "; PgBouncer checks a server idle longer than server_check_delay (30 s)\n"
+                    "pool_pre_ping = on\npre_ping_interval = 30\nmax_client_conn = 20000\n"
+                    "startup_timeout = 60\nverbose = -1\n" % (B_HOST, B_PORT, self.port, POOL))
+        self.proc = subprocess.Popen([BIN, "-c", ini], stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "log"), "a"))
+        wait_port(self.port, self.proc)
+
+
+class PgBouncer(Target):
+    def start(self):
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        d = os.path.join(WORK, "pgbouncer")
+        os.makedirs(d, exist_ok=True)
+        shutil.chown(d, "postgres")
+        with open(os.path.join(d, "userlist.txt"), "w") as f:
+            f.write('"postgres" ""\n')
+        ini = os.path.join(d, "pgbouncer.ini")
+        with open(ini, "w") as f:
+            f.write("[databases]\nbench = host=%s port=%d\n[pgbouncer]\nlisten_addr = 127.0.0.1\n"
+                    "listen_port = %d\nunix_socket_dir =\npool_mode = transaction\ndefault_pool_size = %d\n"
+                    "reserve_pool_size = 0\nmin_pool_size = 0\nmax_client_conn = 20000\nmax_db_connections = 0\n"
+                    "auth_type = trust\nauth_file = %s/userlist.txt\nquery_wait_timeout = 120\n"
+                    "ignore_startup_parameters = extra_float_digits\nlogfile = %s/pgbouncer.log\n"
+                    "log_connections = 0\nlog_disconnections = 0\nlog_pooler_errors = 1\n"
+                    "pidfile = %s/pgbouncer.pid\n" % (B_HOST, B_PORT, self.port, POOL, d, d, d))
+        for fn in os.listdir(d):
+            shutil.chown(os.path.join(d, fn), "postgres")
+        self.proc = subprocess.Popen(["runuser", "-u", "postgres", "--", "bash", "-c",
+                                      "ulimit -n %d; exec pgbouncer %s" % (resource.getrlimit(resource.RLIMIT_NOFILE)[1], ini)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port, self.proc)
+
+    def pid(self):
+        with open(os.path.join(WORK, "pgbouncer", "pgbouncer.pid")) as f:
+            return int(f.read().strip())
+
+
+def pgbench(t, workload, mode, clients):
+    d = tempfile.mkdtemp(dir=WORK)
+    os.chmod(d, 0o777)
+    args = ["pgbench", "-n", "-h", t.host, "-p", str(t.port), "-U", "postgres", "-M", mode,
+            "-c", str(clients), "-j", "2", "-T", str(DURATION), "-l", "--log-prefix", os.path.join(d, "tx")]
+    if workload == "select":
+        args.append("-S")
+    args.append("bench")
+    r = subprocess.run(args, capture_output=True, text=True, timeout=DURATION * 6 + 120)
+    tps = None
+    for line in r.stdout.splitlines():
+        if line.startswith("tps = "):
+            tps = float(line.split()[2])
+    lat = []
+    for fn in glob.glob(os.path.join(d, "tx*")):
+        with open(fn) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3:
+                    lat.append(int(parts[2]))
+    shutil.rmtree(d, ignore_errors=True)
+    failed = "number of failed transactions: 0 " not in r.stdout
+    if tps is None or not lat or r.returncode != 0:
+        log("%s %s %s c=%d failed: %s" % (t.name, workload, mode, clients, (r.stdout + r.stderr)[-300:]))
+        return None
+    lat.sort()
+    return {"tps": tps, "mean": statistics.fmean(lat) / 1000.0, "p99": lat[int(len(lat) * 0.99) - 1] / 1000.0,
+            "failed": failed}
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def startup_packet():
+    body = struct.pack("!I", 196608) + b"user\0postgres\0database\0bench\0\0"
+    return struct.pack("!I", len(body) + 4) + body
+
+
+def hold_idle(t, n):
+    """Open n logged-in idle clients; return (rss before, rss after) in kB."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    t.start()
+    pid = t.pid()
+    # one client first so the pool has its server connection and parameters
+    warm = socket.create_connection(("127.0.0.1", t.port))
+    warm.sendall(startup_packet())
+    buf = b""
+    while not buf.endswith(b"Z\0\0\0\5I"):
+        buf += warm.recv(65536)
+    time.sleep(0.5)
+    before = rss_kb(pid)
+    socks = []
+    pkt = startup_packet()
+    for i in range(n):
+        s = socket.create_connection(("127.0.0.1", t.port))
+        s.sendall(pkt)
+        socks.append(s)
+        if len(socks) % 200 == 0:
+            for x in socks[-200:]:
+                b = b""
+                while not b.endswith(b"Z\0\0\0\5I"):
+                    chunk = x.recv(65536)
+                    if not chunk:
+                        raise RuntimeError("%s closed an idle client at %d" % (t.name, len(socks)))
+                    b += chunk
+    time.sleep(1)
+    after = rss_kb(pid)
+    for s in socks:
+        s.close()
+    warm.close()
+    t.stop()
+    return before, after
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else float("nan")
+
+
+def main():
+    targets = {"direct": Target("direct"), "pgbouncer": PgBouncer("pgbouncer"), "perfopt": Perfopt("perfopt")}
+    order = ["direct", "pgbouncer", "perfopt"]
+    targets["pgbouncer"].start()
+    targets["perfopt"].start()
+    results = {}
+    cells = [(w, m, c) for w in WORKLOADS for m in MODES for c in CLIENTS]
+    total = len(cells) * ROUNDS * 3
+    k = 0
+    try:
+        for r in range(ROUNDS):
+            for w, m, c in cells:
+                rot = order[r % 3:] + order[:r % 3]
+                for name in rot:
+                    k += 1
+                    res = pgbench(targets[name], w, m, c)
+                    results.setdefault((w, m, c, name), []).append(res)
+                    log("%d/%d round %d %-6s %-8s c=%-4d %-9s %s" % (
+                        k, total, r + 1, w, m, c, name,
+                        "%.0f tps p99 %.2f ms" % (res["tps"], res["p99"]) if res else "FAILED"))
+    finally:
+        targets["pgbouncer"].stop()
+        targets["perfopt"].stop()
+
+    print()
+    print("perfopt-pooler vs PgBouncer %s (transaction mode, pool size %d, Unix socket to PostgreSQL," % (
+        subprocess.run(["pgbouncer", "--version"], capture_output=True, text=True).stdout.split("\n")[0].split()[-1],
+        POOL))
+    print("pgbench over TCP loopback, -j 2, %d s runs, %d rounds, order rotated; medians; ratio = median of per-round"
+          " perfopt/pgbouncer)" % (DURATION, ROUNDS))
+    hdr = "%-6s %-8s %5s | %8s | %8s %7s %7s | %8s %7s %7s | %6s %6s %6s" % (
+        "script", "mode", "cli", "direct", "pgb tps", "mean", "p99", "pfo tps", "mean", "p99", "tps x", "mean x", "p99 x")
+    print(hdr)
+    print("-" * len(hdr))
+    verdicts = []
+    for w, m, c in cells:
+        def col(name, key):
+            return med([x[key] if x else None for x in results[(w, m, c, name)]])
+        ratios = {}
+        for key in ("tps", "mean", "p99"):
+            rs = []
+            for a, b in zip(results[(w, m, c, "perfopt")], results[(w, m, c, "pgbouncer")]):
+                if a and b:
+                    rs.append(a[key] / b[key])
+            ratios[key] = med(rs)
+        print("%-6s %-8s %5d | %8.0f | %8.0f %7.2f %7.2f | %8.0f %7.2f %7.2f | %6.2f %6.2f %6.2f" % (
+            w, m, c, col("direct", "tps"), col("pgbouncer", "tps"), col("pgbouncer", "mean"), col("pgbouncer", "p99"),
+            col("perfopt", "tps"), col("perfopt", "mean"), col("perfopt", "p99"),
+            ratios["tps"], ratios["mean"], ratios["p99"]))
+        if c in (50, 200):
+            verdicts.append(("tps %s %s c=%d >= 1.1x" % (w, m, c), ratios["tps"] >= 1.1, ratios["tps"]))
+            verdicts.append(("p99 %s %s c=%d <= 1.0x" % (w, m, c), ratios["p99"] <= 1.0, ratios["p99"]))
+    print("(latencies in ms; tps x / mean x / p99 x: perfopt over PgBouncer)")
+    print()
+    mem = {}
+    if IDLE > 0:
+        for name in ("pgbouncer", "perfopt"):
+            log("holding %d idle clients on %s" % (IDLE, name))
+            try:
+                mem[name] = hold_idle(targets[name], IDLE)
+            except Exception as e:
+                log("%s idle test failed: %s" % (name, e))
+                targets[name].stop()
+        print("Memory holding %d idle logged-in clients (RSS, kB):" % IDLE)
+        per = {}
+        for name, (b, a) in mem.items():
+            per[name] = (a - b) * 1024.0 / IDLE
+            print("  %-10s before %8d  after %8d  per idle client %7.0f bytes" % (name, b, a, per[name]))
+        if len(per) == 2:
+            ratio = per["perfopt"] / per["pgbouncer"]
+            print("  memory per idle client, perfopt / pgbouncer: %.2f" % ratio)
+            verdicts.append(("memory per idle client <= 1.0x", ratio <= 1.0, ratio))
+        else:
+            verdicts.append(("memory per idle client measured", False, None))
+    print()
+    print("Targets:")
+    for desc, good, val in verdicts:
+        print("  %-40s %s (%s)" % (desc, "met" if good else "MISSED", "%.2f" % val if val is not None else "n/a"))
+    shutil.rmtree(WORK, ignore_errors=True)
+    sys.exit(0 if all(v[1] for v in verdicts) else 3)
+
+
+if __name__ == "__main__":
+    main()
