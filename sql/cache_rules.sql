@@ -1,5 +1,8 @@
 -- Result cache: rules, their triggers, eligibility and errors for bad arguments.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS perfopt;
+RESET client_min_messages;
+\set SHOW_CONTEXT never
 SET perfopt.cache_mode = rules;
 
 CREATE TABLE cr_items (id int PRIMARY KEY, grp int NOT NULL, price numeric NOT NULL);
@@ -133,3 +136,7 @@ DROP MATERIALIZED VIEW cr_mv;
 DROP TABLE cr_items, cr_other, cr_temp;
 DROP FUNCTION cr_double(int);
 DROP FUNCTION cr_try(text);
+-- leave the database as the next file expects it: no extension, no statistics
+SELECT perfopt.reset_stats();
+SELECT perfopt.cache_clear() >= 0 AS cleared;
+DROP EXTENSION perfopt;

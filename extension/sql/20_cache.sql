@@ -127,13 +127,22 @@ BEGIN
     VALUES ('table', tbl, ttl, tabs);
 END $$;
 
+-- Matches the statement's shape, or the text the rule was created with (a
+-- SELECT * changes shape when a column is added; a dropped table no longer
+-- parses).
 CREATE FUNCTION perfopt.uncache_query(query text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    qid bigint := perfopt._cache_queryid(query);
+    qid bigint;
     tabs oid[];
 BEGIN
-    DELETE FROM perfopt.cache_rule_defs d WHERE d.kind = 'query' AND d.queryid = qid
+    BEGIN
+        qid := perfopt._cache_queryid(query);
+    EXCEPTION WHEN OTHERS THEN
+        qid := NULL;
+    END;
+    DELETE FROM perfopt.cache_rule_defs d
+     WHERE d.kind = 'query' AND (d.queryid = qid OR d.query = uncache_query.query)
     RETURNING d.tables INTO tabs;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no cache rule for this statement'
