@@ -49,5 +49,6 @@ extern void advisor_install_hooks(void);
 extern Datum perfopt_explain_hypothetical(PG_FUNCTION_ARGS);
 extern Datum perfopt_index_recommendations(PG_FUNCTION_ARGS);
 extern Datum perfopt_recommend_indexes(PG_FUNCTION_ARGS);
+extern Datum perfopt_plan_full_scans(PG_FUNCTION_ARGS);
 
 #endif							/* PERFOPT_ADVISOR_H */

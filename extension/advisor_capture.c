@@ -88,6 +88,7 @@ typedef struct BurstEntry
 static CaptureShared *capture = NULL;
 static HTAB *capture_hash = NULL;
 static HTAB *burst_hash = NULL;
+static uint64 last_queryid = 0;		/* the statement this backend ran last */
 static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
 
 Size
@@ -226,9 +227,16 @@ count_burst(uint64 queryid, uint32 h)
 								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
 	b = hash_search(burst_hash, &queryid, HASH_ENTER, &found);
+	/*
+	 * A run goes on inside one transaction block, or outside one while this
+	 * backend runs nothing but this statement, each soon after the last: a
+	 * busy connection that runs a mix of statements is not a loop.
+	 */
 	same_run = found &&
 		((b->lxid == MyProc->lxid && IsTransactionBlock()) ||
-		 TimestampDifferenceExceeds(b->last, now, BURST_GAP_MS) == false);
+		 (last_queryid == queryid &&
+		  !TimestampDifferenceExceeds(b->last, now, BURST_GAP_MS)));
+	last_queryid = queryid;
 	if (!found || !same_run)
 	{
 		b->count = 1;

@@ -126,6 +126,15 @@ SELECT kind, query, relation, detail FROM perfopt.findings
  WHERE query LIKE '%orders%' OR query LIKE '%customers%'
  ORDER BY kind, query;
 
+-- once the recommended index exists: no finding for that statement, and
+-- the index is not recommended again
+CREATE INDEX orders_customer_created ON orders (customer, created);
+SELECT count(*) AS full_scans FROM perfopt.findings
+ WHERE query LIKE 'SELECT * FROM orders WHERE customer%';
+SELECT count(*) AS recommended_again FROM perfopt.index_recommendations
+ WHERE table_name = 'advisor_rec.orders' AND 'customer' = ANY (columns);
+DROP INDEX orders_customer_created;
+
 -- unused and duplicate indexes
 CREATE TABLE dup (a int, b int, c int PRIMARY KEY);
 CREATE INDEX dup_a ON dup (a);

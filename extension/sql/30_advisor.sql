@@ -124,6 +124,11 @@ SELECT n.nspname::text AS schema_name, t.relname::text AS table_name,
                                  WHERE c.conindid = b.indexrelid)))
  ORDER BY schema_name, table_name, index_name;
 
+CREATE FUNCTION perfopt._plan_full_scans(example text)
+RETURNS oid[]
+AS 'MODULE_PATHNAME', 'perfopt_plan_full_scans'
+LANGUAGE C STRICT VOLATILE;
+
 -- What else a DBA should look at: statements that read all of a big table,
 -- and N+1 patterns (one statement run many times in a row with different
 -- constants, in one transaction or a burst).
@@ -143,7 +148,11 @@ SELECT 'full_scan'::text AS kind, w.queryid, q.query, c.oid::regclass::text AS r
        format('reads all %s rows of %s at each of its %s calls: see perfopt.index_recommendations or add a selective filter',
               c.reltuples::bigint, c.oid::regclass, q.calls) AS detail
   FROM w JOIN q USING (queryid)
-  CROSS JOIN LATERAL (SELECT DISTINCT u FROM unnest(w.full_scans) u) f(relid)
+  -- today's plan when the example can be planned (an index created since
+  -- the capture fixes the finding), else the captured one
+  CROSS JOIN LATERAL (SELECT DISTINCT u FROM unnest(coalesce(
+      CASE WHEN w.example IS NOT NULL THEN perfopt._plan_full_scans(w.example) END,
+      w.full_scans)) u) f(relid)
   JOIN pg_catalog.pg_class c ON c.oid = f.relid
  WHERE c.reltuples >= current_setting('perfopt.advisor_big_table_rows')::float8
 UNION ALL
