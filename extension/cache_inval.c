@@ -282,12 +282,16 @@ cache_xact_wrote(Oid relid)
 	return false;
 }
 
-/* Has this transaction changed anything?  Then it stores nothing. */
+/*
+ * Has this transaction written a table that carries the trigger, or run
+ * DDL?  Then it stores nothing.  (An xid alone, e.g. from LOCK or FOR
+ * UPDATE, changes no answer; writes to tables without the trigger cannot
+ * matter, as nothing that reads such a table is ever stored.)
+ */
 bool
 cache_xact_changed_anything(void)
 {
-	return nwritten > 0 || written_overflow || did_ddl ||
-		FullTransactionIdIsValid(GetTopFullTransactionIdIfAny());
+	return nwritten > 0 || written_overflow || did_ddl;
 }
 
 void
