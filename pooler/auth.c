@@ -146,7 +146,7 @@ start_scram(client *c, auth_state *st, const scram_keys *k)
 
 	st->stage = A_SCRAM_INIT;
 	st->ss = scram_server_new(k);
-	send_auth(c->c.out, 10, mech, sizeof(mech));
+	send_auth(conn_out(&c->c), 10, mech, sizeof(mech));
 }
 
 void
@@ -159,7 +159,7 @@ auth_start(client *c)
 
 	if (cfg.auth_type == AUTH_TRUST)
 	{
-		send_auth(c->c.out, 0, NULL, 0);
+		send_auth(conn_out(&c->c), 0, NULL, 0);
 		client_login_done(c);
 		return;
 	}
@@ -170,7 +170,7 @@ auth_start(client *c)
 	{
 		st->stage = A_MD5;
 		random_bytes(c->md5_salt, 4);
-		send_auth(c->c.out, 5, c->md5_salt, 4);
+		send_auth(conn_out(&c->c), 5, c->md5_salt, 4);
 		return;
 	}
 	if (u && !u->has_scram && u->password)
@@ -207,7 +207,7 @@ auth_failed(client *c)
 static int
 auth_ok(client *c)
 {
-	send_auth(c->c.out, 0, NULL, 0);
+	send_auth(conn_out(&c->c), 0, NULL, 0);
 	auth_free(c);
 	client_login_done(c);
 	return 1;
@@ -263,7 +263,7 @@ auth_message(client *c, char type, const unsigned char *body, size_t len)
 			client_fail(c, "08P01", "%s", err);
 			return -1;
 		}
-		send_auth(c->c.out, 11, reply, strlen(reply));
+		send_auth(conn_out(&c->c), 11, reply, strlen(reply));
 		free(reply);
 		st->stage = A_SCRAM_FINAL;
 		return 0;
@@ -286,7 +286,7 @@ auth_message(client *c, char type, const unsigned char *body, size_t len)
 			free(reply);
 			return auth_failed(c);
 		}
-		send_auth(c->c.out, 12, reply, strlen(reply));
+		send_auth(conn_out(&c->c), 12, reply, strlen(reply));
 		free(reply);
 		if (!c->cred->password)
 		{

@@ -31,17 +31,31 @@ static uint32_t next_cancel_pid;
 
 static void client_read_cb(evutil_socket_t fd, short ev, void *arg);
 static void client_write_cb(evutil_socket_t fd, short ev, void *arg);
-static void client_timer_cb(evutil_socket_t fd, short ev, void *arg);
+static struct client_list startup_list = TAILQ_HEAD_INITIALIZER(startup_list);
+static struct client_list closing_list = TAILQ_HEAD_INITIALIZER(closing_list);
+static struct event tick_ev;
 static void client_process(client *c);
 
+/*
+ * Timeouts without a timer per client (an event costs 128 bytes of every
+ * idle client): startup and closing deadlines are constant offsets from
+ * the moment a client enters its list, so each list is ordered by deadline
+ * and a 100 ms tick only looks at the heads.  Pool waits work the same way
+ * on each pool's FIFO queue.
+ */
 static void
-timer_in(struct event *ev, double secs)
+tlist_set(client *c, char which, double secs)
 {
-	struct timeval tv;
-
-	tv.tv_sec = (time_t) secs;
-	tv.tv_usec = (suseconds_t) ((secs - tv.tv_sec) * 1e6);
-	evtimer_add(ev, &tv);
+	if (c->tlist == 1)
+		TAILQ_REMOVE(&startup_list, c, tlink);
+	else if (c->tlist == 2)
+		TAILQ_REMOVE(&closing_list, c, tlink);
+	c->tlist = which;
+	c->deadline = now_mono() + secs;
+	if (which == 1)
+		TAILQ_INSERT_TAIL(&startup_list, c, tlink);
+	else if (which == 2)
+		TAILQ_INSERT_TAIL(&closing_list, c, tlink);
 }
 
 void
@@ -56,13 +70,11 @@ client_accept(int fd, bool tcp)
 	}
 	if (tcp)
 		set_nodelay(fd);
-	conn_init(&c->c, fd, client_read_cb, client_write_cb, c);
-	evtimer_assign(&c->timer, base, client_timer_cb, c);
+	conn_init(&c->c, fd, client_read_cb, client_write_cb, c, true);
 	c->state = C_STARTUP;
 	TAILQ_INSERT_TAIL(&all_clients, c, link);
 	client_count++;
-	if (cfg.startup_timeout > 0)
-		timer_in(&c->timer, cfg.startup_timeout);
+	tlist_set(c, 1, cfg.startup_timeout);
 	conn_read_on(&c->c);
 }
 
@@ -84,12 +96,15 @@ client_free(client *c)
 		pstr_unref(c->params[i]);
 		pstr_unref(c->startup_params[i]);
 	}
-	evtimer_del(&c->timer);
+	tlist_set(c, 0, 0);
 	conn_destroy(&c->c);
 	TAILQ_REMOVE(&all_clients, c, link);
 	client_count--;
-	free(c->user);
-	free(c->dbname);
+	if (!c->pool)
+	{
+		free(c->user);
+		free(c->dbname);
+	}
 	free(c);
 }
 
@@ -111,9 +126,8 @@ client_close_soon(client *c)
 	}
 	c->state = C_CLOSING;
 	conn_read_off(&c->c);
-	evtimer_del(&c->timer);
-	timer_in(&c->timer, CLOSE_GRACE);
-	event_active(&c->c.wev, EV_WRITE, 0);
+	tlist_set(c, 2, CLOSE_GRACE);
+	conn_kick_write(&c->c);
 }
 
 void
@@ -128,7 +142,7 @@ client_fail(client *c, const char *sqlstate, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	log_debug("client %s@%s closed: %s", c->user ? c->user : "?", c->dbname ? c->dbname : "?", msg);
-	send_error(c->c.out, "FATAL", sqlstate, "%s", msg);
+	send_error(conn_out(&c->c), "FATAL", sqlstate, "%s", msg);
 	client_close_soon(c);
 }
 
@@ -197,7 +211,7 @@ process_startup(client *c)
 		client_fail(c, "08P01", "invalid length of startup packet");
 		return 1;
 	}
-	if (evbuffer_get_length(c->c.in) < len)
+	if (buflen(c->c.in) < len)
 		return 0;
 	p = evbuffer_pullup(c->c.in, len);
 	if (code == SSL_CODE || code == GSS_CODE)
@@ -208,7 +222,7 @@ process_startup(client *c)
 			return 1;
 		}
 		evbuffer_drain(c->c.in, 8);
-		evbuffer_add(c->c.out, "N", 1);
+		evbuffer_add(conn_out(&c->c), "N", 1);
 		conn_flush(&c->c);
 		return 1;
 	}
@@ -287,6 +301,11 @@ process_startup(client *c)
 	}
 	c->cred = cfg.auth_file ? userlist_find(c->user) : NULL;
 	c->pool = pool_get(db, c->user, c->dbname, c->cred);
+	/* the pool's copies serve every client of the pool */
+	free(c->user);
+	free(c->dbname);
+	c->user = c->pool->user;
+	c->dbname = c->pool->dbname;
 	c->state = C_AUTH;
 	auth_start(c);
 	return 1;
@@ -307,7 +326,7 @@ process_auth(client *c)
 		client_fail(c, "08P01", "invalid message length during authentication");
 		return 1;
 	}
-	if (evbuffer_get_length(c->c.in) < len + 1)
+	if (buflen(c->c.in) < len + 1)
 		return 0;
 	p = evbuffer_pullup(c->c.in, len + 1);
 	auth_message(c, hdr[0], p + 5, len - 4);
@@ -345,7 +364,7 @@ client_welcome(client *c)
 			pstr_set(&c->params[t], c->startup_params[t] ? c->startup_params[t] : p->defaults[t]);
 			v = c->params[t] ? c->params[t]->s : v;
 		}
-		send_param_status(c->c.out, p->pnames[i], v);
+		send_param_status(conn_out(&c->c), p->pnames[i], v);
 	}
 	for (int t = 0; t < NPARAMS; t++)
 	{
@@ -354,14 +373,16 @@ client_welcome(client *c)
 	}
 	c->cancel_pid = ++next_cancel_pid & 0x7fffffff;
 	random_bytes(&c->cancel_key, sizeof(c->cancel_key));
-	send_key_data(c->c.out, c->cancel_pid, c->cancel_key);
-	send_rfq(c->c.out, 'I');
+	send_key_data(conn_out(&c->c), c->cancel_pid, c->cancel_key);
+	send_rfq(conn_out(&c->c), 'I');
 	c->state = C_IDLE;
-	evtimer_del(&c->timer);
+	tlist_set(c, 0, 0);
 	conn_flush(&c->c);
 	conn_read_on(&c->c);
-	if (evbuffer_get_length(c->c.in) > 0)
+	if (buflen(c->c.in) > 0)
 		client_process(c);
+	else
+		conn_park(&c->c);
 }
 
 static bool
@@ -392,9 +413,9 @@ process_idle(client *c)
 		client_close_soon(c);
 		return;
 	}
+	/* reading goes on while it waits: an EOF is seen, and it costs no epoll_ctl */
 	c->state = C_WAITING;
 	c->wait_start = now_mono();
-	conn_read_off(&c->c);
 	pool_request(c->pool, c);
 }
 
@@ -403,7 +424,6 @@ void
 client_linked(client *c)
 {
 	c->state = C_ACTIVE;
-	evtimer_del(&c->timer);
 	c->pass_remaining = 0;
 	conn_read_on(&c->c);
 	client_process(c);
@@ -414,7 +434,7 @@ static void
 client_forward(client *c)
 {
 	server	   *s = c->server;
-	struct evbuffer *in = c->c.in;
+	struct evbuffer *in = conn_in(&c->c);
 	size_t		avail = evbuffer_get_length(in),
 				off = 0;
 	unsigned char hdr[5];
@@ -508,14 +528,14 @@ client_process(client *c)
 				return;
 			case C_CLOSING:
 				if (c->c.in)
-					evbuffer_drain(c->c.in, evbuffer_get_length(c->c.in));
+					evbuffer_drain(c->c.in, buflen(c->c.in));
 				return;
 			default:
 				return;
 		}
-		if (c->state != C_CLOSING && c->c.out && evbuffer_get_length(c->c.out))
+		if (c->state != C_CLOSING && buflen(c->c.out))
 			conn_flush(&c->c);
-		if (c->state == C_CLOSING || evbuffer_get_length(c->c.in) == 0)
+		if (c->state == C_CLOSING || buflen(c->c.in) == 0)
 			return;
 	}
 }
@@ -547,7 +567,13 @@ client_read_cb(evutil_socket_t fd, short ev, void *arg)
 	}
 	if (c->state == C_CLOSING)
 	{
-		evbuffer_drain(c->c.in, evbuffer_get_length(c->c.in));
+		evbuffer_drain(c->c.in, buflen(c->c.in));
+		return;
+	}
+	if (c->state == C_WAITING)
+	{
+		if (buflen(c->c.in) > BACKLOG_HIGH)
+			conn_read_off(&c->c);
 		return;
 	}
 	client_process(c);
@@ -570,7 +596,7 @@ client_write_cb(evutil_socket_t fd, short ev, void *arg)
 		 * Closing with unread input would send a RST that can destroy our
 		 * ErrorResponse in flight: shut our side, then wait for the peer's EOF.
 		 */
-		if (evbuffer_get_length(c->c.out) == 0 && !c->shut)
+		if (buflen(c->c.out) == 0 && !c->shut)
 		{
 			shutdown(c->c.fd, SHUT_WR);
 			c->shut = true;
@@ -578,41 +604,43 @@ client_write_cb(evutil_socket_t fd, short ev, void *arg)
 		}
 		return;
 	}
-	if (c->server && !c->server->c.reading && evbuffer_get_length(c->c.out) < BACKLOG_HIGH / 4)
+	if (c->server && !c->server->c.reading && buflen(c->c.out) < BACKLOG_HIGH / 4)
 		server_forward(c->server);
-}
-
-static void
-client_timer_cb(evutil_socket_t fd, short ev, void *arg)
-{
-	client	   *c = arg;
-	pool_settings *ps = c->pool ? c->pool->ps : NULL;
-
-	switch (c->state)
-	{
-		case C_CLOSING:
-			client_free(c);
-			break;
-		case C_WAITING:
-			log_info("pool_timeout for %s@%s after %.1f s", c->user, c->dbname, now_mono() - c->wait_start);
-			client_fail(c, "53300", "pool_timeout: no server connection available for database \"%s\" user \"%s\" within %g s (pool_size %d, max_overflow %d all busy)",
-						c->dbname, c->user, ps->pool_timeout, ps->pool_size, ps->max_overflow);
-			break;
-		case C_STARTUP:
-		case C_AUTH:
-		case C_LOGIN_WAIT:
-			client_fail(c, "08006", "login timeout: startup not completed within startup_timeout (%g s)", cfg.startup_timeout);
-			break;
-		default:
-			break;
-	}
+	else if (c->state == C_IDLE && buflen(c->c.in) == 0)
+		conn_park(&c->c);
 }
 
 void
-client_start_wait_timer(client *c, double secs)
+client_wait_timeout(client *c)
 {
-	if (secs > 0)
-		timer_in(&c->timer, secs);
+	pool_settings *ps = c->pool->ps;
+
+	log_info("pool_timeout for %s@%s after %.1f s", c->user, c->dbname, now_mono() - c->wait_start);
+	client_fail(c, "53300", "pool_timeout: no server connection available for database \"%s\" user \"%s\" within %g s (pool_size %d, max_overflow %d all busy)",
+				c->dbname, c->user, ps->pool_timeout, ps->pool_size, ps->max_overflow);
+}
+
+static void
+tick_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	double		now = now_mono();
+	client	   *c;
+
+	while (cfg.startup_timeout > 0 && (c = TAILQ_FIRST(&startup_list)) != NULL && c->deadline <= now)
+		client_fail(c, "08006", "login timeout: startup not completed within startup_timeout (%g s)",
+					cfg.startup_timeout);
+	while ((c = TAILQ_FIRST(&closing_list)) != NULL && c->deadline <= now)
+		client_free(c);
+	pool_check_waits(now);
+}
+
+void
+clients_tick_start(void)
+{
+	struct timeval tv = {0, 100000};
+
+	event_assign(&tick_ev, base, -1, EV_PERSIST, tick_cb, NULL);
+	event_add(&tick_ev, &tv);
 }
 
 void
@@ -628,6 +656,8 @@ client_shutdown_all(void)
 void
 client_kick(client *c)
 {
-	if (c->state == C_IDLE && evbuffer_get_length(c->c.in) > 0)
+	if (c->state == C_IDLE && buflen(c->c.in) > 0)
 		client_process(c);
+	else if (c->state == C_IDLE)
+		conn_park(&c->c);
 }

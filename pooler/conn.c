@@ -34,18 +34,121 @@ set_nodelay(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+/*
+ * Idle clients hold no buffers: empty evbuffers go back to a spare stack
+ * and come out again at the next read, so an idle client costs its struct
+ * alone and a busy one no malloc for its buffers.
+ */
+static struct evbuffer **spare;
+static int	nspare,
+			spare_cap;
+
+static struct evbuffer *
+buf_get(void)
+{
+	struct evbuffer *b = nspare ? spare[--nspare] : evbuffer_new();
+
+	if (!b)
+		abort();
+	return b;
+}
+
+static void
+buf_put(struct evbuffer *b)
+{
+	if (!b)
+		return;
+	evbuffer_drain(b, evbuffer_get_length(b));
+	if (nspare == spare_cap && spare_cap < 65536)
+	{
+		struct evbuffer **n = realloc(spare, sizeof(*spare) * (spare_cap ? spare_cap * 2 : 64));
+
+		if (n)
+		{
+			spare = n;
+			spare_cap = spare_cap ? spare_cap * 2 : 64;
+		}
+	}
+	if (nspare < spare_cap)
+		spare[nspare++] = b;
+	else
+		evbuffer_free(b);
+}
+
+size_t
+buflen(struct evbuffer *b)
+{
+	return b ? evbuffer_get_length(b) : 0;
+}
+
+struct evbuffer *
+conn_in(conn *c)
+{
+	if (!c->in)
+		c->in = buf_get();
+	return c->in;
+}
+
+struct evbuffer *
+conn_out(conn *c)
+{
+	if (!c->out)
+		c->out = buf_get();
+	return c->out;
+}
+
 void
-conn_init(conn *c, int fd, event_callback_fn rcb, event_callback_fn wcb, void *arg)
+conn_park(conn *c)
+{
+	if (buflen(c->in) == 0 && buflen(c->out) == 0 && !c->writing)
+	{
+		buf_put(c->in);
+		buf_put(c->out);
+		c->in = c->out = NULL;
+	}
+}
+
+void
+conn_init(conn *c, int fd, event_callback_fn rcb, event_callback_fn wcb, void *arg, bool lazy)
 {
 	c->fd = fd;
 	c->reading = false;
 	c->writing = false;
+	c->wev = NULL;
+	c->wcb = wcb;
+	c->arg = arg;
 	event_assign(&c->rev, base, fd, EV_READ | EV_PERSIST, rcb, arg);
-	event_assign(&c->wev, base, fd, EV_WRITE, wcb, arg);
-	c->in = evbuffer_new();
-	c->out = evbuffer_new();
-	if (!c->in || !c->out)
-		abort();
+	c->in = lazy ? NULL : buf_get();
+	c->out = lazy ? NULL : buf_get();
+}
+
+static struct event *
+wev(conn *c)
+{
+	if (!c->wev)
+	{
+		c->wev = event_new(base, c->fd, EV_WRITE, c->wcb, c->arg);
+		if (!c->wev)
+			abort();
+	}
+	return c->wev;
+}
+
+void
+conn_want_write(conn *c)
+{
+	if (!c->writing)
+	{
+		event_add(wev(c), NULL);
+		c->writing = true;
+	}
+}
+
+/* Run the write callback soon, from the loop (used to close without re-entry). */
+void
+conn_kick_write(conn *c)
+{
+	event_active(wev(c), EV_WRITE, 0);
 }
 
 int
@@ -54,7 +157,7 @@ conn_fill(conn *c)
 	struct evbuffer_iovec v;
 	ssize_t		n;
 
-	if (evbuffer_reserve_space(c->in, READ_CHUNK, &v, 1) < 1)
+	if (evbuffer_reserve_space(conn_in(c), READ_CHUNK, &v, 1) < 1)
 		return -1;
 	n = read(c->fd, v.iov_base, v.iov_len);
 	if (n < 0)
@@ -71,7 +174,7 @@ conn_fill(conn *c)
 int
 conn_flush(conn *c)
 {
-	while (evbuffer_get_length(c->out) > 0)
+	while (buflen(c->out) > 0)
 	{
 		int			n = evbuffer_write(c->out, c->fd);
 
@@ -86,17 +189,11 @@ conn_flush(conn *c)
 		if (n == 0)
 			break;
 	}
-	if (evbuffer_get_length(c->out) > 0)
-	{
-		if (!c->writing)
-		{
-			event_add(&c->wev, NULL);
-			c->writing = true;
-		}
-	}
+	if (buflen(c->out) > 0)
+		conn_want_write(c);
 	else if (c->writing)
 	{
-		event_del(&c->wev);
+		event_del(c->wev);
 		c->writing = false;
 	}
 	return 0;
@@ -128,12 +225,14 @@ conn_destroy(conn *c)
 	if (c->fd < 0)
 		return;
 	event_del(&c->rev);
-	event_del(&c->wev);
+	if (c->wev)
+		event_free(c->wev);
+	c->wev = NULL;
 	close(c->fd);
 	c->fd = -1;
 	c->reading = c->writing = false;
-	evbuffer_free(c->in);
-	evbuffer_free(c->out);
+	buf_put(c->in);
+	buf_put(c->out);
 	c->in = c->out = NULL;
 }
 
@@ -143,7 +242,7 @@ conn_peek(struct evbuffer *b, size_t off, void *dst, size_t n)
 {
 	struct evbuffer_ptr p;
 
-	if (evbuffer_get_length(b) < off + n)
+	if (!b || evbuffer_get_length(b) < off + n)
 		return false;
 	if (off == 0)
 		return evbuffer_copyout(b, dst, n) == (ssize_t) n;

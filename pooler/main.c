@@ -116,6 +116,7 @@ main(int argc, char **argv)
 	}
 	if (listener_start() < 0)
 		return 1;
+	clients_tick_start();
 	evsignal_assign(&sigint_ev, base, SIGINT, stop_cb, NULL);
 	evsignal_assign(&sigterm_ev, base, SIGTERM, stop_cb, NULL);
 	evsignal_add(&sigint_ev, NULL);

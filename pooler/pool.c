@@ -151,7 +151,6 @@ pool_request(pool *p, client *c)
 		return;
 	TAILQ_INSERT_TAIL(&p->waiting, c, wlink);
 	p->n_waiting++;
-	client_start_wait_timer(c, p->ps->pool_timeout);
 	grow(p);
 }
 
@@ -293,6 +292,20 @@ pool_server_closed(server *s)
 		TAILQ_INSERT_HEAD(&p->waiting, c, wlink);
 		p->n_waiting++;
 		dispatch(p);
+	}
+}
+
+/* The wait queue is FIFO, so the longest waiter is at its head. */
+void
+pool_check_waits(double now)
+{
+	for (pool *p = pools; p; p = p->next)
+	{
+		client	   *c;
+
+		while (p->ps->pool_timeout > 0 && (c = TAILQ_FIRST(&p->waiting)) != NULL &&
+			   now - c->wait_start >= p->ps->pool_timeout)
+			client_wait_timeout(c);	/* unlinks itself */
 	}
 }
 

@@ -110,14 +110,22 @@ typedef struct conn
 	bool		reading;
 	bool		writing;
 	struct event rev;
-	struct event wev;
-	struct evbuffer *in;
+	struct event *wev;			/* made on first need: most writes never block */
+	event_callback_fn wcb;
+	void	   *arg;
+	struct evbuffer *in;		/* NULL while parked (idle client) */
 	struct evbuffer *out;
 } conn;
 
 extern struct event_base *base;
 double		now_mono(void);
-void		conn_init(conn *c, int fd, event_callback_fn rcb, event_callback_fn wcb, void *arg);
+void		conn_init(conn *c, int fd, event_callback_fn rcb, event_callback_fn wcb, void *arg, bool lazy);
+struct evbuffer *conn_in(conn *c);
+struct evbuffer *conn_out(conn *c);
+void		conn_park(conn *c);
+void		conn_want_write(conn *c);
+void		conn_kick_write(conn *c);
+size_t		buflen(struct evbuffer *b);
 int			conn_fill(conn *c);		/* >0 bytes, 0 EOF, -1 error, -2 nothing yet */
 int			conn_flush(conn *c);	/* 0 ok (maybe pending), -1 error */
 void		conn_read_on(conn *c);
@@ -219,11 +227,13 @@ typedef struct client
 	bool		in_batch;		/* extended-protocol messages sent, no Sync yet */
 	bool		shut;			/* closing: our side shut down, awaiting EOF */
 	double		wait_start;
-	struct event timer;
+	double		deadline;		/* on a timeout list: when to act */
+	char		tlist;			/* which: 0 none, 1 startup, 2 closing */
 	void	   *auth_state;
 	unsigned char md5_salt[4];
 	TAILQ_ENTRY(client) link;	/* every client */
 	TAILQ_ENTRY(client) wlink;	/* pool wait queues */
+	TAILQ_ENTRY(client) tlink;	/* startup or closing timeout list */
 } client;
 TAILQ_HEAD(client_list, client);
 
@@ -235,7 +245,8 @@ void		client_server_gone(client *c, const char *sqlstate, const char *msg);
 void		client_fail(client *c, const char *sqlstate, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void		client_resume(client *c);
 void		client_kick(client *c);
-void		client_start_wait_timer(client *c, double secs);
+void		client_wait_timeout(client *c);
+void		clients_tick_start(void);
 void		client_shutdown_all(void);
 client	   *client_find_cancel(uint32_t pid, uint32_t key);
 extern int	client_count;
@@ -325,7 +336,7 @@ void		pool_release(server *s);
 void		pool_server_ready(server *s);
 void		pool_server_failed(pool *p, const char *sqlstate, const char *msg);
 void		pool_server_closed(server *s);
-void		pool_janitor(void);
+void		pool_check_waits(double now);
 void		pool_shutdown(void);
 
 /* ---- listener.c ---- */

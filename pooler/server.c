@@ -56,7 +56,7 @@ server_connect(pool *p)
 	s->pool = p;
 	s->state = S_CONNECTING;
 	s->created = s->last_used = now_mono();
-	conn_init(&s->c, fd, server_read_cb, server_write_cb, s);
+	conn_init(&s->c, fd, server_read_cb, server_write_cb, s, false);
 	evtimer_assign(&s->timer, base, server_timer_cb, s);
 	TAILQ_INSERT_TAIL(&p->servers, s, link);
 	p->n_servers++;
@@ -67,14 +67,11 @@ server_connect(pool *p)
 		evtimer_add(&s->timer, &tv);
 	/* the write callback looks at the outcome, even when it is immediate */
 	if (connect(fd, (struct sockaddr *) &db->addr, db->addrlen) == 0 || errno == EINPROGRESS)
-	{
-		event_add(&s->c.wev, NULL);
-		s->c.writing = true;
-	}
+		conn_want_write(&s->c);
 	else
 	{
 		s->be_key = errno;		/* borrowed until the callback reports it */
-		event_active(&s->c.wev, EV_WRITE, 0);
+		conn_kick_write(&s->c);
 	}
 }
 
@@ -537,7 +534,7 @@ server_forward(server *s)
 			if (off > 0)
 			{
 				if (c)
-					evbuffer_remove_buffer(in, c->c.out, off);
+					evbuffer_remove_buffer(in, conn_out(&c->c), off);
 				else
 					evbuffer_drain(in, off);
 				off = 0;
@@ -641,9 +638,9 @@ server_forward(server *s)
 	}
 	if (off && c)
 	{
-		evbuffer_remove_buffer(in, c->c.out, off);
+		evbuffer_remove_buffer(in, conn_out(&c->c), off);
 		if (conn_flush(&c->c) < 0)
-			evbuffer_drain(c->c.out, evbuffer_get_length(c->c.out));
+			evbuffer_drain(c->c.out, buflen(c->c.out));
 	}
 	if (release)
 	{
@@ -651,7 +648,7 @@ server_forward(server *s)
 		client_kick(c);
 		return;
 	}
-	if (c && evbuffer_get_length(c->c.out) > BACKLOG_HIGH)
+	if (c && buflen(c->c.out) > BACKLOG_HIGH)
 		conn_read_off(&s->c);
 	else
 		conn_read_on(&s->c);

@@ -139,7 +139,14 @@ class PgBouncer(Target):
             return int(f.read().strip())
 
 
+def proc_cpu(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pgbench(t, workload, mode, clients):
+    cpu0 = proc_cpu(t.pid()) if t.proc else None
     d = tempfile.mkdtemp(dir=WORK)
     os.chmod(d, 0o777)
     args = ["pgbench", "-n", "-h", t.host, "-p", str(t.port), "-U", "postgres", "-M", mode,
@@ -165,8 +172,9 @@ def pgbench(t, workload, mode, clients):
         log("%s %s %s c=%d failed: %s" % (t.name, workload, mode, clients, (r.stdout + r.stderr)[-300:]))
         return None
     lat.sort()
+    cpu = (proc_cpu(t.pid()) - cpu0) * 1e6 / len(lat) if t.proc else None
     return {"tps": tps, "mean": statistics.fmean(lat) / 1000.0, "p99": lat[int(len(lat) * 0.99) - 1] / 1000.0,
-            "failed": failed}
+            "failed": failed, "cpu": cpu}
 
 
 def rss_kb(pid):
@@ -277,6 +285,12 @@ def main():
             verdicts.append(("tps %s %s c=%d >= 1.1x" % (w, m, c), ratios["tps"] >= 1.1, ratios["tps"]))
             verdicts.append(("p99 %s %s c=%d <= 1.0x" % (w, m, c), ratios["p99"] <= 1.0, ratios["p99"]))
     print("(latencies in ms; tps x / mean x / p99 x: perfopt over PgBouncer)")
+    print()
+    print("Pooler CPU per transaction (us, user+system of the pooler process; lower is better):")
+    for w, m, c in cells:
+        pg = med([x["cpu"] if x else None for x in results[(w, m, c, "pgbouncer")]])
+        pf = med([x["cpu"] if x else None for x in results[(w, m, c, "perfopt")]])
+        print("  %-6s %-8s %5d  pgbouncer %6.1f  perfopt %6.1f  ratio %.2f" % (w, m, c, pg, pf, pf / pg if pg else float("nan")))
     print()
     mem = {}
     if IDLE > 0:
