@@ -231,6 +231,35 @@ try_candidate(AdvisorCand *c, List *stmts, List *chosen, bool count_writes,
 	return t->net > 0 && gain >= min_workload_gain(stmts);
 }
 
+typedef struct CachedTrial
+{
+	bool		valid;
+	bool		ok;
+	Trial		trial;
+} CachedTrial;
+
+/* Do the statements that c's trial re-planned include one on relid? */
+static bool
+trial_depends_on(AdvisorCand *c, List *stmts, Oid relid)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmts)
+	{
+		AdvisorStmt *s = (AdvisorStmt *) lfirst(lc);
+
+		if (stmt_touches(s, c->relid) && stmt_touches(s, relid))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The greedy rounds.  A candidate's trial only changes when an index is
+ * chosen on a table its statements read, so trials are kept across rounds
+ * and redone only then: a round re-plans the statements of one table, not
+ * the whole workload.
+ */
 static List *
 choose(List *stmts, List *cands, bool count_writes)
 {
@@ -238,6 +267,7 @@ choose(List *stmts, List *cands, bool count_writes)
 	double		budget = perfopt_advisor_max_index_size < 0 ? -1 :
 		(double) perfopt_advisor_max_index_size * 1024.0;
 	double		total_size = 0;
+	CachedTrial *cache = palloc0(sizeof(CachedTrial) * Max(list_length(cands), 1));
 
 	for (;;)
 	{
@@ -249,22 +279,29 @@ choose(List *stmts, List *cands, bool count_writes)
 		foreach(lc, cands)
 		{
 			AdvisorCand *c = (AdvisorCand *) lfirst(lc);
-			Trial		t;
+			CachedTrial *ct = &cache[foreach_current_index(lc)];
 			double		score;
 
 			CHECK_FOR_INTERRUPTS();
-			if (c->chosen || !try_candidate(c, stmts, chosen, count_writes, &t))
+			if (c->chosen)
 				continue;
-			if (budget >= 0 && total_size + t.size_delta > budget)
+			if (!ct->valid)
+			{
+				ct->ok = try_candidate(c, stmts, chosen, count_writes, &ct->trial);
+				ct->valid = true;
+			}
+			if (!ct->ok)
 				continue;
-			score = t.net / Max(t.size_delta, (double) BLCKSZ);
+			if (budget >= 0 && total_size + ct->trial.size_delta > budget)
+				continue;
+			score = ct->trial.net / Max(ct->trial.size_delta, (double) BLCKSZ);
 			/* equal scores: the first definition in text order, for stable advice */
 			if (best == NULL || score > best_score * (1 + 1e-9) ||
 				(score >= best_score * (1 - 1e-9) &&
 				 strcmp(c->definition, best->definition) < 0))
 			{
 				best = c;
-				best_trial = t;
+				best_trial = ct->trial;
 				best_score = score;
 			}
 		}
@@ -279,7 +316,19 @@ choose(List *stmts, List *cands, bool count_writes)
 		chosen = lappend(chosen, best);
 		total_size += best_trial.size_delta;
 		foreach(lc, stmts)
-			((AdvisorStmt *) lfirst(lc))->cost_cur = best_trial.costs[foreach_current_index(lc)];
+		{
+			AdvisorStmt *s = (AdvisorStmt *) lfirst(lc);
+
+			if (stmt_touches(s, best->relid))
+				s->cost_cur = best_trial.costs[foreach_current_index(lc)];
+		}
+		foreach(lc, cands)
+		{
+			AdvisorCand *c = (AdvisorCand *) lfirst(lc);
+
+			if (trial_depends_on(c, stmts, best->relid))
+				cache[foreach_current_index(lc)].valid = false;
+		}
 	}
 	return chosen;
 }
@@ -415,8 +464,7 @@ emit(ReturnSetInfo *rsinfo, List *result)
 			ids[foreach_current_index(h)] = Int64GetDatum((int64) s->queryid);
 			texts = lappend(texts, s->query);
 		}
-		values[0] = CStringGetTextDatum(quote_qualified_identifier(get_namespace_name(get_rel_namespace(c->relid)),
-																   get_rel_name(c->relid)));
+		values[0] = CStringGetTextDatum(c->table_name);
 		values[1] = text_array(c->columns);
 		values[2] = CStringGetTextDatum(c->definition);
 		values[3] = PointerGetDatum(construct_array(ids, list_length(c->helped), INT8OID,

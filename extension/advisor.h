@@ -30,6 +30,7 @@ typedef struct AdvisorStmt
 typedef struct AdvisorCand
 {
 	char	   *definition;		/* CREATE INDEX CONCURRENTLY ... */
+	char	   *table_name;		/* schema-qualified, quoted */
 	List	   *columns;		/* key and INCLUDE column texts */
 	Oid			relid;
 	double		weight;			/* time of the statements that suggest it */

@@ -19,6 +19,7 @@
 #include "catalog/pg_statistic.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -107,13 +108,14 @@ add_candidate(List **cands, Oid relid, List *keys, Expr *where, double weight)
 	List	   *columns = NIL;
 	ListCell   *lc;
 	AdvisorCand *c;
+	char	   *table;
 
 	if (keys == NIL)
 		return;
+	table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									   get_rel_name(relid));
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "CREATE INDEX CONCURRENTLY ON %s USING btree (",
-					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-												get_rel_name(relid)));
+	appendStringInfo(&buf, "CREATE INDEX CONCURRENTLY ON %s USING btree (", table);
 	foreach(lc, keys)
 	{
 		char	   *k = key_text(relid, (AdvisorPred *) lfirst(lc), dpcontext);
@@ -139,6 +141,7 @@ add_candidate(List **cands, Oid relid, List *keys, Expr *where, double weight)
 	}
 	c = palloc0(sizeof(AdvisorCand));
 	c->definition = buf.data;
+	c->table_name = table;
 	c->columns = columns;
 	c->relid = relid;
 	c->weight = weight;
@@ -322,6 +325,44 @@ candidate_index(AdvisorCand *c)
 }
 
 /*
+ * Candidates of one statement on one table, under a lock on the table in a
+ * subtransaction: the table may have been dropped since the statement was
+ * planned, and the lock is released as soon as the names are read.
+ */
+static void
+candidates_locked(List **cands, AdvisorStmt *s, Oid relid)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		LockRelationOid(relid, AccessShareLock);
+		if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+			candidates_for_rel(cands, s, relid);
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+	}
+	PG_END_TRY();
+}
+
+/*
  * Candidates for the statements (AdvisorStmt with preds), best supported
  * first, at most max_candidates, each with its hypothetical index.
  */
@@ -338,7 +379,7 @@ advisor_candidates(List *stmts, int max_candidates)
 		ListCell   *r;
 
 		foreach(r, s->relids)
-			candidates_for_rel(&cands, s, lfirst_oid(r));
+			candidates_locked(&cands, s, lfirst_oid(r));
 	}
 	list_sort(cands, by_weight_desc);
 	foreach(lc, cands)

@@ -2,9 +2,10 @@
  * advisor_plan.c
  *		Owns re-planning one statement, as text, with a set of hypothetical
  *		indexes visible to the planner.  Each re-planning runs in its own
- *		subtransaction, so a statement that no longer plans (a dropped
- *		table, a type changed under it) fails alone, and its locks and
- *		memory go with it.  Statements are planned, never executed; when an
+ *		subtransaction, rolled back when done, so a statement that no
+ *		longer plans (a dropped table, a type changed under it) fails
+ *		alone, and no lock is held past one re-planning (DDL waits for one
+ *		plan, not for the whole advice).  Statements are planned, never executed; when an
  *		EXPLAIN is asked for, the executor is only started in EXPLAIN-only
  *		mode, which opens no index.
  */
@@ -194,7 +195,8 @@ advisor_plan(const char *sql, List *hypos, bool extract, ExplainState *es,
 	PG_TRY();
 	{
 		plan_in_subxact(sql, hypos, extract, es, &r, callercxt);
-		ReleaseCurrentSubTransaction();
+		/* nothing to keep: rolling back releases the locks at once */
+		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(callercxt);
 		CurrentResourceOwner = owner;
 	}

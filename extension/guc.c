@@ -108,7 +108,7 @@ bool		perfopt_advisor_capture = true;
 int			perfopt_advisor_max_index_size = -1;
 double		perfopt_advisor_min_improvement = 10.0;
 double		perfopt_advisor_min_workload_improvement = 0.5;
-int			perfopt_advisor_max_candidates = 50;
+int			perfopt_advisor_max_candidates = 200;
 int			perfopt_advisor_n_plus_one_threshold = 20;
 int			perfopt_advisor_big_table_rows = 100000;
 
@@ -159,7 +159,7 @@ define_advisor_gucs(void)
 							"Most candidate indexes the advisor evaluates per recommendation.",
 							NULL,
 							&perfopt_advisor_max_candidates,
-							50, 1, 10000,
+							200, 1, 10000,
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
 

@@ -158,6 +158,7 @@ set_column(HypoIndex *h, int i, Oid relid, IndexElem *elem, bool is_key)
 	}
 	else
 		get_atttypetypmodcoll(relid, h->keys[i], &type, &typmod, &collation);
+	h->types[i] = type;
 	h->entry_width += column_width(relid, h->keys[i], type, typmod);
 	if (!is_key)
 		return;
@@ -390,6 +391,21 @@ make_index_info(PlannerInfo *root, RelOptInfo *rel, HypoIndex *h)
 	return info;
 }
 
+/*
+ * Has a column of h been dropped or changed type since h was parsed?  The
+ * advisor may parse a candidate before DDL and plan with it after.
+ */
+static bool
+is_stale(HypoIndex *h)
+{
+	int			i;
+
+	for (i = 0; i < h->ncolumns; i++)
+		if (h->keys[i] != 0 && get_atttype(h->relid, h->keys[i]) != h->types[i])
+			return true;
+	return false;
+}
+
 static void
 hypo_get_relation_info(PlannerInfo *root, Oid relationObjectId, bool inhparent,
 					   RelOptInfo *rel)
@@ -406,7 +422,7 @@ hypo_get_relation_info(PlannerInfo *root, Oid relationObjectId, bool inhparent,
 	{
 		HypoIndex  *h = (HypoIndex *) lfirst(lc);
 
-		if (h->relid == relationObjectId)
+		if (h->relid == relationObjectId && !is_stale(h))
 			rel->indexlist = lappend(rel->indexlist, make_index_info(root, rel, h));
 	}
 }

@@ -18,6 +18,7 @@ typedef struct HypoIndex
 	int			ncolumns;		/* key and INCLUDE columns */
 	int			nkeycolumns;
 	AttrNumber	keys[INDEX_MAX_KEYS];	/* 0 for an expression */
+	Oid			types[INDEX_MAX_KEYS];	/* of each column when parsed */
 	Oid			collations[INDEX_MAX_KEYS];
 	Oid			opfamily[INDEX_MAX_KEYS];
 	Oid			opcintype[INDEX_MAX_KEYS];

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The index advisor under real clients: statements captured through the
+# extended protocol ($n in the text) are advised on; DDL racing the advisor
+# (tables dropped and re-created while recommendations, findings and
+# hypothetical plans are computed) gives no error and no crash; the advice
+# is cancellable and leaves no hypothetical index behind.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/tests/lib/cluster.sh"
+. "$ROOT/tests/lib/assert.sh"
+trap cluster_stop_all EXIT
+
+cluster_start db "shared_preload_libraries = 'perfopt'" "autovacuum = off" ||
+	{ fail "cluster start"; assert_summary; exit 1; }
+sql() { as_pg psql -X -At -h "$db_HOST" -p "$db_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"; }
+WORK=$(make_pg_dir advisor)
+trap 'cluster_stop_all; rm -rf "$WORK"' EXIT
+bench() { as_pg pgbench -h "$db_HOST" -p "$db_PORT" -U postgres -n "$@" postgres; }
+
+sql -q <<'SQL' >/dev/null
+CREATE EXTENSION perfopt;
+CREATE TABLE items (id int PRIMARY KEY, k int, v int);
+INSERT INTO items SELECT g, g % 5000, g FROM generate_series(1, 100000) g;
+VACUUM ANALYZE items;
+SELECT pg_stat_force_next_flush();
+SQL
+sql -q -c "SELECT pg_stat_reset(), perfopt.reset_stats(), perfopt.advisor_reset()" >/dev/null
+
+# --- the extended protocol: the captured text has $1 and is planned generic
+cat >"$WORK/prepared.sql" <<'SQL'
+\set k random(1, 5000)
+SELECT id, v FROM items WHERE k = :k;
+SQL
+chown postgres: "$WORK"/*.sql
+bench -c 2 -j 2 -t 50 -M prepared -f "$WORK/prepared.sql" >"$WORK/prepared.out" 2>&1
+assert_eq "pgbench -M prepared ran" 0 $?
+assert_eq "the example kept is the text with its parameter" \
+	'SELECT id, v FROM items WHERE k = $1' \
+	"$(sql -c "SELECT example FROM perfopt.advisor_workload WHERE example LIKE '%FROM items%'")"
+assert_eq "it is advised on: an index on k" \
+	'CREATE INDEX CONCURRENTLY ON public.items USING btree (k)|100' \
+	"$(sql -c "SELECT index_definition, (SELECT calls FROM perfopt.query_stats q WHERE q.queryid = r.queryids[1])
+	             FROM perfopt.index_recommendations r WHERE table_name = 'public.items'")"
+
+# --- DDL racing the advisor
+sql -q -c "CREATE FUNCTION try_explain() RETURNS text LANGUAGE plpgsql AS \$\$
+BEGIN
+	RETURN (SELECT plan FROM perfopt.explain_hypothetical('SELECT * FROM racer WHERE v = 5',
+	                                                      ARRAY['CREATE INDEX ON racer (v)']));
+EXCEPTION WHEN undefined_table THEN
+	RETURN 'gone';
+END \$\$" >/dev/null
+cat >"$WORK/ddl.sql" <<'SQL'
+\set n random(1, 1000)
+DROP TABLE IF EXISTS racer;
+CREATE TABLE racer AS SELECT g AS id, g % 100 AS v, g % 7 AS w FROM generate_series(1, 20000) g;
+ANALYZE racer;
+SELECT count(*) FROM racer WHERE v = :n;
+SELECT count(*) FROM racer WHERE w = 3 AND id > :n;
+ALTER TABLE racer ALTER COLUMN v TYPE bigint;
+SELECT count(*) FROM racer WHERE v = :n;
+SQL
+cat >"$WORK/advise.sql" <<'SQL'
+\set x random(1, 2)
+SELECT count(*) FROM perfopt.index_recommendations;
+SELECT count(*) FROM perfopt.findings;
+SELECT count(*) FROM perfopt.advisor_workload;
+SELECT try_explain() IS NOT NULL;
+SQL
+chown postgres: "$WORK"/*.sql
+bench -c 2 -j 1 -T 8 -f "$WORK/ddl.sql" >"$WORK/ddl.out" 2>&1 &
+p1=$!
+bench -c 3 -j 1 -T 8 -f "$WORK/advise.sql" >"$WORK/advise.out" 2>&1 &
+p2=$!
+wait $p1; r1=$?
+wait $p2; r2=$?
+# two DDL clients race each other too: only their own lock/exists errors count
+grep -h "ERROR" "$WORK/advise.out" | head -3
+assert_eq "the advisor's clients saw no error while tables were dropped and altered" 0 "$r2"
+assert_match "the advisor's clients ran many times" "number of transactions actually processed: [1-9][0-9]*" \
+	"$(grep 'actually processed' "$WORK/advise.out")"
+assert_match "the DDL clients ran too" "number of transactions actually processed: [1-9][0-9]*" \
+	"$(grep 'actually processed' "$WORK/ddl.out")"
+assert_eq "the server is up" 1 "$(sql -c 'SELECT 1')"
+assert_eq "no backend crashed" 0 "$(grep -c 'terminated by signal' "$db_DIR/server.log")"
+
+# --- cancellable, and nothing left behind
+sql -q -c "SELECT perfopt.advisor_reset()" >/dev/null
+for i in $(seq 1 40); do
+	echo "CREATE TABLE t$i AS SELECT g AS id, g % 1000 AS k, g % 77 AS v FROM generate_series(1, 20000) g;"
+	echo "ANALYZE t$i;"
+done | sql -q >/dev/null
+# the loads are not the workload: count writes from here
+sql -q -c "SELECT pg_stat_force_next_flush()" >/dev/null
+sql -q -c "SELECT pg_stat_reset()" >/dev/null
+for i in $(seq 1 40); do echo "SELECT count(*) FROM t$i WHERE k = 5 AND v > 3 AND id < 15000;"; done |
+	sql -q >/dev/null
+started=$(date +%s%N)
+sql -c "SELECT count(*) FROM perfopt.index_recommendations" >/dev/null
+echo "# advice on 40 statements took $(( ($(date +%s%N) - started) / 1000000 )) ms"
+out=$(sql -c "SET perfopt.advisor_max_candidates = 10000" -c "SET statement_timeout = '5ms'" \
+	-c "SELECT count(*) FROM perfopt.index_recommendations" 2>&1)
+assert_match "a statement_timeout cancels the advice" "canceling statement due to statement timeout" "$out"
+out=$(as_pg psql -X -At -h "$db_HOST" -p "$db_PORT" -U postgres -d postgres \
+	-c "SET perfopt.advisor_max_candidates = 10000" \
+	-c "SET statement_timeout = '5ms'" -c "SELECT count(*) FROM perfopt.index_recommendations" \
+	-c "RESET statement_timeout" -c "EXPLAIN (COSTS OFF) SELECT * FROM items WHERE k = 5" 2>&1)
+assert_match "after the cancel the session plans without hypothetical indexes" "Seq Scan on items" "$out"
+assert_eq "and the advice still works in full: one index per table" 40 \
+	"$(sql -q -c "SET perfopt.advisor_max_candidates = 1000" -c "SELECT count(*) FROM perfopt.index_recommendations WHERE table_name LIKE 'public.t%'")"
+
+assert_summary
