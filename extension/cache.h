@@ -117,6 +117,7 @@ extern void cache_inval_note_ddl(void);
 extern FullTransactionId cache_full_xid(TransactionId xid);
 
 /* cache_rules.c */
+extern bool cache_rules_none(void);
 extern bool cache_rules_lookup(uint64 queryid, const Oid *relids, int nrels,
 							   int64 *ttl_us);
 extern Oid	cache_trigger_function(void);

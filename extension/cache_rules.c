@@ -166,11 +166,11 @@ load_rules(void)
 static void
 refresh_rules(void)
 {
-	int			epoch_slot = cache_epoch_slot();
+	static int	epoch_slot = -1;	/* this backend's database never changes */
 	uint64		epoch;
 	uint64		gen = 0;
 
-	if (epoch_slot < 0)
+	if (epoch_slot < 0 && (epoch_slot = cache_epoch_slot()) < 0)
 		return;
 	epoch = cache_slot_gen(epoch_slot);
 	if (epoch != epoch_seen || rules_db != MyDatabaseId)
@@ -197,6 +197,20 @@ refresh_rules(void)
 		load_rules();
 		rules_seen = gen;
 	}
+}
+
+/*
+ * Cheap early answer for the common case of a database without rules:
+ * then, unless cache_mode = all, nothing is a candidate.
+ */
+bool
+cache_rules_none(void)
+{
+	refresh_rules();
+	return !OidIsValid(trigger_fn) ||
+		(perfopt_cache_mode != CACHE_MODE_ALL &&
+		 hash_get_num_entries(query_rules) == 0 &&
+		 hash_get_num_entries(table_rules) == 0);
 }
 
 /*

@@ -324,6 +324,8 @@ examine(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 {
 	const char *why = runtime_refusal(queryDesc, direction, count, execute_once);
 
+	if (!why && cache_rules_none())
+		why = "no cache rule selects it";
 	if (!why)
 		why = relation_refusal(queryDesc, c);
 	if (!why && !cache_rules_lookup(queryDesc->plannedstmt->queryId,
