@@ -122,11 +122,12 @@ runtime_refusal(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	if (stmt->rowMarks != NIL || stmt->hasModifyingCTE || stmt->dependsOnRole)
 		return "statement locks rows, writes or depends on the role";
 	/*
-	 * Only a whole result from a fresh start: a cursor (a visible portal)
-	 * or a second run of the same statement continues where it stopped.
+	 * Only a whole result from a fresh start: a second run of the same
+	 * statement continues where it stopped, and a scrollable cursor may be
+	 * fetched backwards from where a real run would have left it.
 	 */
 	if (count != 0 || queryDesc->already_executed || !ScanDirectionIsForward(direction) ||
-		ActivePortal == NULL || ActivePortal->visible)
+		ActivePortal == NULL || (ActivePortal->cursorOptions & CURSOR_OPT_SCROLL))
 		return "fetched piecemeal (cursor or row limit)";
 	if (XactIsoLevel != XACT_READ_COMMITTED)
 		return "transaction is not READ COMMITTED";

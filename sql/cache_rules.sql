@@ -67,6 +67,20 @@ SELECT o.note, i.price FROM cr_other o JOIN cr_items i USING (id) ORDER BY id;
 SELECT perfopt.cache_last_outcome();
 RESET perfopt.cache_mode;
 
+-- SQL cursors (run by FETCH, a utility statement) never use the cache;
+-- fetches return what a real run returns, backwards too.
+BEGIN;
+DECLARE c1 SCROLL CURSOR FOR SELECT note FROM cr_other ORDER BY id;
+FETCH ALL c1;
+SELECT perfopt.cache_last_outcome();
+FETCH BACKWARD 1 c1;
+DECLARE c2 CURSOR FOR SELECT note FROM cr_other ORDER BY id;
+FETCH 1 c2;
+SELECT perfopt.cache_last_outcome();
+FETCH ALL c2;
+SELECT perfopt.cache_last_outcome();
+COMMIT;
+
 -- Redefining a rule replaces it (one row per statement or table).
 SELECT perfopt.cache_table('cr_other', interval '5 minutes');
 SELECT kind, tbl, ttl FROM perfopt.cache_rules WHERE kind = 'table';
