@@ -231,6 +231,16 @@ try_candidate(AdvisorCand *c, List *stmts, List *chosen, bool count_writes,
 	return t->net > 0 && gain >= min_workload_gain(stmts);
 }
 
+/* Shorter first (no needless DESC), then in text order. */
+static bool
+simpler(const char *a, const char *b)
+{
+	size_t		la = strlen(a);
+	size_t		lb = strlen(b);
+
+	return la < lb || (la == lb && strcmp(a, b) < 0);
+}
+
 typedef struct CachedTrial
 {
 	bool		valid;
@@ -295,10 +305,10 @@ choose(List *stmts, List *cands, bool count_writes)
 			if (budget >= 0 && total_size + ct->trial.size_delta > budget)
 				continue;
 			score = ct->trial.net / Max(ct->trial.size_delta, (double) BLCKSZ);
-			/* equal scores: the first definition in text order, for stable advice */
+			/* equal scores: the simpler definition, for stable advice */
 			if (best == NULL || score > best_score * (1 + 1e-9) ||
 				(score >= best_score * (1 - 1e-9) &&
-				 strcmp(c->definition, best->definition) < 0))
+				 simpler(c->definition, best->definition)))
 			{
 				best = c;
 				best_trial = ct->trial;

@@ -247,7 +247,13 @@ count_burst(uint64 queryid, uint32 h)
 	b->lxid = MyProc->lxid;
 	b->last = now;
 	b->text_hash = h;
-	if (b->count > b->reported && b->count > 1)
+	/*
+	 * Report exactly up to 64 (the N+1 threshold is well below), then at
+	 * each power of two: a statement run back to back for hours takes the
+	 * shared entry's spinlock a few dozen times, not at every run.
+	 */
+	if (b->count > b->reported && b->count > 1 &&
+		(b->count <= 64 || (b->count & (b->count - 1)) == 0))
 	{
 		b->reported = b->count;
 		return b->count;
