@@ -104,6 +104,9 @@ INSERT INTO measurements SELECT i, i % 200, i % 1000 FROM generate_series(1, 200
 ANALYZE measurements;
 SELECT plan_shape('SELECT * FROM measurements WHERE day = 5 AND value = 7',
                   ARRAY['CREATE INDEX ON measurements_1 (value)']);
+-- advice on a partitioned table goes to the partitions the plan reads
+SELECT index_definition FROM perfopt.recommend_indexes(
+    'SELECT * FROM measurements WHERE day = 5 AND value = 7');
 \set VERBOSITY sqlstate
 SELECT * FROM perfopt.explain_hypothetical('SELECT 1', ARRAY['CREATE INDEX ON measurements (value)']);
 \set VERBOSITY default
@@ -117,6 +120,9 @@ ANALYZE animals;
 ANALYZE dogs;
 SELECT indexes_used FROM perfopt.explain_hypothetical(
     'SELECT * FROM animals WHERE legs = 3', ARRAY['CREATE INDEX ON dogs (legs)']);
+SELECT index_definition FROM perfopt.recommend_indexes('SELECT * FROM animals WHERE legs = 3');
+-- and on a view, to the table behind it
+SELECT index_definition FROM perfopt.recommend_indexes('SELECT * FROM open_accounts WHERE org = 100');
 
 SET client_min_messages = warning;
 DROP SCHEMA advisor_hypo CASCADE;

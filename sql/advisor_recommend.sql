@@ -128,7 +128,14 @@ SELECT kind, query, relation, detail FROM perfopt.findings
 
 -- once the recommended index exists: no finding for that statement, and
 -- the index is not recommended again
+CREATE TABLE estimate AS
+SELECT estimated_size_bytes FROM perfopt.index_recommendations
+ WHERE table_name = 'advisor_rec.orders' AND columns = '{customer,created}';
 CREATE INDEX orders_customer_created ON orders (customer, created);
+-- the size estimated from the statistics is within 25% of the real one
+SELECT e.estimated_size_bytes BETWEEN 0.75 * pg_relation_size('orders_customer_created')
+                                  AND 1.25 * pg_relation_size('orders_customer_created') AS size_estimate_close
+  FROM estimate e;
 SELECT count(*) AS full_scans FROM perfopt.findings
  WHERE query LIKE 'SELECT * FROM orders WHERE customer%';
 SELECT count(*) AS recommended_again FROM perfopt.index_recommendations
