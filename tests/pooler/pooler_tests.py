@@ -604,6 +604,17 @@ def test_session_mode():
     ok(pb == pa, "session mode: same server connection reused after the first client left", (pa, pb))
     ok(wm == "4MB", "server_reset_query (DISCARD ALL) reset session state", wm)
     ok(held[1][0] == "26000", "prepared statement of the previous session is gone", held[1])
+    a = p.connect()
+    q1(a, "listen perfopt_ch; select 1")
+    d = direct("appdb")
+    q1(d, "notify perfopt_ch, 'hello'; select 1")
+    d.close()
+    import select
+    select.select([a], [], [], 3)
+    a.poll()
+    got = [(n.channel, n.payload) for n in a.notifies]
+    ok(got == [("perfopt_ch", "hello")], "NotificationResponse (LISTEN/NOTIFY) passed through in session mode", got)
+    a.close()
     p.stop()
 
 
