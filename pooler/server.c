@@ -637,17 +637,21 @@ server_forward(server *s)
 		s->pass_remaining = len - 4;
 	}
 	if (off && c)
-	{
 		evbuffer_remove_buffer(in, conn_out(&c->c), off);
-		if (conn_flush(&c->c) < 0)
-			evbuffer_drain(c->c.out, buflen(c->c.out));
-	}
 	if (release)
 	{
+		/*
+		 * Hand the server on first: the next waiter's query reaches
+		 * PostgreSQL while we write this answer to its client.
+		 */
 		pool_release(s);
+		if (conn_flush(&c->c) < 0)
+			evbuffer_drain(c->c.out, buflen(c->c.out));
 		client_kick(c);
 		return;
 	}
+	if (off && c && conn_flush(&c->c) < 0)
+		evbuffer_drain(c->c.out, buflen(c->c.out));
 	if (c && buflen(c->c.out) > BACKLOG_HIGH)
 		conn_read_off(&s->c);
 	else
