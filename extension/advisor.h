@@ -1,6 +1,7 @@
 /*
  * advisor.h
- *		The index recommender (advisor.c, advisor_candidates.c).
+ *		The index recommender (advisor.c, advisor_candidates.c,
+ *		advisor_views.c).
  */
 #ifndef PERFOPT_ADVISOR_H
 #define PERFOPT_ADVISOR_H
@@ -45,6 +46,7 @@ typedef struct AdvisorCand
 } AdvisorCand;
 
 extern List *advisor_candidates(List *stmts, int max_candidates);
+extern List *advisor_advise(List *stmts, bool count_writes, bool rethrow);
 extern void advisor_install_hooks(void);
 
 extern Datum perfopt_explain_hypothetical(PG_FUNCTION_ARGS);
