@@ -42,6 +42,19 @@ assert_eq "it is advised on: an index on k" \
 	"$(sql -c "SELECT index_definition, (SELECT calls FROM perfopt.query_stats q WHERE q.queryid = r.queryids[1])
 	             FROM perfopt.index_recommendations r WHERE table_name = 'public.items'")"
 
+# --- privacy: example texts carry constants; a role without
+# pg_read_all_stats sees none of another role's, and advice on its own only
+sql -q -c "CREATE ROLE advisor_user LOGIN" -c "GRANT SELECT ON items TO advisor_user" >/dev/null
+as_user() { as_pg psql -X -At -h "$db_HOST" -p "$db_PORT" -U advisor_user -d postgres "$@"; }
+assert_eq "another role's example texts are hidden" 0 \
+	"$(as_user -c "SELECT count(*) FROM perfopt.advisor_workload WHERE example IS NOT NULL")"
+assert_eq "another role's statements get no advice" 0 \
+	"$(as_user -c "SELECT count(*) FROM perfopt.index_recommendations")"
+as_user -c "SELECT count(*) FROM items WHERE v = 5" -c "SELECT count(*) FROM items WHERE v = 6" >/dev/null
+assert_eq "its own do" "{v}" "$(as_user -c "SELECT columns FROM perfopt.index_recommendations")"
+assert_match "and it may not reset the capture" "permission denied" \
+	"$(as_user -c "SELECT perfopt.advisor_reset()" 2>&1)"
+
 # --- DDL racing the advisor
 sql -q -c "CREATE FUNCTION try_explain() RETURNS text LANGUAGE plpgsql AS \$\$
 BEGIN
