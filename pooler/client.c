@@ -88,7 +88,7 @@ client_free(client *c)
 		server	   *s = c->server;
 
 		c->server = NULL;
-		server_client_left(s, false);
+		server_client_left(s, c->in_batch || c->pass_remaining > 0);
 	}
 	auth_free(c);
 	for (int i = 0; i < NPARAMS; i++)
@@ -122,7 +122,7 @@ client_close_soon(client *c)
 		server	   *s = c->server;
 
 		c->server = NULL;
-		server_client_left(s, false);
+		server_client_left(s, c->in_batch || c->pass_remaining > 0);
 	}
 	c->state = C_CLOSING;
 	conn_read_off(&c->c);

@@ -837,6 +837,28 @@ def test_vanish():
     ok(q1(d, "select count(*) from vanish") == 0, "table still empty")
     d.close()
     p.stop()
+    p = Pooler("vanish_raw", pool_size=1, max_overflow=0, pool_timeout=5)
+    c = p.connect(user="postgres", password=None, db="postgres")
+    pid1 = q1(c, "select pg_backend_pid()")
+    s, _ = raw_login(p.port)
+    parse = b"\0select 1\0\0\0"
+    bind = b"\0\0\0\0\0\0\0\0"
+    s.sendall(b"P" + struct.pack("!I", len(parse) + 4) + parse + b"B" + struct.pack("!I", len(bind) + 4) + bind)
+    time.sleep(0.2)
+    s.close()
+    time.sleep(0.2)
+    ok(q1(c, "select 42") == 42, "client vanished after Parse/Bind without Sync: next query answered correctly")
+    pid2 = q1(c, "select pg_backend_pid()")
+    ok(pid2 != pid1, "that server connection was closed, not reused", (pid1, pid2))
+    s, _ = raw_login(p.port)
+    s.sendall(b"Q" + struct.pack("!I", 1000) + b"select 1")
+    time.sleep(0.2)
+    s.close()
+    time.sleep(0.2)
+    ok(q1(c, "select 43") == 43, "client vanished in the middle of a message: next query answered correctly")
+    ok(q1(c, "select pg_backend_pid()") != pid2, "half-written server connection closed, not reused")
+    c.close()
+    p.stop()
 
 
 def test_restart():
