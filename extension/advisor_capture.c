@@ -18,6 +18,8 @@
  */
 #include "postgres.h"
 
+#include <unistd.h>
+
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
@@ -25,6 +27,8 @@
 #include "executor/executor.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/fd.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
@@ -459,6 +463,95 @@ perfopt_advisor_workload(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
+}
+
+/*
+ * Across a clean restart (perfopt.save), as the statistics: the postmaster
+ * writes the entries at shutdown and reads them back, then removes the
+ * file, at the next start.  A file of another layout is ignored.
+ */
+#define CAPTURE_FILE	PGSTAT_STAT_PERMANENT_DIRECTORY "/perfopt_advisor.stat"
+#define CAPTURE_TMP		CAPTURE_FILE ".tmp"
+#define CAPTURE_MAGIC	0x50414456	/* "PADV" */
+
+typedef struct CaptureFileHeader
+{
+	uint32		magic;
+	uint32		entry_size;
+	int64		count;
+} CaptureFileHeader;
+
+/* Called in the postmaster at a clean shutdown: no backend is left. */
+void
+advisor_capture_save(void)
+{
+	CaptureFileHeader header = {CAPTURE_MAGIC, sizeof(CaptureEntry), 0};
+	HASH_SEQ_STATUS seq;
+	CaptureEntry *e;
+	FILE	   *file;
+	bool		failed = false;
+
+	if (!perfopt_save || !advisor_capture_ready())
+		return;
+	file = AllocateFile(CAPTURE_TMP, PG_BINARY_W);
+	if (file == NULL)
+	{
+		ereport(LOG,
+				(errcode_for_file_access(),
+				 errmsg("could not write file \"%s\": %m", CAPTURE_TMP)));
+		return;
+	}
+	header.count = hash_get_num_entries(capture_hash);
+	failed = fwrite(&header, sizeof(header), 1, file) != 1;
+	hash_seq_init(&seq, capture_hash);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		if (!failed && fwrite(e, sizeof(CaptureEntry), 1, file) != 1)
+			failed = true;
+	if (FreeFile(file) != 0 || failed)
+	{
+		ereport(LOG,
+				(errcode_for_file_access(),
+				 errmsg("could not write file \"%s\": %m", CAPTURE_TMP)));
+		unlink(CAPTURE_TMP);
+		return;
+	}
+	(void) durable_rename(CAPTURE_TMP, CAPTURE_FILE, LOG);
+}
+
+/* Called in the postmaster at startup, before any backend. */
+void
+advisor_capture_load(void)
+{
+	CaptureFileHeader header;
+	CaptureEntry entry;
+	FILE	   *file;
+	int64		i;
+
+	if (!advisor_capture_ready())
+		return;
+	file = AllocateFile(CAPTURE_FILE, PG_BINARY_R);
+	if (file == NULL)
+		return;					/* none, or a crash came first */
+	if (fread(&header, sizeof(header), 1, file) != 1 ||
+		header.magic != CAPTURE_MAGIC || header.entry_size != sizeof(CaptureEntry))
+		ereport(LOG,
+				(errmsg("ignoring perfopt's advisor file \"%s\": written by another build",
+						CAPTURE_FILE)));
+	else
+	{
+		for (i = 0; i < header.count && fread(&entry, sizeof(entry), 1, file) == 1; i++)
+		{
+			bool		found;
+			CaptureEntry *e = hash_search(capture_hash, &entry.key, HASH_ENTER_NULL, &found);
+
+			if (e == NULL)
+				break;			/* perfopt.advisor_max_statements was lowered */
+			memcpy(e, &entry, sizeof(CaptureEntry));
+			SpinLockInit(&e->mutex);
+		}
+	}
+	FreeFile(file);
+	unlink(CAPTURE_FILE);
 }
 
 PG_FUNCTION_INFO_V1(perfopt_advisor_reset);

@@ -47,6 +47,8 @@ extern void advisor_capture_shmem_init(void);
 extern bool advisor_capture_ready(void);
 extern void advisor_capture_install_hooks(void);
 extern List *advisor_capture_snapshot(Oid dbid);
+extern void advisor_capture_save(void);
+extern void advisor_capture_load(void);
 
 extern Datum perfopt_advisor_workload(PG_FUNCTION_ARGS);
 extern Datum perfopt_advisor_reset(PG_FUNCTION_ARGS);

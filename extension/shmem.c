@@ -43,7 +43,10 @@ static void
 perfopt_shmem_shutdown(int code, Datum arg)
 {
 	if (code == 0)
+	{
 		stats_persist_save();
+		advisor_capture_save(); /* index advisor */
+	}
 }
 
 static void
@@ -68,6 +71,7 @@ perfopt_shmem_startup(void)
 	{
 		on_shmem_exit(perfopt_shmem_shutdown, (Datum) 0);
 		stats_persist_load();
+		advisor_capture_load(); /* index advisor */
 	}
 }
 

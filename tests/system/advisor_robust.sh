@@ -36,11 +36,19 @@ bench -c 2 -j 2 -t 50 -M prepared -f "$WORK/prepared.sql" >"$WORK/prepared.out" 
 assert_eq "pgbench -M prepared ran" 0 $?
 assert_eq "the example kept is the text with its parameter" \
 	'SELECT id, v FROM items WHERE k = $1' \
-	"$(sql -c "SELECT example FROM perfopt.advisor_workload WHERE example LIKE '%FROM items%'")"
+	"$(sql -c "SELECT example FROM perfopt.advisor_workload WHERE example LIKE 'SELECT id, v FROM items%'")"
 assert_eq "it is advised on: an index on k" \
 	'CREATE INDEX CONCURRENTLY ON public.items USING btree (k)|100' \
 	"$(sql -c "SELECT index_definition, (SELECT calls FROM perfopt.query_stats q WHERE q.queryid = r.queryids[1])
 	             FROM perfopt.index_recommendations r WHERE table_name = 'public.items'")"
+
+# --- a clean restart keeps what was captured, as it keeps the statistics
+cluster_restart db
+assert_eq "the capture survives a clean restart" \
+	'SELECT id, v FROM items WHERE k = $1|{"items.k ="}' \
+	"$(sql -c "SELECT example, predicates FROM perfopt.advisor_workload WHERE example LIKE 'SELECT id, v FROM items%'")"
+assert_eq "and so does the advice" 'CREATE INDEX CONCURRENTLY ON public.items USING btree (k)' \
+	"$(sql -c "SELECT index_definition FROM perfopt.index_recommendations WHERE table_name = 'public.items'")"
 
 # --- privacy: example texts carry constants; a role without
 # pg_read_all_stats sees none of another role's, and advice on its own only
