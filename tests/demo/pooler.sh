@@ -85,6 +85,7 @@ EOF2
 	) >/dev/null 2>&1 &
 	DEMO_POOLER_SAMPLER=$!
 	echo "perfopt-pooler listening on 127.0.0.1:$port (transaction mode, pool_size 20) in front of $db"
+	return 0
 }
 
 demo_pooler_report() {
@@ -98,14 +99,21 @@ demo_pooler_report() {
 	if [ "${peaks% *}" -gt 20 ] && [ "${peaks#* }" -le 20 ]; then
 		echo "  => ${peaks% *} clients were served by at most ${peaks#* } PostgreSQL backends"
 	fi
+	return 0
 }
 
 demo_pooler_stop() {
-	[ -n "${DEMO_POOLER_SAMPLER:-}" ] && kill "$DEMO_POOLER_SAMPLER" 2>/dev/null
+	if [ -n "${DEMO_POOLER_SAMPLER:-}" ]; then
+		kill "$DEMO_POOLER_SAMPLER" 2>/dev/null
+		wait "$DEMO_POOLER_SAMPLER" 2>/dev/null
+	fi
 	if [ -n "${DEMO_POOLER_PID:-}" ] && kill -0 "$DEMO_POOLER_PID" 2>/dev/null; then
 		kill "$DEMO_POOLER_PID"
 		wait "$DEMO_POOLER_PID" 2>/dev/null
 	fi
-	[ -n "${DEMO_POOLER_DIR:-}" ] && [ -z "${KEEP_TMP:-}" ] && rm -rf "$DEMO_POOLER_DIR"
+	if [ -n "${DEMO_POOLER_DIR:-}" ] && [ -z "${KEEP_TMP:-}" ]; then
+		rm -rf "$DEMO_POOLER_DIR"
+	fi
 	DEMO_POOLER_PID= DEMO_POOLER_SAMPLER= DEMO_POOLER_PORT= DEMO_POOLER_DIR=
+	return 0
 }
