@@ -414,7 +414,11 @@ def test_overflow():
 
 def raw_query(port, sql, timeout=10):
     """Log in as postgres (trust) and run one query; returns (sqlstate or 'ok', message, seconds)."""
-    s, _ = raw_login(port)
+    s, hello = raw_login(port)
+    if not hello.endswith(b"Z\0\0\0\5I"):
+        s.close()
+        i = hello.find(b"E")
+        return (sqlstate_of(hello[i + 5:]) if i >= 0 else "closed", "login failed", 0)
     s.settimeout(timeout)
     q = sql.encode() + b"\0"
     t0 = time.time()
@@ -894,8 +898,37 @@ def test_restart():
     code, msg = err_code(lambda: q1(idle, "select 1"))
     ok(code == "none", "idle client: no error after the restart once the server is back", (code, msg))
     ok(p.alive(), "pooler survived the restart")
-    ok(wait_for(lambda: servers() <= 5, 3), "no leaked server connections after the restart", servers())
+    pg_ctl = ["runuser", "-u", "postgres", "--", os.path.join(PG_BINDIR, "pg_ctl"), "-D", PG_DATA, "-w", "-t", "60"]
+    r = subprocess.run(pg_ctl + ["-m", "fast", "stop"], capture_output=True, text=True)
+    ok(r.returncode == 0, "server stopped", r.stderr)
+    t0 = time.time()
+    code, msg = err_code(lambda: q1(idle, "select 1"))
+    el = time.time() - t0
+    ok(code != "none", "server down: the client's query fails", code)
+    ok(el < 2, "server down: error at once, not after pool_timeout", round(el, 2))
+    r = subprocess.run(["psql", "-X", "-At", "-h", "127.0.0.1", "-p", str(p.port), "-U", "app", "-d", "appdb",
+                        "-c", "select 1"], capture_output=True, text=True, env=dict(os.environ, PGPASSWORD="app-secret"))
+    ok("no server connection" in r.stderr, "server down: clear error message", r.stderr)
+    code, msg, _ = raw_query(p.port, "select 1")
+    ok(code == "08006", "server down: SQLSTATE 08006", (code, msg))
+    time.sleep(1)
+    ok(p.alive(), "pooler keeps running while the server is down (backoff)")
+    r = subprocess.run(pg_ctl + ["-l", os.path.join(os.path.dirname(PG_DATA), "server.log"), "start"],
+                       capture_output=True, text=True)
+    t_up = time.time()
+    recovered = None
+    while time.time() - t_up < 5:
+        try:
+            c = p.connect()
+            q1(c, "select 1")
+            c.close()
+            recovered = time.time() - t_up
+            break
+        except psycopg2.Error:
+            time.sleep(0.05)
+    ok(recovered is not None and recovered < 1.0, "after a stop/start: pool back within 1 s", recovered)
     idle.close()
+    ok(wait_for(lambda: servers() <= 5, 3), "no leaked server connections after the restart", servers())
     p.stop()
 
 
