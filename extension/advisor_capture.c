@@ -158,6 +158,7 @@ fill_entry(CaptureEntry *e, List *preds, List *scans, const char *text, int len)
 		e->preds[e->npreds].relid = p->relid;
 		e->preds[e->npreds].attno = p->attno;
 		e->preds[e->npreds].kind = (uint8) p->kind;
+		e->preds[e->npreds].op = p->op;
 		e->npreds++;
 	}
 	e->nscans = 0;
@@ -387,7 +388,18 @@ advisor_capture_snapshot(Oid dbid)
 	return result;
 }
 
-static const char *const pred_kind_names[] = {"=", "join", "range", "sort"};
+/* how predicates read in perfopt.advisor_workload: "orders.created_at >" */
+static const char *
+pred_label(CapturedPred *p)
+{
+	static const char *const ops[] = {"", "<", "<=", "=", ">=", ">", "IN"};
+
+	if (p->kind == PRED_JOIN)
+		return "join";
+	if (p->kind == PRED_SORT)
+		return "sort";
+	return p->op <= ADVISOR_OP_IN ? ops[p->op] : "?";
+}
 
 static Datum
 preds_array(CapturedStatement *s)
@@ -405,7 +417,7 @@ preds_array(CapturedStatement *s)
 		if (rel == NULL || col == NULL)
 			continue;			/* dropped since */
 		items[n++] = CStringGetTextDatum(psprintf("%s.%s %s", rel, col,
-												  pred_kind_names[p->kind]));
+												  pred_label(p)));
 	}
 	return PointerGetDatum(construct_array(items, n, TEXTOID, -1, false, TYPALIGN_INT));
 }

@@ -18,6 +18,7 @@ typedef struct CapturedPred
 	Oid			relid;
 	int16		attno;			/* 0: an expression */
 	uint8		kind;			/* AdvisorPredKind */
+	uint8		op;				/* AdvisorOp */
 } CapturedPred;
 
 typedef struct CapturedScan

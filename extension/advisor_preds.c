@@ -125,6 +125,7 @@ add_comparison(ExtractContext *cx, Oid opno, Node *left, Node *right,
 		return;
 	p = new_pred(strategy == BTEqualStrategyNumber ? PRED_EQ : PRED_RANGE,
 				 relid, key, rti);
+	p->op = (uint8) strategy;
 	/* a parameter set by a nested loop is a join key */
 	if (p->kind == PRED_EQ && IsA(strip(other), Param) &&
 		((Param *) strip(other))->paramkind == PARAM_EXEC)
@@ -162,7 +163,12 @@ scan_quals(ExtractContext *cx, List *quals, Index rti, Oid relid)
 
 			if (is_key(key, rti) && is_pseudo_constant(lsecond(saop->args)) &&
 				btree_strategy(saop->opno, strip(key)) == BTEqualStrategyNumber)
-				cx->preds = lappend(cx->preds, new_pred(PRED_EQ, relid, key, rti));
+			{
+				AdvisorPred *p = new_pred(PRED_EQ, relid, key, rti);
+
+				p->op = ADVISOR_OP_IN;
+				cx->preds = lappend(cx->preds, p);
+			}
 		}
 	}
 }

@@ -15,9 +15,22 @@ typedef enum AdvisorPredKind
 	PRED_SORT					/* ORDER BY col */
 } AdvisorPredKind;
 
+/* The comparison of a filter: btree strategies 1 to 5, and IN (...). */
+typedef enum AdvisorOp
+{
+	ADVISOR_OP_NONE = 0,
+	ADVISOR_OP_LT = 1,
+	ADVISOR_OP_LE = 2,
+	ADVISOR_OP_EQ = 3,
+	ADVISOR_OP_GE = 4,
+	ADVISOR_OP_GT = 5,
+	ADVISOR_OP_IN = 6
+} AdvisorOp;
+
 typedef struct AdvisorPred
 {
 	AdvisorPredKind kind;
+	uint8		op;				/* AdvisorOp: the comparison, for display */
 	Oid			relid;
 	AttrNumber	attno;			/* 0: expr */
 	Node	   *expr;			/* an expression key, Vars with varno 1 */
