@@ -63,6 +63,18 @@ assert_eq "its own do" "{v}" "$(as_user -c "SELECT columns FROM perfopt.index_re
 assert_match "and it may not reset the capture" "permission denied" \
 	"$(as_user -c "SELECT perfopt.advisor_reset()" 2>&1)"
 
+# --- N+1: one statement back to back with different constants (autocommit),
+# against a busy mix of two statements that is not a loop
+sql -q -c "SET perfopt.advisor_n_plus_one_threshold = 20" >/dev/null
+for i in $(seq 1 30); do echo "SELECT v FROM items WHERE id = $i;"; done | sql -q >/dev/null
+for i in $(seq 1 30); do
+	echo "SELECT k FROM items WHERE id = $i;"
+	echo "SELECT count(*) FROM items WHERE id < $i;"
+done | sql -q >/dev/null
+assert_eq "a loop of 30 lookups is an N+1 finding, a mix of two statements is not" \
+	'n_plus_one|SELECT v FROM items WHERE id = $1' \
+	"$(sql -c "SELECT kind, query FROM perfopt.findings WHERE kind = 'n_plus_one'")"
+
 # --- DDL racing the advisor
 sql -q -c "CREATE FUNCTION try_explain() RETURNS text LANGUAGE plpgsql AS \$\$
 BEGIN
