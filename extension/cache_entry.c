@@ -23,22 +23,57 @@
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "tcop/dest.h"
-#include "utils/guc.h"
+#include "catalog/namespace.h"
+#include "parser/parse_expr.h"
+#include "parser/parser.h"
+#include "pgtime.h"
+#include "tsearch/ts_cache.h"
+#include "utils/array.h"
+#include "utils/pg_locale.h"
+#include "utils/rls.h"
+#include "utils/xml.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
 #include "cache.h"
 
 /*
- * Settings that change what a statement means or returns, rather than
- * only how rows are printed (the output format is applied on sending).
+ * Settings that change what a statement means or returns, rather than only
+ * how rows are printed (the output format is applied on sending): read
+ * from the variables behind them, which costs far less than looking each
+ * one up by name.
  */
-static const char *const key_settings[] = {
-	"search_path", "DateStyle", "IntervalStyle", "TimeZone",
-	"standard_conforming_strings", "transform_null_equals", "array_nulls",
-	"lc_monetary", "lc_numeric", "lc_time", "default_text_search_config",
-	"xmloption", "backslash_quote", "row_security"
-};
+static void
+append_setting(StringInfo key, const char *value)
+{
+	appendStringInfoString(key, value ? value : "");
+	appendStringInfoChar(key, '\0');
+}
+
+static void
+append_settings(StringInfo key)
+{
+	int			ints[5];
+	bool		bools[4];
+
+	append_setting(key, namespace_search_path);
+	append_setting(key, pg_get_timezone_name(session_timezone));
+	append_setting(key, locale_monetary);
+	append_setting(key, locale_numeric);
+	append_setting(key, locale_time);
+	append_setting(key, TSCurrentConfig);
+	ints[0] = DateStyle;
+	ints[1] = DateOrder;
+	ints[2] = IntervalStyle;
+	ints[3] = backslash_quote;
+	ints[4] = xmloption;
+	bools[0] = standard_conforming_strings;
+	bools[1] = Transform_null_equals;
+	bools[2] = Array_nulls;
+	bools[3] = row_security;
+	appendBinaryStringInfo(key, (char *) ints, sizeof(ints));
+	appendBinaryStringInfo(key, (char *) bools, sizeof(bools));
+}
 
 struct CacheCapture
 {
@@ -124,13 +159,7 @@ cache_build_key(QueryDesc *queryDesc, StringInfo key)
 	ids[2] = GetSessionUserId();
 	appendBinaryStringInfo(key, (char *) ids, sizeof(ids));
 	appendBinaryStringInfo(key, (char *) &stmt->queryId, sizeof(uint64));
-	for (i = 0; i < lengthof(key_settings); i++)
-	{
-		const char *v = GetConfigOption(key_settings[i], true, false);
-
-		appendStringInfoString(key, v ? v : "");
-		appendStringInfoChar(key, '\0');
-	}
+	append_settings(key);
 	if (loc > (int) strlen(text))
 		loc = 0;
 	len = stmt->stmt_len > 0 ? stmt->stmt_len : (int) strlen(text + loc);
