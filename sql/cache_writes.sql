@@ -40,6 +40,12 @@ SELECT perfopt.cache_last_outcome();
 INSERT INTO cw_acct VALUES (11, 'u9', 8) ON CONFLICT (id) DO UPDATE SET balance = excluded.balance;
 :q;
 SELECT perfopt.cache_last_outcome();
+-- MERGE
+MERGE INTO cw_acct t USING (VALUES (11, 'u9', 9)) AS s(id, owner, balance) ON t.id = s.id
+ WHEN MATCHED THEN UPDATE SET balance = s.balance
+ WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.owner, s.balance);
+:q;
+SELECT perfopt.cache_last_outcome();
 -- a write that changes no row still counts (the trigger fires)
 UPDATE cw_acct SET balance = 0 WHERE false;
 :q;
