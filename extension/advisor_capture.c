@@ -6,10 +6,11 @@
  *		constants to re-plan, and the longest run of it with different
  *		constants in one transaction or burst (N+1 patterns).
  *
- * Cost: a statement's plan is read once, the first time it ends; after
- * that an execution costs one shared-lock hash lookup plus a backend-local
- * lookup for burst counting, and the shared entry's spinlock only when a
- * burst grows past what was recorded.  A second example text, the first
+ * Cost: a statement's plan is read once, the first time it ends.  After
+ * that an execution costs a hash of its text and a backend-local lookup;
+ * the shared table is looked up (under a shared lock) only until this
+ * backend has seen the entry, to keep a second example, and when a burst
+ * grows past what was recorded.  A second example text, the first
  * one with other constants, is kept too: a filter whose constant is the
  * same in both (status = 'open') may make a partial index, one whose
  * constant varies may not.  Entries are fixed-size and the table
@@ -28,6 +29,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "port/atomics.h"
 #include "storage/fd.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
@@ -76,6 +78,7 @@ typedef struct CaptureEntry
 typedef struct CaptureShared
 {
 	LWLock	   *lock;			/* protects the hash table */
+	pg_atomic_uint32 generation;	/* bumped by perfopt.advisor_reset() */
 } CaptureShared;
 
 /* per backend: the current run of each statement */
@@ -87,6 +90,11 @@ typedef struct BurstEntry
 	uint32		text_hash;
 	int64		count;
 	int64		reported;
+	/* what this backend knows of the shared entry, valid in known_gen */
+	bool		known;
+	uint32		known_gen;
+	bool		has_second;
+	uint32		example_hash;
 } BurstEntry;
 
 static CaptureShared *capture = NULL;
@@ -118,7 +126,10 @@ advisor_capture_shmem_init(void)
 
 	capture = ShmemInitStruct("perfopt advisor", sizeof(CaptureShared), &found);
 	if (!found)
+	{
 		capture->lock = &(GetNamedLWLockTranche(ADVISOR_TRANCHE))->lock;
+		pg_atomic_init_u32(&capture->generation, 0);
+	}
 	info.keysize = sizeof(CaptureKey);
 	info.entrysize = sizeof(CaptureEntry);
 	capture_hash = ShmemInitHash("perfopt advisor hash",
@@ -208,11 +219,12 @@ capture_new(CaptureKey *key, QueryDesc *queryDesc, const char *text, int len,
 
 /*
  * Count runs of the same statement with different texts (constants) in
- * one transaction block or in a burst; return the run's length when it is
- * longer than any this backend reported before, else 0.
+ * one transaction block or in a burst; *burst is the run's length when it
+ * is longer than any this backend reported before, else 0.  Returns the
+ * statement's backend-local entry.
  */
-static int64
-count_burst(uint64 queryid, uint32 h)
+static BurstEntry *
+count_burst(uint64 queryid, uint32 h, int64 *burst)
 {
 	BurstEntry *b;
 	bool		found;
@@ -242,11 +254,13 @@ count_burst(uint64 queryid, uint32 h)
 		 (last_queryid == queryid &&
 		  !TimestampDifferenceExceeds(b->last, now, BURST_GAP_MS)));
 	last_queryid = queryid;
-	if (!found || !same_run)
+	if (!found)
 	{
-		b->count = 1;
-		b->reported = found ? b->reported : 0;
+		b->reported = 0;
+		b->known = false;
 	}
+	if (!found || !same_run)
+		b->count = 1;
 	else if (b->text_hash != h)
 		b->count++;
 	b->lxid = MyProc->lxid;
@@ -257,13 +271,14 @@ count_burst(uint64 queryid, uint32 h)
 	 * each power of two: a statement run back to back for hours takes the
 	 * shared entry's spinlock a few dozen times, not at every run.
 	 */
+	*burst = 0;
 	if (b->count > b->reported && b->count > 1 &&
 		(b->count <= 64 || (b->count & (b->count - 1)) == 0))
 	{
 		b->reported = b->count;
-		return b->count;
+		*burst = b->count;
 	}
-	return 0;
+	return b;
 }
 
 /* Keep the first text seen with constants other than the example's. */
@@ -288,8 +303,10 @@ capture_end(QueryDesc *queryDesc)
 	int			len;
 	CaptureKey	key;
 	CaptureEntry *e;
+	BurstEntry *b;
 	int64		burst;
 	uint32		hash;
+	uint32		gen = pg_atomic_read_u32(&capture->generation);
 	bool		want_second;
 
 	if (text == NULL)
@@ -300,7 +317,16 @@ capture_end(QueryDesc *queryDesc)
 	key.dbid = MyDatabaseId;
 	key.queryid = ps->queryId;
 	hash = hash_bytes((const unsigned char *) text, len);
-	burst = count_burst(key.queryid, hash);
+	b = count_burst(key.queryid, hash, &burst);
+
+	/*
+	 * The common case takes no shared lock at all: this backend knows the
+	 * entry exists (since the last reset), has nothing new for its burst,
+	 * and either a second example is kept or this text is the first's.
+	 */
+	if (b->known && b->known_gen == gen && burst == 0 &&
+		(b->has_second || b->example_hash == hash))
+		return;
 
 	LWLockAcquire(capture->lock, LW_SHARED);
 	e = hash_search(capture_hash, &key, HASH_FIND, NULL);
@@ -312,6 +338,13 @@ capture_end(QueryDesc *queryDesc)
 	}
 	/* an unlocked peek: checked again under the exclusive lock */
 	want_second = e && e->example2_len == 0 && e->example_hash != hash;
+	if (e)
+	{
+		b->known = true;
+		b->known_gen = gen;
+		b->has_second = e->example2_len != 0 || want_second;
+		b->example_hash = e->example_hash;
+	}
 	LWLockRelease(capture->lock);
 	if (e == NULL)
 		capture_new(&key, queryDesc, text, len, hash);
@@ -578,6 +611,8 @@ perfopt_advisor_reset(PG_FUNCTION_ARGS)
 	hash_seq_init(&seq, capture_hash);
 	while ((e = hash_seq_search(&seq)) != NULL)
 		hash_search(capture_hash, &e->key, HASH_REMOVE, NULL);
+	/* what backends know of the entries is stale now */
+	pg_atomic_fetch_add_u32(&capture->generation, 1);
 	LWLockRelease(capture->lock);
 	if (burst_hash)
 	{
