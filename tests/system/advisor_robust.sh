@@ -117,6 +117,19 @@ assert_match "the DDL clients ran too" "number of transactions actually processe
 assert_eq "the server is up" 1 "$(sql -c 'SELECT 1')"
 assert_eq "no backend crashed" 0 "$(grep -c 'terminated by signal' "$db_DIR/server.log")"
 
+# --- a reset is seen by backends that knew the statement: it is captured again
+out=$(sql -q <<'SQL'
+\o /dev/null
+SELECT v FROM items WHERE id = 1;
+SELECT v FROM items WHERE id = 2;
+SELECT perfopt.advisor_reset();
+SELECT v FROM items WHERE id = 3;
+\o
+SELECT count(*) FROM perfopt.advisor_workload WHERE example = 'SELECT v FROM items WHERE id = 3';
+SQL
+)
+assert_eq "captured again after a reset, in the session that knew it" 1 "$out"
+
 # --- cancellable, and nothing left behind
 sql -q -c "SELECT perfopt.advisor_reset()" >/dev/null
 for i in $(seq 1 40); do
