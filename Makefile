@@ -32,6 +32,9 @@ else
 include $(PGXS)
 endif
 
+# PGXS tracks no header dependencies: rebuild every object when any header changes.
+$(OBJS): $(wildcard extension/*.h)
+
 extension/perfopt--1.0.sql: $(EXT_SQL_PARTS)
 	cat $^ > $@
 

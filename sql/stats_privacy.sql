@@ -29,7 +29,7 @@ RESET ROLE;
 GRANT pg_read_all_stats TO perfopt_bob;
 SET ROLE perfopt_bob;
 SELECT username, query FROM perfopt.query_stats
- WHERE username IN ('perfopt_alice', 'perfopt_bob') ORDER BY username;
+ WHERE username IN ('perfopt_alice', 'perfopt_bob') ORDER BY username, query COLLATE "C";
 SELECT username, query FROM perfopt.slow_queries
  WHERE username = 'perfopt_alice';
 RESET ROLE;
