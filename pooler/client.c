@@ -485,6 +485,8 @@ client_forward(client *c)
 	}
 	if (off)
 	{
+		if (s->replay)
+			evbuffer_add(s->replay, evbuffer_pullup(in, off), off);
 		evbuffer_remove_buffer(in, s->c.out, off);
 		if (conn_flush(&s->c) < 0)
 			evbuffer_drain(s->c.out, evbuffer_get_length(s->c.out));

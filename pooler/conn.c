@@ -43,8 +43,8 @@ static struct evbuffer **spare;
 static int	nspare,
 			spare_cap;
 
-static struct evbuffer *
-buf_get(void)
+struct evbuffer *
+conn_buf_get(void)
 {
 	struct evbuffer *b = nspare ? spare[--nspare] : evbuffer_new();
 
@@ -53,8 +53,8 @@ buf_get(void)
 	return b;
 }
 
-static void
-buf_put(struct evbuffer *b)
+void
+conn_buf_put(struct evbuffer *b)
 {
 	if (!b)
 		return;
@@ -85,7 +85,7 @@ struct evbuffer *
 conn_in(conn *c)
 {
 	if (!c->in)
-		c->in = buf_get();
+		c->in = conn_buf_get();
 	return c->in;
 }
 
@@ -93,7 +93,7 @@ struct evbuffer *
 conn_out(conn *c)
 {
 	if (!c->out)
-		c->out = buf_get();
+		c->out = conn_buf_get();
 	return c->out;
 }
 
@@ -102,8 +102,8 @@ conn_park(conn *c)
 {
 	if (buflen(c->in) == 0 && buflen(c->out) == 0 && !c->writing)
 	{
-		buf_put(c->in);
-		buf_put(c->out);
+		conn_buf_put(c->in);
+		conn_buf_put(c->out);
 		c->in = c->out = NULL;
 	}
 }
@@ -118,8 +118,8 @@ conn_init(conn *c, int fd, event_callback_fn rcb, event_callback_fn wcb, void *a
 	c->wcb = wcb;
 	c->arg = arg;
 	event_assign(&c->rev, base, fd, EV_READ | EV_PERSIST, rcb, arg);
-	c->in = lazy ? NULL : buf_get();
-	c->out = lazy ? NULL : buf_get();
+	c->in = lazy ? NULL : conn_buf_get();
+	c->out = lazy ? NULL : conn_buf_get();
 }
 
 static struct event *
@@ -231,8 +231,8 @@ conn_destroy(conn *c)
 	close(c->fd);
 	c->fd = -1;
 	c->reading = c->writing = false;
-	buf_put(c->in);
-	buf_put(c->out);
+	conn_buf_put(c->in);
+	conn_buf_put(c->out);
 	c->in = c->out = NULL;
 }
 

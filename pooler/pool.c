@@ -110,10 +110,8 @@ hand_idle(pool *p, client *c)
 	TAILQ_REMOVE(&p->idle, s, ilink);
 	s->in_idle = false;
 	p->n_idle--;
-	c->server = s;
-	s->client = c;
 	if (needs_ping(p, s))
-		server_ping(s);
+		server_link_checked(s, c);
 	else
 		server_link(s, c);
 	return true;
@@ -163,17 +161,8 @@ pool_cancel_wait(client *c)
 		TAILQ_REMOVE(&p->login_wait, c, wlink);
 	else if (c->state == C_WAITING)
 	{
-		if (c->server)
-		{
-			/* its pre-ping still runs; the answer puts the server back */
-			c->server->client = NULL;
-			c->server = NULL;
-		}
-		else
-		{
-			TAILQ_REMOVE(&p->waiting, c, wlink);
-			p->n_waiting--;
-		}
+		TAILQ_REMOVE(&p->waiting, c, wlink);
+		p->n_waiting--;
 	}
 }
 
@@ -272,7 +261,6 @@ void
 pool_server_closed(server *s)
 {
 	pool	   *p = s->pool;
-	client	   *c = s->client;
 
 	TAILQ_REMOVE(&p->servers, s, link);
 	p->n_servers--;
@@ -284,15 +272,20 @@ pool_server_closed(server *s)
 		s->in_idle = false;
 		p->n_idle--;
 	}
-	if (c && c->server == s)
-	{
-		/* the pre-ping found a dead connection: this client goes first again */
-		s->client = NULL;
-		c->server = NULL;
-		TAILQ_INSERT_HEAD(&p->waiting, c, wlink);
-		p->n_waiting++;
-		dispatch(p);
-	}
+}
+
+/* The pre-ping found a dead connection: the client goes first again, with its bytes. */
+void
+pool_requeue(pool *p, client *c, struct evbuffer *replay)
+{
+	evbuffer_prepend_buffer(conn_in(&c->c), replay);
+	conn_buf_put(replay);
+	c->pass_remaining = 0;
+	c->in_batch = false;
+	c->state = C_WAITING;
+	TAILQ_INSERT_HEAD(&p->waiting, c, wlink);
+	p->n_waiting++;
+	dispatch(p);
 }
 
 /* The wait queue is FIFO, so the longest waiter is at its head. */

@@ -126,6 +126,8 @@ void		conn_park(conn *c);
 void		conn_want_write(conn *c);
 void		conn_kick_write(conn *c);
 size_t		buflen(struct evbuffer *b);
+struct evbuffer *conn_buf_get(void);
+void		conn_buf_put(struct evbuffer *b);
 int			conn_fill(conn *c);		/* >0 bytes, 0 EOF, -1 error, -2 nothing yet */
 int			conn_flush(conn *c);	/* 0 ok (maybe pending), -1 error */
 void		conn_read_on(conn *c);
@@ -257,7 +259,6 @@ enum
 	S_CONNECTING,
 	S_LOGIN,
 	S_IDLE,
-	S_PINGING,
 	S_ACTIVE,
 	S_RESETTING,
 };
@@ -278,6 +279,8 @@ typedef struct server
 	char		txstatus;
 	bool		in_copy_out;
 	bool		in_idle;		/* on the pool's idle list */
+	bool		ping_unconfirmed;	/* pre-ping sent, its answer not seen yet */
+	struct evbuffer *replay;	/* client bytes sent behind that pre-ping */
 	uint32_t	pass_remaining;
 	bool		pass_drop;
 	struct event timer;
@@ -290,8 +293,8 @@ TAILQ_HEAD(server_list, server);
 void		server_connect(struct pool *p);
 void		server_forward(server *s);
 void		server_close(server *s, const char *why);
-void		server_ping(server *s);
 void		server_link(server *s, client *c);
+void		server_link_checked(server *s, client *c);
 void		server_client_left(server *s, bool clean);
 void		server_unlink_for_reuse(server *s);
 bool		server_releasable(server *s);
@@ -332,6 +335,7 @@ typedef struct pool
 pool	   *pool_get(database *db, const char *user, const char *dbname, user_cred *cred);
 void		pool_request(pool *p, client *c);
 void		pool_cancel_wait(client *c);
+void		pool_requeue(pool *p, client *c, struct evbuffer *replay);
 void		pool_release(server *s);
 void		pool_server_ready(server *s);
 void		pool_server_failed(pool *p, const char *sqlstate, const char *msg);

@@ -82,6 +82,7 @@ server_free(server *s)
 	evtimer_del(&s->timer);
 	conn_destroy(&s->c);
 	scram_client_free(s->scram);
+	conn_buf_put(s->replay);
 	for (int i = 0; i < NPARAMS; i++)
 		pstr_unref(s->params[i]);
 	free(s);
@@ -91,16 +92,35 @@ void
 server_close(server *s, const char *why)
 {
 	client	   *c = s->client;
+	pool	   *p = s->pool;
+	struct evbuffer *replay = NULL;
 
 	log_debug("closing server connection (backend %u): %s", s->be_pid, why);
-	/* a client waiting on this server's pre-ping is requeued by the pool */
-	if (c && s->state != S_PINGING)
+	if (c)
 	{
 		s->client = NULL;
 		if (c->server == s)
-			client_server_gone(c, "08006", why);
+		{
+			c->server = NULL;
+			/*
+			 * Died before answering the pre-ping: nothing of the client's
+			 * ran, so its bytes go to another server instead of an error.
+			 */
+			if (s->ping_unconfirmed && s->replay)
+			{
+				replay = s->replay;
+				s->replay = NULL;
+			}
+			else
+				client_server_gone(c, "08006", why);
+		}
 	}
 	server_free(s);
+	if (replay)
+	{
+		log_info("pre-ping found a dead connection; retrying on another");
+		pool_requeue(p, c, replay);
+	}
 }
 
 /* Connecting or logging in failed: tell the pool, which tells the waiters. */
@@ -370,15 +390,20 @@ idle_process(server *s)
 	}
 }
 
+/*
+ * The pre-ping (an empty query) travels in the same write as the client's
+ * first bytes, which are kept until its answer: a dead connection costs a
+ * retry elsewhere, a live one no round trip.
+ */
 void
-server_ping(server *s)
+server_link_checked(server *s, client *c)
 {
 	send_query(s->c.out, ";");
 	s->expect_rfq++;
 	s->swallow_rfq++;
-	s->state = S_PINGING;
-	if (conn_flush(&s->c) < 0)
-		server_close(s, "pre-ping write failed");
+	s->ping_unconfirmed = true;
+	s->replay = conn_buf_get();
+	server_link(s, c);
 }
 
 /* Quote a value for SET as an E'' literal, whatever standard_conforming_strings says. */
@@ -472,8 +497,6 @@ void
 server_client_left(server *s, bool dirty_input)
 {
 	s->client = NULL;
-	if (s->state == S_PINGING)
-		return;					/* the ping's answer releases it */
 	if (s->state != S_ACTIVE)
 		return;
 	if (dirty_input || s->expect_rfq > 0 || s->pass_remaining > 0 || s->in_copy_out)
@@ -548,6 +571,13 @@ server_forward(server *s)
 				s->txstatus = body[0];
 				s->expect_rfq--;
 				s->swallow_rfq--;
+				if (s->ping_unconfirmed)
+				{
+					/* the pre-ping comes first: the connection is alive */
+					s->ping_unconfirmed = false;
+					conn_buf_put(s->replay);
+					s->replay = NULL;
+				}
 			}
 			else if (hdr[0] == 'S')
 			{
@@ -564,17 +594,6 @@ server_forward(server *s)
 				log_warn("pooler query on backend %u failed: %s", s->be_pid,
 						 error_field((const char *) body, len - 4, 'M'));
 			evbuffer_drain(in, len + 1);
-			if (s->swallow_rfq == 0 && s->state == S_PINGING)
-			{
-				s->state = S_IDLE;
-				if (c)
-				{
-					server_link(s, c);
-				}
-				else
-					pool_release(s);
-				return;
-			}
 			if (s->swallow_rfq == 0 && s->state == S_RESETTING)
 			{
 				if (s->txstatus != 'I')

@@ -518,6 +518,78 @@ def test_pre_ping():
     p.stop()
 
 
+class KillProxy:
+    """TCP proxy to PostgreSQL's Unix socket that, when armed, drops the next
+    connection that sends anything: a server connection that died while idle
+    without the pooler seeing it (no FIN ever reaches the pooler before it
+    writes)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(50)
+        self.port = self.sock.getsockname()[1]
+        self.armed = False
+        self.killed = 0
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                a, _ = self.sock.accept()
+            except OSError:
+                return
+            b = socket.socket(socket.AF_UNIX)
+            b.connect(os.path.join(PG_HOST, ".s.PGSQL.%d" % PG_PORT))
+            threading.Thread(target=self.pump, args=(a, b, True), daemon=True).start()
+            threading.Thread(target=self.pump, args=(b, a, False), daemon=True).start()
+
+    def pump(self, src, dst, from_pooler):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if from_pooler and self.armed:
+                    self.armed = False
+                    self.killed += 1
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for x in (src, dst):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            x.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def test_pre_ping_dead():
+    proxy = KillProxy()
+    dbs = {"appdb": "host=127.0.0.1 port=%d dbname=appdb" % proxy.port}
+    for pre_ping in ("on", "off"):
+        p = Pooler("ping_kill_" + pre_ping, dbs=dbs, pool_size=2, max_overflow=0, pool_pre_ping=pre_ping)
+        c = p.connect()
+        pid1 = q1(c, "select pg_backend_pid()")
+        proxy.armed = True
+        code, msg = err_code(lambda: q1(c, "select 41 + 1"))
+        if pre_ping == "on":
+            ok(proxy.killed == 1 and code == "none",
+               "pool_pre_ping=on: connection found dead at hand-out, query retried, client sees no error",
+               (proxy.killed, code, msg))
+            ok(q1(c, "select pg_backend_pid()") != pid1, "the client now runs on a replacement connection")
+        else:
+            ok(proxy.killed == 2 and code != "none",
+               "pool_pre_ping=off: the same dead connection costs the client an error", (proxy.killed, code))
+        c.close()
+        p.stop()
+    proxy.close()
+
+
 def test_min_pool():
     p = Pooler("minpool", pool_size=4, min_pool_size=3)
     c = p.connect()
@@ -935,7 +1007,7 @@ def test_restart():
 def main():
     write_userlist()
     tests = [("cli", test_cli), ("auth", test_auth), ("pool_size", test_pool_size), ("overflow", test_overflow),
-             ("pool_timeout", test_pool_timeout), ("recycle", test_recycle), ("pre_ping", test_pre_ping),
+             ("pool_timeout", test_pool_timeout), ("recycle", test_recycle), ("pre_ping", test_pre_ping), ("pre_ping_dead", test_pre_ping_dead),
              ("min_pool", test_min_pool), ("connect_timeout", test_connect_timeout),
              ("transaction_state", test_transaction_state), ("session_mode", test_session_mode),
              ("pgbench", test_pgbench), ("cancel", test_cancel), ("copy", test_copy),
