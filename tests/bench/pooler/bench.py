@@ -149,8 +149,10 @@ def pgbench(t, workload, mode, clients):
     cpu0 = proc_cpu(t.pid()) if t.proc else None
     d = tempfile.mkdtemp(dir=WORK)
     os.chmod(d, 0o777)
+    # pgbench's -T includes connecting; 1000 backends take seconds to fork
+    duration = DURATION if clients < 500 else DURATION * 2 + 2
     args = ["pgbench", "-n", "-h", t.host, "-p", str(t.port), "-U", "postgres", "-M", mode,
-            "-c", str(clients), "-j", "2", "-T", str(DURATION), "-l", "--log-prefix", os.path.join(d, "tx")]
+            "-c", str(clients), "-j", "2", "-T", str(duration), "-l", "--log-prefix", os.path.join(d, "tx")]
     if workload == "select":
         args.append("-S")
     args.append("bench")
