@@ -39,6 +39,7 @@ typedef enum CacheMode
 #define CACHE_SHAPE_CACHEABLE	(1 << 28)	/* read-only, deterministic enough */
 #define CACHE_SHAPE_STABLE		(1 << 29)	/* calls stable functions: TTL only */
 #define CACHE_SHAPE_BITS		(CACHE_SHAPE_CACHEABLE | CACHE_SHAPE_STABLE)
+#define CACHE_STUB_PLAN			(1 << 30)	/* a hit's stand-in plan (cache_serve.c) */
 
 /* One table an entry depends on, with the generation it was computed at. */
 typedef struct CacheDep
@@ -154,6 +155,8 @@ extern bool cache_blob_parse(char *blob, uint32 len, CacheDep **deps, int *ndeps
 							 CacheBlobHeader **hdr, char **key, char **tuples);
 extern uint64 cache_blob_send(QueryDesc *queryDesc, const CacheBlobHeader *hdr,
 							  char *tuples);
+extern uint64 cache_blob_send_some(QueryDesc *queryDesc, char **pos, uint32 *left,
+								   uint64 max);
 
 /* cache_serve.c */
 extern void cache_install_hooks(void);

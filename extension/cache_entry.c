@@ -387,33 +387,46 @@ cache_blob_parse(char *blob, uint32 len, CacheDep **deps, int *ndeps,
 	return true;
 }
 
-/* Replay stored rows into the statement's receiver, as ExecutorRun would. */
+/*
+ * Replay up to max stored rows (0: all that are left) from *pos into the
+ * statement's receiver, as ExecutorRun would; advances *pos and *left.
+ */
 uint64
-cache_blob_send(QueryDesc *queryDesc, const CacheBlobHeader *hdr, char *tuples)
+cache_blob_send_some(QueryDesc *queryDesc, char **pos, uint32 *left, uint64 max)
 {
 	DestReceiver *dest = queryDesc->dest;
 	TupleTableSlot *slot;
-	uint64		n;
-	char	   *p = tuples;
+	uint64		n = 0;
+	char	   *p = *pos;
 
 	dest->rStartup(dest, CMD_SELECT, queryDesc->tupDesc);
 	slot = MakeSingleTupleTableSlot(queryDesc->tupDesc, &TTSOpsMinimalTuple);
-	for (n = 0; n < hdr->ntuples; n++)
+	while (*left > 0 && (max == 0 || n < max))
 	{
 		uint64		len;
+		bool		more;
 
 		memcpy(&len, p, sizeof(uint64));
 		p += sizeof(uint64);
 		ExecStoreMinimalTuple((MinimalTuple) p, slot, false);
-		if (!dest->receiveSlot(slot, dest))
-		{
-			n++;
-			break;
-		}
-		ExecClearTuple(slot);
 		p += MAXALIGN(len);
+		(*left)--;
+		n++;
+		more = dest->receiveSlot(slot, dest);
+		ExecClearTuple(slot);
+		if (!more)
+			break;
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	dest->rShutdown(dest);
+	*pos = p;
 	return n;
+}
+
+uint64
+cache_blob_send(QueryDesc *queryDesc, const CacheBlobHeader *hdr, char *tuples)
+{
+	uint32		left = hdr->ntuples;
+
+	return cache_blob_send_some(queryDesc, &tuples, &left, 0);
 }

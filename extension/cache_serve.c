@@ -22,6 +22,7 @@
 #include "executor/instrument.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
 #include "optimizer/planner.h"
 #include "parser/parsetree.h"
 #include "portability/instr_time.h"
@@ -38,6 +39,7 @@ static planner_hook_type prev_planner = NULL;
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ExecutorRun_hook_type prev_ExecutorRun = NULL;
 static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
+static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static ExplainOneQuery_hook_type prev_ExplainOneQuery = NULL;
 
@@ -65,6 +67,8 @@ typedef struct Candidate
 	uint64		keyhash;
 } Candidate;
 
+static bool try_stub(QueryDesc *queryDesc, int eflags);
+
 static PlannedStmt *
 cache_planner(Query *parse, const char *query_string, int cursorOptions,
 			  ParamListInfo boundParams)
@@ -81,12 +85,19 @@ cache_planner(Query *parse, const char *query_string, int cursorOptions,
 	return result;
 }
 
-/* The executor must not see perfopt's bits in jitFlags; hide them meanwhile. */
+/*
+ * A hit may be decided here already (try_stub, below).  The executor must
+ * not see perfopt's bits in jitFlags; hide them meanwhile.
+ */
 static void
 cache_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
-	PlannedStmt *stmt = queryDesc->plannedstmt;
-	int			bits = stmt->jitFlags & CACHE_SHAPE_BITS;
+	PlannedStmt *stmt;
+	int			bits;
+
+	(void) try_stub(queryDesc, eflags);
+	stmt = queryDesc->plannedstmt;
+	bits = stmt->jitFlags & (CACHE_SHAPE_BITS | CACHE_STUB_PLAN);
 
 	stmt->jitFlags &= ~CACHE_SHAPE_BITS;
 	PG_TRY();
@@ -105,8 +116,8 @@ cache_ExecutorStart(QueryDesc *queryDesc, int eflags)
 
 /* The run-time conditions of the contract; NULL when they all hold. */
 static const char *
-runtime_refusal(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
-				bool execute_once)
+runtime_refusal(QueryDesc *queryDesc, TupleDesc desc, ScanDirection direction,
+				uint64 count, bool at_start)
 {
 	PlannedStmt *stmt = queryDesc->plannedstmt;
 
@@ -126,14 +137,15 @@ runtime_refusal(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	 * statement continues where it stopped, and a scrollable cursor may be
 	 * fetched backwards from where a real run would have left it.
 	 */
-	if (count != 0 || queryDesc->already_executed || !ScanDirectionIsForward(direction) ||
+	if ((!at_start && (count != 0 || queryDesc->already_executed ||
+					   !ScanDirectionIsForward(direction))) ||
 		ActivePortal == NULL || (ActivePortal->cursorOptions & CURSOR_OPT_SCROLL))
 		return "fetched piecemeal (cursor or row limit)";
 	if (XactIsoLevel != XACT_READ_COMMITTED)
 		return "transaction is not READ COMMITTED";
 	if (queryDesc->snapshot == NULL || !IsMVCCSnapshot(queryDesc->snapshot))
 		return "no MVCC snapshot";
-	if (queryDesc->tupDesc == NULL || !cache_tupdesc_ok(queryDesc->tupDesc))
+	if (desc == NULL || !cache_tupdesc_ok(desc))
 		return "returns anonymous records";
 	return NULL;
 }
@@ -172,8 +184,9 @@ relation_refusal(QueryDesc *queryDesc, Candidate *c)
 
 /* Is the stored blob the answer for this statement, now? */
 static bool
-blob_answers(Candidate *c, QueryDesc *queryDesc, char *blob, uint32 len,
-			 CacheBlobHeader **hdr, char **tuples, bool *invalid, bool *expired)
+blob_answers(Candidate *c, QueryDesc *queryDesc, TupleDesc desc, char *blob,
+			 uint32 len, CacheBlobHeader **hdr, char **tuples, bool *invalid,
+			 bool *expired)
 {
 	CacheDep   *deps;
 	int			ndeps;
@@ -184,7 +197,7 @@ blob_answers(Candidate *c, QueryDesc *queryDesc, char *blob, uint32 len,
 	if (!cache_blob_parse(blob, len, &deps, &ndeps, hdr, &key, tuples) ||
 		(*hdr)->keylen != (uint32) c->key.len ||
 		memcmp(key, c->key.data, c->key.len) != 0 ||
-		(*hdr)->tupdesc_hash != cache_tupdesc_hash(queryDesc->tupDesc))
+		(*hdr)->tupdesc_hash != cache_tupdesc_hash(desc))
 		return false;			/* another statement with the same hash */
 	for (i = 0; i < ndeps; i++)
 	{
@@ -223,7 +236,8 @@ serve_hit(Candidate *c, QueryDesc *queryDesc)
 	if (!cache_store_lookup(MyDatabaseId, GetUserId(), c->keyhash,
 							c->key.data, c->key.len, &blob, &len))
 		return false;
-	if (!blob_answers(c, queryDesc, blob, len, &hdr, &tuples, &invalid, &expired))
+	if (!blob_answers(c, queryDesc, queryDesc->tupDesc, blob, len, &hdr, &tuples,
+					  &invalid, &expired))
 	{
 		if (invalid || expired)
 			cache_store_forget(MyDatabaseId, GetUserId(), c->keyhash, invalid,
@@ -320,10 +334,10 @@ store_result(Candidate *c, QueryDesc *queryDesc, CacheCapture *cap)
 
 /* Is this statement a candidate?  Fills c; sets cache_last_outcome if not. */
 static bool
-examine(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
-		bool execute_once, Candidate *c)
+examine(QueryDesc *queryDesc, TupleDesc desc, ScanDirection direction,
+		uint64 count, bool at_start, Candidate *c)
 {
-	const char *why = runtime_refusal(queryDesc, direction, count, execute_once);
+	const char *why = runtime_refusal(queryDesc, desc, direction, count, at_start);
 
 	if (!why && cache_rules_none())
 		why = "no cache rule selects it";
@@ -342,7 +356,8 @@ examine(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	}
 	if (why)
 	{
-		cache_last_outcome = why;
+		if (!at_start)
+			cache_last_outcome = why;
 		return false;
 	}
 	c->keyhash = hash_bytes_extended((unsigned char *) c->key.data, c->key.len, 0);
@@ -368,6 +383,190 @@ run_chained(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	PG_END_TRY();
 }
 
+/*
+ * Hits decided at ExecutorStart.  Initializing the plan of an expensive
+ * statement (hash tables of aggregates, joins) costs more than answering
+ * it, so when the entry answers already at ExecutorStart (the snapshot is
+ * taken by then), the executor is given a stand-in: a Result node with the
+ * same output columns and the statement's own range table, so that the
+ * permission checks of ExecutorStart still run on every hit.  ExecutorRun
+ * then replays the rows copied here, also piecemeal for protocol-level row
+ * limits.  A stand-in is only ever run through its entry in stubs[]: one
+ * without an entry raises an error rather than returning its NULL row.
+ */
+#define CACHE_MAX_STUBS 16
+
+typedef struct CacheStub
+{
+	QueryDesc  *queryDesc;
+	PlannedStmt *stub;
+	int			serial;			/* also the stand-in's plan_node_id */
+	char	   *next;			/* next row to send */
+	uint32		left;			/* rows not sent yet */
+	bool		counted;
+} CacheStub;
+
+static CacheStub stubs[CACHE_MAX_STUBS];
+static int	nstubs = 0;
+static int	stub_serial = 0;
+
+static CacheStub *
+find_stub(QueryDesc *queryDesc)
+{
+	int			i;
+
+	for (i = 0; i < nstubs; i++)
+		if (stubs[i].queryDesc == queryDesc && stubs[i].stub == queryDesc->plannedstmt &&
+			queryDesc->plannedstmt->planTree->plan_node_id == stubs[i].serial)
+			return &stubs[i];
+	return NULL;
+}
+
+static void
+forget_stub(QueryDesc *queryDesc)
+{
+	CacheStub  *st = find_stub(queryDesc);
+
+	if (st)
+		*st = stubs[--nstubs];
+}
+
+static PlannedStmt *
+make_stub(PlannedStmt *orig, TupleDesc desc, int serial)
+{
+	PlannedStmt *stub = makeNode(PlannedStmt);
+	Result	   *result = makeNode(Result);
+	List	   *tlist = NIL;
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		tlist = lappend(tlist,
+						makeTargetEntry((Expr *) makeNullConst(att->atttypid, att->atttypmod,
+															   att->attcollation),
+										i + 1, pstrdup(NameStr(att->attname)), false));
+	}
+	result->plan.targetlist = tlist;
+	result->plan.plan_node_id = serial;
+	stub->commandType = CMD_SELECT;
+	stub->queryId = orig->queryId;
+	stub->canSetTag = true;
+	stub->planTree = (Plan *) result;
+	stub->rtable = orig->rtable;
+	stub->stmt_location = orig->stmt_location;
+	stub->stmt_len = orig->stmt_len;
+	stub->jitFlags = CACHE_STUB_PLAN;
+	return stub;
+}
+
+/* Swap in a stand-in if the entry answers now.  True if it did. */
+static bool
+try_stub(QueryDesc *queryDesc, int eflags)
+{
+	PlannedStmt *orig = queryDesc->plannedstmt;
+	TupleDesc	desc;
+	Candidate	c;
+	char	   *blob;
+	uint32		len;
+	CacheBlobHeader *hdr;
+	char	   *tuples;
+	bool		invalid;
+	bool		expired;
+	CacheStub  *st;
+
+	if (nesting != 0 || nstubs >= CACHE_MAX_STUBS || queryDesc->instrument_options != 0 ||
+		(eflags & (EXEC_FLAG_EXPLAIN_ONLY | EXEC_FLAG_BACKWARD | EXEC_FLAG_MARK |
+				   EXEC_FLAG_REWIND)) != 0 ||
+		!(orig->jitFlags & CACHE_SHAPE_CACHEABLE) || orig->planTree == NULL ||
+		perfopt_cache_mode == CACHE_MODE_OFF || !cache_store_ready())
+		return false;
+	desc = ExecCleanTypeFromTL(orig->planTree->targetlist);
+	if (!examine(queryDesc, desc, ForwardScanDirection, 0, true, &c) ||
+		!cache_store_lookup(MyDatabaseId, GetUserId(), c.keyhash, c.key.data,
+							c.key.len, &blob, &len))
+		return false;
+	if (!blob_answers(&c, queryDesc, desc, blob, len, &hdr, &tuples, &invalid, &expired))
+	{
+		pfree(blob);			/* ExecutorRun finds out again and says why */
+		return false;
+	}
+	st = &stubs[nstubs++];
+	st->queryDesc = queryDesc;
+	st->serial = ++stub_serial;
+	st->stub = make_stub(orig, desc, st->serial);
+	st->next = tuples;
+	st->left = hdr->ntuples;
+	st->counted = false;
+	queryDesc->plannedstmt = st->stub;
+	return true;
+}
+
+/* ExecutorRun of a stand-in: the next rows of the stored result. */
+static bool
+run_stub(QueryDesc *queryDesc, ScanDirection direction, uint64 count)
+{
+	CacheStub  *st;
+	MemoryContext old;
+	uint64		n = 0;
+	instr_time	start;
+	instr_time	duration;
+
+	if (!(queryDesc->plannedstmt->jitFlags & CACHE_STUB_PLAN))
+		return false;
+	st = find_stub(queryDesc);
+	if (st == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("perfopt: cached result of this statement is gone")));
+	INSTR_TIME_SET_CURRENT(start);
+	if (nesting == 0)
+	{
+		cache_prev_outcome = cache_last_outcome;
+		cache_last_outcome = "hit";
+	}
+	old = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
+	if (queryDesc->totaltime)
+		InstrStartNode(queryDesc->totaltime);
+	queryDesc->already_executed = true;
+	if (ScanDirectionIsForward(direction))
+		n = cache_blob_send_some(queryDesc, &st->next, &st->left, count);
+	queryDesc->estate->es_processed = n;
+	if (queryDesc->totaltime)
+		InstrStopNode(queryDesc->totaltime, n);
+	MemoryContextSwitchTo(old);
+	if (!st->counted)
+	{
+		st->counted = true;
+		INSTR_TIME_SET_CURRENT(duration);
+		INSTR_TIME_SUBTRACT(duration, start);
+		cache_store_count(queryDesc->plannedstmt->queryId, true,
+						  INSTR_TIME_GET_MILLISEC(duration));
+		stats_store_count_cache(queryDesc->plannedstmt->queryId, true);
+	}
+	return true;
+}
+
+static void
+cache_ExecutorEnd(QueryDesc *queryDesc)
+{
+	forget_stub(queryDesc);
+	if (prev_ExecutorEnd)
+		prev_ExecutorEnd(queryDesc);
+	else
+		standard_ExecutorEnd(queryDesc);
+}
+
+/* Portals do not outlive their transaction, nor do stand-ins. */
+static void
+stub_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		nstubs = 0;
+}
+
 static void
 cache_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 				  bool execute_once)
@@ -378,12 +577,14 @@ cache_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	instr_time	duration;
 	uint64		queryid = queryDesc->plannedstmt->queryId;
 
+	if (run_stub(queryDesc, direction, count))
+		return;
 	if (nesting == 0 || nesting == cache_warm_level)
 	{
 		cache_prev_outcome = cache_last_outcome;
 		cache_last_outcome = NULL;
 	}
-	if (!examine(queryDesc, direction, count, execute_once, &c))
+	if (!examine(queryDesc, queryDesc->tupDesc, direction, count, false, &c))
 	{
 		run_chained(queryDesc, direction, count, execute_once);
 		return;
@@ -564,6 +765,9 @@ cache_install_hooks(void)
 	ExecutorRun_hook = cache_ExecutorRun;
 	prev_ExecutorFinish = ExecutorFinish_hook;
 	ExecutorFinish_hook = cache_ExecutorFinish;
+	prev_ExecutorEnd = ExecutorEnd_hook;
+	ExecutorEnd_hook = cache_ExecutorEnd;
+	RegisterXactCallback(stub_xact_callback, NULL);
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = cache_ProcessUtility;
 	prev_ExplainOneQuery = ExplainOneQuery_hook;
