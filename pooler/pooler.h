@@ -291,6 +291,10 @@ typedef struct server
 TAILQ_HEAD(server_list, server);
 
 void		server_connect(struct pool *p);
+void		server_login_failed(server *s, const char *sqlstate, const char *msg);
+void		server_login_process(server *s);
+void		server_send_startup(server *s);
+void		server_note_param(server *s, const unsigned char *body, size_t len, bool login);
 void		server_forward(server *s);
 void		server_close(server *s, const char *why);
 void		server_link(server *s, client *c);

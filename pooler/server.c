@@ -1,10 +1,9 @@
 /*
- * server.c: one connection from the pooler to PostgreSQL.  Does its own
- * non-blocking handshake (startup, trust / cleartext / md5 / SCRAM, then
- * ParameterStatus and BackendKeyData, which gives us the real cancel key),
- * then forwards the server's messages to the linked client, swallowing
- * the answers to the pooler's own queries (pre-ping, SET, reset) and
- * deciding at each ReadyForQuery whether the connection can go back.
+ * server.c: one connection from the pooler to PostgreSQL, from its
+ * non-blocking connect (the login itself is server_login.c) to its close:
+ * forwards the server's messages to the linked client, swallowing the
+ * answers to the pooler's own queries (pre-ping, SET, reset) and deciding
+ * at each ReadyForQuery whether the connection can go back to the pool.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,18 +20,6 @@
 static void server_read_cb(evutil_socket_t fd, short ev, void *arg);
 static void server_write_cb(evutil_socket_t fd, short ev, void *arg);
 static void server_timer_cb(evutil_socket_t fd, short ev, void *arg);
-
-
-
-static const char *
-server_password(pool *p)
-{
-	if (p->db->password)
-		return p->db->password;
-	if (p->cred && p->cred->password)
-		return p->cred->password;
-	return NULL;
-}
 
 void
 server_connect(pool *p)
@@ -124,7 +111,7 @@ server_close(server *s, const char *why)
 }
 
 /* Connecting or logging in failed: tell the pool, which tells the waiters. */
-static void
+void
 server_login_failed(server *s, const char *sqlstate, const char *msg)
 {
 	pool	   *p = s->pool;
@@ -135,144 +122,8 @@ server_login_failed(server *s, const char *sqlstate, const char *msg)
 	pool_server_failed(p, sqlstate, m);
 }
 
-static void
-send_startup(server *s)
-{
-	pool	   *p = s->pool;
-	struct evbuffer *b = s->c.out;
-	uint32_t	len = 4 + 4 + 5 + strlen(p->server_user) + 1 + 9 + strlen(p->server_dbname) + 1 + 1;
-	uint32_t	v[2] = {htonl(len), htonl(196608)};
-
-	evbuffer_add(b, v, 8);
-	evbuffer_add(b, "user", 5);
-	evbuffer_add(b, p->server_user, strlen(p->server_user) + 1);
-	evbuffer_add(b, "database", 9);
-	evbuffer_add(b, p->server_dbname, strlen(p->server_dbname) + 1);
-	evbuffer_add(b, "", 1);
-}
-
-static void
-send_password(server *s, const char *data, size_t len)
-{
-	put_msg_start(s->c.out, 'p', len);
-	evbuffer_add(s->c.out, data, len);
-}
-
-/* One authentication request from the server; false when login must stop. */
-static bool
-login_auth(server *s, const unsigned char *body, size_t len)
-{
-	pool	   *p = s->pool;
-	const char *pw = server_password(p);
-	uint32_t	code;
-	const char *err;
-	char	   *msg;
-
-	if (len < 4)
-		return false;
-	code = get_u32(body);
-	switch (code)
-	{
-		case 0:
-			return true;
-		case 3:
-			if (!pw)
-				goto nopw;
-			send_password(s, pw, strlen(pw) + 1);
-			return true;
-		case 5:
-			{
-				char		inner[36],
-							buf[40],
-							hex[33],
-							out[36];
-
-				if (len < 8)
-					return false;
-				if (pw)
-				{
-					char		tmp[1100];
-
-					snprintf(tmp, sizeof(tmp), "%s%s", pw, p->server_user);
-					md5_hex(tmp, strlen(tmp), hex);
-					memcpy(inner, hex, 32);
-				}
-				else if (p->cred && p->cred->md5[0] && strcmp(p->server_user, p->cred->name) == 0)
-					memcpy(inner, p->cred->md5 + 3, 32);
-				else
-					goto nopw;
-				memcpy(buf, inner, 32);
-				memcpy(buf + 32, body + 4, 4);
-				md5_hex(buf, 36, hex);
-				snprintf(out, sizeof(out), "md5%s", hex);
-				send_password(s, out, 36);
-				return true;
-			}
-		case 10:
-			{
-				bool		has = false;
-
-				for (size_t i = 4; i < len && body[i]; i += strlen((const char *) body + i) + 1)
-					if (strcmp((const char *) body + i, "SCRAM-SHA-256") == 0)
-						has = true;
-				if (!has)
-				{
-					server_login_failed(s, "28000", "server offers no SASL mechanism the pooler knows");
-					return false;
-				}
-				if (!pw && !(p->cred && p->cred->has_client_key))
-					goto nopw;
-				s->scram = scram_client_new(pw, p->cred && p->cred->has_client_key ? p->cred->client_key : NULL,
-											p->cred ? &p->cred->scram : NULL);
-				msg = scram_client_first(s->scram);
-				{
-					uint32_t	n = htonl(strlen(msg));
-
-					put_msg_start(s->c.out, 'p', 14 + 4 + strlen(msg));
-					evbuffer_add(s->c.out, "SCRAM-SHA-256", 14);
-					evbuffer_add(s->c.out, &n, 4);
-					evbuffer_add(s->c.out, msg, strlen(msg));
-				}
-				free(msg);
-				return true;
-			}
-		case 11:
-			if (!s->scram)
-				return false;
-			msg = scram_client_final(s->scram, (const char *) body + 4, len - 4, &err);
-			if (!msg)
-			{
-				server_login_failed(s, "28P01", err);
-				return false;
-			}
-			send_password(s, msg, strlen(msg));
-			free(msg);
-			return true;
-		case 12:
-			if (!s->scram || !scram_client_verify(s->scram, (const char *) body + 4, len - 4))
-			{
-				server_login_failed(s, "28P01", "server's SCRAM signature did not verify");
-				return false;
-			}
-			scram_client_free(s->scram);
-			s->scram = NULL;
-			return true;
-		default:
-			{
-				char		m[96];
-
-				snprintf(m, sizeof(m), "server asks for an unsupported authentication method (%u)", code);
-				server_login_failed(s, "28000", m);
-				return false;
-			}
-	}
-nopw:
-	server_login_failed(s, "28P01", "no password known for the server login: set password= in [databases] or a plain password in auth_file");
-	return false;
-}
-
-static void
-note_param(server *s, const unsigned char *body, size_t len, bool login)
+void
+server_note_param(server *s, const unsigned char *body, size_t len, bool login)
 {
 	const char *name = (const char *) body;
 	const char *val;
@@ -308,65 +159,6 @@ note_param(server *s, const unsigned char *body, size_t len, bool login)
 	}
 }
 
-static void
-login_process(server *s)
-{
-	unsigned char hdr[5];
-	const unsigned char *body;
-	uint32_t	len;
-
-	while (conn_peek(s->c.in, 0, hdr, 5))
-	{
-		len = get_u32(hdr + 1);
-		if (len < 4 || len > 65536)
-		{
-			server_login_failed(s, "08P01", "invalid message from server during login");
-			return;
-		}
-		if (evbuffer_get_length(s->c.in) < len + 1)
-			break;
-		body = evbuffer_pullup(s->c.in, len + 1) + 5;
-		switch (hdr[0])
-		{
-			case 'R':
-				if (!login_auth(s, body, len - 4))
-					return;		/* s is gone */
-				break;
-			case 'E':
-				{
-					char		m[256];
-
-					snprintf(m, sizeof(m), "server login failed: %s",
-							 error_field((const char *) body, len - 4, 'M'));
-					server_login_failed(s, error_field((const char *) body, len - 4, 'C'), m);
-					return;
-				}
-			case 'S':
-				note_param(s, body, len - 4, true);
-				break;
-			case 'K':
-				if (len == 12)
-				{
-					s->be_pid = get_u32(body);
-					s->be_key = get_u32(body + 4);
-				}
-				break;
-			case 'Z':
-				evbuffer_drain(s->c.in, len + 1);
-				s->txstatus = body[0];
-				s->state = S_IDLE;
-				evtimer_del(&s->timer);
-				s->created = s->last_used = now_mono();
-				pool_server_ready(s);
-				return;
-			default:
-				break;			/* notices, NegotiateProtocolVersion */
-		}
-		evbuffer_drain(s->c.in, len + 1);
-	}
-	conn_flush(&s->c);
-}
-
 /* An idle server speaks: parameter changes are fine, anything else ends it. */
 static void
 idle_process(server *s)
@@ -380,7 +172,7 @@ idle_process(server *s)
 		if (len < 4 || evbuffer_get_length(s->c.in) < len + 1)
 			break;
 		if (hdr[0] == 'S')
-			note_param(s, evbuffer_pullup(s->c.in, len + 1) + 5, len - 4, false);
+			server_note_param(s, evbuffer_pullup(s->c.in, len + 1) + 5, len - 4, false);
 		else if (hdr[0] != 'N' && hdr[0] != 'A')
 		{
 			server_close(s, "unexpected message from idle server");
@@ -581,7 +373,7 @@ server_forward(server *s)
 			}
 			else if (hdr[0] == 'S')
 			{
-				note_param(s, body, len - 4, false);
+				server_note_param(s, body, len - 4, false);
 				if (c && s->state == S_ACTIVE)
 				{
 					int			t = tracked_param_index((const char *) body);
@@ -640,7 +432,7 @@ server_forward(server *s)
 					int			t;
 
 					body = tmp;
-					note_param(s, body, len - 4, false);
+					server_note_param(s, body, len - 4, false);
 					t = tracked_param_index((const char *) body);
 					if (t >= 0)
 						pstr_set(&c->params[t], s->params[t]);
@@ -696,7 +488,7 @@ server_read_cb(evutil_socket_t fd, short ev, void *arg)
 	switch (s->state)
 	{
 		case S_LOGIN:
-			login_process(s);
+			server_login_process(s);
 			break;
 		case S_IDLE:
 			idle_process(s);
@@ -731,7 +523,7 @@ server_write_cb(evutil_socket_t fd, short ev, void *arg)
 		}
 		s->be_key = 0;
 		s->state = S_LOGIN;
-		send_startup(s);
+		server_send_startup(s);
 		conn_read_on(&s->c);
 	}
 	if (conn_flush(&s->c) < 0)
@@ -758,49 +550,4 @@ server_timer_cb(evutil_socket_t fd, short ev, void *arg)
 		snprintf(m, sizeof(m), "connect_timeout: no server login within %g s", s->pool->ps->connect_timeout);
 		server_login_failed(s, "08006", m);
 	}
-}
-
-/* CancelRequest on a fresh connection, with the backend's real key. */
-typedef struct cancel_req
-{
-	int			fd;
-	unsigned char pkt[16];
-} cancel_req;
-
-static void
-cancel_cb(evutil_socket_t fd, short ev, void *arg)
-{
-	cancel_req *r = arg;
-
-	if (ev & EV_WRITE)
-	{
-		ssize_t		n = write(r->fd, r->pkt, 16);
-
-		if (n != 16)
-			log_warn("cancel request not delivered");
-	}
-	close(r->fd);
-	free(r);
-}
-
-void
-send_cancel(database *db, uint32_t pid, uint32_t key)
-{
-	cancel_req *r = malloc(sizeof(*r));
-	uint32_t	v[4] = {htonl(16), htonl(80877102), htonl(pid), htonl(key)};
-	struct timeval tv = {5, 0};
-
-	if (!r)
-		return;
-	memcpy(r->pkt, v, 16);
-	r->fd = socket(db->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (r->fd < 0 ||
-		(connect(r->fd, (struct sockaddr *) &db->addr, db->addrlen) < 0 && errno != EINPROGRESS))
-	{
-		if (r->fd >= 0)
-			close(r->fd);
-		free(r);
-		return;
-	}
-	event_base_once(base, r->fd, EV_WRITE, cancel_cb, r, &tv);
 }
