@@ -28,11 +28,35 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 	client_accept(fd, *(bool *) arg);
 }
 
+static struct event resume_ev;
+static bool resume_pending;
+
+static void
+resume_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	resume_pending = false;
+	for (int i = 0; i < nlisteners; i++)
+		evconnlistener_enable(listeners[i]);
+}
+
+/*
+ * EMFILE and friends: the pending connection stays in the backlog and would
+ * wake us again at once, so stop accepting for a moment instead of spinning.
+ */
 static void
 accept_error_cb(struct evconnlistener *l, void *arg)
 {
-	/* EMFILE and friends: keep running, the next accept may work */
-	log_warn("accept failed: %s", strerror(errno));
+	struct timeval tv = {0, 200000};
+
+	log_warn("accept failed: %s; pausing accepts for 200 ms", strerror(errno));
+	for (int i = 0; i < nlisteners; i++)
+		evconnlistener_disable(listeners[i]);
+	if (!resume_pending)
+	{
+		evtimer_assign(&resume_ev, base, resume_cb, NULL);
+		evtimer_add(&resume_ev, &tv);
+		resume_pending = true;
+	}
 }
 
 static int
@@ -149,6 +173,8 @@ listener_start(void)
 void
 listener_stop(void)
 {
+	if (resume_pending)
+		evtimer_del(&resume_ev);
 	for (int i = 0; i < nlisteners; i++)
 		evconnlistener_free(listeners[i]);
 	nlisteners = 0;

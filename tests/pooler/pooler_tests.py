@@ -95,7 +95,7 @@ def write_userlist():
 
 
 class Pooler:
-    def __init__(self, name, auth="trust", dbs=None, **settings):
+    def __init__(self, name, auth="trust", dbs=None, preexec=None, **settings):
         self.name = name
         self.port = free_port()
         self.dir = os.path.join(TMP, name)
@@ -116,7 +116,7 @@ class Pooler:
         with open(self.ini, "w") as f:
             f.write("\n".join(lines) + "\n")
         self.proc = subprocess.Popen([BIN, "-c", self.ini], stdout=open(self.log, "a"),
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT, preexec_fn=preexec)
         POOLERS.append(self)
         deadline = time.time() + 5
         while time.time() < deadline:
@@ -857,6 +857,31 @@ def test_bad_input():
     p.stop()
 
 
+def test_fd_exhaustion():
+    import resource
+    p = Pooler("fds", pool_size=2, preexec=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (30, 30)))
+    socks = []
+    for i in range(40):
+        try:
+            socks.append(socket.create_connection(("127.0.0.1", p.port), 1))
+        except OSError:
+            pass
+    time.sleep(0.5)
+    cpu = sum(int(x) for x in open("/proc/%d/stat" % p.proc.pid).read().rsplit(")", 1)[1].split()[11:13])
+    time.sleep(1)
+    cpu2 = sum(int(x) for x in open("/proc/%d/stat" % p.proc.pid).read().rsplit(")", 1)[1].split()[11:13])
+    ok(cpu2 - cpu < 30, "out of file descriptors: the pooler pauses accepting instead of spinning",
+       (cpu, cpu2))
+    for x in socks:
+        x.close()
+    time.sleep(0.5)
+    c = p.connect(user="postgres", password=None, db="postgres")
+    ok(q1(c, "select 7") == 7, "descriptors free again: new clients served")
+    c.close()
+    ok("accept failed" in open(p.log).read(), "the pause is logged")
+    p.stop()
+
+
 def test_max_client_conn():
     p = Pooler("maxconn", pool_size=2, max_client_conn=3)
     conns = [p.connect() for _ in range(3)]
@@ -1011,7 +1036,7 @@ def main():
              ("min_pool", test_min_pool), ("connect_timeout", test_connect_timeout),
              ("transaction_state", test_transaction_state), ("session_mode", test_session_mode),
              ("pgbench", test_pgbench), ("cancel", test_cancel), ("copy", test_copy),
-             ("bad_input", test_bad_input), ("max_client_conn", test_max_client_conn), ("vanish", test_vanish),
+             ("bad_input", test_bad_input), ("max_client_conn", test_max_client_conn), ("fd_exhaustion", test_fd_exhaustion), ("vanish", test_vanish),
              ("restart", test_restart)]
     only = os.environ.get("POOLER_TESTS")
     base = None
