@@ -114,7 +114,7 @@ extern void cache_slot_set_verified(int slot, uint64 epoch_gen);
 extern int	cache_epoch_slot(void);
 extern bool cache_xact_wrote(Oid relid);
 extern bool cache_xact_changed_anything(void);
-extern void cache_inval_note_ddl(void);
+extern void cache_inval_note_utility(Node *stmt);
 extern FullTransactionId cache_full_xid(TransactionId xid);
 
 /* cache_rules.c */

@@ -294,11 +294,56 @@ cache_xact_changed_anything(void)
 	return nwritten > 0 || written_overflow || did_ddl;
 }
 
-void
-cache_inval_note_ddl(void)
+/*
+ * Utility statements that cannot change what a cached statement returns;
+ * every other one counts as DDL and invalidates the database's entries
+ * when it commits.  TRUNCATE and COPY fire the triggers themselves.
+ */
+static bool
+utility_is_harmless(Node *stmt)
 {
-	did_ddl = true;
+	switch (nodeTag(stmt))
+	{
+		case T_TransactionStmt:
+			return ((TransactionStmt *) stmt)->kind != TRANS_STMT_COMMIT_PREPARED;
+		case T_VariableSetStmt:
+		case T_VariableShowStmt:
+		case T_PrepareStmt:
+		case T_ExecuteStmt:
+		case T_DeallocateStmt:
+		case T_DeclareCursorStmt:
+		case T_FetchStmt:
+		case T_ClosePortalStmt:
+		case T_ExplainStmt:
+		case T_CopyStmt:
+		case T_TruncateStmt:
+		case T_NotifyStmt:
+		case T_ListenStmt:
+		case T_UnlistenStmt:
+		case T_CheckPointStmt:
+		case T_DiscardStmt:
+		case T_LockStmt:
+		case T_VacuumStmt:
+		case T_ConstraintsSetStmt:
+		case T_CallStmt:
+		case T_DoStmt:
+		case T_LoadStmt:
+		case T_ClusterStmt:
+		case T_ReindexStmt:
+			return true;
+		default:
+			return false;
+	}
 }
+
+/* Called for every utility statement, at any nesting level. */
+void
+cache_inval_note_utility(Node *stmt)
+{
+	if (!utility_is_harmless(stmt))
+		did_ddl = true;
+}
+
 
 static void
 add_bump(int idx)

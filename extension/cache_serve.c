@@ -642,48 +642,6 @@ cache_ExecutorFinish(QueryDesc *queryDesc)
 }
 
 /*
- * Utility statements that cannot change what a cached statement returns;
- * every other one counts as DDL and invalidates the database's entries
- * when it commits.  TRUNCATE and COPY fire the triggers themselves.
- */
-static bool
-utility_is_harmless(Node *stmt)
-{
-	switch (nodeTag(stmt))
-	{
-		case T_TransactionStmt:
-			return ((TransactionStmt *) stmt)->kind != TRANS_STMT_COMMIT_PREPARED;
-		case T_VariableSetStmt:
-		case T_VariableShowStmt:
-		case T_PrepareStmt:
-		case T_ExecuteStmt:
-		case T_DeallocateStmt:
-		case T_DeclareCursorStmt:
-		case T_FetchStmt:
-		case T_ClosePortalStmt:
-		case T_ExplainStmt:
-		case T_CopyStmt:
-		case T_TruncateStmt:
-		case T_NotifyStmt:
-		case T_ListenStmt:
-		case T_UnlistenStmt:
-		case T_CheckPointStmt:
-		case T_DiscardStmt:
-		case T_LockStmt:
-		case T_VacuumStmt:
-		case T_ConstraintsSetStmt:
-		case T_CallStmt:
-		case T_DoStmt:
-		case T_LoadStmt:
-		case T_ClusterStmt:
-		case T_ReindexStmt:
-			return true;
-		default:
-			return false;
-	}
-}
-
-/*
  * EXECUTE runs what the client asked for, and EXPLAIN ANALYZE runs its
  * statement as if it were top level, so that EXPLAIN can show a hit.
  */
@@ -696,8 +654,7 @@ cache_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	Node	   *parsetree = pstmt->utilityStmt;
 	bool		nests = !IsA(parsetree, ExecuteStmt) && !IsA(parsetree, ExplainStmt);
 
-	if (!utility_is_harmless(parsetree))
-		cache_inval_note_ddl();
+	cache_inval_note_utility(parsetree);
 	if (nests)
 		nesting++;
 	PG_TRY();
