@@ -1,0 +1,74 @@
+/*
+ * fuzz_config.c: libFuzzer target for the configuration file: INI syntax
+ * (libinih), every [pooler] key and its value check, and the [databases]
+ * lines in PgBouncer's "key=value 'quoted ''value'''" syntax with
+ * per-database pool settings.  The input is the whole file, read by the
+ * real config_load() from an in-memory file.  Host names resolve only when
+ * numeric (fuzz_common.c), so nothing reaches a DNS server.
+ *
+ * Checked: a file that loads has at least one database, each with a host,
+ * a port in 1..65535, min_pool_size <= pool_size and a valid pool mode.
+ * What a successful load allocated is freed again, so the leak check
+ * watches the parser, not the harness.
+ */
+#include "config.c"
+#include "fuzz_common.h"
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	fuzz_init_base();
+	return 0;
+}
+
+static void
+free_settings(void)
+{
+	database   *db,
+			   *next;
+
+	for (db = cfg.databases; db; db = next)
+	{
+		next = db->next;
+		free(db->name);
+		free(db->host);
+		free(db->dbname);
+		free(db->user);
+		free(db->password);
+		free(db);
+	}
+	free(cfg.config_file);
+	free(cfg.listen_addr);
+	free(cfg.unix_socket_dir);
+	free(cfg.auth_file);
+	free(cfg.server_reset_query);
+	free(cfg.ignore_startup_parameters);
+	free(cfg.logfile);
+	memset(&cfg, 0, sizeof(cfg));
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char		path[64];
+	int			fd = fuzz_memfile(data, size, path);
+	int			saved = fuzz_quiet_stderr();
+
+	if (config_load(path) == 0)
+	{
+		FUZZ_ASSERT(cfg.databases != NULL);
+		for (database *db = cfg.databases; db; db = db->next)
+		{
+			FUZZ_ASSERT(db->name && db->host);
+			FUZZ_ASSERT(db->port >= 1 && db->port <= 65535);
+			FUZZ_ASSERT(db->ps.min_pool_size <= db->ps.pool_size);
+			FUZZ_ASSERT(db->ps.pool_mode == MODE_SESSION || db->ps.pool_mode == MODE_TRANSACTION);
+			FUZZ_ASSERT(db->addrlen > 0 && db->addrlen <= sizeof(db->addr));
+		}
+		FUZZ_ASSERT(cfg.listen_port >= 1 && cfg.listen_port <= 65535);
+	}
+	fuzz_restore_stderr(saved);
+	free_settings();
+	fuzz_memfile_close(fd);
+	return 0;
+}

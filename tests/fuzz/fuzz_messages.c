@@ -1,0 +1,273 @@
+/*
+ * fuzz_messages.c: libFuzzer target for protocol message framing once a
+ * client is logged in, in both directions: the client's messages (types,
+ * lying or oversized lengths, messages split across reads, pipelines,
+ * Terminate) and the server's (login answers, ParameterStatus, lying
+ * lengths, ReadyForQuery statuses, unexpected messages from an idle
+ * server), with either side vanishing at any point.
+ *
+ * The harness plays PostgreSQL itself: the database's host is a Unix socket
+ * directory where the harness listens, so pool.c opens real connections,
+ * server.c logs in over them and every byte goes through client.c (included
+ * for its statics), server.c and pool.c unchanged.  The pool's user has no
+ * password, so a server asking for one ends the login at once (no PBKDF2
+ * with a fuzzed iteration count).
+ *
+ * Input: byte 0 picks pool_mode (bit 0) and pool_pre_ping (bit 1); then
+ * records "kind, length, bytes": 0 client bytes, 1 bytes from the newest
+ * server connection (accepting one first if none), 2 client hangs up,
+ * 3 newest server hangs up, 4 accept pending connections and answer their
+ * login, 5 answer a pre-ping (EmptyQueryResponse, ReadyForQuery), 6 answer
+ * a query (CommandComplete, ReadyForQuery with the record's first byte as
+ * status).
+ *
+ * Checked after each input, once every socket is closed: no client, no
+ * server connection, no waiter and no socket is left, and each pool's
+ * counters match its lists.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "client.c"
+#include "fuzz_common.h"
+
+#define MAXPEERS 16
+
+static char sockdir[64];
+static char sockpath[108];
+static int	listen_fd = -1;
+static pool *fpool;
+static int	base_socks = -1;
+static int	speer[MAXPEERS];
+static int	nspeer;
+
+static void
+cleanup_dir(void)
+{
+	unlink(sockpath);
+	rmdir(sockdir);
+}
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	struct sockaddr_un un = {0};
+
+	snprintf(sockdir, sizeof(sockdir), "/tmp/perfopt-fuzz.XXXXXX");
+	if (!mkdtemp(sockdir))
+		fuzz_fail("mkdtemp", __FILE__, __LINE__);
+	snprintf(sockpath, sizeof(sockpath), "%s/.s.PGSQL.1", sockdir);
+	atexit(cleanup_dir);
+	un.sun_family = AF_UNIX;
+	snprintf(un.sun_path, sizeof(un.sun_path), "%s", sockpath);
+	listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (listen_fd < 0 || bind(listen_fd, (struct sockaddr *) &un, sizeof(un)) < 0 ||
+		listen(listen_fd, 64) < 0)
+		fuzz_fail("listen", __FILE__, __LINE__);
+	fuzz_init_pooler(sockdir);
+	cfg.auth_type = AUTH_TRUST;
+	fpool = fuzz_ready_pool("fuzzer", "appdb");
+	return 0;
+}
+
+static void
+write_all(int fd, const void *data, size_t n)
+{
+	const char *p = data;
+
+	while (fd >= 0 && n > 0)
+	{
+		ssize_t		w = write(fd, p, n);
+
+		if (w <= 0)
+			return;
+		p += w;
+		n -= w;
+	}
+}
+
+static void
+put_msg(struct evbuffer *b, char type, const void *body, size_t len)
+{
+	put_msg_start(b, type, len);
+	evbuffer_add(b, body, len);
+}
+
+static void
+send_buf(int fd, struct evbuffer *b)
+{
+	write_all(fd, evbuffer_pullup(b, -1), evbuffer_get_length(b));
+	evbuffer_drain(b, evbuffer_get_length(b));
+}
+
+static void
+accept_pending(bool login)
+{
+	int			fd;
+
+	while ((fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+	{
+		if (nspeer == MAXPEERS)
+		{
+			close(fd);
+			continue;
+		}
+		speer[nspeer++] = fd;
+		if (login)
+		{
+			static const char *const params[][2] = {
+				{"server_version", "15.8"}, {"client_encoding", "UTF8"},
+				{"DateStyle", "ISO, MDY"}, {"TimeZone", "UTC"},
+				{"standard_conforming_strings", "on"}, {"application_name", ""},
+				{"IntervalStyle", "postgres"}
+			};
+			struct evbuffer *b = evbuffer_new();
+
+			send_auth(b, 0, NULL, 0);
+			for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++)
+				send_param_status(b, params[i][0], params[i][1]);
+			send_key_data(b, 4242 + nspeer, 777);
+			send_rfq(b, 'I');
+			send_buf(fd, b);
+			evbuffer_free(b);
+		}
+	}
+}
+
+static void
+drain_all(int cpeer)
+{
+	if (cpeer >= 0)
+		fuzz_drain(cpeer, NULL);
+	for (int i = 0; i < nspeer; i++)
+		fuzz_drain(speer[i], NULL);
+}
+
+static int
+list_len_servers(struct server_list *l, bool idle)
+{
+	server	   *s;
+	int			n = 0;
+
+	if (idle)
+		TAILQ_FOREACH(s, l, ilink) n++;
+	else
+		TAILQ_FOREACH(s, l, link) n++;
+	return n;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	int			ours,
+				cpeer;
+	struct evbuffer *b;
+	client	   *c;
+	size_t		i;
+
+	if (size < 1)
+		return 0;
+	if (base_socks < 0)
+		base_socks = fuzz_count_sockets();
+	fpool->db->ps.pool_mode = (data[0] & 1) ? MODE_SESSION : MODE_TRANSACTION;
+	fpool->db->ps.pool_pre_ping = (data[0] & 2) != 0;
+
+	/* a client logs in (trust; the pool already knows the server's parameters) */
+	b = evbuffer_new();
+	fuzz_socketpair(&ours, &cpeer);
+	client_accept(ours, false);
+	{
+		static const char body[] = "\0\3\0\0user\0fuzzer\0database\0appdb\0";
+		uint32_t	len = htonl(sizeof(body) + 4);
+
+		evbuffer_add(b, &len, 4);
+		evbuffer_add(b, body, sizeof(body));	/* with the final terminator */
+		send_buf(cpeer, b);
+	}
+	fuzz_run_loop();
+	fuzz_drain(cpeer, NULL);
+	c = TAILQ_LAST(&all_clients, client_list);
+	FUZZ_ASSERT(c && c->state == C_IDLE);
+
+	for (i = 1; i + 2 <= size;)
+	{
+		int			kind = data[i] % 7;
+		size_t		len = data[i + 1];
+
+		i += 2;
+		if (len > size - i)
+			len = size - i;
+		switch (kind)
+		{
+			case 0:
+				write_all(cpeer, data + i, len);
+				break;
+			case 1:
+				if (nspeer == 0)
+					accept_pending(false);
+				if (nspeer > 0)
+					write_all(speer[nspeer - 1], data + i, len);
+				break;
+			case 2:
+				if (cpeer >= 0)
+					close(cpeer);
+				cpeer = -1;
+				break;
+			case 3:
+				if (nspeer > 0)
+					close(speer[--nspeer]);
+				break;
+			case 4:
+				accept_pending(true);
+				break;
+			case 5:
+				if (nspeer > 0)
+				{
+					put_msg(b, 'I', NULL, 0);
+					send_rfq(b, 'I');
+					send_buf(speer[nspeer - 1], b);
+				}
+				break;
+			case 6:
+				if (nspeer > 0)
+				{
+					put_msg(b, 'C', "SELECT 1", 9);
+					send_rfq(b, len > 0 ? (char) data[i] : 'I');
+					send_buf(speer[nspeer - 1], b);
+				}
+				break;
+		}
+		i += len;
+		fuzz_run_loop();
+		drain_all(cpeer);
+	}
+	evbuffer_free(b);
+
+	/* everyone hangs up: nothing may be left behind */
+	if (cpeer >= 0)
+		close(cpeer);
+	accept_pending(false);
+	while (nspeer > 0)
+		close(speer[--nspeer]);
+	fuzz_run_loop();
+	/* clients that stopped reading (waiting for a login) are freed by hand */
+	while ((c = TAILQ_FIRST(&all_clients)) != NULL)
+		client_free(c);
+	fuzz_run_loop();
+	accept_pending(false);
+	while (nspeer > 0)
+		close(speer[--nspeer]);
+	fuzz_run_loop();
+
+	FUZZ_ASSERT(client_count == 0);
+	FUZZ_ASSERT(fpool->n_waiting == 0 && TAILQ_EMPTY(&fpool->waiting));
+	FUZZ_ASSERT(TAILQ_EMPTY(&fpool->login_wait));
+	FUZZ_ASSERT(fpool->n_servers == list_len_servers(&fpool->servers, false));
+	FUZZ_ASSERT(fpool->n_idle == list_len_servers(&fpool->idle, true));
+	FUZZ_ASSERT(fpool->n_servers == 0);
+	FUZZ_ASSERT(fpool->n_connecting == 0);
+	FUZZ_ASSERT(fuzz_count_sockets() == base_socks);
+	return 0;
+}
