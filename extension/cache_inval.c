@@ -29,9 +29,11 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "replication/logicalworker.h"
+#include "port/atomics.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/hsearch.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 
 #include "cache.h"
@@ -53,12 +55,18 @@ typedef struct SlotHashEntry
 	int32		idx;
 } SlotHashEntry;
 
+/*
+ * Atomics rather than a spinlock: every committing writer of a cached table
+ * touches its slot, and on two oversubscribed cores a spinlock holder gets
+ * preempted.  Writers raise max_xid before bumping gen; readers read gen
+ * before max_xid (cache_slot_check_store), so a reader that sees a writer's
+ * bump also sees its xid.
+ */
 typedef struct TableSlot
 {
-	slock_t		mutex;
-	uint64		gen;
-	FullTransactionId max_xid;
-	uint64		verified_epoch; /* epoch gen its trigger was last seen at */
+	pg_atomic_uint64 gen;
+	pg_atomic_uint64 max_xid;	/* a FullTransactionId */
+	pg_atomic_uint64 verified_epoch;	/* epoch gen its trigger was last seen at */
 } TableSlot;
 
 typedef struct InvalShared
@@ -109,10 +117,10 @@ cache_inval_shmem_init(void)
 		inval->lock = &(GetNamedLWLockTranche("perfopt_cache"))[1].lock;
 		/* slot 0: the global slot, bumped when nothing finer is possible */
 		inval->nslots = 1;
-		SpinLockInit(&inval->slots[0].mutex);
-		inval->slots[0].gen = 1;
-		inval->slots[0].max_xid = FirstNormalFullTransactionId;
-		inval->slots[0].verified_epoch = 0;
+		pg_atomic_init_u64(&inval->slots[0].gen, 1);
+		pg_atomic_init_u64(&inval->slots[0].max_xid,
+						   U64FromFullTransactionId(FirstNormalFullTransactionId));
+		pg_atomic_init_u64(&inval->slots[0].verified_epoch, 0);
 	}
 	info.keysize = sizeof(SlotKey);
 	info.entrysize = sizeof(SlotHashEntry);
@@ -131,6 +139,23 @@ cache_full_xid(TransactionId xid)
 	uint32		behind = XidFromFullTransactionId(next) - xid;
 
 	return FullTransactionIdFromU64(U64FromFullTransactionId(next) - behind);
+}
+
+static HTAB *local_slots = NULL;
+
+static int
+remember_slot(SlotKey *key, int idx)
+{
+	SlotHashEntry *entry;
+	bool		found;
+
+	if (idx >= 0)
+	{
+		entry = hash_search(local_slots, key, HASH_ENTER_NULL, &found);
+		if (entry)
+			entry->idx = idx;
+	}
+	return idx;
 }
 
 /*
@@ -152,13 +177,29 @@ cache_slot_find(Oid dbid, Oid relid, bool create)
 		return -1;
 	key.dbid = dbid;
 	key.relid = relid;
+
+	/* slots never move nor go away: remember them in this backend */
+	if (local_slots == NULL)
+	{
+		HASHCTL		info;
+
+		info.keysize = sizeof(SlotKey);
+		info.entrysize = sizeof(SlotHashEntry);
+		info.hcxt = TopMemoryContext;
+		local_slots = hash_create("perfopt cache slots seen", 256, &info,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	entry = hash_search(local_slots, &key, HASH_FIND, NULL);
+	if (entry)
+		return entry->idx;
+
 	LWLockAcquire(inval->lock, LW_SHARED);
 	entry = hash_search(slot_hash, &key, HASH_FIND, NULL);
 	if (entry)
 		idx = entry->idx;
 	LWLockRelease(inval->lock);
 	if (idx >= 0 || !create)
-		return idx;
+		return remember_slot(&key, idx);
 
 	LWLockAcquire(inval->lock, LW_EXCLUSIVE);
 	entry = hash_search(slot_hash, &key, HASH_FIND, NULL);
@@ -172,14 +213,14 @@ cache_slot_find(Oid dbid, Oid relid, bool create)
 
 		idx = inval->nslots++;
 		slot = &inval->slots[idx];
-		SpinLockInit(&slot->mutex);
-		slot->gen = 1;
-		slot->max_xid = FullTransactionIdFromU64(U64FromFullTransactionId(next) - 1);
-		slot->verified_epoch = 0;
+		pg_atomic_init_u64(&slot->gen, 1);
+		pg_atomic_init_u64(&slot->max_xid, U64FromFullTransactionId(next) - 1);
+		pg_atomic_init_u64(&slot->verified_epoch, 0);
+		pg_write_barrier();		/* initialized before others can find it */
 		entry->idx = idx;
 	}
 	LWLockRelease(inval->lock);
-	return idx;
+	return remember_slot(&key, idx);
 }
 
 int
@@ -191,13 +232,7 @@ cache_epoch_slot(void)
 uint64
 cache_slot_gen(int idx)
 {
-	TableSlot  *slot = &inval->slots[idx];
-	uint64		gen;
-
-	SpinLockAcquire(&slot->mutex);
-	gen = slot->gen;
-	SpinLockRelease(&slot->mutex);
-	return gen;
+	return pg_atomic_read_u64(&inval->slots[idx].gen);
 }
 
 /*
@@ -210,49 +245,40 @@ cache_slot_check_store(int idx, FullTransactionId xmin, uint64 *gen,
 					   FullTransactionId *max_xid)
 {
 	TableSlot  *slot = &inval->slots[idx];
-	bool		ok;
 
-	SpinLockAcquire(&slot->mutex);
-	ok = FullTransactionIdPrecedes(slot->max_xid, xmin);
-	*gen = slot->gen;
-	*max_xid = slot->max_xid;
-	SpinLockRelease(&slot->mutex);
-	return ok;
+	*gen = pg_atomic_read_u64(&slot->gen);
+	pg_memory_barrier();
+	*max_xid = FullTransactionIdFromU64(pg_atomic_read_u64(&slot->max_xid));
+	return FullTransactionIdPrecedes(*max_xid, xmin);
 }
 
 bool
 cache_slot_verified(int idx, uint64 epoch_gen)
 {
-	TableSlot  *slot = &inval->slots[idx];
-	bool		ok;
-
-	SpinLockAcquire(&slot->mutex);
-	ok = slot->verified_epoch == epoch_gen;
-	SpinLockRelease(&slot->mutex);
-	return ok;
+	return pg_atomic_read_u64(&inval->slots[idx].verified_epoch) == epoch_gen;
 }
 
 void
 cache_slot_set_verified(int idx, uint64 epoch_gen)
 {
-	TableSlot  *slot = &inval->slots[idx];
-
-	SpinLockAcquire(&slot->mutex);
-	slot->verified_epoch = epoch_gen;
-	SpinLockRelease(&slot->mutex);
+	pg_atomic_write_u64(&inval->slots[idx].verified_epoch, epoch_gen);
 }
 
-/* Only spinlocks: also runs after the commit, where nothing may fail. */
+/* Only atomics: also runs after the commit, where nothing may fail. */
 static void
 slot_bump(int idx, FullTransactionId xid)
 {
 	TableSlot  *slot = &inval->slots[idx];
 
-	SpinLockAcquire(&slot->mutex);
-	if (FullTransactionIdIsValid(xid) && FullTransactionIdPrecedes(slot->max_xid, xid))
-		slot->max_xid = xid;
-	slot->gen++;
-	SpinLockRelease(&slot->mutex);
+	if (FullTransactionIdIsValid(xid))
+	{
+		uint64		cur = pg_atomic_read_u64(&slot->max_xid);
+		uint64		mine = U64FromFullTransactionId(xid);
+
+		while (cur < mine && !pg_atomic_compare_exchange_u64(&slot->max_xid, &cur, mine))
+			;
+	}
+	pg_atomic_fetch_add_u64(&slot->gen, 1);	/* a full barrier */
 }
 
 static void

@@ -14,6 +14,7 @@
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "port/atomics.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
@@ -55,15 +56,34 @@ typedef struct StmtHashEntry
 		Oid			dbid;
 		uint64		queryid;
 	}			key;
-	slock_t		mutex;
-	CacheStmtStats s;
+	/* atomics: every hit of a popular statement updates them */
+	pg_atomic_uint64 hits;
+	pg_atomic_uint64 misses;
+	pg_atomic_uint64 entries;
+	pg_atomic_uint64 bytes;
+	pg_atomic_uint64 invalidations;
+	pg_atomic_uint64 evictions;
+	pg_atomic_uint64 hit_ns;
+	pg_atomic_uint64 miss_ns;
 } StmtHashEntry;
+
+/* The totals, also atomics (see above). */
+typedef struct AtomicTotals
+{
+	pg_atomic_uint64 hits;
+	pg_atomic_uint64 misses;
+	pg_atomic_uint64 stores;
+	pg_atomic_uint64 store_refused;
+	pg_atomic_uint64 invalidations;
+	pg_atomic_uint64 expirations;
+	pg_atomic_uint64 evictions;
+	pg_atomic_uint64 too_large;
+} AtomicTotals;
 
 typedef struct StoreShared
 {
 	LWLock	   *lock;
-	slock_t		mutex;			/* totals */
-	CacheTotals totals;
+	AtomicTotals totals;
 	int32		nchunks;
 	int32		free_chunk;		/* head of the free chunk list */
 	int32		nfree;
@@ -145,8 +165,14 @@ cache_store_shmem_init(void)
 	if (!found)
 	{
 		store->lock = &(GetNamedLWLockTranche("perfopt_cache"))[0].lock;
-		SpinLockInit(&store->mutex);
-		memset(&store->totals, 0, sizeof(CacheTotals));
+		pg_atomic_init_u64(&store->totals.hits, 0);
+		pg_atomic_init_u64(&store->totals.misses, 0);
+		pg_atomic_init_u64(&store->totals.stores, 0);
+		pg_atomic_init_u64(&store->totals.store_refused, 0);
+		pg_atomic_init_u64(&store->totals.invalidations, 0);
+		pg_atomic_init_u64(&store->totals.expirations, 0);
+		pg_atomic_init_u64(&store->totals.evictions, 0);
+		pg_atomic_init_u64(&store->totals.too_large, 0);
 		store->nchunks = nchunks;
 		store->max_entries = maxent;
 		for (i = 0; i < nchunks; i++)
@@ -181,12 +207,7 @@ cache_store_ready(void)
 	return store != NULL;
 }
 
-#define add_total(field, n) \
-	do { \
-		SpinLockAcquire(&store->mutex); \
-		store->totals.field += (n); \
-		SpinLockRelease(&store->mutex); \
-	} while (0)
+#define add_total(field, n) pg_atomic_fetch_add_u64(&store->totals.field, (n))
 
 /* The statement's counters; created under the exclusive lock only. */
 static StmtHashEntry *
@@ -204,10 +225,14 @@ stmt_entry(Oid dbid, uint64 queryid, bool create)
 	s = hash_search(stmt_hash, &probe.key, create ? HASH_ENTER_NULL : HASH_FIND, &found);
 	if (s && create && !found)
 	{
-		SpinLockInit(&s->mutex);
-		memset(&s->s, 0, sizeof(CacheStmtStats));
-		s->s.dbid = dbid;
-		s->s.queryid = queryid;
+		pg_atomic_init_u64(&s->hits, 0);
+		pg_atomic_init_u64(&s->misses, 0);
+		pg_atomic_init_u64(&s->entries, 0);
+		pg_atomic_init_u64(&s->bytes, 0);
+		pg_atomic_init_u64(&s->invalidations, 0);
+		pg_atomic_init_u64(&s->evictions, 0);
+		pg_atomic_init_u64(&s->hit_ns, 0);
+		pg_atomic_init_u64(&s->miss_ns, 0);
 	}
 	return s;
 }
@@ -250,14 +275,12 @@ entry_free(int32 idx, bool evicted, bool invalid)
 	s = stmt_entry(e->key.dbid, e->queryid, false);
 	if (s)
 	{
-		SpinLockAcquire(&s->mutex);
-		s->s.entries--;
-		s->s.bytes -= e->len;
+		pg_atomic_fetch_sub_u64(&s->entries, 1);
+		pg_atomic_fetch_sub_u64(&s->bytes, e->len);
 		if (evicted)
-			s->s.evictions++;
+			pg_atomic_fetch_add_u64(&s->evictions, 1);
 		if (invalid)
-			s->s.invalidations++;
-		SpinLockRelease(&s->mutex);
+			pg_atomic_fetch_add_u64(&s->invalidations, 1);
 	}
 	store->nentries--;
 	store->bytes -= e->len;
@@ -419,10 +442,8 @@ cache_store_insert(Oid dbid, Oid userid, uint64 keyhash, uint64 queryid,
 	s = stmt_entry(dbid, queryid, true);
 	if (s)
 	{
-		SpinLockAcquire(&s->mutex);
-		s->s.entries++;
-		s->s.bytes += bloblen;
-		SpinLockRelease(&s->mutex);
+		pg_atomic_fetch_add_u64(&s->entries, 1);
+		pg_atomic_fetch_add_u64(&s->bytes, bloblen);
 	}
 	LWLockRelease(store->lock);
 	add_total(stores, 1);
@@ -450,18 +471,18 @@ cache_store_count(uint64 queryid, bool hit, double ms)
 	}
 	if (s)
 	{
-		SpinLockAcquire(&s->mutex);
+		uint64		ns = (uint64) (ms * 1000000.0);
+
 		if (hit)
 		{
-			s->s.hits++;
-			s->s.hit_time += ms;
+			pg_atomic_fetch_add_u64(&s->hits, 1);
+			pg_atomic_fetch_add_u64(&s->hit_ns, ns);
 		}
 		else
 		{
-			s->s.misses++;
-			s->s.miss_time += ms;
+			pg_atomic_fetch_add_u64(&s->misses, 1);
+			pg_atomic_fetch_add_u64(&s->miss_ns, ns);
 		}
-		SpinLockRelease(&s->mutex);
 	}
 	LWLockRelease(store->lock);
 }
@@ -536,9 +557,14 @@ cache_store_totals(int64 *nentries, int64 *bytes, int64 *capacity)
 	*bytes = store->bytes;
 	*capacity = (int64) store->nchunks * CHUNK_SIZE;
 	LWLockRelease(store->lock);
-	SpinLockAcquire(&store->mutex);
-	t = store->totals;
-	SpinLockRelease(&store->mutex);
+	t.hits = pg_atomic_read_u64(&store->totals.hits);
+	t.misses = pg_atomic_read_u64(&store->totals.misses);
+	t.stores = pg_atomic_read_u64(&store->totals.stores);
+	t.store_refused = pg_atomic_read_u64(&store->totals.store_refused);
+	t.invalidations = pg_atomic_read_u64(&store->totals.invalidations);
+	t.expirations = pg_atomic_read_u64(&store->totals.expirations);
+	t.evictions = pg_atomic_read_u64(&store->totals.evictions);
+	t.too_large = pg_atomic_read_u64(&store->totals.too_large);
 	return t;
 }
 
@@ -556,9 +582,18 @@ cache_store_stmt_stats(int *count)
 	hash_seq_init(&seq, stmt_hash);
 	while ((s = hash_seq_search(&seq)) != NULL)
 	{
-		SpinLockAcquire(&s->mutex);
-		out[n++] = s->s;
-		SpinLockRelease(&s->mutex);
+		CacheStmtStats *o = &out[n++];
+
+		o->dbid = s->key.dbid;
+		o->queryid = s->key.queryid;
+		o->hits = pg_atomic_read_u64(&s->hits);
+		o->misses = pg_atomic_read_u64(&s->misses);
+		o->entries = pg_atomic_read_u64(&s->entries);
+		o->bytes = pg_atomic_read_u64(&s->bytes);
+		o->invalidations = pg_atomic_read_u64(&s->invalidations);
+		o->evictions = pg_atomic_read_u64(&s->evictions);
+		o->hit_time = pg_atomic_read_u64(&s->hit_ns) / 1000000.0;
+		o->miss_time = pg_atomic_read_u64(&s->miss_ns) / 1000000.0;
 	}
 	LWLockRelease(store->lock);
 	*count = n;
