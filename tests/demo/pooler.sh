@@ -104,12 +104,12 @@ demo_pooler_report() {
 
 demo_pooler_stop() {
 	if [ -n "${DEMO_POOLER_SAMPLER:-}" ]; then
-		kill "$DEMO_POOLER_SAMPLER" 2>/dev/null
-		wait "$DEMO_POOLER_SAMPLER" 2>/dev/null
+		kill "$DEMO_POOLER_SAMPLER" 2>/dev/null || true
+		wait "$DEMO_POOLER_SAMPLER" 2>/dev/null || true
 	fi
 	if [ -n "${DEMO_POOLER_PID:-}" ] && kill -0 "$DEMO_POOLER_PID" 2>/dev/null; then
-		kill "$DEMO_POOLER_PID"
-		wait "$DEMO_POOLER_PID" 2>/dev/null
+		kill "$DEMO_POOLER_PID" 2>/dev/null || true
+		wait "$DEMO_POOLER_PID" 2>/dev/null || true
 	fi
 	if [ -n "${DEMO_POOLER_DIR:-}" ] && [ -z "${KEEP_TMP:-}" ]; then
 		rm -rf "$DEMO_POOLER_DIR"

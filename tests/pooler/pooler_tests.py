@@ -1076,3 +1076,6 @@ if __name__ == "__main__":
     finally:
         for p in list(POOLERS):
             p.stop()
+        if not os.environ.get("KEEP_TMP"):
+            import shutil
+            shutil.rmtree(TMP, ignore_errors=True)

@@ -17,6 +17,7 @@ Targets (issue 5): tps >= 1.1x PgBouncer at 50 and 200 clients, p99 no
 higher, memory per idle client no higher.  Exit 0 when all hold, 3 when one
 is missed."""
 
+import atexit
 import glob
 import os
 import resource
@@ -41,6 +42,7 @@ IDLE = int(os.environ.get("BENCH_IDLE", "10000"))
 POOL = 20
 WORK = tempfile.mkdtemp(prefix="perfopt-poolbench.")
 os.chmod(WORK, 0o777)
+atexit.register(shutil.rmtree, WORK, True)
 
 
 def log(msg):
@@ -318,7 +320,6 @@ def main():
     print("Targets:")
     for desc, good, val in verdicts:
         print("  %-40s %s (%s)" % (desc, "met" if good else "MISSED", "%.2f" % val if val is not None else "n/a"))
-    shutil.rmtree(WORK, ignore_errors=True)
     sys.exit(0 if all(v[1] for v in verdicts) else 3)
 
 
