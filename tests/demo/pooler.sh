@@ -10,7 +10,7 @@
 #       connections PostgreSQL sees (now and at peak)
 #   demo_pooler_stop
 #       stop the sampler and the pooler (by pid), remove their files
-# DEMO_PG_USER (default postgres) is the role used to count connections.
+# DEMO_PG_USER (default $DEMO_USER, else postgres) counts connections.
 
 _demo_pooler_port_free() {
 	! (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null
@@ -19,7 +19,7 @@ _demo_pooler_port_free() {
 _demo_pooler_counts() {
 	local clients servers
 	clients=$(ss -Htn state established "( sport = :$DEMO_POOLER_PORT )" 2>/dev/null | wc -l)
-	servers=$(psql -X -At -h "$DEMO_POOLER_PG_HOST" -p "$DEMO_POOLER_PG_PORT" -U "${DEMO_PG_USER:-postgres}" \
+	servers=$(psql -X -At -h "$DEMO_POOLER_PG_HOST" -p "$DEMO_POOLER_PG_PORT" -U "${DEMO_PG_USER:-${DEMO_USER:-postgres}}" \
 		-d "$DEMO_POOLER_DB" -c "SELECT count(*) FROM pg_stat_activity
 		WHERE backend_type = 'client backend' AND datname = current_database()
 		  AND pid <> pg_backend_pid() AND client_addr IS NULL" 2>/dev/null)
