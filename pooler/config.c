@@ -269,6 +269,13 @@ parse_database(parse_ctx *ctx, const char *name, const char *def)
 	ctx->tail = &db->next;
 }
 
+static void
+set_str(char **dst, const char *v)
+{
+	free(*dst);
+	*dst = strdup(v);
+}
+
 static int
 handler(void *user, const char *section, const char *key, const char *v)
 {
@@ -288,14 +295,14 @@ handler(void *user, const char *section, const char *key, const char *v)
 		return 1;
 	}
 	if (!strcmp(key, "listen_addr"))
-		cfg.listen_addr = strdup(v);
+		set_str(&cfg.listen_addr, v);
 	else if (!strcmp(key, "listen_port"))
 	{
 		if (!parse_int(v, 1, 65535, &cfg.listen_port))
 			cfg_error(ctx, section, key, "must be a port number 1..65535, not \"%s\"", v);
 	}
 	else if (!strcmp(key, "unix_socket_dir"))
-		cfg.unix_socket_dir = strdup(v);
+		set_str(&cfg.unix_socket_dir, v);
 	else if (!strcmp(key, "auth_type"))
 	{
 		if (!strcmp(v, "trust"))
@@ -308,14 +315,14 @@ handler(void *user, const char *section, const char *key, const char *v)
 			cfg_error(ctx, section, key, "must be trust, md5 or scram-sha-256, not \"%s\"", v);
 	}
 	else if (!strcmp(key, "auth_file"))
-		cfg.auth_file = strdup(v);
+		set_str(&cfg.auth_file, v);
 	else if (!strcmp(key, "max_client_conn"))
 	{
 		if (!parse_int(v, 1, 1000000, &cfg.max_client_conn))
 			cfg_error(ctx, section, key, "must be an integer 1..1000000, not \"%s\"", v);
 	}
 	else if (!strcmp(key, "server_reset_query"))
-		cfg.server_reset_query = strdup(v);
+		set_str(&cfg.server_reset_query, v);
 	else if (!strcmp(key, "max_packet_size"))
 	{
 		if (!parse_int(v, 1024, 1 << 30, &cfg.max_packet_size))
@@ -327,9 +334,9 @@ handler(void *user, const char *section, const char *key, const char *v)
 			cfg_error(ctx, section, key, "must be a number of seconds >= 0, not \"%s\"", v);
 	}
 	else if (!strcmp(key, "ignore_startup_parameters"))
-		cfg.ignore_startup_parameters = strdup(v);
+		set_str(&cfg.ignore_startup_parameters, v);
 	else if (!strcmp(key, "logfile"))
-		cfg.logfile = strdup(v);
+		set_str(&cfg.logfile, v);
 	else if (!strcmp(key, "verbose"))
 	{
 		if (!parse_int(v, -1, 3, &cfg.verbose))

@@ -115,11 +115,14 @@ void
 server_login_failed(server *s, const char *sqlstate, const char *msg)
 {
 	pool	   *p = s->pool;
-	char		m[256];
+	char		m[256],
+				code[6];
 
+	/* both may point into s's own buffers */
 	snprintf(m, sizeof(m), "%s", msg);
+	snprintf(code, sizeof(code), "%s", sqlstate ? sqlstate : "");
 	server_free(s);
-	pool_server_failed(p, sqlstate, m);
+	pool_server_failed(p, code, m);
 }
 
 void

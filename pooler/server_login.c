@@ -201,8 +201,8 @@ server_login_process(server *s)
 				}
 				break;
 			case 'Z':
-				evbuffer_drain(s->c.in, len + 1);
 				s->txstatus = body[0];
+				evbuffer_drain(s->c.in, len + 1);
 				s->state = S_IDLE;
 				evtimer_del(&s->timer);
 				s->created = s->last_used = now_mono();

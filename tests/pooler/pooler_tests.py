@@ -293,7 +293,7 @@ def test_cli():
        "unknown setting rejected with line and key", r.stderr)
     r = subprocess.run([BIN, "-c", os.path.join(TMP, "missing.ini")], capture_output=True, text=True)
     ok(r.returncode != 0 and "missing.ini" in r.stderr, "missing config file: clear error", r.stderr)
-    sample = os.path.join(os.path.dirname(BIN), "perfopt-pooler.ini")
+    sample = os.path.join(os.environ["PERFOPT_ROOT"], "pooler", "perfopt-pooler.ini")
     r = subprocess.run([BIN, "-c", sample, "--check"], capture_output=True, text=True)
     ok(r.returncode == 0, "sample perfopt-pooler.ini is valid", r.stderr)
 
