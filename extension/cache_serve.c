@@ -73,9 +73,19 @@ static PlannedStmt *
 cache_planner(Query *parse, const char *query_string, int cursorOptions,
 			  ParamListInfo boundParams)
 {
-	/* before planning: the planner rewrites the tree it is given */
-	int			shape = cache_store_ready() ? cache_shape_of(parse) : 0;
 	PlannedStmt *result;
+	int			shape = 0;
+
+	/*
+	 * Before planning, which rewrites the tree it is given.  Without any rule
+	 * nothing can be cached, so every statement would pay for the walk for
+	 * nothing; a plan made then lacks the bits and is simply never cached.
+	 * Creating the first rule installs triggers, whose relcache invalidation
+	 * replans the statements on those tables.
+	 */
+	if (cache_store_ready() && perfopt_cache_mode != CACHE_MODE_OFF &&
+		!cache_rules_none())
+		shape = cache_shape_of(parse);
 
 	if (prev_planner)
 		result = prev_planner(parse, query_string, cursorOptions, boundParams);
@@ -127,6 +137,9 @@ runtime_refusal(QueryDesc *queryDesc, TupleDesc desc, ScanDirection direction,
 		return "not a top-level statement";
 	if (IsParallelWorker() || RecoveryInProgress())
 		return "parallel worker or hot standby";
+	/* without rules the planner did not look at the shape at all */
+	if (!(stmt->jitFlags & CACHE_SHAPE_CACHEABLE) && cache_rules_none())
+		return "no cache rule selects it";
 	if (!(stmt->jitFlags & CACHE_SHAPE_CACHEABLE) || stmt->commandType != CMD_SELECT ||
 		queryDesc->operation != CMD_SELECT || stmt->queryId == UINT64CONST(0))
 		return "statement shape not cacheable (not a plain SELECT, or volatile or user-defined functions)";
