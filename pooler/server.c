@@ -386,8 +386,18 @@ server_forward(server *s)
 				}
 			}
 			else if (hdr[0] == 'E')
+			{
 				log_warn("pooler query on backend %u failed: %s", s->be_pid,
 						 error_field((const char *) body, len - 4, 'M'));
+				/*
+				 * A client setting the server refuses (a bad TimeZone in its
+				 * startup packet): take the server's, or every transaction
+				 * would try again.
+				 */
+				if (c && s->state == S_ACTIVE)
+					for (int t = 0; t < NPARAMS; t++)
+						pstr_set(&c->params[t], s->params[t]);
+			}
 			evbuffer_drain(in, len + 1);
 			if (s->swallow_rfq == 0 && s->state == S_RESETTING)
 			{

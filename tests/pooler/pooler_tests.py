@@ -656,6 +656,40 @@ def test_transaction_state():
     p.stop()
 
 
+def test_bad_setting():
+    p = Pooler("badsetting", pool_size=1, max_overflow=0)
+    s = socket.create_connection(("127.0.0.1", p.port), 10)
+    s.settimeout(10)
+    body = (struct.pack("!I", 196608) + b"user\0postgres\0database\0postgres\0TimeZone\0No/Such_Zone\0\0")
+    s.sendall(struct.pack("!I", len(body) + 4) + body)
+    answers = []
+    while True:
+        t, b = read_msg(s)
+        if t in (None, b"Z"):
+            break
+    for i in range(2):
+        q = b"show timezone\0"
+        s.sendall(b"Q" + struct.pack("!I", len(q) + 4) + q)
+        row, err = None, None
+        while True:
+            t, b = read_msg(s)
+            if t is None or t == b"Z":
+                break
+            if t == b"D":
+                row = b[6:].decode()
+            if t == b"E":
+                err = sqlstate_of(b)
+        answers.append((row, err))
+    s.close()
+    d = direct()
+    default_tz = q1(d, "show timezone")
+    d.close()
+    ok(answers == [(default_tz, None), (default_tz, None)],
+       "a TimeZone the server refuses: client served with the server's setting, no error", answers)
+    ok(open(p.log).read().count("failed") == 1, "the refused SET is tried once, not every transaction")
+    p.stop()
+
+
 def test_session_mode():
     p = Pooler("session", pool_mode="session", pool_size=1, max_overflow=0, pool_timeout=10)
     a = p.connect()
@@ -1034,7 +1068,7 @@ def main():
     tests = [("cli", test_cli), ("auth", test_auth), ("pool_size", test_pool_size), ("overflow", test_overflow),
              ("pool_timeout", test_pool_timeout), ("recycle", test_recycle), ("pre_ping", test_pre_ping), ("pre_ping_dead", test_pre_ping_dead),
              ("min_pool", test_min_pool), ("connect_timeout", test_connect_timeout),
-             ("transaction_state", test_transaction_state), ("session_mode", test_session_mode),
+             ("transaction_state", test_transaction_state), ("bad_setting", test_bad_setting), ("session_mode", test_session_mode),
              ("pgbench", test_pgbench), ("cancel", test_cancel), ("copy", test_copy),
              ("bad_input", test_bad_input), ("max_client_conn", test_max_client_conn), ("fd_exhaustion", test_fd_exhaustion), ("vanish", test_vanish),
              ("restart", test_restart)]
