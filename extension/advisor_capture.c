@@ -101,6 +101,7 @@ static CaptureShared *capture = NULL;
 static HTAB *capture_hash = NULL;
 static HTAB *burst_hash = NULL;
 static uint64 last_queryid = 0;		/* the statement this backend ran last */
+static BurstEntry *last_burst = NULL;	/* its entry: a loop skips the lookup */
 static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
 
 Size
@@ -237,13 +238,21 @@ count_burst(uint64 queryid, uint32 h, int64 *burst)
 
 		if (burst_hash)
 			hash_destroy(burst_hash);
+		last_burst = NULL;
 		info.keysize = sizeof(uint64);
 		info.entrysize = sizeof(BurstEntry);
 		info.hcxt = TopMemoryContext;
 		burst_hash = hash_create("perfopt advisor bursts", 256, &info,
 								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
-	b = hash_search(burst_hash, &queryid, HASH_ENTER, &found);
+	if (last_burst && last_queryid == queryid)
+	{
+		b = last_burst;
+		found = true;
+	}
+	else
+		b = hash_search(burst_hash, &queryid, HASH_ENTER, &found);
+	last_burst = b;
 	/*
 	 * A run goes on inside one transaction block, or outside one while this
 	 * backend runs nothing but this statement, each soon after the last: a
@@ -618,6 +627,7 @@ perfopt_advisor_reset(PG_FUNCTION_ARGS)
 	{
 		hash_destroy(burst_hash);
 		burst_hash = NULL;
+		last_burst = NULL;
 	}
 	PG_RETURN_VOID();
 }
