@@ -27,9 +27,12 @@ as_pg() {
 	fi
 }
 
+# Ports are drawn below the kernel's ephemeral range (32768 and up), where
+# outgoing connections take their local ports, and skipped while any socket,
+# listening or not, uses them.
 free_port() {
-	local p=${1:-$((20000 + RANDOM % 20000))}
-	while (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null || ss -ltn 2>/dev/null | grep -q ":$p "; do
+	local p=${1:-$((10000 + RANDOM % 22000))}
+	while (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null || ss -tanH 2>/dev/null | awk '{print $4}' | grep -q ":$p\$"; do
 		p=$((p + 1))
 	done
 	echo "$p"
@@ -44,13 +47,25 @@ make_pg_dir() {
 	echo "$d"
 }
 
+# Another process may take the port between choosing and binding it: when
+# the port was ours to choose, try again with another.
 cluster_start() {
+	local attempt
+	for attempt in 1 2 3; do
+		_cluster_start_once "$@" && return 0
+		[ -n "${CLUSTER_PORT:-}" ] && return 1
+		echo "cluster_start: retrying on another port" >&2
+	done
+	return 1
+}
+
+_cluster_start_once() {
 	local name=$1; shift
 	local port=${CLUSTER_PORT:-$(free_port)}
 	local dir
 	dir=$(make_pg_dir "$name")
 	as_pg initdb -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
-		{ cat "$dir/initdb.log" >&2; return 1; }
+		{ cat "$dir/initdb.log" >&2; rm -rf "$dir"; return 1; }
 	{
 		echo "port = $port"
 		echo "listen_addresses = '127.0.0.1'"
@@ -62,8 +77,11 @@ cluster_start() {
 		echo "logging_collector = off"
 		for line in "$@"; do echo "$line"; done
 	} >>"$dir/data/postgresql.conf"
-	as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
-		{ tail -20 "$dir/server.log" >&2; return 1; }
+	if ! as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null; then
+		tail -5 "$dir/server.log" >&2
+		_cluster_stop_dir "$dir"
+		return 1
+	fi
 	_CLUSTERS+=("$dir")
 	printf -v "${name}_PORT" %s "$port"
 	printf -v "${name}_DIR" %s "$dir"
@@ -123,7 +141,7 @@ cluster_start_at() {
 	chmod 755 "$dir"
 	[ "$(id -u)" = 0 ] && chown "$PG_USER": "$dir"
 	as_pg initdb -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
-		{ cat "$dir/initdb.log" >&2; return 1; }
+		{ cat "$dir/initdb.log" >&2; rm -rf "$dir"; return 1; }
 	{
 		echo "port = $port"
 		echo "listen_addresses = '127.0.0.1'"
