@@ -8,6 +8,8 @@
 #   make demo      sandbox cluster + sample app + workload + findings
 #   make demo-stop stop the demo cluster
 #   make bench     benchmarks against the anchors (pg_stat_statements, ...)
+#   make fuzz      libFuzzer targets of the pooler's parsers, 60 s each
+#   make soak      2,000 clients through the pooler for a few minutes
 
 MODULE_big = perfopt
 EXTENSION = perfopt
@@ -76,4 +78,11 @@ bench: deps
 	@$(MAKE) --no-print-directory install >/dev/null
 	@bash tests/bench/run $(BENCH)
 
-.PHONY: deps test installcheck demo demo-stop bench
+fuzz: deps
+	@bash tests/fuzz/run $(FUZZ_SECONDS)
+
+soak: deps
+	@$(MAKE) --no-print-directory all
+	@bash tests/soak/run
+
+.PHONY: deps test installcheck demo demo-stop bench fuzz soak
