@@ -45,6 +45,12 @@ SELECT name FROM stats_t WHERE id = 4;
 SELECT calls FROM perfopt.query_stats WHERE query = 'SELECT name FROM stats_t WHERE id = $1';
 RESET perfopt.track;
 
+-- EXPLAIN without ANALYZE plans but does not execute: not counted
+SET perfopt.track = 'all';
+EXPLAIN (COSTS OFF) SELECT name FROM stats_t WHERE id = 99;
+RESET perfopt.track;
+SELECT calls FROM perfopt.query_stats WHERE query = 'SELECT name FROM stats_t WHERE id = $1';
+
 -- a statement's text is cut at perfopt.max_query_length, visibly
 SET perfopt.max_query_length = 256;
 SELECT perfopt.reset_stats();
