@@ -21,6 +21,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
@@ -170,6 +171,13 @@ refresh_rules(void)
 	uint64		epoch;
 	uint64		gen = 0;
 
+	/*
+	 * Reading the rules takes a fresh snapshot, which parallel mode forbids;
+	 * nothing is cached there (parallel workers, or statements nested under
+	 * a Gather), so the rules seen last are good enough to refuse with.
+	 */
+	if (IsInParallelMode())
+		return;
 	if (epoch_slot < 0 && (epoch_slot = cache_epoch_slot()) < 0)
 		return;
 	epoch = cache_slot_gen(epoch_slot);

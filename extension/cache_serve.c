@@ -84,7 +84,7 @@ cache_planner(Query *parse, const char *query_string, int cursorOptions,
 	 * replans the statements on those tables.
 	 */
 	if (cache_store_ready() && perfopt_cache_mode != CACHE_MODE_OFF &&
-		!cache_rules_none())
+		!IsInParallelMode() && !cache_rules_none())
 		shape = cache_shape_of(parse);
 
 	if (prev_planner)
@@ -133,13 +133,13 @@ runtime_refusal(QueryDesc *queryDesc, TupleDesc desc, ScanDirection direction,
 
 	if (perfopt_cache_mode == CACHE_MODE_OFF || !cache_store_ready())
 		return "perfopt.cache_mode is off";
-	/* without rules the planner did not look at the shape at all */
-	if (!(stmt->jitFlags & CACHE_SHAPE_CACHEABLE) && cache_rules_none())
-		return "no cache rule selects it";
 	if (nesting != 0 && nesting != cache_warm_level)
 		return "not a top-level statement";
 	if (IsParallelWorker() || RecoveryInProgress())
 		return "parallel worker or hot standby";
+	/* without rules the planner did not look at the shape at all */
+	if (!(stmt->jitFlags & CACHE_SHAPE_CACHEABLE) && cache_rules_none())
+		return "no cache rule selects it";
 	if (!(stmt->jitFlags & CACHE_SHAPE_CACHEABLE) || stmt->commandType != CMD_SELECT ||
 		queryDesc->operation != CMD_SELECT || stmt->queryId == UINT64CONST(0))
 		return "statement shape not cacheable (not a plain SELECT, or volatile or user-defined functions)";

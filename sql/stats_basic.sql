@@ -1,5 +1,7 @@
 -- perfopt.query_stats: normalization, counting, planning time, percentiles
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS perfopt;
+RESET client_min_messages;
 SET perfopt.track = 'top';
 CREATE TABLE stats_t (id int PRIMARY KEY, name text, score int);
 INSERT INTO stats_t SELECT g, 'user' || g, g % 100 FROM generate_series(1, 1000) g;

@@ -1,5 +1,7 @@
 -- other users' texts, constants, parameters and plans are private
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS perfopt;
+RESET client_min_messages;
 CREATE ROLE perfopt_alice;
 CREATE ROLE perfopt_bob;
 CREATE TABLE privacy_t (id int, secret text);

@@ -1,5 +1,7 @@
 -- perfopt.slow_queries: capture with actual constants and plans
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS perfopt;
+RESET client_min_messages;
 CREATE TABLE slow_t (id int PRIMARY KEY, grp int, payload text);
 INSERT INTO slow_t SELECT g, g % 10, repeat('x', 20) FROM generate_series(1, 5000) g;
 ANALYZE slow_t;
