@@ -108,6 +108,15 @@ cache_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	(void) try_stub(queryDesc, eflags);
 	stmt = queryDesc->plannedstmt;
 	bits = stmt->jitFlags & (CACHE_SHAPE_BITS | CACHE_STUB_PLAN);
+	if (bits == 0)
+	{
+		/* nothing to hide: the common case without cache rules */
+		if (prev_ExecutorStart)
+			prev_ExecutorStart(queryDesc, eflags);
+		else
+			standard_ExecutorStart(queryDesc, eflags);
+		return;
+	}
 
 	stmt->jitFlags &= ~CACHE_SHAPE_BITS;
 	PG_TRY();

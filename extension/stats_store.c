@@ -18,6 +18,7 @@
 
 #include "access/xact.h"
 #include "miscadmin.h"
+#include "port/atomics.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/hsearch.h"
@@ -48,6 +49,7 @@ typedef struct StatsShared
 	slock_t		mutex;			/* protects evictions and stats_reset */
 	int64		evictions;
 	TimestampTz stats_reset;
+	pg_atomic_uint64 generation;	/* bumped whenever entries are removed */
 	Size		text_size;
 	Size		text_used;
 	char		text[FLEXIBLE_ARRAY_MEMBER];
@@ -55,6 +57,42 @@ typedef struct StatsShared
 
 static StatsShared *shared = NULL;
 static HTAB *stats_hash = NULL;
+
+/*
+ * Statements this backend knows to have a row, so that parse analysis of a
+ * statement seen before costs no shared lock.  A direct-mapped set keyed by
+ * queryid; it is forgotten whenever the shared generation moves (an
+ * eviction or a reset may have removed any row).
+ */
+#define KNOWN_SLOTS 1024
+static StatsKey known[KNOWN_SLOTS];
+static uint64 known_generation = PG_UINT64_MAX;
+
+static inline StatsKey *
+known_slot(const StatsKey *key)
+{
+	return &known[key->queryid & (KNOWN_SLOTS - 1)];
+}
+
+static bool
+known_to_exist(const StatsKey *key)
+{
+	uint64		generation = pg_atomic_read_u64(&shared->generation);
+
+	if (generation != known_generation)
+	{
+		memset(known, 0, sizeof(known));
+		known_generation = generation;
+		return false;
+	}
+	return memcmp(known_slot(key), key, sizeof(StatsKey)) == 0;
+}
+
+static void
+remember_exists(const StatsKey *key)
+{
+	*known_slot(key) = *key;
+}
 
 static Size
 text_arena_size(void)
@@ -91,6 +129,7 @@ stats_store_shmem_init(void)
 		shared->stats_reset = GetCurrentTimestamp();
 		shared->text_size = text_arena_size();
 		shared->text_used = 0;
+		pg_atomic_init_u64(&shared->generation, 0);
 	}
 
 	info.keysize = sizeof(StatsKey);
@@ -189,6 +228,7 @@ evict_least_used(void)
 	SpinLockAcquire(&shared->mutex);
 	shared->evictions += victims;
 	SpinLockRelease(&shared->mutex);
+	pg_atomic_fetch_add_u64(&shared->generation, 1);
 }
 
 /*
@@ -268,11 +308,16 @@ stats_store_prepare_text(uint64 queryid, const char *source, int location,
 	bool		exists;
 
 	make_key(&key, queryid);
+	if (known_to_exist(&key))
+		return;
 	LWLockAcquire(shared->lock, LW_SHARED);
 	exists = hash_search(stats_hash, &key, HASH_FIND, NULL) != NULL;
 	LWLockRelease(shared->lock);
 	if (exists)
+	{
+		remember_exists(&key);
 		return;
+	}
 
 	location = Max(location, 0);
 	(void) CleanQuerytext(source, &location, &length);
@@ -282,6 +327,7 @@ stats_store_prepare_text(uint64 queryid, const char *source, int location,
 	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
 	create_entry(&key, clipped, len);
 	LWLockRelease(shared->lock);
+	remember_exists(&key);
 	pfree(text);
 	pfree(clipped);
 }
@@ -423,6 +469,7 @@ stats_store_reset(void)
 	while ((entry = hash_seq_search(&seq)) != NULL)
 		hash_search(stats_hash, &entry->key, HASH_REMOVE, NULL);
 	shared->text_used = 0;
+	pg_atomic_fetch_add_u64(&shared->generation, 1);
 	SpinLockAcquire(&shared->mutex);
 	shared->evictions = 0;
 	shared->stats_reset = GetCurrentTimestamp();
