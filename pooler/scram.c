@@ -15,6 +15,9 @@
 
 #include "pooler.h"
 
+/* PostgreSQL uses 4096 by default (scram_iterations in 16+) */
+#define SCRAM_MAX_SERVER_ITERATIONS 100000
+
 #define KEYLEN 32
 #define NONCE_RAW 18
 #define DEFAULT_ITER 4096
@@ -404,6 +407,12 @@ scram_client_final(struct scram_client *st, const char *msg, size_t len, const c
 	it = atoi(iter);
 	if (saltlen <= 0 || it <= 0)
 		goto done;
+	/* the key is derived on the event loop: a huge count would stall every client */
+	if (it > SCRAM_MAX_SERVER_ITERATIONS)
+	{
+		*err = "server asks for more SCRAM iterations than the pooler allows (100000)";
+		goto done;
+	}
 	if (st->password)
 		derive(st->password, salt, saltlen, it, ck, &k);
 	else if (st->have_client_key && st->known.iterations == it &&

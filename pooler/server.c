@@ -339,7 +339,8 @@ server_forward(server *s)
 		if (!conn_peek(in, off, hdr, 5))
 			break;
 		len = get_u32(hdr + 1);
-		if (len < 4)
+		/* ReadyForQuery carries exactly one status byte; its state is read */
+		if (len < 4 || (hdr[0] == 'Z' && len != 5))
 		{
 			server_close(s, "invalid message length from server");
 			return;

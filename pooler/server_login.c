@@ -167,7 +167,7 @@ server_login_process(server *s)
 	while (conn_peek(s->c.in, 0, hdr, 5))
 	{
 		len = get_u32(hdr + 1);
-		if (len < 4 || len > 65536)
+		if (len < 4 || len > 65536 || (hdr[0] == 'Z' && len != 5))
 		{
 			server_login_failed(s, "08P01", "invalid message from server during login");
 			return;
