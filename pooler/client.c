@@ -300,12 +300,8 @@ process_startup(client *c)
 		return 1;
 	}
 	c->cred = cfg.auth_file ? userlist_find(c->user) : NULL;
-	c->pool = pool_get(db, c->user, c->dbname, c->cred);
-	/* the pool's copies serve every client of the pool */
-	free(c->user);
-	free(c->dbname);
-	c->user = c->pool->user;
-	c->dbname = c->pool->dbname;
+	/* the pool is joined only once authenticated: see client_login_done */
+	c->db = db;
 	c->state = C_AUTH;
 	auth_start(c);
 	return 1;
@@ -335,9 +331,19 @@ process_auth(client *c)
 	return 1;
 }
 
+/*
+ * Authenticated: join the (database, user) pool.  Only now, so that clients
+ * that never authenticate, whatever names they send, create no pool.
+ */
 void
 client_login_done(client *c)
 {
+	c->pool = pool_get(c->db, c->user, c->dbname, c->cred);
+	/* the pool's copies serve every client of the pool */
+	free(c->user);
+	free(c->dbname);
+	c->user = c->pool->user;
+	c->dbname = c->pool->dbname;
 	if (c->pool->have_params)
 	{
 		client_welcome(c);

@@ -216,7 +216,8 @@ typedef struct client
 {
 	conn		c;
 	int			state;
-	struct pool *pool;
+	struct pool *pool;			/* set once authenticated */
+	struct database *db;		/* the pool to join after authentication */
 	struct server *server;
 	user_cred  *cred;
 	char	   *user;
