@@ -39,7 +39,7 @@ typedef enum CacheMode
 #define CACHE_SHAPE_CACHEABLE	(1 << 28)	/* read-only, deterministic enough */
 #define CACHE_SHAPE_STABLE		(1 << 29)	/* calls stable functions: TTL only */
 #define CACHE_SHAPE_BITS		(CACHE_SHAPE_CACHEABLE | CACHE_SHAPE_STABLE)
-#define CACHE_STUB_PLAN			(1 << 30)	/* a hit's stand-in plan (cache_serve.c) */
+#define CACHE_STANDIN_PLAN			(1 << 30)	/* a hit's stand-in plan (cache_serve.c) */
 
 /* One table an entry depends on, with the generation it was computed at. */
 typedef struct CacheDep

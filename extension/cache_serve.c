@@ -67,7 +67,7 @@ typedef struct Candidate
 	uint64		keyhash;
 } Candidate;
 
-static bool try_stub(QueryDesc *queryDesc, int eflags);
+static bool try_standin(QueryDesc *queryDesc, int eflags);
 
 static PlannedStmt *
 cache_planner(Query *parse, const char *query_string, int cursorOptions,
@@ -96,7 +96,7 @@ cache_planner(Query *parse, const char *query_string, int cursorOptions,
 }
 
 /*
- * A hit may be decided here already (try_stub, below).  The executor must
+ * A hit may be decided here already (try_standin, below).  The executor must
  * not see perfopt's bits in jitFlags; hide them meanwhile.
  */
 static void
@@ -105,9 +105,9 @@ cache_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	PlannedStmt *stmt;
 	int			bits;
 
-	(void) try_stub(queryDesc, eflags);
+	(void) try_standin(queryDesc, eflags);
 	stmt = queryDesc->plannedstmt;
-	bits = stmt->jitFlags & (CACHE_SHAPE_BITS | CACHE_STUB_PLAN);
+	bits = stmt->jitFlags & (CACHE_SHAPE_BITS | CACHE_STANDIN_PLAN);
 	if (bits == 0)
 	{
 		/* nothing to hide: the common case without cache rules */
@@ -413,50 +413,50 @@ run_chained(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
  * same output columns and the statement's own range table, so that the
  * permission checks of ExecutorStart still run on every hit.  ExecutorRun
  * then replays the rows copied here, also piecemeal for protocol-level row
- * limits.  A stand-in is only ever run through its entry in stubs[]: one
+ * limits.  A stand-in is only ever run through its entry in standins[]: one
  * without an entry raises an error rather than returning its NULL row.
  */
-#define CACHE_MAX_STUBS 16
+#define CACHE_MAX_STANDINS 16
 
-typedef struct CacheStub
+typedef struct CacheStandin
 {
 	QueryDesc  *queryDesc;
-	PlannedStmt *stub;
+	PlannedStmt *standin;
 	int			serial;			/* also the stand-in's plan_node_id */
 	char	   *next;			/* next row to send */
 	uint32		left;			/* rows not sent yet */
 	bool		counted;
-} CacheStub;
+} CacheStandin;
 
-static CacheStub stubs[CACHE_MAX_STUBS];
-static int	nstubs = 0;
-static int	stub_serial = 0;
+static CacheStandin standins[CACHE_MAX_STANDINS];
+static int	nstandins = 0;
+static int	standin_serial = 0;
 
-static CacheStub *
-find_stub(QueryDesc *queryDesc)
+static CacheStandin *
+find_standin(QueryDesc *queryDesc)
 {
 	int			i;
 
-	for (i = 0; i < nstubs; i++)
-		if (stubs[i].queryDesc == queryDesc && stubs[i].stub == queryDesc->plannedstmt &&
-			queryDesc->plannedstmt->planTree->plan_node_id == stubs[i].serial)
-			return &stubs[i];
+	for (i = 0; i < nstandins; i++)
+		if (standins[i].queryDesc == queryDesc && standins[i].standin == queryDesc->plannedstmt &&
+			queryDesc->plannedstmt->planTree->plan_node_id == standins[i].serial)
+			return &standins[i];
 	return NULL;
 }
 
 static void
-forget_stub(QueryDesc *queryDesc)
+forget_standin(QueryDesc *queryDesc)
 {
-	CacheStub  *st = find_stub(queryDesc);
+	CacheStandin  *st = find_standin(queryDesc);
 
 	if (st)
-		*st = stubs[--nstubs];
+		*st = standins[--nstandins];
 }
 
 static PlannedStmt *
-make_stub(PlannedStmt *orig, TupleDesc desc, int serial)
+make_standin(PlannedStmt *orig, TupleDesc desc, int serial)
 {
-	PlannedStmt *stub = makeNode(PlannedStmt);
+	PlannedStmt *standin = makeNode(PlannedStmt);
 	Result	   *result = makeNode(Result);
 	List	   *tlist = NIL;
 	int			i;
@@ -472,20 +472,20 @@ make_stub(PlannedStmt *orig, TupleDesc desc, int serial)
 	}
 	result->plan.targetlist = tlist;
 	result->plan.plan_node_id = serial;
-	stub->commandType = CMD_SELECT;
-	stub->queryId = orig->queryId;
-	stub->canSetTag = true;
-	stub->planTree = (Plan *) result;
-	stub->rtable = orig->rtable;
-	stub->stmt_location = orig->stmt_location;
-	stub->stmt_len = orig->stmt_len;
-	stub->jitFlags = CACHE_STUB_PLAN;
-	return stub;
+	standin->commandType = CMD_SELECT;
+	standin->queryId = orig->queryId;
+	standin->canSetTag = true;
+	standin->planTree = (Plan *) result;
+	standin->rtable = orig->rtable;
+	standin->stmt_location = orig->stmt_location;
+	standin->stmt_len = orig->stmt_len;
+	standin->jitFlags = CACHE_STANDIN_PLAN;
+	return standin;
 }
 
 /* Swap in a stand-in if the entry answers now.  True if it did. */
 static bool
-try_stub(QueryDesc *queryDesc, int eflags)
+try_standin(QueryDesc *queryDesc, int eflags)
 {
 	PlannedStmt *orig = queryDesc->plannedstmt;
 	TupleDesc	desc;
@@ -496,9 +496,9 @@ try_stub(QueryDesc *queryDesc, int eflags)
 	char	   *tuples;
 	bool		invalid;
 	bool		expired;
-	CacheStub  *st;
+	CacheStandin  *st;
 
-	if (nesting != 0 || nstubs >= CACHE_MAX_STUBS || queryDesc->instrument_options != 0 ||
+	if (nesting != 0 || nstandins >= CACHE_MAX_STANDINS || queryDesc->instrument_options != 0 ||
 		(eflags & (EXEC_FLAG_EXPLAIN_ONLY | EXEC_FLAG_BACKWARD | EXEC_FLAG_MARK |
 				   EXEC_FLAG_REWIND)) != 0 ||
 		!(orig->jitFlags & CACHE_SHAPE_CACHEABLE) || orig->planTree == NULL ||
@@ -514,30 +514,30 @@ try_stub(QueryDesc *queryDesc, int eflags)
 		pfree(blob);			/* ExecutorRun finds out again and says why */
 		return false;
 	}
-	st = &stubs[nstubs++];
+	st = &standins[nstandins++];
 	st->queryDesc = queryDesc;
-	st->serial = ++stub_serial;
-	st->stub = make_stub(orig, desc, st->serial);
+	st->serial = ++standin_serial;
+	st->standin = make_standin(orig, desc, st->serial);
 	st->next = tuples;
 	st->left = hdr->ntuples;
 	st->counted = false;
-	queryDesc->plannedstmt = st->stub;
+	queryDesc->plannedstmt = st->standin;
 	return true;
 }
 
 /* ExecutorRun of a stand-in: the next rows of the stored result. */
 static bool
-run_stub(QueryDesc *queryDesc, ScanDirection direction, uint64 count)
+run_standin(QueryDesc *queryDesc, ScanDirection direction, uint64 count)
 {
-	CacheStub  *st;
+	CacheStandin  *st;
 	MemoryContext old;
 	uint64		n = 0;
 	instr_time	start;
 	instr_time	duration;
 
-	if (!(queryDesc->plannedstmt->jitFlags & CACHE_STUB_PLAN))
+	if (!(queryDesc->plannedstmt->jitFlags & CACHE_STANDIN_PLAN))
 		return false;
-	st = find_stub(queryDesc);
+	st = find_standin(queryDesc);
 	if (st == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
@@ -573,7 +573,7 @@ run_stub(QueryDesc *queryDesc, ScanDirection direction, uint64 count)
 static void
 cache_ExecutorEnd(QueryDesc *queryDesc)
 {
-	forget_stub(queryDesc);
+	forget_standin(queryDesc);
 	if (prev_ExecutorEnd)
 		prev_ExecutorEnd(queryDesc);
 	else
@@ -582,11 +582,11 @@ cache_ExecutorEnd(QueryDesc *queryDesc)
 
 /* Portals do not outlive their transaction, nor do stand-ins. */
 static void
-stub_xact_callback(XactEvent event, void *arg)
+standin_xact_callback(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PREPARE)
-		nstubs = 0;
+		nstandins = 0;
 }
 
 static void
@@ -599,7 +599,7 @@ cache_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	instr_time	duration;
 	uint64		queryid = queryDesc->plannedstmt->queryId;
 
-	if (run_stub(queryDesc, direction, count))
+	if (run_standin(queryDesc, direction, count))
 		return;
 	if (nesting == 0 || nesting == cache_warm_level)
 	{
@@ -746,7 +746,7 @@ cache_install_hooks(void)
 	ExecutorFinish_hook = cache_ExecutorFinish;
 	prev_ExecutorEnd = ExecutorEnd_hook;
 	ExecutorEnd_hook = cache_ExecutorEnd;
-	RegisterXactCallback(stub_xact_callback, NULL);
+	RegisterXactCallback(standin_xact_callback, NULL);
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = cache_ProcessUtility;
 	prev_ExplainOneQuery = ExplainOneQuery_hook;
