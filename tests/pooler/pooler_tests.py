@@ -1063,6 +1063,40 @@ def test_restart():
     p.stop()
 
 
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_unauthenticated():
+    """Clients that never authenticate create nothing that outlives them,
+    whatever user names they send (a pool is joined only after login)."""
+    p = Pooler("unauth", auth="md5", pool_size=2)
+
+    def abandon(i):
+        s = socket.create_connection(("127.0.0.1", p.port))
+        s.sendall(startup_packet(user="nobody%05d" % i, db="appdb"))
+        s.settimeout(5)
+        data = s.recv(64)
+        s.close()
+        return data[:1] == b"R"
+
+    for i in range(200):
+        abandon(i)
+    before = rss_kb(p.proc.pid)
+    asked = sum(1 for i in range(200, 5200) if abandon(i))
+    time.sleep(0.5)
+    grown = rss_kb(p.proc.pid) - before
+    ok(asked == 5000, "5,000 logins with distinct unknown users were asked for a password", asked)
+    ok(grown < 1024, "they left no pools behind: RSS grew %d kB (5,000 leftover pools took about 4 MB before this was fixed)" % grown)
+    c = p.connect()
+    ok(q1(c, "select 1") == 1 and p.alive(), "the pooler still serves real clients")
+    c.close()
+
+
 def main():
     write_userlist()
     tests = [("cli", test_cli), ("auth", test_auth), ("pool_size", test_pool_size), ("overflow", test_overflow),
@@ -1070,7 +1104,7 @@ def main():
              ("min_pool", test_min_pool), ("connect_timeout", test_connect_timeout),
              ("transaction_state", test_transaction_state), ("bad_setting", test_bad_setting), ("session_mode", test_session_mode),
              ("pgbench", test_pgbench), ("cancel", test_cancel), ("copy", test_copy),
-             ("bad_input", test_bad_input), ("max_client_conn", test_max_client_conn), ("fd_exhaustion", test_fd_exhaustion), ("vanish", test_vanish),
+             ("bad_input", test_bad_input), ("unauthenticated", test_unauthenticated), ("max_client_conn", test_max_client_conn), ("fd_exhaustion", test_fd_exhaustion), ("vanish", test_vanish),
              ("restart", test_restart)]
     only = os.environ.get("POOLER_TESTS")
     base = None
