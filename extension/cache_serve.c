@@ -33,6 +33,7 @@
 #include "utils/timestamp.h"
 
 #include "cache.h"
+#include "perfopt.h"
 #include "stats_store.h"
 
 static planner_hook_type prev_planner = NULL;
@@ -390,19 +391,8 @@ static void
 run_chained(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 			bool execute_once)
 {
-	nesting++;
-	PG_TRY();
-	{
-		if (prev_ExecutorRun)
-			prev_ExecutorRun(queryDesc, direction, count, execute_once);
-		else
-			standard_ExecutorRun(queryDesc, direction, count, execute_once);
-	}
-	PG_FINALLY();
-	{
-		nesting--;
-	}
-	PG_END_TRY();
+	perfopt_run_nested(&nesting, prev_ExecutorRun, queryDesc, direction, count,
+					   execute_once);
 }
 
 /*
@@ -648,19 +638,7 @@ cache_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 static void
 cache_ExecutorFinish(QueryDesc *queryDesc)
 {
-	nesting++;
-	PG_TRY();
-	{
-		if (prev_ExecutorFinish)
-			prev_ExecutorFinish(queryDesc);
-		else
-			standard_ExecutorFinish(queryDesc);
-	}
-	PG_FINALLY();
-	{
-		nesting--;
-	}
-	PG_END_TRY();
+	perfopt_finish_nested(&nesting, prev_ExecutorFinish, queryDesc);
 }
 
 /*

@@ -162,41 +162,60 @@ perfopt_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	}
 }
 
-static void
-perfopt_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
-					bool execute_once)
+/*
+ * Each capability that tells top-level statements from nested ones counts
+ * its own depth (their rules differ: EXPLAIN ANALYZE nests for statistics,
+ * not for the cache), through these two.
+ */
+void
+perfopt_run_nested(int *level, ExecutorRun_hook_type prev, QueryDesc *queryDesc,
+				   ScanDirection direction, uint64 count, bool execute_once)
 {
-	nesting_level++;
+	(*level)++;
 	PG_TRY();
 	{
-		if (prev_ExecutorRun)
-			prev_ExecutorRun(queryDesc, direction, count, execute_once);
+		if (prev)
+			prev(queryDesc, direction, count, execute_once);
 		else
 			standard_ExecutorRun(queryDesc, direction, count, execute_once);
 	}
 	PG_FINALLY();
 	{
-		nesting_level--;
+		(*level)--;
 	}
 	PG_END_TRY();
 }
 
-static void
-perfopt_ExecutorFinish(QueryDesc *queryDesc)
+void
+perfopt_finish_nested(int *level, ExecutorFinish_hook_type prev, QueryDesc *queryDesc)
 {
-	nesting_level++;
+	(*level)++;
 	PG_TRY();
 	{
-		if (prev_ExecutorFinish)
-			prev_ExecutorFinish(queryDesc);
+		if (prev)
+			prev(queryDesc);
 		else
 			standard_ExecutorFinish(queryDesc);
 	}
 	PG_FINALLY();
 	{
-		nesting_level--;
+		(*level)--;
 	}
 	PG_END_TRY();
+}
+
+static void
+perfopt_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+					bool execute_once)
+{
+	perfopt_run_nested(&nesting_level, prev_ExecutorRun, queryDesc, direction,
+					   count, execute_once);
+}
+
+static void
+perfopt_ExecutorFinish(QueryDesc *queryDesc)
+{
+	perfopt_finish_nested(&nesting_level, prev_ExecutorFinish, queryDesc);
 }
 
 static void

@@ -7,7 +7,16 @@
 #ifndef PERFOPT_H
 #define PERFOPT_H
 
+#include "executor/executor.h"
+
 extern void perfopt_install_shmem_hooks(void);
 extern void perfopt_require_preload(void);
+
+/* the executor one level deeper, *level kept right even on error (perfopt.c) */
+extern void perfopt_run_nested(int *level, ExecutorRun_hook_type prev,
+							   QueryDesc *queryDesc, ScanDirection direction,
+							   uint64 count, bool execute_once);
+extern void perfopt_finish_nested(int *level, ExecutorFinish_hook_type prev,
+								  QueryDesc *queryDesc);
 
 #endif							/* PERFOPT_H */
