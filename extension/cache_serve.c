@@ -655,23 +655,8 @@ cache_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	bool		nests = !IsA(parsetree, ExecuteStmt) && !IsA(parsetree, ExplainStmt);
 
 	cache_inval_note_utility(parsetree);
-	if (nests)
-		nesting++;
-	PG_TRY();
-	{
-		if (prev_ProcessUtility)
-			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-									params, queryEnv, dest, qc);
-	}
-	PG_FINALLY();
-	{
-		if (nests)
-			nesting--;
-	}
-	PG_END_TRY();
+	perfopt_utility_nested(&nesting, nests, prev_ProcessUtility, pstmt, queryString,
+						   readOnlyTree, context, params, queryEnv, dest, qc);
 }
 
 /* EXPLAIN (ANALYZE) says whether the answer came from the cache. */

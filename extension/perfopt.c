@@ -267,15 +267,25 @@ perfopt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 					   ParamListInfo params, QueryEnvironment *queryEnv,
 					   DestReceiver *dest, QueryCompletion *qc)
 {
-	bool		nests = !IsA(pstmt->utilityStmt, ExecuteStmt);
+	perfopt_utility_nested(&nesting_level, !IsA(pstmt->utilityStmt, ExecuteStmt),
+						   prev_ProcessUtility, pstmt, queryString, readOnlyTree,
+						   context, params, queryEnv, dest, qc);
+}
 
+/* A utility command, one level deeper when it nests (see perfopt_run_nested). */
+void
+perfopt_utility_nested(int *level, bool nests, ProcessUtility_hook_type prev,
+					   PlannedStmt *pstmt, const char *queryString,
+					   bool readOnlyTree, ProcessUtilityContext context,
+					   ParamListInfo params, QueryEnvironment *queryEnv,
+					   DestReceiver *dest, QueryCompletion *qc)
+{
 	if (nests)
-		nesting_level++;
+		(*level)++;
 	PG_TRY();
 	{
-		if (prev_ProcessUtility)
-			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
+		if (prev)
+			prev(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 		else
 			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 									params, queryEnv, dest, qc);
@@ -283,7 +293,7 @@ perfopt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	PG_FINALLY();
 	{
 		if (nests)
-			nesting_level--;
+			(*level)--;
 	}
 	PG_END_TRY();
 }

@@ -8,6 +8,7 @@
 #define PERFOPT_H
 
 #include "executor/executor.h"
+#include "tcop/utility.h"
 
 extern void perfopt_install_shmem_hooks(void);
 extern void perfopt_require_preload(void);
@@ -18,5 +19,10 @@ extern void perfopt_run_nested(int *level, ExecutorRun_hook_type prev,
 							   uint64 count, bool execute_once);
 extern void perfopt_finish_nested(int *level, ExecutorFinish_hook_type prev,
 								  QueryDesc *queryDesc);
+extern void perfopt_utility_nested(int *level, bool nests, ProcessUtility_hook_type prev,
+								   PlannedStmt *pstmt, const char *queryString,
+								   bool readOnlyTree, ProcessUtilityContext context,
+								   ParamListInfo params, QueryEnvironment *queryEnv,
+								   DestReceiver *dest, QueryCompletion *qc);
 
 #endif							/* PERFOPT_H */
