@@ -78,8 +78,9 @@ client_accept(int fd, bool tcp)
 	conn_read_on(&c->c);
 }
 
+/* Leave the pool's wait queue and the server: shared by freeing and closing. */
 static void
-client_free(client *c)
+client_detach(client *c)
 {
 	if (c->state == C_WAITING || c->state == C_LOGIN_WAIT)
 		pool_cancel_wait(c);
@@ -90,6 +91,12 @@ client_free(client *c)
 		c->server = NULL;
 		server_client_left(s, c->in_batch || c->pass_remaining > 0);
 	}
+}
+
+static void
+client_free(client *c)
+{
+	client_detach(c);
 	auth_free(c);
 	for (int i = 0; i < NPARAMS; i++)
 	{
@@ -115,15 +122,7 @@ client_free(client *c)
 static void
 client_close_soon(client *c)
 {
-	if (c->state == C_WAITING || c->state == C_LOGIN_WAIT)
-		pool_cancel_wait(c);
-	if (c->server)
-	{
-		server	   *s = c->server;
-
-		c->server = NULL;
-		server_client_left(s, c->in_batch || c->pass_remaining > 0);
-	}
+	client_detach(c);
 	c->state = C_CLOSING;
 	conn_read_off(&c->c);
 	tlist_set(c, 2, CLOSE_GRACE);

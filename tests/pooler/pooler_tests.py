@@ -21,6 +21,9 @@ from io import StringIO
 import psycopg2
 import psycopg2.extensions
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from wire import free_port, rss_kb, startup_packet  # noqa: E402
+
 PG_HOST = os.environ["PG_HOST"]
 PG_PORT = int(os.environ["PG_PORT"])
 PG_DATA = os.environ["PG_DATA"]
@@ -42,14 +45,6 @@ def ok(cond, desc, detail=""):
     else:
         FAILED += 1
         print("not ok - %s%s" % (desc, (": " + str(detail)) if detail != "" else ""), flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def direct(db="postgres"):
@@ -806,11 +801,6 @@ def test_copy():
 
 
 # raw protocol helpers for malformed input
-def startup_packet(user="postgres", db="postgres"):
-    body = struct.pack("!I", 196608) + b"user\0" + user.encode() + b"\0database\0" + db.encode() + b"\0\0"
-    return struct.pack("!I", len(body) + 4) + body
-
-
 def recv_all(s, timeout=5):
     s.settimeout(timeout)
     data = b""
@@ -1061,14 +1051,6 @@ def test_restart():
     idle.close()
     ok(wait_for(lambda: servers() <= 5, 3), "no leaked server connections after the restart", servers())
     p.stop()
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def test_unauthenticated():

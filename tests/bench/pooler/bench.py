@@ -30,6 +30,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "pooler"))
+from wire import free_port, rss_kb, startup_packet  # noqa: E402
+
 B_HOST = os.environ["B_HOST"]
 B_PORT = int(os.environ["B_PORT"])
 BIN = os.environ["POOLER_BIN"]
@@ -47,14 +50,6 @@ atexit.register(shutil.rmtree, WORK, True)
 
 def log(msg):
     print("pooler bench: " + msg, file=sys.stderr, flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def wait_port(port, proc):
@@ -181,19 +176,6 @@ def pgbench(t, workload, mode, clients):
             "failed": failed, "cpu": cpu}
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def startup_packet():
-    body = struct.pack("!I", 196608) + b"user\0postgres\0database\0bench\0\0"
-    return struct.pack("!I", len(body) + 4) + body
-
-
 def hold_idle(t, n):
     """Open n logged-in idle clients; return (rss before, rss after) in kB."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -202,14 +184,14 @@ def hold_idle(t, n):
     pid = t.pid()
     # one client first so the pool has its server connection and parameters
     warm = socket.create_connection(("127.0.0.1", t.port))
-    warm.sendall(startup_packet())
+    warm.sendall(startup_packet(db="bench"))
     buf = b""
     while not buf.endswith(b"Z\0\0\0\5I"):
         buf += warm.recv(65536)
     time.sleep(0.5)
     before = rss_kb(pid)
     socks = []
-    pkt = startup_packet()
+    pkt = startup_packet(db="bench")
     for i in range(n):
         s = socket.create_connection(("127.0.0.1", t.port))
         s.sendall(pkt)
