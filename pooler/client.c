@@ -492,6 +492,7 @@ client_forward(client *c)
 	{
 		if (s->replay)
 			evbuffer_add(s->replay, evbuffer_pullup(in, off), off);
+		c->pool->st.bytes_in += off;
 		evbuffer_remove_buffer(in, s->c.out, off);
 		if (conn_flush(&s->c) < 0)
 			evbuffer_drain(s->c.out, evbuffer_get_length(s->c.out));
@@ -622,6 +623,7 @@ client_wait_timeout(client *c)
 {
 	pool_settings *ps = c->pool->ps;
 
+	c->pool->st.timeouts++;
 	log_info("pool_timeout for %s@%s after %.1f s", c->user, c->dbname, now_mono() - c->wait_start);
 	client_fail(c, "53300", "pool_timeout: no server connection available for database \"%s\" user \"%s\" within %g s (pool_size %d, max_overflow %d all busy)",
 				c->dbname, c->user, ps->pool_timeout, ps->pool_size, ps->max_overflow);

@@ -16,7 +16,7 @@
 #define BACKOFF_FIRST 0.05
 #define BACKOFF_MAX 0.5
 
-static pool *pools;
+pool	   *pools;
 static struct event janitor_ev;
 static bool janitor_on;
 
@@ -126,6 +126,7 @@ dispatch(pool *p)
 	{
 		TAILQ_REMOVE(&p->waiting, c, wlink);
 		p->n_waiting--;
+		stats_wait_done(p, now_mono() - c->wait_start);
 		hand_idle(p, c);
 	}
 	grow(p);
@@ -176,6 +177,7 @@ give_server(pool *p, server *s)
 	{
 		TAILQ_REMOVE(&p->waiting, w, wlink);
 		p->n_waiting--;
+		stats_wait_done(p, now_mono() - w->wait_start);
 		server_link(s, w);
 		return;
 	}
@@ -207,6 +209,7 @@ pool_release(server *s)
 	s->last_used = now;
 	if (p->ps->pool_recycle > 0 && now - s->created >= p->ps->pool_recycle)
 	{
+		p->st.recycled++;
 		server_close(s, "pool_recycle: connection too old");
 		dispatch(p);
 		return;
@@ -221,6 +224,7 @@ pool_server_ready(server *s)
 	client	   *c;
 
 	p->n_connecting--;
+	p->st.servers_opened++;
 	p->fail_count = 0;
 	p->retry_at = 0;
 	if (!p->have_params)
@@ -243,6 +247,7 @@ pool_server_failed(pool *p, const char *sqlstate, const char *msg)
 	double		delay;
 
 	p->fail_count++;
+	p->st.connect_failures++;
 	delay = BACKOFF_FIRST * pow(2, p->fail_count - 1);
 	if (delay > BACKOFF_MAX)
 		delay = BACKOFF_MAX;
@@ -316,7 +321,10 @@ janitor_cb(evutil_socket_t fd, short ev, void *arg)
 		{
 			next = TAILQ_NEXT(s, ilink);
 			if (p->ps->pool_recycle > 0 && now - s->created >= p->ps->pool_recycle)
+			{
+				p->st.recycled++;
 				server_close(s, "pool_recycle: idle connection too old");
+			}
 			else if (p->n_servers > p->ps->pool_size &&
 					 now - s->last_used >= p->ps->overflow_idle_timeout)
 				server_close(s, "overflow_idle_timeout");

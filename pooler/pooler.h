@@ -305,6 +305,33 @@ void		server_unlink_for_reuse(server *s);
 bool		server_releasable(server *s);
 void		send_cancel(database *db, uint32_t pid, uint32_t key);
 
+/* ---- per-pool counters (stats.c) ---- */
+#define WAIT_SUB 4				/* histogram sub-buckets per power of two */
+#define WAIT_BUCKETS (2 + 32 * WAIT_SUB)	/* < 1 us, then 1 us .. ~71 min */
+
+typedef struct pool_stats
+{
+	uint64_t	xacts;			/* transactions ended (ReadyForQuery 'I') */
+	uint64_t	queries;		/* ReadyForQuery messages passed to clients */
+	uint64_t	bytes_in;		/* client to server */
+	uint64_t	bytes_out;		/* server to client */
+	uint64_t	waits;			/* clients that queued for a server */
+	double		wait_time;		/* seconds, summed over those waits */
+	double		max_wait;
+	uint64_t	wait_hist[WAIT_BUCKETS];
+	uint64_t	timeouts;		/* pool_timeout errors sent */
+	uint64_t	recycled;		/* closed by pool_recycle */
+	uint64_t	ping_failures;	/* dead connections found by pre-ping */
+	uint64_t	connect_failures;	/* server connects or logins that failed */
+	uint64_t	servers_opened; /* server logins that succeeded */
+} pool_stats;
+
+struct pool;
+void		stats_wait_done(struct pool *p, double seconds);
+double		stats_wait_percentile(const pool_stats *st, double q);
+double		stats_wait_bucket_upper(int b);
+void		stats_add(pool_stats *into, const pool_stats *from);
+
 /* ---- pools (pool.c) ---- */
 typedef struct pool
 {
@@ -334,8 +361,11 @@ typedef struct pool
 	char		last_sqlstate[6];
 	struct event retry_timer;
 	bool		retry_pending;
+	pool_stats	st;
 	struct pool *next;
 } pool;
+
+extern pool *pools;				/* every pool, newest first */
 
 pool	   *pool_get(database *db, const char *user, const char *dbname, user_cred *cred);
 void		pool_request(pool *p, client *c);

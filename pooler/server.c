@@ -105,6 +105,7 @@ server_close(server *s, const char *why)
 	server_free(s);
 	if (replay)
 	{
+		p->st.ping_failures++;
 		log_info("pre-ping found a dead connection; retrying on another");
 		pool_requeue(p, c, replay);
 	}
@@ -353,7 +354,10 @@ server_forward(server *s)
 			if (off > 0)
 			{
 				if (c)
+				{
+					s->pool->st.bytes_out += off;
 					evbuffer_remove_buffer(in, conn_out(&c->c), off);
+				}
 				else
 					evbuffer_drain(in, off);
 				off = 0;
@@ -426,6 +430,9 @@ server_forward(server *s)
 			if (hdr[0] == 'Z')
 			{
 				s->txstatus = hdr[5];
+				s->pool->st.queries++;
+				if (s->txstatus == 'I')
+					s->pool->st.xacts++;
 				if (s->expect_rfq > 0)
 					s->expect_rfq--;
 				s->in_copy_out = false;
@@ -462,7 +469,10 @@ server_forward(server *s)
 		s->pass_remaining = len - 4;
 	}
 	if (off && c)
+	{
+		s->pool->st.bytes_out += off;
 		evbuffer_remove_buffer(in, conn_out(&c->c), off);
+	}
 	if (release)
 	{
 		/*
