@@ -1088,6 +1088,20 @@ def test_unauthenticated():
     c.close()
 
 
+def extra_tests():
+    """Suites kept in their own files (tests/pooler/test_*.py), each with a
+    TESTS list of (name, function); they reach this module's helpers (ok,
+    Pooler, direct, q1, ...) with `import pooler_tests as pt`."""
+    import glob
+    import importlib
+    sys.modules.setdefault("pooler_tests", sys.modules[__name__])
+    found = []
+    here = os.path.dirname(os.path.abspath(__file__))
+    for path in sorted(glob.glob(os.path.join(here, "test_*.py"))):
+        found += importlib.import_module(os.path.basename(path)[:-3]).TESTS
+    return found
+
+
 def main():
     write_userlist()
     tests = [("cli", test_cli), ("auth", test_auth), ("pool_size", test_pool_size), ("overflow", test_overflow),
@@ -1097,6 +1111,7 @@ def main():
              ("pgbench", test_pgbench), ("cancel", test_cancel), ("copy", test_copy),
              ("bad_input", test_bad_input), ("unauthenticated", test_unauthenticated), ("max_client_conn", test_max_client_conn), ("fd_exhaustion", test_fd_exhaustion), ("vanish", test_vanish),
              ("restart", test_restart)]
+    tests += extra_tests()
     only = os.environ.get("POOLER_TESTS")
     base = None
     for name, fn in tests:
