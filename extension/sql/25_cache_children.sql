@@ -1,0 +1,75 @@
+
+-- ---------------------------------------------------------------------------
+-- Result cache: partitions and inheritance children that appear after a rule
+-- ---------------------------------------------------------------------------
+
+-- A rule puts the trigger on every table it reads, down to each partition
+-- and inheritance child existing at the time.  A child created or attached
+-- later joins the rules of its ancestors here, trigger included; until it
+-- does, statements that read it are not cached (the executor finds a table
+-- without the trigger), so this is about keeping the cache useful, never
+-- about correctness.  SECURITY DEFINER: whoever may create a partition may
+-- extend the rules, which only the extension's owner can write.
+CREATE FUNCTION perfopt._cache_adopt_children() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    changed oid;
+    r record;
+    grown oid[];
+BEGIN
+    FOR changed IN
+        SELECT DISTINCT c.objid FROM pg_event_trigger_ddl_commands() c
+         WHERE c.classid = 'pg_class'::regclass AND c.object_type = 'table'
+    LOOP
+        FOR r IN
+            SELECT d.ctid AS id, d.tables
+              FROM perfopt.cache_rule_defs d
+             WHERE d.tables && perfopt._cache_lineage(changed)
+        LOOP
+            grown := ARRAY(SELECT DISTINCT k
+                             FROM unnest(r.tables) AS t,
+                                  LATERAL unnest(perfopt._cache_descendants(t)) AS k
+                            WHERE perfopt._cache_child_cacheable(k));
+            grown := r.tables || ARRAY(SELECT g FROM unnest(grown) AS g
+                                        WHERE g <> ALL (r.tables));
+            IF grown <> r.tables THEN
+                -- the rule first: adding a trigger is DDL that brings us back here
+                UPDATE perfopt.cache_rule_defs SET tables = grown WHERE ctid = r.id;
+                PERFORM perfopt._cache_add_triggers(grown[array_length(r.tables, 1) + 1:]);
+            END IF;
+        END LOOP;
+    END LOOP;
+END $$;
+
+-- The table, its partitions or children, recursively.
+CREATE FUNCTION perfopt._cache_descendants(tbl oid) RETURNS oid[]
+LANGUAGE sql STABLE AS $$
+    WITH RECURSIVE d(relid) AS (
+        SELECT tbl
+        UNION
+        SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN d ON i.inhparent = d.relid)
+    SELECT array_agg(relid) FROM d
+$$;
+
+-- The table and every table it is a partition or child of, recursively.
+CREATE FUNCTION perfopt._cache_lineage(tbl oid) RETURNS oid[]
+LANGUAGE sql STABLE AS $$
+    WITH RECURSIVE a(relid) AS (
+        SELECT tbl
+        UNION
+        SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN a ON i.inhrelid = a.relid)
+    SELECT array_agg(relid) FROM a
+$$;
+
+-- What perfopt._cache_table_check() would refuse is left out: statements
+-- reading it simply stay uncached.
+CREATE FUNCTION perfopt._cache_child_cacheable(tbl oid) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+           AND NOT c.relrowsecurity AND c.relnamespace <> 'pg_catalog'::regnamespace
+      FROM pg_catalog.pg_class c WHERE c.oid = tbl
+$$;
+
+CREATE EVENT TRIGGER perfopt_cache_adopt_children ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    EXECUTE FUNCTION perfopt._cache_adopt_children();
