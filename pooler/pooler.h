@@ -96,6 +96,8 @@ typedef struct settings
 	char	   *ignore_startup_parameters;
 	char	   *logfile;
 	int			verbose;
+	int			metrics_port;	/* 0: no Prometheus endpoint */
+	char	   *metrics_addr;
 	database   *databases;
 } settings;
 
@@ -377,6 +379,10 @@ void		pool_server_failed(pool *p, const char *sqlstate, const char *msg);
 void		pool_server_closed(server *s);
 void		pool_check_waits(double now);
 void		pool_shutdown(void);
+
+/* ---- Prometheus endpoint (metrics.c) ---- */
+int			metrics_start(void);
+void		metrics_stop(void);
 
 /* ---- listener.c ---- */
 int			listener_start(void);
