@@ -128,6 +128,7 @@ main(int argc, char **argv)
 	metrics_stop();
 	client_shutdown_all();
 	pool_shutdown();
+	cancel_shutdown();
 	event_base_free(base);
 	log_info("perfopt-pooler stopped");
 	return 0;
