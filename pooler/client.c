@@ -181,15 +181,6 @@ ignored_param(const char *name)
 	return false;
 }
 
-static void
-handle_cancel(const unsigned char *p)
-{
-	client	   *target = client_find_cancel(get_u32(p + 8), get_u32(p + 12));
-
-	if (target && target->server && target->server->state == S_ACTIVE)
-		send_cancel(target->pool->db, target->server->be_pid, target->server->be_key);
-}
-
 /* The startup packet: 0 wait for more, 1 handled (state may have moved on) */
 static int
 process_startup(client *c)
@@ -228,7 +219,7 @@ process_startup(client *c)
 	if (code == CANCEL_CODE)
 	{
 		if (len == 16)
-			handle_cancel(p);
+			cancel_request(get_u32(p + 8), get_u32(p + 12));
 		evbuffer_drain(c->c.in, len);
 		client_close_soon(c);
 		return 1;
@@ -424,6 +415,76 @@ process_idle(client *c)
 	pool_request(c->pool, c);
 }
 
+/*
+ * A CancelRequest for a client still queued: nothing reached a server, so
+ * the request is answered here as PostgreSQL would answer it (57014, and
+ * ReadyForQuery at its sync point) and its messages are dropped.
+ */
+void
+client_cancel_waiting(client *c)
+{
+	pool_cancel_wait(c);
+	c->state = C_DISCARDING;
+	c->pass_remaining = 0;
+	c->dropping_sync = false;
+	send_error(conn_out(&c->c), "ERROR", "57014", "canceling statement due to user request");
+	conn_read_on(&c->c);
+	client_process(c);
+	if (c->state != C_CLOSING)
+		conn_flush(&c->c);
+}
+
+/*
+ * Drop the canceled request: every message up to its sync point (a Query,
+ * Sync or FunctionCall), streaming through long ones.  False while that
+ * point has not arrived yet, or when the client is being closed.
+ */
+static bool
+discard_canceled(client *c)
+{
+	struct evbuffer *in = conn_in(&c->c);
+	unsigned char hdr[5];
+	uint32_t	len;
+
+	for (;;)
+	{
+		if (c->pass_remaining > 0)
+		{
+			size_t		n = buflen(in) < c->pass_remaining ? buflen(in) : c->pass_remaining;
+
+			evbuffer_drain(in, n);
+			c->pass_remaining -= n;
+			if (c->pass_remaining > 0)
+				return false;
+		}
+		if (c->dropping_sync)
+		{
+			c->dropping_sync = false;
+			c->state = C_IDLE;
+			send_rfq(conn_out(&c->c), 'I');
+			return true;
+		}
+		if (!conn_peek(in, 0, hdr, 5))
+			return false;
+		len = get_u32(hdr + 1);
+		if (!valid_frontend_type(hdr[0]) || len < 4 || len > (uint32_t) cfg.max_packet_size)
+		{
+			client_fail(c, "08P01", !valid_frontend_type(hdr[0]) ? "invalid frontend message type %d" :
+						"invalid message length %u (max_packet_size %d)",
+						!valid_frontend_type(hdr[0]) ? hdr[0] : len, cfg.max_packet_size);
+			return false;
+		}
+		if (hdr[0] == 'X')
+		{
+			client_close_soon(c);
+			return false;
+		}
+		evbuffer_drain(in, 5);
+		c->pass_remaining = len - 4;
+		c->dropping_sync = hdr[0] == 'Q' || hdr[0] == 'S' || hdr[0] == 'F';
+	}
+}
+
 /* The pool gave us a ready server. */
 void
 client_linked(client *c)
@@ -534,6 +595,16 @@ client_process(client *c)
 			case C_ACTIVE:
 				client_forward(c);
 				return;
+			case C_DISCARDING:
+				if (!discard_canceled(c))
+					return;
+				if (buflen(c->c.in) == 0)
+				{
+					conn_flush(&c->c);
+					conn_park(&c->c);
+					return;
+				}
+				break;
 			case C_CLOSING:
 				if (c->c.in)
 					evbuffer_drain(c->c.in, buflen(c->c.in));

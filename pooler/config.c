@@ -342,6 +342,13 @@ handler(void *user, const char *section, const char *key, const char *v)
 		if (!parse_int(v, -1, 3, &cfg.verbose))
 			cfg_error(ctx, section, key, "must be -1, 0, 1, 2 or 3, not \"%s\"", v);
 	}
+	else if (!strcmp(key, "metrics_port"))
+	{
+		if (!parse_int(v, 0, 65535, &cfg.metrics_port))
+			cfg_error(ctx, section, key, "must be a port number 1..65535 (0: no metrics endpoint), not \"%s\"", v);
+	}
+	else if (!strcmp(key, "metrics_addr"))
+		set_str(&cfg.metrics_addr, v);
 	else if ((r = set_pool_key(&cfg.ps, key, v, &dummy, &expect)) == 0)
 		cfg_error(ctx, section, key, "must be %s, not \"%s\"", expect, v);
 	else if (r < 0)
@@ -384,6 +391,8 @@ defaults(void)
 	cfg.startup_timeout = 10;
 	cfg.ignore_startup_parameters = strdup("extra_float_digits");
 	cfg.verbose = 0;
+	cfg.metrics_port = 0;
+	cfg.metrics_addr = strdup("127.0.0.1");
 }
 
 int

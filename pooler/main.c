@@ -114,7 +114,7 @@ main(int argc, char **argv)
 		log_error("cannot create the event loop");
 		return 1;
 	}
-	if (listener_start() < 0)
+	if (listener_start() < 0 || metrics_start() < 0)
 		return 1;
 	clients_tick_start();
 	evsignal_assign(&sigint_ev, base, SIGINT, stop_cb, NULL);
@@ -125,8 +125,10 @@ main(int argc, char **argv)
 			 cfg.ps.pool_mode == MODE_SESSION ? "session" : "transaction");
 	event_base_dispatch(base);
 	listener_stop();
+	metrics_stop();
 	client_shutdown_all();
 	pool_shutdown();
+	cancel_shutdown();
 	event_base_free(base);
 	log_info("perfopt-pooler stopped");
 	return 0;

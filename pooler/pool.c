@@ -214,6 +214,8 @@ pool_release(server *s)
 		dispatch(p);
 		return;
 	}
+	if (server_hold_for_cancel(s))
+		return;					/* back through here once the cancel is spent */
 	give_server(p, s);
 }
 

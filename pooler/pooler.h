@@ -96,6 +96,8 @@ typedef struct settings
 	char	   *ignore_startup_parameters;
 	char	   *logfile;
 	int			verbose;
+	int			metrics_port;	/* 0: no Prometheus endpoint */
+	char	   *metrics_addr;
 	database   *databases;
 } settings;
 
@@ -209,6 +211,7 @@ enum
 	C_IDLE,						/* logged in, no server */
 	C_WAITING,					/* wants a server, queued in its pool */
 	C_ACTIVE,					/* linked to a server */
+	C_DISCARDING,				/* canceled while queued: dropping to its sync point */
 	C_CLOSING					/* flushing a last message, then gone */
 };
 
@@ -228,6 +231,7 @@ typedef struct client
 	uint32_t	cancel_key;
 	uint32_t	pass_remaining; /* bytes of a message being streamed through */
 	bool		in_batch;		/* extended-protocol messages sent, no Sync yet */
+	bool		dropping_sync;	/* C_DISCARDING: the message being dropped ends the request */
 	bool		shut;			/* closing: our side shut down, awaiting EOF */
 	double		wait_start;
 	double		deadline;		/* on a timeout list: when to act */
@@ -248,6 +252,7 @@ void		client_server_gone(client *c, const char *sqlstate, const char *msg);
 void		client_fail(client *c, const char *sqlstate, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void		client_resume(client *c);
 void		client_kick(client *c);
+void		client_cancel_waiting(client *c);
 void		client_wait_timeout(client *c);
 void		clients_tick_start(void);
 void		client_shutdown_all(void);
@@ -262,6 +267,7 @@ enum
 	S_IDLE,
 	S_ACTIVE,
 	S_RESETTING,
+	S_CANCELING,				/* released, kept from others until a cancel sent for it is spent */
 };
 
 typedef struct server
@@ -286,6 +292,8 @@ typedef struct server
 	bool		pass_drop;
 	struct event timer;
 	struct scram_client *scram;
+	struct cancel_req *cancels; /* CancelRequests for it still in flight */
+	bool		cancel_sent;	/* one was forwarded: absorb it before reuse */
 	TAILQ_ENTRY(server) link;	/* pool's all-servers list */
 	TAILQ_ENTRY(server) ilink;	/* pool's idle list */
 } server;
@@ -303,7 +311,13 @@ void		server_link_checked(server *s, client *c);
 void		server_client_left(server *s, bool clean);
 void		server_unlink_for_reuse(server *s);
 bool		server_releasable(server *s);
-void		send_cancel(database *db, uint32_t pid, uint32_t key);
+bool		server_hold_for_cancel(server *s);
+void		server_cancel_settled(server *s);
+
+/* ---- CancelRequests (cancel.c) ---- */
+void		cancel_request(uint32_t pid, uint32_t key);
+void		cancel_forget(server *s);
+void		cancel_shutdown(void);
 
 /* ---- per-pool counters (stats.c) ---- */
 #define WAIT_SUB 4				/* histogram sub-buckets per power of two */
@@ -377,6 +391,10 @@ void		pool_server_failed(pool *p, const char *sqlstate, const char *msg);
 void		pool_server_closed(server *s);
 void		pool_check_waits(double now);
 void		pool_shutdown(void);
+
+/* ---- Prometheus endpoint (metrics.c) ---- */
+int			metrics_start(void);
+void		metrics_stop(void);
 
 /* ---- listener.c ---- */
 int			listener_start(void);

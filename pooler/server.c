@@ -66,6 +66,7 @@ static void
 server_free(server *s)
 {
 	pool_server_closed(s);
+	cancel_forget(s);
 	evtimer_del(&s->timer);
 	conn_destroy(&s->c);
 	scram_client_free(s->scram);
@@ -303,6 +304,38 @@ server_client_left(server *s, bool dirty_input)
 	start_reset(s, s->pool->ps->pool_mode == MODE_SESSION);
 }
 
+/*
+ * A cancel was forwarded for this server's last client: before anyone else
+ * gets it, PostgreSQL must have closed the cancel connection (so its signal
+ * is sent), then an empty query must have gone through, so a signal that
+ * arrived after the client's statement ended is spent on it, not on the
+ * next client's.  True when the server is held for that.
+ */
+bool
+server_hold_for_cancel(server *s)
+{
+	if (!s->cancel_sent)
+		return false;
+	s->state = S_CANCELING;
+	if (!s->cancels)
+		server_cancel_settled(s);
+	return true;
+}
+
+/* Every cancel sent for s is done: absorb a late one with an empty query. */
+void
+server_cancel_settled(server *s)
+{
+	if (s->state != S_CANCELING || s->swallow_rfq > 0)
+		return;
+	s->cancel_sent = false;
+	send_query(s->c.out, ";");
+	s->expect_rfq++;
+	s->swallow_rfq++;
+	if (conn_flush(&s->c) < 0)
+		server_close(s, "write to server failed");
+}
+
 bool
 server_releasable(server *s)
 {
@@ -392,8 +425,17 @@ server_forward(server *s)
 			}
 			else if (hdr[0] == 'E')
 			{
-				log_warn("pooler query on backend %u failed: %s", s->be_pid,
-						 error_field((const char *) body, len - 4, 'M'));
+				bool		canceled = strcmp(error_field((const char *) body, len - 4, 'C'), "57014") == 0;
+
+				/* a late cancel spent on our reset: the session may not be clean */
+				if (canceled && s->state == S_RESETTING)
+				{
+					server_close(s, "reset canceled by a late cancel request");
+					return;
+				}
+				if (!(canceled && s->state == S_CANCELING))
+					log_warn("pooler query on backend %u failed: %s", s->be_pid,
+							 error_field((const char *) body, len - 4, 'M'));
 				/*
 				 * A client setting the server refuses (a bad TimeZone in its
 				 * startup packet): take the server's, or every transaction
@@ -404,7 +446,7 @@ server_forward(server *s)
 						pstr_set(&c->params[t], s->params[t]);
 			}
 			evbuffer_drain(in, len + 1);
-			if (s->swallow_rfq == 0 && s->state == S_RESETTING)
+			if (s->swallow_rfq == 0 && (s->state == S_RESETTING || s->state == S_CANCELING))
 			{
 				if (s->txstatus != 'I')
 					server_close(s, "reset left the connection in a transaction");
@@ -516,6 +558,12 @@ server_read_cb(evutil_socket_t fd, short ev, void *arg)
 			break;
 		case S_IDLE:
 			idle_process(s);
+			break;
+		case S_CANCELING:
+			if (s->swallow_rfq == 0)
+				idle_process(s);
+			else
+				server_forward(s);
 			break;
 		default:
 			server_forward(s);

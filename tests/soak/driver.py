@@ -7,8 +7,8 @@ or vanish without one, sometimes mid-transaction), pause, come back.
 Statements: `select N` (the answer must be N: a mixed-up server connection
 would show), short transactions with an insert, pg_sleep, and 3 s sleeps
 that the client cancels with CancelRequest through the pooler after 0.2 s
-(57014 expected; a cancel that arrives while the query still waits for a
-server is lost, so those sleeps stay short: 10 s ones could fill the pool).
+(57014 expected, also when the query still waits for a server: the pooler
+cancels it there; a statement that ends without 57014 counts as cancel_missed).
 A 57014 on any other statement is counted as stray_cancels.  Errors are expected while the server restarts (the soak restarts
 it); they are counted by SQLSTATE.  Prints one JSON line of figures.
 
