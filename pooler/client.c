@@ -311,7 +311,7 @@ process_auth(client *c)
 {
 	unsigned char hdr[5];
 	uint32_t	len;
-	const unsigned char *p;
+	unsigned char *msg;
 
 	if (!conn_peek(c->c.in, 0, hdr, 5))
 		return 0;
@@ -323,10 +323,20 @@ process_auth(client *c)
 	}
 	if (buflen(c->c.in) < len + 1)
 		return 0;
-	p = evbuffer_pullup(c->c.in, len + 1);
-	auth_message(c, hdr[0], p + 5, len - 4);
-	if (c->c.in)
-		evbuffer_drain(c->c.in, len + 1);
+	/*
+	 * Off the buffer before it is handled: a successful login welcomes the
+	 * client at once, which reads whatever follows in the buffer as its
+	 * first query (this message must not be there any more).
+	 */
+	msg = malloc(len + 1);
+	if (!msg)
+	{
+		client_fail(c, "53200", "out of memory");
+		return 1;
+	}
+	evbuffer_remove(c->c.in, msg, len + 1);
+	auth_message(c, hdr[0], msg + 5, len - 4);
+	free(msg);
 	return 1;
 }
 
