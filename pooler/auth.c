@@ -24,6 +24,7 @@ typedef struct auth_state
 } auth_state;
 
 static user_cred *users;
+static user_cred *retired_users;	/* dropped by a reload; clients and pools may point here */
 
 /* One "quoted" field with "" as an embedded quote; NULL if malformed. */
 static char *
@@ -61,17 +62,43 @@ quoted(char **pp)
 	return out;
 }
 
-int
-userlist_load(const char *file)
+static void
+cred_free(user_cred *u)
+{
+	free(u->name);
+	if (u->password)
+		OPENSSL_cleanse(u->password, strlen(u->password));
+	free(u->password);
+	OPENSSL_cleanse(u, sizeof(*u));
+	free(u);
+}
+
+static void
+list_free(user_cred *list)
+{
+	user_cred  *next;
+
+	for (; list; list = next)
+	{
+		next = list->next;
+		cred_free(list);
+	}
+}
+
+/* The users of an auth_file, newest line first (as userlist_find wants); *ok false on errors. */
+user_cred *
+userlist_parse(const char *file, bool *ok)
 {
 	FILE	   *f = fopen(file, "r");
 	char		line[4096];
 	int			lineno = 0;
+	user_cred  *list = NULL;
 
+	*ok = false;
 	if (!f)
 	{
-		fprintf(stderr, "perfopt-pooler: cannot open auth_file %s: %s\n", file, strerror(errno));
-		return -1;
+		config_report("cannot open auth_file %s: %s", file, strerror(errno));
+		return NULL;
 	}
 	while (fgets(line, sizeof(line), f))
 	{
@@ -89,10 +116,11 @@ userlist_load(const char *file)
 		secret = name ? quoted(&p) : NULL;
 		if (!secret)
 		{
-			fprintf(stderr, "perfopt-pooler: %s:%d: expected \"user\" \"password\"\n", file, lineno);
+			config_report("%s:%d: expected \"user\" \"password\"", file, lineno);
 			free(name);
 			fclose(f);
-			return -1;
+			list_free(list);
+			return NULL;
 		}
 		u = calloc(1, sizeof(*u));
 		u->name = name;
@@ -100,9 +128,12 @@ userlist_load(const char *file)
 		{
 			if (!scram_parse_secret(secret, &u->scram))
 			{
-				fprintf(stderr, "perfopt-pooler: %s:%d: malformed SCRAM secret for user \"%s\"\n", file, lineno, name);
+				config_report("%s:%d: malformed SCRAM secret for user \"%s\"", file, lineno, name);
+				free(secret);
+				cred_free(u);
 				fclose(f);
-				return -1;
+				list_free(list);
+				return NULL;
 			}
 			u->has_scram = true;
 			free(secret);
@@ -123,10 +154,99 @@ userlist_load(const char *file)
 			snprintf(u->md5, sizeof(u->md5), "md5%s", hex);
 			OPENSSL_cleanse(buf, sizeof(buf));
 		}
-		u->next = users;
-		users = u;
+		u->next = list;
+		list = u;
 	}
 	fclose(f);
+	*ok = true;
+	return list;
+}
+
+static user_cred *
+take(user_cred **list, const char *name)
+{
+	for (user_cred **pp = list; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->name, name) == 0)
+		{
+			user_cred  *u = *pp;
+
+			*pp = u->next;
+			u->next = NULL;
+			return u;
+		}
+	return NULL;
+}
+
+static bool
+same_secret(const user_cred *a, const user_cred *b)
+{
+	if (a->password || b->password)
+		return a->password && b->password && strcmp(a->password, b->password) == 0;
+	return strcmp(a->md5, b->md5) == 0 && a->has_scram == b->has_scram &&
+		(!a->has_scram || memcmp(&a->scram, &b->scram, sizeof(a->scram)) == 0);
+}
+
+/*
+ * Make `list` the users.  Clients and pools hold user_cred pointers, so a
+ * user already known keeps its object, updated in place when its secret
+ * changed (and then forgets the SCRAM key learned from a client); a user
+ * no longer in the file is kept aside, never freed, so nothing dangles.
+ */
+void
+userlist_install(user_cred *list)
+{
+	user_cred  *old = users,
+			   *n,
+			   *next,
+			  **tail = &users;
+
+	users = NULL;
+	for (n = list; n; n = next)
+	{
+		user_cred  *o = take(&old, n->name);
+
+		next = n->next;
+		if (!o)
+			o = take(&retired_users, n->name);
+		if (o && same_secret(o, n))
+			cred_free(n);
+		else if (o)
+		{
+			if (o->password)
+				OPENSSL_cleanse(o->password, strlen(o->password));
+			free(o->password);
+			o->password = n->password;
+			n->password = NULL;
+			memcpy(o->md5, n->md5, sizeof(o->md5));
+			o->has_scram = n->has_scram;
+			o->scram = n->scram;
+			o->has_client_key = false;
+			OPENSSL_cleanse(o->client_key, sizeof(o->client_key));
+			cred_free(n);
+		}
+		else
+			o = n;
+		o->next = NULL;
+		*tail = o;
+		tail = &o->next;
+	}
+	while ((n = old) != NULL)
+	{
+		old = n->next;
+		n->next = retired_users;
+		retired_users = n;
+	}
+}
+
+int
+userlist_load(const char *file)
+{
+	bool		ok;
+	user_cred  *list = userlist_parse(file, &ok);
+
+	if (!ok)
+		return -1;
+	userlist_install(list);
 	return 0;
 }
 
@@ -199,7 +319,7 @@ auth_start(client *c)
 static int
 auth_failed(client *c)
 {
-	log_info("password authentication failed for user \"%s\"", c->user);
+	log_info("%s: password authentication failed for user \"%s\"", client_tag(c), c->user);
 	client_fail(c, "28P01", "password authentication failed for user \"%s\"", c->user);
 	return -1;
 }

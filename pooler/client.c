@@ -26,8 +26,9 @@
 #define GSS_CODE 80877104
 
 int			client_count;
-static struct client_list all_clients = TAILQ_HEAD_INITIALIZER(all_clients);
+struct client_list all_clients = TAILQ_HEAD_INITIALIZER(all_clients);
 static uint32_t next_cancel_pid;
+static uint32_t next_client_id;
 
 static void client_read_cb(evutil_socket_t fd, short ev, void *arg);
 static void client_write_cb(evutil_socket_t fd, short ev, void *arg);
@@ -72,6 +73,8 @@ client_accept(int fd, bool tcp)
 		set_nodelay(fd);
 	conn_init(&c->c, fd, client_read_cb, client_write_cb, c, true);
 	c->state = C_STARTUP;
+	c->id = ++next_client_id;
+	c->connected = now_mono();
 	TAILQ_INSERT_TAIL(&all_clients, c, link);
 	client_count++;
 	tlist_set(c, 1, cfg.startup_timeout);
@@ -96,6 +99,10 @@ client_detach(client *c)
 static void
 client_free(client *c)
 {
+	if (c->state >= C_IDLE && c->state != C_CLOSING)
+		log_verbose("%s: disconnected (connection closed)", client_tag(c));
+	if (c->admin)
+		lifecycle_client_gone(c);
 	client_detach(c);
 	auth_free(c);
 	for (int i = 0; i < NPARAMS; i++)
@@ -120,13 +127,22 @@ client_free(client *c)
  * finds its client freed under it: callers check for C_CLOSING instead.
  */
 static void
-client_close_soon(client *c)
+close_soon(client *c)
 {
 	client_detach(c);
 	c->state = C_CLOSING;
 	conn_read_off(&c->c);
 	tlist_set(c, 2, CLOSE_GRACE);
 	conn_kick_write(&c->c);
+}
+
+/* The client said Terminate (logged now: once our side is shut too, its address is gone). */
+void
+client_close_soon(client *c)
+{
+	if (c->state >= C_IDLE && c->state != C_CLOSING)
+		log_verbose("%s: disconnected", client_tag(c));
+	close_soon(c);
 }
 
 void
@@ -140,9 +156,9 @@ client_fail(client *c, const char *sqlstate, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	log_debug("client %s@%s closed: %s", c->user ? c->user : "?", c->dbname ? c->dbname : "?", msg);
+	log_verbose("%s: closing with %s: %s", client_tag(c), sqlstate, msg);
 	send_error(conn_out(&c->c), "FATAL", sqlstate, "%s", msg);
-	client_close_soon(c);
+	close_soon(c);
 }
 
 void
@@ -283,13 +299,21 @@ process_startup(client *c)
 		client_fail(c, "53300", "sorry, too many clients already (max_client_conn = %d)", cfg.max_client_conn);
 		return 1;
 	}
+	c->cred = cfg.auth_file ? userlist_find(c->user) : NULL;
+	if (strcmp(c->dbname, ADMIN_DB) == 0)
+	{
+		/* the admin console: same login, then admin_login checks the user */
+		c->admin = ADMIN_ASKED;
+		c->state = C_AUTH;
+		auth_start(c);
+		return 1;
+	}
 	db = config_find_database(c->dbname);
 	if (!db)
 	{
 		client_fail(c, "3D000", "database \"%s\" does not exist", c->dbname);
 		return 1;
 	}
-	c->cred = cfg.auth_file ? userlist_find(c->user) : NULL;
 	/* the pool is joined only once authenticated: see client_login_done */
 	c->db = db;
 	c->state = C_AUTH;
@@ -302,7 +326,7 @@ process_auth(client *c)
 {
 	unsigned char hdr[5];
 	uint32_t	len;
-	const unsigned char *p;
+	unsigned char *msg;
 
 	if (!conn_peek(c->c.in, 0, hdr, 5))
 		return 0;
@@ -314,10 +338,20 @@ process_auth(client *c)
 	}
 	if (buflen(c->c.in) < len + 1)
 		return 0;
-	p = evbuffer_pullup(c->c.in, len + 1);
-	auth_message(c, hdr[0], p + 5, len - 4);
-	if (c->c.in)
-		evbuffer_drain(c->c.in, len + 1);
+	/*
+	 * Off the buffer before it is handled: a successful login welcomes the
+	 * client at once, which reads whatever follows in the buffer as its
+	 * first query (this message must not be there any more).
+	 */
+	msg = malloc(len + 1);
+	if (!msg)
+	{
+		client_fail(c, "53200", "out of memory");
+		return 1;
+	}
+	evbuffer_remove(c->c.in, msg, len + 1);
+	auth_message(c, hdr[0], msg + 5, len - 4);
+	free(msg);
 	return 1;
 }
 
@@ -328,12 +362,24 @@ process_auth(client *c)
 void
 client_login_done(client *c)
 {
+	if (c->admin)
+	{
+		if (admin_login(c))
+			client_welcome(c);
+		return;
+	}
+	if (c->db->removed)
+	{
+		client_fail(c, "3D000", "database \"%s\" does not exist (removed by a reload)", c->dbname);
+		return;
+	}
 	c->pool = pool_get(c->db, c->user, c->dbname, c->cred);
 	/* the pool's copies serve every client of the pool */
 	free(c->user);
 	free(c->dbname);
 	c->user = c->pool->user;
 	c->dbname = c->pool->dbname;
+	log_verbose("%s: login", client_tag(c));
 	if (c->pool->have_params)
 	{
 		client_welcome(c);
@@ -350,7 +396,9 @@ client_welcome(client *c)
 {
 	pool	   *p = c->pool;
 
-	for (int i = 0; i < p->nparams; i++)
+	if (c->admin)
+		admin_send_params(c);
+	for (int i = 0; p && i < p->nparams; i++)
 	{
 		int			t = tracked_param_index(p->pnames[i]);
 		const char *v = p->pvalues[i];
@@ -590,7 +638,10 @@ client_process(client *c)
 					return;
 				break;
 			case C_IDLE:
-				process_idle(c);
+				if (!c->admin)
+					process_idle(c);
+				else if (admin_process(c) < 0)
+					client_close_soon(c);
 				return;
 			case C_ACTIVE:
 				client_forward(c);
@@ -695,7 +746,7 @@ client_wait_timeout(client *c)
 	pool_settings *ps = c->pool->ps;
 
 	c->pool->st.timeouts++;
-	log_info("pool_timeout for %s@%s after %.1f s", c->user, c->dbname, now_mono() - c->wait_start);
+	log_info("%s: pool_timeout after %.1f s", client_tag(c), now_mono() - c->wait_start);
 	client_fail(c, "53300", "pool_timeout: no server connection available for database \"%s\" user \"%s\" within %g s (pool_size %d, max_overflow %d all busy)",
 				c->dbname, c->user, ps->pool_timeout, ps->pool_size, ps->max_overflow);
 }
@@ -723,13 +774,25 @@ clients_tick_start(void)
 	event_add(&tick_ev, &tv);
 }
 
+/*
+ * Exit: every client is told why (one non-blocking write), then closed;
+ * not one in the middle of a server message, which that would garble.
+ */
 void
 client_shutdown_all(void)
 {
 	client	   *c;
 
 	while ((c = TAILQ_FIRST(&all_clients)) != NULL)
+	{
+		if (c->state != C_CLOSING && c->c.fd >= 0 && !(c->server && c->server->pass_remaining > 0))
+		{
+			send_error(conn_out(&c->c), "FATAL", "57P01",
+					   "terminating connection: perfopt-pooler is shutting down");
+			conn_flush(&c->c);
+		}
 		client_free(c);
+	}
 }
 
 /* The server was just released: a pipelined next transaction may be waiting. */

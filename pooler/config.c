@@ -1,10 +1,13 @@
 /*
  * config.c: the INI configuration (parsed by libinih), mapped onto
  * `settings`.  Every error names the file, the line and the key, and makes
- * the pooler exit non-zero before it listens anywhere.
+ * the pooler exit non-zero before it listens anywhere; during a reload the
+ * errors go to the log instead and the running configuration stays
+ * (reload.c).
  */
 #include <ctype.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <errno.h>
 #include <math.h>
 #include <netdb.h>
@@ -18,6 +21,28 @@
 #include "pooler.h"
 
 settings	cfg;
+bool		config_reloading;
+char		config_error[1024];
+
+/* At start: stderr, before anything listens.  During a reload: the log. */
+void
+config_report(const char *fmt, ...)
+{
+	char		msg[1024];
+	va_list		ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!config_reloading)
+	{
+		fprintf(stderr, "perfopt-pooler: %s\n", msg);
+		return;
+	}
+	log_error("%s", msg);
+	if (!config_error[0])
+		snprintf(config_error, sizeof(config_error), "%s", msg);
+}
 
 typedef struct parse_ctx
 {
@@ -36,13 +61,13 @@ cfg_error(parse_ctx *ctx, const char *section, const char *key, const char *fmt,
 static void
 cfg_error(parse_ctx *ctx, const char *section, const char *key, const char *fmt, ...)
 {
+	char		msg[768];
 	va_list		ap;
 
-	fprintf(stderr, "perfopt-pooler: %s:%d: key \"%s\" in [%s]: ", ctx->file, ctx->line, key, section);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	config_report("%s:%d: key \"%s\" in [%s]: %s", ctx->file, ctx->line, key, section, msg);
 	ctx->errors++;
 }
 
@@ -167,6 +192,11 @@ parse_database(parse_ctx *ctx, const char *name, const char *def)
 
 	db->name = strdup(name);
 	db->port = 5432;
+	/* linked at once: whatever goes wrong below, config_free reaches it */
+	*ctx->tail = db;
+	ctx->tail = &db->next;
+	if (strcmp(name, ADMIN_DB) == 0)
+		cfg_error(ctx, "databases", name, "\"%s\" is the admin console's database name (reserved)", ADMIN_DB);
 	db->ps = cfg.ps;
 	ctx->db_set = 0;
 	while (*p)
@@ -216,18 +246,18 @@ parse_database(parse_ctx *ctx, const char *name, const char *def)
 				val[vl++] = *p++;
 		val[vl] = '\0';
 		if (!strcmp(key, "host"))
-			db->host = strdup(val);
+			free(db->host), db->host = strdup(val);
 		else if (!strcmp(key, "port"))
 		{
 			if (!parse_int(val, 1, 65535, &db->port))
 				cfg_error(ctx, "databases", name, "port must be 1..65535, not \"%s\"", val);
 		}
 		else if (!strcmp(key, "dbname"))
-			db->dbname = strdup(val);
+			free(db->dbname), db->dbname = strdup(val);
 		else if (!strcmp(key, "user"))
-			db->user = strdup(val);
+			free(db->user), db->user = strdup(val);
 		else if (!strcmp(key, "password"))
-			db->password = strdup(val);
+			free(db->password), db->password = strdup(val);
 		else if ((r = set_pool_key(&db->ps, key, val, &ctx->db_set, &expect)) == 0)
 			cfg_error(ctx, "databases", name, "%s must be %s, not \"%s\"", key, expect, val);
 		else if (r < 0)
@@ -265,8 +295,6 @@ parse_database(parse_ctx *ctx, const char *name, const char *def)
 	}
 	/* remember which keys to take from [pooler] once the whole file is read */
 	db->ps_set = ctx->db_set;
-	*ctx->tail = db;
-	ctx->tail = &db->next;
 }
 
 static void
@@ -349,6 +377,15 @@ handler(void *user, const char *section, const char *key, const char *v)
 	}
 	else if (!strcmp(key, "metrics_addr"))
 		set_str(&cfg.metrics_addr, v);
+	else if (!strcmp(key, "admin_users"))
+		set_str(&cfg.admin_users, v);
+	else if (!strcmp(key, "stats_users"))
+		set_str(&cfg.stats_users, v);
+	else if (!strcmp(key, "shutdown_timeout"))
+	{
+		if (!parse_seconds(v, &cfg.shutdown_timeout))
+			cfg_error(ctx, section, key, "must be a number of seconds >= 0, not \"%s\"", v);
+	}
 	else if ((r = set_pool_key(&cfg.ps, key, v, &dummy, &expect)) == 0)
 		cfg_error(ctx, section, key, "must be %s, not \"%s\"", expect, v);
 	else if (r < 0)
@@ -393,6 +430,7 @@ defaults(void)
 	cfg.verbose = 0;
 	cfg.metrics_port = 0;
 	cfg.metrics_addr = strdup("127.0.0.1");
+	cfg.shutdown_timeout = 30;
 }
 
 int
@@ -408,14 +446,14 @@ config_load(const char *file)
 	ctx.fp = fopen(file, "r");
 	if (!ctx.fp)
 	{
-		fprintf(stderr, "perfopt-pooler: cannot open config file %s: %s\n", file, strerror(errno));
+		config_report("cannot open config file %s: %s", file, strerror(errno));
 		return -1;
 	}
 	rc = ini_parse_stream(reader, &ctx, handler, &ctx);
 	fclose(ctx.fp);
 	if (rc > 0 && ctx.errors == 0)
 	{
-		fprintf(stderr, "perfopt-pooler: %s:%d: syntax error (expected [section] or key = value)\n", file, rc);
+		config_report("%s:%d: syntax error (expected [section] or key = value)", file, rc);
 		return -1;
 	}
 	if (ctx.errors)
@@ -449,19 +487,19 @@ config_load(const char *file)
 			db->ps.connect_timeout = own.connect_timeout;
 		if (db->ps.min_pool_size > db->ps.pool_size)
 		{
-			fprintf(stderr, "perfopt-pooler: %s: database \"%s\": min_pool_size (%d) exceeds pool_size (%d)\n",
-					file, db->name, db->ps.min_pool_size, db->ps.pool_size);
+			config_report("%s: database \"%s\": min_pool_size (%d) exceeds pool_size (%d)",
+						  file, db->name, db->ps.min_pool_size, db->ps.pool_size);
 			return -1;
 		}
 	}
 	if (!cfg.databases)
 	{
-		fprintf(stderr, "perfopt-pooler: %s: no [databases] entries: nothing to pool\n", file);
+		config_report("%s: no [databases] entries: nothing to pool", file);
 		return -1;
 	}
 	if (cfg.auth_type != AUTH_TRUST && !cfg.auth_file)
 	{
-		fprintf(stderr, "perfopt-pooler: %s: key \"auth_file\" in [pooler]: required when auth_type is not trust\n", file);
+		config_report("%s: key \"auth_file\" in [pooler]: required when auth_type is not trust", file);
 		return -1;
 	}
 	return 0;
@@ -480,4 +518,158 @@ config_find_database(const char *name)
 			star = db;
 	}
 	return star;
+}
+
+/* Everything a settings struct owns (a failed reload's, or the replaced one). */
+void
+config_free(settings *s)
+{
+	database   *db,
+			   *next;
+
+	for (db = s->databases; db; db = next)
+	{
+		next = db->next;
+		free(db->name);
+		free(db->host);
+		free(db->dbname);
+		free(db->user);
+		free(db->password);
+		free(db);
+	}
+	free(s->config_file);
+	free(s->listen_addr);
+	free(s->unix_socket_dir);
+	free(s->auth_file);
+	free(s->server_reset_query);
+	free(s->ignore_startup_parameters);
+	free(s->logfile);
+	free(s->admin_users);
+	free(s->stats_users);
+	free(s->metrics_addr);
+	memset(s, 0, sizeof(*s));
+}
+
+/*
+ * Every [pooler] setting, for SHOW CONFIG and for the reload: those not
+ * changeable need a restart (the sockets are bound once).
+ */
+enum { T_STR, T_INT, T_SECS, T_BOOL, T_MODE, T_AUTH };
+static const struct
+{
+	const char *key;
+	char		type;
+	bool		changeable;
+	size_t		off;
+}			show_keys[] = {
+	{"listen_addr", T_STR, false, offsetof(settings, listen_addr)},
+	{"listen_port", T_INT, false, offsetof(settings, listen_port)},
+	{"unix_socket_dir", T_STR, false, offsetof(settings, unix_socket_dir)},
+	{"pool_mode", T_MODE, true, offsetof(settings, ps.pool_mode)},
+	{"pool_size", T_INT, true, offsetof(settings, ps.pool_size)},
+	{"max_overflow", T_INT, true, offsetof(settings, ps.max_overflow)},
+	{"pool_timeout", T_SECS, true, offsetof(settings, ps.pool_timeout)},
+	{"pool_recycle", T_SECS, true, offsetof(settings, ps.pool_recycle)},
+	{"pool_pre_ping", T_BOOL, true, offsetof(settings, ps.pool_pre_ping)},
+	{"pre_ping_interval", T_SECS, true, offsetof(settings, ps.pre_ping_interval)},
+	{"overflow_idle_timeout", T_SECS, true, offsetof(settings, ps.overflow_idle_timeout)},
+	{"min_pool_size", T_INT, true, offsetof(settings, ps.min_pool_size)},
+	{"connect_timeout", T_SECS, true, offsetof(settings, ps.connect_timeout)},
+	{"server_reset_query", T_STR, true, offsetof(settings, server_reset_query)},
+	{"auth_type", T_AUTH, true, offsetof(settings, auth_type)},
+	{"auth_file", T_STR, true, offsetof(settings, auth_file)},
+	{"admin_users", T_STR, true, offsetof(settings, admin_users)},
+	{"stats_users", T_STR, true, offsetof(settings, stats_users)},
+	{"max_client_conn", T_INT, true, offsetof(settings, max_client_conn)},
+	{"max_packet_size", T_INT, true, offsetof(settings, max_packet_size)},
+	{"startup_timeout", T_SECS, true, offsetof(settings, startup_timeout)},
+	{"ignore_startup_parameters", T_STR, true, offsetof(settings, ignore_startup_parameters)},
+	{"shutdown_timeout", T_SECS, true, offsetof(settings, shutdown_timeout)},
+	{"logfile", T_STR, true, offsetof(settings, logfile)},
+	{"verbose", T_INT, true, offsetof(settings, verbose)},
+	{"metrics_addr", T_STR, false, offsetof(settings, metrics_addr)},
+	{"metrics_port", T_INT, false, offsetof(settings, metrics_port)},
+};
+
+static void
+show_value(const settings *s, int k, char *buf, size_t len)
+{
+	const char *p = (const char *) s + show_keys[k].off;
+
+	switch (show_keys[k].type)
+	{
+		case T_STR:
+			snprintf(buf, len, "%s", *(char *const *) p ? *(char *const *) p : "");
+			break;
+		case T_INT:
+			snprintf(buf, len, "%d", *(const int *) p);
+			break;
+		case T_SECS:
+			snprintf(buf, len, "%g", *(const double *) p);
+			break;
+		case T_BOOL:
+			snprintf(buf, len, "%s", *(const bool *) p ? "on" : "off");
+			break;
+		case T_MODE:
+			snprintf(buf, len, "%s", *(const int *) p == MODE_SESSION ? "session" : "transaction");
+			break;
+		case T_AUTH:
+			snprintf(buf, len, "%s", *(const int *) p == AUTH_TRUST ? "trust" :
+					 *(const int *) p == AUTH_MD5 ? "md5" : "scram-sha-256");
+			break;
+	}
+}
+
+void
+config_show(void (*row) (void *arg, const char *key, const char *value, const char *dflt, bool changeable),
+			void *arg)
+{
+	settings	running = cfg,
+				def;
+	char		v[1024],
+				d[1024];
+
+	defaults();
+	def = cfg;
+	cfg = running;
+	for (size_t k = 0; k < sizeof(show_keys) / sizeof(show_keys[0]); k++)
+	{
+		show_value(&running, k, v, sizeof(v));
+		show_value(&def, k, d, sizeof(d));
+		row(arg, show_keys[k].key, v, d, show_keys[k].changeable);
+	}
+	config_free(&def);
+}
+
+/*
+ * A reload read `now`; settings that need a restart keep their running
+ * values (a warning says so), so SHOW CONFIG tells what is in effect.
+ */
+void
+config_keep_fixed(settings *now, const settings *running)
+{
+	char		a[1024],
+				b[1024];
+
+	for (size_t k = 0; k < sizeof(show_keys) / sizeof(show_keys[0]); k++)
+	{
+		char	   *np = (char *) now + show_keys[k].off;
+		const char *rp = (const char *) running + show_keys[k].off;
+
+		if (show_keys[k].changeable)
+			continue;
+		show_value(now, k, a, sizeof(a));
+		show_value(running, k, b, sizeof(b));
+		if (strcmp(a, b) == 0)
+			continue;
+		log_warn("%s: %s changed to \"%s\": not changeable without a restart, keeping \"%s\"",
+				 running->config_file, show_keys[k].key, a, b);
+		if (show_keys[k].type == T_STR)
+		{
+			free(*(char **) np);
+			*(char **) np = *(char *const *) rp ? strdup(*(char *const *) rp) : NULL;
+		}
+		else
+			*(int *) np = *(const int *) rp;
+	}
 }

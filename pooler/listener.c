@@ -170,14 +170,17 @@ listener_start(void)
 	return 0;
 }
 
+/* Stop accepting (graceful shutdown, then exit): callable twice. */
 void
 listener_stop(void)
 {
 	if (resume_pending)
 		evtimer_del(&resume_ev);
+	resume_pending = false;
 	for (int i = 0; i < nlisteners; i++)
 		evconnlistener_free(listeners[i]);
 	nlisteners = 0;
 	if (unix_path[0])
 		unlink(unix_path);
+	unix_path[0] = '\0';
 }

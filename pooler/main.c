@@ -1,6 +1,6 @@
 /*
- * main.c: command line, configuration, signals and the one libevent loop
- * everything runs on.
+ * main.c: command line, configuration and the one libevent loop everything
+ * runs on (signals: lifecycle.c).
  */
 #include <getopt.h>
 #include <signal.h>
@@ -12,8 +12,6 @@
 #include "pooler.h"
 
 struct event_base *base;
-static struct event sigint_ev,
-			sigterm_ev;
 
 static void
 usage(FILE *f)
@@ -27,14 +25,10 @@ usage(FILE *f)
 			"  -t, --check        check the configuration and exit\n"
 			"  -h, --help         show this help and exit\n"
 			"  -V, --version      show the version and exit\n\n"
+			"Signals: SIGHUP reloads the configuration, SIGINT shuts down once running\n"
+			"transactions are done (shutdown_timeout), SIGTERM shuts down at once.\n"
+			"Admin console: the virtual database \"perfopt\" (admin_users, stats_users).\n\n"
 			"See pooler/perfopt-pooler.ini for every setting.\n");
-}
-
-static void
-stop_cb(evutil_socket_t sig, short ev, void *arg)
-{
-	log_info("signal %d: shutting down", (int) sig);
-	event_base_loopexit(base, NULL);
 }
 
 static void
@@ -98,6 +92,7 @@ main(int argc, char **argv)
 	if (config_load(file) < 0)
 		return 1;
 	cfg.verbose += verbose;
+	verbose_extra = verbose;
 	if (cfg.auth_file && userlist_load(cfg.auth_file) < 0)
 		return 1;
 	if (check)
@@ -117,10 +112,7 @@ main(int argc, char **argv)
 	if (listener_start() < 0 || metrics_start() < 0)
 		return 1;
 	clients_tick_start();
-	evsignal_assign(&sigint_ev, base, SIGINT, stop_cb, NULL);
-	evsignal_assign(&sigterm_ev, base, SIGTERM, stop_cb, NULL);
-	evsignal_add(&sigint_ev, NULL);
-	evsignal_add(&sigterm_ev, NULL);
+	lifecycle_start(listener_stop);
 	log_info("perfopt-pooler %s listening (port %d, %s mode)", POOLER_VERSION, cfg.listen_port,
 			 cfg.ps.pool_mode == MODE_SESSION ? "session" : "transaction");
 	event_base_dispatch(base);

@@ -5,6 +5,11 @@
  * waiters with pool_timeout, pool_recycle at release, pre-ping before
  * handing out an idle connection, min_pool_size, and exponential backoff
  * while the server is down.  A janitor runs once a second.
+ *
+ * Live operations (lifecycle.c, reload.c) act through three things here: a
+ * paused pool hands out no server and closes those released; a pool over
+ * its (reloaded) limits closes released servers instead of keeping them;
+ * a pool of a database removed by a reload is freed once no client uses it.
  */
 #include <math.h>
 #include <stdio.h>
@@ -42,6 +47,7 @@ pool_get(database *db, const char *user, const char *dbname, user_cred *cred)
 	TAILQ_INIT(&p->idle);
 	TAILQ_INIT(&p->waiting);
 	TAILQ_INIT(&p->login_wait);
+	p->paused = lifecycle_db_paused(dbname);
 	p->next = pools;
 	pools = p;
 	if (!janitor_on)
@@ -85,6 +91,8 @@ grow(pool *p)
 	int			cap = p->ps->pool_size + p->ps->max_overflow;
 	int			want = p->n_waiting + (TAILQ_EMPTY(&p->login_wait) ? 0 : 1);
 
+	if (p->paused)
+		return;
 	while (p->n_connecting < want && p->n_servers < cap)
 	{
 		if (now_mono() < p->retry_at)
@@ -122,7 +130,7 @@ dispatch(pool *p)
 {
 	client	   *c;
 
-	while ((c = TAILQ_FIRST(&p->waiting)) != NULL && !TAILQ_EMPTY(&p->idle))
+	while (!p->paused && (c = TAILQ_FIRST(&p->waiting)) != NULL && !TAILQ_EMPTY(&p->idle))
 	{
 		TAILQ_REMOVE(&p->waiting, c, wlink);
 		p->n_waiting--;
@@ -135,6 +143,11 @@ dispatch(pool *p)
 void
 pool_request(pool *p, client *c)
 {
+	if (shutting_down)
+	{
+		client_fail(c, "57P01", "perfopt-pooler is shutting down: no new transactions");
+		return;
+	}
 	if (c->state == C_LOGIN_WAIT)
 	{
 		TAILQ_INSERT_TAIL(&p->login_wait, c, wlink);
@@ -146,7 +159,7 @@ pool_request(pool *p, client *c)
 		grow(p);
 		return;
 	}
-	if (TAILQ_EMPTY(&p->waiting) && hand_idle(p, c))
+	if (!p->paused && TAILQ_EMPTY(&p->waiting) && hand_idle(p, c))
 		return;
 	TAILQ_INSERT_TAIL(&p->waiting, c, wlink);
 	p->n_waiting++;
@@ -173,6 +186,25 @@ give_server(pool *p, server *s)
 {
 	client	   *w = TAILQ_FIRST(&p->waiting);
 
+	if (p->paused)
+	{
+		/* as PgBouncer's PAUSE: the server goes, RESUME opens new ones */
+		server_close(s, "pause");
+		return;
+	}
+	if (s->close_needed)
+	{
+		/* opened before a reload changed where the database is */
+		server_close(s, "database configuration changed");
+		dispatch(p);
+		return;
+	}
+	if (p->n_servers > p->ps->pool_size + p->ps->max_overflow)
+	{
+		/* pool_size or max_overflow lowered by a reload */
+		server_close(s, "more servers than pool_size + max_overflow");
+		return;
+	}
 	if (w)
 	{
 		TAILQ_REMOVE(&p->waiting, w, wlink);
@@ -227,6 +259,7 @@ pool_server_ready(server *s)
 
 	p->n_connecting--;
 	p->st.servers_opened++;
+	log_verbose("%s: server connection ready", server_tag(s));
 	p->fail_count = 0;
 	p->retry_at = 0;
 	if (!p->have_params)
@@ -295,7 +328,10 @@ pool_requeue(pool *p, client *c, struct evbuffer *replay)
 	dispatch(p);
 }
 
-/* The wait queue is FIFO, so the longest waiter is at its head. */
+/*
+ * The wait queue is FIFO, so the longest waiter is at its head.  No
+ * pool_timeout while paused; after RESUME it counts from the RESUME.
+ */
 void
 pool_check_waits(double now)
 {
@@ -303,10 +339,99 @@ pool_check_waits(double now)
 	{
 		client	   *c;
 
-		while (p->ps->pool_timeout > 0 && (c = TAILQ_FIRST(&p->waiting)) != NULL &&
-			   now - c->wait_start >= p->ps->pool_timeout)
+		while (!p->paused && p->ps->pool_timeout > 0 && (c = TAILQ_FIRST(&p->waiting)) != NULL &&
+			   now - (c->wait_start > p->resumed_at ? c->wait_start : p->resumed_at) >= p->ps->pool_timeout)
 			client_wait_timeout(c);	/* unlinks itself */
 	}
+}
+
+/* Close idle servers, least recently used first, until `keep` servers are left. */
+void
+pool_close_idle(pool *p, int keep, const char *why)
+{
+	server	   *s;
+
+	while (p->n_servers > keep && (s = TAILQ_LAST(&p->idle, server_list)) != NULL)
+		server_close(s, why);
+}
+
+/*
+ * Settings changed (RELOAD) or the pool resumed: idle servers over the new
+ * limits go now (busy ones at release, never in a transaction), waiting
+ * clients get servers the new limits allow.
+ */
+void
+pool_refresh(pool *p)
+{
+	int			keep = p->ps->pool_size;
+
+	if (p->ps->overflow_idle_timeout > 0)
+		keep += p->ps->max_overflow;
+	pool_close_idle(p, keep, "pool_size lowered by a reload");
+	dispatch(p);
+	if (!TAILQ_EMPTY(&p->login_wait))
+		grow(p);
+}
+
+static bool
+pool_has_clients(pool *p)
+{
+	client	   *c;
+
+	TAILQ_FOREACH(c, &all_clients, link)
+		if (c->pool == p)
+		return true;
+	return false;
+}
+
+static void
+pool_free(pool *p)
+{
+	stats_add(&stats_removed, &p->st);
+	free(p->user);
+	free(p->dbname);
+	free(p->server_user);
+	free(p->server_dbname);
+	for (int i = 0; i < p->nparams; i++)
+	{
+		free(p->pnames[i]);
+		free(p->pvalues[i]);
+	}
+	free(p->pnames);
+	free(p->pvalues);
+	for (int t = 0; t < NPARAMS; t++)
+		pstr_unref(p->defaults[t]);
+	free(p);
+}
+
+/*
+ * Pools of databases a reload removed live on while clients use them; then
+ * their idle servers are closed and, once the last server is gone, the pool
+ * itself (its counters go to stats_removed).
+ */
+static void
+reap_removed(void)
+{
+	pool	  **pp = &pools,
+			   *p;
+
+	while ((p = *pp) != NULL)
+	{
+		if (p->db->removed && !pool_has_clients(p))
+		{
+			pool_close_idle(p, 0, "database removed from the configuration");
+			if (p->n_servers == 0)
+			{
+				log_info("pool %s@%s freed: its database was removed from the configuration",
+						 p->user, p->dbname);
+				*pp = p->next;
+				pool_free(p);
+				continue;
+			}
+		}
+		pp = &p->next;
+	}
+	reload_reap_databases();
 }
 
 static void
@@ -331,7 +456,7 @@ janitor_cb(evutil_socket_t fd, short ev, void *arg)
 					 now - s->last_used >= p->ps->overflow_idle_timeout)
 				server_close(s, "overflow_idle_timeout");
 		}
-		while (p->n_servers < p->ps->min_pool_size && now >= p->retry_at)
+		while (p->n_servers < p->ps->min_pool_size && now >= p->retry_at && !p->paused && !p->db->removed)
 		{
 			int			before = p->fail_count;
 
@@ -342,6 +467,7 @@ janitor_cb(evutil_socket_t fd, short ev, void *arg)
 		if (p->n_waiting > p->n_connecting)
 			grow(p);
 	}
+	reap_removed();
 }
 
 void

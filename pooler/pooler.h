@@ -26,6 +26,13 @@ void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
 #define log_debug(...) do { if (cfg.verbose >= 2) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
+/* logins, disconnections, server connections opened and closed: verbose >= 1 */
+#define log_verbose(...) do { if (cfg.verbose >= 1) log_msg(LOG_INFO, __VA_ARGS__); } while (0)
+struct client;
+struct server;
+const char *client_tag(const struct client *c);	/* "C-12 app@appdb 127.0.0.1:40312" */
+const char *server_tag(const struct server *s);	/* "S-3 app@appdb pid 4242" */
+void		sock_addr(int fd, bool peer, char *buf, size_t len, int *port);
 
 /* ---- interned, refcounted strings for parameter values (strpool.c) ---- */
 typedef struct pstr
@@ -77,6 +84,7 @@ typedef struct database
 	socklen_t	addrlen;
 	pool_settings ps;
 	unsigned	ps_set;			/* which of ps the line set itself */
+	bool		removed;		/* dropped by a reload: no new logins (reload.c) */
 	struct database *next;
 } database;
 
@@ -98,12 +106,22 @@ typedef struct settings
 	int			verbose;
 	int			metrics_port;	/* 0: no Prometheus endpoint */
 	char	   *metrics_addr;
+	char	   *admin_users;	/* comma-separated: full admin console */
+	char	   *stats_users;	/* comma-separated: SHOW commands only */
+	double		shutdown_timeout;	/* SIGINT: seconds running transactions get */
 	database   *databases;
 } settings;
 
 extern settings cfg;
 int			config_load(const char *file);
 database   *config_find_database(const char *name);
+void		config_free(settings *s);
+void		config_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void		config_show(void (*row) (void *arg, const char *key, const char *value,
+									 const char *dflt, bool changeable), void *arg);
+void		config_keep_fixed(settings *now, const settings *running);
+extern bool config_reloading;	/* errors go to the log and config_error */
+extern char config_error[1024];	/* the first error of the last reload */
 
 /* ---- buffered non-blocking socket (conn.c) ---- */
 typedef struct conn
@@ -175,6 +193,8 @@ typedef struct user_cred
 } user_cred;
 
 int			userlist_load(const char *file);
+user_cred  *userlist_parse(const char *file, bool *ok);
+void		userlist_install(user_cred *list);
 user_cred  *userlist_find(const char *name);
 
 /* client side of the pooler's login (auth.c) */
@@ -236,8 +256,11 @@ typedef struct client
 	double		wait_start;
 	double		deadline;		/* on a timeout list: when to act */
 	char		tlist;			/* which: 0 none, 1 startup, 2 closing */
+	char		admin;			/* admin console: ADMIN_* (admin.c) */
 	void	   *auth_state;
 	unsigned char md5_salt[4];
+	uint32_t	id;				/* C-<id> in logs and SHOW CLIENTS */
+	double		connected;
 	TAILQ_ENTRY(client) link;	/* every client */
 	TAILQ_ENTRY(client) wlink;	/* pool wait queues */
 	TAILQ_ENTRY(client) tlink;	/* startup or closing timeout list */
@@ -257,7 +280,9 @@ void		client_wait_timeout(client *c);
 void		clients_tick_start(void);
 void		client_shutdown_all(void);
 client	   *client_find_cancel(uint32_t pid, uint32_t key);
+void		client_close_soon(client *c);
 extern int	client_count;
+extern struct client_list all_clients;
 
 /* ---- servers (server.c) ---- */
 enum
@@ -287,6 +312,8 @@ typedef struct server
 	bool		in_copy_out;
 	bool		in_idle;		/* on the pool's idle list */
 	bool		ping_unconfirmed;	/* pre-ping sent, its answer not seen yet */
+	bool		close_needed;	/* its database's address changed: close at release */
+	uint32_t	id;				/* S-<id> in logs and SHOW SERVERS */
 	struct evbuffer *replay;	/* client bytes sent behind that pre-ping */
 	uint32_t	pass_remaining;
 	bool		pass_drop;
@@ -345,6 +372,7 @@ void		stats_wait_done(struct pool *p, double seconds);
 double		stats_wait_percentile(const pool_stats *st, double q);
 double		stats_wait_bucket_upper(int b);
 void		stats_add(pool_stats *into, const pool_stats *from);
+extern pool_stats stats_removed;	/* pools of removed databases, once freed */
 
 /* ---- pools (pool.c) ---- */
 typedef struct pool
@@ -376,6 +404,8 @@ typedef struct pool
 	struct event retry_timer;
 	bool		retry_pending;
 	pool_stats	st;
+	bool		paused;			/* PAUSE: no server handed out, released ones closed */
+	double		resumed_at;		/* pool_timeout counts from here after RESUME */
 	struct pool *next;
 } pool;
 
@@ -390,6 +420,8 @@ void		pool_server_ready(server *s);
 void		pool_server_failed(pool *p, const char *sqlstate, const char *msg);
 void		pool_server_closed(server *s);
 void		pool_check_waits(double now);
+void		pool_refresh(pool *p);
+void		pool_close_idle(pool *p, int keep, const char *why);
 void		pool_shutdown(void);
 
 /* ---- Prometheus endpoint (metrics.c) ---- */
@@ -399,5 +431,28 @@ void		metrics_stop(void);
 /* ---- listener.c ---- */
 int			listener_start(void);
 void		listener_stop(void);
+
+/* ---- admin console: the virtual database "perfopt" (admin.c) ---- */
+#define ADMIN_DB "perfopt"
+enum { ADMIN_ASKED = 1, ADMIN_STATS, ADMIN_FULL };
+#define ADMIN_LEVEL 0x0f
+#define ADMIN_WAITING 0x10		/* a PAUSE not complete yet: input waits */
+#define ADMIN_SKIP 0x20			/* after an extended-protocol error: until Sync */
+bool		admin_login(client *c);
+void		admin_send_params(client *c);
+int			admin_process(client *c);	/* -1: the client said Terminate */
+void		admin_done(client *c, const char *tag, const char *sqlstate, const char *msg);
+
+/* ---- live operations: reload (reload.c), pause, shutdown (lifecycle.c) ---- */
+int			config_reload(char *err, size_t errlen);
+void		reload_reap_databases(void);
+extern int	verbose_extra;		/* -v on the command line, kept across reloads */
+void		lifecycle_start(void (*stop_listening) (void));
+void		lifecycle_shutdown(bool immediate);
+int			lifecycle_pause(const char *db, client *admin, char *err, size_t errlen);
+int			lifecycle_resume(const char *db, char *err, size_t errlen);
+bool		lifecycle_db_paused(const char *dbname);
+void		lifecycle_client_gone(client *c);
+extern bool shutting_down;		/* graceful shutdown under way */
 
 #endif

@@ -20,6 +20,7 @@
 static void server_read_cb(evutil_socket_t fd, short ev, void *arg);
 static void server_write_cb(evutil_socket_t fd, short ev, void *arg);
 static void server_timer_cb(evutil_socket_t fd, short ev, void *arg);
+static uint32_t next_server_id;
 
 void
 server_connect(pool *p)
@@ -41,6 +42,7 @@ server_connect(pool *p)
 	if (db->addr.ss_family != AF_UNIX)
 		set_nodelay(fd);
 	s->pool = p;
+	s->id = ++next_server_id;
 	s->state = S_CONNECTING;
 	s->created = s->last_used = now_mono();
 	conn_init(&s->c, fd, server_read_cb, server_write_cb, s, false);
@@ -83,7 +85,10 @@ server_close(server *s, const char *why)
 	pool	   *p = s->pool;
 	struct evbuffer *replay = NULL;
 
-	log_debug("closing server connection (backend %u): %s", s->be_pid, why);
+	if (c && c->server == s && !(s->ping_unconfirmed && s->replay))
+		log_info("%s: closing under %s: %s", server_tag(s), client_tag(c), why);
+	else
+		log_verbose("%s: closing: %s", server_tag(s), why);
 	if (c)
 	{
 		s->client = NULL;
@@ -98,6 +103,8 @@ server_close(server *s, const char *why)
 			{
 				replay = s->replay;
 				s->replay = NULL;
+				log_info("%s: pre-ping found %s dead (%s); retrying on another", client_tag(c),
+						 server_tag(s), why);
 			}
 			else
 				client_server_gone(c, "08006", why);
@@ -107,7 +114,6 @@ server_close(server *s, const char *why)
 	if (replay)
 	{
 		p->st.ping_failures++;
-		log_info("pre-ping found a dead connection; retrying on another");
 		pool_requeue(p, c, replay);
 	}
 }
@@ -434,7 +440,7 @@ server_forward(server *s)
 					return;
 				}
 				if (!(canceled && s->state == S_CANCELING))
-					log_warn("pooler query on backend %u failed: %s", s->be_pid,
+					log_warn("%s: pooler query failed: %s", server_tag(s),
 							 error_field((const char *) body, len - 4, 'M'));
 				/*
 				 * A client setting the server refuses (a bad TimeZone in its

@@ -14,6 +14,8 @@
 
 #include "pooler.h"
 
+pool_stats	stats_removed;
+
 static int
 wait_bucket(double seconds)
 {

@@ -24,27 +24,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 static void
 free_settings(void)
 {
-	database   *db,
-			   *next;
-
-	for (db = cfg.databases; db; db = next)
-	{
-		next = db->next;
-		free(db->name);
-		free(db->host);
-		free(db->dbname);
-		free(db->user);
-		free(db->password);
-		free(db);
-	}
-	free(cfg.config_file);
-	free(cfg.listen_addr);
-	free(cfg.unix_socket_dir);
-	free(cfg.auth_file);
-	free(cfg.server_reset_query);
-	free(cfg.ignore_startup_parameters);
-	free(cfg.logfile);
-	memset(&cfg, 0, sizeof(cfg));
+	config_free(&cfg);
 }
 
 int

@@ -348,6 +348,11 @@ def test_auth():
     c = p.connect()
     ok(q1(c, "select current_user") == "app", "md5 client login (plain secret)")
     c.close()
+    c = p.connect()
+    code, msg = err_code(lambda: q1(c, "select 2"))
+    ok(code == "none", "second md5 login into the same pool, then a query (the password message was "
+                       "taken for the first query when the pool already had its parameters)", (code, msg))
+    c.close()
     code = raw_connect(p.port, "app", "appdb", "wrong")
     ok(code == "28P01", "md5 wrong password: 28P01", code)
     c = p.connect(user="md5user", password="md5-secret")

@@ -1,0 +1,236 @@
+/*
+ * reload.c: RELOAD (admin console) and SIGHUP.  The file is read again into
+ * a fresh `settings`; if it (or auth_file) has errors they are logged with
+ * file, line and key, the running configuration stays and RELOAD answers
+ * with the first error.  Otherwise the new values are applied to the live
+ * objects, which keep their addresses: pools point at their `database`
+ * (p->db, p->ps = &db->ps), clients and pools at their `user_cred`.
+ *
+ *   - a database still listed is updated in place: new limits apply at once
+ *     to idle servers (extras closed) and to busy ones as they are released
+ *     (never in the middle of a transaction); if its address, dbname, user
+ *     or password changed, its servers are closed at their next release
+ *     (idle ones now) and new ones use the new values;
+ *   - a new database is added;
+ *   - a removed database takes no new logins (3D000); its connected clients
+ *     keep working until they leave (PgBouncer disconnects them instead),
+ *     then its pools and the database itself are freed (pool.c's janitor);
+ *   - listen_addr, listen_port and unix_socket_dir need a restart: a change
+ *     is logged as a warning and the running value kept;
+ *   - users of auth_file are updated in place (auth.c), never freed;
+ *   - the logfile is reopened (log rotation).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pooler.h"
+
+int			verbose_extra;
+static database *retired;		/* removed databases still referenced */
+
+static int
+strcmp0(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a == b ? 0 : 1;
+	return strcmp(a, b);
+}
+
+static database *
+take_db(database **list, const char *name)
+{
+	for (database **pp = list; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->name, name) == 0)
+		{
+			database   *db = *pp;
+
+			*pp = db->next;
+			db->next = NULL;
+			return db;
+		}
+	return NULL;
+}
+
+static void
+db_free(database *db)
+{
+	free(db->name);
+	free(db->host);
+	free(db->dbname);
+	free(db->user);
+	free(db->password);
+	free(db);
+}
+
+static bool
+same_server(const database *a, const database *b)
+{
+	return strcmp(a->host, b->host) == 0 && a->port == b->port && strcmp0(a->dbname, b->dbname) == 0 &&
+		strcmp0(a->user, b->user) == 0 && strcmp0(a->password, b->password) == 0;
+}
+
+#define SWAP(a, b) do { char *t_ = (a); (a) = (b); (b) = t_; } while (0)
+
+/* The running object takes the new values; `nd` takes the old strings to free. */
+static void
+adopt(database *od, database *nd)
+{
+	SWAP(od->host, nd->host);
+	SWAP(od->dbname, nd->dbname);
+	SWAP(od->user, nd->user);
+	SWAP(od->password, nd->password);
+	od->addr = nd->addr;
+	od->addrlen = nd->addrlen;
+	od->ps = nd->ps;
+	od->ps_set = nd->ps_set;
+	od->removed = false;
+}
+
+static void
+server_changed(database *db)
+{
+	for (pool *p = pools; p; p = p->next)
+	{
+		server	   *s;
+
+		if (p->db != db)
+			continue;
+		TAILQ_FOREACH(s, &p->servers, link)
+			s->close_needed = true;
+		pool_close_idle(p, 0, "database configuration changed");
+	}
+}
+
+static void
+set_str(char **slot, const char *v)
+{
+	char	   *n = strdup(v);
+
+	free(*slot);
+	*slot = n;
+}
+
+int
+config_reload(char *err, size_t errlen)
+{
+	settings	running = cfg;
+	user_cred  *users = NULL;
+	bool		ok = true;
+	int			added = 0,
+				removed = 0,
+				changed = 0;
+	database  **pp,
+			   *nd,
+			   *od;
+
+	config_reloading = true;
+	config_error[0] = '\0';
+	memset(&cfg, 0, sizeof(cfg));
+	if (config_load(running.config_file) < 0)
+		ok = false;
+	else if (cfg.auth_file)
+		users = userlist_parse(cfg.auth_file, &ok);
+	config_reloading = false;
+	if (!ok)
+	{
+		snprintf(err, errlen, "%s", config_error[0] ? config_error : "configuration error");
+		config_free(&cfg);
+		cfg = running;
+		log_error("reload of %s failed: the running configuration is kept", cfg.config_file);
+		return -1;
+	}
+	config_keep_fixed(&cfg, &running);
+	cfg.verbose += verbose_extra;
+	log_open(cfg.logfile);
+	userlist_install(users);
+
+	/* the new list, made of the running objects where names match */
+	for (pp = &cfg.databases; (nd = *pp) != NULL;)
+	{
+		bool		was_removed = false;
+
+		od = take_db(&running.databases, nd->name);
+		if (!od && (od = take_db(&retired, nd->name)) != NULL)
+			was_removed = true;
+		if (!od)
+		{
+			log_info("reload: database \"%s\" added", nd->name);
+			added++;
+			pp = &nd->next;
+			continue;
+		}
+		if (!same_server(od, nd))
+		{
+			log_info("reload: database \"%s\" now at %s:%d: its server connections are replaced as they are released",
+					 nd->name, nd->host, nd->port);
+			changed++;
+			server_changed(od);
+		}
+		else if (was_removed)
+			log_info("reload: database \"%s\" added back", nd->name);
+		adopt(od, nd);
+		od->next = nd->next;
+		*pp = od;
+		db_free(nd);
+		pp = &od->next;
+	}
+	while ((od = running.databases) != NULL)
+	{
+		running.databases = od->next;
+		od->removed = true;
+		od->next = retired;
+		retired = od;
+		removed++;
+		log_warn("reload: database \"%s\" removed: new logins get 3D000, connected clients keep working until they leave",
+				 od->name);
+	}
+	config_free(&running);
+
+	for (pool *p = pools; p; p = p->next)
+	{
+		database   *db = p->db;
+		const char *su = db->user ? db->user : p->user;
+		user_cred  *u = db->user || cfg.auth_file ? userlist_find(su) : NULL;
+
+		/*
+		 * The same login keeps its credentials object (updated in place);
+		 * a user dropped from auth_file keeps it too, so that the clients
+		 * already in keep working; a new login user takes its own.
+		 */
+		if (u || strcmp(su, p->server_user) != 0)
+			p->cred = u;
+		set_str(&p->server_user, su);
+		set_str(&p->server_dbname, db->dbname ? db->dbname : p->dbname);
+		pool_refresh(p);
+	}
+	log_info("configuration reloaded from %s: %d database(s) added, %d removed, %d with a new server",
+			 cfg.config_file, added, removed, changed);
+	return 0;
+}
+
+/* Removed databases no pool and no client refers to any more (janitor). */
+void
+reload_reap_databases(void)
+{
+	database  **pp = &retired,
+			   *db;
+
+	while ((db = *pp) != NULL)
+	{
+		bool		used = false;
+		client	   *c;
+
+		for (pool *p = pools; p && !used; p = p->next)
+			used = p->db == db;
+		TAILQ_FOREACH(c, &all_clients, link)
+			if (c->db == db)
+			used = true;
+		if (used)
+		{
+			pp = &db->next;
+			continue;
+		}
+		*pp = db->next;
+		db_free(db);
+	}
+}
