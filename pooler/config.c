@@ -27,6 +27,8 @@ typedef struct parse_ctx
 	int			errors;
 	database  **tail;
 	unsigned	db_set;			/* which per-database pool keys the line set */
+	int			client_tls_mode_line;	/* for "needs a certificate" errors */
+	int			server_tls_mode_line;
 } parse_ctx;
 
 static void
@@ -276,6 +278,81 @@ set_str(char **dst, const char *v)
 	*dst = strdup(v);
 }
 
+static void
+set_file(cfg_file *dst, const char *v, int line)
+{
+	free(dst->path);
+	dst->path = *v ? strdup(v) : NULL;
+	dst->line = line;
+}
+
+/* v's index in the NULL-terminated words, or -1 */
+static int
+word_index(const char *v, const char *const *words)
+{
+	for (int i = 0; words[i]; i++)
+		if (!strcmp(v, words[i]))
+			return i;
+	return -1;
+}
+
+/* client_tls_* and server_tls_*: 1 handled, 0 not a TLS key */
+static int
+tls_key(parse_ctx *ctx, const char *section, const char *key, const char *v)
+{
+	static const char *const client_modes[] = {"disable", "allow", "require", NULL};
+	static const char *const server_modes[] = {"disable", "prefer", "require", "verify-ca", "verify-full", NULL};
+	int			i;
+
+	if (!strcmp(key, "client_tls_mode"))
+	{
+		if ((i = word_index(v, client_modes)) < 0)
+			cfg_error(ctx, section, key, "must be disable, allow or require, not \"%s\"", v);
+		else
+			cfg.client_tls_mode = i;
+		ctx->client_tls_mode_line = ctx->line;
+	}
+	else if (!strcmp(key, "server_tls_mode"))
+	{
+		if ((i = word_index(v, server_modes)) < 0)
+			cfg_error(ctx, section, key, "must be disable, prefer, require, verify-ca or verify-full, not \"%s\"", v);
+		else
+			cfg.server_tls_mode = i;
+		ctx->server_tls_mode_line = ctx->line;
+	}
+	else if (!strcmp(key, "client_tls_cert_file"))
+		set_file(&cfg.client_tls_cert_file, v, ctx->line);
+	else if (!strcmp(key, "client_tls_key_file"))
+		set_file(&cfg.client_tls_key_file, v, ctx->line);
+	else if (!strcmp(key, "server_tls_ca_file"))
+		set_file(&cfg.server_tls_ca_file, v, ctx->line);
+	else
+		return 0;
+	return 1;
+}
+
+/* The files the TLS modes need are named (tls.c loads them). */
+static int
+check_tls_files(parse_ctx *ctx)
+{
+	if (cfg.client_tls_mode != CLIENT_TLS_DISABLE &&
+		(!cfg.client_tls_cert_file.path || !cfg.client_tls_key_file.path))
+	{
+		fprintf(stderr, "perfopt-pooler: %s:%d: key \"client_tls_mode\" in [pooler]: %s needs client_tls_cert_file and client_tls_key_file\n",
+				ctx->file, ctx->client_tls_mode_line,
+				cfg.client_tls_mode == CLIENT_TLS_ALLOW ? "allow" : "require");
+		return -1;
+	}
+	if (cfg.server_tls_mode >= SERVER_TLS_VERIFY_CA && !cfg.server_tls_ca_file.path)
+	{
+		fprintf(stderr, "perfopt-pooler: %s:%d: key \"server_tls_mode\" in [pooler]: %s needs server_tls_ca_file\n",
+				ctx->file, ctx->server_tls_mode_line,
+				cfg.server_tls_mode == SERVER_TLS_VERIFY_CA ? "verify-ca" : "verify-full");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 handler(void *user, const char *section, const char *key, const char *v)
 {
@@ -342,6 +419,8 @@ handler(void *user, const char *section, const char *key, const char *v)
 		if (!parse_int(v, -1, 3, &cfg.verbose))
 			cfg_error(ctx, section, key, "must be -1, 0, 1, 2 or 3, not \"%s\"", v);
 	}
+	else if (tls_key(ctx, section, key, v))
+		;
 	else if ((r = set_pool_key(&cfg.ps, key, v, &dummy, &expect)) == 0)
 		cfg_error(ctx, section, key, "must be %s, not \"%s\"", expect, v);
 	else if (r < 0)
@@ -455,7 +534,7 @@ config_load(const char *file)
 		fprintf(stderr, "perfopt-pooler: %s: key \"auth_file\" in [pooler]: required when auth_type is not trust\n", file);
 		return -1;
 	}
-	return 0;
+	return check_tls_files(&ctx);
 }
 
 database *
