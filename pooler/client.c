@@ -349,7 +349,7 @@ process_auth(client *c)
 {
 	unsigned char hdr[5];
 	uint32_t	len;
-	const unsigned char *p;
+	unsigned char msg[STARTUP_MAX + 1];
 
 	if (!conn_peek(c->c.in, 0, hdr, 5))
 		return 0;
@@ -361,10 +361,13 @@ process_auth(client *c)
 	}
 	if (buflen(c->c.in) < len + 1)
 		return 0;
-	p = evbuffer_pullup(c->c.in, len + 1);
-	auth_message(c, hdr[0], p + 5, len - 4);
-	if (c->c.in)
-		evbuffer_drain(c->c.in, len + 1);
+	/*
+	 * Taken off the buffer first: when the pool has its parameters the
+	 * login completes inside auth_message and goes on with whatever follows,
+	 * which must not start with this password message.
+	 */
+	evbuffer_remove(c->c.in, msg, len + 1);
+	auth_message(c, hdr[0], msg + 5, len - 4);
 	return 1;
 }
 
