@@ -166,7 +166,11 @@ note_failure(conn *c, int err, const char *during)
 	ERR_clear_error();
 	/* never send close_notify after a fatal error */
 	SSL_set_quiet_shutdown(c->ssl, 1);
-	log_debug("%s", last_error);
+	/* a server's failure is logged by the pool; a client's only here */
+	if (SSL_is_server(c->ssl) && strcmp(during, "TLS handshake") == 0)
+		log_info("%s", last_error);
+	else
+		log_debug("%s", last_error);
 }
 
 static SSL *
