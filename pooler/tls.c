@@ -317,6 +317,9 @@ tls_fill(conn *c)
 		if (r == 1)
 		{
 			total += (int) got;
+			/* OpenSSL read all the socket had: epoll reports what comes next */
+			if (!SSL_has_pending(c->ssl))
+				return total;
 			continue;
 		}
 		err = SSL_get_error(c->ssl, r);

@@ -412,5 +412,54 @@ def test_tls_pgbench():
         pg_ssl(None)
 
 
+def copy_through(port, sql, stdin_cmd=None, reader="cat", sslmode="verify-full"):
+    """Run psql -c sql through a shell pipeline; returns (status, stdout, stderr)."""
+    dsn = "host=127.0.0.1 port=%d user=app dbname=appdb sslmode=%s sslrootcert=%s" % (port, sslmode, path("ca.crt"))
+    cmd = "psql -X -q -d '%s' -c \"%s\" | %s" % (dsn, sql, reader)
+    if stdin_cmd:
+        cmd = "%s | %s" % (stdin_cmd, cmd)
+    r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PGPASSWORD="app-secret"))
+    return r.returncode, r.stdout.strip(), r.stderr
+
+
+def test_tls_stream():
+    """20 MB each way through TLS on both legs, with a reader that stalls:
+    the pooler stops reading the server, OpenSSL keeps decrypted bytes, and
+    they must come out when the client drains (nothing stalls or is lost)."""
+    certs()
+    rows = "select repeat('x', 1000) || g from generate_series(1, 20000) g"
+    try:
+        pt.ok(pg_ssl("good"), "PostgreSQL serves TLS")
+        d = pt.direct("appdb")
+        want = pt.q1(d, "select md5(string_agg(t || chr(10), '' order by g)) from "
+                        "(select repeat('x', 1000) || g t, g from generate_series(1, 20000) g) s")
+        want_set = pt.q1(d, "select md5(string_agg(t, ',' order by t)) from (%s) s(t)" % rows)
+        with d.cursor() as cur:
+            cur.execute("drop table if exists tls_in; create table tls_in (t text); grant all on tls_in to app")
+        d.close()
+        p = tls_pooler("tls_stream", server_tls_mode="verify-full", server_tls_ca_file=path("ca.crt"),
+                       dbs={"appdb": "host=127.0.0.1 port=%d" % pt.PG_PORT}, pool_size=2)
+        rc, out, err = copy_through(p.port, "copy (%s) to stdout" % rows, reader="(sleep 2; md5sum)")
+        pt.ok(rc == 0 and out.split()[0:1] == [want],
+              "20 MB COPY TO STDOUT through TLS to a reader that stalls 2 s: every byte, in order", (rc, out, err[-200:]))
+        rc, out, err = copy_through(p.port, "copy tls_in from stdin",
+                                    stdin_cmd="psql -X -q -d 'host=%s port=%d user=app dbname=appdb' -c \"copy (%s) to stdout\""
+                                    % (pt.PG_HOST, pt.PG_PORT, rows))
+        d = pt.direct("appdb")
+        got = pt.q1(d, "select md5(string_agg(t, ',' order by t)) from tls_in")
+        d.close()
+        pt.ok(rc == 0 and got == want_set, "20 MB COPY FROM STDIN through TLS reaches the server whole",
+              (rc, err[-300:]))
+        pt.ok(p.alive(), "pooler alive after the streams")
+        p.stop()
+    finally:
+        d = pt.direct("appdb")
+        with d.cursor() as cur:
+            cur.execute("drop table if exists tls_in")
+        d.close()
+        pg_ssl(None)
+
+
 TESTS = [("tls_config", test_tls_config), ("tls_client", test_tls_client), ("tls_server", test_tls_server),
-         ("tls_pgbench", test_tls_pgbench)]
+         ("tls_stream", test_tls_stream), ("tls_pgbench", test_tls_pgbench)]
