@@ -13,6 +13,7 @@ TLS on both sides.  Config errors name the file, the line and the key."""
 import os
 import shutil
 import socket
+import ssl
 import struct
 import subprocess
 import time
@@ -64,12 +65,12 @@ def path(name):
     return os.path.join(CERTS, name)
 
 
-def tls_pooler(name, **settings):
+def tls_pooler(name, auth="scram-sha-256", **settings):
     certs()
     base = {"client_tls_mode": "require", "client_tls_cert_file": path("good.crt"),
             "client_tls_key_file": path("good.key")}
     base.update(settings)
-    return pt.Pooler(name, auth="scram-sha-256", **base)
+    return pt.Pooler(name, auth=auth, **base)
 
 
 def psql(port, sql, host="127.0.0.1", **conninfo):
@@ -461,5 +462,75 @@ def test_tls_stream():
         pg_ssl(None)
 
 
+def tls_records_client(port, messages):
+    """A TLS client that puts each message in its own TLS record and sends
+    its Finished and all the records in ONE write (Python's SSLObject over
+    memory BIOs).  Returns the socket, the SSLObject and its BIOs."""
+    ctx = ssl.create_default_context(cafile=path("ca.crt"))
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(inc, out, server_hostname="localhost")
+    s = socket.create_connection(("127.0.0.1", port), 10)
+    s.settimeout(10)
+    s.sendall(SSL_REQUEST)
+    if s.recv(1) != b"S":
+        raise RuntimeError("pooler did not answer S")
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            if out.pending:
+                s.sendall(out.read())
+            inc.write(s.recv(65536))
+    for m in messages:
+        tls.write(m)
+    s.sendall(out.read())
+    return s, tls, inc
+
+
+def count_ready(s, tls, inc, want, timeout):
+    """ReadyForQuery messages received within timeout (stops at want)."""
+    buf, seen = b"", 0
+    deadline = time.time() + timeout
+    s.settimeout(0.2)
+    while seen < want and time.time() < deadline:
+        try:
+            data = s.recv(65536)
+            if not data:
+                break
+            inc.write(data)
+        except socket.timeout:
+            pass
+        while True:
+            try:
+                buf += tls.read(65536)
+            except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                break
+        while len(buf) >= 5 and len(buf) >= 1 + struct.unpack("!I", buf[1:5])[0]:
+            n = 1 + struct.unpack("!I", buf[1:5])[0]
+            seen += buf[:1] == b"Z"
+            buf = buf[n:]
+    return seen
+
+
+def test_tls_pending():
+    """Bytes OpenSSL has decrypted (or buffered) wake no epoll.  The startup
+    and five queries arrive as six TLS records in one TCP segment; the pooler
+    reads four records per callback, then stops reading while its first
+    server login runs, leaving two records inside OpenSSL with nothing more
+    on the socket.  When reading resumes (conn_read_on) or the next answer
+    is written (tls_flush), the pooler must schedule its read callback for
+    them: all six ReadyForQuery messages (login + five queries) arrive.
+    With both wake-ups removed this test gets 4 and fails."""
+    p = tls_pooler("tls_pending", client_tls_mode="require", auth="trust")
+    query = b"Q" + struct.pack("!I", 4 + 9) + b"select 1\0"
+    s, tls, inc = tls_records_client(p.port, [pt.startup_packet("app", "appdb")] + [query] * 5)
+    seen = count_ready(s, tls, inc, 6, 8)
+    s.close()
+    pt.ok(seen == 6, "startup + 5 queries in 6 TLS records, one segment, first login of the pool: "
+                     "all 6 ReadyForQuery arrive (nothing left stuck inside OpenSSL)", seen)
+    p.stop()
+
+
 TESTS = [("tls_config", test_tls_config), ("tls_client", test_tls_client), ("tls_server", test_tls_server),
-         ("tls_stream", test_tls_stream), ("tls_pgbench", test_tls_pgbench)]
+         ("tls_stream", test_tls_stream), ("tls_pending", test_tls_pending), ("tls_pgbench", test_tls_pgbench)]
