@@ -309,7 +309,10 @@ tls_fill(conn *c)
 					err;
 
 		if (evbuffer_reserve_space(conn_in(c), READ_CHUNK, &v, 1) < 1)
+		{
+			snprintf(last_error, sizeof(last_error), "out of memory for a TLS read");
 			return -1;
+		}
 		ERR_clear_error();
 		r = SSL_read_ex(c->ssl, v.iov_base, v.iov_len, &got);
 		v.iov_len = r == 1 ? got : 0;

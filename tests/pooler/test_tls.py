@@ -16,6 +16,7 @@ import socket
 import ssl
 import struct
 import subprocess
+import threading
 import time
 
 import psycopg2
@@ -124,6 +125,15 @@ def check_config_errors():
             % (path("good.key"), path("good.key")))
     pt.ok(r.returncode != 0 and "%s:5: key \"client_tls_cert_file\"" % ini in r.stderr,
           "a key given as the certificate: error names file, line 5 and key", r.stderr)
+    if not os.path.exists(path("locked.key")):
+        openssl("pkey", "-in", "good.key", "-aes256", "-passout", "pass:secret", "-out", "locked.key")
+    with open(ini, "w") as f:
+        f.write(head + "client_tls_mode = require\nclient_tls_cert_file = %s\nclient_tls_key_file = %s\n"
+                % (path("good.crt"), path("locked.key")))
+    r = subprocess.run([pt.BIN, "-c", ini, "--check"], capture_output=True, text=True, timeout=10,
+                       stdin=subprocess.DEVNULL)
+    pt.ok(r.returncode != 0 and "%s:6: key \"client_tls_key_file\"" % ini in r.stderr and "locked.key" in r.stderr,
+          "a key with a passphrase: refused at start without prompting, line 6 and key named", r.stderr)
     r = run("pool_size = 3\nclient_tls_mode = require\n")
     pt.ok(r.returncode != 0 and "%s:5: key \"client_tls_mode\"" % ini in r.stderr and "client_tls_cert_file" in r.stderr,
           "client_tls_mode = require without certificate: error names line 5 and what is missing", r.stderr)
@@ -322,6 +332,13 @@ def check_server_modes():
     pt.ok(backend_ssl(c) is False, "server_tls_mode = disable: the backend connection is plaintext")
     c.close()
     p.stop()
+    p = pt.Pooler("srv_unix", auth="scram-sha-256", dbs={"appdb": "host=%s port=%d" % (pt.PG_HOST, pt.PG_PORT)},
+                  server_tls_mode="require")
+    c = p.connect()
+    pt.ok(backend_ssl(c) is False and pt.q1(c, "select 5") == 5,
+          "server_tls_mode = require to a Unix-socket database: no TLS there (PostgreSQL has none), served")
+    c.close()
+    p.stop()
     p = server_pooler("srv_wrongca", "verify-full", ca="otherca")
     code, msg = login_error(p)
     pt.ok(code == "08006" and "certificate verify failed" in msg and "TLS handshake with server failed" in msg,
@@ -366,6 +383,47 @@ def check_server_without_ssl():
     p.stop()
 
 
+def fake_server(answer):
+    """A listener that answers the pooler's SSLRequest with `answer` (one
+    send) and then waits; returns its port and a list of what it received."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    got = []
+
+    def serve():
+        srv.settimeout(10)
+        try:
+            while True:
+                c, _ = srv.accept()
+                c.settimeout(5)
+                got.append(c.recv(8))
+                c.sendall(answer)
+                try:
+                    got.append(c.recv(100))
+                except OSError:
+                    pass
+                c.close()
+        except OSError:
+            pass
+    threading.Thread(target=serve, daemon=True).start()
+    return srv, got
+
+
+def check_fake_servers():
+    for answer, expect, desc in (
+            (b"Sjunk", "received unencrypted data after the server's SSL response",
+             "bytes behind the server's 'S' (injection): login refused"),
+            (b"X", "invalid answer to SSLRequest", "an answer that is neither S nor N: login refused")):
+        srv, got = fake_server(answer)
+        p = pt.Pooler("srv_fake", auth="scram-sha-256", server_tls_mode="require", pool_size=1,
+                      dbs={"appdb": "host=127.0.0.1 port=%d" % srv.getsockname()[1]})
+        code, msg = login_error(p)
+        pt.ok(code == "08006" and expect in msg and got[:1] == [SSL_REQUEST], "fake server: " + desc, (code, msg, got[:1]))
+        p.stop()
+        srv.close()
+
+
 def test_tls_server():
     certs()
     try:
@@ -373,6 +431,7 @@ def test_tls_server():
         check_server_modes()
         check_wrong_host()
         check_server_without_ssl()
+        check_fake_servers()
     finally:
         pg_ssl(None)
 
@@ -452,6 +511,14 @@ def test_tls_stream():
         d.close()
         pt.ok(rc == 0 and got == want_set, "20 MB COPY FROM STDIN through TLS reaches the server whole",
               (rc, err[-300:]))
+        c = p.connect(sslmode="verify-full", sslrootcert=path("ca.crt"))
+        threading.Timer(0.5, c.cancel).start()
+        t0 = time.time()
+        code, _ = pt.err_code(lambda: pt.q1(c, "select pg_sleep(20)"))
+        pt.ok(code == "57014" and time.time() - t0 < 5,
+              "cancel of a TLS client's query (cancel request in plaintext, as libpq sends it) reaches the TLS backend",
+              (code, round(time.time() - t0, 1)))
+        c.close()
         pt.ok(p.alive(), "pooler alive after the streams")
         p.stop()
     finally:
