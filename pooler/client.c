@@ -72,6 +72,7 @@ client_accept(int fd, bool tcp)
 	if (tcp)
 		set_nodelay(fd);
 	conn_init(&c->c, fd, client_read_cb, client_write_cb, c, true);
+	c->tcp = tcp;
 	c->state = C_STARTUP;
 	c->id = ++next_client_id;
 	c->connected = now_mono();
@@ -197,6 +198,33 @@ ignored_param(const char *name)
 	return false;
 }
 
+/*
+ * SSLRequest answered 'S'; the TLS handshake follows on the same socket.
+ * Bytes the client sent behind its SSLRequest would be read as if they had
+ * come through TLS (CVE-2021-23222): refuse them.
+ */
+static void
+start_tls(client *c)
+{
+	if (c->c.ssl)
+	{
+		client_fail(c, "08P01", "SSLRequest on a connection that already uses TLS");
+		return;
+	}
+	if (buflen(c->c.in) > 0)
+	{
+		client_fail(c, "08P01", "received unencrypted data after SSL request");
+		return;
+	}
+	evbuffer_add(conn_out(&c->c), "S", 1);
+	/* the 'S' must be on the wire before any TLS byte: a one-byte write to a fresh socket */
+	if (conn_flush(&c->c) < 0 || buflen(c->c.out) > 0 || tls_accept(&c->c) < 0)
+	{
+		log_warn("cannot start TLS with a client: %s", tls_last_error());
+		client_close_soon(c);
+	}
+}
+
 /* The startup packet: 0 wait for more, 1 handled (state may have moved on) */
 static int
 process_startup(client *c)
@@ -228,6 +256,11 @@ process_startup(client *c)
 			return 1;
 		}
 		evbuffer_drain(c->c.in, 8);
+		if (code == SSL_CODE && c->tcp && tls_client_offered())
+		{
+			start_tls(c);
+			return 1;
+		}
 		evbuffer_add(conn_out(&c->c), "N", 1);
 		conn_flush(&c->c);
 		return 1;
@@ -238,6 +271,11 @@ process_startup(client *c)
 			cancel_request(get_u32(p + 8), get_u32(p + 12));
 		evbuffer_drain(c->c.in, len);
 		client_close_soon(c);
+		return 1;
+	}
+	if (cfg.client_tls_mode == CLIENT_TLS_REQUIRE && c->tcp && !c->c.ssl)
+	{
+		client_fail(c, "28000", "SSL required: client_tls_mode = require accepts only TLS connections over TCP");
 		return 1;
 	}
 	if (code != PROTO_V3)
@@ -728,7 +766,7 @@ client_write_cb(evutil_socket_t fd, short ev, void *arg)
 		 */
 		if (buflen(c->c.out) == 0 && !c->shut)
 		{
-			shutdown(c->c.fd, SHUT_WR);
+			conn_shut_write(&c->c);
 			c->shut = true;
 			conn_read_on(&c->c);
 		}

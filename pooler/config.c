@@ -52,6 +52,8 @@ typedef struct parse_ctx
 	int			errors;
 	database  **tail;
 	unsigned	db_set;			/* which per-database pool keys the line set */
+	int			client_tls_mode_line;	/* for "needs a certificate" errors */
+	int			server_tls_mode_line;
 } parse_ctx;
 
 static void
@@ -304,6 +306,81 @@ set_str(char **dst, const char *v)
 	*dst = strdup(v);
 }
 
+static void
+set_file(cfg_file *dst, const char *v, int line)
+{
+	free(dst->path);
+	dst->path = *v ? strdup(v) : NULL;
+	dst->line = line;
+}
+
+/* v's index in the NULL-terminated words, or -1 */
+static int
+word_index(const char *v, const char *const *words)
+{
+	for (int i = 0; words[i]; i++)
+		if (!strcmp(v, words[i]))
+			return i;
+	return -1;
+}
+
+/* client_tls_* and server_tls_*: 1 handled, 0 not a TLS key */
+static int
+tls_key(parse_ctx *ctx, const char *section, const char *key, const char *v)
+{
+	static const char *const client_modes[] = {"disable", "allow", "require", NULL};
+	static const char *const server_modes[] = {"disable", "prefer", "require", "verify-ca", "verify-full", NULL};
+	int			i;
+
+	if (!strcmp(key, "client_tls_mode"))
+	{
+		if ((i = word_index(v, client_modes)) < 0)
+			cfg_error(ctx, section, key, "must be disable, allow or require, not \"%s\"", v);
+		else
+			cfg.client_tls_mode = i;
+		ctx->client_tls_mode_line = ctx->line;
+	}
+	else if (!strcmp(key, "server_tls_mode"))
+	{
+		if ((i = word_index(v, server_modes)) < 0)
+			cfg_error(ctx, section, key, "must be disable, prefer, require, verify-ca or verify-full, not \"%s\"", v);
+		else
+			cfg.server_tls_mode = i;
+		ctx->server_tls_mode_line = ctx->line;
+	}
+	else if (!strcmp(key, "client_tls_cert_file"))
+		set_file(&cfg.client_tls_cert_file, v, ctx->line);
+	else if (!strcmp(key, "client_tls_key_file"))
+		set_file(&cfg.client_tls_key_file, v, ctx->line);
+	else if (!strcmp(key, "server_tls_ca_file"))
+		set_file(&cfg.server_tls_ca_file, v, ctx->line);
+	else
+		return 0;
+	return 1;
+}
+
+/* The files the TLS modes need are named (tls.c loads them). */
+static int
+check_tls_files(parse_ctx *ctx)
+{
+	if (cfg.client_tls_mode != CLIENT_TLS_DISABLE &&
+		(!cfg.client_tls_cert_file.path || !cfg.client_tls_key_file.path))
+	{
+		fprintf(stderr, "perfopt-pooler: %s:%d: key \"client_tls_mode\" in [pooler]: %s needs client_tls_cert_file and client_tls_key_file\n",
+				ctx->file, ctx->client_tls_mode_line,
+				cfg.client_tls_mode == CLIENT_TLS_ALLOW ? "allow" : "require");
+		return -1;
+	}
+	if (cfg.server_tls_mode >= SERVER_TLS_VERIFY_CA && !cfg.server_tls_ca_file.path)
+	{
+		fprintf(stderr, "perfopt-pooler: %s:%d: key \"server_tls_mode\" in [pooler]: %s needs server_tls_ca_file\n",
+				ctx->file, ctx->server_tls_mode_line,
+				cfg.server_tls_mode == SERVER_TLS_VERIFY_CA ? "verify-ca" : "verify-full");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 handler(void *user, const char *section, const char *key, const char *v)
 {
@@ -386,6 +463,8 @@ handler(void *user, const char *section, const char *key, const char *v)
 		if (!parse_seconds(v, &cfg.shutdown_timeout))
 			cfg_error(ctx, section, key, "must be a number of seconds >= 0, not \"%s\"", v);
 	}
+	else if (tls_key(ctx, section, key, v))
+		;
 	else if ((r = set_pool_key(&cfg.ps, key, v, &dummy, &expect)) == 0)
 		cfg_error(ctx, section, key, "must be %s, not \"%s\"", expect, v);
 	else if (r < 0)
@@ -502,7 +581,7 @@ config_load(const char *file)
 		config_report("%s: key \"auth_file\" in [pooler]: required when auth_type is not trust", file);
 		return -1;
 	}
-	return 0;
+	return check_tls_files(&ctx);
 }
 
 database *
@@ -547,6 +626,9 @@ config_free(settings *s)
 	free(s->admin_users);
 	free(s->stats_users);
 	free(s->metrics_addr);
+	free(s->client_tls_cert_file.path);
+	free(s->client_tls_key_file.path);
+	free(s->server_tls_ca_file.path);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -554,7 +636,7 @@ config_free(settings *s)
  * Every [pooler] setting, for SHOW CONFIG and for the reload: those not
  * changeable need a restart (the sockets are bound once).
  */
-enum { T_STR, T_INT, T_SECS, T_BOOL, T_MODE, T_AUTH };
+enum { T_STR, T_INT, T_SECS, T_BOOL, T_MODE, T_AUTH, T_CLIENT_TLS, T_SERVER_TLS, T_FILE };
 static const struct
 {
 	const char *key;
@@ -589,6 +671,12 @@ static const struct
 	{"verbose", T_INT, true, offsetof(settings, verbose)},
 	{"metrics_addr", T_STR, false, offsetof(settings, metrics_addr)},
 	{"metrics_port", T_INT, false, offsetof(settings, metrics_port)},
+	/* tls.c loads the certificates once, at start */
+	{"client_tls_mode", T_CLIENT_TLS, false, offsetof(settings, client_tls_mode)},
+	{"client_tls_cert_file", T_FILE, false, offsetof(settings, client_tls_cert_file)},
+	{"client_tls_key_file", T_FILE, false, offsetof(settings, client_tls_key_file)},
+	{"server_tls_mode", T_SERVER_TLS, false, offsetof(settings, server_tls_mode)},
+	{"server_tls_ca_file", T_FILE, false, offsetof(settings, server_tls_ca_file)},
 };
 
 static void
@@ -616,6 +704,23 @@ show_value(const settings *s, int k, char *buf, size_t len)
 		case T_AUTH:
 			snprintf(buf, len, "%s", *(const int *) p == AUTH_TRUST ? "trust" :
 					 *(const int *) p == AUTH_MD5 ? "md5" : "scram-sha-256");
+			break;
+		case T_CLIENT_TLS:
+			{
+				static const char *const names[] = {"disable", "allow", "require"};
+
+				snprintf(buf, len, "%s", names[*(const int *) p]);
+			}
+			break;
+		case T_SERVER_TLS:
+			{
+				static const char *const names[] = {"disable", "prefer", "require", "verify-ca", "verify-full"};
+
+				snprintf(buf, len, "%s", names[*(const int *) p]);
+			}
+			break;
+		case T_FILE:
+			snprintf(buf, len, "%s", ((const cfg_file *) p)->path ? ((const cfg_file *) p)->path : "");
 			break;
 	}
 }
@@ -668,6 +773,14 @@ config_keep_fixed(settings *now, const settings *running)
 		{
 			free(*(char **) np);
 			*(char **) np = *(char *const *) rp ? strdup(*(char *const *) rp) : NULL;
+		}
+		else if (show_keys[k].type == T_FILE)
+		{
+			cfg_file   *nf = (cfg_file *) np;
+			const cfg_file *rf = (const cfg_file *) rp;
+
+			free(nf->path);
+			nf->path = rf->path ? strdup(rf->path) : NULL;
 		}
 		else
 			*(int *) np = *(const int *) rp;

@@ -3,6 +3,8 @@
  * Reads go straight into reserved evbuffer space (no FIONREAD round trip);
  * writes are attempted at once and only fall back to a write event when the
  * kernel is full, so a request/response costs one read and one write.
+ * A connection that negotiated TLS (c->ssl) reads and writes through tls.c
+ * instead, with the same buffers and return conventions.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -114,6 +116,8 @@ conn_init(conn *c, int fd, event_callback_fn rcb, event_callback_fn wcb, void *a
 	c->fd = fd;
 	c->reading = false;
 	c->writing = false;
+	c->tls_read_wants_write = c->tls_write_wants_read = false;
+	c->ssl = NULL;
 	c->wev = NULL;
 	c->wcb = wcb;
 	c->arg = arg;
@@ -157,6 +161,8 @@ conn_fill(conn *c)
 	struct evbuffer_iovec v;
 	ssize_t		n;
 
+	if (c->ssl)
+		return tls_fill(c);
 	if (evbuffer_reserve_space(conn_in(c), READ_CHUNK, &v, 1) < 1)
 		return -1;
 	n = read(c->fd, v.iov_base, v.iov_len);
@@ -174,6 +180,8 @@ conn_fill(conn *c)
 int
 conn_flush(conn *c)
 {
+	if (c->ssl)
+		return tls_flush(c);
 	while (buflen(c->out) > 0)
 	{
 		int			n = evbuffer_write(c->out, c->fd);
@@ -206,6 +214,9 @@ conn_read_on(conn *c)
 	{
 		event_add(&c->rev, NULL);
 		c->reading = true;
+		/* bytes TLS already decrypted wake no epoll: run the callback for them */
+		if (c->ssl && tls_has_pending(c))
+			event_active(&c->rev, EV_READ, 0);
 	}
 }
 
@@ -228,12 +239,23 @@ conn_destroy(conn *c)
 	if (c->wev)
 		event_free(c->wev);
 	c->wev = NULL;
+	if (c->ssl)
+		tls_free(c);
 	close(c->fd);
 	c->fd = -1;
 	c->reading = c->writing = false;
 	conn_buf_put(c->in);
 	conn_buf_put(c->out);
 	c->in = c->out = NULL;
+}
+
+/* Closing politely: TLS close_notify first (best effort), then the TCP FIN. */
+void
+conn_shut_write(conn *c)
+{
+	if (c->ssl)
+		tls_close_notify(c);
+	shutdown(c->fd, SHUT_WR);
 }
 
 /* Copy n bytes at offset off without consuming them; false if not there. */

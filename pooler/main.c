@@ -95,9 +95,12 @@ main(int argc, char **argv)
 	verbose_extra = verbose;
 	if (cfg.auth_file && userlist_load(cfg.auth_file) < 0)
 		return 1;
+	if (tls_init() < 0)
+		return 1;
 	if (check)
 	{
 		printf("perfopt-pooler: %s is valid\n", file);
+		tls_shutdown();
 		return 0;
 	}
 	log_open(cfg.logfile);
@@ -121,6 +124,7 @@ main(int argc, char **argv)
 	client_shutdown_all();
 	pool_shutdown();
 	cancel_shutdown();
+	tls_shutdown();
 	event_base_free(base);
 	log_info("perfopt-pooler stopped");
 	return 0;

@@ -57,6 +57,15 @@ int			tracked_param_index(const char *name);
 /* ---- settings (config.c) ---- */
 enum { MODE_SESSION, MODE_TRANSACTION };
 enum { AUTH_TRUST, AUTH_MD5, AUTH_SCRAM };
+enum { CLIENT_TLS_DISABLE, CLIENT_TLS_ALLOW, CLIENT_TLS_REQUIRE };
+enum { SERVER_TLS_DISABLE, SERVER_TLS_PREFER, SERVER_TLS_REQUIRE, SERVER_TLS_VERIFY_CA, SERVER_TLS_VERIFY_FULL };
+
+/* a file named in the configuration, with its line for errors found when loading it */
+typedef struct cfg_file
+{
+	char	   *path;			/* NULL: not set */
+	int			line;
+} cfg_file;
 
 typedef struct pool_settings
 {
@@ -110,6 +119,11 @@ typedef struct settings
 	char	   *stats_users;	/* comma-separated: SHOW commands only */
 	double		shutdown_timeout;	/* SIGINT: seconds running transactions get */
 	database   *databases;
+	int			client_tls_mode;
+	cfg_file	client_tls_cert_file;
+	cfg_file	client_tls_key_file;
+	int			server_tls_mode;
+	cfg_file	server_tls_ca_file;
 } settings;
 
 extern settings cfg;
@@ -129,12 +143,15 @@ typedef struct conn
 	int			fd;
 	bool		reading;
 	bool		writing;
+	bool		tls_read_wants_write;	/* SSL_read needs the socket writable */
+	bool		tls_write_wants_read;	/* SSL_write needs the socket readable */
 	struct event rev;
 	struct event *wev;			/* made on first need: most writes never block */
 	event_callback_fn wcb;
 	void	   *arg;
 	struct evbuffer *in;		/* NULL while parked (idle client) */
 	struct evbuffer *out;
+	struct ssl_st *ssl;			/* NULL unless this connection speaks TLS */
 } conn;
 
 extern struct event_base *base;
@@ -153,8 +170,23 @@ int			conn_flush(conn *c);	/* 0 ok (maybe pending), -1 error */
 void		conn_read_on(conn *c);
 void		conn_read_off(conn *c);
 void		conn_destroy(conn *c);
+void		conn_shut_write(conn *c);
 bool		conn_peek(struct evbuffer *b, size_t off, void *dst, size_t n);
 void		set_nodelay(int fd);
+
+/* ---- TLS on either side of the pooler (tls.c) ---- */
+int			tls_init(void);
+void		tls_shutdown(void);
+bool		tls_client_offered(void);
+bool		tls_server_wanted(const database *db);
+int			tls_accept(conn *c);
+int			tls_connect(conn *c, const database *db);
+int			tls_fill(conn *c);
+int			tls_flush(conn *c);
+bool		tls_has_pending(conn *c);
+void		tls_close_notify(conn *c);
+void		tls_free(conn *c);
+const char *tls_last_error(void);
 
 /* ---- protocol helpers (proto.c) ---- */
 uint32_t	get_u32(const unsigned char *p);
@@ -253,6 +285,7 @@ typedef struct client
 	bool		in_batch;		/* extended-protocol messages sent, no Sync yet */
 	bool		dropping_sync;	/* C_DISCARDING: the message being dropped ends the request */
 	bool		shut;			/* closing: our side shut down, awaiting EOF */
+	bool		tcp;			/* not a Unix socket: client_tls_mode applies */
 	double		wait_start;
 	double		deadline;		/* on a timeout list: when to act */
 	char		tlist;			/* which: 0 none, 1 startup, 2 closing */
@@ -314,6 +347,7 @@ typedef struct server
 	bool		ping_unconfirmed;	/* pre-ping sent, its answer not seen yet */
 	bool		close_needed;	/* its database's address changed: close at release */
 	uint32_t	id;				/* S-<id> in logs and SHOW SERVERS */
+	bool		tls_answer_pending; /* SSLRequest sent, its one-byte answer not read */
 	struct evbuffer *replay;	/* client bytes sent behind that pre-ping */
 	uint32_t	pass_remaining;
 	bool		pass_drop;

@@ -552,7 +552,8 @@ server_read_cb(evutil_socket_t fd, short ev, void *arg)
 	if (n <= 0)
 	{
 		if (s->state == S_LOGIN)
-			server_login_failed(s, "08006", "server closed the connection during login");
+			server_login_failed(s, "08006", n < 0 && s->c.ssl ? tls_last_error() :
+								"server closed the connection during login");
 		else
 			server_close(s, "server closed the connection unexpectedly");
 		return;
@@ -607,7 +608,7 @@ server_write_cb(evutil_socket_t fd, short ev, void *arg)
 	if (conn_flush(&s->c) < 0)
 	{
 		if (s->state == S_LOGIN)
-			server_login_failed(s, "08006", "write to server failed");
+			server_login_failed(s, "08006", s->c.ssl ? tls_last_error() : "write to server failed");
 		else
 			server_close(s, "write to server failed");
 		return;

@@ -1,5 +1,7 @@
 /*
  * server_login.c: the pooler's own non-blocking login to PostgreSQL:
+ * SSLRequest and its one-byte answer when server_tls_mode asks for TLS (the
+ * handshake itself runs inside conn_flush/conn_fill, see tls.c), then
  * StartupMessage, then whatever authentication the server asks for
  * (trust, cleartext, md5, SCRAM-SHA-256), ParameterStatus, BackendKeyData
  * (the real cancel key, which libpq would keep private), ReadyForQuery.
@@ -21,8 +23,69 @@ server_password(pool *p)
 	return NULL;
 }
 
+#define SSL_REQUEST_CODE 80877103
+
+static void queue_startup(server *s);
+
+/* Connected: ask for TLS first when server_tls_mode wants it, else log in. */
 void
 server_send_startup(server *s)
+{
+	uint32_t	req[2] = {htonl(8), htonl(SSL_REQUEST_CODE)};
+
+	if (!tls_server_wanted(s->pool->db))
+	{
+		queue_startup(s);
+		return;
+	}
+	evbuffer_add(s->c.out, req, 8);
+	s->tls_answer_pending = true;
+}
+
+/*
+ * The server's answer to our SSLRequest: 'S' starts TLS, 'N' means it has
+ * none (enough only for prefer).  False when s is gone or must wait.
+ */
+static bool
+take_tls_answer(server *s)
+{
+	unsigned char answer;
+	char		m[160];
+
+	if (!conn_peek(s->c.in, 0, &answer, 1))
+		return false;
+	evbuffer_drain(s->c.in, 1);
+	s->tls_answer_pending = false;
+	if (answer == 'S')
+	{
+		/* anything already here came before TLS: an injection, not the server */
+		if (buflen(s->c.in) > 0)
+			snprintf(m, sizeof(m), "received unencrypted data after the server's SSL response");
+		else if (tls_connect(&s->c, s->pool->db) < 0)
+			snprintf(m, sizeof(m), "%s", tls_last_error());
+		else
+		{
+			queue_startup(s);	/* sent once the handshake is done */
+			if (conn_flush(&s->c) == 0)
+				return true;
+			snprintf(m, sizeof(m), "%s", tls_last_error());
+		}
+	}
+	else if (answer == 'N' && cfg.server_tls_mode == SERVER_TLS_PREFER)
+	{
+		queue_startup(s);
+		return true;
+	}
+	else if (answer == 'N')
+		snprintf(m, sizeof(m), "server refused TLS (its ssl is off) and server_tls_mode requires it");
+	else
+		snprintf(m, sizeof(m), "invalid answer to SSLRequest from server (byte %d)", answer);
+	server_login_failed(s, "08006", m);
+	return false;
+}
+
+static void
+queue_startup(server *s)
 {
 	pool	   *p = s->pool;
 	struct evbuffer *b = s->c.out;
@@ -164,6 +227,8 @@ server_login_process(server *s)
 	const unsigned char *body;
 	uint32_t	len;
 
+	if (s->tls_answer_pending && !take_tls_answer(s))
+		return;
 	while (conn_peek(s->c.in, 0, hdr, 5))
 	{
 		len = get_u32(hdr + 1);

@@ -7,7 +7,8 @@
  * numeric (fuzz_common.c), so nothing reaches a DNS server.
  *
  * Checked: a file that loads has at least one database, each with a host,
- * a port in 1..65535, min_pool_size <= pool_size and a valid pool mode.
+ * a port in 1..65535, min_pool_size <= pool_size and a valid pool mode,
+ * and a TLS mode that needs certificate or CA files names them.
  * What a successful load allocated is freed again, so the leak check
  * watches the parser, not the harness.
  */
@@ -46,6 +47,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_ASSERT(db->addrlen > 0 && db->addrlen <= sizeof(db->addr));
 		}
 		FUZZ_ASSERT(cfg.listen_port >= 1 && cfg.listen_port <= 65535);
+		/* a TLS mode that needs files never loads without them */
+		FUZZ_ASSERT(cfg.client_tls_mode == CLIENT_TLS_DISABLE ||
+					(cfg.client_tls_cert_file.path && cfg.client_tls_key_file.path));
+		FUZZ_ASSERT(cfg.server_tls_mode < SERVER_TLS_VERIFY_CA || cfg.server_tls_ca_file.path);
 	}
 	fuzz_restore_stderr(saved);
 	free_settings();

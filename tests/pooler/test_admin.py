@@ -348,6 +348,11 @@ def test_show_config():
        "shutdown_timeout shown", conf["shutdown_timeout"])
     ok(conf["pool_mode"]["value"] == "session" and conf["admin_users"]["value"] == "postgres, admin"
        and conf["stats_users"]["value"] == "app", "pool_mode, admin_users, stats_users shown", conf["admin_users"])
+    ok(all(conf[k]["changeable"] == "no" for k in ("metrics_port", "metrics_addr", "client_tls_mode",
+                                                     "client_tls_cert_file", "server_tls_mode", "server_tls_ca_file"))
+       and conf["client_tls_mode"]["value"] == "disable" and conf["server_tls_mode"]["default"] == "disable"
+       and conf["metrics_port"]["value"] == "0",
+       "metrics and TLS settings shown, restart only", {k: conf.get(k) for k in ("metrics_port", "client_tls_mode")})
     dbs = {r["name"]: r for r in show(a, "DATABASES")}
     ok(dbs["appdb"]["pool_size"] == 3 and dbs["appdb"]["max_overflow"] == 1 and dbs["appdb"]["database"] == "appdb"
        and dbs["other"]["force_user"] == "postgres" and dbs["other"]["pool_size"] == 7
