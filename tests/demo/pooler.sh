@@ -7,7 +7,9 @@
 #       samples client and server connection counts twice a second
 #   demo_pooler_report
 #       a short summary: clients connected to the pooler vs server
-#       connections PostgreSQL sees (now and at peak)
+#       connections PostgreSQL sees (now and at peak), then what the pooler
+#       itself reports: SHOW POOLS / SHOW STATS on its admin console and a
+#       few series of its Prometheus endpoint
 #   demo_pooler_stop
 #       stop the sampler and the pooler (by pid), remove their files
 # DEMO_PG_USER (default $DEMO_USER, else postgres) counts connections.
@@ -35,6 +37,10 @@ demo_pooler_start() {
 	chmod 755 "$DEMO_POOLER_DIR"
 	port=6432
 	while ! _demo_pooler_port_free "$port"; do port=$((port + 1)); done
+	DEMO_POOLER_METRICS_PORT=9127
+	while ! _demo_pooler_port_free "$DEMO_POOLER_METRICS_PORT" || [ "$DEMO_POOLER_METRICS_PORT" = "$port" ]; do
+		DEMO_POOLER_METRICS_PORT=$((DEMO_POOLER_METRICS_PORT + 1))
+	done
 	ini=$DEMO_POOLER_DIR/perfopt-pooler.ini
 	cat >"$ini" <<EOF2
 ; written by tests/demo/pooler.sh
@@ -52,6 +58,8 @@ max_overflow = 0
 pool_timeout = 30
 auth_type = trust
 max_client_conn = 5000
+admin_users = ${DEMO_PG_USER:-${DEMO_USER:-postgres}}
+metrics_port = $DEMO_POOLER_METRICS_PORT
 logfile = $DEMO_POOLER_DIR/pooler.log
 EOF2
 	"$bin" -c "$ini" >>"$DEMO_POOLER_DIR/pooler.log" 2>&1 &
@@ -99,7 +107,33 @@ demo_pooler_report() {
 	if [ "${peaks% *}" -gt 20 ] && [ "${peaks#* }" -le 20 ]; then
 		echo "  => ${peaks% *} clients were served by at most ${peaks#* } PostgreSQL backends"
 	fi
+	_demo_pooler_console
+	_demo_pooler_metrics
 	return 0
+}
+
+# The admin console: the virtual database "perfopt" answers SHOW commands.
+_demo_pooler_console() {
+	local admin="psql -X -h 127.0.0.1 -p $DEMO_POOLER_PORT -U ${DEMO_PG_USER:-${DEMO_USER:-postgres}} -d perfopt"
+	echo "  admin console ($admin -c 'SHOW POOLS'):"
+	$admin -c "SHOW POOLS" 2>&1 | sed 's/^/    /'
+	echo "  SHOW STATS:"
+	$admin -c "SHOW STATS" 2>&1 | sed 's/^/    /'
+}
+
+# A scrape of the Prometheus endpoint, the series for the demo's pool.
+_demo_pooler_metrics() {
+	local url="http://127.0.0.1:$DEMO_POOLER_METRICS_PORT/metrics"
+	echo "  Prometheus endpoint ($url), the demo pool's counters:"
+	python3 - "$url" "$DEMO_POOLER_DB" <<'PY' 2>&1 | sed 's/^/    /'
+import sys, urllib.request
+url, db = sys.argv[1], sys.argv[2]
+wanted = ("transactions_total", "queries_total", "waits_total", "wait_timeouts_total",
+          "server_connections{", "clients_waiting", "wait_seconds_count", "pre_ping_failures_total")
+for line in urllib.request.urlopen(url, timeout=5).read().decode().splitlines():
+    if line.startswith("perfopt_pooler_") and 'database="%s"' % db in line and any(w in line for w in wanted):
+        print(line)
+PY
 }
 
 demo_pooler_stop() {
