@@ -328,6 +328,11 @@ handler(void *user, const char *section, const char *key, const char *v)
 		if (!parse_int(v, 1024, 1 << 30, &cfg.max_packet_size))
 			cfg_error(ctx, section, key, "must be bytes from 1024 to 1073741824, not \"%s\"", v);
 	}
+	else if (!strcmp(key, "max_prepared_statements"))
+	{
+		if (!parse_int(v, 0, 100000, &cfg.max_prepared_statements))
+			cfg_error(ctx, section, key, "must be an integer from 0 to 100000, not \"%s\"", v);
+	}
 	else if (!strcmp(key, "startup_timeout"))
 	{
 		if (!parse_seconds(v, &cfg.startup_timeout))
@@ -381,6 +386,7 @@ defaults(void)
 	cfg.max_client_conn = 1000;
 	cfg.server_reset_query = strdup("DISCARD ALL");
 	cfg.max_packet_size = 64 * 1024 * 1024;
+	cfg.max_prepared_statements = 200;
 	cfg.startup_timeout = 10;
 	cfg.ignore_startup_parameters = strdup("extra_float_digits");
 	cfg.verbose = 0;

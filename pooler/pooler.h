@@ -92,6 +92,7 @@ typedef struct settings
 	int			max_client_conn;
 	char	   *server_reset_query;
 	int			max_packet_size;
+	int			max_prepared_statements;	/* per server connection; 0: off */
 	double		startup_timeout;
 	char	   *ignore_startup_parameters;
 	char	   *logfile;
@@ -201,6 +202,9 @@ void		md5_hex(const void *data, size_t len, char out[33]);
 bool		random_bytes(void *buf, size_t n);
 
 /* ---- clients (client.c) ---- */
+typedef struct client_prep client_prep;	/* prepared.c: a client's statement names */
+typedef struct server_prep server_prep;	/* prepared.c: what a server has prepared */
+
 enum
 {
 	C_STARTUP,					/* reading the startup packet */
@@ -233,6 +237,7 @@ typedef struct client
 	double		deadline;		/* on a timeout list: when to act */
 	char		tlist;			/* which: 0 none, 1 startup, 2 closing */
 	void	   *auth_state;
+	client_prep *prep;			/* NULL until its first named statement */
 	unsigned char md5_salt[4];
 	TAILQ_ENTRY(client) link;	/* every client */
 	TAILQ_ENTRY(client) wlink;	/* pool wait queues */
@@ -252,6 +257,7 @@ void		client_wait_timeout(client *c);
 void		clients_tick_start(void);
 void		client_shutdown_all(void);
 client	   *client_find_cancel(uint32_t pid, uint32_t key);
+void		client_pass(client *c, size_t n);
 extern int	client_count;
 
 /* ---- servers (server.c) ---- */
@@ -286,6 +292,7 @@ typedef struct server
 	bool		pass_drop;
 	struct event timer;
 	struct scram_client *scram;
+	server_prep *prep;			/* transaction mode with max_prepared_statements */
 	TAILQ_ENTRY(server) link;	/* pool's all-servers list */
 	TAILQ_ENTRY(server) ilink;	/* pool's idle list */
 } server;
@@ -304,6 +311,19 @@ void		server_client_left(server *s, bool clean);
 void		server_unlink_for_reuse(server *s);
 bool		server_releasable(server *s);
 void		send_cancel(database *db, uint32_t pid, uint32_t key);
+
+/* ---- named prepared statements in transaction mode (prepared.c, prepared_proto.c) ---- */
+enum { PREP_PASS, PREP_DONE, PREP_WAIT, PREP_FAIL };
+bool		prepared_tracking(client *c);
+int			prepared_client_msg(client *c, const unsigned char *hdr, uint32_t len, size_t *off);
+void		prepared_client_sent(server *s, char type);
+int			prepared_server_msg(server *s, const unsigned char *hdr, uint32_t len, size_t *off);
+void		prepared_flush_synth(server *s);
+bool		prepared_quiet(server *s);
+void		prepared_rollback(server *s, client *c);
+void		prepared_server_free(server *s);
+void		prepared_client_free(client *c);
+int			prepared_server_count(server *s);
 
 /* ---- per-pool counters (stats.c) ---- */
 #define WAIT_SUB 4				/* histogram sub-buckets per power of two */

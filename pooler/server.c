@@ -70,6 +70,7 @@ server_free(server *s)
 	conn_destroy(&s->c);
 	scram_client_free(s->scram);
 	conn_buf_put(s->replay);
+	prepared_server_free(s);
 	for (int i = 0; i < NPARAMS; i++)
 		pstr_unref(s->params[i]);
 	free(s);
@@ -97,6 +98,7 @@ server_close(server *s, const char *why)
 			{
 				replay = s->replay;
 				s->replay = NULL;
+				prepared_rollback(s, c);
 			}
 			else
 				client_server_gone(c, "08006", why);
@@ -295,7 +297,8 @@ server_client_left(server *s, bool dirty_input)
 	s->client = NULL;
 	if (s->state != S_ACTIVE)
 		return;
-	if (dirty_input || s->expect_rfq > 0 || s->pass_remaining > 0 || s->in_copy_out)
+	if (dirty_input || s->expect_rfq > 0 || s->pass_remaining > 0 || s->in_copy_out ||
+		!prepared_quiet(s))
 	{
 		server_close(s, "client left in the middle of a query");
 		return;
@@ -309,7 +312,8 @@ server_releasable(server *s)
 	client	   *c = s->client;
 
 	return s->expect_rfq == 0 && s->txstatus == 'I' && c && !c->in_batch &&
-		c->pass_remaining == 0 && s->pool->ps->pool_mode == MODE_TRANSACTION;
+		c->pass_remaining == 0 && s->pool->ps->pool_mode == MODE_TRANSACTION &&
+		prepared_quiet(s);
 }
 
 /* Messages from a working server: swallow ours, forward the client's. */
@@ -419,6 +423,22 @@ server_forward(server *s)
 			server_close(s, "message from server with no client");
 			return;
 		}
+		if (s->prep)
+		{
+			/* replies to prepared-statement traffic: ours swallowed, answers inserted */
+			int			r = prepared_server_msg(s, hdr, len, &off);
+
+			avail = evbuffer_get_length(in);
+			if (r == PREP_WAIT)
+				break;
+			if (r == PREP_FAIL)
+			{
+				server_close(s, "server reply does not match the prepared-statement requests sent");
+				return;
+			}
+			if (r == PREP_DONE)
+				continue;
+		}
 		if (hdr[0] == 'Z' || hdr[0] == 'S')
 		{
 			const unsigned char *body;
@@ -473,6 +493,8 @@ server_forward(server *s)
 		s->pool->st.bytes_out += off;
 		evbuffer_remove_buffer(in, conn_out(&c->c), off);
 	}
+	if (c && s->prep)
+		prepared_flush_synth(s);
 	if (release)
 	{
 		/*

@@ -1,0 +1,658 @@
+/*
+ * prepared_proto.c: the protocol side of named prepared statements in
+ * transaction mode (what is prepared where is prepared.c).
+ *
+ * Client to server: a named Parse is recorded under the client's name and
+ * sent as PERFOPT_<id> only if the server lacks that statement; Bind,
+ * Describe and Close naming a client statement are rewritten, and a Parse
+ * of ours goes first when the client's transaction landed on a server that
+ * lacks it.  Close of a client statement and a Parse the server already
+ * has are answered by us; so are the errors for names the client never
+ * prepared or prepares twice, after which we drop the client's messages
+ * until Sync as PostgreSQL would.
+ *
+ * Server to client: every message sent since the link that gets a reply
+ * has a slot in a FIFO, so each reply is matched to what asked for it:
+ * replies to our own Parse and Close are swallowed, our synthesized
+ * replies are emitted when their slot reaches the head, and after an
+ * ErrorResponse the slots the server will skip until Sync are dropped and
+ * what they assumed (a statement prepared, closed, named) is undone.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pooler.h"
+#include "prepared.h"
+
+bool
+prepared_tracking(client *c)
+{
+	return cfg.max_prepared_statements > 0 && c->pool && c->pool->ps->pool_mode == MODE_TRANSACTION;
+}
+
+/* ---- the FIFO of expected replies ---- */
+
+static pslot *
+slot_at(server_prep *sp, unsigned i)
+{
+	return &sp->ring[(sp->head + i) & (sp->cap - 1)];
+}
+
+/* A new slot at the tail; a failed allocation here would lose the reply order. */
+static pslot *
+expect(server *s, char kind, char how)
+{
+	server_prep *sp = s->prep;
+	pslot	   *sl;
+
+	if (sp->n == sp->cap)
+	{
+		unsigned	cap = sp->cap ? sp->cap * 2 : 16;
+		pslot	   *r = malloc(sizeof(*r) * cap);
+
+		if (!r)
+			abort();
+		for (unsigned i = 0; i < sp->n; i++)
+			r[i] = *slot_at(sp, i);
+		free(sp->ring);
+		sp->ring = r;
+		sp->cap = cap;
+		sp->head = 0;
+	}
+	sl = slot_at(sp, sp->n++);
+	memset(sl, 0, sizeof(*sl));
+	sl->kind = kind;
+	sl->how = how;
+	return sl;
+}
+
+static void
+slot_free(pslot *sl)
+{
+	stmt_unref(sl->st);
+	free(sl->text);
+	sl->st = NULL;
+	sl->text = NULL;
+}
+
+static void
+slot_pop(server_prep *sp)
+{
+	slot_free(slot_at(sp, 0));
+	sp->head = (sp->head + 1) & (sp->cap - 1);
+	sp->n--;
+}
+
+/* The server did not carry out the slot's message: take back what we assumed. */
+static void
+slot_undo(server *s, client *c, pslot *sl)
+{
+	if (sl->set_undo == UNDO_ADDED)
+		server_remove(s->prep, sl->st);
+	else if (sl->set_undo == UNDO_REMOVED)
+		server_add(s->prep, sl->st);
+	if (c && sl->name_undo == UNDO_ADDED && client_stmt_find(c, sl->text) == sl->st)
+		stmt_unref(client_stmt_take(c, sl->text));
+	else if (c && sl->name_undo == UNDO_REMOVED && !client_stmt_find(c, sl->text))
+		client_stmt_add(c, sl->text, sl->st);
+}
+
+/*
+ * After an error the server ignores everything until Sync, so a slot added
+ * meanwhile gets no reply: undo it at once (a Sync ends the skipping).
+ */
+static void
+settle(server *s)
+{
+	server_prep *sp = s->prep;
+	pslot	   *sl;
+
+	if (!sp->server_skipping)
+		return;
+	sl = slot_at(sp, sp->n - 1);
+	if (sl->kind == 'S')
+	{
+		sp->server_skipping = false;
+		return;
+	}
+	slot_undo(s, s->client, sl);
+	if ((sl->kind == 'Q' || sl->kind == 'F') && s->expect_rfq > 0)
+		s->expect_rfq--;
+	slot_free(sl);
+	sp->n--;
+}
+
+/* The head failed: it and every slot before the next Sync are skipped. */
+static void
+fail_head(server *s)
+{
+	server_prep *sp = s->prep;
+	unsigned	k = 0;
+
+	while (k < sp->n && slot_at(sp, k)->kind != 'S')
+		k++;
+	sp->server_skipping = (k == sp->n);
+	for (unsigned i = k; i-- > 0;)
+	{
+		pslot	   *sl = slot_at(sp, i);
+
+		slot_undo(s, s->client, sl);
+		if ((sl->kind == 'Q' || sl->kind == 'F') && s->expect_rfq > 0)
+			s->expect_rfq--;
+	}
+	while (k-- > 0)
+		slot_pop(sp);
+}
+
+/* Undo everything: the server died before running any of it (pre-ping retry). */
+void
+prepared_rollback(server *s, client *c)
+{
+	server_prep *sp = s->prep;
+
+	if (c)
+		client_set_skipping(c, false);
+	if (!sp)
+		return;
+	for (unsigned i = sp->n; i-- > 0;)
+		slot_undo(s, c, slot_at(sp, i));
+	prepared_drop_slots(s);
+}
+
+void
+prepared_drop_slots(server *s)
+{
+	server_prep *sp = s->prep;
+
+	while (sp && sp->n)
+		slot_pop(sp);
+	if (sp)
+		sp->server_skipping = false;
+}
+
+bool
+prepared_quiet(server *s)
+{
+	return !s->prep || s->prep->n == 0;
+}
+
+/* ---- messages we write ---- */
+
+static void
+put_parse(struct evbuffer *out, pstmt *st)
+{
+	size_t		n = strlen(st->server_name) + 1;
+
+	put_msg_start(out, 'P', n + st->len);
+	evbuffer_add(out, st->server_name, n);
+	evbuffer_add(out, st->body, st->len);
+}
+
+static void
+put_named(struct evbuffer *out, char type, char what, pstmt *st)
+{
+	size_t		n = strlen(st->server_name) + 1;
+
+	put_msg_start(out, type, 1 + n);
+	evbuffer_add(out, &what, 1);
+	evbuffer_add(out, st->server_name, n);
+}
+
+/* Close least recently used statements until one more fits. */
+static void
+make_room(server *s)
+{
+	server_prep *sp = s->prep;
+	pstmt	   *victim;
+
+	while (!sp->server_skipping && sp->count >= cfg.max_prepared_statements &&
+		   (victim = server_lru(sp)) != NULL)
+	{
+		pslot	   *sl = expect(s, 'C', SLOT_SWALLOW);
+
+		put_named(s->c.out, 'C', 'S', victim);
+		sl->st = stmt_ref(victim);
+		sl->set_undo = UNDO_REMOVED;
+		server_remove(sp, victim);
+	}
+}
+
+/* Our Parse for st goes ahead of the client's message when the server lacks st. */
+static bool
+ensure_prepared(server *s, pstmt *st)
+{
+	server_prep *sp = s->prep;
+	pslot	   *sl;
+
+	if (server_touch(sp, st) || sp->server_skipping)
+		return true;
+	make_room(s);
+	if (!server_add(sp, st))
+		return false;
+	put_parse(s->c.out, st);
+	sl = expect(s, 'P', SLOT_SWALLOW);
+	sl->st = stmt_ref(st);
+	sl->set_undo = UNDO_ADDED;
+	return true;
+}
+
+/* ---- client to server ---- */
+
+/* The first n bytes of the client's input were handled here: count, keep for replay, drop. */
+static void
+consume(client *c, size_t n)
+{
+	server	   *s = c->server;
+
+	if (s->replay)
+		evbuffer_add(s->replay, evbuffer_pullup(c->c.in, n), n);
+	c->pool->st.bytes_in += n;
+	evbuffer_drain(c->c.in, n);
+}
+
+static void
+answer_error(client *c, const char *sqlstate, const char *fmt, const char *name)
+{
+	server	   *s = c->server;
+	pslot	   *sl = expect(s, 'E', SLOT_SYNTH);
+	char		msg[512];
+
+	snprintf(msg, sizeof(msg), fmt, name);
+	sl->sqlstate = sqlstate;
+	sl->text = strdup(msg);
+	settle(s);
+	client_set_skipping(c, true);
+}
+
+static int
+out_of_memory(client *c)
+{
+	client_fail(c, "53200", "out of memory for prepared statements");
+	return PREP_FAIL;
+}
+
+static int
+malformed(client *c, const char *what)
+{
+	client_fail(c, "08P01", "invalid %s message", what);
+	return PREP_FAIL;
+}
+
+static int
+parse_named(client *c, const unsigned char *body, uint32_t blen)
+{
+	server	   *s = c->server;
+	const char *name = (const char *) body;
+	size_t		nl = strnlen(name, blen),
+				ql;
+	const unsigned char *rest = body + nl + 1;
+	uint32_t	rlen;
+	pstmt	   *st;
+	pslot	   *sl;
+
+	if (nl == blen)
+		return malformed(c, "Parse");
+	rlen = blen - nl - 1;
+	ql = strnlen((const char *) rest, rlen);
+	if (ql + 3 > rlen || rlen != ql + 3 + 4 * (size_t) ((rest[ql + 1] << 8) | rest[ql + 2]))
+		return malformed(c, "Parse");
+	if (client_stmt_find(c, name))
+		answer_error(c, "42P05", "prepared statement \"%s\" already exists", name);
+	else
+	{
+		if (!(st = stmt_get(rest, rlen)))
+			return out_of_memory(c);
+		if (!client_stmt_add(c, name, st))
+		{
+			stmt_unref(st);
+			return out_of_memory(c);
+		}
+		if (server_touch(s->prep, st))
+			sl = expect(s, '1', SLOT_SYNTH);
+		else
+		{
+			make_room(s);
+			if (!server_add(s->prep, st))
+				abort();		/* the name is taken: no clean way back */
+			put_parse(s->c.out, st);
+			sl = expect(s, 'P', SLOT_FORWARD);
+			sl->set_undo = UNDO_ADDED;
+		}
+		sl->st = st;			/* our reference from stmt_get */
+		sl->text = strdup(name);
+		sl->name_undo = UNDO_ADDED;
+		if (!sl->text)
+			abort();
+		settle(s);
+	}
+	consume(c, 5 + blen);
+	return PREP_DONE;
+}
+
+/* Describe or Close of a named statement: body is 'S', name. */
+static int
+statement_named(client *c, char type, const unsigned char *body, uint32_t blen)
+{
+	server	   *s = c->server;
+	const char *name = (const char *) body + 1;
+	pstmt	   *st;
+	pslot	   *sl;
+
+	if (strnlen(name, blen - 1) != blen - 2)
+		return malformed(c, type == 'D' ? "Describe" : "Close");
+	if (type == 'C')
+	{
+		/* the server keeps its copy for whoever prepares the statement next */
+		st = client_stmt_take(c, name);
+		sl = expect(s, '3', SLOT_SYNTH);
+		sl->st = st;
+		if (st)
+		{
+			sl->text = strdup(name);
+			sl->name_undo = UNDO_REMOVED;
+			if (!sl->text)
+				abort();
+		}
+		settle(s);
+	}
+	else if (!(st = client_stmt_find(c, name)))
+		answer_error(c, "26000", "prepared statement \"%s\" does not exist", name);
+	else
+	{
+		if (!ensure_prepared(s, st))
+			return out_of_memory(c);
+		put_named(s->c.out, 'D', 'S', st);
+		expect(s, 'D', SLOT_FORWARD);
+		settle(s);
+	}
+	consume(c, 5 + blen);
+	return PREP_DONE;
+}
+
+/*
+ * A Bind naming a statement: only its start (portal and statement names)
+ * has to be here; the parameters stream through afterwards.
+ */
+static int
+bind_named(client *c, uint32_t len)
+{
+	server	   *s = c->server;
+	size_t		have = buflen(c->c.in) < len + 1 ? buflen(c->c.in) : len + 1;
+	const unsigned char *msg = evbuffer_pullup(c->c.in, have);
+	const unsigned char *body = msg + 5;
+	const unsigned char *end = msg + have;
+	const unsigned char *pe = memchr(body, 0, end - body);
+	const unsigned char *ne = pe ? memchr(pe + 1, 0, end - pe - 1) : NULL;
+	const char *name;
+	size_t		prefix;
+	pstmt	   *st;
+
+	if (!ne)
+		return have == len + 1 ? malformed(c, "Bind") : PREP_WAIT;
+	name = (const char *) pe + 1;
+	if (!*name)
+		return PREP_PASS;		/* a long portal name, unnamed statement */
+	prefix = ne + 1 - msg;
+	if (!(st = client_stmt_find(c, name)))
+	{
+		/* the whole message is dropped, so all of it must be here */
+		if (have < len + 1)
+			return PREP_WAIT;
+		answer_error(c, "26000", "prepared statement \"%s\" does not exist", name);
+		consume(c, len + 1);
+		return PREP_DONE;
+	}
+	if (!ensure_prepared(s, st))
+		return out_of_memory(c);
+	put_msg_start(s->c.out, 'B', len - 4 - strlen(name) + strlen(st->server_name));
+	evbuffer_add(s->c.out, body, pe + 1 - body);
+	evbuffer_add(s->c.out, st->server_name, strlen(st->server_name) + 1);
+	expect(s, 'B', SLOT_FORWARD);
+	settle(s);
+	consume(c, prefix);
+	c->pass_remaining = len + 1 - prefix;
+	return PREP_DONE;
+}
+
+/* Whether a Bind names a statement, from its first bytes: 1 yes, 0 no, -1 can't tell yet. */
+static int
+bind_is_named(struct evbuffer *in, size_t off, uint32_t len)
+{
+	unsigned char buf[128];
+	size_t		n = buflen(in) - off - 5;
+	const unsigned char *pe;
+
+	if (n > len - 4)
+		n = len - 4;
+	if (n > sizeof(buf))
+		n = sizeof(buf);
+	if (!conn_peek(in, off + 5, buf, n))
+		return -1;
+	pe = memchr(buf, 0, n);
+	if (pe && pe + 1 < buf + n)
+		return pe[1] != 0;
+	if (n == len - 4)
+		return 0;				/* malformed: PostgreSQL will say so */
+	return -1;
+}
+
+/*
+ * One client message at *off (its header already checked).  PREP_PASS: an
+ * ordinary message, forward it as it is; PREP_DONE: handled here (what came
+ * before it was passed on first, *off is 0); PREP_WAIT: more bytes needed;
+ * PREP_FAIL: the client is being closed.
+ */
+int
+prepared_client_msg(client *c, const unsigned char *hdr, uint32_t len, size_t *off)
+{
+	struct evbuffer *in = c->c.in;
+	size_t		avail = buflen(in) - *off;
+	unsigned char peek[2];
+	const unsigned char *body;
+	char		t = hdr[0];
+	int			named;
+
+	if (!sprep(c->server))
+		return out_of_memory(c);
+	if (client_skipping(c))
+	{
+		if (t == 'S')
+			client_set_skipping(c, false);
+		if (t == 'S' || t == 'X')
+			return PREP_PASS;
+		if (avail < len + 1)
+			return PREP_WAIT;
+		client_pass(c, *off);
+		*off = 0;
+		consume(c, len + 1);
+		return PREP_DONE;
+	}
+	switch (t)
+	{
+		case 'B':
+			if ((named = bind_is_named(in, *off, len)) == 0)
+				return PREP_PASS;
+			if (named < 0 && avail < 5 + 128)
+				return PREP_WAIT;
+			client_pass(c, *off);
+			*off = 0;
+			return bind_named(c, len);
+		case 'P':
+			if (len < 5)
+				return PREP_PASS;
+			if (!conn_peek(in, *off + 5, peek, 1))
+				return PREP_WAIT;
+			if (peek[0] == 0)
+				return PREP_PASS;
+			break;
+		case 'D':
+		case 'C':
+			if (len < 6)
+				return PREP_PASS;
+			if (!conn_peek(in, *off + 5, peek, 2))
+				return PREP_WAIT;
+			if (peek[0] != 'S' || peek[1] == 0)
+				return PREP_PASS;
+			break;
+		default:
+			return PREP_PASS;
+	}
+	if (avail < len + 1)
+		return PREP_WAIT;
+	client_pass(c, *off);
+	*off = 0;
+	body = evbuffer_pullup(in, len + 1) + 5;
+	return t == 'P' ? parse_named(c, body, len - 4) : statement_named(c, t, body, len - 4);
+}
+
+/* An ordinary message went to the server: note the reply it will get. */
+void
+prepared_client_sent(server *s, char type)
+{
+	if (!type || !strchr("PBCDESQF", type) || !sprep(s))
+		return;
+	expect(s, type, SLOT_FORWARD);
+	settle(s);
+}
+
+/* ---- server to client ---- */
+
+static void
+move_span(server *s, size_t *off)
+{
+	if (*off)
+	{
+		s->pool->st.bytes_out += *off;
+		evbuffer_remove_buffer(s->c.in, conn_out(&s->client->c), *off);
+		*off = 0;
+	}
+}
+
+static void
+emit_synth(server *s)
+{
+	server_prep *sp = s->prep;
+	struct evbuffer *out = conn_out(&s->client->c);
+	pslot	   *sl;
+
+	while (sp->n && (sl = slot_at(sp, 0))->how == SLOT_SYNTH)
+	{
+		if (sl->kind == 'E')
+			send_error(out, "ERROR", sl->sqlstate, "%s", sl->text ? sl->text : "out of memory");
+		else
+			put_msg_start(out, sl->kind, 0);
+		slot_pop(sp);
+	}
+}
+
+/* At a message boundary with nothing of ours pending: emit answers now due. */
+void
+prepared_flush_synth(server *s)
+{
+	server_prep *sp = s->prep;
+
+	if (!sp || !sp->n || slot_at(sp, 0)->how != SLOT_SYNTH || !s->client ||
+		s->pass_remaining || s->swallow_rfq)
+		return;
+	emit_synth(s);
+	if (conn_flush(&s->client->c) < 0)
+		evbuffer_drain(s->client->c.out, buflen(s->client->c.out));
+}
+
+static bool
+ends_reply(char kind, char t)
+{
+	switch (kind)
+	{
+		case 'S':
+		case 'Q':
+		case 'F':
+			return t == 'Z';
+		case 'P':
+			return t == '1';
+		case 'B':
+			return t == '2';
+		case 'C':
+			return t == '3';
+		case 'D':
+			return t == 'T' || t == 'n';
+		case 'E':
+			return t == 'C' || t == 'I' || t == 's';
+	}
+	return false;
+}
+
+/* CommandComplete of DISCARD ALL or DEALLOCATE ALL: the server forgot every statement. */
+static bool
+forgets_all(struct evbuffer *in, size_t off, uint32_t len)
+{
+	char		tag[16];
+
+	if (!conn_peek(in, off + 5, tag, len - 4))
+		return false;
+	return memcmp(tag, "DISCARD ALL", 12) == 0 || memcmp(tag, "DEALLOCATE ALL", 15) == 0;
+}
+
+/*
+ * One server message at *off for the linked client.  PREP_PASS: forward it
+ * as it is; PREP_DONE: swallowed here (what came before was forwarded,
+ * *off is 0); PREP_WAIT: more bytes needed; PREP_FAIL: the reply does not
+ * match what was asked, the connection must go.
+ */
+int
+prepared_server_msg(server *s, const unsigned char *hdr, uint32_t len, size_t *off)
+{
+	server_prep *sp = s->prep;
+	size_t		whole = *off + len + 1;
+	char		t = hdr[0];
+	pslot	   *h;
+
+	if (!sp || !sp->n)
+		return PREP_PASS;
+	if (slot_at(sp, 0)->how == SLOT_SYNTH)
+	{
+		move_span(s, off);
+		whole = len + 1;
+		emit_synth(s);
+		if (!sp->n)
+			return PREP_PASS;
+	}
+	h = slot_at(sp, 0);
+	if (t == 'C' && (h->kind == 'Q' || h->kind == 'E') && (len == 16 || len == 19))
+	{
+		if (buflen(s->c.in) < whole)
+			return PREP_WAIT;
+		if (forgets_all(s->c.in, *off, len))
+		{
+			server_clear(sp);
+			client_stmt_clear(s->client);
+		}
+	}
+	if (t == 'E' && !strchr("SQF", h->kind))
+	{
+		fail_head(s);
+		return PREP_PASS;		/* the client sees the error where its message failed */
+	}
+	if (!ends_reply(h->kind, t))
+	{
+		if (t && strchr("Z123", t))
+		{
+			log_error("backend %u sent '%c' where a reply to '%c' was expected", s->be_pid, t, h->kind);
+			return PREP_FAIL;
+		}
+		return PREP_PASS;
+	}
+	if ((t == 'Z' || h->how == SLOT_SWALLOW) && buflen(s->c.in) < whole)
+		return PREP_WAIT;
+	if (h->how == SLOT_SWALLOW)
+	{
+		move_span(s, off);
+		evbuffer_drain(s->c.in, len + 1);
+		slot_pop(sp);
+		return PREP_DONE;
+	}
+	slot_pop(sp);
+	return PREP_PASS;
+}
