@@ -149,8 +149,11 @@ def failed_count(out):
 def test_pgbench_prepared():
     pgbench_init()
     p = pt.Pooler("prep_pgbench", pool_size=2, max_overflow=0, pool_timeout=30)
+    # pgbench 15 prepares each command with a blocking PQprepare at its first
+    # use, mid-transaction for TPC-B: a thread blocked on a client waiting for
+    # a server would stall the clients that hold the servers, so one thread each
     for label, extra in (("-S", ["-S"]), ("TPC-B", [])):
-        r = pt.pgbench(p.port, "-c", "8", "-j", "2", "-T", "3", "-M", "prepared", *extra)
+        r = pt.pgbench(p.port, "-c", "8", "-j", "8", "-T", "3", "-M", "prepared", *extra)
         out = r.stdout + r.stderr
         pt.ok(r.returncode == 0 and failed_count(r.stdout) == 0 and "tps = " in r.stdout,
               "pgbench -M prepared %s, 8 clients on 2 server connections: 0 failed transactions" % label,
