@@ -83,6 +83,13 @@ stmt_get(const unsigned char *body, uint32_t len)
 	return st;
 }
 
+/* Distinct statements alive: none once every client and server is gone. */
+unsigned
+prepared_stmt_count(void)
+{
+	return registry_count;
+}
+
 pstmt *
 stmt_ref(pstmt *st)
 {
@@ -232,7 +239,8 @@ client_stmt_clear(client *c)
 			stmt_unref(e->st);
 			free(e);
 		}
-	memset(cp->buckets, 0, sizeof(*cp->buckets) * cp->size);
+	if (cp->buckets)
+		memset(cp->buckets, 0, sizeof(*cp->buckets) * cp->size);
 	cp->count = 0;
 }
 

@@ -69,6 +69,7 @@ struct server_prep
 };
 
 pstmt	   *stmt_get(const unsigned char *body, uint32_t len);
+unsigned	prepared_stmt_count(void);
 pstmt	   *stmt_ref(pstmt *st);
 void		stmt_unref(pstmt *st);
 

@@ -175,7 +175,7 @@ idle_process(server *s)
 	while (conn_peek(s->c.in, 0, hdr, 5))
 	{
 		len = get_u32(hdr + 1);
-		if (len < 4 || evbuffer_get_length(s->c.in) < len + 1)
+		if (len < 4 || evbuffer_get_length(s->c.in) < (size_t) len + 1)
 			break;
 		if (hdr[0] == 'S')
 			server_note_param(s, evbuffer_pullup(s->c.in, len + 1) + 5, len - 4, false);
@@ -367,7 +367,7 @@ server_forward(server *s)
 				off = 0;
 				continue;
 			}
-			if (avail < len + 1)
+			if (avail < (size_t) len + 1)
 				break;
 			body = evbuffer_pullup(in, len + 1) + 5;
 			if (hdr[0] == 'Z')
