@@ -202,6 +202,12 @@ def test_psycopg3():
     for pid, stmts in held:
         pt.ok(not any(n.startswith("_pg3") for n, _ in stmts) and len(stmts) == 2,
               "backend %d holds the 2 statements under pooler names" % pid, stmts)
+    with a.pipeline():
+        curs = [a.execute("select %s::int + 10", (i,)) for i in range(6)]
+        curs += [a.execute("select %s::int * 2, pg_backend_pid()", (i,)) for i in range(6)]
+    got = [c.fetchone()[0] for c in curs]
+    pt.ok(got == [i + 10 for i in range(6)] + [i * 2 for i in range(6)],
+          "psycopg 3 pipeline mode: 12 prepared executions before one Sync, results in order", got)
     holder.close()
     a.close()
 
@@ -226,7 +232,7 @@ def test_psycopg3():
     held = held_statements(p, 2)
     for pid, stmts in held:
         texts = [t for _, t in stmts]
-        pt.ok(len(texts) == len(set(texts)) and len(texts) <= 7,
+        pt.ok(len(texts) == len(set(texts)) and len(texts) <= 8,
               "backend %d: each statement once, shared by all clients" % pid, texts)
     p.stop()
 
