@@ -410,7 +410,31 @@ def test_prepared_off_and_session():
           "max_prepared_statements = -1 refused with file, line and key", r.stderr.strip())
 
 
+def test_bad_messages():
+    p = pt.Pooler("prep_bad", pool_size=1, max_overflow=0)
+    keeper = wire(p)
+    r = send(keeper, parse("k", "select 'kept'"), bind("k"), execute(), SYNC)
+    pt.ok(rows(r) == ["kept"], "a well-behaved client prepared a statement", rows(r))
+    bad = [("Parse declaring 3 parameter types, carrying none", msg(b"P", z("x") + z("select 1") + struct.pack("!H", 3))),
+           ("Parse without a query terminator", msg(b"P", b"x\0select 1")),
+           ("Bind whose statement name is not terminated", msg(b"B", b"\0stmt")),
+           ("Describe of a statement with trailing bytes", msg(b"D", b"Sx\0junk")),
+           ("Close of a statement with no terminator", msg(b"C", b"Sx"))]
+    for desc, m in bad:
+        s = wire(p)
+        s.sendall(parse("ok", "select 1") + m + SYNC)
+        data, closed = pt.recv_all(s)
+        pt.ok(b"C08P01" in data and closed, "named %s: 08P01 and closed" % desc, data[-120:])
+        s.close()
+    r = send(keeper, bind("k"), execute(), SYNC)
+    pt.ok(rows(r) == ["kept"], "the well-behaved client's statement still works", rows(r))
+    pt.ok(p.alive(), "pooler survived malformed prepared-statement messages")
+    keeper.close()
+    p.stop()
+
+
 TESTS = [("prepared_pgbench", test_pgbench_prepared), ("prepared_psycopg3", test_psycopg3),
          ("prepared_parse_error", test_parse_error), ("prepared_close", test_close_reparse),
          ("prepared_max", test_max_prepared), ("prepared_pipeline", test_pipeline),
-         ("prepared_isolation", test_isolation), ("prepared_off", test_prepared_off_and_session)]
+         ("prepared_isolation", test_isolation), ("prepared_bad", test_bad_messages),
+         ("prepared_off", test_prepared_off_and_session)]
