@@ -323,7 +323,6 @@ bool		prepared_quiet(server *s);
 void		prepared_rollback(server *s, client *c);
 void		prepared_server_free(server *s);
 void		prepared_client_free(client *c);
-int			prepared_server_count(server *s);
 
 /* ---- per-pool counters (stats.c) ---- */
 #define WAIT_SUB 4				/* histogram sub-buckets per power of two */

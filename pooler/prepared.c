@@ -397,9 +397,3 @@ prepared_server_free(server *s)
 	free(sp);
 	s->prep = NULL;
 }
-
-int
-prepared_server_count(server *s)
-{
-	return s->prep ? s->prep->count : 0;
-}

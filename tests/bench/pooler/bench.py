@@ -195,7 +195,7 @@ def pgbench_prepared(t, workload, clients):
         args.append("-S")
     args.append("bench")
     r = subprocess.run(args, capture_output=True, text=True, timeout=DURATION * 6 + 120)
-    res = {"rc": r.returncode, "tps": None, "processed": 0, "failed": None, "aborted": 0, "error": ""}
+    res = {"rc": r.returncode, "tps": None, "processed": 0, "failed": None, "aborted": 0, "errors": 0, "error": ""}
     for line in r.stdout.splitlines():
         if line.startswith("tps = "):
             res["tps"] = float(line.split()[2])
@@ -203,10 +203,13 @@ def pgbench_prepared(t, workload, clients):
             res["processed"] = int(line.split(":")[1].split("/")[0])
         elif line.startswith("number of failed transactions:"):
             res["failed"] = int(line.split(":")[1].split()[0])
+    # an error aborts a client, except a failed PQprepare, which pgbench logs and ignores
     for line in r.stderr.splitlines():
         if " aborted in command " in line:
             res["aborted"] += 1
-            if not res["error"] and "ERROR:" in line:
+        if "ERROR:" in line:
+            res["errors"] += 1
+            if not res["error"] or " aborted in command " in line:
                 res["error"] = line.split("ERROR:", 1)[1].strip()
     if not res["error"] and r.returncode != 0:
         res["error"] = (r.stderr.strip().splitlines() or ["exit %d" % r.returncode])[-1][:80]
@@ -224,17 +227,17 @@ def prepared_section(targets, order):
                 res = pgbench_prepared(targets[name], w, c)
                 results.setdefault((w, c, name), []).append(res)
                 log("prepared round %d %-6s c=%-4d %-9s %s" % (
-                    r + 1, w, c, name, "%s tps, %s failed, %d clients aborted %s" % (
+                    r + 1, w, c, name, "%s tps, %s failed, %d clients aborted, %d errors %s" % (
                         "%.0f" % res["tps"] if res["tps"] is not None else "no", res["failed"], res["aborted"],
-                        res["error"])))
+                        res["errors"], res["error"])))
     return cells, results
 
 
 def print_prepared(cells, results):
     print("-M prepared (named prepared statements), pgbench -j = clients, %d s runs, %d rounds, medians:" % (
         DURATION, ROUNDS))
-    hdr = "%-6s %5s | %8s | %8s %7s %7s | %8s %7s | %8s" % (
-        "script", "cli", "direct", "pgb tps", "failed", "aborted", "pfo tps", "failed", "pfo/dir")
+    hdr = "%-6s %5s | %8s | %8s %7s %7s %7s | %8s %7s %7s | %8s" % (
+        "script", "cli", "direct", "pgb tps", "failed", "aborted", "errors", "pfo tps", "failed", "errors", "pfo/dir")
     print(hdr)
     print("-" * len(hdr))
     verdicts = []
@@ -245,20 +248,21 @@ def print_prepared(cells, results):
         pg = results[(w, c, "pgbouncer")]
         pf = results[(w, c, "perfopt")]
         ratios = [a["tps"] / b["tps"] for a, b in zip(pf, results[(w, c, "direct")]) if a["tps"] and b["tps"]]
-        print("%-6s %5d | %8.0f | %8s %7s %4d/%-3d | %8.0f %7s | %8.2f" % (
+        print("%-6s %5d | %8.0f | %8s %7s %4d/%-3d %7d | %8.0f %7s %7d | %8.2f" % (
             w, c, col("direct", "tps"),
             "%.0f" % col("pgbouncer", "tps") if any(x["tps"] for x in pg) else "-",
             "%.0f" % col("pgbouncer", "failed") if any(x["failed"] is not None for x in pg) else "-",
-            max(x["aborted"] for x in pg), c,
-            col("perfopt", "tps"), "%.0f" % col("perfopt", "failed"), med(ratios)))
+            max(x["aborted"] for x in pg), c, max(x["errors"] for x in pg),
+            col("perfopt", "tps"), "%.0f" % col("perfopt", "failed"), max(x["errors"] for x in pf), med(ratios)))
         for x in pg:
             if x["error"]:
                 errors.setdefault(x["error"], 0)
                 errors[x["error"]] += 1
-        good = all(x["rc"] == 0 and x["failed"] == 0 and x["aborted"] == 0 for x in pf)
+        good = all(x["rc"] == 0 and x["failed"] == 0 and x["aborted"] == 0 and x["errors"] == 0 for x in pf)
         verdicts.append(("-M prepared %s c=%d: perfopt 0 failed" % (w, c), good, col("perfopt", "failed")))
-    print("(aborted: clients pgbench aborted / clients; pfo/dir: perfopt tps over direct)")
-    print("PgBouncer %s in transaction mode, as pgbench reports it:" % pgbouncer_version())
+    print("(failed: pgbench's failed transactions; aborted: clients pgbench aborted on an error / clients;")
+    print(" errors: ERROR lines pgbench logged, failed PQprepare calls included; pfo/dir: perfopt tps over direct)")
+    print("PgBouncer %s in transaction mode, as pgbench reports it (first error of each run):" % pgbouncer_version())
     for e, n in sorted(errors.items(), key=lambda kv: -kv[1]):
         print("  %d run(s): %s" % (n, e))
     if not errors:
