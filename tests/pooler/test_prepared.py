@@ -410,6 +410,30 @@ def test_prepared_off_and_session():
           "max_prepared_statements = -1 refused with file, line and key", r.stderr.strip())
 
 
+def test_pre_ping_replay():
+    """The pre-ping finds the handed-out connection dead after the client's
+    named statements were already rewritten for it: they are sent again on
+    another connection as if the first never saw them."""
+    proxy = pt.KillProxy()
+    p = pt.Pooler("prep_ping", dbs={"postgres": "host=127.0.0.1 port=%d dbname=postgres" % proxy.port},
+                  pool_size=2, max_overflow=0, pool_pre_ping="on")
+    s = wire(p)
+    r = send(s, parse("a", "select 41 + 1"), bind("a"), execute(), SYNC)
+    pt.ok(rows(r) == ["42"], "statement a prepared", rows(r))
+    proxy.armed = True
+    r = send(s, parse("b", "select 'b'"), bind("b"), execute(), bind("a"), execute(), close("a"), SYNC)
+    pt.ok(proxy.killed == 1, "the idle connection was dropped at hand-out", proxy.killed)
+    pt.ok(types(r) == "12DC2DC3Z" and rows(r) == ["b", "42"],
+          "replayed on another connection: Parse b not taken for a duplicate, a re-prepared, Close answered",
+          (types(r), rows(r), errors(r)))
+    r = send(s, bind("b"), execute(), bind("a"), SYNC)
+    pt.ok(types(r) == "2DCEZ" and errors(r)[0][0] == "26000",
+          "afterwards b exists and a is closed, exactly once", (types(r), errors(r)))
+    s.close()
+    p.stop()
+    proxy.close()
+
+
 def test_bad_messages():
     p = pt.Pooler("prep_bad", pool_size=1, max_overflow=0)
     keeper = wire(p)
@@ -437,4 +461,5 @@ TESTS = [("prepared_pgbench", test_pgbench_prepared), ("prepared_psycopg3", test
          ("prepared_parse_error", test_parse_error), ("prepared_close", test_close_reparse),
          ("prepared_max", test_max_prepared), ("prepared_pipeline", test_pipeline),
          ("prepared_isolation", test_isolation), ("prepared_bad", test_bad_messages),
+         ("prepared_pre_ping", test_pre_ping_replay),
          ("prepared_off", test_prepared_off_and_session)]
