@@ -495,10 +495,7 @@ client_forward(client *c)
 			if (r == PREP_WAIT)
 				break;
 			if (r == PREP_DONE)
-			{
-				c->in_batch = true;
-				continue;
-			}
+				continue;		/* in_batch and expect_rfq updated there */
 		}
 		switch (hdr[0])
 		{

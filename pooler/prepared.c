@@ -160,6 +160,12 @@ client_stmt_find(client *c, const char *name)
 	return *pp ? (*pp)->st : NULL;
 }
 
+unsigned
+client_stmt_count(client *c)
+{
+	return c->prep ? c->prep->count : 0;
+}
+
 static void
 client_grow(client_prep *cp)
 {

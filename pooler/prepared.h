@@ -74,6 +74,7 @@ pstmt	   *stmt_ref(pstmt *st);
 void		stmt_unref(pstmt *st);
 
 pstmt	   *client_stmt_find(client *c, const char *name);
+unsigned	client_stmt_count(client *c);
 bool		client_stmt_add(client *c, const char *name, pstmt *st);
 pstmt	   *client_stmt_take(client *c, const char *name);
 void		client_stmt_clear(client *c);

@@ -18,10 +18,12 @@
  * ErrorResponse the slots the server will skip until Sync are dropped and
  * what they assumed (a statement prepared, closed, named) is undone.
  */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "pooler.h"
 #include "prepared.h"
@@ -191,13 +193,26 @@ put_parse(struct evbuffer *out, pstmt *st)
 }
 
 static void
-put_named(struct evbuffer *out, char type, char what, pstmt *st)
+put_named(struct evbuffer *out, char type, char what, const char *name)
 {
-	size_t		n = strlen(st->server_name) + 1;
+	size_t		n = strlen(name) + 1;
 
 	put_msg_start(out, type, 1 + n);
 	evbuffer_add(out, &what, 1);
-	evbuffer_add(out, st->server_name, n);
+	evbuffer_add(out, name, n);
+}
+
+/* Parse of a query without parameters */
+static void
+put_parse_sql(struct evbuffer *out, const char *name, const char *sql)
+{
+	size_t		n = strlen(name) + 1,
+				q = strlen(sql) + 1;
+
+	put_msg_start(out, 'P', n + q + 2);
+	evbuffer_add(out, name, n);
+	evbuffer_add(out, sql, q);
+	evbuffer_add(out, "\0", 2);
 }
 
 /* Close least recently used statements until one more fits. */
@@ -212,7 +227,7 @@ make_room(server *s)
 	{
 		pslot	   *sl = expect(s, 'C', SLOT_SWALLOW);
 
-		put_named(s->c.out, 'C', 'S', victim);
+		put_named(s->c.out, 'C', 'S', victim->server_name);
 		sl->st = stmt_ref(victim);
 		sl->set_undo = UNDO_REMOVED;
 		server_remove(sp, victim);
@@ -240,11 +255,16 @@ ensure_prepared(server *s, pstmt *st)
 
 /* ---- client to server ---- */
 
-/* The first n bytes of the client's input were handled here: count, keep for replay, drop. */
+/*
+ * The first n bytes of the client's input, an extended-protocol message,
+ * were handled here: count, keep for replay, drop.
+ */
 static void
 consume(client *c, size_t n)
 {
 	server	   *s = c->server;
+
+	c->in_batch = true;
 
 	if (s->replay)
 		evbuffer_add(s->replay, evbuffer_pullup(c->c.in, n), n);
@@ -363,7 +383,7 @@ statement_named(client *c, char type, const unsigned char *body, uint32_t blen)
 	{
 		if (!ensure_prepared(s, st))
 			return out_of_memory(c);
-		put_named(s->c.out, 'D', 'S', st);
+		put_named(s->c.out, 'D', 'S', st->server_name);
 		expect(s, 'D', SLOT_FORWARD);
 		settle(s);
 	}
@@ -438,6 +458,134 @@ bind_is_named(struct evbuffer *in, size_t off, uint32_t len)
 	return -1;
 }
 
+/* Case-insensitive keyword at *p followed by a space or the end; advances past it. */
+static bool
+keyword(const char **p, const char *word)
+{
+	size_t		n = strlen(word);
+
+	if (strncasecmp(*p, word, n) != 0 || (*p)[n] == '_' || isalnum((unsigned char) (*p)[n]))
+		return false;
+	*p += n;
+	while (isspace((unsigned char) **p))
+		(*p)++;
+	return true;
+}
+
+/*
+ * The statement name of "DEALLOCATE [PREPARE] name [;]" (an identifier,
+ * folded to lower case unless quoted) into out; false for anything else,
+ * DEALLOCATE ALL included.
+ */
+static bool
+deallocate_target(const char *sql, char *out, size_t room)
+{
+	const char *p = sql;
+	size_t		n = 0;
+
+	while (isspace((unsigned char) *p))
+		p++;
+	if (!keyword(&p, "deallocate"))
+		return false;
+	keyword(&p, "prepare");
+	if (*p == '"')
+	{
+		for (p++; *p && n + 1 < room; p++)
+		{
+			if (*p == '"' && p[1] != '"')
+				break;
+			if (*p == '"')
+				p++;
+			out[n++] = *p;
+		}
+		if (*p++ != '"' || n == 0)
+			return false;
+	}
+	else
+	{
+		if (keyword(&p, "all"))
+			return false;
+		while ((*p == '_' || *p == '$' || isalnum((unsigned char) *p) || (*p & 0x80)) && n + 1 < room)
+			out[n++] = tolower((unsigned char) *p++);
+		if (n == 0)
+			return false;
+	}
+	out[n] = '\0';
+	while (isspace((unsigned char) *p) || *p == ';')
+		p++;
+	return *p == '\0';
+}
+
+/*
+ * SQL "DEALLOCATE name" of a client statement (psycopg 3 evicting one from
+ * its cache): the name is forgotten and the server runs a stand-in that
+ * answers as DEALLOCATE would (errors included); its first CommandComplete
+ * is swallowed.  The server keeps its copy, as for Close.
+ */
+static int
+deallocate_named(client *c, const char *sql, uint32_t len)
+{
+	static const char stand_in[] =
+		"PREPARE perfopt_deallocate_q AS SELECT; DEALLOCATE perfopt_deallocate_q";
+	server	   *s = c->server;
+	char		name[256];
+	pstmt	   *st;
+	pslot	   *sl;
+
+	if (!deallocate_target(sql, name, sizeof(name)) || !(st = client_stmt_take(c, name)))
+		return PREP_PASS;
+	sl = expect(s, 'q', SLOT_SWALLOW);
+	sl->st = st;
+	sl->text = strdup(name);
+	sl->name_undo = UNDO_REMOVED;
+	if (!sl->text)
+		abort();
+	settle(s);
+	send_query(s->c.out, stand_in);
+	expect(s, 'Q', SLOT_FORWARD);
+	settle(s);
+	consume(c, len + 1);
+	c->in_batch = false;
+	s->expect_rfq++;
+	return PREP_DONE;
+}
+
+/*
+ * The same through the extended protocol (psycopg 3 sends its DEALLOCATE
+ * as an unnamed Parse): the client's Parse becomes DEALLOCATE of a dummy
+ * we prepare just before it, closing any dummy a skipped run left behind.
+ */
+static int
+deallocate_unnamed(client *c, const unsigned char *body, uint32_t blen)
+{
+	server	   *s = c->server;
+	const char *sql = (const char *) body + 1;
+	size_t		ql = strnlen(sql, blen - 1);
+	char		name[256];
+	pstmt	   *st;
+	pslot	   *sl;
+
+	if (ql + 4 != blen || body[blen - 2] || body[blen - 1] ||
+		!deallocate_target(sql, name, sizeof(name)) || !(st = client_stmt_take(c, name)))
+		return PREP_PASS;
+	put_named(s->c.out, 'C', 'S', "perfopt_deallocate");
+	expect(s, 'C', SLOT_SWALLOW);
+	settle(s);
+	put_parse_sql(s->c.out, "perfopt_deallocate", "SELECT");
+	expect(s, 'P', SLOT_SWALLOW);
+	settle(s);
+	put_parse_sql(s->c.out, "", "DEALLOCATE perfopt_deallocate");
+	sl = expect(s, 'P', SLOT_FORWARD);
+	sl->st = st;
+	sl->text = strdup(name);
+	sl->name_undo = UNDO_REMOVED;
+	if (!sl->text)
+		abort();
+	settle(s);
+	consume(c, 5 + blen);
+	return PREP_DONE;
+}
+
 /*
  * One client message at *off (its header already checked).  PREP_PASS: an
  * ordinary message, forward it as it is; PREP_DONE: handled here (what came
@@ -480,13 +628,29 @@ prepared_client_msg(client *c, const unsigned char *hdr, uint32_t len, size_t *o
 			*off = 0;
 			return bind_named(c, len);
 		case 'P':
-			if (len < 5)
-				return PREP_PASS;
-			if (!conn_peek(in, *off + 5, peek, 1))
+			if (len < 6)
+				return PREP_PASS;	/* no room for a name: PostgreSQL will say so */
+			if (!conn_peek(in, *off + 5, peek, 2))
 				return PREP_WAIT;
-			if (peek[0] == 0)
+			if (peek[0] == 0 && (len > 4 + 300 || !strchr(" \t\r\ndD", peek[1]) || !client_stmt_count(c)))
 				return PREP_PASS;
 			break;
+		case 'Q':
+			/* "DEALLOCATE x": 10 letters, a space, a name, the terminator */
+			if (len < 4 + 13 || len > 4 + 300)
+				return PREP_PASS;
+			if (!conn_peek(in, *off + 5, peek, 2))
+				return PREP_WAIT;
+			if (!strchr(" \t\r\ndD", peek[0]) || !client_stmt_count(c))
+				return PREP_PASS;
+			if (avail < len + 1)
+				return PREP_WAIT;
+			client_pass(c, *off);
+			*off = 0;
+			body = evbuffer_pullup(in, len + 1) + 5;
+			if (body[len - 5] != '\0')
+				return PREP_PASS;
+			return deallocate_named(c, (const char *) body, len);
 		case 'D':
 		case 'C':
 			if (len < 6)
@@ -504,6 +668,8 @@ prepared_client_msg(client *c, const unsigned char *hdr, uint32_t len, size_t *o
 	client_pass(c, *off);
 	*off = 0;
 	body = evbuffer_pullup(in, len + 1) + 5;
+	if (t == 'P' && body[0] == 0)
+		return deallocate_unnamed(c, body, len - 4);
 	return t == 'P' ? parse_named(c, body, len - 4) : statement_named(c, t, body, len - 4);
 }
 
@@ -580,6 +746,8 @@ ends_reply(char kind, char t)
 			return t == 'T' || t == 'n';
 		case 'E':
 			return t == 'C' || t == 'I' || t == 's';
+		case 'q':
+			return t == 'C';
 	}
 	return false;
 }
@@ -629,6 +797,13 @@ prepared_server_msg(server *s, const unsigned char *hdr, uint32_t len, size_t *o
 			server_clear(sp);
 			client_stmt_clear(s->client);
 		}
+	}
+	if (t == 'E' && h->kind == 'q')
+	{
+		/* the stand-in failed as DEALLOCATE would have: the name stays */
+		slot_undo(s, s->client, h);
+		slot_pop(sp);
+		return PREP_PASS;
 	}
 	if (t == 'E' && !strchr("SQF", h->kind))
 	{

@@ -291,6 +291,25 @@ def test_close_reparse():
     pt.ok(types(r) == "2DCZ" and rows(r) == ["second"], "s1 still the second query", rows(r))
     r = send(s, describe("s1"), SYNC)
     pt.ok(types(r) == "tTZ", "Describe s1: ParameterDescription, RowDescription", types(r))
+    r = send(s, parse("d1", "select 'd1'"), parse("d2", "select 'd2'"), SYNC)
+    r = send(s, msg(b"Q", z("deallocate d1")))
+    pt.ok(types(r) == "CZ" and r[0][1] == b"DEALLOCATE\0", "SQL DEALLOCATE of a client statement: DEALLOCATE, ReadyForQuery",
+          r)
+    r = send(s, msg(b"Q", z('DEALLOCATE PREPARE "d2";')))
+    pt.ok(types(r) == "CZ" and r[0][1] == b"DEALLOCATE\0", "DEALLOCATE PREPARE \"d2\"; likewise", r)
+    r = send(s, bind("d1"), SYNC)
+    pt.ok(types(r) == "EZ" and errors(r)[0][0] == "26000", "the deallocated name is gone", errors(r))
+    r = send(s, msg(b"Q", z("DEALLOCATE d1")))
+    pt.ok(types(r) == "EZ" and errors(r)[0] == ("26000", 'prepared statement "d1" does not exist'),
+          "DEALLOCATE of an unknown name: the server's 26000", errors(r))
+    r = send(s, parse("d3", "select 'd3'"), SYNC)
+    r = send(s, msg(b"Q", z("BEGIN; SELECT 1/0")))
+    r = send(s, msg(b"Q", z("DEALLOCATE d3")))
+    pt.ok(types(r) == "EZ" and errors(r)[0][0] == "25P02" and r[-1][1] == b"E",
+          "DEALLOCATE in an aborted transaction fails as in PostgreSQL", (types(r), errors(r)))
+    r = send(s, msg(b"Q", z("ROLLBACK")))
+    r = send(s, bind("d3"), execute(), SYNC)
+    pt.ok(rows(r) == ["d3"], "... and the statement stays", rows(r))
     r = send(s, msg(b"Q", z("DEALLOCATE ALL")))
     pt.ok(types(r) == "CZ", "DEALLOCATE ALL from the client", types(r))
     r = send(s, parse("s1", "select 'fourth'"), bind("s1"), execute(), SYNC)
@@ -312,6 +331,18 @@ def test_max_prepared():
     pt.ok(good, "max_prepared_statements=2: 5 statements rotating, 40 results right")
     held = held_statements(p, 1)
     pt.ok(len(held[0][1]) <= 2, "the server holds at most 2 statements", held[0][1])
+    # psycopg 3 evicting from its own cache (prepared_max) deallocates with SQL
+    e = pg3(p)
+    e.prepared_max = 3
+    good, err = True, None
+    try:
+        for i in range(36):
+            got = e.execute(qs[i % 5].replace("+", "-"), (i,)).fetchone()[0]
+            good = good and got == i - 100 * (i % 5 + 1)
+    except Exception as x:
+        good, err = False, repr(x)
+    pt.ok(good, "psycopg 3 with prepared_max=3 over 5 statements: its SQL DEALLOCATEs work, results right", err)
+    e.close()
     s = wire(p)
     r = send(s, parse("a", "select 'A'"), parse("b", "select 'B'"), parse("c", "select 'C'"),
              bind("a"), execute(), bind("b"), execute(), bind("c"), execute(), bind("a"), execute(), SYNC)
