@@ -451,7 +451,7 @@ client_pass(client *c, size_t n)
 
 /*
  * Move every complete message (and the started part of a long one) to the
- * server; with prepared statements tracked, prepared_proto.c sees each
+ * server; with prepared statements tracked, prepared_rewrite.c sees each
  * message first and may rewrite or answer it.
  */
 static void

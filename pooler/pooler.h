@@ -312,7 +312,7 @@ void		server_unlink_for_reuse(server *s);
 bool		server_releasable(server *s);
 void		send_cancel(database *db, uint32_t pid, uint32_t key);
 
-/* ---- named prepared statements in transaction mode (prepared.c, prepared_proto.c) ---- */
+/* ---- named prepared statements in transaction mode (prepared*.c) ---- */
 enum { PREP_PASS, PREP_DONE, PREP_WAIT, PREP_FAIL };
 bool		prepared_tracking(client *c);
 int			prepared_client_msg(client *c, const unsigned char *hdr, uint32_t len, size_t *off);

@@ -1,12 +1,12 @@
 /*
  * prepared.c: what is prepared where, for named prepared statements in
- * transaction mode.  Three maps: the pool-wide registry of distinct
+ * transaction mode.  Three maps: the process-wide registry of distinct
  * statements (query text + parameter types, shared by every client that
  * prepares the same one and named PERFOPT_<id> on servers), each client's
  * names for them, and each server connection's set of statements it holds,
  * bounded by max_prepared_statements with the least recently used one
  * closed first.  The protocol side (rewriting messages, ordering replies)
- * is prepared_proto.c.
+ * is prepared_rewrite.c (client messages) and prepared_replies.c (replies).
  */
 #include <stdio.h>
 #include <stdlib.h>

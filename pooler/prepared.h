@@ -1,6 +1,7 @@
 /*
- * prepared.h: the types prepared.c (what is prepared where) and
- * prepared_proto.c (rewriting client messages, ordering replies) share.
+ * prepared.h: the types prepared.c (what is prepared where),
+ * prepared_rewrite.c (rewriting client messages) and prepared_replies.c
+ * (matching the server's replies) share.
  * Nothing else in the pooler looks inside them: pooler.h has the entry
  * points.
  */
@@ -89,5 +90,9 @@ void		server_remove(server_prep *sp, pstmt *st);
 pstmt	   *server_lru(server_prep *sp);
 void		server_clear(server_prep *sp);
 void		prepared_drop_slots(server *s);
+
+/* the reply FIFO (prepared_replies.c), filled by prepared_rewrite.c */
+pslot	   *expect(server *s, char kind, char how);
+void		settle(server *s);
 
 #endif

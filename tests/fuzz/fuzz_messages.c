@@ -14,16 +14,17 @@
  * with a fuzzed iteration count).
  *
  * Input: byte 0 picks pool_mode (bit 0), pool_pre_ping (bit 1) and
- * max_prepared_statements 2 or 0 (bit 2: prepared_proto.c's rewriting of
+ * max_prepared_statements 2 or 0 (bit 2: prepared_rewrite.c's rewriting of
  * named statements and its reply matching); then records "kind, length,
  * bytes": 0 client bytes, 1 bytes from the newest server connection
  * (accepting one first if none), 2 client hangs up, 3 newest server hangs
  * up, 4 accept pending connections and answer their login, 5 answer a
  * pre-ping (EmptyQueryResponse, ReadyForQuery), 6 answer a query
  * (CommandComplete, ReadyForQuery with the record's first byte as status);
- * a kind byte of 252 or 253 is 7: a well-formed extended-protocol message
- * from the client (Parse, Bind, Describe, Close, Execute, Sync, Flush, named
- * "s1".."s3" or unnamed, by the record's first two bytes), 254 or 255 is 8:
+ * a kind byte of 252 or 253 is 7: a well-formed message from the client
+ * (Parse, Bind, Describe, Close, Execute, Sync, Flush, named "s1".."s3" or
+ * unnamed, or SQL DEALLOCATE of one as Query or unnamed Parse, by the
+ * record's first two bytes), 254 or 255 is 8:
  * one well-formed reply from the newest server ('1' '2' '3' 't' 'T' 'n' 'C'
  * 'I' 'E' 'Z' by the record's first byte), so the fuzzer reaches the
  * prepared-statement paths without guessing lengths.
@@ -149,7 +150,7 @@ static void
 client_message(struct evbuffer *b, const uint8_t *p, size_t n)
 {
 	static const char *const names[] = {"", "s1", "s2", "s3"};
-	int			which = n > 0 ? p[0] % 7 : 0;
+	int			which = n > 0 ? p[0] % 9 : 0;
 	const char *name = names[n > 1 ? p[1] % 4 : 0];
 	size_t		nl = strlen(name) + 1;
 	char		query[32];
@@ -181,6 +182,20 @@ client_message(struct evbuffer *b, const uint8_t *p, size_t n)
 			put_msg_start(b, 'E', 5);
 			evbuffer_add(b, zero4, 4);
 			evbuffer_add(b, "", 1);
+			break;
+		case 7:
+		case 8:
+			/* SQL DEALLOCATE, as a simple query or an unnamed Parse */
+			snprintf(query, sizeof(query), "DEALLOCATE %s", *name ? name : "ALL");
+			if (which == 8)
+			{
+				send_query(b, query);
+				break;
+			}
+			put_msg_start(b, 'P', 1 + strlen(query) + 1 + 2);
+			evbuffer_add(b, "", 1);
+			evbuffer_add(b, query, strlen(query) + 1);
+			evbuffer_add(b, zero4, 2);
 			break;
 		default:
 			put_msg_start(b, which == 5 ? 'S' : 'H', 0);

@@ -1,5 +1,5 @@
 """tests/pooler/test_prepared.py: named prepared statements in transaction
-mode (pooler/prepared.c, pooler/prepared_proto.c).  Real clients (pgbench
+mode (pooler/prepared*.c).  Real clients (pgbench
 -M prepared, psycopg 3 with prepare_threshold=0) whose transactions land on
 different server connections, and a raw protocol client that checks the
 exact sequence of replies to pipelines, errors, Close and re-Parse.  What
