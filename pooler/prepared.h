@@ -17,7 +17,7 @@ typedef struct pstmt
 	uint64_t	id;
 	uint64_t	hash;
 	struct pstmt *next;			/* registry chain */
-	char		server_name[28];	/* PERFOPT_<id> */
+	char		server_name[32];	/* PERFOPT_<id>, up to 20 digits */
 	uint32_t	len;
 	unsigned char body[];
 } pstmt;
