@@ -114,7 +114,6 @@ consume(client *c, size_t n)
 	server	   *s = c->server;
 
 	c->in_batch = true;
-
 	if (s->replay)
 		evbuffer_add(s->replay, evbuffer_pullup(c->c.in, n), n);
 	c->pool->st.bytes_in += n;
@@ -391,11 +390,11 @@ deallocate_named(client *c, const char *sql, uint32_t len)
 		abort();
 	settle(s);
 	send_query(s->c.out, stand_in);
-	expect(s, 'Q', SLOT_FORWARD);
-	settle(s);
 	consume(c, len + 1);
 	c->in_batch = false;
-	s->expect_rfq++;
+	s->expect_rfq++;			/* before settle, which takes it back if the server skips */
+	expect(s, 'Q', SLOT_FORWARD);
+	settle(s);
 	return PREP_DONE;
 }
 
