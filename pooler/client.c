@@ -111,6 +111,7 @@ client_free(client *c)
 		pstr_unref(c->params[i]);
 		pstr_unref(c->startup_params[i]);
 	}
+	prepared_client_free(c);
 	tlist_set(c, 0, 0);
 	conn_destroy(&c->c);
 	TAILQ_REMOVE(&all_clients, c, link);
@@ -581,7 +582,25 @@ client_linked(client *c)
 	client_process(c);
 }
 
-/* Move every complete message (and the started part of a long one) to the server. */
+/* The first n bytes of the client's input go to its server as they are. */
+void
+client_pass(client *c, size_t n)
+{
+	server	   *s = c->server;
+
+	if (!n)
+		return;
+	if (s->replay)
+		evbuffer_add(s->replay, evbuffer_pullup(c->c.in, n), n);
+	c->pool->st.bytes_in += n;
+	evbuffer_remove_buffer(c->c.in, s->c.out, n);
+}
+
+/*
+ * Move every complete message (and the started part of a long one) to the
+ * server; with prepared statements tracked, prepared_rewrite.c sees each
+ * message first and may rewrite or answer it.
+ */
 static void
 client_forward(client *c)
 {
@@ -592,7 +611,8 @@ client_forward(client *c)
 	unsigned char hdr[5];
 	uint32_t	len = 0;
 	bool		quit = false,
-				bad = false;
+				bad = false,
+				track = prepared_tracking(c);
 
 	while (off < avail)
 	{
@@ -611,6 +631,18 @@ client_forward(client *c)
 		{
 			bad = true;
 			break;
+		}
+		if (track)
+		{
+			int			r = prepared_client_msg(c, hdr, len, &off);
+
+			avail = evbuffer_get_length(in);
+			if (r == PREP_FAIL)
+				return;
+			if (r == PREP_WAIT)
+				break;
+			if (r == PREP_DONE)
+				continue;		/* in_batch and expect_rfq updated there */
 		}
 		switch (hdr[0])
 		{
@@ -632,18 +664,16 @@ client_forward(client *c)
 		}
 		if (quit)
 			break;
+		if (track)
+			prepared_client_sent(s, hdr[0]);
 		off += 5;
 		c->pass_remaining = len - 4;
 	}
-	if (off)
-	{
-		if (s->replay)
-			evbuffer_add(s->replay, evbuffer_pullup(in, off), off);
-		c->pool->st.bytes_in += off;
-		evbuffer_remove_buffer(in, s->c.out, off);
-		if (conn_flush(&s->c) < 0)
-			evbuffer_drain(s->c.out, evbuffer_get_length(s->c.out));
-	}
+	client_pass(c, off);
+	if (buflen(s->c.out) && conn_flush(&s->c) < 0)
+		evbuffer_drain(s->c.out, evbuffer_get_length(s->c.out));
+	if (track)
+		prepared_flush_synth(s);
 	if (bad)
 	{
 		client_fail(c, "08P01", !valid_frontend_type(hdr[0]) ? "invalid frontend message type %d" :

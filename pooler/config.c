@@ -433,6 +433,11 @@ handler(void *user, const char *section, const char *key, const char *v)
 		if (!parse_int(v, 1024, 1 << 30, &cfg.max_packet_size))
 			cfg_error(ctx, section, key, "must be bytes from 1024 to 1073741824, not \"%s\"", v);
 	}
+	else if (!strcmp(key, "max_prepared_statements"))
+	{
+		if (!parse_int(v, 0, 100000, &cfg.max_prepared_statements))
+			cfg_error(ctx, section, key, "must be an integer from 0 to 100000, not \"%s\"", v);
+	}
 	else if (!strcmp(key, "startup_timeout"))
 	{
 		if (!parse_seconds(v, &cfg.startup_timeout))
@@ -504,6 +509,7 @@ defaults(void)
 	cfg.max_client_conn = 1000;
 	cfg.server_reset_query = strdup("DISCARD ALL");
 	cfg.max_packet_size = 64 * 1024 * 1024;
+	cfg.max_prepared_statements = 200;
 	cfg.startup_timeout = 10;
 	cfg.ignore_startup_parameters = strdup("extra_float_digits");
 	cfg.verbose = 0;
@@ -671,6 +677,8 @@ static const struct
 	{"verbose", T_INT, true, offsetof(settings, verbose)},
 	{"metrics_addr", T_STR, false, offsetof(settings, metrics_addr)},
 	{"metrics_port", T_INT, false, offsetof(settings, metrics_port)},
+	/* clients' statement names are mapped from their first Parse on */
+	{"max_prepared_statements", T_INT, false, offsetof(settings, max_prepared_statements)},
 	/* tls.c loads the certificates once, at start */
 	{"client_tls_mode", T_CLIENT_TLS, false, offsetof(settings, client_tls_mode)},
 	{"client_tls_cert_file", T_FILE, false, offsetof(settings, client_tls_cert_file)},

@@ -109,6 +109,7 @@ typedef struct settings
 	int			max_client_conn;
 	char	   *server_reset_query;
 	int			max_packet_size;
+	int			max_prepared_statements;	/* per server connection; 0: off */
 	double		startup_timeout;
 	char	   *ignore_startup_parameters;
 	char	   *logfile;
@@ -255,6 +256,9 @@ void		md5_hex(const void *data, size_t len, char out[33]);
 bool		random_bytes(void *buf, size_t n);
 
 /* ---- clients (client.c) ---- */
+typedef struct client_prep client_prep;	/* prepared.c: a client's statement names */
+typedef struct server_prep server_prep;	/* prepared.c: what a server has prepared */
+
 enum
 {
 	C_STARTUP,					/* reading the startup packet */
@@ -291,6 +295,7 @@ typedef struct client
 	char		tlist;			/* which: 0 none, 1 startup, 2 closing */
 	char		admin;			/* admin console: ADMIN_* (admin.c) */
 	void	   *auth_state;
+	client_prep *prep;			/* NULL until its first named statement */
 	unsigned char md5_salt[4];
 	uint32_t	id;				/* C-<id> in logs and SHOW CLIENTS */
 	double		connected;
@@ -314,6 +319,7 @@ void		clients_tick_start(void);
 void		client_shutdown_all(void);
 client	   *client_find_cancel(uint32_t pid, uint32_t key);
 void		client_close_soon(client *c);
+void		client_pass(client *c, size_t n);
 extern int	client_count;
 extern struct client_list all_clients;
 
@@ -355,6 +361,7 @@ typedef struct server
 	struct scram_client *scram;
 	struct cancel_req *cancels; /* CancelRequests for it still in flight */
 	bool		cancel_sent;	/* one was forwarded: absorb it before reuse */
+	server_prep *prep;			/* transaction mode with max_prepared_statements */
 	TAILQ_ENTRY(server) link;	/* pool's all-servers list */
 	TAILQ_ENTRY(server) ilink;	/* pool's idle list */
 } server;
@@ -379,6 +386,18 @@ void		server_cancel_settled(server *s);
 void		cancel_request(uint32_t pid, uint32_t key);
 void		cancel_forget(server *s);
 void		cancel_shutdown(void);
+
+/* ---- named prepared statements in transaction mode (prepared*.c) ---- */
+enum { PREP_PASS, PREP_DONE, PREP_WAIT, PREP_FAIL };
+bool		prepared_tracking(client *c);
+int			prepared_client_msg(client *c, const unsigned char *hdr, uint32_t len, size_t *off);
+void		prepared_client_sent(server *s, char type);
+int			prepared_server_msg(server *s, const unsigned char *hdr, uint32_t len, size_t *off);
+void		prepared_flush_synth(server *s);
+bool		prepared_quiet(server *s);
+void		prepared_rollback(server *s, client *c);
+void		prepared_server_free(server *s);
+void		prepared_client_free(client *c);
 
 /* ---- per-pool counters (stats.c) ---- */
 #define WAIT_SUB 4				/* histogram sub-buckets per power of two */

@@ -73,6 +73,7 @@ server_free(server *s)
 	conn_destroy(&s->c);
 	scram_client_free(s->scram);
 	conn_buf_put(s->replay);
+	prepared_server_free(s);
 	for (int i = 0; i < NPARAMS; i++)
 		pstr_unref(s->params[i]);
 	free(s);
@@ -103,6 +104,7 @@ server_close(server *s, const char *why)
 			{
 				replay = s->replay;
 				s->replay = NULL;
+				prepared_rollback(s, c);
 				log_info("%s: pre-ping found %s dead (%s); retrying on another", client_tag(c),
 						 server_tag(s), why);
 			}
@@ -180,7 +182,7 @@ idle_process(server *s)
 	while (conn_peek(s->c.in, 0, hdr, 5))
 	{
 		len = get_u32(hdr + 1);
-		if (len < 4 || evbuffer_get_length(s->c.in) < len + 1)
+		if (len < 4 || evbuffer_get_length(s->c.in) < (size_t) len + 1)
 			break;
 		if (hdr[0] == 'S')
 			server_note_param(s, evbuffer_pullup(s->c.in, len + 1) + 5, len - 4, false);
@@ -302,7 +304,8 @@ server_client_left(server *s, bool dirty_input)
 	s->client = NULL;
 	if (s->state != S_ACTIVE)
 		return;
-	if (dirty_input || s->expect_rfq > 0 || s->pass_remaining > 0 || s->in_copy_out)
+	if (dirty_input || s->expect_rfq > 0 || s->pass_remaining > 0 || s->in_copy_out ||
+		!prepared_quiet(s))
 	{
 		server_close(s, "client left in the middle of a query");
 		return;
@@ -348,7 +351,8 @@ server_releasable(server *s)
 	client	   *c = s->client;
 
 	return s->expect_rfq == 0 && s->txstatus == 'I' && c && !c->in_batch &&
-		c->pass_remaining == 0 && s->pool->ps->pool_mode == MODE_TRANSACTION;
+		c->pass_remaining == 0 && s->pool->ps->pool_mode == MODE_TRANSACTION &&
+		prepared_quiet(s);
 }
 
 /* Messages from a working server: swallow ours, forward the client's. */
@@ -402,7 +406,7 @@ server_forward(server *s)
 				off = 0;
 				continue;
 			}
-			if (avail < len + 1)
+			if (avail < (size_t) len + 1)
 				break;
 			body = evbuffer_pullup(in, len + 1) + 5;
 			if (hdr[0] == 'Z')
@@ -467,6 +471,22 @@ server_forward(server *s)
 			server_close(s, "message from server with no client");
 			return;
 		}
+		if (s->prep)
+		{
+			/* replies to prepared-statement traffic: ours swallowed, answers inserted */
+			int			r = prepared_server_msg(s, hdr, len, &off);
+
+			avail = evbuffer_get_length(in);
+			if (r == PREP_WAIT)
+				break;
+			if (r == PREP_FAIL)
+			{
+				server_close(s, "server reply does not match the prepared-statement requests sent");
+				return;
+			}
+			if (r == PREP_DONE)
+				continue;
+		}
 		if (hdr[0] == 'Z' || hdr[0] == 'S')
 		{
 			const unsigned char *body;
@@ -521,6 +541,8 @@ server_forward(server *s)
 		s->pool->st.bytes_out += off;
 		evbuffer_remove_buffer(in, conn_out(&c->c), off);
 	}
+	if (c && s->prep)
+		prepared_flush_synth(s);
 	if (release)
 	{
 		/*

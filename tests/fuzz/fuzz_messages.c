@@ -13,17 +13,25 @@
  * password, so a server asking for one ends the login at once (no PBKDF2
  * with a fuzzed iteration count).
  *
- * Input: byte 0 picks pool_mode (bit 0) and pool_pre_ping (bit 1); then
- * records "kind, length, bytes": 0 client bytes, 1 bytes from the newest
- * server connection (accepting one first if none), 2 client hangs up,
- * 3 newest server hangs up, 4 accept pending connections and answer their
- * login, 5 answer a pre-ping (EmptyQueryResponse, ReadyForQuery), 6 answer
- * a query (CommandComplete, ReadyForQuery with the record's first byte as
- * status).
+ * Input: byte 0 picks pool_mode (bit 0), pool_pre_ping (bit 1) and
+ * max_prepared_statements 2 or 0 (bit 2: prepared_rewrite.c's rewriting of
+ * named statements and its reply matching); then records "kind, length,
+ * bytes": 0 client bytes, 1 bytes from the newest server connection
+ * (accepting one first if none), 2 client hangs up, 3 newest server hangs
+ * up, 4 accept pending connections and answer their login, 5 answer a
+ * pre-ping (EmptyQueryResponse, ReadyForQuery), 6 answer a query
+ * (CommandComplete, ReadyForQuery with the record's first byte as status);
+ * a kind byte of 252 or 253 is 7: a well-formed message from the client
+ * (Parse, Bind, Describe, Close, Execute, Sync, Flush, named "s1".."s3" or
+ * unnamed, or SQL DEALLOCATE of one as Query or unnamed Parse, by the
+ * record's first two bytes), 254 or 255 is 8:
+ * one well-formed reply from the newest server ('1' '2' '3' 't' 'T' 'n' 'C'
+ * 'I' 'E' 'Z' by the record's first byte), so the fuzzer reaches the
+ * prepared-statement paths without guessing lengths.
  *
  * Checked after each input, once every socket is closed: no client, no
- * server connection, no waiter and no socket is left, and each pool's
- * counters match its lists.
+ * server connection, no waiter and no socket is left, each pool's counters
+ * match its lists, and no prepared statement is left in the registry.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -32,6 +40,7 @@
 
 #include "client.c"
 #include "fuzz_common.h"
+#include "prepared.h"
 
 #define MAXPEERS 16
 
@@ -136,6 +145,91 @@ accept_pending(bool login)
 	}
 }
 
+/* kind 7: one extended-protocol message, well formed, from two fuzz bytes */
+static void
+client_message(struct evbuffer *b, const uint8_t *p, size_t n)
+{
+	static const char *const names[] = {"", "s1", "s2", "s3"};
+	int			which = n > 0 ? p[0] % 9 : 0;
+	const char *name = names[n > 1 ? p[1] % 4 : 0];
+	size_t		nl = strlen(name) + 1;
+	char		query[32];
+	unsigned char zero4[4] = {0};
+
+	snprintf(query, sizeof(query), "select %d", n > 1 ? p[1] : 0);
+	switch (which)
+	{
+		case 0:
+			put_msg_start(b, 'P', nl + strlen(query) + 1 + 2);
+			evbuffer_add(b, name, nl);
+			evbuffer_add(b, query, strlen(query) + 1);
+			evbuffer_add(b, zero4, 2);
+			break;
+		case 1:
+			put_msg_start(b, 'B', 1 + nl + 6);
+			evbuffer_add(b, "", 1);
+			evbuffer_add(b, name, nl);
+			evbuffer_add(b, zero4, 4);
+			evbuffer_add(b, zero4, 2);
+			break;
+		case 2:
+		case 3:
+			put_msg_start(b, which == 2 ? 'D' : 'C', 1 + nl);
+			evbuffer_add(b, n > 0 && (p[0] & 0x80) ? "P" : "S", 1);
+			evbuffer_add(b, name, nl);
+			break;
+		case 4:
+			put_msg_start(b, 'E', 5);
+			evbuffer_add(b, zero4, 4);
+			evbuffer_add(b, "", 1);
+			break;
+		case 7:
+		case 8:
+			/* SQL DEALLOCATE, as a simple query or an unnamed Parse */
+			snprintf(query, sizeof(query), "DEALLOCATE %s", *name ? name : "ALL");
+			if (which == 8)
+			{
+				send_query(b, query);
+				break;
+			}
+			put_msg_start(b, 'P', 1 + strlen(query) + 1 + 2);
+			evbuffer_add(b, "", 1);
+			evbuffer_add(b, query, strlen(query) + 1);
+			evbuffer_add(b, zero4, 2);
+			break;
+		default:
+			put_msg_start(b, which == 5 ? 'S' : 'H', 0);
+	}
+}
+
+/* kind 8: one well-formed server reply */
+static void
+server_reply(struct evbuffer *b, const uint8_t *p, size_t n)
+{
+	static const char types[] = "123tTnCIEZ";
+	char		t = types[n > 0 ? p[0] % 10 : 0];
+	unsigned char zero2[2] = {0};
+
+	switch (t)
+	{
+		case 't':
+		case 'T':
+			put_msg(b, t, zero2, 2);
+			break;
+		case 'C':
+			put_msg(b, 'C', n > 1 && (p[1] & 1) ? "DISCARD ALL" : "SELECT 1", n > 1 && (p[1] & 1) ? 12 : 9);
+			break;
+		case 'E':
+			send_error(b, "ERROR", "42601", "fuzz error");
+			break;
+		case 'Z':
+			send_rfq(b, n > 1 && (p[1] & 1) ? 'T' : 'I');
+			break;
+		default:
+			put_msg(b, t, NULL, 0);
+	}
+}
+
 static void
 drain_all(int cpeer)
 {
@@ -173,6 +267,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		base_socks = fuzz_count_sockets();
 	fpool->db->ps.pool_mode = (data[0] & 1) ? MODE_SESSION : MODE_TRANSACTION;
 	fpool->db->ps.pool_pre_ping = (data[0] & 2) != 0;
+	cfg.max_prepared_statements = (data[0] & 4) ? 2 : 0;
 
 	/* a client logs in (trust; the pool already knows the server's parameters) */
 	b = evbuffer_new();
@@ -193,7 +288,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	for (i = 1; i + 2 <= size;)
 	{
-		int			kind = data[i] % 7;
+		int			kind = data[i] >= 252 ? 7 + (data[i] >= 254) : data[i] % 7;
 		size_t		len = data[i + 1];
 
 		i += 2;
@@ -238,6 +333,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					send_buf(speer[nspeer - 1], b);
 				}
 				break;
+			case 7:
+				client_message(b, data + i, len);
+				send_buf(cpeer, b);
+				break;
+			case 8:
+				if (nspeer > 0)
+				{
+					server_reply(b, data + i, len);
+					send_buf(speer[nspeer - 1], b);
+				}
+				break;
 		}
 		i += len;
 		fuzz_run_loop();
@@ -269,5 +375,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_ASSERT(fpool->n_servers == 0);
 	FUZZ_ASSERT(fpool->n_connecting == 0);
 	FUZZ_ASSERT(fuzz_count_sockets() == base_socks);
+	FUZZ_ASSERT(prepared_stmt_count() == 0);
 	return 0;
 }

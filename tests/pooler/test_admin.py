@@ -348,7 +348,7 @@ def test_show_config():
        "shutdown_timeout shown", conf["shutdown_timeout"])
     ok(conf["pool_mode"]["value"] == "session" and conf["admin_users"]["value"] == "postgres, admin"
        and conf["stats_users"]["value"] == "app", "pool_mode, admin_users, stats_users shown", conf["admin_users"])
-    ok(all(conf[k]["changeable"] == "no" for k in ("metrics_port", "metrics_addr", "client_tls_mode",
+    ok(all(conf[k]["changeable"] == "no" for k in ("metrics_port", "metrics_addr", "client_tls_mode", "max_prepared_statements",
                                                      "client_tls_cert_file", "server_tls_mode", "server_tls_ca_file"))
        and conf["client_tls_mode"]["value"] == "disable" and conf["server_tls_mode"]["default"] == "disable"
        and conf["metrics_port"]["value"] == "0",

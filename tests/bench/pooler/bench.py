@@ -13,6 +13,12 @@ Then each pooler is started fresh and made to hold BENCH_IDLE (10,000) idle
 logged-in client connections; its RSS growth divided by the number of
 clients is the memory per idle client.
 
+Then -M prepared (named prepared statements) for BENCH_PREPARED_CLIENTS
+(10 and 50) with one pgbench thread per client, in the same rotation:
+direct, PgBouncer (1.18 has no prepared statements in transaction mode: the
+table shows the failed transactions, aborted clients and the error pgbench
+reports) and perfopt-pooler (target: no failed transaction).
+
 Targets (issue 5): tps >= 1.1x PgBouncer at 50 and 200 clients, p99 no
 higher, memory per idle client no higher.  Exit 0 when all hold, 3 when one
 is missed."""
@@ -42,6 +48,7 @@ CLIENTS = [int(x) for x in os.environ.get("BENCH_CLIENTS", "10 50 200 1000").spl
 WORKLOADS = os.environ.get("BENCH_WORKLOADS", "select tpcb").split()
 MODES = os.environ.get("BENCH_MODES", "simple extended").split()
 IDLE = int(os.environ.get("BENCH_IDLE", "10000"))
+PREPARED_CLIENTS = [int(x) for x in os.environ.get("BENCH_PREPARED_CLIENTS", "10 50").split()]
 POOL = 20
 WORK = tempfile.mkdtemp(prefix="perfopt-poolbench.")
 os.chmod(WORK, 0o777)
@@ -176,6 +183,97 @@ def pgbench(t, workload, mode, clients):
             "failed": failed, "cpu": cpu}
 
 
+def pgbench_prepared(t, workload, clients):
+    """One -M prepared run, whatever its outcome: PgBouncer 1.18 cannot run it
+    in transaction mode, and what pgbench reports is the point.  One thread
+    per client: pgbench 15 prepares each command with a blocking PQprepare
+    at its first use, mid-transaction for TPC-B, and a thread blocked on a
+    client waiting for a server would stall the clients holding servers."""
+    args = ["pgbench", "-n", "-h", t.host, "-p", str(t.port), "-U", "postgres", "-M", "prepared",
+            "-c", str(clients), "-j", str(clients), "-T", str(DURATION)]
+    if workload == "select":
+        args.append("-S")
+    args.append("bench")
+    r = subprocess.run(args, capture_output=True, text=True, timeout=DURATION * 6 + 120)
+    res = {"rc": r.returncode, "tps": None, "processed": 0, "failed": None, "aborted": 0, "errors": 0, "error": ""}
+    for line in r.stdout.splitlines():
+        if line.startswith("tps = "):
+            res["tps"] = float(line.split()[2])
+        elif line.startswith("number of transactions actually processed:"):
+            res["processed"] = int(line.split(":")[1].split("/")[0])
+        elif line.startswith("number of failed transactions:"):
+            res["failed"] = int(line.split(":")[1].split()[0])
+    # an error aborts a client, except a failed PQprepare, which pgbench logs and ignores
+    for line in r.stderr.splitlines():
+        if " aborted in command " in line:
+            res["aborted"] += 1
+        if "ERROR:" in line:
+            res["errors"] += 1
+            if not res["error"] or " aborted in command " in line:
+                res["error"] = line.split("ERROR:", 1)[1].strip()
+    if not res["error"] and r.returncode != 0:
+        res["error"] = (r.stderr.strip().splitlines() or ["exit %d" % r.returncode])[-1][:80]
+    return res
+
+
+def prepared_section(targets, order):
+    """-M prepared for each workload and client count, the order rotating
+    per round like the main table."""
+    results = {}
+    cells = [(w, c) for w in WORKLOADS for c in PREPARED_CLIENTS]
+    for r in range(ROUNDS):
+        for w, c in cells:
+            for name in order[r % 3:] + order[:r % 3]:
+                res = pgbench_prepared(targets[name], w, c)
+                results.setdefault((w, c, name), []).append(res)
+                log("prepared round %d %-6s c=%-4d %-9s %s" % (
+                    r + 1, w, c, name, "%s tps, %s failed, %d clients aborted, %d errors %s" % (
+                        "%.0f" % res["tps"] if res["tps"] is not None else "no", res["failed"], res["aborted"],
+                        res["errors"], res["error"])))
+    return cells, results
+
+
+def print_prepared(cells, results):
+    print("-M prepared (named prepared statements), pgbench -j = clients, %d s runs, %d rounds, medians:" % (
+        DURATION, ROUNDS))
+    hdr = "%-6s %5s | %8s | %8s %7s %7s %7s | %8s %7s %7s | %8s" % (
+        "script", "cli", "direct", "pgb tps", "failed", "aborted", "errors", "pfo tps", "failed", "errors", "pfo/dir")
+    print(hdr)
+    print("-" * len(hdr))
+    verdicts = []
+    errors = {}
+    for w, c in cells:
+        def col(name, key):
+            return med([x[key] for x in results[(w, c, name)]])
+        pg = results[(w, c, "pgbouncer")]
+        pf = results[(w, c, "perfopt")]
+        ratios = [a["tps"] / b["tps"] for a, b in zip(pf, results[(w, c, "direct")]) if a["tps"] and b["tps"]]
+        print("%-6s %5d | %8.0f | %8s %7s %4d/%-3d %7d | %8.0f %7s %7d | %8.2f" % (
+            w, c, col("direct", "tps"),
+            "%.0f" % col("pgbouncer", "tps") if any(x["tps"] for x in pg) else "-",
+            "%.0f" % col("pgbouncer", "failed") if any(x["failed"] is not None for x in pg) else "-",
+            max(x["aborted"] for x in pg), c, max(x["errors"] for x in pg),
+            col("perfopt", "tps"), "%.0f" % col("perfopt", "failed"), max(x["errors"] for x in pf), med(ratios)))
+        for x in pg:
+            if x["error"]:
+                errors.setdefault(x["error"], 0)
+                errors[x["error"]] += 1
+        good = all(x["rc"] == 0 and x["failed"] == 0 and x["aborted"] == 0 and x["errors"] == 0 for x in pf)
+        verdicts.append(("-M prepared %s c=%d: perfopt 0 failed" % (w, c), good, col("perfopt", "failed")))
+    print("(failed: pgbench's failed transactions; aborted: clients pgbench aborted on an error / clients;")
+    print(" errors: ERROR lines pgbench logged, failed PQprepare calls included; pfo/dir: perfopt tps over direct)")
+    print("PgBouncer %s in transaction mode, as pgbench reports it (first error of each run):" % pgbouncer_version())
+    for e, n in sorted(errors.items(), key=lambda kv: -kv[1]):
+        print("  %d run(s): %s" % (n, e))
+    if not errors:
+        print("  no error reported")
+    return verdicts
+
+
+def pgbouncer_version():
+    return subprocess.run(["pgbouncer", "--version"], capture_output=True, text=True).stdout.split("\n")[0].split()[-1]
+
+
 def hold_idle(t, n):
     """Open n logged-in idle clients; return (rss before, rss after) in kB."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -238,14 +336,16 @@ def main():
                     log("%d/%d round %d %-6s %-8s c=%-4d %-9s %s" % (
                         k, total, r + 1, w, m, c, name,
                         "%.0f tps p99 %.2f ms" % (res["tps"], res["p99"]) if res else "FAILED"))
+        # last: a PgBouncer run aborted mid-transaction may leave its servers
+        # holding pgbench's statement names
+        prep_cells, prep_results = prepared_section(targets, order)
     finally:
         targets["pgbouncer"].stop()
         targets["perfopt"].stop()
 
     print()
     print("perfopt-pooler vs PgBouncer %s (transaction mode, pool size %d, Unix socket to PostgreSQL," % (
-        subprocess.run(["pgbouncer", "--version"], capture_output=True, text=True).stdout.split("\n")[0].split()[-1],
-        POOL))
+        pgbouncer_version(), POOL))
     print("pgbench over TCP loopback, -j 2, %d s runs, %d rounds, order rotated; medians; ratio = median of per-round"
           " perfopt/pgbouncer)" % (DURATION, ROUNDS))
     hdr = "%-6s %-8s %5s | %8s | %8s %7s %7s | %8s %7s %7s | %6s %6s %6s" % (
@@ -272,6 +372,9 @@ def main():
             verdicts.append(("p99 %s %s c=%d <= 1.0x" % (w, m, c), ratios["p99"] <= 1.0, ratios["p99"]))
     print("(latencies in ms; tps x / mean x / p99 x: perfopt over PgBouncer)")
     print()
+    if prep_cells:
+        verdicts += print_prepared(prep_cells, prep_results)
+        print()
     print("Pooler CPU per transaction (us, user+system of the pooler process; lower is better):")
     for w, m, c in cells:
         pg = med([x["cpu"] if x else None for x in results[(w, m, c, "pgbouncer")]])

@@ -1,0 +1,98 @@
+/*
+ * prepared.h: the types prepared.c (what is prepared where),
+ * prepared_rewrite.c (rewriting client messages) and prepared_replies.c
+ * (matching the server's replies) share.
+ * Nothing else in the pooler looks inside them: pooler.h has the entry
+ * points.
+ */
+#ifndef PREPARED_H
+#define PREPARED_H
+
+#include "pooler.h"
+
+/* A distinct statement: the Parse body after the name (query, parameter types). */
+typedef struct pstmt
+{
+	int			refs;			/* client names, server sets, replies in flight */
+	uint64_t	id;
+	uint64_t	hash;
+	struct pstmt *next;			/* registry chain */
+	char		server_name[32];	/* PERFOPT_<id>, up to 20 digits */
+	uint32_t	len;
+	unsigned char body[];
+} pstmt;
+
+typedef struct sentry
+{
+	pstmt	   *st;
+	struct sentry *hnext;
+	TAILQ_ENTRY(sentry) lru;
+} sentry;
+
+/* How one expected reply is handled when it arrives (or reaches the head). */
+enum
+{
+	SLOT_FORWARD,				/* the client's message: its reply goes to the client */
+	SLOT_SWALLOW,				/* ours (a Parse or Close we added): reply dropped */
+	SLOT_SYNTH					/* answered by us, in this position, nothing sent */
+};
+
+/* what undoing a slot restores when the server skipped or failed it */
+enum
+{
+	UNDO_NONE,
+	UNDO_ADDED,					/* st was added (to the server set / a client name) */
+	UNDO_REMOVED				/* st was removed */
+};
+
+typedef struct pslot
+{
+	char		kind;			/* message answered: P B C D E S Q F; SYNTH: 1 3 E */
+	char		how;
+	char		set_undo;
+	char		name_undo;
+	pstmt	   *st;
+	char	   *text;			/* client's statement name, or SYNTH error message */
+	const char *sqlstate;		/* SYNTH errors */
+} pslot;
+
+struct server_prep
+{
+	sentry	  **buckets;
+	unsigned	size;
+	int			count;
+	TAILQ_HEAD(, sentry) lru;	/* least recently used first */
+	pslot	   *ring;			/* replies expected since the last release */
+	unsigned	cap;			/* a power of two */
+	unsigned	head;
+	unsigned	n;
+	bool		server_skipping;	/* the server errored: it ignores all until Sync */
+};
+
+pstmt	   *stmt_get(const unsigned char *body, uint32_t len);
+unsigned	prepared_stmt_count(void);
+pstmt	   *stmt_ref(pstmt *st);
+void		stmt_unref(pstmt *st);
+
+pstmt	   *client_stmt_find(client *c, const char *name);
+unsigned	client_stmt_count(client *c);
+bool		client_stmt_add(client *c, const char *name, pstmt *st);
+pstmt	   *client_stmt_take(client *c, const char *name);
+void		client_stmt_clear(client *c);
+bool		client_skipping(client *c);
+void		client_set_skipping(client *c, bool on);
+
+server_prep *sprep(server *s);
+bool		server_has(server_prep *sp, pstmt *st);
+bool		server_touch(server_prep *sp, pstmt *st);
+bool		server_add(server_prep *sp, pstmt *st);
+void		server_remove(server_prep *sp, pstmt *st);
+pstmt	   *server_lru(server_prep *sp);
+void		server_clear(server_prep *sp);
+void		prepared_drop_slots(server *s);
+
+/* the reply FIFO (prepared_replies.c), filled by prepared_rewrite.c */
+pslot	   *expect(server *s, char kind, char how);
+void		settle(server *s);
+
+#endif

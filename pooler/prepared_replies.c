@@ -1,0 +1,313 @@
+/*
+ * prepared_replies.c: the replies side of named prepared statements in
+ * transaction mode.  Every message sent to a server since it was handed to
+ * a client that gets a reply has a slot in a FIFO, so each reply the
+ * server sends is matched to what asked for it: replies to the pooler's
+ * own Parse and Close are swallowed, the pooler's own answers (ParseComplete,
+ * CloseComplete, errors for unknown or duplicate names) are emitted when
+ * their slot reaches the head, and after an ErrorResponse the slots the
+ * server skips until Sync are dropped and what they assumed (a statement
+ * prepared or closed on the server, a client name added or removed) is
+ * undone.  The client side, which fills the FIFO, is prepared_rewrite.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pooler.h"
+#include "prepared.h"
+
+/* ---- the FIFO of expected replies ---- */
+
+static pslot *
+slot_at(server_prep *sp, unsigned i)
+{
+	return &sp->ring[(sp->head + i) & (sp->cap - 1)];
+}
+
+/* A new slot at the tail; a failed allocation here would lose the reply order. */
+pslot *
+expect(server *s, char kind, char how)
+{
+	server_prep *sp = s->prep;
+	pslot	   *sl;
+
+	if (sp->n == sp->cap)
+	{
+		unsigned	cap = sp->cap ? sp->cap * 2 : 16;
+		pslot	   *r = malloc(sizeof(*r) * cap);
+
+		if (!r)
+			abort();
+		for (unsigned i = 0; i < sp->n; i++)
+			r[i] = *slot_at(sp, i);
+		free(sp->ring);
+		sp->ring = r;
+		sp->cap = cap;
+		sp->head = 0;
+	}
+	sl = slot_at(sp, sp->n++);
+	memset(sl, 0, sizeof(*sl));
+	sl->kind = kind;
+	sl->how = how;
+	return sl;
+}
+
+static void
+slot_free(pslot *sl)
+{
+	stmt_unref(sl->st);
+	free(sl->text);
+	sl->st = NULL;
+	sl->text = NULL;
+}
+
+static void
+slot_pop(server_prep *sp)
+{
+	slot_free(slot_at(sp, 0));
+	sp->head = (sp->head + 1) & (sp->cap - 1);
+	sp->n--;
+}
+
+/* The server did not carry out the slot's message: take back what we assumed. */
+static void
+slot_undo(server *s, client *c, pslot *sl)
+{
+	if (sl->set_undo == UNDO_ADDED)
+		server_remove(s->prep, sl->st);
+	else if (sl->set_undo == UNDO_REMOVED)
+		server_add(s->prep, sl->st);
+	if (c && sl->name_undo == UNDO_ADDED && client_stmt_find(c, sl->text) == sl->st)
+		stmt_unref(client_stmt_take(c, sl->text));
+	else if (c && sl->name_undo == UNDO_REMOVED && !client_stmt_find(c, sl->text))
+		client_stmt_add(c, sl->text, sl->st);
+}
+
+/*
+ * After an error the server ignores everything until Sync, so a slot added
+ * meanwhile gets no reply: undo it at once (a Sync ends the skipping).
+ */
+void
+settle(server *s)
+{
+	server_prep *sp = s->prep;
+	pslot	   *sl;
+
+	if (!sp->server_skipping)
+		return;
+	sl = slot_at(sp, sp->n - 1);
+	if (sl->kind == 'S')
+	{
+		sp->server_skipping = false;
+		return;
+	}
+	slot_undo(s, s->client, sl);
+	if ((sl->kind == 'Q' || sl->kind == 'F') && s->expect_rfq > 0)
+		s->expect_rfq--;
+	slot_free(sl);
+	sp->n--;
+}
+
+/* The head failed: it and every slot before the next Sync are skipped. */
+static void
+fail_head(server *s)
+{
+	server_prep *sp = s->prep;
+	unsigned	k = 0;
+
+	while (k < sp->n && slot_at(sp, k)->kind != 'S')
+		k++;
+	sp->server_skipping = (k == sp->n);
+	for (unsigned i = k; i-- > 0;)
+	{
+		pslot	   *sl = slot_at(sp, i);
+
+		slot_undo(s, s->client, sl);
+		if ((sl->kind == 'Q' || sl->kind == 'F') && s->expect_rfq > 0)
+			s->expect_rfq--;
+	}
+	while (k-- > 0)
+		slot_pop(sp);
+}
+
+/* Undo everything: the server died before running any of it (pre-ping retry). */
+void
+prepared_rollback(server *s, client *c)
+{
+	server_prep *sp = s->prep;
+
+	if (c)
+		client_set_skipping(c, false);
+	if (!sp)
+		return;
+	for (unsigned i = sp->n; i-- > 0;)
+		slot_undo(s, c, slot_at(sp, i));
+	prepared_drop_slots(s);
+}
+
+void
+prepared_drop_slots(server *s)
+{
+	server_prep *sp = s->prep;
+
+	while (sp && sp->n)
+		slot_pop(sp);
+	if (sp)
+		sp->server_skipping = false;
+}
+
+bool
+prepared_quiet(server *s)
+{
+	return !s->prep || s->prep->n == 0;
+}
+
+/* ---- server to client ---- */
+
+static void
+move_span(server *s, size_t *off)
+{
+	if (*off)
+	{
+		s->pool->st.bytes_out += *off;
+		evbuffer_remove_buffer(s->c.in, conn_out(&s->client->c), *off);
+		*off = 0;
+	}
+}
+
+static void
+emit_synth(server *s)
+{
+	server_prep *sp = s->prep;
+	struct evbuffer *out = conn_out(&s->client->c);
+	pslot	   *sl;
+
+	while (sp->n && (sl = slot_at(sp, 0))->how == SLOT_SYNTH)
+	{
+		if (sl->kind == 'E')
+			send_error(out, "ERROR", sl->sqlstate, "%s", sl->text ? sl->text : "out of memory");
+		else
+			put_msg_start(out, sl->kind, 0);
+		slot_pop(sp);
+	}
+}
+
+/* At a message boundary with nothing of ours pending: emit answers now due. */
+void
+prepared_flush_synth(server *s)
+{
+	server_prep *sp = s->prep;
+
+	if (!sp || !sp->n || slot_at(sp, 0)->how != SLOT_SYNTH || !s->client ||
+		s->pass_remaining || s->swallow_rfq)
+		return;
+	emit_synth(s);
+	if (conn_flush(&s->client->c) < 0)
+		evbuffer_drain(s->client->c.out, buflen(s->client->c.out));
+}
+
+static bool
+ends_reply(char kind, char t)
+{
+	switch (kind)
+	{
+		case 'S':
+		case 'Q':
+		case 'F':
+			return t == 'Z';
+		case 'P':
+			return t == '1';
+		case 'B':
+			return t == '2';
+		case 'C':
+			return t == '3';
+		case 'D':
+			return t == 'T' || t == 'n';
+		case 'E':
+			return t == 'C' || t == 'I' || t == 's';
+		case 'q':
+			return t == 'C';
+	}
+	return false;
+}
+
+/* CommandComplete of DISCARD ALL or DEALLOCATE ALL: the server forgot every statement. */
+static bool
+forgets_all(struct evbuffer *in, size_t off, uint32_t len)
+{
+	char		tag[16];
+
+	if (!conn_peek(in, off + 5, tag, len - 4))
+		return false;
+	return memcmp(tag, "DISCARD ALL", 12) == 0 || memcmp(tag, "DEALLOCATE ALL", 15) == 0;
+}
+
+/*
+ * One server message at *off for the linked client.  PREP_PASS: forward it
+ * as it is; PREP_DONE: swallowed here (what came before was forwarded,
+ * *off is 0); PREP_WAIT: more bytes needed; PREP_FAIL: the reply does not
+ * match what was asked, the connection must go.
+ */
+int
+prepared_server_msg(server *s, const unsigned char *hdr, uint32_t len, size_t *off)
+{
+	server_prep *sp = s->prep;
+	size_t		whole = *off + len + 1;
+	char		t = hdr[0];
+	pslot	   *h;
+
+	if (!sp || !sp->n)
+		return PREP_PASS;
+	if (slot_at(sp, 0)->how == SLOT_SYNTH)
+	{
+		move_span(s, off);
+		whole = len + 1;
+		emit_synth(s);
+		if (!sp->n)
+			return PREP_PASS;
+	}
+	h = slot_at(sp, 0);
+	if (t == 'C' && (h->kind == 'Q' || h->kind == 'E') && (len == 16 || len == 19))
+	{
+		if (buflen(s->c.in) < whole)
+			return PREP_WAIT;
+		if (forgets_all(s->c.in, *off, len))
+		{
+			server_clear(sp);
+			client_stmt_clear(s->client);
+		}
+	}
+	if (t == 'E' && h->kind == 'q')
+	{
+		/* the stand-in failed as DEALLOCATE would have: the name stays */
+		slot_undo(s, s->client, h);
+		slot_pop(sp);
+		return PREP_PASS;
+	}
+	if (t == 'E' && !strchr("SQF", h->kind))
+	{
+		fail_head(s);
+		return PREP_PASS;		/* the client sees the error where its message failed */
+	}
+	if (!ends_reply(h->kind, t))
+	{
+		if (t && strchr("Z123", t))
+		{
+			log_error("backend %u sent '%c' where a reply to '%c' was expected", s->be_pid, t, h->kind);
+			return PREP_FAIL;
+		}
+		return PREP_PASS;
+	}
+	if ((t == 'Z' || h->how == SLOT_SWALLOW) && buflen(s->c.in) < whole)
+		return PREP_WAIT;
+	if (h->how == SLOT_SWALLOW)
+	{
+		move_span(s, off);
+		evbuffer_drain(s->c.in, len + 1);
+		slot_pop(sp);
+		return PREP_DONE;
+	}
+	slot_pop(sp);
+	return PREP_PASS;
+}
