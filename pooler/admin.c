@@ -253,7 +253,7 @@ show_pools(client *ac)
 				sv_active++;
 			else if (s->in_idle)
 				sv_idle++;
-			else if (s->state == S_RESETTING)
+			else if (s->state == S_RESETTING || s->state == S_CANCELING)
 				sv_tested++;
 			else if (s->state == S_CONNECTING || s->state == S_LOGIN)
 				sv_login++;
@@ -337,6 +337,9 @@ show_clients(client *ac)
 			case C_CLOSING:
 				state = "closing";
 				break;
+			case C_DISCARDING:
+				state = "canceled";
+				break;
 			default:
 				state = "login";
 				break;
@@ -386,7 +389,7 @@ show_servers(client *ac)
 		TAILQ_FOREACH(s, &p->servers, link)
 		{
 			const char *state = s->state == S_ACTIVE ? "active" : s->state == S_IDLE ? "idle" :
-				s->state == S_RESETTING ? "reset" : "login";
+				s->state == S_RESETTING ? "reset" : s->state == S_CANCELING ? "canceling" : "login";
 
 			snprintf(id, sizeof(id), "S-%u", s->id);
 			if (s->client)
