@@ -281,6 +281,16 @@ start_reset(server *s, bool full)
 		send_query(s->c.out, cfg.server_reset_query);
 		n++;
 	}
+	/*
+	 * A session client (after a RELOAD changed pool_mode) may have dropped
+	 * the statements transaction-mode clients left here, or the reset query
+	 * may: start from an empty set that both sides agree on.
+	 */
+	if (full && prepared_server_reset(s))
+	{
+		send_query(s->c.out, "DEALLOCATE ALL");
+		n++;
+	}
 	if (n == 0)
 	{
 		pool_release(s);
@@ -299,7 +309,7 @@ start_reset(server *s, bool full)
  * query is closed: it is never handed to anyone dirty.
  */
 void
-server_client_left(server *s, bool dirty_input)
+server_client_left(server *s, bool dirty_input, bool session)
 {
 	s->client = NULL;
 	if (s->state != S_ACTIVE)
@@ -310,7 +320,7 @@ server_client_left(server *s, bool dirty_input)
 		server_close(s, "client left in the middle of a query");
 		return;
 	}
-	start_reset(s, s->pool->ps->pool_mode == MODE_SESSION);
+	start_reset(s, session);
 }
 
 /*
@@ -351,7 +361,7 @@ server_releasable(server *s)
 	client	   *c = s->client;
 
 	return s->expect_rfq == 0 && s->txstatus == 'I' && c && !c->in_batch &&
-		c->pass_remaining == 0 && s->pool->ps->pool_mode == MODE_TRANSACTION &&
+		c->pass_remaining == 0 && c->pool_mode == MODE_TRANSACTION &&
 		prepared_quiet(s);
 }
 
