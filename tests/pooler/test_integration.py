@@ -35,13 +35,6 @@ def pg3_as(p, user="postgres", db="postgres", **kw):
                            prepare_threshold=0, connect_timeout=10, **kw)
 
 
-def statements_on(pid):
-    """What backend pid holds (pg_prepared_statements is per backend: asked
-    through the pooler on a pinned connection only, so here by elimination:
-    the names the pooler would use show in pg_stat_activity's last query)."""
-    return None
-
-
 def backend_prepared(p, user="postgres", db="postgres"):
     """Pin one server connection in a transaction and list its prepared statement names."""
     c = psycopg2.connect(host="127.0.0.1", port=p.port, user=user, dbname=db, connect_timeout=10)
@@ -136,4 +129,225 @@ def test_reload_pool_mode():
     p.stop()
 
 
-TESTS = [("integ_reload_mode", test_reload_pool_mode)]
+def wire_login(p):
+    s, pid, key = login(p.port)
+    s.settimeout(10)
+    return s, pid, key
+
+
+def test_cancel_prepared():
+    """A cancel forwarded while a rewritten pipeline runs, with the pooler's own
+    Parse in front of the client's Bind: the reply FIFO and the S_CANCELING
+    hold (the pooler's ';' absorb query) stay in step."""
+    p = pt.Pooler("integ_cancel", pool_size=2, max_overflow=0, pool_timeout=10)
+    s, pid, key = wire_login(p)
+    r = send(s, parse("slp", "select pg_sleep($1::float8)::text || 'slept'"), bind("slp", ["0"]), execute(), SYNC)
+    ok(types(r) == "12DCZ" and rows(r) == ["slept"], "named statement prepared on the first server", types(r))
+    first_pid = None
+    holder = p.connect(user="postgres", password=None, db="postgres", autocommit=False)
+    first_pid = pt.q1(holder, "select pg_backend_pid()")   # pins one server: s goes to the other
+    s.sendall(bind("slp", ["5"]) + execute() + bind("slp", ["0"]) + execute() + SYNC)
+    time.sleep(0.5)
+    t0 = time.time()
+    cancel(p.port, pid, key)
+    r = until_ready(s)
+    el = time.time() - t0
+    ok(types(r) == "2EZ" and errors(r)[0][0] == "57014",
+       "canceled mid-pipeline on a server that lacked the statement: BindComplete, 57014, ReadyForQuery "
+       "(the pooler's Parse answer swallowed)", (types(r), errors(r)))
+    ok(el < 3, "the cancel took effect at once", round(el, 2))
+    # the server is held until the cancel is spent, then serves again: same pipeline, no error
+    r = send(s, bind("slp", ["0"]), execute(), bind("slp", ["0"]), execute(), SYNC)
+    ok(types(r) == "2DC2DCZ" and rows(r) == ["slept", "slept"],
+       "after the cancel: the statement still runs (prepared set kept in step)", (types(r), errors(r)))
+    r = send(s, parse("two", "select $1::int * 2"), bind("two", [21]), execute(), close("slp"), SYNC)
+    ok(types(r) == "12DC3Z" and rows(r) == ["42"], "new Parse, Bind, Close after the cancel", (types(r), errors(r)))
+    r = send(s, bind("slp", ["0"]), execute(), SYNC)
+    ok(types(r) == "EZ" and errors(r)[0][0] == "26000", "the closed name is gone (26000)", errors(r))
+    holder.rollback()
+    # many cancels racing the end of short prepared statements: never a mismatch
+    problems = []
+    for i in range(60):
+        s.sendall(bind("two", [i]) + execute() + parse("", "select pg_sleep(0.004)") + bind("") + execute() + SYNC)
+        time.sleep(0.001 + (i % 6) * 0.001)
+        cancel(p.port, pid, key)
+        r = until_ready(s)
+        if r[-1][0] != "Z" or any(e[0] not in ("57014",) for e in errors(r)) or \
+                (not errors(r) and rows(r)[:1] != [str(i * 2)]):
+            problems.append((i, types(r), errors(r)))
+    ok(not problems, "60 cancels racing prepared pipelines: every reply sequence well-formed", problems[:3])
+    r = send(s, bind("two", [50]), execute(), SYNC)
+    ok(types(r) == "2DCZ" and rows(r) == ["100"], "the session is intact after the races", (types(r), errors(r)))
+    s.close()
+    holder.close()
+    ok(p.alive() and "does not match" not in open(p.log).read(),
+       "pooler alive, no reply/FIFO mismatch logged")
+    p.stop()
+
+
+def test_cancel_queued_prepared():
+    """A client canceled while queued (C_DISCARDING) had sent Parse/Bind or
+    Close: nothing reached a server, so its statement names are as before."""
+    mport = free_port()
+    p = pt.Pooler("integ_cancel_queued", pool_size=1, max_overflow=0, pool_timeout=10, metrics_port=mport)
+    s, pid, key = wire_login(p)
+    r = send(s, parse("kept", "select $1::int + 1"), bind("kept", [1]), execute(), SYNC)
+    ok(types(r) == "12DCZ" and rows(r) == ["2"], "statement 'kept' prepared", types(r))
+    holder = p.connect(user="postgres", password=None, db="postgres", autocommit=False)
+    pt.q1(holder, "select 1")
+    s.sendall(parse("new", "select $1::int * 10") + bind("new", [4]) + execute() + close("kept") + SYNC)
+    ok(pt.wait_for(lambda: pool_metric(metrics(mport), "clients_waiting") == 1), "the client is queued")
+    cancel(p.port, pid, key)
+    r = until_ready(s)
+    ok(types(r) == "EZ" and errors(r)[0][0] == "57014", "canceled while queued: 57014, ReadyForQuery", types(r))
+    # half a pipeline queued, canceled, the rest (to Sync) arriving later
+    s.sendall(parse("later", "select 7"))
+    ok(pt.wait_for(lambda: pool_metric(metrics(mport), "clients_waiting") == 1), "queued again")
+    cancel(p.port, pid, key)
+    t, body = pt.read_msg(s)
+    ok(t == b"E" and pt.sqlstate_of(body) == "57014", "57014 at once", t)
+    s.sendall(bind("later") + execute() + SYNC)
+    r = until_ready(s)
+    ok(types(r) == "Z", "the rest dropped up to Sync", types(r))
+    holder.commit()
+    r = send(s, bind("kept", [5]), execute(), SYNC)
+    ok(types(r) == "2DCZ" and rows(r) == ["6"], "the canceled Close did not close 'kept'", (types(r), errors(r)))
+    r = send(s, bind("new", [4]), execute(), SYNC)
+    ok(types(r) == "EZ" and errors(r)[0][0] == "26000", "the canceled Parse did not create 'new'", errors(r))
+    r = send(s, parse("new", "select $1::int * 10"), parse("later", "select 7"), bind("new", [4]), execute(),
+             bind("later"), execute(), SYNC)
+    ok(types(r) == "112DC2DCZ" and rows(r) == ["40", "7"], "both names can be prepared now (no 42P05)",
+       (types(r), errors(r)))
+    s.close()
+    holder.close()
+    p.stop()
+
+
+def test_pause_prepared():
+    """PAUSE closes the servers that hold a client's statements; after RESUME
+    the client's next Bind is re-prepared on a new server without its knowing."""
+    p = pt.Pooler("integ_pause", admin_users="postgres", pool_size=2, max_overflow=0, pool_timeout=2)
+    a = pg3_as(p)
+    got = [a.execute("select %s::int + 1", (i,)).fetchone()[0] for i in range(3)]
+    got += [a.execute("select %s::text || 'x'", (str(i),)).fetchone()[0] for i in range(2)]
+    pid1 = a.execute("select pg_backend_pid()").fetchone()[0]
+    ok(got == [1, 2, 3, "0x", "1x"], "prepared before the PAUSE")
+    adm = admin(p)
+    ok(cmd(adm, "PAUSE postgres") == "PAUSE", "PAUSE postgres completes")
+    ok(pool_row(adm, "postgres", "postgres")["sv_idle"] == 0 and
+       not [r for r in show(adm, "SERVERS") if r["database"] == "postgres"], "no server left")
+    res = {}
+
+    def run():
+        try:
+            res["got"] = [a.execute("select %s::int + 1", (i,)).fetchone()[0] for i in range(3)]
+            res["pid"] = a.execute("select pg_backend_pid()").fetchone()[0]
+        except psycopg.Error as e:
+            res["err"] = "%s %s" % (e.sqlstate, e)
+    th = threading.Thread(target=run)
+    th.start()
+    time.sleep(2.5)
+    ok("got" not in res and "err" not in res, "the client's query is held while paused (past pool_timeout)")
+    ok(cmd(adm, "RESUME postgres") == "RESUME", "RESUME")
+    th.join(10)
+    ok(res.get("got") == [1, 2, 3], "after RESUME the statement runs on a new server, re-prepared by the pooler",
+       res)
+    ok(res.get("pid") and res["pid"] != pid1, "it is a new backend", (pid1, res.get("pid")))
+    code = "none"
+    try:
+        x = a.execute("select %s::text || 'x'", ("9",)).fetchone()[0]
+    except psycopg.Error as e:
+        x, code = None, "%s %s" % (e.sqlstate, e)
+    ok(x == "9x", "its other statement too", code)
+    pid, names = backend_prepared(p)
+    ok(names and all(n.startswith("PERFOPT_") for n in names) and len(names) <= 3,
+       "the new server holds pooler-named statements only", names)
+    a.close()
+    adm.close()
+    p.stop()
+
+
+def test_reload_address_prepared():
+    """RELOAD moves the database (Unix socket -> TCP): servers are replaced at
+    release, a transaction in progress finishes first, statements follow."""
+    sock = "host=%s port=%d" % (pt.PG_HOST, pt.PG_PORT)
+    tcp = "host=127.0.0.1 port=%d" % pt.PG_PORT
+    p = pt.Pooler("integ_move", admin_users="postgres", dbs={"postgres": sock}, pool_size=2, max_overflow=0,
+                  pool_timeout=10)
+    a = pg3_as(p)
+    ok(a.execute("select %s::int * 2", (4,)).fetchone()[0] == 8, "prepared over the Unix socket")
+    b = pg3_as(p)
+    b.execute("begin")
+    ok(b.execute("select %s::int * 2", (5,)).fetchone()[0] == 10, "b: statement in an open transaction")
+    addr_b = b.execute("select coalesce(host(inet_client_addr()), 'local')").fetchone()[0]
+    edit_ini(p, dbs={"postgres": tcp})
+    ok(admin_cmd(p, "RELOAD") == "RELOAD", "RELOAD: new address")
+    ok(b.execute("select %s::int * 2", (6,)).fetchone()[0] == 12 and
+       b.execute("select coalesce(host(inet_client_addr()), 'local')").fetchone()[0] == addr_b == "local",
+       "b's transaction goes on on its old server")
+    b.execute("commit")
+    got = [a.execute("select %s::int * 2", (i,)).fetchone()[0] for i in range(3)]
+    where = a.execute("select host(inet_client_addr())").fetchone()[0]
+    ok(got == [0, 2, 4] and where == "127.0.0.1", "a's statement runs on a TCP server now", (got, where))
+    got = [b.execute("select %s::int * 2", (i,)).fetchone()[0] for i in range(3)]
+    ok(got == [0, 2, 4], "b's too")
+    a.close()
+    b.close()
+    p.stop()
+
+
+def test_recycle_prepared():
+    p = pt.Pooler("integ_recycle", pool_size=1, max_overflow=0, pool_recycle=0.5)
+    a = pg3_as(p)
+    pids, got = set(), []
+    for i in range(4):
+        got.append(a.execute("select %s::int + 3", (i,)).fetchone()[0])
+        pids.add(a.execute("select pg_backend_pid()").fetchone()[0])
+        time.sleep(0.6)
+    ok(got == [3, 4, 5, 6], "prepared statement right across pool_recycle replacements", got)
+    ok(len(pids) >= 3, "the server connection was recycled under it", pids)
+    a.close()
+    p.stop()
+
+
+def test_sigint_prepared():
+    """SIGINT while a prepared transaction and an unsynced pipeline run: both
+    finish, the pooler exits 0 (its metrics listener does not keep it up)."""
+    mport = free_port()
+    p = pt.Pooler("integ_sigint", pool_size=2, shutdown_timeout=10, metrics_port=mport)
+    a = pg3_as(p)
+    a.execute("begin")
+    ok(a.execute("select %s::int + 1", (1,)).fetchone()[0] == 2, "a: prepared statement in a transaction")
+    s, pid, key = wire_login(p)
+    r = send(s, parse("w", "select $1::int * 3"), bind("w", [1]), execute(), SYNC)
+    ok(rows(r) == ["3"], "raw client: statement prepared")
+    s.sendall(bind("w", [2]) + execute())      # in a pipeline, no Sync yet
+    time.sleep(0.2)
+    t0 = time.time()
+    p.proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    ok(p.alive(), "SIGINT: the pooler waits for both")
+    m = metrics(mport)
+    ok(m.get("perfopt_pooler_clients") == 2 and pool_metric(m, "clients_active") == 2,
+       "metrics still answer during the shutdown: 2 clients, both active", m.get("perfopt_pooler_clients"))
+    s.sendall(bind("w", [3]) + execute() + SYNC)
+    r = until_ready(s)
+    ok(types(r) == "2DC2DCZ" and rows(r) == ["6", "9"], "the pipeline finishes after SIGINT", (types(r), rows(r)))
+    ok(a.execute("select %s::int + 1", (2,)).fetchone()[0] == 3, "the transaction goes on with its statement")
+    a.execute("commit")
+    rc = p.proc.wait(5)
+    ok(rc == 0 and time.time() - t0 < 5, "exits 0 once both finished", rc)
+    refused = False
+    try:
+        socket.create_connection(("127.0.0.1", mport), 1).close()
+    except OSError:
+        refused = True
+    ok(refused, "the metrics endpoint is gone with it")
+    s.close()
+    a.close()
+
+
+TESTS = [("integ_reload_mode", test_reload_pool_mode), ("integ_cancel_prepared", test_cancel_prepared),
+         ("integ_cancel_queued", test_cancel_queued_prepared), ("integ_pause", test_pause_prepared),
+         ("integ_reload_address", test_reload_address_prepared), ("integ_recycle", test_recycle_prepared),
+         ("integ_sigint", test_sigint_prepared)]
