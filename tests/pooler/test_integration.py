@@ -347,7 +347,100 @@ def test_sigint_prepared():
     a.close()
 
 
+def test_tls_prepared():
+    """Rewritten messages through SSL_write on both sides: pgbench -M prepared
+    and a psycopg 3 pipeline of large prepared executions; the admin console
+    over TLS under client_tls_mode = require."""
+    import test_tls as tt
+    from test_prepared import pgbench_init, failed_count
+    tt.certs()
+    pgbench_init()
+    try:
+        ok(tt.pg_ssl("good"), "PostgreSQL serves TLS")
+        p = tt.tls_pooler("integ_tls", server_tls_mode="verify-full", server_tls_ca_file=tt.path("ca.crt"),
+                          dbs={"appdb": "host=127.0.0.1 port=%d" % pt.PG_PORT}, pool_size=2, max_overflow=0,
+                          pool_timeout=20, admin_users="app")
+        env = dict(os.environ, PGPASSWORD="app-secret", PGSSLMODE="verify-full", PGSSLROOTCERT=tt.path("ca.crt"))
+        r = subprocess.run(["pgbench", "-h", "127.0.0.1", "-p", str(p.port), "-U", "app", "-M", "prepared",
+                            "-c", "6", "-j", "6", "-T", "3", "appdb"], capture_output=True, text=True, env=env,
+                           timeout=60)
+        out = r.stdout + r.stderr
+        done = [int(x.split(":")[1]) for x in r.stdout.splitlines()
+                if x.startswith("number of transactions actually processed")]
+        ok(r.returncode == 0 and failed_count(r.stdout) == 0 and done and done[0] > 50 and
+           "does not exist" not in out and "already exists" not in out,
+           "pgbench -M prepared TPC-B, 6 clients on 2 servers, TLS on both sides: no failure", out[-400:])
+        d = pt.direct("appdb")
+        bal = pt.q1(d, "select (select sum(abalance) from pgbench_accounts) = "
+                       "(select sum(tbalance) from pgbench_tellers)")
+        n = pt.q1(d, "select count(*) from pg_stat_ssl s join pg_stat_activity a using (pid) "
+                     "where a.usename = 'app' and a.datname = 'appdb' and s.ssl")
+        d.close()
+        ok(bal and n == 2, "balances consistent; the pool's 2 backends are TLS", (bal, n))
+        c = psycopg.connect(host="127.0.0.1", port=p.port, user="app", password="app-secret", dbname="appdb",
+                            autocommit=True, prepare_threshold=0, sslmode="verify-full",
+                            sslrootcert=tt.path("ca.crt"))
+        big = [os.urandom(150000).hex() for _ in range(8)]
+        with c.pipeline():
+            curs = [c.execute("select md5(%s::text), length(%s::text)", (b, b)) for b in big]
+            curs += [c.execute("select %s::int * 7", (i,)) for i in range(20)]
+        got = [cu.fetchone() for cu in curs]
+        want = [(__import__("hashlib").md5(b.encode()).hexdigest(), len(b)) for b in big]
+        ok(got[:8] == want and [g[0] for g in got[8:]] == [i * 7 for i in range(20)],
+           "psycopg 3 pipeline through TLS: 8 prepared executions with 300 kB parameters and 20 small ones, "
+           "results whole and in order")
+        ok(c.info.pgconn.ssl_in_use, "that client used TLS")
+        c.close()
+        a = psycopg2.connect(host="127.0.0.1", port=p.port, user="app", password="app-secret", dbname="perfopt",
+                             sslmode="require", connect_timeout=10)
+        a.autocommit = True
+        rowsp = [r for r in show(a, "POOLS") if r["database"] == "appdb"]
+        ok(a.info.ssl_in_use and rowsp and rowsp[0]["sv_idle"] + rowsp[0]["sv_active"] == 2,
+           "admin console over TLS: SHOW POOLS", rowsp)
+        a.close()
+        code = pt.raw_connect(p.port, "app", "perfopt", "app-secret")
+        ok(code == "28000", "client_tls_mode = require holds for the admin console too (plaintext: 28000)", code)
+        ok(p.alive(), "pooler alive")
+        p.stop()
+    finally:
+        tt.pg_ssl(None)
+
+
+def test_admin_prepared():
+    """The admin console while prepared pipelines run, and clients that speak
+    the extended protocol to it: a clear error, never the prepared machinery."""
+    p = pt.Pooler("integ_admin", admin_users="postgres", pool_size=2, max_overflow=0, pool_timeout=10)
+    s, pid, key = wire_login(p)
+    s.sendall(parse("slow", "select pg_sleep($1::float8)::text") + bind("slow", ["0.8"]) + execute() + SYNC)
+    adm = admin(p)
+    time.sleep(0.3)
+    srv = [r for r in show(adm, "SERVERS") if r["database"] == "postgres"]
+    pool = pool_row(adm, "postgres", "postgres")
+    ok(len(srv) == 1 and srv[0]["state"] == "active" and pool["sv_active"] == 1 and pool["cl_active"] >= 1,
+       "SHOW SERVERS/POOLS during a prepared pipeline: one active server", (srv, pool))
+    r = until_ready(s)
+    ok(types(r) == "12DCZ", "the pipeline's replies are untouched by the admin traffic", types(r))
+    ok(pt.wait_for(lambda: pool_row(adm, "postgres", "postgres")["sv_idle"] == 1, 2), "released: sv_idle 1")
+    c3 = psycopg.connect(host="127.0.0.1", port=p.port, user="postgres", dbname="perfopt", autocommit=True,
+                         prepare_threshold=0, connect_timeout=10)
+    try:
+        c3.execute("SHOW POOLS")
+        code = "none"
+    except psycopg.Error as e:
+        code = e.sqlstate
+    ok(code == "0A000", "psycopg 3 (extended protocol) on the admin console: 0A000", code)
+    res = c3.pgconn.exec_(b"SHOW POOLS")      # PQexec: the simple query protocol
+    ok(res.status == 2 and res.ntuples >= 1, "the same admin session answers a simple query afterwards",
+       (res.status, res.error_message))
+    c3.close()
+    ok(p.alive() and "PERFOPT" not in open(p.log).read(), "no prepared-statement traffic from admin clients")
+    s.close()
+    adm.close()
+    p.stop()
+
+
 TESTS = [("integ_reload_mode", test_reload_pool_mode), ("integ_cancel_prepared", test_cancel_prepared),
          ("integ_cancel_queued", test_cancel_queued_prepared), ("integ_pause", test_pause_prepared),
          ("integ_reload_address", test_reload_address_prepared), ("integ_recycle", test_recycle_prepared),
-         ("integ_sigint", test_sigint_prepared)]
+         ("integ_sigint", test_sigint_prepared), ("integ_tls", test_tls_prepared),
+         ("integ_admin", test_admin_prepared)]
