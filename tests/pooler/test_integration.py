@@ -439,8 +439,88 @@ def test_admin_prepared():
     p.stop()
 
 
+def test_prepared_memory():
+    """psycopg 3 clients prepare thousands of distinct statements (2 kB of
+    text each) through transaction mode, then leave; then many clients share
+    the same few.  The pooler's RSS must come back: a statement nobody names
+    any more, on no server, is freed."""
+    p = pt.Pooler("integ_memory", pool_size=2, max_overflow=0, pool_timeout=20, max_prepared_statements=50)
+    pad = "x" * 2000
+
+    def distinct_round(base):
+        c = pg3_as(p)
+        c.prepared_max = 5000       # no DEALLOCATE from psycopg: the names live until the client leaves
+        good = True
+        for k in range(1500):
+            q = "select %%s::int + %d /* %s */" % (base + k, pad)
+            good = good and c.execute(q, (1,)).fetchone()[0] == base + k + 1
+        c.close()
+        return good
+
+    def shared_round():
+        errs = []
+
+        def worker(i):
+            c = pg3_as(p)
+            for k in range(40):
+                q = "select %%s::int * %d /* %s */" % (k % 5, pad)
+                if c.execute(q, (i,)).fetchone()[0] != i * (k % 5):
+                    errs.append((i, k))
+            c.close()
+        errs += pt.run_parallel(20, worker)
+        return not errs
+
+    ok(distinct_round(0) and shared_round(), "round 1: 1,500 distinct statements, then 20 clients x 5 shared ones")
+    time.sleep(0.3)
+    rss1 = rss_kb(p.proc.pid)
+    good = True
+    for r in range(3):
+        good = good and distinct_round((r + 1) * 10000) and shared_round()
+    time.sleep(0.3)
+    rss2 = rss_kb(p.proc.pid)
+    ok(good, "3 more rounds: every result right")
+    ok(rss2 - rss1 < 2048, "RSS after 3 more rounds (4,500 more distinct 2 kB statements, 60 more clients) grew "
+                           "%d kB: statements are freed when their last client and server forget them"
+       % (rss2 - rss1), (rss1, rss2))
+    pid, names = backend_prepared(p)
+    ok(len(names) <= 50 and all(n.startswith("PERFOPT_") for n in names),
+       "a server holds at most max_prepared_statements (50)", len(names))
+    p.stop()
+
+
+def test_reload_restart_only():
+    """max_prepared_statements needs a restart: a RELOAD that changes it (even to
+    0, which would turn the rewriting off under clients that rely on it) keeps
+    the running value, in SHOW CONFIG and in behaviour."""
+    p = pt.Pooler("integ_restart_only", admin_users="postgres", pool_size=1, max_overflow=0,
+                  max_prepared_statements=3)
+    a = pg3_as(p)
+    ok(a.execute("select %s::int + 1", (1,)).fetchone()[0] == 2, "prepared with max_prepared_statements = 3")
+    edit_ini(p, max_prepared_statements=0)
+    ok(admin_cmd(p, "RELOAD") == "RELOAD", "RELOAD with max_prepared_statements = 0")
+    adm = admin(p)
+    row = [r for r in show(adm, "CONFIG") if r["key"] == "max_prepared_statements"]
+    ok(row and row[0]["value"] == "3" and row[0]["changeable"] in ("no", False, "f", 0),
+       "SHOW CONFIG: the running value 3, not changeable", row)
+    code = "none"
+    try:
+        got = [a.execute("select %s::int + 1", (i,)).fetchone()[0] for i in range(3)]
+        got += [a.execute("select %%s::int + %d" % k, (0,)).fetchone()[0] for k in range(6)]
+    except psycopg.Error as e:
+        got, code = None, "%s %s" % (e.sqlstate, e)
+    ok(got == [1, 2, 3] + list(range(6)), "the client's statements still work after the RELOAD", code)
+    pid, names = backend_prepared(p)
+    ok(len(names) <= 3 and all(n.startswith("PERFOPT_") for n in names),
+       "the server holds at most 3 pooler-named statements: the limit in force is the running one", names)
+    ok("max_prepared_statements" in open(p.log).read(), "the ignored change is logged")
+    adm.close()
+    a.close()
+    p.stop()
+
+
 TESTS = [("integ_reload_mode", test_reload_pool_mode), ("integ_cancel_prepared", test_cancel_prepared),
          ("integ_cancel_queued", test_cancel_queued_prepared), ("integ_pause", test_pause_prepared),
          ("integ_reload_address", test_reload_address_prepared), ("integ_recycle", test_recycle_prepared),
          ("integ_sigint", test_sigint_prepared), ("integ_tls", test_tls_prepared),
-         ("integ_admin", test_admin_prepared)]
+         ("integ_admin", test_admin_prepared), ("integ_memory", test_prepared_memory),
+         ("integ_restart_only", test_reload_restart_only)]
