@@ -518,9 +518,109 @@ def test_reload_restart_only():
     p.stop()
 
 
+def test_pause_cancel():
+    """PAUSE while a forwarded cancel is pending (the server is held in
+    S_CANCELING before it can be closed), a queued client canceled during the
+    PAUSE, and what the metrics say meanwhile."""
+    mport = free_port()
+    p = pt.Pooler("integ_pause_cancel", admin_users="postgres", pool_size=1, max_overflow=0, pool_timeout=30,
+                  metrics_port=mport)
+    s, pid, key = wire_login(p)
+    r = send(s, parse("nap", "select pg_sleep($1::float8)::text"), bind("nap", ["0"]), execute(), SYNC)
+    ok(types(r) == "12DCZ", "statement prepared")
+    s.sendall(bind("nap", ["10"]) + execute() + SYNC)
+    time.sleep(0.3)
+    res = {}
+
+    def pause():
+        b = admin(p)
+        t0 = time.time()
+        res["pause"] = pt.err_code(lambda: cmd(b, "PAUSE postgres"))
+        res["t"] = time.time() - t0
+        b.close()
+    th = threading.Thread(target=pause)
+    th.start()
+    time.sleep(0.3)
+    ok("pause" not in res, "PAUSE waits for the running statement")
+    w, wpid, wkey = wire_login(p)
+    w.sendall(parse("q", "select 1") + bind("q") + execute() + SYNC)
+    ok(pt.wait_for(lambda: pool_metric(metrics(mport), "clients_waiting") == 1), "a client queues during the PAUSE")
+    m = metrics(mport)
+    ok(pool_metric(m, "server_connections") == 1 and pool_metric(m, "server_connections_active") == 1,
+       "metrics during PAUSE: 1 server, active", (pool_metric(m, "server_connections"),
+                                                   pool_metric(m, "server_connections_active")))
+    cancel(p.port, wpid, wkey)
+    r = until_ready(w)
+    ok(types(r) == "EZ" and errors(r)[0][0] == "57014", "the queued client canceled during the PAUSE: 57014 at once",
+       types(r))
+    t0 = time.time()
+    cancel(p.port, pid, key)
+    r = until_ready(s)
+    ok(types(r) == "2EZ" and errors(r)[0][0] == "57014", "the running statement canceled", (types(r), errors(r)))
+    th.join(10)
+    ok(res.get("pause") == ("none", "") and time.time() - t0 < 3,
+       "PAUSE completes once the canceled server was held, cleaned and closed", res)
+    m = metrics(mport)
+    ok(pool_metric(m, "server_connections") == 0 and pool_metric(m, "clients_waiting") == 0,
+       "metrics after PAUSE: no server, nobody waiting", m)
+    ok(pt.wait_for(lambda: pt.servers("postgres", "postgres") <= 1, 3), "PostgreSQL sees the server gone")
+    s.sendall(bind("nap", ["0.5"]) + execute() + SYNC)
+    time.sleep(0.2)
+    ok(pool_metric(metrics(mport), "clients_waiting") == 1, "a new statement waits for RESUME")
+    ok(admin_cmd(p, "RESUME") == "RESUME", "RESUME")
+    r = until_ready(s)
+    ok(types(r) == "2DCZ" and rows(r) == [""], "after RESUME: re-prepared on a new server, not hit by the old cancel",
+       (types(r), errors(r)))
+    r = send(w, parse("q", "select 1"), bind("q"), execute(), SYNC)
+    ok(types(r) == "12DCZ", "the client canceled while queued prepares its statement now", (types(r), errors(r)))
+    s.close()
+    w.close()
+    ok(p.alive(), "pooler alive")
+    p.stop()
+
+
+def test_reload_discarding():
+    """RELOAD (limits and the database's address) while a client canceled in
+    the queue is still dropping its request up to Sync; then the database is
+    removed under it: it finishes its request and keeps working."""
+    mport = free_port()
+    p = pt.Pooler("integ_reload_discard", admin_users="postgres", pool_size=1, max_overflow=0, pool_timeout=30,
+                  metrics_port=mport)
+    holder = p.connect(user="postgres", password=None, db="postgres", autocommit=False)
+    pt.q1(holder, "select 1")
+    w, wpid, wkey = wire_login(p)
+    w.sendall(parse("d1", "select $1::int + 1") + bind("d1", [1]))
+    ok(pt.wait_for(lambda: pool_metric(metrics(mport), "clients_waiting") == 1), "queued with Parse/Bind, no Sync")
+    cancel(p.port, wpid, wkey)
+    t, body = pt.read_msg(w)
+    ok(t == b"E" and pt.sqlstate_of(body) == "57014", "57014 at once; it drops up to its Sync")
+    edit_ini(p, dbs={"postgres": "host=127.0.0.1 port=%d" % pt.PG_PORT}, pool_size=2)
+    ok(admin_cmd(p, "RELOAD") == "RELOAD", "RELOAD meanwhile (new address, pool_size 2)")
+    w.sendall(execute() + SYNC)
+    r = until_ready(w)
+    ok(types(r) == "Z", "its Sync: ReadyForQuery, nothing else", types(r))
+    r = send(w, parse("d1", "select $1::int + 1"), bind("d1", [1]), execute(), SYNC)
+    ok(types(r) == "12DCZ" and rows(r) == ["2"], "it prepares d1 afresh on a server at the new address",
+       (types(r), errors(r)))
+    holder.commit()
+    w.sendall(parse("d2", "select 5") + bind("d2"))
+    time.sleep(0.1)
+    edit_ini(p, drop_dbs=("postgres",))
+    ok(admin_cmd(p, "RELOAD") == "RELOAD", "RELOAD removing the database mid-pipeline")
+    w.sendall(execute() + bind("d1", [9]) + execute() + SYNC)
+    r = until_ready(w)
+    ok(types(r) == "12DC2DCZ" and rows(r) == ["5", "10"],
+       "the pipeline finishes: removed database, connected client keeps working", (types(r), errors(r)))
+    w.close()
+    holder.close()
+    ok(p.alive(), "pooler alive")
+    p.stop()
+
+
 TESTS = [("integ_reload_mode", test_reload_pool_mode), ("integ_cancel_prepared", test_cancel_prepared),
          ("integ_cancel_queued", test_cancel_queued_prepared), ("integ_pause", test_pause_prepared),
          ("integ_reload_address", test_reload_address_prepared), ("integ_recycle", test_recycle_prepared),
          ("integ_sigint", test_sigint_prepared), ("integ_tls", test_tls_prepared),
          ("integ_admin", test_admin_prepared), ("integ_memory", test_prepared_memory),
-         ("integ_restart_only", test_reload_restart_only)]
+         ("integ_restart_only", test_reload_restart_only), ("integ_pause_cancel", test_pause_cancel),
+         ("integ_reload_discarding", test_reload_discarding)]
