@@ -602,6 +602,11 @@ def test_reload_discarding():
     cancel(p.port, wpid, wkey)
     t, body = pt.read_msg(w)
     ok(t == b"E" and pt.sqlstate_of(body) == "57014", "57014 at once; it drops up to its Sync")
+    adm = admin(p)
+    row = pool_row(adm, "postgres", "postgres")
+    ok(row["cl_waiting"] == 0 and row["cl_active"] == 2,
+       "SHOW POOLS counts the canceled client as active, not waiting (it was counted nowhere)", row)
+    adm.close()
     edit_ini(p, dbs={"postgres": "host=127.0.0.1 port=%d" % pt.PG_PORT}, pool_size=2)
     ok(admin_cmd(p, "RELOAD") == "RELOAD", "RELOAD meanwhile (new address, pool_size 2)")
     w.sendall(execute() + SYNC)
@@ -625,10 +630,42 @@ def test_reload_discarding():
     p.stop()
 
 
+def test_modes_per_database():
+    """One pooler, one database in session mode and one in transaction mode,
+    the same psycopg 3 and pgbench -M prepared clients on both."""
+    sess = "host=%s port=%d dbname=appdb pool_mode=session" % (pt.PG_HOST, pt.PG_PORT)
+    tx = "host=%s port=%d dbname=appdb pool_mode=transaction" % (pt.PG_HOST, pt.PG_PORT)
+    from test_prepared import pgbench_init
+    pgbench_init()
+    p = pt.Pooler("integ_modes", dbs={"sess": sess, "tx": tx}, pool_size=2, max_overflow=0, pool_timeout=20)
+    out = {}
+    for db in ("sess", "tx"):
+        c = psycopg.connect(host="127.0.0.1", port=p.port, user="app", password="app-secret", dbname=db,
+                            autocommit=True, prepare_threshold=0, connect_timeout=10)
+        got = [c.execute("select %s::int + 5", (i,)).fetchone()[0] for i in range(3)]
+        names = [r[0] for r in c.execute("select name from pg_prepared_statements").fetchall()]
+        out[db] = (got, names)
+        c.close()
+    ok(out["sess"][0] == [5, 6, 7] and out["tx"][0] == [5, 6, 7], "prepared statements right in both modes", out)
+    ok(out["sess"][1] and all(n.startswith("_pg3_") for n in out["sess"][1]),
+       "session-mode database: the client's own names on the server", out["sess"][1])
+    ok(out["tx"][1] and all(n.startswith("PERFOPT_") for n in out["tx"][1]),
+       "transaction-mode database: pooler names", out["tx"][1])
+    env = dict(os.environ, PGPASSWORD="app-secret")
+    for db in ("sess", "tx"):
+        r = subprocess.run(["pgbench", "-n", "-h", "127.0.0.1", "-p", str(p.port), "-U", "app", "-M", "prepared",
+                            "-S", "-c", "2", "-j", "2", "-T", "2", db], capture_output=True, text=True, env=env,
+                           timeout=60)
+        ok(r.returncode == 0 and "number of failed transactions: 0" in r.stdout,
+           "pgbench -M prepared -S on the %s database" % db, (r.stdout + r.stderr)[-300:])
+    ok(p.alive(), "pooler alive")
+    p.stop()
+
+
 TESTS = [("integ_reload_mode", test_reload_pool_mode), ("integ_cancel_prepared", test_cancel_prepared),
          ("integ_cancel_queued", test_cancel_queued_prepared), ("integ_pause", test_pause_prepared),
          ("integ_reload_address", test_reload_address_prepared), ("integ_recycle", test_recycle_prepared),
          ("integ_sigint", test_sigint_prepared), ("integ_tls", test_tls_prepared),
          ("integ_admin", test_admin_prepared), ("integ_memory", test_prepared_memory),
          ("integ_restart_only", test_reload_restart_only), ("integ_pause_cancel", test_pause_cancel),
-         ("integ_reload_discarding", test_reload_discarding)]
+         ("integ_reload_discarding", test_reload_discarding), ("integ_modes", test_modes_per_database)]
