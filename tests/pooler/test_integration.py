@@ -662,10 +662,35 @@ def test_modes_per_database():
     p.stop()
 
 
+def test_metrics_gauges():
+    """The server gauges add up while a server is neither active, idle nor
+    connecting (a slow reset in session mode), and PAUSE shows."""
+    mport = free_port()
+    p = pt.Pooler("integ_gauges", admin_users="postgres", pool_size=2, max_overflow=0, pool_mode="session",
+                  server_reset_query="select pg_sleep(1)", metrics_port=mport)
+    c = p.connect(user="postgres", password=None, db="postgres")
+    pt.q1(c, "select 1")
+    c.close()
+    time.sleep(0.3)
+    m = metrics(mport)
+    parts = [pool_metric(m, "server_connections_" + k) for k in ("active", "idle", "connecting", "tested")]
+    ok(pool_metric(m, "server_connections") == 1 and parts == [0, 0, 0, 1],
+       "during the reset query: server_connections 1 = tested 1 (it was counted in no gauge)", parts)
+    ok(pt.wait_for(lambda: pool_metric(metrics(mport), "server_connections_idle") == 1, 3), "then idle")
+    ok(pool_metric(metrics(mport), "pool_paused") == 0, "pool_paused 0")
+    ok(admin_cmd(p, "PAUSE") == "PAUSE", "PAUSE")
+    m = metrics(mport)
+    ok(pool_metric(m, "pool_paused") == 1 and pool_metric(m, "server_connections") == 0,
+       "pool_paused 1, no server", m)
+    ok(admin_cmd(p, "RESUME") == "RESUME" and pool_metric(metrics(mport), "pool_paused") == 0, "RESUME: pool_paused 0")
+    p.stop()
+
+
 TESTS = [("integ_reload_mode", test_reload_pool_mode), ("integ_cancel_prepared", test_cancel_prepared),
          ("integ_cancel_queued", test_cancel_queued_prepared), ("integ_pause", test_pause_prepared),
          ("integ_reload_address", test_reload_address_prepared), ("integ_recycle", test_recycle_prepared),
          ("integ_sigint", test_sigint_prepared), ("integ_tls", test_tls_prepared),
          ("integ_admin", test_admin_prepared), ("integ_memory", test_prepared_memory),
          ("integ_restart_only", test_reload_restart_only), ("integ_pause_cancel", test_pause_cancel),
-         ("integ_reload_discarding", test_reload_discarding), ("integ_modes", test_modes_per_database)]
+         ("integ_reload_discarding", test_reload_discarding), ("integ_modes", test_modes_per_database),
+         ("integ_metrics_gauges", test_metrics_gauges)]
