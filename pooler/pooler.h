@@ -350,6 +350,9 @@ typedef struct server
 	pstr	   *params[NPARAMS];
 	uint32_t	be_pid;
 	uint32_t	be_key;
+	/* where it was opened: a RELOAD may move the database, its cancels must not follow */
+	struct sockaddr_storage addr;
+	socklen_t	addrlen;
 	double		created;
 	double		last_used;
 	int			expect_rfq;		/* sync points sent, ReadyForQuery not yet seen */

@@ -42,6 +42,8 @@ server_connect(pool *p)
 	if (db->addr.ss_family != AF_UNIX)
 		set_nodelay(fd);
 	s->pool = p;
+	s->addr = db->addr;
+	s->addrlen = db->addrlen;
 	s->id = ++next_server_id;
 	s->state = S_CONNECTING;
 	s->created = s->last_used = now_mono();
@@ -55,7 +57,7 @@ server_connect(pool *p)
 	if (p->ps->connect_timeout > 0)
 		evtimer_add(&s->timer, &tv);
 	/* the write callback looks at the outcome, even when it is immediate */
-	if (connect(fd, (struct sockaddr *) &db->addr, db->addrlen) == 0 || errno == EINPROGRESS)
+	if (connect(fd, (struct sockaddr *) &s->addr, s->addrlen) == 0 || errno == EINPROGRESS)
 		conn_want_write(&s->c);
 	else
 	{
