@@ -325,6 +325,45 @@ def test_cancel_after_move():
     p.stop()
 
 
+def test_reload_rescues_login():
+    """The database's address is wrong (a server that accepts and never
+    answers): clients wait for the pool's first server.  A RELOAD with the
+    right address must serve them at once, not leave the hanging login to
+    fail them all at connect_timeout."""
+    black_hole = socket.socket()
+    black_hole.bind(("127.0.0.1", 0))
+    black_hole.listen(16)
+    hole = "host=127.0.0.1 port=%d" % black_hole.getsockname()[1]
+    try:
+        p = pt.Pooler("integ_rescue", admin_users="postgres", dbs={"postgres": hole}, pool_size=2,
+                      max_overflow=0, pool_timeout=30, connect_timeout=8)
+        res = {}
+
+        def login():
+            t0 = time.time()
+            try:
+                c = pt.psycopg2.connect(host="127.0.0.1", port=p.port, user="postgres", dbname="postgres",
+                                        connect_timeout=20)
+                c.autocommit = True
+                res["v"] = pt.q1(c, "select 41 + 1")
+                c.close()
+            except psycopg2.Error as e:
+                res["err"] = str(e).strip()
+            res["t"] = time.time() - t0
+        th = threading.Thread(target=login)
+        th.start()
+        time.sleep(0.7)
+        ok("t" not in res, "the client waits for the pool's first server (its login hangs)")
+        edit_ini(p, dbs={"postgres": "host=%s port=%d" % (pt.PG_HOST, pt.PG_PORT)})
+        ok(admin_cmd(p, "RELOAD") == "RELOAD", "RELOAD with the right address")
+        th.join(20)
+        ok(res.get("v") == 42 and res.get("t", 99) < 3,
+           "the waiting client is served at once from the new address (it got an error at connect_timeout)", res)
+        p.stop()
+    finally:
+        black_hole.close()
+
+
 def test_recycle_prepared():
     p = pt.Pooler("integ_recycle", pool_size=1, max_overflow=0, pool_recycle=0.5)
     a = pg3_as(p)
@@ -839,7 +878,7 @@ def test_chaos():
 TESTS = [("integ_reload_mode", test_reload_pool_mode), ("integ_cancel_prepared", test_cancel_prepared),
          ("integ_cancel_queued", test_cancel_queued_prepared), ("integ_pause", test_pause_prepared),
          ("integ_reload_address", test_reload_address_prepared),
-         ("integ_cancel_move", test_cancel_after_move), ("integ_recycle", test_recycle_prepared),
+         ("integ_cancel_move", test_cancel_after_move), ("integ_reload_rescue", test_reload_rescues_login), ("integ_recycle", test_recycle_prepared),
          ("integ_sigint", test_sigint_prepared), ("integ_tls", test_tls_prepared),
          ("integ_admin", test_admin_prepared), ("integ_memory", test_prepared_memory),
          ("integ_restart_only", test_reload_restart_only), ("integ_pause_cancel", test_pause_cancel),
