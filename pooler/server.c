@@ -308,7 +308,8 @@ start_reset(server *s, bool full)
 /*
  * The client went away (or was closed).  A server with nothing in flight
  * is rolled back / reset and reused; one in the middle of a message or a
- * query is closed: it is never handed to anyone dirty.
+ * query is closed: it is never handed to anyone dirty.  `session`: the
+ * client logged in under session mode, so server_reset_query runs.
  */
 void
 server_client_left(server *s, bool dirty_input, bool session)
