@@ -242,7 +242,8 @@ show_pools(client *ac)
 		{
 			if (c->pool != p)
 				continue;
-			if (c->state == C_IDLE || c->state == C_ACTIVE)
+			/* a client canceled in the queue drops its request: not waiting any more */
+			if (c->state == C_IDLE || c->state == C_ACTIVE || c->state == C_DISCARDING)
 				cl_active++;
 			else if (c->state == C_WAITING || c->state == C_LOGIN_WAIT)
 				cl_waiting++;

@@ -115,16 +115,16 @@ connected_cb(evutil_socket_t fd, short ev, void *arg)
 static void
 forward_cancel(server *s)
 {
-	database   *db = s->pool->db;
 	cancel_req *r = calloc(1, sizeof(*r));
 	uint32_t	v[4] = {htonl(16), htonl(CANCEL_CODE), htonl(s->be_pid), htonl(s->be_key)};
 
 	if (!r)
 		return;
 	memcpy(r->pkt, v, sizeof(r->pkt));
-	r->fd = socket(db->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	/* to the server s was opened on, wherever a RELOAD has moved its database since */
+	r->fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (r->fd < 0 ||
-		(connect(r->fd, (struct sockaddr *) &db->addr, db->addrlen) < 0 && errno != EINPROGRESS))
+		(connect(r->fd, (struct sockaddr *) &s->addr, s->addrlen) < 0 && errno != EINPROGRESS))
 	{
 		log_warn("cancel request not delivered: %s", strerror(errno));
 		if (r->fd >= 0)

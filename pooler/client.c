@@ -93,7 +93,7 @@ client_detach(client *c)
 		server	   *s = c->server;
 
 		c->server = NULL;
-		server_client_left(s, c->in_batch || c->pass_remaining > 0);
+		server_client_left(s, c->in_batch || c->pass_remaining > 0, c->pool_mode == MODE_SESSION);
 	}
 }
 
@@ -413,6 +413,7 @@ client_login_done(client *c)
 		return;
 	}
 	c->pool = pool_get(c->db, c->user, c->dbname, c->cred);
+	c->pool_mode = c->pool->ps->pool_mode;
 	/* the pool's copies serve every client of the pool */
 	free(c->user);
 	free(c->dbname);

@@ -95,6 +95,9 @@ static double g_servers(const pool *p) { return p->n_servers; }
 static double g_active(const pool *p) { return count_servers_in(p, S_ACTIVE); }
 static double g_idle(const pool *p) { return p->n_idle; }
 static double g_connecting(const pool *p) { return p->n_connecting; }
+/* resetting, or held until a forwarded cancel is spent: the rest of server_connections */
+static double g_tested(const pool *p) { return count_servers_in(p, S_RESETTING) + count_servers_in(p, S_CANCELING); }
+static double g_paused(const pool *p) { return p->paused; }
 static double g_overflow(const pool *p) { return p->n_servers > p->ps->pool_size ? p->n_servers - p->ps->pool_size : 0; }
 static double g_pool_size(const pool *p) { return p->ps->pool_size; }
 static double g_max_overflow(const pool *p) { return p->ps->max_overflow; }
@@ -123,9 +126,11 @@ static const struct
 	{"server_connections_active", "gauge", "Server connections linked to a client.", g_active},
 	{"server_connections_idle", "gauge", "Server connections idle in the pool.", g_idle},
 	{"server_connections_connecting", "gauge", "Server connections connecting or logging in.", g_connecting},
+	{"server_connections_tested", "gauge", "Server connections being reset, or held until a forwarded cancel is spent.", g_tested},
 	{"server_connections_overflow", "gauge", "Server connections beyond pool_size (max_overflow in use).", g_overflow},
 	{"pool_size", "gauge", "The pool_size setting.", g_pool_size},
 	{"pool_max_overflow", "gauge", "The max_overflow setting.", g_max_overflow},
+	{"pool_paused", "gauge", "1 while PAUSE (or a graceful shutdown) holds the pool.", g_paused},
 	{"clients_active", "gauge", "Clients linked to a server connection.", g_clients_active},
 	{"clients_waiting", "gauge", "Clients queued for a server connection.", g_clients_waiting},
 	{"transactions_total", "counter", "Transactions ended (ReadyForQuery idle).", c_xacts},

@@ -294,6 +294,13 @@ typedef struct client
 	double		deadline;		/* on a timeout list: when to act */
 	char		tlist;			/* which: 0 none, 1 startup, 2 closing */
 	char		admin;			/* admin console: ADMIN_* (admin.c) */
+	/*
+	 * The pool_mode at login, kept for the client's life: a RELOAD that
+	 * switches the database's mode must not strand the named statements a
+	 * transaction-mode client has under pooler names, nor release a
+	 * session-mode client's server (and its session state) mid-session.
+	 */
+	char		pool_mode;
 	void	   *auth_state;
 	client_prep *prep;			/* NULL until its first named statement */
 	unsigned char md5_salt[4];
@@ -343,6 +350,9 @@ typedef struct server
 	pstr	   *params[NPARAMS];
 	uint32_t	be_pid;
 	uint32_t	be_key;
+	/* where it was opened: a RELOAD may move the database, its cancels must not follow */
+	struct sockaddr_storage addr;
+	socklen_t	addrlen;
 	double		created;
 	double		last_used;
 	int			expect_rfq;		/* sync points sent, ReadyForQuery not yet seen */
@@ -376,7 +386,7 @@ void		server_forward(server *s);
 void		server_close(server *s, const char *why);
 void		server_link(server *s, client *c);
 void		server_link_checked(server *s, client *c);
-void		server_client_left(server *s, bool clean);
+void		server_client_left(server *s, bool dirty_input, bool session);
 void		server_unlink_for_reuse(server *s);
 bool		server_releasable(server *s);
 bool		server_hold_for_cancel(server *s);
@@ -395,6 +405,7 @@ void		prepared_client_sent(server *s, char type);
 int			prepared_server_msg(server *s, const unsigned char *hdr, uint32_t len, size_t *off);
 void		prepared_flush_synth(server *s);
 bool		prepared_quiet(server *s);
+bool		prepared_server_reset(server *s);
 void		prepared_rollback(server *s, client *c);
 void		prepared_server_free(server *s);
 void		prepared_client_free(client *c);

@@ -403,3 +403,17 @@ prepared_server_free(server *s)
 	free(sp);
 	s->prep = NULL;
 }
+
+/*
+ * A full reset (a session-mode client left) is about to run on s: what it
+ * or that client did to our statements is unknown, so the set is emptied.
+ * True when it held any: the caller then has the server drop them too.
+ */
+bool
+prepared_server_reset(server *s)
+{
+	if (!s->prep || !s->prep->count)
+		return false;
+	server_clear(s->prep);
+	return true;
+}

@@ -26,7 +26,7 @@
 bool
 prepared_tracking(client *c)
 {
-	return cfg.max_prepared_statements > 0 && c->pool && c->pool->ps->pool_mode == MODE_TRANSACTION;
+	return cfg.max_prepared_statements > 0 && c->pool && c->pool_mode == MODE_TRANSACTION;
 }
 
 /* ---- messages we write ---- */

@@ -91,13 +91,29 @@ server_changed(database *db)
 {
 	for (pool *p = pools; p; p = p->next)
 	{
-		server	   *s;
+		server	   *s,
+				   *next;
 
 		if (p->db != db)
 			continue;
-		TAILQ_FOREACH(s, &p->servers, link)
-			s->close_needed = true;
+		/*
+		 * Connections still logging in to the old place serve nobody yet:
+		 * closed now, so the clients waiting for them get new ones at once
+		 * (pool_refresh) instead of a failure from a server the RELOAD
+		 * meant to replace (a wrong address hangs until connect_timeout).
+		 */
+		for (s = TAILQ_FIRST(&p->servers); s; s = next)
+		{
+			next = TAILQ_NEXT(s, link);
+			if (s->state == S_CONNECTING || s->state == S_LOGIN)
+				server_close(s, "database configuration changed");
+			else
+				s->close_needed = true;
+		}
 		pool_close_idle(p, 0, "database configuration changed");
+		/* failures at the old place say nothing about the new one */
+		p->fail_count = 0;
+		p->retry_at = 0;
 	}
 }
 

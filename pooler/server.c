@@ -42,6 +42,8 @@ server_connect(pool *p)
 	if (db->addr.ss_family != AF_UNIX)
 		set_nodelay(fd);
 	s->pool = p;
+	s->addr = db->addr;
+	s->addrlen = db->addrlen;
 	s->id = ++next_server_id;
 	s->state = S_CONNECTING;
 	s->created = s->last_used = now_mono();
@@ -55,7 +57,7 @@ server_connect(pool *p)
 	if (p->ps->connect_timeout > 0)
 		evtimer_add(&s->timer, &tv);
 	/* the write callback looks at the outcome, even when it is immediate */
-	if (connect(fd, (struct sockaddr *) &db->addr, db->addrlen) == 0 || errno == EINPROGRESS)
+	if (connect(fd, (struct sockaddr *) &s->addr, s->addrlen) == 0 || errno == EINPROGRESS)
 		conn_want_write(&s->c);
 	else
 	{
@@ -281,6 +283,16 @@ start_reset(server *s, bool full)
 		send_query(s->c.out, cfg.server_reset_query);
 		n++;
 	}
+	/*
+	 * A session client (after a RELOAD changed pool_mode) may have dropped
+	 * the statements transaction-mode clients left here, or the reset query
+	 * may: start from an empty set that both sides agree on.
+	 */
+	if (full && prepared_server_reset(s))
+	{
+		send_query(s->c.out, "DEALLOCATE ALL");
+		n++;
+	}
 	if (n == 0)
 	{
 		pool_release(s);
@@ -296,10 +308,11 @@ start_reset(server *s, bool full)
 /*
  * The client went away (or was closed).  A server with nothing in flight
  * is rolled back / reset and reused; one in the middle of a message or a
- * query is closed: it is never handed to anyone dirty.
+ * query is closed: it is never handed to anyone dirty.  `session`: the
+ * client logged in under session mode, so server_reset_query runs.
  */
 void
-server_client_left(server *s, bool dirty_input)
+server_client_left(server *s, bool dirty_input, bool session)
 {
 	s->client = NULL;
 	if (s->state != S_ACTIVE)
@@ -310,7 +323,7 @@ server_client_left(server *s, bool dirty_input)
 		server_close(s, "client left in the middle of a query");
 		return;
 	}
-	start_reset(s, s->pool->ps->pool_mode == MODE_SESSION);
+	start_reset(s, session);
 }
 
 /*
@@ -351,7 +364,7 @@ server_releasable(server *s)
 	client	   *c = s->client;
 
 	return s->expect_rfq == 0 && s->txstatus == 'I' && c && !c->in_batch &&
-		c->pass_remaining == 0 && s->pool->ps->pool_mode == MODE_TRANSACTION &&
+		c->pass_remaining == 0 && c->pool_mode == MODE_TRANSACTION &&
 		prepared_quiet(s);
 }
 
