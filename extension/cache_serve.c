@@ -1,11 +1,15 @@
 /*
  * cache_serve.c
- *		Owns the executor side of the result cache: the hooks that mark
- *		cacheable statement shapes at planning, answer a hit in ExecutorRun
- *		(after ExecutorStart took the locks and checked privileges, so a
- *		REVOKE takes effect at once) and store a miss when the protocol of
- *		cache_inval.c allows it.  It works for every protocol because rows
- *		go to queryDesc->dest, which formats them as the client asked.
+ *		Owns the planner and executor hooks of the result cache: they mark
+ *		cacheable statement shapes at planning, decide whether a statement
+ *		is a candidate (the run-time conditions of the contract, the tables
+ *		it reads, the rules), answer a hit in ExecutorRun (after
+ *		ExecutorStart took the locks and checked privileges, so a REVOKE
+ *		takes effect at once) and store a miss when the protocol of
+ *		cache_inval.c allows it.  Hits that skip the real plan, or planning
+ *		altogether, are cache_standin.c's.  It works for every protocol
+ *		because rows go to queryDesc->dest, which formats them as the client
+ *		asked.
  *
  *		These hooks are installed last, so they run first and chain to the
  *		statistics hooks of perfopt.c.
@@ -45,7 +49,10 @@ static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static ExplainOneQuery_hook_type prev_ExplainOneQuery = NULL;
 
 /* how deeply statements nest; only top-level ones use the cache */
-static int	nesting = 0;
+int			cache_nesting = 0;
+
+/* inside EXPLAIN, whose plan must be the real one */
+int			cache_explaining = 0;
 
 /* perfopt.cache_warm() lets the statement it runs count as top level */
 int			cache_warm_level = -1;
@@ -58,24 +65,14 @@ int			cache_warm_level = -1;
 const char *cache_last_outcome = NULL;
 const char *cache_prev_outcome = NULL;
 
-/* A statement the cache may answer, as examined before running it. */
-typedef struct Candidate
-{
-	Oid			relids[CACHE_MAX_DEPS];
-	int			nrels;
-	int64		ttl_us;
-	StringInfoData key;
-	uint64		keyhash;
-} Candidate;
-
-static bool try_standin(QueryDesc *queryDesc, int eflags);
-
 static PlannedStmt *
 cache_planner(Query *parse, const char *query_string, int cursorOptions,
 			  ParamListInfo boundParams)
 {
 	PlannedStmt *result;
 	int			shape = 0;
+	bool		has_params = false;
+	List	   *rtes = NIL;
 
 	/*
 	 * Before planning, which rewrites the tree it is given.  Without any rule
@@ -86,7 +83,13 @@ cache_planner(Query *parse, const char *query_string, int cursorOptions,
 	 */
 	if (cache_store_ready() && perfopt_cache_mode != CACHE_MODE_OFF &&
 		!IsInParallelMode() && !cache_rules_none())
-		shape = cache_shape_of(parse);
+	{
+		shape = cache_shape_of(parse, &has_params, &rtes);
+		result = cache_standin_plan(parse, query_string, cursorOptions, boundParams,
+									shape, has_params, rtes);
+		if (result)
+			return result;
+	}
 
 	if (prev_planner)
 		result = prev_planner(parse, query_string, cursorOptions, boundParams);
@@ -97,8 +100,9 @@ cache_planner(Query *parse, const char *query_string, int cursorOptions,
 }
 
 /*
- * A hit may be decided here already (try_standin, below).  The executor must
- * not see perfopt's bits in jitFlags; hide them meanwhile.
+ * A hit may be decided here already (cache_standin.c), and a stand-in made
+ * by the planner hook becomes the real plan if it is not one.  The executor
+ * must not see perfopt's bits in jitFlags; hide them meanwhile.
  */
 static void
 cache_ExecutorStart(QueryDesc *queryDesc, int eflags)
@@ -106,9 +110,9 @@ cache_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	PlannedStmt *stmt;
 	int			bits;
 
-	(void) try_standin(queryDesc, eflags);
+	cache_standin_start(queryDesc, eflags);
 	stmt = queryDesc->plannedstmt;
-	bits = stmt->jitFlags & (CACHE_SHAPE_BITS | CACHE_STANDIN_PLAN);
+	bits = stmt->jitFlags & (CACHE_SHAPE_BITS | CACHE_STANDIN_BITS);
 	if (bits == 0)
 	{
 		/* nothing to hide: the common case without cache rules */
@@ -135,15 +139,15 @@ cache_ExecutorStart(QueryDesc *queryDesc, int eflags)
 }
 
 /* The run-time conditions of the contract; NULL when they all hold. */
-static const char *
-runtime_refusal(QueryDesc *queryDesc, TupleDesc desc, ScanDirection direction,
+const char *
+cache_runtime_refusal(QueryDesc *queryDesc, TupleDesc desc, ScanDirection direction,
 				uint64 count, bool at_start)
 {
 	PlannedStmt *stmt = queryDesc->plannedstmt;
 
 	if (perfopt_cache_mode == CACHE_MODE_OFF || !cache_store_ready())
 		return "perfopt.cache_mode is off";
-	if (nesting != 0 && nesting != cache_warm_level)
+	if (cache_nesting != 0 && cache_nesting != cache_warm_level)
 		return "not a top-level statement";
 	if (IsParallelWorker() || RecoveryInProgress())
 		return "parallel worker or hot standby";
@@ -173,14 +177,14 @@ runtime_refusal(QueryDesc *queryDesc, TupleDesc desc, ScanDirection direction,
 	return NULL;
 }
 
-/* The tables it reads, and whether each may be cached at all. */
-static const char *
-relation_refusal(QueryDesc *queryDesc, Candidate *c)
+/* The tables a range table reads, and whether each may be cached at all. */
+const char *
+cache_relation_refusal_of(List *rtable, CacheCandidate *c)
 {
 	ListCell   *lc;
 
 	c->nrels = 0;
-	foreach(lc, queryDesc->plannedstmt->rtable)
+	foreach(lc, rtable)
 	{
 		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
 		int			i;
@@ -205,11 +209,14 @@ relation_refusal(QueryDesc *queryDesc, Candidate *c)
 	return NULL;
 }
 
-/* Is the stored blob the answer for this statement, now? */
-static bool
-blob_answers(Candidate *c, QueryDesc *queryDesc, TupleDesc desc, char *blob,
-			 uint32 len, CacheBlobHeader **hdr, char **tuples, bool *invalid,
-			 bool *expired)
+/*
+ * Is the stored blob the answer for this statement, now, under this
+ * snapshot?  (NULL: no snapshot yet, all but the snapshot checked.)
+ */
+bool
+cache_blob_answers(CacheCandidate *c, Snapshot snapshot, TupleDesc desc, char *blob,
+				   uint32 len, CacheBlobHeader **hdr, char **tuples, bool *invalid,
+				   bool *expired)
 {
 	CacheDep   *deps;
 	int			ndeps;
@@ -240,12 +247,12 @@ blob_answers(Candidate *c, QueryDesc *queryDesc, TupleDesc desc, char *blob,
 	 * Every writer the result includes must be visible to this statement's
 	 * snapshot, taken before this check: never serve what is newer.
 	 */
-	return FullTransactionIdPrecedes((*hdr)->max_writer,
-									 cache_full_xid(queryDesc->snapshot->xmin));
+	return snapshot == NULL ||
+		FullTransactionIdPrecedes((*hdr)->max_writer, cache_full_xid(snapshot->xmin));
 }
 
 static bool
-serve_hit(Candidate *c, QueryDesc *queryDesc)
+serve_hit(CacheCandidate *c, QueryDesc *queryDesc)
 {
 	char	   *blob;
 	uint32		len;
@@ -259,8 +266,8 @@ serve_hit(Candidate *c, QueryDesc *queryDesc)
 	if (!cache_store_lookup(MyDatabaseId, GetUserId(), c->keyhash,
 							c->key.data, c->key.len, &blob, &len))
 		return false;
-	if (!blob_answers(c, queryDesc, queryDesc->tupDesc, blob, len, &hdr, &tuples,
-					  &invalid, &expired))
+	if (!cache_blob_answers(c, queryDesc->snapshot, queryDesc->tupDesc, blob, len,
+							&hdr, &tuples, &invalid, &expired))
 	{
 		if (invalid || expired)
 			cache_store_forget(MyDatabaseId, GetUserId(), c->keyhash, invalid,
@@ -288,7 +295,7 @@ serve_hit(Candidate *c, QueryDesc *queryDesc)
  * no writer that reached commit at or after the snapshot's xmin.
  */
 static const char *
-store_result(Candidate *c, QueryDesc *queryDesc, CacheCapture *cap)
+store_result(CacheCandidate *c, QueryDesc *queryDesc, CacheCapture *cap)
 {
 	CacheDep	deps[CACHE_MAX_DEPS + 2];
 	int			ndeps = 0;
@@ -356,16 +363,17 @@ store_result(Candidate *c, QueryDesc *queryDesc, CacheCapture *cap)
 }
 
 /* Is this statement a candidate?  Fills c; sets cache_last_outcome if not. */
-static bool
-examine(QueryDesc *queryDesc, TupleDesc desc, ScanDirection direction,
-		uint64 count, bool at_start, Candidate *c)
+bool
+cache_examine(QueryDesc *queryDesc, TupleDesc desc, ScanDirection direction,
+			  uint64 count, bool at_start, CacheCandidate *c)
 {
-	const char *why = runtime_refusal(queryDesc, desc, direction, count, at_start);
+	const char *why = cache_runtime_refusal(queryDesc, desc, direction, count, at_start);
+	PlannedStmt *stmt = queryDesc->plannedstmt;
 
 	if (!why && cache_rules_none())
 		why = "no cache rule selects it";
 	if (!why)
-		why = relation_refusal(queryDesc, c);
+		why = cache_relation_refusal_of(stmt->rtable, c);
 	if (!why && !cache_rules_lookup(queryDesc->plannedstmt->queryId,
 									c->relids, c->nrels, &c->ttl_us))
 		why = "no cache rule selects it";
@@ -374,7 +382,8 @@ examine(QueryDesc *queryDesc, TupleDesc desc, ScanDirection direction,
 	if (!why)
 	{
 		initStringInfo(&c->key);
-		if (!cache_build_key(queryDesc, &c->key))
+		if (!cache_build_key(stmt->queryId, queryDesc->sourceText, stmt->stmt_location,
+							 stmt->stmt_len, queryDesc->params, &c->key))
 			why = "parameters cannot be read";
 	}
 	if (why)
@@ -391,212 +400,38 @@ static void
 run_chained(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 			bool execute_once)
 {
-	perfopt_run_nested(&nesting, prev_ExecutorRun, queryDesc, direction, count,
+	perfopt_run_nested(&cache_nesting, prev_ExecutorRun, queryDesc, direction, count,
 					   execute_once);
-}
-
-/*
- * Hits decided at ExecutorStart.  Initializing the plan of an expensive
- * statement (hash tables of aggregates, joins) costs more than answering
- * it, so when the entry answers already at ExecutorStart (the snapshot is
- * taken by then), the executor is given a stand-in: a Result node with the
- * same output columns and the statement's own range table, so that the
- * permission checks of ExecutorStart still run on every hit.  ExecutorRun
- * then replays the rows copied here, also piecemeal for protocol-level row
- * limits.  A stand-in is only ever run through its entry in standins[]: one
- * without an entry raises an error rather than returning its NULL row.
- */
-#define CACHE_MAX_STANDINS 16
-
-typedef struct CacheStandin
-{
-	QueryDesc  *queryDesc;
-	PlannedStmt *standin;
-	int			serial;			/* also the stand-in's plan_node_id */
-	char	   *next;			/* next row to send */
-	uint32		left;			/* rows not sent yet */
-	bool		counted;
-} CacheStandin;
-
-static CacheStandin standins[CACHE_MAX_STANDINS];
-static int	nstandins = 0;
-static int	standin_serial = 0;
-
-static CacheStandin *
-find_standin(QueryDesc *queryDesc)
-{
-	int			i;
-
-	for (i = 0; i < nstandins; i++)
-		if (standins[i].queryDesc == queryDesc && standins[i].standin == queryDesc->plannedstmt &&
-			queryDesc->plannedstmt->planTree->plan_node_id == standins[i].serial)
-			return &standins[i];
-	return NULL;
-}
-
-static void
-forget_standin(QueryDesc *queryDesc)
-{
-	CacheStandin  *st = find_standin(queryDesc);
-
-	if (st)
-		*st = standins[--nstandins];
-}
-
-static PlannedStmt *
-make_standin(PlannedStmt *orig, TupleDesc desc, int serial)
-{
-	PlannedStmt *standin = makeNode(PlannedStmt);
-	Result	   *result = makeNode(Result);
-	List	   *tlist = NIL;
-	int			i;
-
-	for (i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		tlist = lappend(tlist,
-						makeTargetEntry((Expr *) makeNullConst(att->atttypid, att->atttypmod,
-															   att->attcollation),
-										i + 1, pstrdup(NameStr(att->attname)), false));
-	}
-	result->plan.targetlist = tlist;
-	result->plan.plan_node_id = serial;
-	standin->commandType = CMD_SELECT;
-	standin->queryId = orig->queryId;
-	standin->canSetTag = true;
-	standin->planTree = (Plan *) result;
-	standin->rtable = orig->rtable;
-	standin->stmt_location = orig->stmt_location;
-	standin->stmt_len = orig->stmt_len;
-	standin->jitFlags = CACHE_STANDIN_PLAN;
-	return standin;
-}
-
-/* Swap in a stand-in if the entry answers now.  True if it did. */
-static bool
-try_standin(QueryDesc *queryDesc, int eflags)
-{
-	PlannedStmt *orig = queryDesc->plannedstmt;
-	TupleDesc	desc;
-	Candidate	c;
-	char	   *blob;
-	uint32		len;
-	CacheBlobHeader *hdr;
-	char	   *tuples;
-	bool		invalid;
-	bool		expired;
-	CacheStandin  *st;
-
-	if (nesting != 0 || nstandins >= CACHE_MAX_STANDINS || queryDesc->instrument_options != 0 ||
-		(eflags & (EXEC_FLAG_EXPLAIN_ONLY | EXEC_FLAG_BACKWARD | EXEC_FLAG_MARK |
-				   EXEC_FLAG_REWIND)) != 0 ||
-		!(orig->jitFlags & CACHE_SHAPE_CACHEABLE) || orig->planTree == NULL ||
-		perfopt_cache_mode == CACHE_MODE_OFF || !cache_store_ready())
-		return false;
-	desc = ExecCleanTypeFromTL(orig->planTree->targetlist);
-	if (!examine(queryDesc, desc, ForwardScanDirection, 0, true, &c) ||
-		!cache_store_lookup(MyDatabaseId, GetUserId(), c.keyhash, c.key.data,
-							c.key.len, &blob, &len))
-		return false;
-	if (!blob_answers(&c, queryDesc, desc, blob, len, &hdr, &tuples, &invalid, &expired))
-	{
-		pfree(blob);			/* ExecutorRun finds out again and says why */
-		return false;
-	}
-	st = &standins[nstandins++];
-	st->queryDesc = queryDesc;
-	st->serial = ++standin_serial;
-	st->standin = make_standin(orig, desc, st->serial);
-	st->next = tuples;
-	st->left = hdr->ntuples;
-	st->counted = false;
-	queryDesc->plannedstmt = st->standin;
-	return true;
-}
-
-/* ExecutorRun of a stand-in: the next rows of the stored result. */
-static bool
-run_standin(QueryDesc *queryDesc, ScanDirection direction, uint64 count)
-{
-	CacheStandin  *st;
-	MemoryContext old;
-	uint64		n = 0;
-	instr_time	start;
-	instr_time	duration;
-
-	if (!(queryDesc->plannedstmt->jitFlags & CACHE_STANDIN_PLAN))
-		return false;
-	st = find_standin(queryDesc);
-	if (st == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("perfopt: cached result of this statement is gone")));
-	INSTR_TIME_SET_CURRENT(start);
-	if (nesting == 0)
-	{
-		cache_prev_outcome = cache_last_outcome;
-		cache_last_outcome = "hit";
-	}
-	old = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
-	if (queryDesc->totaltime)
-		InstrStartNode(queryDesc->totaltime);
-	queryDesc->already_executed = true;
-	if (ScanDirectionIsForward(direction))
-		n = cache_blob_send_some(queryDesc, &st->next, &st->left, count);
-	queryDesc->estate->es_processed = n;
-	if (queryDesc->totaltime)
-		InstrStopNode(queryDesc->totaltime, n);
-	MemoryContextSwitchTo(old);
-	if (!st->counted)
-	{
-		st->counted = true;
-		INSTR_TIME_SET_CURRENT(duration);
-		INSTR_TIME_SUBTRACT(duration, start);
-		cache_store_count(queryDesc->plannedstmt->queryId, true,
-						  INSTR_TIME_GET_MILLISEC(duration));
-		stats_store_count_cache(queryDesc->plannedstmt->queryId, true);
-	}
-	return true;
 }
 
 static void
 cache_ExecutorEnd(QueryDesc *queryDesc)
 {
-	forget_standin(queryDesc);
+	cache_standin_end(queryDesc);
 	if (prev_ExecutorEnd)
 		prev_ExecutorEnd(queryDesc);
 	else
 		standard_ExecutorEnd(queryDesc);
 }
 
-/* Portals do not outlive their transaction, nor do stand-ins. */
-static void
-standin_xact_callback(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
-		event == XACT_EVENT_PREPARE)
-		nstandins = 0;
-}
-
 static void
 cache_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 				  bool execute_once)
 {
-	Candidate	c;
+	CacheCandidate c;
 	CacheCapture *cap;
 	instr_time	start;
 	instr_time	duration;
 	uint64		queryid = queryDesc->plannedstmt->queryId;
 
-	if (run_standin(queryDesc, direction, count))
+	if (cache_standin_run(queryDesc, direction, count))
 		return;
-	if (nesting == 0 || nesting == cache_warm_level)
+	if (cache_nesting == 0 || cache_nesting == cache_warm_level)
 	{
 		cache_prev_outcome = cache_last_outcome;
 		cache_last_outcome = NULL;
 	}
-	if (!examine(queryDesc, queryDesc->tupDesc, direction, count, false, &c))
+	if (!cache_examine(queryDesc, queryDesc->tupDesc, direction, count, false, &c))
 	{
 		run_chained(queryDesc, direction, count, execute_once);
 		return;
@@ -638,7 +473,7 @@ cache_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 static void
 cache_ExecutorFinish(QueryDesc *queryDesc)
 {
-	perfopt_finish_nested(&nesting, prev_ExecutorFinish, queryDesc);
+	perfopt_finish_nested(&cache_nesting, prev_ExecutorFinish, queryDesc);
 }
 
 /*
@@ -655,42 +490,64 @@ cache_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	bool		nests = !IsA(parsetree, ExecuteStmt) && !IsA(parsetree, ExplainStmt);
 
 	cache_inval_note_utility(parsetree);
-	perfopt_utility_nested(&nesting, nests, prev_ProcessUtility, pstmt, queryString,
+	perfopt_utility_nested(&cache_nesting, nests, prev_ProcessUtility, pstmt, queryString,
 						   readOnlyTree, context, params, queryEnv, dest, qc);
 }
 
 /* EXPLAIN (ANALYZE) says whether the answer came from the cache. */
+static void
+explain_one(Query *query, int cursorOptions, IntoClause *into,
+			ExplainState *es, const char *queryString,
+			ParamListInfo params, QueryEnvironment *queryEnv)
+{
+	PlannedStmt *plan;
+	instr_time	planstart;
+	instr_time	planduration;
+	BufferUsage bufusage_start;
+	BufferUsage bufusage;
+
+	if (prev_ExplainOneQuery)
+	{
+		prev_ExplainOneQuery(query, cursorOptions, into, es, queryString,
+							 params, queryEnv);
+		return;
+	}
+	if (es->buffers)
+		bufusage_start = pgBufferUsage;
+	INSTR_TIME_SET_CURRENT(planstart);
+	plan = pg_plan_query(query, queryString, cursorOptions, params);
+	INSTR_TIME_SET_CURRENT(planduration);
+	INSTR_TIME_SUBTRACT(planduration, planstart);
+	if (es->buffers)
+	{
+		memset(&bufusage, 0, sizeof(BufferUsage));
+		BufferUsageAccumDiff(&bufusage, &pgBufferUsage, &bufusage_start);
+	}
+	ExplainOnePlan(plan, into, es, queryString, params, queryEnv,
+				   &planduration, (es->buffers ? &bufusage : NULL));
+}
+
+/*
+ * EXPLAIN shows the real plan: the planner hook makes no stand-in inside it
+ * (EXPLAIN ANALYZE runs the real plan's ExecutorStart and answers a hit in
+ * ExecutorRun, so it still shows "Perfopt Cache: hit").
+ */
 static void
 cache_ExplainOneQuery(Query *query, int cursorOptions, IntoClause *into,
 					  ExplainState *es, const char *queryString,
 					  ParamListInfo params, QueryEnvironment *queryEnv)
 {
 	cache_last_outcome = NULL;
-	if (prev_ExplainOneQuery)
-		prev_ExplainOneQuery(query, cursorOptions, into, es, queryString,
-							 params, queryEnv);
-	else
+	cache_explaining++;
+	PG_TRY();
 	{
-		PlannedStmt *plan;
-		instr_time	planstart;
-		instr_time	planduration;
-		BufferUsage bufusage_start;
-		BufferUsage bufusage;
-
-		if (es->buffers)
-			bufusage_start = pgBufferUsage;
-		INSTR_TIME_SET_CURRENT(planstart);
-		plan = pg_plan_query(query, queryString, cursorOptions, params);
-		INSTR_TIME_SET_CURRENT(planduration);
-		INSTR_TIME_SUBTRACT(planduration, planstart);
-		if (es->buffers)
-		{
-			memset(&bufusage, 0, sizeof(BufferUsage));
-			BufferUsageAccumDiff(&bufusage, &pgBufferUsage, &bufusage_start);
-		}
-		ExplainOnePlan(plan, into, es, queryString, params, queryEnv,
-					   &planduration, (es->buffers ? &bufusage : NULL));
+		explain_one(query, cursorOptions, into, es, queryString, params, queryEnv);
 	}
+	PG_FINALLY();
+	{
+		cache_explaining--;
+	}
+	PG_END_TRY();
 	if (es->format == EXPLAIN_FORMAT_TEXT && es->analyze && cache_last_outcome)
 		ExplainPropertyText("Perfopt Cache", cache_last_outcome, es);
 }
@@ -709,7 +566,7 @@ cache_install_hooks(void)
 	ExecutorFinish_hook = cache_ExecutorFinish;
 	prev_ExecutorEnd = ExecutorEnd_hook;
 	ExecutorEnd_hook = cache_ExecutorEnd;
-	RegisterXactCallback(standin_xact_callback, NULL);
+	cache_standin_install();
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = cache_ProcessUtility;
 	prev_ExplainOneQuery = ExplainOneQuery_hook;
@@ -729,7 +586,7 @@ cache_warm_statement(const char *sql)
 	cache_last_outcome = NULL;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	cache_warm_level = nesting;
+	cache_warm_level = cache_nesting;
 	PG_TRY();
 	{
 		/* read-only: a data-modifying statement is refused, not run */
