@@ -175,8 +175,16 @@ typedef struct CacheCandidate
 	uint64		keyhash;
 } CacheCandidate;
 
+/*
+ * How deeply the current statement is nested, for the cache: the executor
+ * levels that perfopt.c keeps for everyone, plus utility commands other
+ * than EXECUTE and EXPLAIN (cache_serve.c).  Only level 0 uses the cache.
+ */
+extern int	perfopt_exec_level;
+extern int	cache_utility_level;
+#define cache_nesting (perfopt_exec_level + cache_utility_level)
+
 /* shared by cache_serve.c and cache_standin.c */
-extern int	cache_nesting;
 extern int	cache_explaining;
 extern const char *cache_runtime_refusal(QueryDesc *queryDesc, TupleDesc desc,
 										 ScanDirection direction, uint64 count,

@@ -43,13 +43,12 @@
 static planner_hook_type prev_planner = NULL;
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ExecutorRun_hook_type prev_ExecutorRun = NULL;
-static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static ExplainOneQuery_hook_type prev_ExplainOneQuery = NULL;
 
-/* how deeply statements nest; only top-level ones use the cache */
-int			cache_nesting = 0;
+/* utility commands this statement runs under (see cache.h: cache_nesting) */
+int			cache_utility_level = 0;
 
 /* inside EXPLAIN, whose plan must be the real one */
 int			cache_explaining = 0;
@@ -107,8 +106,18 @@ cache_planner(Query *parse, const char *query_string, int cursorOptions,
 static void
 cache_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
-	PlannedStmt *stmt;
+	PlannedStmt *stmt = queryDesc->plannedstmt;
 	int			bits;
+
+	/* the common case: a plan the planner hook did not mark (no rules) */
+	if ((stmt->jitFlags & (CACHE_SHAPE_BITS | CACHE_STANDIN_BITS)) == 0)
+	{
+		if (prev_ExecutorStart)
+			prev_ExecutorStart(queryDesc, eflags);
+		else
+			standard_ExecutorStart(queryDesc, eflags);
+		return;
+	}
 
 	cache_standin_start(queryDesc, eflags);
 	stmt = queryDesc->plannedstmt;
@@ -138,6 +147,27 @@ cache_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	PG_END_TRY();
 }
 
+#define SHAPE_REFUSAL "statement shape not cacheable (not a plain SELECT, or volatile or user-defined functions)"
+
+/*
+ * Why a plan the planner hook did not mark is not cached: what
+ * cache_runtime_refusal says of it, without its other checks.  Every
+ * statement pays this when no rule exists, so it is kept short.
+ */
+static const char *
+unmarked_refusal(void)
+{
+	if (perfopt_cache_mode == CACHE_MODE_OFF || !cache_store_ready())
+		return "perfopt.cache_mode is off";
+	if (cache_nesting != 0 && cache_nesting != cache_warm_level)
+		return "not a top-level statement";
+	if (IsParallelWorker() || RecoveryInProgress())
+		return "parallel worker or hot standby";
+	if (cache_rules_none())
+		return "no cache rule selects it";
+	return SHAPE_REFUSAL;
+}
+
 /* The run-time conditions of the contract; NULL when they all hold. */
 const char *
 cache_runtime_refusal(QueryDesc *queryDesc, TupleDesc desc, ScanDirection direction,
@@ -156,7 +186,7 @@ cache_runtime_refusal(QueryDesc *queryDesc, TupleDesc desc, ScanDirection direct
 		return "no cache rule selects it";
 	if (!(stmt->jitFlags & CACHE_SHAPE_CACHEABLE) || stmt->commandType != CMD_SELECT ||
 		queryDesc->operation != CMD_SELECT || stmt->queryId == UINT64CONST(0))
-		return "statement shape not cacheable (not a plain SELECT, or volatile or user-defined functions)";
+		return SHAPE_REFUSAL;
 	if (stmt->rowMarks != NIL || stmt->hasModifyingCTE || stmt->dependsOnRole)
 		return "statement locks rows, writes or depends on the role";
 	/*
@@ -400,8 +430,11 @@ static void
 run_chained(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 			bool execute_once)
 {
-	perfopt_run_nested(&cache_nesting, prev_ExecutorRun, queryDesc, direction, count,
-					   execute_once);
+	/* perfopt.c's ExecutorRun, further down the chain, counts the level */
+	if (prev_ExecutorRun)
+		prev_ExecutorRun(queryDesc, direction, count, execute_once);
+	else
+		standard_ExecutorRun(queryDesc, direction, count, execute_once);
 }
 
 static void
@@ -424,13 +457,20 @@ cache_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	instr_time	duration;
 	uint64		queryid = queryDesc->plannedstmt->queryId;
 
-	if (cache_standin_run(queryDesc, direction, count))
-		return;
 	if (cache_nesting == 0 || cache_nesting == cache_warm_level)
 	{
 		cache_prev_outcome = cache_last_outcome;
 		cache_last_outcome = NULL;
 	}
+	/* not marked by the planner hook: never cached, say why and run it */
+	if ((queryDesc->plannedstmt->jitFlags & (CACHE_SHAPE_CACHEABLE | CACHE_STANDIN_PLAN)) == 0)
+	{
+		cache_last_outcome = unmarked_refusal();
+		run_chained(queryDesc, direction, count, execute_once);
+		return;
+	}
+	if (cache_standin_run(queryDesc, direction, count))
+		return;
 	if (!cache_examine(queryDesc, queryDesc->tupDesc, direction, count, false, &c))
 	{
 		run_chained(queryDesc, direction, count, execute_once);
@@ -470,12 +510,6 @@ cache_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	stats_store_count_cache(queryid, false);
 }
 
-static void
-cache_ExecutorFinish(QueryDesc *queryDesc)
-{
-	perfopt_finish_nested(&cache_nesting, prev_ExecutorFinish, queryDesc);
-}
-
 /*
  * EXECUTE runs what the client asked for, and EXPLAIN ANALYZE runs its
  * statement as if it were top level, so that EXPLAIN can show a hit.
@@ -490,7 +524,7 @@ cache_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	bool		nests = !IsA(parsetree, ExecuteStmt) && !IsA(parsetree, ExplainStmt);
 
 	cache_inval_note_utility(parsetree);
-	perfopt_utility_nested(&cache_nesting, nests, prev_ProcessUtility, pstmt, queryString,
+	perfopt_utility_nested(&cache_utility_level, nests, prev_ProcessUtility, pstmt, queryString,
 						   readOnlyTree, context, params, queryEnv, dest, qc);
 }
 
@@ -562,8 +596,6 @@ cache_install_hooks(void)
 	ExecutorStart_hook = cache_ExecutorStart;
 	prev_ExecutorRun = ExecutorRun_hook;
 	ExecutorRun_hook = cache_ExecutorRun;
-	prev_ExecutorFinish = ExecutorFinish_hook;
-	ExecutorFinish_hook = cache_ExecutorFinish;
 	prev_ExecutorEnd = ExecutorEnd_hook;
 	ExecutorEnd_hook = cache_ExecutorEnd;
 	cache_standin_install();

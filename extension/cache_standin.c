@@ -75,6 +75,7 @@ typedef struct PlannedHit
 {
 	PlannedStmt *standin;
 	int			serial;
+	TupleDesc	desc;			/* its output columns */
 	CacheCandidate cand;
 	char	   *blob;
 	uint32		len;
@@ -200,7 +201,7 @@ static bool
 planned_answers(QueryDesc *queryDesc, int eflags)
 {
 	PlannedStmt *standin = queryDesc->plannedstmt;
-	TupleDesc	desc = ExecCleanTypeFromTL(standin->planTree->targetlist);
+	TupleDesc	desc = planned.desc;
 	CacheBlobHeader *hdr;
 	char	   *tuples;
 	bool		invalid;
@@ -329,6 +330,7 @@ cache_standin_plan(Query *parse, const char *query_string, int cursorOptions,
 	standin->relationOids = relids;
 	planned.standin = standin;
 	planned.serial = standin_serial;
+	planned.desc = desc;
 	planned.cand = c;
 	planned.blob = blob;
 	planned.len = len;
@@ -353,11 +355,7 @@ cache_standin_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count)
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("perfopt: cached result of this statement is gone")));
 	INSTR_TIME_SET_CURRENT(start);
-	if (cache_nesting == 0)
-	{
-		cache_prev_outcome = cache_last_outcome;
-		cache_last_outcome = "hit";
-	}
+	cache_last_outcome = "hit";	/* cache_ExecutorRun moved the last one back */
 	old = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
 	if (queryDesc->totaltime)
 		InstrStartNode(queryDesc->totaltime);
