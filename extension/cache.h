@@ -148,6 +148,7 @@ typedef struct CacheCapture CacheCapture;
 extern bool cache_build_key(uint64 queryid, const char *sourceText, int stmt_location,
 							int stmt_len, ParamListInfo params, StringInfo key);
 extern uint32 cache_tupdesc_hash(TupleDesc desc);
+extern bool cache_tlist_shape(List *tlist, uint32 *hash);
 extern bool cache_tupdesc_ok(TupleDesc desc);
 extern CacheCapture *cache_capture_begin(QueryDesc *queryDesc, Size limit);
 extern void cache_capture_end(QueryDesc *queryDesc, CacheCapture *cap);
@@ -186,13 +187,13 @@ extern int	cache_utility_level;
 
 /* shared by cache_serve.c and cache_standin.c */
 extern int	cache_explaining;
-extern const char *cache_runtime_refusal(QueryDesc *queryDesc, TupleDesc desc,
+extern const char *cache_runtime_refusal(QueryDesc *queryDesc, bool records_ok,
 										 ScanDirection direction, uint64 count,
 										 bool at_start);
 extern const char *cache_relation_refusal_of(List *rtable, CacheCandidate *c);
-extern bool cache_examine(QueryDesc *queryDesc, TupleDesc desc, ScanDirection direction,
+extern bool cache_examine(QueryDesc *queryDesc, bool records_ok, ScanDirection direction,
 						  uint64 count, bool at_start, CacheCandidate *c);
-extern bool cache_blob_answers(CacheCandidate *c, Snapshot snapshot, TupleDesc desc,
+extern bool cache_blob_answers(CacheCandidate *c, Snapshot snapshot, uint32 tupdesc_hash,
 							   char *blob, uint32 len, CacheBlobHeader **hdr,
 							   char **tuples, bool *invalid, bool *expired);
 
@@ -206,6 +207,7 @@ extern bool cache_standin_run(QueryDesc *queryDesc, ScanDirection direction, uin
 extern void cache_standin_end(QueryDesc *queryDesc);
 extern const char *cache_warm_statement(const char *sql);
 extern const char *cache_last_outcome;
+extern const char *cache_outcome_text(const char *outcome);
 extern const char *cache_prev_outcome;
 
 #endif							/* PERFOPT_CACHE_H */

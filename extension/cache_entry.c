@@ -22,6 +22,7 @@
 #include "executor/executor.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
 #include "tcop/dest.h"
 #include "catalog/namespace.h"
 #include "parser/parse_expr.h"
@@ -193,6 +194,40 @@ cache_tupdesc_hash(TupleDesc desc)
 		h = hash_combine(h, hash_uint32((uint32) att->atttypmod));
 	}
 	return h;
+}
+
+/*
+ * The output columns of a targetlist, as the executor will describe them
+ * (ExecCleanTypeFromTL: the non-junk entries' exprType and exprTypmod),
+ * without building that TupleDesc: *hash is what cache_tupdesc_hash()
+ * gives for it.  False if a column is an anonymous record (see below).
+ */
+bool
+cache_tlist_shape(List *tlist, uint32 *hash)
+{
+	ListCell   *lc;
+	int			natts = 0;
+	uint32		h;
+
+	foreach(lc, tlist)
+		if (!lfirst_node(TargetEntry, lc)->resjunk)
+			natts++;
+	h = hash_uint32(natts);
+	foreach(lc, tlist)
+	{
+		TargetEntry *tle = lfirst_node(TargetEntry, lc);
+		Oid			type;
+
+		if (tle->resjunk)
+			continue;
+		type = exprType((Node *) tle->expr);
+		if (type == RECORDOID || type == RECORDARRAYOID)
+			return false;
+		h = hash_combine(h, hash_uint32(type));
+		h = hash_combine(h, hash_uint32((uint32) exprTypmod((Node *) tle->expr)));
+	}
+	*hash = h;
+	return true;
 }
 
 /* Anonymous record types have backend-local typmods: not shareable. */

@@ -175,6 +175,12 @@ refresh_rules(void)
 	uint64		epoch;
 	uint64		gen = 0;
 
+	/* the common case, at every statement: nothing moved */
+	if (epoch_slot >= 0 && rules_db == MyDatabaseId &&
+		cache_slot_gen(epoch_slot) == epoch_seen &&
+		(rules_slot < 0 || cache_slot_gen(rules_slot) == rules_seen))
+		return;
+
 	/*
 	 * Reading the rules takes a fresh snapshot, which parallel mode forbids;
 	 * nothing is cached there (parallel workers, or statements nested under

@@ -149,10 +149,15 @@ cache_ExecutorStart(QueryDesc *queryDesc, int eflags)
 
 #define SHAPE_REFUSAL "statement shape not cacheable (not a plain SELECT, or volatile or user-defined functions)"
 
+/* the outcome of an unmarked plan, spelled out when read */
+static const char unmarked[] = "unmarked";
+
 /*
  * Why a plan the planner hook did not mark is not cached: what
  * cache_runtime_refusal says of it, without its other checks.  Every
- * statement pays this when no rule exists, so it is kept short.
+ * statement pays this when no rule exists, so it is kept short: whether no
+ * rule exists or the shape is never cached is told apart only when someone
+ * asks (cache_outcome_text).
  */
 static const char *
 unmarked_refusal(void)
@@ -163,14 +168,21 @@ unmarked_refusal(void)
 		return "not a top-level statement";
 	if (IsParallelWorker() || RecoveryInProgress())
 		return "parallel worker or hot standby";
-	if (cache_rules_none())
-		return "no cache rule selects it";
-	return SHAPE_REFUSAL;
+	return unmarked;
+}
+
+/* An outcome as the user reads it. */
+const char *
+cache_outcome_text(const char *outcome)
+{
+	if (outcome != unmarked)
+		return outcome;
+	return cache_rules_none() ? "no cache rule selects it" : SHAPE_REFUSAL;
 }
 
 /* The run-time conditions of the contract; NULL when they all hold. */
 const char *
-cache_runtime_refusal(QueryDesc *queryDesc, TupleDesc desc, ScanDirection direction,
+cache_runtime_refusal(QueryDesc *queryDesc, bool records_ok, ScanDirection direction,
 				uint64 count, bool at_start)
 {
 	PlannedStmt *stmt = queryDesc->plannedstmt;
@@ -202,7 +214,7 @@ cache_runtime_refusal(QueryDesc *queryDesc, TupleDesc desc, ScanDirection direct
 		return "transaction is not READ COMMITTED";
 	if (queryDesc->snapshot == NULL || !IsMVCCSnapshot(queryDesc->snapshot))
 		return "no MVCC snapshot";
-	if (desc == NULL || !cache_tupdesc_ok(desc))
+	if (!records_ok)
 		return "returns anonymous records";
 	return NULL;
 }
@@ -244,7 +256,7 @@ cache_relation_refusal_of(List *rtable, CacheCandidate *c)
  * snapshot?  (NULL: no snapshot yet, all but the snapshot checked.)
  */
 bool
-cache_blob_answers(CacheCandidate *c, Snapshot snapshot, TupleDesc desc, char *blob,
+cache_blob_answers(CacheCandidate *c, Snapshot snapshot, uint32 tupdesc_hash, char *blob,
 				   uint32 len, CacheBlobHeader **hdr, char **tuples, bool *invalid,
 				   bool *expired)
 {
@@ -257,7 +269,7 @@ cache_blob_answers(CacheCandidate *c, Snapshot snapshot, TupleDesc desc, char *b
 	if (!cache_blob_parse(blob, len, &deps, &ndeps, hdr, &key, tuples) ||
 		(*hdr)->keylen != (uint32) c->key.len ||
 		memcmp(key, c->key.data, c->key.len) != 0 ||
-		(*hdr)->tupdesc_hash != cache_tupdesc_hash(desc))
+		(*hdr)->tupdesc_hash != tupdesc_hash)
 		return false;			/* another statement with the same hash */
 	for (i = 0; i < ndeps; i++)
 	{
@@ -296,8 +308,8 @@ serve_hit(CacheCandidate *c, QueryDesc *queryDesc)
 	if (!cache_store_lookup(MyDatabaseId, GetUserId(), c->keyhash,
 							c->key.data, c->key.len, &blob, &len))
 		return false;
-	if (!cache_blob_answers(c, queryDesc->snapshot, queryDesc->tupDesc, blob, len,
-							&hdr, &tuples, &invalid, &expired))
+	if (!cache_blob_answers(c, queryDesc->snapshot, cache_tupdesc_hash(queryDesc->tupDesc),
+							blob, len, &hdr, &tuples, &invalid, &expired))
 	{
 		if (invalid || expired)
 			cache_store_forget(MyDatabaseId, GetUserId(), c->keyhash, invalid,
@@ -394,10 +406,10 @@ store_result(CacheCandidate *c, QueryDesc *queryDesc, CacheCapture *cap)
 
 /* Is this statement a candidate?  Fills c; sets cache_last_outcome if not. */
 bool
-cache_examine(QueryDesc *queryDesc, TupleDesc desc, ScanDirection direction,
+cache_examine(QueryDesc *queryDesc, bool records_ok, ScanDirection direction,
 			  uint64 count, bool at_start, CacheCandidate *c)
 {
-	const char *why = cache_runtime_refusal(queryDesc, desc, direction, count, at_start);
+	const char *why = cache_runtime_refusal(queryDesc, records_ok, direction, count, at_start);
 	PlannedStmt *stmt = queryDesc->plannedstmt;
 
 	if (!why && cache_rules_none())
@@ -471,7 +483,8 @@ cache_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	}
 	if (cache_standin_run(queryDesc, direction, count))
 		return;
-	if (!cache_examine(queryDesc, queryDesc->tupDesc, direction, count, false, &c))
+	if (!cache_examine(queryDesc, queryDesc->tupDesc && cache_tupdesc_ok(queryDesc->tupDesc),
+					   direction, count, false, &c))
 	{
 		run_chained(queryDesc, direction, count, execute_once);
 		return;
@@ -583,7 +596,7 @@ cache_ExplainOneQuery(Query *query, int cursorOptions, IntoClause *into,
 	}
 	PG_END_TRY();
 	if (es->format == EXPLAIN_FORMAT_TEXT && es->analyze && cache_last_outcome)
-		ExplainPropertyText("Perfopt Cache", cache_last_outcome, es);
+		ExplainPropertyText("Perfopt Cache", cache_outcome_text(cache_last_outcome), es);
 }
 
 void
@@ -632,7 +645,7 @@ cache_warm_statement(const char *sql)
 		cache_warm_level = saved;
 	}
 	PG_END_TRY();
-	outcome = cache_last_outcome ? cache_last_outcome : "not run";
+	outcome = cache_last_outcome ? cache_outcome_text(cache_last_outcome) : "not run";
 	SPI_finish();
 	return outcome;
 }

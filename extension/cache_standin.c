@@ -39,6 +39,7 @@
 #include "executor/instrument.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
 #include "portability/instr_time.h"
 #include "tcop/pquery.h"
 #include "tcop/tcopprot.h"
@@ -75,7 +76,7 @@ typedef struct PlannedHit
 {
 	PlannedStmt *standin;
 	int			serial;
-	TupleDesc	desc;			/* its output columns */
+	uint32		tupdesc_hash;	/* of its output columns */
 	CacheCandidate cand;
 	char	   *blob;
 	uint32		len;
@@ -98,25 +99,32 @@ find_standin(QueryDesc *queryDesc)
 	return NULL;
 }
 
+/*
+ * A Result node with NULLs of the output columns of tlist (the non-junk
+ * entries, as the executor describes them) and the given range table.
+ */
 static PlannedStmt *
-make_standin(TupleDesc desc, uint64 queryid, List *rtable, int stmt_location,
+make_standin(List *tlist, uint64 queryid, List *rtable, int stmt_location,
 			 int stmt_len, int serial)
 {
 	PlannedStmt *standin = makeNode(PlannedStmt);
 	Result	   *result = makeNode(Result);
-	List	   *tlist = NIL;
-	int			i;
+	List	   *out = NIL;
+	ListCell   *lc;
 
-	for (i = 0; i < desc->natts; i++)
+	foreach(lc, tlist)
 	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
+		TargetEntry *tle = lfirst_node(TargetEntry, lc);
+		Node	   *expr = (Node *) tle->expr;
 
-		tlist = lappend(tlist,
-						makeTargetEntry((Expr *) makeNullConst(att->atttypid, att->atttypmod,
-															   att->attcollation),
-										i + 1, pstrdup(NameStr(att->attname)), false));
+		if (tle->resjunk)
+			continue;
+		out = lappend(out,
+					  makeTargetEntry((Expr *) makeNullConst(exprType(expr), exprTypmod(expr),
+															 exprCollation(expr)),
+									  list_length(out) + 1, tle->resname, false));
 	}
-	result->plan.targetlist = tlist;
+	result->plan.targetlist = out;
 	result->plan.plan_node_id = serial;
 	standin->commandType = CMD_SELECT;
 	standin->queryId = queryid;
@@ -165,7 +173,8 @@ static bool
 standin_for_plan(QueryDesc *queryDesc, int eflags)
 {
 	PlannedStmt *orig = queryDesc->plannedstmt;
-	TupleDesc	desc;
+	List	   *tlist;
+	uint32		tupdesc_hash = 0;
 	CacheCandidate c;
 	char	   *blob;
 	uint32		len;
@@ -177,20 +186,21 @@ standin_for_plan(QueryDesc *queryDesc, int eflags)
 
 	if (!startable(queryDesc, eflags))
 		return false;
-	desc = ExecCleanTypeFromTL(orig->planTree->targetlist);
-	if (!cache_examine(queryDesc, desc, ForwardScanDirection, 0, true, &c) ||
+	tlist = orig->planTree->targetlist;
+	if (!cache_examine(queryDesc, cache_tlist_shape(tlist, &tupdesc_hash),
+					   ForwardScanDirection, 0, true, &c) ||
 		!cache_store_lookup(MyDatabaseId, GetUserId(), c.keyhash, c.key.data,
 							c.key.len, &blob, &len))
 		return false;
-	if (!cache_blob_answers(&c, queryDesc->snapshot, desc, blob, len, &hdr, &tuples,
-							&invalid, &expired))
+	if (!cache_blob_answers(&c, queryDesc->snapshot, tupdesc_hash, blob, len, &hdr,
+							&tuples, &invalid, &expired))
 	{
 		pfree(blob);			/* ExecutorRun finds out again and says why */
 		return false;
 	}
 	serial = ++standin_serial;
 	register_standin(queryDesc,
-					 make_standin(desc, orig->queryId, orig->rtable, orig->stmt_location,
+					 make_standin(tlist, orig->queryId, orig->rtable, orig->stmt_location,
 								  orig->stmt_len, serial),
 					 serial, hdr, tuples);
 	return true;
@@ -201,16 +211,15 @@ static bool
 planned_answers(QueryDesc *queryDesc, int eflags)
 {
 	PlannedStmt *standin = queryDesc->plannedstmt;
-	TupleDesc	desc = planned.desc;
 	CacheBlobHeader *hdr;
 	char	   *tuples;
 	bool		invalid;
 	bool		expired;
 
 	if (!startable(queryDesc, eflags) ||
-		cache_runtime_refusal(queryDesc, desc, ForwardScanDirection, 0, true) != NULL ||
-		!cache_blob_answers(&planned.cand, queryDesc->snapshot, desc, planned.blob,
-							planned.len, &hdr, &tuples, &invalid, &expired))
+		cache_runtime_refusal(queryDesc, true, ForwardScanDirection, 0, true) != NULL ||
+		!cache_blob_answers(&planned.cand, queryDesc->snapshot, planned.tupdesc_hash,
+							planned.blob, planned.len, &hdr, &tuples, &invalid, &expired))
 		return false;
 	register_standin(queryDesc, standin, standin->planTree->plan_node_id, hdr, tuples);
 	return true;
@@ -261,6 +270,18 @@ cache_standin_start(QueryDesc *queryDesc, int eflags)
 		(void) standin_for_plan(queryDesc, eflags);
 		return;
 	}
+
+	/*
+	 * A planner's stand-in lists the tables the statement names, not the
+	 * partitions and inheritance children the plan would scan, so it cannot
+	 * tell whether this transaction wrote one of those: after any write,
+	 * the real plan decides.
+	 */
+	if (cache_xact_changed_anything())
+	{
+		plan_for_real(queryDesc);
+		return;
+	}
 	if (mine && planned_answers(queryDesc, eflags))
 		return;
 	if (!mine && standin_for_plan(queryDesc, eflags))
@@ -272,14 +293,15 @@ cache_standin_start(QueryDesc *queryDesc, int eflags)
  * The planner hook's part: a stand-in when a rule selects the statement
  * and a valid entry exists, else NULL (plan as usual).  Only for top-level
  * statements planned with nothing special asked (no cursor options) and
- * without client parameters, whose key is then known before planning.
+ * without client parameters, whose key is then known before planning, in
+ * a transaction that has written no cached table (see cache_standin_start).
  */
 PlannedStmt *
 cache_standin_plan(Query *parse, const char *query_string, int cursorOptions,
 				   ParamListInfo boundParams, int shape, bool has_params, List *rtes)
 {
 	CacheCandidate c;
-	TupleDesc	desc;
+	uint32		tupdesc_hash = 0;
 	char	   *blob;
 	uint32		len;
 	CacheBlobHeader *hdr;
@@ -295,10 +317,10 @@ cache_standin_plan(Query *parse, const char *query_string, int cursorOptions,
 		cache_explaining != 0 || replanning != 0 || query_string == NULL ||
 		parse->queryId == UINT64CONST(0) || parse->commandType != CMD_SELECT ||
 		parse->utilityStmt != NULL || XactIsoLevel != XACT_READ_COMMITTED ||
-		IsParallelWorker() || RecoveryInProgress() || nstandins >= CACHE_MAX_STANDINS)
+		IsParallelWorker() || RecoveryInProgress() || nstandins >= CACHE_MAX_STANDINS ||
+		cache_xact_changed_anything())
 		return NULL;
-	desc = ExecCleanTypeFromTL(parse->targetList);
-	if (!cache_tupdesc_ok(desc) ||
+	if (!cache_tlist_shape(parse->targetList, &tupdesc_hash) ||
 		cache_relation_refusal_of(rtes, &c) != NULL ||
 		!cache_rules_lookup(parse->queryId, c.relids, c.nrels, &c.ttl_us) ||
 		((shape & CACHE_SHAPE_STABLE) && c.ttl_us < 0))
@@ -313,13 +335,13 @@ cache_standin_plan(Query *parse, const char *query_string, int cursorOptions,
 		return NULL;
 	/* the snapshot of planning, if any: ExecutorStart checks its own */
 	if (!cache_blob_answers(&c, ActiveSnapshotSet() ? GetActiveSnapshot() : NULL,
-							desc, blob, len, &hdr, &tuples, &invalid, &expired))
+							tupdesc_hash, blob, len, &hdr, &tuples, &invalid, &expired))
 	{
 		pfree(blob);
 		return NULL;
 	}
 
-	standin = make_standin(desc, parse->queryId, rtes, parse->stmt_location,
+	standin = make_standin(parse->targetList, parse->queryId, rtes, parse->stmt_location,
 						   parse->stmt_len, ++standin_serial);
 	standin->jitFlags |= CACHE_PLANNED_STANDIN | shape;
 	/* what ExecutorStart plans when the entry no longer answers */
@@ -330,7 +352,7 @@ cache_standin_plan(Query *parse, const char *query_string, int cursorOptions,
 	standin->relationOids = relids;
 	planned.standin = standin;
 	planned.serial = standin_serial;
-	planned.desc = desc;
+	planned.tupdesc_hash = tupdesc_hash;
 	planned.cand = c;
 	planned.blob = blob;
 	planned.len = len;

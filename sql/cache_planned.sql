@@ -190,6 +190,42 @@ RESET ROLE;
 ALTER TABLE cp_players DISABLE ROW LEVEL SECURITY;
 DROP POLICY cp_none ON cp_players;
 
+-- A transaction's own writes straight into a partition or an inheritance
+-- child (the statement names only the parent): never answered from the
+-- cache, which does not have them.
+CREATE TABLE cp_ev (day int NOT NULL, n int NOT NULL) PARTITION BY RANGE (day);
+CREATE TABLE cp_ev_1 PARTITION OF cp_ev FOR VALUES FROM (1) TO (10);
+CREATE TABLE cp_ev_2 PARTITION OF cp_ev FOR VALUES FROM (10) TO (20);
+INSERT INTO cp_ev VALUES (1, 1), (15, 2);
+CREATE TABLE cp_base (v int);
+CREATE TABLE cp_child () INHERITS (cp_base);
+INSERT INTO cp_base VALUES (1);
+INSERT INTO cp_child VALUES (10);
+SELECT perfopt.cache_table('cp_ev');
+SELECT perfopt.cache_table('cp_base');
+SELECT sum(n) FROM cp_ev;
+SELECT sum(n) FROM cp_ev;
+SELECT perfopt.cache_last_outcome();
+SELECT sum(v) FROM cp_base;
+SELECT sum(v) FROM cp_base;
+SELECT perfopt.cache_last_outcome();
+BEGIN;
+INSERT INTO cp_ev_2 VALUES (16, 100);
+SELECT sum(n) FROM cp_ev;
+SELECT perfopt.cache_last_outcome();
+INSERT INTO cp_child VALUES (1000);
+SELECT sum(v) FROM cp_base;
+SELECT perfopt.cache_last_outcome();
+ROLLBACK;
+-- rolled back: the entries were never invalidated
+SELECT sum(n) FROM cp_ev;
+SELECT perfopt.cache_last_outcome();
+SELECT sum(v) FROM cp_base;
+SELECT perfopt.cache_last_outcome();
+SELECT perfopt.uncache_table('cp_ev');
+SELECT perfopt.uncache_table('cp_base');
+DROP TABLE cp_ev, cp_base, cp_child;
+
 -- A setting that changes the answer is in the key.
 SET TimeZone = 'UTC';
 SELECT count(*) FROM cp_scores WHERE points > 50;
