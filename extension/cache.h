@@ -201,7 +201,10 @@ extern bool cache_blob_answers(CacheCandidate *c, Snapshot snapshot, uint32 tupd
 extern void cache_standin_install(void);
 extern PlannedStmt *cache_standin_plan(Query *parse, const char *query_string,
 									   int cursorOptions, ParamListInfo boundParams,
-									   int shape, bool has_params, List *rtes);
+									   int shape, bool has_params, List *rtes,
+									   bool *looked);
+extern void cache_standin_note_miss(PlannedStmt *plan);
+extern bool cache_standin_known_miss(PlannedStmt *plan);
 extern void cache_standin_start(QueryDesc *queryDesc, int eflags);
 extern bool cache_standin_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count);
 extern void cache_standin_end(QueryDesc *queryDesc);

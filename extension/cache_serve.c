@@ -71,6 +71,7 @@ cache_planner(Query *parse, const char *query_string, int cursorOptions,
 	PlannedStmt *result;
 	int			shape = 0;
 	bool		has_params = false;
+	bool		looked = false;
 	List	   *rtes = NIL;
 
 	/*
@@ -85,7 +86,7 @@ cache_planner(Query *parse, const char *query_string, int cursorOptions,
 	{
 		shape = cache_shape_of(parse, &has_params, &rtes);
 		result = cache_standin_plan(parse, query_string, cursorOptions, boundParams,
-									shape, has_params, rtes);
+									shape, has_params, rtes, &looked);
 		if (result)
 			return result;
 	}
@@ -95,6 +96,8 @@ cache_planner(Query *parse, const char *query_string, int cursorOptions,
 	else
 		result = standard_planner(parse, query_string, cursorOptions, boundParams);
 	result->jitFlags |= shape;
+	if (looked)
+		cache_standin_note_miss(result);
 	return result;
 }
 
@@ -491,7 +494,7 @@ cache_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	}
 
 	INSTR_TIME_SET_CURRENT(start);
-	if (serve_hit(&c, queryDesc))
+	if (!cache_standin_known_miss(queryDesc->plannedstmt) && serve_hit(&c, queryDesc))
 	{
 		INSTR_TIME_SET_CURRENT(duration);
 		INSTR_TIME_SUBTRACT(duration, start);

@@ -87,6 +87,14 @@ static PlannedHit planned = {NULL};
 /* set while ExecutorStart plans a stand-in's statement for real */
 static int	replanning = 0;
 
+/*
+ * The plan made after the planner hook looked its key up and found no
+ * valid entry: its ExecutorStart and ExecutorRun do not look again (an
+ * entry stored meanwhile by another session is then simply not used).
+ * Forgotten at the next top-level planning and at transaction end.
+ */
+static PlannedStmt *missed_plan = NULL;
+
 static CacheStandin *
 find_standin(QueryDesc *queryDesc)
 {
@@ -267,7 +275,8 @@ cache_standin_start(QueryDesc *queryDesc, int eflags)
 		planned.standin = NULL;
 	if (!(stmt->jitFlags & CACHE_PLANNED_STANDIN))
 	{
-		(void) standin_for_plan(queryDesc, eflags);
+		if (stmt != missed_plan)
+			(void) standin_for_plan(queryDesc, eflags);
 		return;
 	}
 
@@ -298,7 +307,8 @@ cache_standin_start(QueryDesc *queryDesc, int eflags)
  */
 PlannedStmt *
 cache_standin_plan(Query *parse, const char *query_string, int cursorOptions,
-				   ParamListInfo boundParams, int shape, bool has_params, List *rtes)
+				   ParamListInfo boundParams, int shape, bool has_params, List *rtes,
+				   bool *looked)
 {
 	CacheCandidate c;
 	uint32		tupdesc_hash = 0;
@@ -312,6 +322,9 @@ cache_standin_plan(Query *parse, const char *query_string, int cursorOptions,
 	List	   *relids = NIL;
 	int			i;
 
+	*looked = false;
+	if (cache_nesting == 0)
+		missed_plan = NULL;
 	if (!(shape & CACHE_SHAPE_CACHEABLE) || has_params || boundParams != NULL ||
 		(cursorOptions & ~CURSOR_OPT_PARALLEL_OK) != 0 || cache_nesting != 0 ||
 		cache_explaining != 0 || replanning != 0 || query_string == NULL ||
@@ -330,6 +343,7 @@ cache_standin_plan(Query *parse, const char *query_string, int cursorOptions,
 						 parse->stmt_len, NULL, &c.key))
 		return NULL;
 	c.keyhash = hash_bytes_extended((unsigned char *) c.key.data, c.key.len, 0);
+	*looked = true;
 	if (!cache_store_lookup(MyDatabaseId, GetUserId(), c.keyhash, c.key.data,
 							c.key.len, &blob, &len))
 		return NULL;
@@ -337,6 +351,10 @@ cache_standin_plan(Query *parse, const char *query_string, int cursorOptions,
 	if (!cache_blob_answers(&c, ActiveSnapshotSet() ? GetActiveSnapshot() : NULL,
 							tupdesc_hash, blob, len, &hdr, &tuples, &invalid, &expired))
 	{
+		/* counted and dropped here: ExecutorRun will not look it up again */
+		if (invalid || expired)
+			cache_store_forget(MyDatabaseId, GetUserId(), c.keyhash, invalid,
+							   expired, parse->queryId);
 		pfree(blob);
 		return NULL;
 	}
@@ -357,6 +375,19 @@ cache_standin_plan(Query *parse, const char *query_string, int cursorOptions,
 	planned.blob = blob;
 	planned.len = len;
 	return standin;
+}
+
+/* The planner hook found no entry for this plan's key (see missed_plan). */
+void
+cache_standin_note_miss(PlannedStmt *plan)
+{
+	missed_plan = plan;
+}
+
+bool
+cache_standin_known_miss(PlannedStmt *plan)
+{
+	return plan == missed_plan;
 }
 
 /* ExecutorRun of a stand-in: the next rows of the stored result. */
@@ -422,6 +453,7 @@ standin_xact_callback(XactEvent event, void *arg)
 	{
 		nstandins = 0;
 		planned.standin = NULL;
+		missed_plan = NULL;
 	}
 }
 

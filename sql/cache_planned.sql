@@ -72,6 +72,8 @@ SELECT perfopt.cache_last_outcome();
 EXECUTE top3;
 SELECT perfopt.cache_last_outcome();
 SELECT plans - :plans_before AS new_plans FROM perfopt.query_stats WHERE query LIKE 'SELECT p.name, max(s.points)%';
+-- EXPLAIN of that stand-in generic plan shows the real plan
+EXPLAIN (COSTS OFF) EXECUTE top3;
 -- the stand-in, executed after a write, is planned for real (one plan)
 UPDATE cp_scores SET points = 900 WHERE id = 1;
 EXECUTE top3;
