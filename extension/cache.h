@@ -205,6 +205,7 @@ extern PlannedStmt *cache_standin_plan(Query *parse, const char *query_string,
 									   bool *looked);
 extern void cache_standin_note_miss(PlannedStmt *plan);
 extern bool cache_standin_known_miss(PlannedStmt *plan);
+extern bool cache_standin_missed_key(QueryDesc *queryDesc, StringInfo key, uint64 *keyhash);
 extern void cache_standin_start(QueryDesc *queryDesc, int eflags);
 extern bool cache_standin_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count);
 extern void cache_standin_end(QueryDesc *queryDesc);

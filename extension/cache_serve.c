@@ -424,6 +424,8 @@ cache_examine(QueryDesc *queryDesc, bool records_ok, ScanDirection direction,
 		why = "no cache rule selects it";
 	if (!why && (queryDesc->plannedstmt->jitFlags & CACHE_SHAPE_STABLE) && c->ttl_us < 0)
 		why = "calls a stable function and its rule has no ttl";
+	if (!why && cache_standin_missed_key(queryDesc, &c->key, &c->keyhash))
+		return true;
 	if (!why)
 	{
 		initStringInfo(&c->key);

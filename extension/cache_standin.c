@@ -94,6 +94,10 @@ static int	replanning = 0;
  * Forgotten at the next top-level planning and at transaction end.
  */
 static PlannedStmt *missed_plan = NULL;
+static const char *missed_text = NULL;	/* the text it was planned from */
+static CacheCandidate missed_cand;	/* its key, for ExecutorRun to store with */
+static CacheCandidate looked_cand;	/* the key of the last lookup at planning */
+static const char *looked_text = NULL;
 
 static CacheStandin *
 find_standin(QueryDesc *queryDesc)
@@ -344,6 +348,8 @@ cache_standin_plan(Query *parse, const char *query_string, int cursorOptions,
 		return NULL;
 	c.keyhash = hash_bytes_extended((unsigned char *) c.key.data, c.key.len, 0);
 	*looked = true;
+	looked_cand = c;
+	looked_text = query_string;
 	if (!cache_store_lookup(MyDatabaseId, GetUserId(), c.keyhash, c.key.data,
 							c.key.len, &blob, &len))
 		return NULL;
@@ -382,12 +388,30 @@ void
 cache_standin_note_miss(PlannedStmt *plan)
 {
 	missed_plan = plan;
+	missed_text = looked_text;
+	missed_cand = looked_cand;
 }
 
 bool
 cache_standin_known_miss(PlannedStmt *plan)
 {
 	return plan == missed_plan;
+}
+
+/*
+ * The key the planner hook built for this plan, if it is the one
+ * ExecutorRun would build (same text, no parameters): saves building and
+ * hashing it again for the store.
+ */
+bool
+cache_standin_missed_key(QueryDesc *queryDesc, StringInfo key, uint64 *keyhash)
+{
+	if (queryDesc->plannedstmt != missed_plan || missed_plan == NULL ||
+		queryDesc->sourceText != missed_text || queryDesc->params != NULL)
+		return false;
+	*key = missed_cand.key;
+	*keyhash = missed_cand.keyhash;
+	return true;
 }
 
 /* ExecutorRun of a stand-in: the next rows of the stored result. */
