@@ -7,7 +7,9 @@
  *		constants in one transaction or burst (N+1 patterns).
  *
  * Cost: a statement's plan is read once, the first time it ends.  After
- * that an execution costs a hash of its text and a backend-local lookup;
+ * that an execution costs a hash of its text and a backend-local lookup
+ * (nothing but a comparison once a loop of it has run 1024 times: runs
+ * longer than that are reported as 1024);
  * the shared table is looked up (under a shared lock) only until this
  * backend has seen the entry, to keep a second example, and when a burst
  * grows past what was recorded.  A second example text, the first
@@ -51,6 +53,8 @@
 /* runs of one statement closer together than this are one burst */
 #define BURST_GAP_MS 100
 #define LOCAL_BURST_MAX 4096
+/* a run this long is an N+1 pattern for sure: it is not counted further */
+#define BURST_SATURATED 1024
 
 typedef struct CaptureKey
 {
@@ -320,6 +324,29 @@ capture_end(QueryDesc *queryDesc)
 
 	if (text == NULL)
 		return;
+
+	/*
+	 * The hot path of a loop: the same statement as last time, its capture
+	 * complete (entry known, second example kept) and its run long enough
+	 * to have been reported as saturated.  While the run goes on, its text
+	 * has nothing left to tell, so it is not even hashed.
+	 */
+	b = last_burst;
+	if (b && last_queryid == ps->queryId && b->count >= BURST_SATURATED &&
+		b->reported >= BURST_SATURATED && b->known && b->known_gen == gen &&
+		b->has_second)
+	{
+		TimestampTz now = GetCurrentStatementStartTimestamp();
+
+		if ((b->lxid == MyProc->lxid && IsTransactionBlock()) ||
+			!TimestampDifferenceExceeds(b->last, now, BURST_GAP_MS))
+		{
+			b->lxid = MyProc->lxid;
+			b->last = now;
+			return;
+		}
+	}
+
 	len = ps->stmt_len > 0 ? ps->stmt_len : (int) strlen(text + loc);
 	text += loc;
 	memset(&key, 0, sizeof(key));

@@ -1,8 +1,9 @@
 /*
  * advisor_views.c
  *		Owns the advisor's SQL functions: perfopt.index_recommendations
- *		(the captured workload, weighted by perfopt.query_stats' calls and
- *		times), perfopt.recommend_indexes (one statement),
+ *		(the captured workload, weighted by perfopt.query_stats' calls, less
+ *		those answered by the result cache, and times),
+ *		perfopt.recommend_indexes (one statement),
  *		perfopt.explain_hypothetical and perfopt._plan_full_scans (for
  *		perfopt.findings).
  */
@@ -84,7 +85,10 @@ typedef struct StmtWeight
 	char	   *query;
 } StmtWeight;
 
-/* calls and time per statement of this database, from perfopt.query_stats */
+/*
+ * executions that ran their plan (calls less result-cache hits) and time
+ * per statement of this database, from perfopt.query_stats
+ */
 static HTAB *
 statement_weights(void)
 {
@@ -117,7 +121,8 @@ statement_weights(void)
 			w->calls = w->total_time = 0;
 			w->query = snap[i].query;
 		}
-		w->calls += snap[i].counters.calls;
+		/* answers from the result cache ran no plan: no index speeds them up */
+		w->calls += Max(snap[i].counters.calls - snap[i].counters.cache_hits, 0);
 		w->total_time += snap[i].counters.total_exec_time;
 	}
 	return weights;

@@ -4,7 +4,8 @@
  *		cache_store.c (entries in shared memory), cache_inval.c (table
  *		generations, the invalidation trigger, commit-time bumps),
  *		cache_rules.c (what the user asked to cache), cache_shape.c (which
- *		statements may be cached at all), cache_serve.c (the executor hooks)
+ *		statements may be cached at all), cache_serve.c (the planner and
+ *		executor hooks), cache_standin.c (hits answered by a stand-in plan)
  *		and cache_views.c (SQL-visible statistics and control).
  */
 #ifndef PERFOPT_CACHE_H
@@ -39,7 +40,9 @@ typedef enum CacheMode
 #define CACHE_SHAPE_CACHEABLE	(1 << 28)	/* read-only, deterministic enough */
 #define CACHE_SHAPE_STABLE		(1 << 29)	/* calls stable functions: TTL only */
 #define CACHE_SHAPE_BITS		(CACHE_SHAPE_CACHEABLE | CACHE_SHAPE_STABLE)
-#define CACHE_STANDIN_PLAN			(1 << 30)	/* a hit's stand-in plan (cache_serve.c) */
+#define CACHE_STANDIN_PLAN		(1 << 30)	/* a hit's stand-in plan (cache_standin.c) */
+#define CACHE_PLANNED_STANDIN	(1 << 27)	/* ... made by the planner hook */
+#define CACHE_STANDIN_BITS		(CACHE_STANDIN_PLAN | CACHE_PLANNED_STANDIN)
 
 /* One table an entry depends on, with the generation it was computed at. */
 typedef struct CacheDep
@@ -126,7 +129,7 @@ extern bool cache_trigger_present(Oid relid);
 extern const char *cache_relation_refusal(Oid relid);
 
 /* cache_shape.c */
-extern int	cache_shape_of(Query *query);
+extern int	cache_shape_of(Query *query, bool *has_params, List **rtes);
 extern const char *cache_shape_reason(Query *query, bool have_ttl);
 
 /* cache_entry.c: key material, the stored layout, capturing rows */
@@ -142,8 +145,10 @@ typedef struct CacheBlobHeader
 
 typedef struct CacheCapture CacheCapture;
 
-extern bool cache_build_key(QueryDesc *queryDesc, StringInfo key);
+extern bool cache_build_key(uint64 queryid, const char *sourceText, int stmt_location,
+							int stmt_len, ParamListInfo params, StringInfo key);
 extern uint32 cache_tupdesc_hash(TupleDesc desc);
+extern bool cache_tlist_shape(List *tlist, uint32 *hash);
 extern bool cache_tupdesc_ok(TupleDesc desc);
 extern CacheCapture *cache_capture_begin(QueryDesc *queryDesc, Size limit);
 extern void cache_capture_end(QueryDesc *queryDesc, CacheCapture *cap);
@@ -160,8 +165,53 @@ extern uint64 cache_blob_send_some(QueryDesc *queryDesc, char **pos, uint32 *lef
 
 /* cache_serve.c */
 extern void cache_install_hooks(void);
+
+/* A statement the cache may answer, as examined before running it. */
+typedef struct CacheCandidate
+{
+	Oid			relids[CACHE_MAX_DEPS];
+	int			nrels;
+	int64		ttl_us;
+	StringInfoData key;
+	uint64		keyhash;
+} CacheCandidate;
+
+/*
+ * How deeply the current statement is nested, for the cache: the executor
+ * levels that perfopt.c keeps for everyone, plus utility commands other
+ * than EXECUTE and EXPLAIN (cache_serve.c).  Only level 0 uses the cache.
+ */
+extern int	perfopt_exec_level;
+extern int	cache_utility_level;
+#define cache_nesting (perfopt_exec_level + cache_utility_level)
+
+/* shared by cache_serve.c and cache_standin.c */
+extern int	cache_explaining;
+extern const char *cache_runtime_refusal(QueryDesc *queryDesc, bool records_ok,
+										 ScanDirection direction, uint64 count,
+										 bool at_start);
+extern const char *cache_relation_refusal_of(List *rtable, CacheCandidate *c);
+extern bool cache_examine(QueryDesc *queryDesc, bool records_ok, ScanDirection direction,
+						  uint64 count, bool at_start, CacheCandidate *c);
+extern bool cache_blob_answers(CacheCandidate *c, Snapshot snapshot, uint32 tupdesc_hash,
+							   char *blob, uint32 len, CacheBlobHeader **hdr,
+							   char **tuples, bool *invalid, bool *expired);
+
+/* cache_standin.c */
+extern void cache_standin_install(void);
+extern PlannedStmt *cache_standin_plan(Query *parse, const char *query_string,
+									   int cursorOptions, ParamListInfo boundParams,
+									   int shape, bool has_params, List *rtes,
+									   bool *looked);
+extern void cache_standin_note_miss(PlannedStmt *plan);
+extern bool cache_standin_known_miss(PlannedStmt *plan);
+extern bool cache_standin_missed_key(QueryDesc *queryDesc, StringInfo key, uint64 *keyhash);
+extern void cache_standin_start(QueryDesc *queryDesc, int eflags);
+extern bool cache_standin_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count);
+extern void cache_standin_end(QueryDesc *queryDesc);
 extern const char *cache_warm_statement(const char *sql);
 extern const char *cache_last_outcome;
+extern const char *cache_outcome_text(const char *outcome);
 extern const char *cache_prev_outcome;
 
 #endif							/* PERFOPT_CACHE_H */

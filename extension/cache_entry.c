@@ -22,6 +22,7 @@
 #include "executor/executor.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
 #include "tcop/dest.h"
 #include "catalog/namespace.h"
 #include "parser/parse_expr.h"
@@ -140,17 +141,19 @@ append_param(StringInfo key, ParamExternData *prm)
 
 /*
  * The key material: database, roles, statement text with its constants,
- * bind parameter values and the settings above.  False when the statement
- * has parameters that cannot be read (a fetch hook: not a client's).
+ * bind parameter values and the settings above.  Built from the plan at
+ * execution and from the analyzed statement at planning (cache_standin.c):
+ * both must give the same bytes.  False when the statement has parameters
+ * that cannot be read (a fetch hook: not a client's).
  */
 bool
-cache_build_key(QueryDesc *queryDesc, StringInfo key)
+cache_build_key(uint64 queryid, const char *sourceText, int stmt_location,
+				int stmt_len, ParamListInfo params, StringInfo key)
 {
-	PlannedStmt *stmt = queryDesc->plannedstmt;
-	ParamListInfo params = queryDesc->params;
 	Oid			ids[3];
-	const char *text = queryDesc->sourceText ? queryDesc->sourceText : "";
-	int			loc = Max(stmt->stmt_location, 0);
+	const char *text = sourceText ? sourceText : "";
+	int			loc = Max(stmt_location, 0);
+	int			textlen = strlen(text);
 	int			len;
 	int			i;
 
@@ -158,11 +161,11 @@ cache_build_key(QueryDesc *queryDesc, StringInfo key)
 	ids[1] = GetUserId();
 	ids[2] = GetSessionUserId();
 	appendBinaryStringInfo(key, (char *) ids, sizeof(ids));
-	appendBinaryStringInfo(key, (char *) &stmt->queryId, sizeof(uint64));
+	appendBinaryStringInfo(key, (char *) &queryid, sizeof(uint64));
 	append_settings(key);
-	if (loc > (int) strlen(text))
+	if (loc > textlen)
 		loc = 0;
-	len = stmt->stmt_len > 0 ? stmt->stmt_len : (int) strlen(text + loc);
+	len = stmt_len > 0 && stmt_len <= textlen - loc ? stmt_len : textlen - loc;
 	appendBinaryStringInfo(key, (char *) &len, sizeof(len));
 	appendBinaryStringInfo(key, text + loc, len);
 
@@ -191,6 +194,40 @@ cache_tupdesc_hash(TupleDesc desc)
 		h = hash_combine(h, hash_uint32((uint32) att->atttypmod));
 	}
 	return h;
+}
+
+/*
+ * The output columns of a targetlist, as the executor will describe them
+ * (ExecCleanTypeFromTL: the non-junk entries' exprType and exprTypmod),
+ * without building that TupleDesc: *hash is what cache_tupdesc_hash()
+ * gives for it.  False if a column is an anonymous record (see below).
+ */
+bool
+cache_tlist_shape(List *tlist, uint32 *hash)
+{
+	ListCell   *lc;
+	int			natts = 0;
+	uint32		h;
+
+	foreach(lc, tlist)
+		if (!lfirst_node(TargetEntry, lc)->resjunk)
+			natts++;
+	h = hash_uint32(natts);
+	foreach(lc, tlist)
+	{
+		TargetEntry *tle = lfirst_node(TargetEntry, lc);
+		Oid			type;
+
+		if (tle->resjunk)
+			continue;
+		type = exprType((Node *) tle->expr);
+		if (type == RECORDOID || type == RECORDARRAYOID)
+			return false;
+		h = hash_combine(h, hash_uint32(type));
+		h = hash_combine(h, hash_uint32((uint32) exprTypmod((Node *) tle->expr)));
+	}
+	*hash = h;
+	return true;
 }
 
 /* Anonymous record types have backend-local typmods: not shareable. */

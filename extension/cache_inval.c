@@ -391,6 +391,9 @@ bump_before_commit(void)
 	bool		epoch = did_ddl || written_overflow;
 	int			i;
 
+	/* the common case, every commit of a transaction that changed nothing */
+	if (nwritten == 0 && !epoch && !IsLogicalWorker())
+		return;
 	bump_xid = GetTopFullTransactionIdIfAny();
 
 	/* Apply workers fire no statement triggers: blame the whole database. */

@@ -65,6 +65,7 @@ static Oid	rules_db = InvalidOid;
 static Oid	rules_relid = InvalidOid;
 static int	rules_slot = -1;
 static Oid	trigger_fn = InvalidOid;
+static bool no_rules = true;	/* both hashes empty */
 
 PG_FUNCTION_INFO_V1(perfopt_cache_analyze);
 PG_FUNCTION_INFO_V1(perfopt_cache_table_check);
@@ -114,6 +115,7 @@ load_rules(void)
 		hash_destroy(table_rules);
 	query_rules = make_rule_hash("perfopt cache query rules", sizeof(uint64));
 	table_rules = make_rule_hash("perfopt cache table rules", sizeof(Oid));
+	no_rules = true;
 	if (!OidIsValid(rules_relid))
 		return;
 
@@ -157,6 +159,8 @@ load_rules(void)
 	table_endscan(scan);
 	UnregisterSnapshot(snap);
 	table_close(rel, AccessShareLock);
+	no_rules = hash_get_num_entries(query_rules) == 0 &&
+		hash_get_num_entries(table_rules) == 0;
 }
 
 /*
@@ -170,6 +174,12 @@ refresh_rules(void)
 	static int	epoch_slot = -1;	/* this backend's database never changes */
 	uint64		epoch;
 	uint64		gen = 0;
+
+	/* the common case, at every statement: nothing moved */
+	if (epoch_slot >= 0 && rules_db == MyDatabaseId &&
+		cache_slot_gen(epoch_slot) == epoch_seen &&
+		(rules_slot < 0 || cache_slot_gen(rules_slot) == rules_seen))
+		return;
 
 	/*
 	 * Reading the rules takes a fresh snapshot, which parallel mode forbids;
@@ -216,9 +226,7 @@ cache_rules_none(void)
 {
 	refresh_rules();
 	return !OidIsValid(trigger_fn) ||
-		(perfopt_cache_mode != CACHE_MODE_ALL &&
-		 hash_get_num_entries(query_rules) == 0 &&
-		 hash_get_num_entries(table_rules) == 0);
+		(perfopt_cache_mode != CACHE_MODE_ALL && no_rules);
 }
 
 /*

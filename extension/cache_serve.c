@@ -1,11 +1,15 @@
 /*
  * cache_serve.c
- *		Owns the executor side of the result cache: the hooks that mark
- *		cacheable statement shapes at planning, answer a hit in ExecutorRun
- *		(after ExecutorStart took the locks and checked privileges, so a
- *		REVOKE takes effect at once) and store a miss when the protocol of
- *		cache_inval.c allows it.  It works for every protocol because rows
- *		go to queryDesc->dest, which formats them as the client asked.
+ *		Owns the planner and executor hooks of the result cache: they mark
+ *		cacheable statement shapes at planning, decide whether a statement
+ *		is a candidate (the run-time conditions of the contract, the tables
+ *		it reads, the rules), answer a hit in ExecutorRun (after
+ *		ExecutorStart took the locks and checked privileges, so a REVOKE
+ *		takes effect at once) and store a miss when the protocol of
+ *		cache_inval.c allows it.  Hits that skip the real plan, or planning
+ *		altogether, are cache_standin.c's.  It works for every protocol
+ *		because rows go to queryDesc->dest, which formats them as the client
+ *		asked.
  *
  *		These hooks are installed last, so they run first and chain to the
  *		statistics hooks of perfopt.c.
@@ -39,13 +43,15 @@
 static planner_hook_type prev_planner = NULL;
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ExecutorRun_hook_type prev_ExecutorRun = NULL;
-static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static ExplainOneQuery_hook_type prev_ExplainOneQuery = NULL;
 
-/* how deeply statements nest; only top-level ones use the cache */
-static int	nesting = 0;
+/* utility commands this statement runs under (see cache.h: cache_nesting) */
+int			cache_utility_level = 0;
+
+/* inside EXPLAIN, whose plan must be the real one */
+int			cache_explaining = 0;
 
 /* perfopt.cache_warm() lets the statement it runs count as top level */
 int			cache_warm_level = -1;
@@ -58,24 +64,15 @@ int			cache_warm_level = -1;
 const char *cache_last_outcome = NULL;
 const char *cache_prev_outcome = NULL;
 
-/* A statement the cache may answer, as examined before running it. */
-typedef struct Candidate
-{
-	Oid			relids[CACHE_MAX_DEPS];
-	int			nrels;
-	int64		ttl_us;
-	StringInfoData key;
-	uint64		keyhash;
-} Candidate;
-
-static bool try_standin(QueryDesc *queryDesc, int eflags);
-
 static PlannedStmt *
 cache_planner(Query *parse, const char *query_string, int cursorOptions,
 			  ParamListInfo boundParams)
 {
 	PlannedStmt *result;
 	int			shape = 0;
+	bool		has_params = false;
+	bool		looked = false;
+	List	   *rtes = NIL;
 
 	/*
 	 * Before planning, which rewrites the tree it is given.  Without any rule
@@ -86,29 +83,48 @@ cache_planner(Query *parse, const char *query_string, int cursorOptions,
 	 */
 	if (cache_store_ready() && perfopt_cache_mode != CACHE_MODE_OFF &&
 		!IsInParallelMode() && !cache_rules_none())
-		shape = cache_shape_of(parse);
+	{
+		shape = cache_shape_of(parse, &has_params, &rtes);
+		result = cache_standin_plan(parse, query_string, cursorOptions, boundParams,
+									shape, has_params, rtes, &looked);
+		if (result)
+			return result;
+	}
 
 	if (prev_planner)
 		result = prev_planner(parse, query_string, cursorOptions, boundParams);
 	else
 		result = standard_planner(parse, query_string, cursorOptions, boundParams);
 	result->jitFlags |= shape;
+	if (looked)
+		cache_standin_note_miss(result);
 	return result;
 }
 
 /*
- * A hit may be decided here already (try_standin, below).  The executor must
- * not see perfopt's bits in jitFlags; hide them meanwhile.
+ * A hit may be decided here already (cache_standin.c), and a stand-in made
+ * by the planner hook becomes the real plan if it is not one.  The executor
+ * must not see perfopt's bits in jitFlags; hide them meanwhile.
  */
 static void
 cache_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
-	PlannedStmt *stmt;
+	PlannedStmt *stmt = queryDesc->plannedstmt;
 	int			bits;
 
-	(void) try_standin(queryDesc, eflags);
+	/* the common case: a plan the planner hook did not mark (no rules) */
+	if ((stmt->jitFlags & (CACHE_SHAPE_BITS | CACHE_STANDIN_BITS)) == 0)
+	{
+		if (prev_ExecutorStart)
+			prev_ExecutorStart(queryDesc, eflags);
+		else
+			standard_ExecutorStart(queryDesc, eflags);
+		return;
+	}
+
+	cache_standin_start(queryDesc, eflags);
 	stmt = queryDesc->plannedstmt;
-	bits = stmt->jitFlags & (CACHE_SHAPE_BITS | CACHE_STANDIN_PLAN);
+	bits = stmt->jitFlags & (CACHE_SHAPE_BITS | CACHE_STANDIN_BITS);
 	if (bits == 0)
 	{
 		/* nothing to hide: the common case without cache rules */
@@ -134,16 +150,49 @@ cache_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	PG_END_TRY();
 }
 
-/* The run-time conditions of the contract; NULL when they all hold. */
+#define SHAPE_REFUSAL "statement shape not cacheable (not a plain SELECT, or volatile or user-defined functions)"
+
+/* the outcome of an unmarked plan, spelled out when read */
+static const char unmarked[] = "unmarked";
+
+/*
+ * Why a plan the planner hook did not mark is not cached: what
+ * cache_runtime_refusal says of it, without its other checks.  Every
+ * statement pays this when no rule exists, so it is kept short: whether no
+ * rule exists or the shape is never cached is told apart only when someone
+ * asks (cache_outcome_text).
+ */
 static const char *
-runtime_refusal(QueryDesc *queryDesc, TupleDesc desc, ScanDirection direction,
+unmarked_refusal(void)
+{
+	if (perfopt_cache_mode == CACHE_MODE_OFF || !cache_store_ready())
+		return "perfopt.cache_mode is off";
+	if (cache_nesting != 0 && cache_nesting != cache_warm_level)
+		return "not a top-level statement";
+	if (IsParallelWorker() || RecoveryInProgress())
+		return "parallel worker or hot standby";
+	return unmarked;
+}
+
+/* An outcome as the user reads it. */
+const char *
+cache_outcome_text(const char *outcome)
+{
+	if (outcome != unmarked)
+		return outcome;
+	return cache_rules_none() ? "no cache rule selects it" : SHAPE_REFUSAL;
+}
+
+/* The run-time conditions of the contract; NULL when they all hold. */
+const char *
+cache_runtime_refusal(QueryDesc *queryDesc, bool records_ok, ScanDirection direction,
 				uint64 count, bool at_start)
 {
 	PlannedStmt *stmt = queryDesc->plannedstmt;
 
 	if (perfopt_cache_mode == CACHE_MODE_OFF || !cache_store_ready())
 		return "perfopt.cache_mode is off";
-	if (nesting != 0 && nesting != cache_warm_level)
+	if (cache_nesting != 0 && cache_nesting != cache_warm_level)
 		return "not a top-level statement";
 	if (IsParallelWorker() || RecoveryInProgress())
 		return "parallel worker or hot standby";
@@ -152,7 +201,7 @@ runtime_refusal(QueryDesc *queryDesc, TupleDesc desc, ScanDirection direction,
 		return "no cache rule selects it";
 	if (!(stmt->jitFlags & CACHE_SHAPE_CACHEABLE) || stmt->commandType != CMD_SELECT ||
 		queryDesc->operation != CMD_SELECT || stmt->queryId == UINT64CONST(0))
-		return "statement shape not cacheable (not a plain SELECT, or volatile or user-defined functions)";
+		return SHAPE_REFUSAL;
 	if (stmt->rowMarks != NIL || stmt->hasModifyingCTE || stmt->dependsOnRole)
 		return "statement locks rows, writes or depends on the role";
 	/*
@@ -168,19 +217,19 @@ runtime_refusal(QueryDesc *queryDesc, TupleDesc desc, ScanDirection direction,
 		return "transaction is not READ COMMITTED";
 	if (queryDesc->snapshot == NULL || !IsMVCCSnapshot(queryDesc->snapshot))
 		return "no MVCC snapshot";
-	if (desc == NULL || !cache_tupdesc_ok(desc))
+	if (!records_ok)
 		return "returns anonymous records";
 	return NULL;
 }
 
-/* The tables it reads, and whether each may be cached at all. */
-static const char *
-relation_refusal(QueryDesc *queryDesc, Candidate *c)
+/* The tables a range table reads, and whether each may be cached at all. */
+const char *
+cache_relation_refusal_of(List *rtable, CacheCandidate *c)
 {
 	ListCell   *lc;
 
 	c->nrels = 0;
-	foreach(lc, queryDesc->plannedstmt->rtable)
+	foreach(lc, rtable)
 	{
 		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
 		int			i;
@@ -205,11 +254,14 @@ relation_refusal(QueryDesc *queryDesc, Candidate *c)
 	return NULL;
 }
 
-/* Is the stored blob the answer for this statement, now? */
-static bool
-blob_answers(Candidate *c, QueryDesc *queryDesc, TupleDesc desc, char *blob,
-			 uint32 len, CacheBlobHeader **hdr, char **tuples, bool *invalid,
-			 bool *expired)
+/*
+ * Is the stored blob the answer for this statement, now, under this
+ * snapshot?  (NULL: no snapshot yet, all but the snapshot checked.)
+ */
+bool
+cache_blob_answers(CacheCandidate *c, Snapshot snapshot, uint32 tupdesc_hash, char *blob,
+				   uint32 len, CacheBlobHeader **hdr, char **tuples, bool *invalid,
+				   bool *expired)
 {
 	CacheDep   *deps;
 	int			ndeps;
@@ -220,7 +272,7 @@ blob_answers(Candidate *c, QueryDesc *queryDesc, TupleDesc desc, char *blob,
 	if (!cache_blob_parse(blob, len, &deps, &ndeps, hdr, &key, tuples) ||
 		(*hdr)->keylen != (uint32) c->key.len ||
 		memcmp(key, c->key.data, c->key.len) != 0 ||
-		(*hdr)->tupdesc_hash != cache_tupdesc_hash(desc))
+		(*hdr)->tupdesc_hash != tupdesc_hash)
 		return false;			/* another statement with the same hash */
 	for (i = 0; i < ndeps; i++)
 	{
@@ -240,12 +292,12 @@ blob_answers(Candidate *c, QueryDesc *queryDesc, TupleDesc desc, char *blob,
 	 * Every writer the result includes must be visible to this statement's
 	 * snapshot, taken before this check: never serve what is newer.
 	 */
-	return FullTransactionIdPrecedes((*hdr)->max_writer,
-									 cache_full_xid(queryDesc->snapshot->xmin));
+	return snapshot == NULL ||
+		FullTransactionIdPrecedes((*hdr)->max_writer, cache_full_xid(snapshot->xmin));
 }
 
 static bool
-serve_hit(Candidate *c, QueryDesc *queryDesc)
+serve_hit(CacheCandidate *c, QueryDesc *queryDesc)
 {
 	char	   *blob;
 	uint32		len;
@@ -259,8 +311,8 @@ serve_hit(Candidate *c, QueryDesc *queryDesc)
 	if (!cache_store_lookup(MyDatabaseId, GetUserId(), c->keyhash,
 							c->key.data, c->key.len, &blob, &len))
 		return false;
-	if (!blob_answers(c, queryDesc, queryDesc->tupDesc, blob, len, &hdr, &tuples,
-					  &invalid, &expired))
+	if (!cache_blob_answers(c, queryDesc->snapshot, cache_tupdesc_hash(queryDesc->tupDesc),
+							blob, len, &hdr, &tuples, &invalid, &expired))
 	{
 		if (invalid || expired)
 			cache_store_forget(MyDatabaseId, GetUserId(), c->keyhash, invalid,
@@ -288,7 +340,7 @@ serve_hit(Candidate *c, QueryDesc *queryDesc)
  * no writer that reached commit at or after the snapshot's xmin.
  */
 static const char *
-store_result(Candidate *c, QueryDesc *queryDesc, CacheCapture *cap)
+store_result(CacheCandidate *c, QueryDesc *queryDesc, CacheCapture *cap)
 {
 	CacheDep	deps[CACHE_MAX_DEPS + 2];
 	int			ndeps = 0;
@@ -356,25 +408,29 @@ store_result(Candidate *c, QueryDesc *queryDesc, CacheCapture *cap)
 }
 
 /* Is this statement a candidate?  Fills c; sets cache_last_outcome if not. */
-static bool
-examine(QueryDesc *queryDesc, TupleDesc desc, ScanDirection direction,
-		uint64 count, bool at_start, Candidate *c)
+bool
+cache_examine(QueryDesc *queryDesc, bool records_ok, ScanDirection direction,
+			  uint64 count, bool at_start, CacheCandidate *c)
 {
-	const char *why = runtime_refusal(queryDesc, desc, direction, count, at_start);
+	const char *why = cache_runtime_refusal(queryDesc, records_ok, direction, count, at_start);
+	PlannedStmt *stmt = queryDesc->plannedstmt;
 
 	if (!why && cache_rules_none())
 		why = "no cache rule selects it";
 	if (!why)
-		why = relation_refusal(queryDesc, c);
+		why = cache_relation_refusal_of(stmt->rtable, c);
 	if (!why && !cache_rules_lookup(queryDesc->plannedstmt->queryId,
 									c->relids, c->nrels, &c->ttl_us))
 		why = "no cache rule selects it";
 	if (!why && (queryDesc->plannedstmt->jitFlags & CACHE_SHAPE_STABLE) && c->ttl_us < 0)
 		why = "calls a stable function and its rule has no ttl";
+	if (!why && cache_standin_missed_key(queryDesc, &c->key, &c->keyhash))
+		return true;
 	if (!why)
 	{
 		initStringInfo(&c->key);
-		if (!cache_build_key(queryDesc, &c->key))
+		if (!cache_build_key(stmt->queryId, queryDesc->sourceText, stmt->stmt_location,
+							 stmt->stmt_len, queryDesc->params, &c->key))
 			why = "parameters cannot be read";
 	}
 	if (why)
@@ -391,219 +447,56 @@ static void
 run_chained(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 			bool execute_once)
 {
-	perfopt_run_nested(&nesting, prev_ExecutorRun, queryDesc, direction, count,
-					   execute_once);
-}
-
-/*
- * Hits decided at ExecutorStart.  Initializing the plan of an expensive
- * statement (hash tables of aggregates, joins) costs more than answering
- * it, so when the entry answers already at ExecutorStart (the snapshot is
- * taken by then), the executor is given a stand-in: a Result node with the
- * same output columns and the statement's own range table, so that the
- * permission checks of ExecutorStart still run on every hit.  ExecutorRun
- * then replays the rows copied here, also piecemeal for protocol-level row
- * limits.  A stand-in is only ever run through its entry in standins[]: one
- * without an entry raises an error rather than returning its NULL row.
- */
-#define CACHE_MAX_STANDINS 16
-
-typedef struct CacheStandin
-{
-	QueryDesc  *queryDesc;
-	PlannedStmt *standin;
-	int			serial;			/* also the stand-in's plan_node_id */
-	char	   *next;			/* next row to send */
-	uint32		left;			/* rows not sent yet */
-	bool		counted;
-} CacheStandin;
-
-static CacheStandin standins[CACHE_MAX_STANDINS];
-static int	nstandins = 0;
-static int	standin_serial = 0;
-
-static CacheStandin *
-find_standin(QueryDesc *queryDesc)
-{
-	int			i;
-
-	for (i = 0; i < nstandins; i++)
-		if (standins[i].queryDesc == queryDesc && standins[i].standin == queryDesc->plannedstmt &&
-			queryDesc->plannedstmt->planTree->plan_node_id == standins[i].serial)
-			return &standins[i];
-	return NULL;
-}
-
-static void
-forget_standin(QueryDesc *queryDesc)
-{
-	CacheStandin  *st = find_standin(queryDesc);
-
-	if (st)
-		*st = standins[--nstandins];
-}
-
-static PlannedStmt *
-make_standin(PlannedStmt *orig, TupleDesc desc, int serial)
-{
-	PlannedStmt *standin = makeNode(PlannedStmt);
-	Result	   *result = makeNode(Result);
-	List	   *tlist = NIL;
-	int			i;
-
-	for (i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		tlist = lappend(tlist,
-						makeTargetEntry((Expr *) makeNullConst(att->atttypid, att->atttypmod,
-															   att->attcollation),
-										i + 1, pstrdup(NameStr(att->attname)), false));
-	}
-	result->plan.targetlist = tlist;
-	result->plan.plan_node_id = serial;
-	standin->commandType = CMD_SELECT;
-	standin->queryId = orig->queryId;
-	standin->canSetTag = true;
-	standin->planTree = (Plan *) result;
-	standin->rtable = orig->rtable;
-	standin->stmt_location = orig->stmt_location;
-	standin->stmt_len = orig->stmt_len;
-	standin->jitFlags = CACHE_STANDIN_PLAN;
-	return standin;
-}
-
-/* Swap in a stand-in if the entry answers now.  True if it did. */
-static bool
-try_standin(QueryDesc *queryDesc, int eflags)
-{
-	PlannedStmt *orig = queryDesc->plannedstmt;
-	TupleDesc	desc;
-	Candidate	c;
-	char	   *blob;
-	uint32		len;
-	CacheBlobHeader *hdr;
-	char	   *tuples;
-	bool		invalid;
-	bool		expired;
-	CacheStandin  *st;
-
-	if (nesting != 0 || nstandins >= CACHE_MAX_STANDINS || queryDesc->instrument_options != 0 ||
-		(eflags & (EXEC_FLAG_EXPLAIN_ONLY | EXEC_FLAG_BACKWARD | EXEC_FLAG_MARK |
-				   EXEC_FLAG_REWIND)) != 0 ||
-		!(orig->jitFlags & CACHE_SHAPE_CACHEABLE) || orig->planTree == NULL ||
-		perfopt_cache_mode == CACHE_MODE_OFF || !cache_store_ready())
-		return false;
-	desc = ExecCleanTypeFromTL(orig->planTree->targetlist);
-	if (!examine(queryDesc, desc, ForwardScanDirection, 0, true, &c) ||
-		!cache_store_lookup(MyDatabaseId, GetUserId(), c.keyhash, c.key.data,
-							c.key.len, &blob, &len))
-		return false;
-	if (!blob_answers(&c, queryDesc, desc, blob, len, &hdr, &tuples, &invalid, &expired))
-	{
-		pfree(blob);			/* ExecutorRun finds out again and says why */
-		return false;
-	}
-	st = &standins[nstandins++];
-	st->queryDesc = queryDesc;
-	st->serial = ++standin_serial;
-	st->standin = make_standin(orig, desc, st->serial);
-	st->next = tuples;
-	st->left = hdr->ntuples;
-	st->counted = false;
-	queryDesc->plannedstmt = st->standin;
-	return true;
-}
-
-/* ExecutorRun of a stand-in: the next rows of the stored result. */
-static bool
-run_standin(QueryDesc *queryDesc, ScanDirection direction, uint64 count)
-{
-	CacheStandin  *st;
-	MemoryContext old;
-	uint64		n = 0;
-	instr_time	start;
-	instr_time	duration;
-
-	if (!(queryDesc->plannedstmt->jitFlags & CACHE_STANDIN_PLAN))
-		return false;
-	st = find_standin(queryDesc);
-	if (st == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("perfopt: cached result of this statement is gone")));
-	INSTR_TIME_SET_CURRENT(start);
-	if (nesting == 0)
-	{
-		cache_prev_outcome = cache_last_outcome;
-		cache_last_outcome = "hit";
-	}
-	old = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
-	if (queryDesc->totaltime)
-		InstrStartNode(queryDesc->totaltime);
-	queryDesc->already_executed = true;
-	if (ScanDirectionIsForward(direction))
-		n = cache_blob_send_some(queryDesc, &st->next, &st->left, count);
-	queryDesc->estate->es_processed = n;
-	if (queryDesc->totaltime)
-		InstrStopNode(queryDesc->totaltime, n);
-	MemoryContextSwitchTo(old);
-	if (!st->counted)
-	{
-		st->counted = true;
-		INSTR_TIME_SET_CURRENT(duration);
-		INSTR_TIME_SUBTRACT(duration, start);
-		cache_store_count(queryDesc->plannedstmt->queryId, true,
-						  INSTR_TIME_GET_MILLISEC(duration));
-		stats_store_count_cache(queryDesc->plannedstmt->queryId, true);
-	}
-	return true;
+	/* perfopt.c's ExecutorRun, further down the chain, counts the level */
+	if (prev_ExecutorRun)
+		prev_ExecutorRun(queryDesc, direction, count, execute_once);
+	else
+		standard_ExecutorRun(queryDesc, direction, count, execute_once);
 }
 
 static void
 cache_ExecutorEnd(QueryDesc *queryDesc)
 {
-	forget_standin(queryDesc);
+	cache_standin_end(queryDesc);
 	if (prev_ExecutorEnd)
 		prev_ExecutorEnd(queryDesc);
 	else
 		standard_ExecutorEnd(queryDesc);
 }
 
-/* Portals do not outlive their transaction, nor do stand-ins. */
-static void
-standin_xact_callback(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
-		event == XACT_EVENT_PREPARE)
-		nstandins = 0;
-}
-
 static void
 cache_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 				  bool execute_once)
 {
-	Candidate	c;
+	CacheCandidate c;
 	CacheCapture *cap;
 	instr_time	start;
 	instr_time	duration;
 	uint64		queryid = queryDesc->plannedstmt->queryId;
 
-	if (run_standin(queryDesc, direction, count))
-		return;
-	if (nesting == 0 || nesting == cache_warm_level)
+	if (cache_nesting == 0 || cache_nesting == cache_warm_level)
 	{
 		cache_prev_outcome = cache_last_outcome;
 		cache_last_outcome = NULL;
 	}
-	if (!examine(queryDesc, queryDesc->tupDesc, direction, count, false, &c))
+	/* not marked by the planner hook: never cached, say why and run it */
+	if ((queryDesc->plannedstmt->jitFlags & (CACHE_SHAPE_CACHEABLE | CACHE_STANDIN_PLAN)) == 0)
+	{
+		cache_last_outcome = unmarked_refusal();
+		run_chained(queryDesc, direction, count, execute_once);
+		return;
+	}
+	if (cache_standin_run(queryDesc, direction, count))
+		return;
+	if (!cache_examine(queryDesc, queryDesc->tupDesc && cache_tupdesc_ok(queryDesc->tupDesc),
+					   direction, count, false, &c))
 	{
 		run_chained(queryDesc, direction, count, execute_once);
 		return;
 	}
 
 	INSTR_TIME_SET_CURRENT(start);
-	if (serve_hit(&c, queryDesc))
+	if (!cache_standin_known_miss(queryDesc->plannedstmt) && serve_hit(&c, queryDesc))
 	{
 		INSTR_TIME_SET_CURRENT(duration);
 		INSTR_TIME_SUBTRACT(duration, start);
@@ -635,12 +528,6 @@ cache_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	stats_store_count_cache(queryid, false);
 }
 
-static void
-cache_ExecutorFinish(QueryDesc *queryDesc)
-{
-	perfopt_finish_nested(&nesting, prev_ExecutorFinish, queryDesc);
-}
-
 /*
  * EXECUTE runs what the client asked for, and EXPLAIN ANALYZE runs its
  * statement as if it were top level, so that EXPLAIN can show a hit.
@@ -655,44 +542,66 @@ cache_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	bool		nests = !IsA(parsetree, ExecuteStmt) && !IsA(parsetree, ExplainStmt);
 
 	cache_inval_note_utility(parsetree);
-	perfopt_utility_nested(&nesting, nests, prev_ProcessUtility, pstmt, queryString,
+	perfopt_utility_nested(&cache_utility_level, nests, prev_ProcessUtility, pstmt, queryString,
 						   readOnlyTree, context, params, queryEnv, dest, qc);
 }
 
 /* EXPLAIN (ANALYZE) says whether the answer came from the cache. */
+static void
+explain_one(Query *query, int cursorOptions, IntoClause *into,
+			ExplainState *es, const char *queryString,
+			ParamListInfo params, QueryEnvironment *queryEnv)
+{
+	PlannedStmt *plan;
+	instr_time	planstart;
+	instr_time	planduration;
+	BufferUsage bufusage_start;
+	BufferUsage bufusage;
+
+	if (prev_ExplainOneQuery)
+	{
+		prev_ExplainOneQuery(query, cursorOptions, into, es, queryString,
+							 params, queryEnv);
+		return;
+	}
+	if (es->buffers)
+		bufusage_start = pgBufferUsage;
+	INSTR_TIME_SET_CURRENT(planstart);
+	plan = pg_plan_query(query, queryString, cursorOptions, params);
+	INSTR_TIME_SET_CURRENT(planduration);
+	INSTR_TIME_SUBTRACT(planduration, planstart);
+	if (es->buffers)
+	{
+		memset(&bufusage, 0, sizeof(BufferUsage));
+		BufferUsageAccumDiff(&bufusage, &pgBufferUsage, &bufusage_start);
+	}
+	ExplainOnePlan(plan, into, es, queryString, params, queryEnv,
+				   &planduration, (es->buffers ? &bufusage : NULL));
+}
+
+/*
+ * EXPLAIN shows the real plan: the planner hook makes no stand-in inside it
+ * (EXPLAIN ANALYZE runs the real plan's ExecutorStart and answers a hit in
+ * ExecutorRun, so it still shows "Perfopt Cache: hit").
+ */
 static void
 cache_ExplainOneQuery(Query *query, int cursorOptions, IntoClause *into,
 					  ExplainState *es, const char *queryString,
 					  ParamListInfo params, QueryEnvironment *queryEnv)
 {
 	cache_last_outcome = NULL;
-	if (prev_ExplainOneQuery)
-		prev_ExplainOneQuery(query, cursorOptions, into, es, queryString,
-							 params, queryEnv);
-	else
+	cache_explaining++;
+	PG_TRY();
 	{
-		PlannedStmt *plan;
-		instr_time	planstart;
-		instr_time	planduration;
-		BufferUsage bufusage_start;
-		BufferUsage bufusage;
-
-		if (es->buffers)
-			bufusage_start = pgBufferUsage;
-		INSTR_TIME_SET_CURRENT(planstart);
-		plan = pg_plan_query(query, queryString, cursorOptions, params);
-		INSTR_TIME_SET_CURRENT(planduration);
-		INSTR_TIME_SUBTRACT(planduration, planstart);
-		if (es->buffers)
-		{
-			memset(&bufusage, 0, sizeof(BufferUsage));
-			BufferUsageAccumDiff(&bufusage, &pgBufferUsage, &bufusage_start);
-		}
-		ExplainOnePlan(plan, into, es, queryString, params, queryEnv,
-					   &planduration, (es->buffers ? &bufusage : NULL));
+		explain_one(query, cursorOptions, into, es, queryString, params, queryEnv);
 	}
+	PG_FINALLY();
+	{
+		cache_explaining--;
+	}
+	PG_END_TRY();
 	if (es->format == EXPLAIN_FORMAT_TEXT && es->analyze && cache_last_outcome)
-		ExplainPropertyText("Perfopt Cache", cache_last_outcome, es);
+		ExplainPropertyText("Perfopt Cache", cache_outcome_text(cache_last_outcome), es);
 }
 
 void
@@ -705,11 +614,9 @@ cache_install_hooks(void)
 	ExecutorStart_hook = cache_ExecutorStart;
 	prev_ExecutorRun = ExecutorRun_hook;
 	ExecutorRun_hook = cache_ExecutorRun;
-	prev_ExecutorFinish = ExecutorFinish_hook;
-	ExecutorFinish_hook = cache_ExecutorFinish;
 	prev_ExecutorEnd = ExecutorEnd_hook;
 	ExecutorEnd_hook = cache_ExecutorEnd;
-	RegisterXactCallback(standin_xact_callback, NULL);
+	cache_standin_install();
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = cache_ProcessUtility;
 	prev_ExplainOneQuery = ExplainOneQuery_hook;
@@ -729,7 +636,7 @@ cache_warm_statement(const char *sql)
 	cache_last_outcome = NULL;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	cache_warm_level = nesting;
+	cache_warm_level = cache_nesting;
 	PG_TRY();
 	{
 		/* read-only: a data-modifying statement is refused, not run */
@@ -743,7 +650,7 @@ cache_warm_statement(const char *sql)
 		cache_warm_level = saved;
 	}
 	PG_END_TRY();
-	outcome = cache_last_outcome ? cache_last_outcome : "not run";
+	outcome = cache_last_outcome ? cache_outcome_text(cache_last_outcome) : "not run";
 	SPI_finish();
 	return outcome;
 }

@@ -25,6 +25,8 @@ typedef struct ShapeState
 	bool		user_function;
 	bool		sampled;
 	bool		locks_rows;
+	bool		has_params;		/* $n of a client: the key needs their values */
+	List	   *rtes;			/* every table and view it reads */
 	const char *reason;
 } ShapeState;
 
@@ -65,6 +67,8 @@ shape_walker(Node *node, ShapeState *st)
 	/* CURRENT_TIMESTAMP, CURRENT_USER and friends */
 	if (IsA(node, SQLValueFunction))
 		st->stable_found = true;
+	if (IsA(node, Param) && ((Param *) node)->paramkind == PARAM_EXTERN)
+		st->has_params = true;
 	if (IsA(node, RangeTblEntry))
 	{
 		RangeTblEntry *rte = (RangeTblEntry *) node;
@@ -74,6 +78,9 @@ shape_walker(Node *node, ShapeState *st)
 			st->sampled = true;
 			return true;
 		}
+		/* views too: their rewritten RTE carries the view's permissions */
+		if (rte->rtekind == RTE_RELATION)
+			st->rtes = lappend(st->rtes, rte);
 		return false;
 	}
 	if (IsA(node, Query))
@@ -116,13 +123,20 @@ shape_walk(Query *query, ShapeState *st)
 		st->reason = "it uses TABLESAMPLE";
 }
 
-/* CACHE_SHAPE_* bits for a statement about to be planned. */
+/*
+ * CACHE_SHAPE_* bits for a statement about to be planned; for a cacheable
+ * one also whether it has client parameters and the RTE_RELATION entries
+ * of every level of it (subqueries, views, CTEs, sublinks), which is the
+ * range table the planner would give its plan, for permission checks.
+ */
 int
-cache_shape_of(Query *query)
+cache_shape_of(Query *query, bool *has_params, List **rtes)
 {
 	ShapeState	st;
 
 	shape_walk(query, &st);
+	*has_params = st.has_params;
+	*rtes = st.rtes;
 	if (st.reason)
 		return 0;
 	return CACHE_SHAPE_CACHEABLE | (st.stable_found ? CACHE_SHAPE_STABLE : 0);

@@ -169,5 +169,5 @@ perfopt_cache_last_outcome(PG_FUNCTION_ARGS)
 {
 	if (cache_prev_outcome == NULL)
 		PG_RETURN_NULL();
-	PG_RETURN_TEXT_P(cstring_to_text(cache_prev_outcome));
+	PG_RETURN_TEXT_P(cstring_to_text(cache_outcome_text(cache_prev_outcome)));
 }

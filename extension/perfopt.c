@@ -38,8 +38,15 @@ static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
-/* how deeply the executor, planner or a utility command is nested */
-static int	nesting_level = 0;
+/*
+ * How deeply statements are nested: the executor levels (ExecutorRun and
+ * ExecutorFinish), shared with the result cache so that one wrapper keeps
+ * them, and for statistics the planner and utility commands on top.
+ */
+int			perfopt_exec_level = 0;
+static int	other_level = 0;
+
+#define nesting_level (perfopt_exec_level + other_level)
 
 /*
  * Planning time waiting to be added to its statement's row.  Planning is
@@ -102,7 +109,7 @@ perfopt_planner(Query *parse, const char *query_string, int cursorOptions,
 	if (measure)
 		INSTR_TIME_SET_CURRENT(start);
 
-	nesting_level++;
+	other_level++;
 	PG_TRY();
 	{
 		if (prev_planner_hook)
@@ -112,7 +119,7 @@ perfopt_planner(Query *parse, const char *query_string, int cursorOptions,
 	}
 	PG_FINALLY();
 	{
-		nesting_level--;
+		other_level--;
 	}
 	PG_END_TRY();
 
@@ -208,14 +215,14 @@ static void
 perfopt_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 					bool execute_once)
 {
-	perfopt_run_nested(&nesting_level, prev_ExecutorRun, queryDesc, direction,
+	perfopt_run_nested(&perfopt_exec_level, prev_ExecutorRun, queryDesc, direction,
 					   count, execute_once);
 }
 
 static void
 perfopt_ExecutorFinish(QueryDesc *queryDesc)
 {
-	perfopt_finish_nested(&nesting_level, prev_ExecutorFinish, queryDesc);
+	perfopt_finish_nested(&perfopt_exec_level, prev_ExecutorFinish, queryDesc);
 }
 
 static void
@@ -267,7 +274,7 @@ perfopt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 					   ParamListInfo params, QueryEnvironment *queryEnv,
 					   DestReceiver *dest, QueryCompletion *qc)
 {
-	perfopt_utility_nested(&nesting_level, !IsA(pstmt->utilityStmt, ExecuteStmt),
+	perfopt_utility_nested(&other_level, !IsA(pstmt->utilityStmt, ExecuteStmt),
 						   prev_ProcessUtility, pstmt, queryString, readOnlyTree,
 						   context, params, queryEnv, dest, qc);
 }

@@ -13,6 +13,13 @@
 extern void perfopt_install_shmem_hooks(void);
 extern void perfopt_require_preload(void);
 
+/*
+ * Executor nesting (ExecutorRun, ExecutorFinish) of the current statement,
+ * kept by the statistics hooks of perfopt.c for every capability: 0 while a
+ * top-level statement is started, run or ended.
+ */
+extern int	perfopt_exec_level;
+
 /* the executor one level deeper, *level kept right even on error (perfopt.c) */
 extern void perfopt_run_nested(int *level, ExecutorRun_hook_type prev,
 							   QueryDesc *queryDesc, ScanDirection direction,
