@@ -27,7 +27,8 @@ RESET ROLE;
 SELECT tgrelid::regclass AS has_trigger FROM pg_trigger
  WHERE tgname = 'perfopt_cache_invalidate' AND tgrelid::regclass::text LIKE 'part_scores%'
  ORDER BY tgrelid::regclass::text;
-SELECT triggered_tables FROM perfopt.cache_rules WHERE query LIKE '%part_scores%';
+SELECT ARRAY(SELECT t::text FROM unnest(triggered_tables) t ORDER BY 1) AS triggered_tables
+  FROM perfopt.cache_rules WHERE query LIKE '%part_scores%';
 
 SELECT sum(v) FROM part_scores;
 SELECT sum(v) FROM part_scores;

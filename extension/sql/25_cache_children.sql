@@ -29,7 +29,8 @@ BEGIN
             grown := ARRAY(SELECT DISTINCT k
                              FROM unnest(r.tables) AS t,
                                   LATERAL unnest(perfopt._cache_descendants(t)) AS k
-                            WHERE perfopt._cache_child_cacheable(k));
+                            WHERE perfopt._cache_child_cacheable(k)
+                            ORDER BY k);
             grown := r.tables || ARRAY(SELECT g FROM unnest(grown) AS g
                                         WHERE g <> ALL (r.tables));
             IF grown <> r.tables THEN
