@@ -603,6 +603,18 @@ client_pass(client *c, size_t n)
 	evbuffer_remove_buffer(c->c.in, s->c.out, n);
 }
 
+/* Forwarding done: the first n bytes go to the server, written at once. */
+static void
+client_send(client *c, size_t n)
+{
+	server	   *s = c->server;
+
+	if (s->replay)
+		evbuffer_add(s->replay, evbuffer_pullup(c->c.in, n), n);
+	c->pool->st.bytes_in += n;
+	conn_forward(&s->c, c->c.in, n);
+}
+
 /*
  * Move every complete message (and the started part of a long one) to the
  * server; with prepared statements tracked, prepared_rewrite.c sees each
@@ -677,8 +689,9 @@ client_forward(client *c)
 		off += 5;
 		c->pass_remaining = len - 4;
 	}
-	client_pass(c, off);
-	if (buflen(s->c.out) && conn_flush(&s->c) < 0)
+	if (off)
+		client_send(c, off);
+	else if (buflen(s->c.out) && conn_flush(&s->c) < 0)
 		evbuffer_drain(s->c.out, evbuffer_get_length(s->c.out));
 	if (track)
 		prepared_flush_synth(s);

@@ -218,6 +218,45 @@ write_some(conn *c)
 	return n;
 }
 
+/*
+ * Move the first n bytes of src to dst's output and write it.  When nothing
+ * waits there and the bytes are in src's first chunk, they go out with one
+ * send() and only what the kernel did not take is queued: a message usually
+ * never enters dst's buffer (no chain moved, nothing to drain after the
+ * write).  -1: the write failed; what was queued is dropped, as conn_flush's
+ * callers do (the read side reports the broken connection).
+ */
+int
+conn_forward(conn *dst, struct evbuffer *src, size_t n)
+{
+	if (!dst->ssl && !dst->writing && buflen(dst->out) == 0 &&
+		n <= evbuffer_get_contiguous_space(src))
+	{
+		ssize_t		w = send(dst->fd, evbuffer_pullup(src, n), n, 0);
+
+		if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		{
+			evbuffer_drain(src, n);
+			evbuffer_drain(dst->out, buflen(dst->out));
+			return -1;
+		}
+		if (w > 0)
+		{
+			evbuffer_drain(src, w);
+			n -= w;
+		}
+		if (n == 0)
+			return 0;
+	}
+	evbuffer_remove_buffer(src, conn_out(dst), n);
+	if (conn_flush(dst) < 0)
+	{
+		evbuffer_drain(dst->out, buflen(dst->out));
+		return -1;
+	}
+	return 0;
+}
+
 int
 conn_flush(conn *c)
 {

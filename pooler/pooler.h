@@ -170,6 +170,7 @@ struct evbuffer *conn_buf_get(void);
 void		conn_buf_put(struct evbuffer *b);
 int			conn_fill(conn *c);		/* >0 bytes, 0 EOF, -1 error, -2 nothing yet */
 int			conn_flush(conn *c);	/* 0 ok (maybe pending), -1 error */
+int			conn_forward(conn *dst, struct evbuffer *src, size_t n);	/* move n bytes and write */
 void		conn_read_on(conn *c);
 void		conn_read_off(conn *c);
 void		conn_destroy(conn *c);

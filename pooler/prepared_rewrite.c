@@ -527,7 +527,14 @@ prepared_client_msg(client *c, const unsigned char *hdr, uint32_t len, size_t *o
 void
 prepared_client_sent(server *s, char type)
 {
-	if (!type || !strchr("PBCDESQF", type) || !sprep(s))
+	switch (type)
+	{
+		case 'P': case 'B': case 'C': case 'D': case 'E': case 'S': case 'Q': case 'F':
+			break;
+		default:
+			return;
+	}
+	if (!sprep(s))
 		return;
 	expect(s, type, SLOT_FORWARD);
 	settle(s);
