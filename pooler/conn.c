@@ -117,6 +117,7 @@ conn_init(conn *c, int fd, event_callback_fn rcb, event_callback_fn wcb, void *a
 	c->reading = false;
 	c->writing = false;
 	c->bulk = false;
+	c->flush_pending = false;
 	c->tls_read_wants_write = c->tls_write_wants_read = false;
 	c->ssl = NULL;
 	c->wev = NULL;
@@ -292,6 +293,67 @@ conn_flush(conn *c)
 	return 0;
 }
 
+/*
+ * Answers to clients wait for the end of the event loop's batch: what one
+ * epoll_wait reported is handled first, then every answer goes out in one
+ * burst, so a client program serving several connections per thread (as
+ * pgbench -j does) is woken once for several answers rather than once per
+ * answer.  At the end of the batch each connection's write callback runs
+ * as if its socket had reported writable: it writes, then decides (parks
+ * an idle client's buffers, resumes a throttled server, finishes a close).
+ */
+static conn **pending;
+static int	npending,
+			pending_cap;
+
+void
+conn_flush_later(conn *c)
+{
+	if (c->flush_pending)
+		return;
+	if (npending == pending_cap)
+	{
+		int			cap = pending_cap ? pending_cap * 2 : 64;
+		conn	  **n = realloc(pending, sizeof(*pending) * cap);
+
+		if (!n)
+		{
+			conn_kick_write(c);
+			return;
+		}
+		pending = n;
+		pending_cap = cap;
+	}
+	pending[npending++] = c;
+	c->flush_pending = true;
+}
+
+void
+conn_flush_pending(void)
+{
+	for (int i = 0; i < npending; i++)
+	{
+		conn	   *c = pending[i];
+
+		if (!c)
+			continue;
+		c->flush_pending = false;
+		/* a write event already waits for room: it will run the callback */
+		if (!c->writing)
+			c->wcb(c->fd, EV_WRITE, c->arg);
+	}
+	npending = 0;
+}
+
+static void
+forget_pending(conn *c)
+{
+	for (int i = 0; i < npending; i++)
+		if (pending[i] == c)
+			pending[i] = NULL;
+	c->flush_pending = false;
+}
+
 void
 conn_read_on(conn *c)
 {
@@ -320,6 +382,8 @@ conn_destroy(conn *c)
 {
 	if (c->fd < 0)
 		return;
+	if (c->flush_pending)
+		forget_pending(c);
 	event_del(&c->rev);
 	if (c->wev)
 		event_free(c->wev);

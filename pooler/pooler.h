@@ -145,6 +145,7 @@ typedef struct conn
 	/* bit-fields: an idle client's struct stays as small as before */
 	bool		reading:1;
 	bool		writing:1;
+	bool		flush_pending:1;	/* on the end-of-batch flush list */
 	bool		bulk:1;			/* last read filled READ_CHUNK: read in place, no copy */
 	bool		tls_read_wants_write:1; /* SSL_read needs the socket writable */
 	bool		tls_write_wants_read:1; /* SSL_write needs the socket readable */
@@ -170,6 +171,8 @@ struct evbuffer *conn_buf_get(void);
 void		conn_buf_put(struct evbuffer *b);
 int			conn_fill(conn *c);		/* >0 bytes, 0 EOF, -1 error, -2 nothing yet */
 int			conn_flush(conn *c);	/* 0 ok (maybe pending), -1 error */
+void		conn_flush_later(conn *c);
+void		conn_flush_pending(void);
 int			conn_forward(conn *dst, struct evbuffer *src, size_t n);	/* move n bytes and write */
 void		conn_read_on(conn *c);
 void		conn_read_off(conn *c);

@@ -553,13 +553,12 @@ server_forward(server *s)
 		 * PostgreSQL while we write this answer to its client.
 		 */
 		pool_release(s);
-		if (conn_flush(&c->c) < 0)
-			evbuffer_drain(c->c.out, buflen(c->c.out));
+		conn_flush_later(&c->c);
 		client_kick(c);
 		return;
 	}
-	if (off && c && conn_flush(&c->c) < 0)
-		evbuffer_drain(c->c.out, buflen(c->c.out));
+	if (off && c)
+		conn_flush_later(&c->c);
 	if (c && buflen(c->c.out) > BACKLOG_HIGH)
 		conn_read_off(&s->c);
 	else
