@@ -472,7 +472,14 @@ client_welcome(client *c)
 static bool
 valid_frontend_type(unsigned char t)
 {
-	return strchr("QPBEDCHSFXdcfp", t) != NULL && t;
+	switch (t)
+	{
+		case 'Q': case 'P': case 'B': case 'E': case 'D': case 'C': case 'H':
+		case 'S': case 'F': case 'X': case 'd': case 'c': case 'f': case 'p':
+			return true;
+		default:
+			return false;
+	}
 }
 
 /* Idle client with input: it needs a server (or says goodbye). */
@@ -597,6 +604,18 @@ client_pass(client *c, size_t n)
 	evbuffer_remove_buffer(c->c.in, s->c.out, n);
 }
 
+/* Forwarding done: the first n bytes go to the server, written at once. */
+static void
+client_send(client *c, size_t n)
+{
+	server	   *s = c->server;
+
+	if (s->replay)
+		evbuffer_add(s->replay, evbuffer_pullup(c->c.in, n), n);
+	c->pool->st.bytes_in += n;
+	conn_forward(&s->c, c->c.in, n);
+}
+
 /*
  * Move every complete message (and the started part of a long one) to the
  * server; with prepared statements tracked, prepared_rewrite.c sees each
@@ -606,26 +625,26 @@ static void
 client_forward(client *c)
 {
 	server	   *s = c->server;
-	struct evbuffer *in = conn_in(&c->c);
-	size_t		avail = evbuffer_get_length(in),
-				off = 0;
+	bufview		in;
+	size_t		off = 0;
 	unsigned char hdr[5];
 	uint32_t	len = 0;
 	bool		quit = false,
 				bad = false,
 				track = prepared_tracking(c);
 
-	while (off < avail)
+	bufview_load(&in, conn_in(&c->c));
+	while (off < in.len)
 	{
 		if (c->pass_remaining)
 		{
-			size_t		n = avail - off < c->pass_remaining ? avail - off : c->pass_remaining;
+			size_t		n = in.len - off < c->pass_remaining ? in.len - off : c->pass_remaining;
 
 			off += n;
 			c->pass_remaining -= n;
 			continue;
 		}
-		if (!conn_peek(in, off, hdr, 5))
+		if (!bufview_peek(&in, off, hdr, 5))
 			break;
 		len = get_u32(hdr + 1);
 		if (!valid_frontend_type(hdr[0]) || len < 4 || len > (uint32_t) cfg.max_packet_size)
@@ -637,7 +656,8 @@ client_forward(client *c)
 		{
 			int			r = prepared_client_msg(c, hdr, len, &off);
 
-			avail = evbuffer_get_length(in);
+			if (r == PREP_DONE)
+				bufview_load(&in, c->c.in);
 			if (r == PREP_FAIL)
 				return;
 			if (r == PREP_WAIT)
@@ -670,8 +690,9 @@ client_forward(client *c)
 		off += 5;
 		c->pass_remaining = len - 4;
 	}
-	client_pass(c, off);
-	if (buflen(s->c.out) && conn_flush(&s->c) < 0)
+	if (off)
+		client_send(c, off);
+	else if (buflen(s->c.out) && conn_flush(&s->c) < 0)
 		evbuffer_drain(s->c.out, evbuffer_get_length(s->c.out));
 	if (track)
 		prepared_flush_synth(s);

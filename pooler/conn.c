@@ -1,6 +1,6 @@
 /*
  * conn.c: one non-blocking socket with an input and an output evbuffer.
- * Reads go straight into reserved evbuffer space (no FIONREAD round trip);
+ * Reads take what is there in one recv() (no FIONREAD round trip);
  * writes are attempted at once and only fall back to a write event when the
  * kernel is full, so a request/response costs one read and one write.
  * A connection that negotiated TLS (c->ssl) reads and writes through tls.c
@@ -116,6 +116,8 @@ conn_init(conn *c, int fd, event_callback_fn rcb, event_callback_fn wcb, void *a
 	c->fd = fd;
 	c->reading = false;
 	c->writing = false;
+	c->bulk = false;
+	c->flush_pending = false;
 	c->tls_read_wants_write = c->tls_write_wants_read = false;
 	c->ssl = NULL;
 	c->wev = NULL;
@@ -155,36 +157,117 @@ conn_kick_write(conn *c)
 	event_active(wev(c), EV_WRITE, 0);
 }
 
+/*
+ * Most reads are one message or one reply of a few hundred bytes: they
+ * land in a static scratch area and are copied into a chain sized to them
+ * (1 kB, which malloc serves from its per-thread cache), rather than into a
+ * freshly reserved 32 kB chain per read, whose malloc and free cost more
+ * than the copy.  A read that fills the scratch marks the connection bulky
+ * (COPY, large results): its next reads go straight into reserved evbuffer
+ * space, with no copy, until one comes back short.
+ */
 int
 conn_fill(conn *c)
 {
+	static unsigned char scratch[READ_CHUNK];
 	struct evbuffer_iovec v;
 	ssize_t		n;
 
 	if (c->ssl)
 		return tls_fill(c);
-	if (evbuffer_reserve_space(conn_in(c), READ_CHUNK, &v, 1) < 1)
-		return -1;
-	n = read(c->fd, v.iov_base, v.iov_len);
-	if (n < 0)
+	if (!c->bulk)
 	{
-		v.iov_len = 0;
-		evbuffer_commit_space(c->in, &v, 1);
-		return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? -2 : -1;
+		n = recv(c->fd, scratch, sizeof(scratch), 0);
+		if (n > 0 && evbuffer_add(conn_in(c), scratch, n) < 0)
+			return -1;
 	}
-	v.iov_len = n;
-	evbuffer_commit_space(c->in, &v, 1);
+	else
+	{
+		if (evbuffer_reserve_space(conn_in(c), READ_CHUNK, &v, 1) < 1)
+			return -1;
+		n = recv(c->fd, v.iov_base, v.iov_len, 0);
+		v.iov_len = n > 0 ? n : 0;
+		evbuffer_commit_space(c->in, &v, 1);
+	}
+	if (n < 0)
+		return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? -2 : -1;
+	c->bulk = n == READ_CHUNK;
 	return (int) n;
+}
+
+/*
+ * One write of what the buffer holds: a single chunk (the usual case, one
+ * message or one server reply) goes out with send(), more with writev().
+ */
+#define WRITE_IOV 16
+
+static ssize_t
+write_some(conn *c)
+{
+	struct evbuffer_iovec v[WRITE_IOV];
+	int			nv = evbuffer_peek(c->out, -1, NULL, v, WRITE_IOV);
+	ssize_t		n;
+
+	if (nv > WRITE_IOV)
+		nv = WRITE_IOV;
+	if (nv == 1)
+		n = send(c->fd, v[0].iov_base, v[0].iov_len, 0);
+	else
+		n = writev(c->fd, (struct iovec *) v, nv);
+	if (n > 0)
+		evbuffer_drain(c->out, n);
+	return n;
+}
+
+/*
+ * Move the first n bytes of src to dst's output and write it.  When nothing
+ * waits there and the bytes are in src's first chunk, they go out with one
+ * send() and only what the kernel did not take is queued: a message usually
+ * never enters dst's buffer (no chain moved, nothing to drain after the
+ * write).  -1: the write failed; what was queued is dropped, as conn_flush's
+ * callers do (the read side reports the broken connection).
+ */
+int
+conn_forward(conn *dst, struct evbuffer *src, size_t n)
+{
+	if (!dst->ssl && !dst->writing && buflen(dst->out) == 0 &&
+		n <= evbuffer_get_contiguous_space(src))
+	{
+		ssize_t		w = send(dst->fd, evbuffer_pullup(src, n), n, 0);
+
+		if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		{
+			evbuffer_drain(src, n);
+			evbuffer_drain(dst->out, buflen(dst->out));
+			return -1;
+		}
+		if (w > 0)
+		{
+			evbuffer_drain(src, w);
+			n -= w;
+		}
+		if (n == 0)
+			return 0;
+	}
+	evbuffer_remove_buffer(src, conn_out(dst), n);
+	if (conn_flush(dst) < 0)
+	{
+		evbuffer_drain(dst->out, buflen(dst->out));
+		return -1;
+	}
+	return 0;
 }
 
 int
 conn_flush(conn *c)
 {
+	size_t		left;
+
 	if (c->ssl)
 		return tls_flush(c);
-	while (buflen(c->out) > 0)
+	while ((left = buflen(c->out)) > 0)
 	{
-		int			n = evbuffer_write(c->out, c->fd);
+		ssize_t		n = write_some(c);
 
 		if (n < 0)
 		{
@@ -194,10 +277,13 @@ conn_flush(conn *c)
 				continue;
 			return -1;
 		}
-		if (n == 0)
+		if (n == 0 || (size_t) n == left)
+		{
+			left -= n;
 			break;
+		}
 	}
-	if (buflen(c->out) > 0)
+	if (left > 0)
 		conn_want_write(c);
 	else if (c->writing)
 	{
@@ -205,6 +291,67 @@ conn_flush(conn *c)
 		c->writing = false;
 	}
 	return 0;
+}
+
+/*
+ * Answers to clients wait for the end of the event loop's batch: what one
+ * epoll_wait reported is handled first, then every answer goes out in one
+ * burst, so a client program serving several connections per thread (as
+ * pgbench -j does) is woken once for several answers rather than once per
+ * answer.  At the end of the batch each connection's write callback runs
+ * as if its socket had reported writable: it writes, then decides (parks
+ * an idle client's buffers, resumes a throttled server, finishes a close).
+ */
+static conn **pending;
+static int	npending,
+			pending_cap;
+
+void
+conn_flush_later(conn *c)
+{
+	if (c->flush_pending)
+		return;
+	if (npending == pending_cap)
+	{
+		int			cap = pending_cap ? pending_cap * 2 : 64;
+		conn	  **n = realloc(pending, sizeof(*pending) * cap);
+
+		if (!n)
+		{
+			conn_kick_write(c);
+			return;
+		}
+		pending = n;
+		pending_cap = cap;
+	}
+	pending[npending++] = c;
+	c->flush_pending = true;
+}
+
+void
+conn_flush_pending(void)
+{
+	for (int i = 0; i < npending; i++)
+	{
+		conn	   *c = pending[i];
+
+		if (!c)
+			continue;
+		c->flush_pending = false;
+		/* a write event already waits for room: it will run the callback */
+		if (!c->writing)
+			c->wcb(c->fd, EV_WRITE, c->arg);
+	}
+	npending = 0;
+}
+
+static void
+forget_pending(conn *c)
+{
+	for (int i = 0; i < npending; i++)
+		if (pending[i] == c)
+			pending[i] = NULL;
+	c->flush_pending = false;
 }
 
 void
@@ -235,6 +382,8 @@ conn_destroy(conn *c)
 {
 	if (c->fd < 0)
 		return;
+	if (c->flush_pending)
+		forget_pending(c);
 	event_del(&c->rev);
 	if (c->wev)
 		event_free(c->wev);
@@ -258,17 +407,38 @@ conn_shut_write(conn *c)
 	shutdown(c->fd, SHUT_WR);
 }
 
-/* Copy n bytes at offset off without consuming them; false if not there. */
+/*
+ * Copy n bytes at offset off without consuming them; false if not there.
+ * Message headers are peeked once or twice per message: they are nearly
+ * always in the buffer's first chunk, read in place.
+ */
 bool
 conn_peek(struct evbuffer *b, size_t off, void *dst, size_t n)
 {
 	struct evbuffer_ptr p;
 
-	if (!b || evbuffer_get_length(b) < off + n)
+	if (!b)
+		return false;
+	/* within the first chunk, pullup returns it as it is: no copy, no move */
+	if (off + n <= evbuffer_get_contiguous_space(b))
+	{
+		memcpy(dst, evbuffer_pullup(b, off + n) + off, n);
+		return true;
+	}
+	if (evbuffer_get_length(b) < off + n)
 		return false;
 	if (off == 0)
 		return evbuffer_copyout(b, dst, n) == (ssize_t) n;
 	if (evbuffer_ptr_set(b, &p, off, EVBUFFER_PTR_SET) < 0)
 		return false;
 	return evbuffer_copyout_from(b, &p, dst, n) == (ssize_t) n;
+}
+
+void
+bufview_load(bufview *v, struct evbuffer *b)
+{
+	v->b = b;
+	v->len = evbuffer_get_length(b);
+	v->first_len = v->len ? evbuffer_get_contiguous_space(b) : 0;
+	v->first = v->first_len ? evbuffer_pullup(b, v->first_len) : NULL;
 }

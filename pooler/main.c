@@ -118,7 +118,13 @@ main(int argc, char **argv)
 	lifecycle_start(listener_stop);
 	log_info("perfopt-pooler %s listening (port %d, %s mode)", POOLER_VERSION, cfg.listen_port,
 			 cfg.ps.pool_mode == MODE_SESSION ? "session" : "transaction");
-	event_base_dispatch(base);
+	/* one batch of events at a time, then the client writes it produced */
+	while (event_base_loop(base, EVLOOP_ONCE) == 0)
+	{
+		conn_flush_pending();
+		if (event_base_got_exit(base) || event_base_got_break(base))
+			break;
+	}
 	listener_stop();
 	metrics_stop();
 	client_shutdown_all();

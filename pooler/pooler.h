@@ -142,10 +142,13 @@ extern char config_error[1024];	/* the first error of the last reload */
 typedef struct conn
 {
 	int			fd;
-	bool		reading;
-	bool		writing;
-	bool		tls_read_wants_write;	/* SSL_read needs the socket writable */
-	bool		tls_write_wants_read;	/* SSL_write needs the socket readable */
+	/* bit-fields: an idle client's struct stays as small as before */
+	bool		reading:1;
+	bool		writing:1;
+	bool		flush_pending:1;	/* on the end-of-batch flush list */
+	bool		bulk:1;			/* last read filled READ_CHUNK: read in place, no copy */
+	bool		tls_read_wants_write:1; /* SSL_read needs the socket writable */
+	bool		tls_write_wants_read:1; /* SSL_write needs the socket readable */
 	struct event rev;
 	struct event *wev;			/* made on first need: most writes never block */
 	event_callback_fn wcb;
@@ -168,11 +171,39 @@ struct evbuffer *conn_buf_get(void);
 void		conn_buf_put(struct evbuffer *b);
 int			conn_fill(conn *c);		/* >0 bytes, 0 EOF, -1 error, -2 nothing yet */
 int			conn_flush(conn *c);	/* 0 ok (maybe pending), -1 error */
+void		conn_flush_later(conn *c);
+void		conn_flush_pending(void);
+int			conn_forward(conn *dst, struct evbuffer *src, size_t n);	/* move n bytes and write */
 void		conn_read_on(conn *c);
 void		conn_read_off(conn *c);
 void		conn_destroy(conn *c);
 void		conn_shut_write(conn *c);
 bool		conn_peek(struct evbuffer *b, size_t off, void *dst, size_t n);
+
+/*
+ * An input buffer seen for parsing: its length and its first chunk, where
+ * message headers nearly always are, read in place.  Load it again after
+ * anything drains or rewrites the buffer.
+ */
+typedef struct bufview
+{
+	struct evbuffer *b;
+	const unsigned char *first;
+	size_t		first_len;
+	size_t		len;
+} bufview;
+void		bufview_load(bufview *v, struct evbuffer *b);
+
+static inline bool
+bufview_peek(const bufview *v, size_t off, void *dst, size_t n)
+{
+	if (off + n <= v->first_len)
+	{
+		__builtin_memcpy(dst, v->first + off, n);
+		return true;
+	}
+	return off + n <= v->len && conn_peek(v->b, off, dst, n);
+}
 void		set_nodelay(int fd);
 
 /* ---- TLS on either side of the pooler (tls.c) ---- */

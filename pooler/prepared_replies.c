@@ -285,14 +285,14 @@ prepared_server_msg(server *s, const unsigned char *hdr, uint32_t len, size_t *o
 		slot_pop(sp);
 		return PREP_PASS;
 	}
-	if (t == 'E' && !strchr("SQF", h->kind))
+	if (t == 'E' && h->kind != 'S' && h->kind != 'Q' && h->kind != 'F')
 	{
 		fail_head(s);
 		return PREP_PASS;		/* the client sees the error where its message failed */
 	}
 	if (!ends_reply(h->kind, t))
 	{
-		if (t && strchr("Z123", t))
+		if (t == 'Z' || t == '1' || t == '2' || t == '3')
 		{
 			log_error("backend %u sent '%c' where a reply to '%c' was expected", s->be_pid, t, h->kind);
 			return PREP_FAIL;

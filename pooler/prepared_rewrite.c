@@ -436,7 +436,8 @@ deallocate_unnamed(client *c, const unsigned char *body, uint32_t blen)
 
 /*
  * One client message at *off (its header already checked).  PREP_PASS: an
- * ordinary message, forward it as it is; PREP_DONE: handled here (what came
+ * ordinary message, forward it as it is (the input buffer is untouched,
+ * so client_forward's view of it stays valid); PREP_DONE: handled here (what came
  * before it was passed on first, *off is 0); PREP_WAIT: more bytes needed;
  * PREP_FAIL: the client is being closed.
  */
@@ -493,11 +494,12 @@ prepared_client_msg(client *c, const unsigned char *hdr, uint32_t len, size_t *o
 				return PREP_PASS;
 			if (avail < len + 1)
 				return PREP_WAIT;
+			/* its last byte, peeked: PREP_PASS leaves the buffer as it was */
+			if (!conn_peek(in, *off + len, peek, 1) || peek[0] != '\0')
+				return PREP_PASS;
 			client_pass(c, *off);
 			*off = 0;
 			body = evbuffer_pullup(in, len + 1) + 5;
-			if (body[len - 5] != '\0')
-				return PREP_PASS;
 			return deallocate_named(c, (const char *) body, len);
 		case 'D':
 		case 'C':
@@ -525,7 +527,14 @@ prepared_client_msg(client *c, const unsigned char *hdr, uint32_t len, size_t *o
 void
 prepared_client_sent(server *s, char type)
 {
-	if (!type || !strchr("PBCDESQF", type) || !sprep(s))
+	switch (type)
+	{
+		case 'P': case 'B': case 'C': case 'D': case 'E': case 'S': case 'Q': case 'F':
+			break;
+		default:
+			return;
+	}
+	if (!sprep(s))
 		return;
 	expect(s, type, SLOT_FORWARD);
 	settle(s);

@@ -374,26 +374,24 @@ server_forward(server *s)
 {
 	struct evbuffer *in = s->c.in;
 	client	   *c = s->client;
-	size_t		off = 0,
-				avail;
+	size_t		off = 0;
+	bufview		v;
 	unsigned char hdr[6];
 	uint32_t	len;
 	bool		release = false;
 
-	for (;;)
+	bufview_load(&v, in);
+	while (off < v.len)
 	{
-		avail = evbuffer_get_length(in);
-		if (off >= avail)
-			break;
 		if (s->pass_remaining)
 		{
-			size_t		n = avail - off < s->pass_remaining ? avail - off : s->pass_remaining;
+			size_t		n = v.len - off < s->pass_remaining ? v.len - off : s->pass_remaining;
 
 			off += n;
 			s->pass_remaining -= n;
 			continue;
 		}
-		if (!conn_peek(in, off, hdr, 5))
+		if (!bufview_peek(&v, off, hdr, 5))
 			break;
 		len = get_u32(hdr + 1);
 		/* ReadyForQuery carries exactly one status byte; its state is read */
@@ -417,9 +415,10 @@ server_forward(server *s)
 				else
 					evbuffer_drain(in, off);
 				off = 0;
+				bufview_load(&v, in);
 				continue;
 			}
-			if (avail < (size_t) len + 1)
+			if (v.len < (size_t) len + 1)
 				break;
 			body = evbuffer_pullup(in, len + 1) + 5;
 			if (hdr[0] == 'Z')
@@ -477,6 +476,7 @@ server_forward(server *s)
 					pool_release(s);
 				return;
 			}
+			bufview_load(&v, in);
 			continue;
 		}
 		if (!c)
@@ -487,9 +487,12 @@ server_forward(server *s)
 		if (s->prep)
 		{
 			/* replies to prepared-statement traffic: ours swallowed, answers inserted */
+			size_t		was = off;
 			int			r = prepared_server_msg(s, hdr, len, &off);
 
-			avail = evbuffer_get_length(in);
+			/* it drains the buffer only after forwarding what precedes (off moves) */
+			if (r == PREP_DONE || off != was)
+				bufview_load(&v, in);
 			if (r == PREP_WAIT)
 				break;
 			if (r == PREP_FAIL)
@@ -504,9 +507,9 @@ server_forward(server *s)
 		{
 			const unsigned char *body;
 
-			if (avail < off + len + 1)
+			if (v.len < off + len + 1)
 				break;
-			if (!conn_peek(in, off + 5, hdr + 5, 1))
+			if (!bufview_peek(&v, off + 5, hdr + 5, 1))
 				break;
 			if (hdr[0] == 'Z')
 			{
@@ -563,13 +566,12 @@ server_forward(server *s)
 		 * PostgreSQL while we write this answer to its client.
 		 */
 		pool_release(s);
-		if (conn_flush(&c->c) < 0)
-			evbuffer_drain(c->c.out, buflen(c->c.out));
+		conn_flush_later(&c->c);
 		client_kick(c);
 		return;
 	}
-	if (off && c && conn_flush(&c->c) < 0)
-		evbuffer_drain(c->c.out, buflen(c->c.out));
+	if (off && c)
+		conn_flush_later(&c->c);
 	if (c && buflen(c->c.out) > BACKLOG_HIGH)
 		conn_read_off(&s->c);
 	else
