@@ -11,6 +11,7 @@
  * its (reloaded) limits closes released servers instead of keeping them;
  * a pool of a database removed by a reload is freed once no client uses it.
  */
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -438,6 +439,7 @@ static void
 janitor_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	double		now = now_mono();
+	static int	ticks;
 
 	for (pool *p = pools; p; p = p->next)
 	{
@@ -468,6 +470,14 @@ janitor_cb(evutil_socket_t fd, short ev, void *arg)
 			grow(p);
 	}
 	reap_removed();
+
+	/*
+	 * A burst (a server restart queues every client with its buffers) leaves
+	 * freed memory in malloc's arenas; hand it back to the kernel every ten
+	 * seconds, so that the pooler's RSS follows what it really holds.
+	 */
+	if (++ticks % 10 == 0)
+		malloc_trim(0);
 }
 
 void
