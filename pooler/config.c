@@ -605,6 +605,18 @@ config_find_database(const char *name)
 	return star;
 }
 
+/* One [databases] entry (also one that a reload dropped or replaced). */
+void
+config_free_database(database *db)
+{
+	free(db->name);
+	free(db->host);
+	free(db->dbname);
+	free(db->user);
+	free(db->password);
+	free(db);
+}
+
 /* Everything a settings struct owns (a failed reload's, or the replaced one). */
 void
 config_free(settings *s)
@@ -615,12 +627,7 @@ config_free(settings *s)
 	for (db = s->databases; db; db = next)
 	{
 		next = db->next;
-		free(db->name);
-		free(db->host);
-		free(db->dbname);
-		free(db->user);
-		free(db->password);
-		free(db);
+		config_free_database(db);
 	}
 	free(s->config_file);
 	free(s->listen_addr);

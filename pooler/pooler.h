@@ -131,6 +131,7 @@ extern settings cfg;
 int			config_load(const char *file);
 database   *config_find_database(const char *name);
 void		config_free(settings *s);
+void		config_free_database(database *db);
 void		config_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void		config_show(void (*row) (void *arg, const char *key, const char *value,
 									 const char *dflt, bool changeable), void *arg);

@@ -51,17 +51,6 @@ take_db(database **list, const char *name)
 	return NULL;
 }
 
-static void
-db_free(database *db)
-{
-	free(db->name);
-	free(db->host);
-	free(db->dbname);
-	free(db->user);
-	free(db->password);
-	free(db);
-}
-
 static bool
 same_server(const database *a, const database *b)
 {
@@ -187,7 +176,7 @@ config_reload(char *err, size_t errlen)
 		adopt(od, nd);
 		od->next = nd->next;
 		*pp = od;
-		db_free(nd);
+		config_free_database(nd);
 		pp = &od->next;
 	}
 	while ((od = running.databases) != NULL)
@@ -247,6 +236,6 @@ reload_reap_databases(void)
 			continue;
 		}
 		*pp = db->next;
-		db_free(db);
+		config_free_database(db);
 	}
 }
