@@ -112,8 +112,18 @@ main(int argc, char **argv)
 		log_error("cannot create the event loop");
 		return 1;
 	}
-	if (listener_start() < 0 || metrics_start() < 0)
+	/*
+	 * The metrics endpoint first: once the pooler's own port accepts, a
+	 * scrape must find the endpoint there too (tests and supervisors treat
+	 * the pooler's port as "started").
+	 */
+	if (metrics_start() < 0)
 		return 1;
+	if (listener_start() < 0)
+	{
+		metrics_stop();
+		return 1;
+	}
 	clients_tick_start();
 	lifecycle_start(listener_stop);
 	log_info("perfopt-pooler %s listening (port %d, %s mode)", POOLER_VERSION, cfg.listen_port,
