@@ -155,6 +155,19 @@ cache_ExecutorStart(QueryDesc *queryDesc, int eflags)
 /* the outcome of an unmarked plan, spelled out when read */
 static const char unmarked[] = "unmarked";
 
+/* What rules out the cache for any statement in this backend right now. */
+static const char *
+session_refusal(void)
+{
+	if (perfopt_cache_mode == CACHE_MODE_OFF || !cache_store_ready())
+		return "perfopt.cache_mode is off";
+	if (cache_nesting != 0 && cache_nesting != cache_warm_level)
+		return "not a top-level statement";
+	if (IsParallelWorker() || RecoveryInProgress())
+		return "parallel worker or hot standby";
+	return NULL;
+}
+
 /*
  * Why a plan the planner hook did not mark is not cached: what
  * cache_runtime_refusal says of it, without its other checks.  Every
@@ -165,13 +178,9 @@ static const char unmarked[] = "unmarked";
 static const char *
 unmarked_refusal(void)
 {
-	if (perfopt_cache_mode == CACHE_MODE_OFF || !cache_store_ready())
-		return "perfopt.cache_mode is off";
-	if (cache_nesting != 0 && cache_nesting != cache_warm_level)
-		return "not a top-level statement";
-	if (IsParallelWorker() || RecoveryInProgress())
-		return "parallel worker or hot standby";
-	return unmarked;
+	const char *why = session_refusal();
+
+	return why ? why : unmarked;
 }
 
 /* An outcome as the user reads it. */
@@ -189,13 +198,10 @@ cache_runtime_refusal(QueryDesc *queryDesc, bool records_ok, ScanDirection direc
 				uint64 count, bool at_start)
 {
 	PlannedStmt *stmt = queryDesc->plannedstmt;
+	const char *why = session_refusal();
 
-	if (perfopt_cache_mode == CACHE_MODE_OFF || !cache_store_ready())
-		return "perfopt.cache_mode is off";
-	if (cache_nesting != 0 && cache_nesting != cache_warm_level)
-		return "not a top-level statement";
-	if (IsParallelWorker() || RecoveryInProgress())
-		return "parallel worker or hot standby";
+	if (why)
+		return why;
 	/* without rules the planner did not look at the shape at all */
 	if (!(stmt->jitFlags & CACHE_SHAPE_CACHEABLE) && cache_rules_none())
 		return "no cache rule selects it";

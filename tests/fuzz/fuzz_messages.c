@@ -63,8 +63,11 @@ int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	struct sockaddr_un un = {0};
+	int			n = snprintf(sockdir, sizeof(sockdir), "/tmp/perfopt-fuzz.");
 
-	snprintf(sockdir, sizeof(sockdir), "/tmp/perfopt-fuzz.XXXXXX");
+	/* mkdtemp's template ends in six 'X', which it replaces by a unique name */
+	memset(sockdir + n, 'X', 6);
+	sockdir[n + 6] = '\0';
 	if (!mkdtemp(sockdir))
 		fuzz_fail("mkdtemp", __FILE__, __LINE__);
 	snprintf(sockpath, sizeof(sockpath), "%s/.s.PGSQL.1", sockdir);

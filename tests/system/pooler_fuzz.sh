@@ -16,7 +16,8 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/tests/lib/assert.sh"
 FUZZ_OUT=${FUZZ_OUT:-$ROOT/tests/fuzz/build}
 export FUZZ_OUT
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/perfopt-sanitize.XXXXXX")
+. "$ROOT/tests/lib/cluster.sh"
+WORK=$(make_pg_dir sanitize)
 trap '[ -z "${KEEP_TMP:-}" ] && rm -rf "$WORK"' EXIT
 
 # 1. builds
