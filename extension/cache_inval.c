@@ -428,6 +428,17 @@ cache_xact_callback(XactEvent event, void *arg)
 
 	if (!inval)
 		return;
+
+	/*
+	 * Most transactions wrote no table with a trigger and ran no DDL: there
+	 * is nothing to bump nor to reset, whatever the event.  A logical
+	 * replication apply worker always takes the long way (see
+	 * bump_before_commit).
+	 */
+	if (nwritten == 0 && nbumped == 0 && !did_ddl && !written_overflow &&
+		!FullTransactionIdIsValid(bump_xid) && !IsLogicalWorker())
+		return;
+
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:
