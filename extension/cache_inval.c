@@ -235,6 +235,13 @@ cache_slot_gen(int idx)
 	return pg_atomic_read_u64(&inval->slots[idx].gen);
 }
 
+/* Where a slot's generation lives: slots never move nor change tables. */
+pg_atomic_uint64 *
+cache_slot_gen_ptr(int idx)
+{
+	return &inval->slots[idx].gen;
+}
+
 /*
  * May a result computed under a snapshot with this xmin be stored as
  * current?  Only if every writer that reached commit is older than xmin,

@@ -116,6 +116,13 @@ typedef struct ExecMeasure
 
 static ExecMeasure *measures = NULL;
 
+/*
+ * One measure kept ready, so that the usual execution, one at a time, does
+ * not allocate one; it is taken back when its context goes.
+ */
+static ExecMeasure spare_measure;
+static bool spare_in_use = false;
+
 static inline ExecMeasure *
 find_measure(QueryDesc *queryDesc)
 {
@@ -138,6 +145,8 @@ forget_measure(void *arg)
 			break;
 		}
 	}
+	if (gone == &spare_measure)
+		spare_in_use = false;
 }
 
 static inline void
@@ -253,7 +262,7 @@ perfopt_planner(Query *parse, const char *query_string, int cursorOptions,
 	{
 		INSTR_TIME_SET_CURRENT(duration);
 		INSTR_TIME_SUBTRACT(duration, start);
-		if (pending_plan_queryid != parse->queryId)
+		if (pending_plan_queryid != 0 && pending_plan_queryid != parse->queryId)
 			flush_pending_plan();
 		pending_plan_queryid = parse->queryId;
 		pending_plan_ms += INSTR_TIME_GET_MILLISEC(duration);
@@ -288,9 +297,15 @@ perfopt_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	/* one timer and buffer counter around the whole execution */
 	if (tracked)
 	{
-		ExecMeasure *m = MemoryContextAlloc(queryDesc->estate->es_query_cxt,
-											sizeof(ExecMeasure));
+		ExecMeasure *m;
 
+		if (!spare_in_use)
+		{
+			m = &spare_measure;
+			spare_in_use = true;
+		}
+		else
+			m = MemoryContextAlloc(queryDesc->estate->es_query_cxt, sizeof(ExecMeasure));
 		m->queryDesc = queryDesc;
 		INSTR_TIME_SET_ZERO(m->total);
 		memset(&m->bufs, 0, sizeof(m->bufs));
@@ -425,7 +440,7 @@ perfopt_ExecutorEnd(QueryDesc *queryDesc)
 			pending_plan_queryid = 0;
 			pending_plan_ms = 0.0;
 		}
-		else
+		else if (pending_plan_queryid != 0)
 			flush_pending_plan();
 
 		stats_store_record(queryid, queryDesc->sourceText,
