@@ -46,13 +46,14 @@ static ProcessUtility_hook_type prev_ProcessUtility = NULL;
  * them, and for statistics the planner and utility commands on top.
  *
  * The executor and planner levels are raised and lowered around the call
- * without a PG_TRY block, which would cost a sigsetjmp on every statement.
- * An error that leaves them raised is always recovered from by aborting a
- * subtransaction or the transaction: the abort puts them back to what they
- * were when the subtransaction started (level_xact_callback and
- * level_subxact_callback below), or to zero, since no executor or planner
- * runs while a whole transaction ends (a procedure's COMMIT or ROLLBACK is
- * refused inside one).  Utility commands are rare enough to keep PG_TRY.
+ * without a PG_TRY block, which would cost a sigsetjmp per hook on every
+ * statement.  An error that leaves them raised is always recovered from by
+ * aborting a subtransaction or the transaction: the abort puts them back to
+ * what they were when the subtransaction started (level_subxact_callback),
+ * or to zero (level_xact_callback), since no executor or planner of this
+ * backend is running when a whole transaction ends (a procedure's COMMIT and
+ * ROLLBACK are refused inside one).  Utility commands, rarer and costlier,
+ * keep their PG_TRY (perfopt_utility_nested).
  */
 int			perfopt_exec_level = 0;
 static int	plan_level = 0;
