@@ -9,6 +9,13 @@ and p99 latency from its per-transaction log (-l).  The verdict uses the
 median over rounds of the per-round ratio perfopt / PgBouncer, which
 cancels most of the drift of a shared 2-core machine.
 
+Each round also runs pgbench directly with as many clients as the pools
+have server connections (20), once per workload and protocol: what a
+pooler limited to 20 connections could at best deliver if it cost nothing
+(no hop, no CPU taken from PostgreSQL).  Its ratio to PgBouncer's tps is
+the ceiling of "perfopt / PgBouncer" for that cell: where it is under 1.1,
+the tps target cannot be met by any pooler with these limits.
+
 Then each pooler is started fresh and made to hold BENCH_IDLE (10,000) idle
 logged-in client connections; its RSS growth divided by the number of
 clients is the memory per idle client.
@@ -322,12 +329,18 @@ def main():
     targets["pgbouncer"].start()
     targets["perfopt"].start()
     results = {}
+    ceiling = {}
     cells = [(w, m, c) for w in WORKLOADS for m in MODES for c in CLIENTS]
     total = len(cells) * ROUNDS * 3
     k = 0
     try:
         for r in range(ROUNDS):
             for w, m, c in cells:
+                if c == CLIENTS[0]:
+                    res = pgbench(targets["direct"], w, m, POOL)
+                    ceiling.setdefault((w, m), []).append(res)
+                    log("round %d %-6s %-8s direct with %d clients (ceiling) %s" % (
+                        r + 1, w, m, POOL, "%.0f tps" % res["tps"] if res else "FAILED"))
                 rot = order[r % 3:] + order[:r % 3]
                 for name in rot:
                     k += 1
@@ -371,6 +384,14 @@ def main():
             verdicts.append(("tps %s %s c=%d >= 1.1x" % (w, m, c), ratios["tps"] >= 1.1, ratios["tps"]))
             verdicts.append(("p99 %s %s c=%d <= 1.0x" % (w, m, c), ratios["p99"] <= 1.0, ratios["p99"]))
     print("(latencies in ms; tps x / mean x / p99 x: perfopt over PgBouncer)")
+    print()
+    print("Ceiling: pgbench directly with %d clients (the pools' server connections), median tps, and its" % POOL)
+    print("ratio to PgBouncer's tps (median of per-round ratios): the most perfopt / PgBouncer can reach")
+    for w, m, c in cells:
+        ceil = ceiling.get((w, m), [])
+        rs = [a["tps"] / b["tps"] for a, b in zip(ceil, results[(w, m, c, "pgbouncer")]) if a and b]
+        print("  %-6s %-8s %5d  direct with %d clients %8.0f tps  ceiling %.2f" % (
+            w, m, c, POOL, med([x["tps"] if x else None for x in ceil]), med(rs)))
     print()
     if prep_cells:
         verdicts += print_prepared(prep_cells, prep_results)
