@@ -29,6 +29,12 @@ typedef enum CacheMode
 /* The name every invalidation trigger carries (see cache_rules.c). */
 #define CACHE_TRIGGER_NAME "perfopt_cache_invalidate"
 
+/*
+ * Column sets as masks: bit n for attribute n (1..63), and this bit for
+ * every column (see cache_read_columns).
+ */
+#define CACHE_ALL_COLUMNS	UINT64CONST(1)
+
 /* at most this many tables behind one cached statement */
 #define CACHE_MAX_DEPS 32
 
@@ -112,8 +118,8 @@ extern int	cache_slot_find(Oid dbid, Oid relid, bool create);
 extern uint64 cache_slot_gen(int slot);
 extern bool cache_slot_check_store(int slot, FullTransactionId xmin, uint64 *gen,
 								   FullTransactionId *max_xid);
-extern bool cache_slot_verified(int slot, uint64 epoch_gen);
-extern void cache_slot_set_verified(int slot, uint64 epoch_gen);
+extern bool cache_slot_coverage(int slot, uint64 epoch_gen, uint64 *covered);
+extern void cache_slot_set_coverage(int slot, uint64 epoch_gen, uint64 covered);
 extern int	cache_epoch_slot(void);
 extern bool cache_xact_wrote(Oid relid);
 extern bool cache_xact_changed_anything(void);
@@ -125,7 +131,8 @@ extern bool cache_rules_none(void);
 extern bool cache_rules_lookup(uint64 queryid, const Oid *relids, int nrels,
 							   int64 *ttl_us);
 extern Oid	cache_trigger_function(void);
-extern bool cache_trigger_present(Oid relid);
+extern uint64 cache_trigger_coverage(Oid relid);
+extern uint64 cache_read_columns(List *rtable, Oid relid);
 extern const char *cache_relation_refusal(Oid relid);
 
 /* cache_shape.c */

@@ -66,7 +66,6 @@ typedef struct TableSlot
 {
 	pg_atomic_uint64 gen;
 	pg_atomic_uint64 max_xid;	/* a FullTransactionId */
-	pg_atomic_uint64 verified_epoch;	/* epoch gen its trigger was last seen at */
 } TableSlot;
 
 typedef struct InvalShared
@@ -120,7 +119,6 @@ cache_inval_shmem_init(void)
 		pg_atomic_init_u64(&inval->slots[0].gen, 1);
 		pg_atomic_init_u64(&inval->slots[0].max_xid,
 						   U64FromFullTransactionId(FirstNormalFullTransactionId));
-		pg_atomic_init_u64(&inval->slots[0].verified_epoch, 0);
 	}
 	info.keysize = sizeof(SlotKey);
 	info.entrysize = sizeof(SlotHashEntry);
@@ -215,7 +213,6 @@ cache_slot_find(Oid dbid, Oid relid, bool create)
 		slot = &inval->slots[idx];
 		pg_atomic_init_u64(&slot->gen, 1);
 		pg_atomic_init_u64(&slot->max_xid, U64FromFullTransactionId(next) - 1);
-		pg_atomic_init_u64(&slot->verified_epoch, 0);
 		pg_write_barrier();		/* initialized before others can find it */
 		entry->idx = idx;
 	}
@@ -252,16 +249,54 @@ cache_slot_check_store(int idx, FullTransactionId xmin, uint64 *gen,
 	return FullTransactionIdPrecedes(*max_xid, xmin);
 }
 
-bool
-cache_slot_verified(int idx, uint64 epoch_gen)
+/*
+ * What the table's invalidation trigger watches (cache_trigger_coverage),
+ * as this backend last read it from the catalog, per DDL epoch: changing a
+ * trigger is DDL, so a reading at the current epoch is still true.  Kept
+ * per backend: a shared copy would need the epoch and the mask to change
+ * together.
+ */
+typedef struct CoverageEntry
 {
-	return pg_atomic_read_u64(&inval->slots[idx].verified_epoch) == epoch_gen;
+	int32		slot;
+	uint64		epoch_gen;
+	uint64		covered;
+} CoverageEntry;
+
+static HTAB *coverage_seen = NULL;
+
+bool
+cache_slot_coverage(int idx, uint64 epoch_gen, uint64 *covered)
+{
+	CoverageEntry *entry;
+
+	if (coverage_seen == NULL)
+		return false;
+	entry = hash_search(coverage_seen, &idx, HASH_FIND, NULL);
+	if (entry == NULL || entry->epoch_gen != epoch_gen)
+		return false;
+	*covered = entry->covered;
+	return true;
 }
 
 void
-cache_slot_set_verified(int idx, uint64 epoch_gen)
+cache_slot_set_coverage(int idx, uint64 epoch_gen, uint64 covered)
 {
-	pg_atomic_write_u64(&inval->slots[idx].verified_epoch, epoch_gen);
+	CoverageEntry *entry;
+
+	if (coverage_seen == NULL)
+	{
+		HASHCTL		info;
+
+		info.keysize = sizeof(int32);
+		info.entrysize = sizeof(CoverageEntry);
+		info.hcxt = TopMemoryContext;
+		coverage_seen = hash_create("perfopt cache trigger coverage", 64, &info,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	entry = hash_search(coverage_seen, &idx, HASH_ENTER, NULL);
+	entry->epoch_gen = epoch_gen;
+	entry->covered = covered;
 }
 
 /* Only atomics: also runs after the commit, where nothing may fail. */

@@ -342,8 +342,9 @@ serve_hit(CacheCandidate *c, QueryDesc *queryDesc)
 
 /*
  * Store the result of a miss if the protocol allows: every table it read
- * carries the trigger (checked in the catalog once per DDL epoch) and has
- * no writer that reached commit at or after the snapshot's xmin.
+ * carries the trigger (checked in the catalog once per DDL epoch), watching
+ * the updates of every column the statement reads, and has no writer that
+ * reached commit at or after the snapshot's xmin.
  */
 static const char *
 store_result(CacheCandidate *c, QueryDesc *queryDesc, CacheCapture *cap)
@@ -357,6 +358,7 @@ store_result(CacheCandidate *c, QueryDesc *queryDesc, CacheCapture *cap)
 	CacheBlobHeader hdr;
 	char	   *blob;
 	uint32		len;
+	uint64		covered;
 	int			i;
 
 	if (cache_capture_overflowed(cap))
@@ -377,12 +379,17 @@ store_result(CacheCandidate *c, QueryDesc *queryDesc, CacheCapture *cap)
 
 		if (slot < 0)
 			return "no room for a table slot";
-		if (!cache_slot_verified(slot, epoch))
+		if (!cache_slot_coverage(slot, epoch, &covered))
 		{
-			if (!cache_trigger_present(c->relids[i]))
+			covered = cache_trigger_coverage(c->relids[i]);
+			if (covered == 0)
 				return "a table it reads has no enabled invalidation trigger";
-			cache_slot_set_verified(slot, epoch);
+			cache_slot_set_coverage(slot, epoch, covered);
 		}
+		/* an UPDATE of a column the trigger does not watch fires nothing */
+		if (!(covered & CACHE_ALL_COLUMNS) &&
+			(cache_read_columns(queryDesc->plannedstmt->rtable, c->relids[i]) & ~covered) != 0)
+			return "it reads a column whose updates the table's invalidation trigger does not watch";
 		deps[ndeps++].slot = slot;
 	}
 
