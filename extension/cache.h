@@ -35,7 +35,20 @@ typedef enum CacheMode
  */
 #define CACHE_ALL_COLUMNS	UINT64CONST(1)
 
-/* at most this many tables behind one cached statement */
+/*
+ * A table's slots in cache_inval.c: the table slot, on which every entry
+ * reading the table depends, except entries restricted to one key value
+ * (cache_keys.c), which depend on the wide slot and that value's band.
+ */
+#define CACHE_SLOT_TABLE	0
+#define CACHE_SLOT_WIDE		1
+#define CACHE_KEY_BANDS		64
+#define CACHE_SLOT_BAND(attno, band) (2 + (int32) (attno) * CACHE_KEY_BANDS + (band))
+
+/*
+ * at most this many tables behind one cached statement; an entry depends on
+ * up to two slots per table, the global slot and the database's epoch
+ */
 #define CACHE_MAX_DEPS 32
 
 /*
@@ -115,11 +128,14 @@ extern Size cache_inval_shmem_size(void);
 extern void cache_inval_shmem_init(void);
 extern void cache_inval_install(void);
 extern int	cache_slot_find(Oid dbid, Oid relid, bool create);
+extern int	cache_slot_find_sub(Oid dbid, Oid relid, int32 sub, bool create);
 extern uint64 cache_slot_gen(int slot);
 extern bool cache_slot_check_store(int slot, FullTransactionId xmin, uint64 *gen,
 								   FullTransactionId *max_xid);
-extern bool cache_slot_coverage(int slot, uint64 epoch_gen, uint64 *covered);
-extern void cache_slot_set_coverage(int slot, uint64 epoch_gen, uint64 covered);
+extern bool cache_slot_coverage(int slot, uint64 epoch_gen, uint64 *covered,
+								uint64 *keyed);
+extern void cache_slot_set_coverage(int slot, uint64 epoch_gen, uint64 covered,
+									uint64 keyed);
 extern int	cache_epoch_slot(void);
 extern bool cache_xact_wrote(Oid relid);
 extern bool cache_xact_changed_anything(void);
@@ -131,9 +147,16 @@ extern bool cache_rules_none(void);
 extern bool cache_rules_lookup(uint64 queryid, const Oid *relids, int nrels,
 							   int64 *ttl_us);
 extern Oid	cache_trigger_function(void);
-extern uint64 cache_trigger_coverage(Oid relid);
+extern uint64 cache_trigger_coverage(Oid relid, uint64 *keyed);
 extern uint64 cache_read_columns(List *rtable, Oid relid);
 extern const char *cache_relation_refusal(Oid relid);
+
+/* cache_keys.c */
+extern Oid	cache_keys_trigger_function(void);
+extern int	cache_key_band(Oid type, Datum value);
+extern uint64 cache_plan_key_columns(PlannedStmt *stmt, Oid relid);
+extern bool cache_plan_key(PlannedStmt *stmt, ParamListInfo params, Oid relid,
+						   uint64 keyed, AttrNumber *attno, int *band);
 
 /* cache_shape.c */
 extern int	cache_shape_of(Query *query, bool *has_params, List **rtes);

@@ -27,7 +27,8 @@ BEGIN
     FOR changed IN
         SELECT DISTINCT CASE WHEN c.classid = 'pg_trigger'::regclass
                              THEN (SELECT g.tgrelid FROM pg_catalog.pg_trigger g
-                                    WHERE g.oid = c.objid AND g.tgname <> 'perfopt_cache_invalidate')
+                                    WHERE g.oid = c.objid
+                                      AND g.tgname NOT IN ('perfopt_cache_invalidate', 'perfopt_cache_keys'))
                              ELSE c.objid END
           FROM pg_event_trigger_ddl_commands() c
          WHERE (c.classid = 'pg_class'::regclass AND c.object_type = 'table')
