@@ -42,7 +42,7 @@ typedef enum CacheMode
  */
 #define CACHE_SLOT_TABLE	0
 #define CACHE_SLOT_WIDE		1
-#define CACHE_KEY_BANDS		64
+#define CACHE_KEY_BANDS		256
 #define CACHE_SLOT_BAND(attno, band) (2 + (int32) (attno) * CACHE_KEY_BANDS + (band))
 
 /*

@@ -48,8 +48,11 @@
 
 #include "cache.h"
 
-/* tables (with per-database epochs) perfopt can track; never shrinks */
-#define CACHE_MAX_SLOTS 8192
+/*
+ * slots of tables, their key bands and per-database epochs perfopt can
+ * track; never shrinks (about 60 bytes each)
+ */
+#define CACHE_MAX_SLOTS 32768
 /* tables one transaction can remember writing before it bumps its epoch */
 #define CACHE_MAX_WRITTEN 64
 
@@ -103,7 +106,7 @@ typedef struct WrittenTable
 	bool		wide;
 	int			nkeycols;
 	AttrNumber	keycol[CACHE_MAX_KEYCOLS];
-	uint64		bands[CACHE_MAX_KEYCOLS];	/* bit b: band b was written */
+	uint64		bands[CACHE_MAX_KEYCOLS][CACHE_KEY_BANDS / 64];	/* bit b: band b written */
 } WrittenTable;
 
 static WrittenTable written[CACHE_MAX_WRITTEN];
@@ -407,7 +410,7 @@ note_key(Oid relid, AttrNumber keycol, int band)
 		}
 		w->keycol[w->nkeycols++] = keycol;
 	}
-	w->bands[i] |= UINT64CONST(1) << band;
+	w->bands[i][band / 64] |= UINT64CONST(1) << (band % 64);
 }
 
 bool
@@ -521,7 +524,7 @@ add_table_bumps(WrittenTable *w)
 	}
 	for (k = 0; k < w->nkeycols; k++)
 		for (band = 0; band < CACHE_KEY_BANDS; band++)
-			if (w->bands[k] & (UINT64CONST(1) << band))
+			if (w->bands[k][band / 64] & (UINT64CONST(1) << (band % 64)))
 				add_bump(cache_slot_find_sub(MyDatabaseId, w->relid,
 											 CACHE_SLOT_BAND(w->keycol[k], band), true));
 }
