@@ -2,7 +2,8 @@
  * cache.h
  *		Declarations shared by the query-result cache files:
  *		cache_store.c (entries in shared memory), cache_inval.c (table
- *		generations, the invalidation trigger, commit-time bumps),
+ *		generations, the invalidation triggers, commit-time bumps),
+ *		cache_keys.c (results restricted to one key value),
  *		cache_rules.c (what the user asked to cache), cache_shape.c (which
  *		statements may be cached at all), cache_serve.c (the planner and
  *		executor hooks), cache_standin.c (hits answered by a stand-in plan)
