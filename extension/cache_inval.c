@@ -19,8 +19,8 @@
  *		depends on the slot of that value's band and on the table's wide
  *		slot instead of the table slot.  Every write bumps the table slot;
  *		a write whose rows the key trigger saw bumps the bands of the keys
- *		they had, any other write (TRUNCATE, a table without the key
- *		trigger) the wide slot.
+ *		they had; on a table with a key trigger, any other write (TRUNCATE,
+ *		the key trigger disabled) bumps the wide slot.
  *
  *		DDL (any utility statement that may change what a statement means)
  *		bumps the database's epoch slot, on which every entry depends, the
@@ -602,30 +602,40 @@ cache_inval_install(void)
 }
 
 /*
- * Did the row trigger see every row this statement wrote?  Only if it is
- * there, enabled ALWAYS and unconditional (the relcache's copy is the one
- * the executor fired row triggers from).
+ * Must this write bump the table's wide slot, on which its keyed entries
+ * depend?  Only where keyed entries can exist, i.e. the table has a key
+ * trigger (stores check it in the catalog; removing it is DDL, which drops
+ * keyed entries), and that trigger did not see every row: TRUNCATE, or a key
+ * trigger that is not enabled ALWAYS or has a WHEN condition.  The
+ * relcache's copy is the one the executor fired row triggers from.
  */
 static bool
-rows_keyed(Relation rel)
+write_is_wide(Relation rel, bool truncate)
 {
 	TriggerDesc *trigdesc = rel->trigdesc;
-	Oid			keys_fn = cache_keys_trigger_function();
+	Oid			keys_fn;
+	bool		has_key_trigger = false;
 	int			i;
 
-	if (trigdesc == NULL || !OidIsValid(keys_fn))
+	if (trigdesc == NULL)
+		return false;
+	keys_fn = cache_keys_trigger_function();
+	if (!OidIsValid(keys_fn))
 		return false;
 	for (i = 0; i < trigdesc->numtriggers; i++)
 	{
 		Trigger    *t = &trigdesc->triggers[i];
 
-		if (t->tgfoid == keys_fn && t->tgenabled == TRIGGER_FIRES_ALWAYS &&
-			t->tgqual == NULL && TRIGGER_FOR_ROW(t->tgtype) &&
-			TRIGGER_FOR_BEFORE(t->tgtype) && TRIGGER_FOR_INSERT(t->tgtype) &&
-			TRIGGER_FOR_UPDATE(t->tgtype) && TRIGGER_FOR_DELETE(t->tgtype))
-			return true;
+		if (t->tgfoid != keys_fn)
+			continue;
+		has_key_trigger = true;
+		if (!truncate && t->tgenabled == TRIGGER_FIRES_ALWAYS && t->tgqual == NULL &&
+			TRIGGER_FOR_ROW(t->tgtype) && TRIGGER_FOR_BEFORE(t->tgtype) &&
+			TRIGGER_FOR_INSERT(t->tgtype) && TRIGGER_FOR_UPDATE(t->tgtype) &&
+			TRIGGER_FOR_DELETE(t->tgtype))
+			return false;
 	}
-	return false;
+	return has_key_trigger;
 }
 
 /*
@@ -644,8 +654,8 @@ perfopt_cache_invalidate(PG_FUNCTION_ARGS)
 				 errmsg("perfopt._cache_invalidate() must be called as a trigger"),
 				 errhint("perfopt.cache_query() and perfopt.cache_table() create the triggers that call it.")));
 	note_write(RelationGetRelid(trigdata->tg_relation),
-			   TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event) ||
-			   !rows_keyed(trigdata->tg_relation));
+			   write_is_wide(trigdata->tg_relation,
+							 TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event)));
 	return PointerGetDatum(NULL);
 }
 
