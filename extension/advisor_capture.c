@@ -52,6 +52,16 @@
 #define ADVISOR_TRANCHE "perfopt_advisor"
 /* runs of one statement closer together than this are one burst */
 #define BURST_GAP_MS 100
+
+/*
+ * TimestampDifferenceExceeds(last, now, BURST_GAP_MS), inline: it is asked
+ * at the end of every statement.
+ */
+static inline bool
+burst_gap_passed(TimestampTz last, TimestampTz now)
+{
+	return now - last >= (TimestampTz) BURST_GAP_MS * 1000;
+}
 #define LOCAL_BURST_MAX 4096
 /* a run this long is an N+1 pattern for sure: it is not counted further */
 #define BURST_SATURATED 1024
@@ -265,7 +275,7 @@ count_burst(uint64 queryid, uint32 h, int64 *burst)
 	same_run = found &&
 		((b->lxid == MyProc->lxid && IsTransactionBlock()) ||
 		 (last_queryid == queryid &&
-		  !TimestampDifferenceExceeds(b->last, now, BURST_GAP_MS)));
+		  !burst_gap_passed(b->last, now)));
 	last_queryid = queryid;
 	if (!found)
 	{
@@ -339,7 +349,7 @@ capture_end(QueryDesc *queryDesc)
 		TimestampTz now = GetCurrentStatementStartTimestamp();
 
 		if ((b->lxid == MyProc->lxid && IsTransactionBlock()) ||
-			!TimestampDifferenceExceeds(b->last, now, BURST_GAP_MS))
+			!burst_gap_passed(b->last, now))
 		{
 			b->lxid = MyProc->lxid;
 			b->last = now;

@@ -16,6 +16,7 @@
 #include "lib/stringinfo.h"
 #include "executor/execdesc.h"
 #include "nodes/plannodes.h"
+#include "port/atomics.h"
 #include "storage/spin.h"
 #include "utils/timestamp.h"
 
@@ -109,7 +110,13 @@ extern int	perfopt_cache_max_entry_size;
 extern Size cache_store_shmem_size(void);
 extern void cache_store_shmem_init(void);
 extern void cache_store_request_lock(void);
-extern bool cache_store_ready(void);
+/* set once shared memory is attached; inline, asked by every statement */
+extern bool cache_store_attached;
+static inline bool
+cache_store_ready(void)
+{
+	return cache_store_attached;
+}
 extern bool cache_store_lookup(Oid dbid, Oid userid, uint64 keyhash,
 							   const char *keydata, uint32 keylen,
 							   char **blob, uint32 *bloblen);
@@ -131,6 +138,7 @@ extern void cache_inval_install(void);
 extern int	cache_slot_find(Oid dbid, Oid relid, bool create);
 extern int	cache_slot_find_sub(Oid dbid, Oid relid, int32 sub, bool create);
 extern uint64 cache_slot_gen(int slot);
+extern pg_atomic_uint64 *cache_slot_gen_ptr(int slot);
 extern bool cache_slot_check_store(int slot, FullTransactionId xmin, uint64 *gen,
 								   FullTransactionId *max_xid);
 extern bool cache_slot_coverage(int slot, uint64 epoch_gen, uint64 *covered,

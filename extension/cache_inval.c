@@ -276,6 +276,13 @@ cache_slot_gen(int idx)
 	return pg_atomic_read_u64(&inval->slots[idx].gen);
 }
 
+/* Where a slot's generation lives: slots never move nor change tables. */
+pg_atomic_uint64 *
+cache_slot_gen_ptr(int idx)
+{
+	return &inval->slots[idx].gen;
+}
+
 /*
  * May a result computed under a snapshot with this xmin be stored as
  * current?  Only if every writer that reached commit is older than xmin,
@@ -573,6 +580,17 @@ cache_xact_callback(XactEvent event, void *arg)
 
 	if (!inval)
 		return;
+
+	/*
+	 * Most transactions wrote no table with a trigger and ran no DDL: there
+	 * is nothing to bump nor to reset, whatever the event.  A logical
+	 * replication apply worker always takes the long way (see
+	 * bump_before_commit).
+	 */
+	if (nwritten == 0 && nbumped == 0 && !did_ddl && !written_overflow &&
+		!FullTransactionIdIsValid(bump_xid) && !IsLogicalWorker())
+		return;
+
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:

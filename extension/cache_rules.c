@@ -66,6 +66,14 @@ static uint64 rules_seen = 0;
 static Oid	rules_db = InvalidOid;
 static Oid	rules_relid = InvalidOid;
 static int	rules_slot = -1;
+
+/*
+ * The generations of the epoch slot and of the rules table's slot, read
+ * where they live (set by refresh_rules_moved; NULL until known, rules_gen
+ * also while the rules table does not exist).
+ */
+static pg_atomic_uint64 *epoch_gen = NULL;
+static pg_atomic_uint64 *rules_gen = NULL;
 static Oid	trigger_fn = InvalidOid;
 static bool no_rules = true;	/* both hashes empty */
 
@@ -174,18 +182,12 @@ load_rules(void)
  * read before the snapshot is taken: a rule change committing later bumps
  * them again (at COMMIT) and the next statement reloads.
  */
-static void
-refresh_rules(void)
+static pg_noinline void
+refresh_rules_moved(void)
 {
 	static int	epoch_slot = -1;	/* this backend's database never changes */
 	uint64		epoch;
 	uint64		gen = 0;
-
-	/* the common case, at every statement: nothing moved */
-	if (epoch_slot >= 0 && rules_db == MyDatabaseId &&
-		cache_slot_gen(epoch_slot) == epoch_seen &&
-		(rules_slot < 0 || cache_slot_gen(rules_slot) == rules_seen))
-		return;
 
 	/*
 	 * Reading the rules takes a fresh snapshot, which parallel mode forbids;
@@ -196,6 +198,7 @@ refresh_rules(void)
 		return;
 	if (epoch_slot < 0 && (epoch_slot = cache_epoch_slot()) < 0)
 		return;
+	epoch_gen = cache_slot_gen_ptr(epoch_slot);
 	epoch = cache_slot_gen(epoch_slot);
 	if (epoch != epoch_seen || rules_db != MyDatabaseId)
 	{
@@ -204,6 +207,7 @@ refresh_rules(void)
 		rules_db = MyDatabaseId;
 		rules_relid = OidIsValid(nsp) ? get_relname_relid("cache_rule_defs", nsp) : InvalidOid;
 		rules_slot = OidIsValid(rules_relid) ? cache_slot_find(MyDatabaseId, rules_relid, true) : -1;
+		rules_gen = rules_slot >= 0 ? cache_slot_gen_ptr(rules_slot) : NULL;
 		trigger_fn = InvalidOid;
 		if (OidIsValid(nsp))
 			trigger_fn = LookupFuncName(list_make2(makeString("perfopt"),
@@ -221,6 +225,17 @@ refresh_rules(void)
 		load_rules();
 		rules_seen = gen;
 	}
+}
+
+static inline void
+refresh_rules(void)
+{
+	/* the common case, at every statement: nothing moved */
+	if (epoch_gen != NULL && rules_db == MyDatabaseId &&
+		pg_atomic_read_u64(epoch_gen) == epoch_seen &&
+		(rules_gen == NULL || pg_atomic_read_u64(rules_gen) == rules_seen))
+		return;
+	refresh_rules_moved();
 }
 
 /*

@@ -65,40 +65,57 @@ const char *cache_last_outcome = NULL;
 const char *cache_prev_outcome = NULL;
 
 static PlannedStmt *
-cache_planner(Query *parse, const char *query_string, int cursorOptions,
-			  ParamListInfo boundParams)
+plan_chained(Query *parse, const char *query_string, int cursorOptions,
+			 ParamListInfo boundParams)
+{
+	if (prev_planner)
+		return prev_planner(parse, query_string, cursorOptions, boundParams);
+	return standard_planner(parse, query_string, cursorOptions, boundParams);
+}
+
+/*
+ * Planning while some rule exists.  Kept out of cache_planner so that the
+ * statements planned without any rule, every one of them when caching is
+ * not used, pay for no more than the test that sends them on.
+ */
+static pg_noinline PlannedStmt *
+plan_with_rules(Query *parse, const char *query_string, int cursorOptions,
+				ParamListInfo boundParams)
 {
 	PlannedStmt *result;
-	int			shape = 0;
+	int			shape;
 	bool		has_params = false;
 	bool		looked = false;
 	List	   *rtes = NIL;
 
-	/*
-	 * Before planning, which rewrites the tree it is given.  Without any rule
-	 * nothing can be cached, so every statement would pay for the walk for
-	 * nothing; a plan made then lacks the bits and is simply never cached.
-	 * Creating the first rule installs triggers, whose relcache invalidation
-	 * replans the statements on those tables.
-	 */
-	if (cache_store_ready() && perfopt_cache_mode != CACHE_MODE_OFF &&
-		!IsInParallelMode() && !cache_rules_none())
-	{
-		shape = cache_shape_of(parse, &has_params, &rtes);
-		result = cache_standin_plan(parse, query_string, cursorOptions, boundParams,
-									shape, has_params, rtes, &looked);
-		if (result)
-			return result;
-	}
+	/* before planning, which rewrites the tree it is given */
+	shape = cache_shape_of(parse, &has_params, &rtes);
+	result = cache_standin_plan(parse, query_string, cursorOptions, boundParams,
+								shape, has_params, rtes, &looked);
+	if (result)
+		return result;
 
-	if (prev_planner)
-		result = prev_planner(parse, query_string, cursorOptions, boundParams);
-	else
-		result = standard_planner(parse, query_string, cursorOptions, boundParams);
+	result = plan_chained(parse, query_string, cursorOptions, boundParams);
 	result->jitFlags |= shape;
 	if (looked)
 		cache_standin_note_miss(result);
 	return result;
+}
+
+/*
+ * Without any rule nothing can be cached, so every statement would pay for
+ * the walk of its tree for nothing; a plan made then lacks the bits and is
+ * simply never cached.  Creating the first rule installs triggers, whose
+ * relcache invalidation replans the statements on those tables.
+ */
+static PlannedStmt *
+cache_planner(Query *parse, const char *query_string, int cursorOptions,
+			  ParamListInfo boundParams)
+{
+	if (cache_store_ready() && perfopt_cache_mode != CACHE_MODE_OFF &&
+		!IsInParallelMode() && !cache_rules_none())
+		return plan_with_rules(parse, query_string, cursorOptions, boundParams);
+	return plan_chained(parse, query_string, cursorOptions, boundParams);
 }
 
 /*
@@ -330,11 +347,13 @@ serve_hit(CacheCandidate *c, QueryDesc *queryDesc)
 	old = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
 	if (queryDesc->totaltime)
 		InstrStartNode(queryDesc->totaltime);
+	perfopt_measure_begin(queryDesc);	/* the statistics' own timer */
 	queryDesc->already_executed = true;
 	n = cache_blob_send(queryDesc, hdr, tuples);
 	queryDesc->estate->es_processed = n;
 	if (queryDesc->totaltime)
 		InstrStopNode(queryDesc->totaltime, n);
+	perfopt_measure_end(queryDesc);
 	MemoryContextSwitchTo(old);
 	pfree(blob);
 	return true;
@@ -494,9 +513,14 @@ cache_ExecutorEnd(QueryDesc *queryDesc)
 		standard_ExecutorEnd(queryDesc);
 }
 
-static void
-cache_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
-				  bool execute_once)
+/*
+ * A plan the planner hook marked: served from the cache, or run and its
+ * result stored.  Apart from cache_ExecutorRun, whose common case (an
+ * unmarked plan) then needs neither this frame nor its PG_TRY.
+ */
+static pg_noinline void
+run_marked(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+		   bool execute_once)
 {
 	CacheCandidate c;
 	CacheCapture *cap;
@@ -504,18 +528,6 @@ cache_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	instr_time	duration;
 	uint64		queryid = queryDesc->plannedstmt->queryId;
 
-	if (cache_nesting == 0 || cache_nesting == cache_warm_level)
-	{
-		cache_prev_outcome = cache_last_outcome;
-		cache_last_outcome = NULL;
-	}
-	/* not marked by the planner hook: never cached, say why and run it */
-	if ((queryDesc->plannedstmt->jitFlags & (CACHE_SHAPE_CACHEABLE | CACHE_STANDIN_PLAN)) == 0)
-	{
-		cache_last_outcome = unmarked_refusal();
-		run_chained(queryDesc, direction, count, execute_once);
-		return;
-	}
 	if (cache_standin_run(queryDesc, direction, count))
 		return;
 	if (!cache_examine(queryDesc, queryDesc->tupDesc && cache_tupdesc_ok(queryDesc->tupDesc),
@@ -556,6 +568,25 @@ cache_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	INSTR_TIME_SUBTRACT(duration, start);
 	cache_store_count(queryid, false, INSTR_TIME_GET_MILLISEC(duration));
 	stats_store_count_cache(queryid, false);
+}
+
+static void
+cache_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+				  bool execute_once)
+{
+	if (cache_nesting == 0 || cache_nesting == cache_warm_level)
+	{
+		cache_prev_outcome = cache_last_outcome;
+		cache_last_outcome = NULL;
+	}
+	/* not marked by the planner hook: never cached, say why and run it */
+	if ((queryDesc->plannedstmt->jitFlags & (CACHE_SHAPE_CACHEABLE | CACHE_STANDIN_PLAN)) == 0)
+	{
+		cache_last_outcome = unmarked_refusal();
+		run_chained(queryDesc, direction, count, execute_once);
+		return;
+	}
+	run_marked(queryDesc, direction, count, execute_once);
 }
 
 /*

@@ -95,6 +95,7 @@ typedef struct StoreShared
 } StoreShared;
 
 static StoreShared *store = NULL;
+bool		cache_store_attached = false;
 static int32 *chunk_next = NULL;
 static char *chunk_data = NULL;
 static CacheEntry *entries = NULL;
@@ -199,13 +200,9 @@ cache_store_shmem_init(void)
 	stmt_hash = ShmemInitHash("perfopt cache statements", CACHE_MAX_STMTS,
 							  CACHE_MAX_STMTS, &info, HASH_ELEM | HASH_BLOBS);
 	cache_inval_shmem_init();
+	cache_store_attached = true;
 }
 
-bool
-cache_store_ready(void)
-{
-	return store != NULL;
-}
 
 #define add_total(field, n) pg_atomic_fetch_add_u64(&store->totals.field, (n))
 

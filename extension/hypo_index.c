@@ -406,18 +406,11 @@ is_stale(HypoIndex *h)
 	return false;
 }
 
-static void
-hypo_get_relation_info(PlannerInfo *root, Oid relationObjectId, bool inhparent,
-					   RelOptInfo *rel)
+static pg_noinline void
+add_hypothetical_indexes(PlannerInfo *root, Oid relationObjectId, RelOptInfo *rel)
 {
 	ListCell   *lc;
 
-	if (prev_get_relation_info_hook)
-		prev_get_relation_info_hook(root, relationObjectId, inhparent, rel);
-
-	/* an inheritance parent's own rows are planned as a separate child rel */
-	if (inhparent)
-		return;
 	foreach(lc, active_indexes)
 	{
 		HypoIndex  *h = (HypoIndex *) lfirst(lc);
@@ -425,6 +418,19 @@ hypo_get_relation_info(PlannerInfo *root, Oid relationObjectId, bool inhparent,
 		if (h->relid == relationObjectId && !is_stale(h))
 			rel->indexlist = lappend(rel->indexlist, make_index_info(root, rel, h));
 	}
+}
+
+/* Every relation of every plan passes here; almost always there is none. */
+static void
+hypo_get_relation_info(PlannerInfo *root, Oid relationObjectId, bool inhparent,
+					   RelOptInfo *rel)
+{
+	if (prev_get_relation_info_hook)
+		prev_get_relation_info_hook(root, relationObjectId, inhparent, rel);
+
+	/* an inheritance parent's own rows are planned as a separate child rel */
+	if (!inhparent && active_indexes != NIL)
+		add_hypothetical_indexes(root, relationObjectId, rel);
 }
 
 static const char *

@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "access/parallel.h"
+#include "access/xact.h"
 #include "executor/executor.h"
 #include "executor/instrument.h"
 #include "fmgr.h"
@@ -17,6 +18,7 @@
 #include "parser/analyze.h"
 #include "portability/instr_time.h"
 #include "tcop/utility.h"
+#include "utils/memutils.h"
 #include "utils/queryjumble.h"
 
 #include "advisor.h"
@@ -42,11 +44,34 @@ static ProcessUtility_hook_type prev_ProcessUtility = NULL;
  * How deeply statements are nested: the executor levels (ExecutorRun and
  * ExecutorFinish), shared with the result cache so that one wrapper keeps
  * them, and for statistics the planner and utility commands on top.
+ *
+ * The executor and planner levels are raised and lowered around the call
+ * without a PG_TRY block, which would cost a sigsetjmp per hook on every
+ * statement.  An error that leaves them raised is always recovered from by
+ * aborting a subtransaction or the transaction: the abort puts them back to
+ * what they were when the subtransaction started (level_subxact_callback),
+ * or to zero (level_xact_callback), since no executor or planner of this
+ * backend is running when a whole transaction ends (a procedure's COMMIT and
+ * ROLLBACK are refused inside one).  Utility commands, rarer and costlier,
+ * keep their PG_TRY (perfopt_utility_nested).
  */
 int			perfopt_exec_level = 0;
+static int	plan_level = 0;
 static int	other_level = 0;
 
-#define nesting_level (perfopt_exec_level + other_level)
+#define nesting_level (perfopt_exec_level + plan_level + other_level)
+
+/* the levels at the start of each open subtransaction, innermost last */
+typedef struct SubxactLevels
+{
+	SubTransactionId subid;
+	int			exec_level;
+	int			plan_level;
+} SubxactLevels;
+
+static SubxactLevels *subxact_levels = NULL;
+static int	n_subxact_levels = 0;
+static int	max_subxact_levels = 0;
 
 /*
  * Planning time waiting to be added to its statement's row.  Planning is
@@ -64,6 +89,123 @@ static double pending_plan_ms = 0.0;
 	  (perfopt_track == PERFOPT_TRACK_TOP && (level) == 0)))
 
 #define slow_capture_enabled() (perfopt_slow_query_threshold >= 0)
+
+/*
+ * How long one tracked execution ran and which buffers it touched.  perfopt
+ * keeps this itself rather than through queryDesc->totaltime: an
+ * Instrumentation node costs a zeroed allocation, a copy of every buffer and
+ * WAL counter at each start and a difference of all of them at each stop,
+ * while the statistics and the slow log need the time and six buffer
+ * counters.  As with totaltime, only ExecutorRun and ExecutorFinish count,
+ * so a cursor's idle time between fetches is not execution time.
+ *
+ * A measure lives in the execution's es_query_cxt and is found by its
+ * QueryDesc in a short backend-local list, newest first (usually one entry:
+ * the statement running now).  The context's reset callback unlinks it,
+ * which covers ExecutorEnd and every error path alike.
+ */
+typedef struct ExecMeasure
+{
+	QueryDesc  *queryDesc;
+	struct ExecMeasure *next;
+	instr_time	total;			/* summed over the finished intervals */
+	instr_time	started;		/* start of the interval running now */
+	ExecBuffers bufs;			/* summed like total */
+	ExecBuffers bufs_start;
+	MemoryContextCallback forget;
+} ExecMeasure;
+
+static ExecMeasure *measures = NULL;
+
+/*
+ * One measure kept ready, so that the usual execution, one at a time, does
+ * not allocate one; it is taken back when its context goes.
+ */
+static ExecMeasure spare_measure;
+static bool spare_in_use = false;
+
+static inline ExecMeasure *
+find_measure(QueryDesc *queryDesc)
+{
+	for (ExecMeasure *m = measures; m != NULL; m = m->next)
+		if (m->queryDesc == queryDesc)
+			return m;
+	return NULL;
+}
+
+static void
+forget_measure(void *arg)
+{
+	ExecMeasure *gone = (ExecMeasure *) arg;
+
+	for (ExecMeasure **p = &measures; *p != NULL; p = &(*p)->next)
+	{
+		if (*p == gone)
+		{
+			*p = gone->next;
+			break;
+		}
+	}
+	if (gone == &spare_measure)
+		spare_in_use = false;
+}
+
+static inline void
+read_buffers(ExecBuffers *b)
+{
+	b->shared_blks_hit = pgBufferUsage.shared_blks_hit;
+	b->shared_blks_read = pgBufferUsage.shared_blks_read;
+	b->shared_blks_dirtied = pgBufferUsage.shared_blks_dirtied;
+	b->shared_blks_written = pgBufferUsage.shared_blks_written;
+	b->temp_blks_read = pgBufferUsage.temp_blks_read;
+	b->temp_blks_written = pgBufferUsage.temp_blks_written;
+}
+
+static inline void
+measure_start(ExecMeasure *m)
+{
+	INSTR_TIME_SET_CURRENT(m->started);
+	read_buffers(&m->bufs_start);
+}
+
+static inline void
+measure_stop(ExecMeasure *m)
+{
+	instr_time	now;
+	ExecBuffers *b = &m->bufs;
+	const ExecBuffers *s = &m->bufs_start;
+
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_ACCUM_DIFF(m->total, now, m->started);
+	b->shared_blks_hit += pgBufferUsage.shared_blks_hit - s->shared_blks_hit;
+	b->shared_blks_read += pgBufferUsage.shared_blks_read - s->shared_blks_read;
+	b->shared_blks_dirtied += pgBufferUsage.shared_blks_dirtied - s->shared_blks_dirtied;
+	b->shared_blks_written += pgBufferUsage.shared_blks_written - s->shared_blks_written;
+	b->temp_blks_read += pgBufferUsage.temp_blks_read - s->temp_blks_read;
+	b->temp_blks_written += pgBufferUsage.temp_blks_written - s->temp_blks_written;
+}
+
+/*
+ * For the result cache, which answers a hit in its own ExecutorRun hook
+ * (before perfopt's): the hit's time and buffers count as the execution.
+ */
+void
+perfopt_measure_begin(QueryDesc *queryDesc)
+{
+	ExecMeasure *m = measures ? find_measure(queryDesc) : NULL;
+
+	if (m)
+		measure_start(m);
+}
+
+void
+perfopt_measure_end(QueryDesc *queryDesc)
+{
+	ExecMeasure *m = measures ? find_measure(queryDesc) : NULL;
+
+	if (m)
+		measure_stop(m);
+}
 
 static void
 flush_pending_plan(void)
@@ -109,25 +251,19 @@ perfopt_planner(Query *parse, const char *query_string, int cursorOptions,
 	if (measure)
 		INSTR_TIME_SET_CURRENT(start);
 
-	other_level++;
-	PG_TRY();
-	{
-		if (prev_planner_hook)
-			result = prev_planner_hook(parse, query_string, cursorOptions, boundParams);
-		else
-			result = standard_planner(parse, query_string, cursorOptions, boundParams);
-	}
-	PG_FINALLY();
-	{
-		other_level--;
-	}
-	PG_END_TRY();
+	/* an error leaves plan_level raised: see level_subxact_callback */
+	plan_level++;
+	if (prev_planner_hook)
+		result = prev_planner_hook(parse, query_string, cursorOptions, boundParams);
+	else
+		result = standard_planner(parse, query_string, cursorOptions, boundParams);
+	plan_level--;
 
 	if (measure)
 	{
 		INSTR_TIME_SET_CURRENT(duration);
 		INSTR_TIME_SUBTRACT(duration, start);
-		if (pending_plan_queryid != parse->queryId)
+		if (pending_plan_queryid != 0 && pending_plan_queryid != parse->queryId)
 			flush_pending_plan();
 		pending_plan_queryid = parse->queryId;
 		pending_plan_ms += INSTR_TIME_GET_MILLISEC(duration);
@@ -135,7 +271,7 @@ perfopt_planner(Query *parse, const char *query_string, int cursorOptions,
 	return result;
 }
 
-static bool
+static inline bool
 statement_tracked(QueryDesc *queryDesc)
 {
 	return stats_store_ready() &&
@@ -160,85 +296,144 @@ perfopt_ExecutorStart(QueryDesc *queryDesc, int eflags)
 		standard_ExecutorStart(queryDesc, eflags);
 
 	/* one timer and buffer counter around the whole execution */
-	if (tracked && queryDesc->totaltime == NULL)
+	if (tracked)
 	{
-		MemoryContext oldcxt = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
+		ExecMeasure *m;
 
-		queryDesc->totaltime = InstrAlloc(1, INSTRUMENT_ALL, false);
-		MemoryContextSwitchTo(oldcxt);
+		if (!spare_in_use)
+		{
+			m = &spare_measure;
+			spare_in_use = true;
+		}
+		else
+			m = MemoryContextAlloc(queryDesc->estate->es_query_cxt, sizeof(ExecMeasure));
+		m->queryDesc = queryDesc;
+		INSTR_TIME_SET_ZERO(m->total);
+		memset(&m->bufs, 0, sizeof(m->bufs));
+		m->forget.func = forget_measure;
+		m->forget.arg = m;
+		MemoryContextRegisterResetCallback(queryDesc->estate->es_query_cxt, &m->forget);
+		m->next = measures;
+		measures = m;
 	}
 }
 
 /*
- * Each capability that tells top-level statements from nested ones counts
- * its own depth (their rules differ: EXPLAIN ANALYZE nests for statistics,
- * not for the cache), through these two.
+ * The levels after an error.  Whoever catches an error and goes on (PL/pgSQL's
+ * EXCEPTION blocks, the other procedural languages, SAVEPOINT) rolls back a
+ * subtransaction, and everything else aborts the transaction.
  */
-void
-perfopt_run_nested(int *level, ExecutorRun_hook_type prev, QueryDesc *queryDesc,
-				   ScanDirection direction, uint64 count, bool execute_once)
+static void
+level_xact_callback(XactEvent event, void *arg)
 {
-	(*level)++;
-	PG_TRY();
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
 	{
-		if (prev)
-			prev(queryDesc, direction, count, execute_once);
-		else
-			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+		perfopt_exec_level = 0;
+		plan_level = 0;
 	}
-	PG_FINALLY();
-	{
-		(*level)--;
-	}
-	PG_END_TRY();
+	/* every subtransaction has ended by now */
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_PREPARE)
+		n_subxact_levels = 0;
 }
 
-void
-perfopt_finish_nested(int *level, ExecutorFinish_hook_type prev, QueryDesc *queryDesc)
+static void
+level_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
 {
-	(*level)++;
-	PG_TRY();
+	switch (event)
 	{
-		if (prev)
-			prev(queryDesc);
-		else
-			standard_ExecutorFinish(queryDesc);
+		case SUBXACT_EVENT_START_SUB:
+			if (n_subxact_levels == max_subxact_levels)
+			{
+				int			n = Max(16, max_subxact_levels * 2);
+
+				subxact_levels = subxact_levels == NULL ?
+					MemoryContextAlloc(TopMemoryContext, n * sizeof(SubxactLevels)) :
+					repalloc(subxact_levels, n * sizeof(SubxactLevels));
+				max_subxact_levels = n;
+			}
+			subxact_levels[n_subxact_levels].subid = mySubid;
+			subxact_levels[n_subxact_levels].exec_level = perfopt_exec_level;
+			subxact_levels[n_subxact_levels].plan_level = plan_level;
+			n_subxact_levels++;
+			break;
+		case SUBXACT_EVENT_COMMIT_SUB:
+		case SUBXACT_EVENT_ABORT_SUB:
+			/* subtransactions end innermost first; search all the same */
+			for (int i = n_subxact_levels - 1; i >= 0; i--)
+			{
+				if (subxact_levels[i].subid != mySubid)
+					continue;
+				if (event == SUBXACT_EVENT_ABORT_SUB)
+				{
+					perfopt_exec_level = subxact_levels[i].exec_level;
+					plan_level = subxact_levels[i].plan_level;
+				}
+				n_subxact_levels = i;
+				break;
+			}
+			break;
+		default:
+			break;
 	}
-	PG_FINALLY();
-	{
-		(*level)--;
-	}
-	PG_END_TRY();
 }
 
+/*
+ * An error thrown out of the executor leaves a measure started; nothing
+ * reads it then, as the execution ends without ExecutorEnd's accounting.
+ */
 static void
 perfopt_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 					bool execute_once)
 {
-	perfopt_run_nested(&perfopt_exec_level, prev_ExecutorRun, queryDesc, direction,
-					   count, execute_once);
+	ExecMeasure *m = measures ? find_measure(queryDesc) : NULL;
+
+	if (m)
+		measure_start(m);
+	/* an error leaves the level raised: see level_subxact_callback */
+	perfopt_exec_level++;
+	if (prev_ExecutorRun)
+		prev_ExecutorRun(queryDesc, direction, count, execute_once);
+	else
+		standard_ExecutorRun(queryDesc, direction, count, execute_once);
+	perfopt_exec_level--;
+	if (m)
+		measure_stop(m);
 }
 
 static void
 perfopt_ExecutorFinish(QueryDesc *queryDesc)
 {
-	perfopt_finish_nested(&perfopt_exec_level, prev_ExecutorFinish, queryDesc);
+	ExecMeasure *m = measures ? find_measure(queryDesc) : NULL;
+
+	if (m)
+		measure_start(m);
+	perfopt_exec_level++;
+	if (prev_ExecutorFinish)
+		prev_ExecutorFinish(queryDesc);
+	else
+		standard_ExecutorFinish(queryDesc);
+	perfopt_exec_level--;
+	if (m)
+		measure_stop(m);
 }
 
 static void
 perfopt_ExecutorEnd(QueryDesc *queryDesc)
 {
-	if (queryDesc->totaltime && statement_tracked(queryDesc))
+	ExecMeasure *m = measures ? find_measure(queryDesc) : NULL;
+
+	if (m && statement_tracked(queryDesc))
 	{
 		uint64		queryid = queryDesc->plannedstmt->queryId;
 		StatsSample sample = {0};
 
-		/* the timer must be stopped before it can be read */
-		InstrEndLoop(queryDesc->totaltime);
-		sample.exec_ms = queryDesc->totaltime->total * 1000.0;
+		sample.exec_ms = INSTR_TIME_GET_MILLISEC(m->total);
 		sample.calls = 1;
 		sample.rows = queryDesc->estate->es_processed;
-		sample.bufusage = &queryDesc->totaltime->bufusage;
+		sample.bufusage = &m->bufs;
 		if (pending_plan_queryid == queryid)
 		{
 			sample.plan_ms = pending_plan_ms;
@@ -246,7 +441,7 @@ perfopt_ExecutorEnd(QueryDesc *queryDesc)
 			pending_plan_queryid = 0;
 			pending_plan_ms = 0.0;
 		}
-		else
+		else if (pending_plan_queryid != 0)
 			flush_pending_plan();
 
 		stats_store_record(queryid, queryDesc->sourceText,
@@ -254,7 +449,7 @@ perfopt_ExecutorEnd(QueryDesc *queryDesc)
 						   queryDesc->plannedstmt->stmt_len, &sample);
 
 		if (slow_capture_enabled() && sample.exec_ms >= perfopt_slow_query_threshold)
-			slowlog_capture(queryDesc, sample.exec_ms);
+			slowlog_capture(queryDesc, sample.exec_ms, &m->bufs);
 	}
 
 	if (prev_ExecutorEnd)
@@ -279,7 +474,12 @@ perfopt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 						   context, params, queryEnv, dest, qc);
 }
 
-/* A utility command, one level deeper when it nests (see perfopt_run_nested). */
+/*
+ * A utility command, one level deeper when it nests.  Each capability that
+ * tells top-level statements from nested ones counts its own depth here
+ * (their rules differ: EXPLAIN ANALYZE nests for statistics, not for the
+ * cache).
+ */
 void
 perfopt_utility_nested(int *level, bool nests, ProcessUtility_hook_type prev,
 					   PlannedStmt *pstmt, const char *queryString,
@@ -333,6 +533,8 @@ _PG_init(void)
 	ExecutorEnd_hook = perfopt_ExecutorEnd;
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = perfopt_ProcessUtility;
+	RegisterXactCallback(level_xact_callback, NULL);
+	RegisterSubXactCallback(level_subxact_callback, NULL);
 
 	advisor_install_hooks();	/* index advisor: planner and capture hooks */
 	cache_install_hooks();		/* result cache: runs first, chains to the above */

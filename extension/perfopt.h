@@ -20,12 +20,14 @@ extern void perfopt_require_preload(void);
  */
 extern int	perfopt_exec_level;
 
-/* the executor one level deeper, *level kept right even on error (perfopt.c) */
-extern void perfopt_run_nested(int *level, ExecutorRun_hook_type prev,
-							   QueryDesc *queryDesc, ScanDirection direction,
-							   uint64 count, bool execute_once);
-extern void perfopt_finish_nested(int *level, ExecutorFinish_hook_type prev,
-								  QueryDesc *queryDesc);
+/*
+ * The result cache answers a hit before perfopt's ExecutorRun hook runs:
+ * around the hit, these count its time and buffers as the execution's.
+ */
+extern void perfopt_measure_begin(QueryDesc *queryDesc);
+extern void perfopt_measure_end(QueryDesc *queryDesc);
+
+/* a utility command one level deeper, *level kept right even on error (perfopt.c) */
 extern void perfopt_utility_nested(int *level, bool nests, ProcessUtility_hook_type prev,
 								   PlannedStmt *pstmt, const char *queryString,
 								   bool readOnlyTree, ProcessUtilityContext context,

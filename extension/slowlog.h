@@ -8,6 +8,8 @@
 #include "executor/execdesc.h"
 #include "utils/timestamp.h"
 
+#include "stats_store.h"		/* ExecBuffers */
+
 /* Fixed part of a captured slow query; its four texts follow it. */
 typedef struct SlowQueryHeader
 {
@@ -49,7 +51,9 @@ extern void slowlog_shmem_init(void);
 extern void slowlog_request_lock(void);
 extern bool slowlog_ready(void);
 
-extern void slowlog_capture(QueryDesc *queryDesc, double duration_ms);
+/* b: the execution's buffer counters, as perfopt.c measured them */
+extern void slowlog_capture(QueryDesc *queryDesc, double duration_ms,
+							const ExecBuffers *b);
 extern SlowQuery *slowlog_snapshot(int *count);
 extern void slowlog_reset(void);
 

@@ -57,6 +57,19 @@ typedef struct StatsShared
 
 static StatsShared *shared = NULL;
 static HTAB *stats_hash = NULL;
+bool		stats_store_attached = false;
+
+/*
+ * The row this backend added to last, so that a statement run again and
+ * again (the common case) skips hashing its key and probing the shared
+ * table.  The pointer stays good while no row has been removed: removals
+ * happen only under the exclusive lock and move shared->generation, which
+ * is compared under the shared lock before the pointer is used (dynahash
+ * never moves an element while it lives).
+ */
+static StatsEntry *last_entry = NULL;
+static StatsKey last_key;
+static uint64 last_generation;
 
 /*
  * Statements this backend knows to have a row, so that parse analysis of a
@@ -78,6 +91,7 @@ static bool
 known_to_exist(const StatsKey *key)
 {
 	uint64		generation = pg_atomic_read_u64(&shared->generation);
+	const StatsKey *slot;
 
 	if (generation != known_generation)
 	{
@@ -85,7 +99,9 @@ known_to_exist(const StatsKey *key)
 		known_generation = generation;
 		return false;
 	}
-	return memcmp(known_slot(key), key, sizeof(StatsKey)) == 0;
+	slot = known_slot(key);
+	return slot->queryid == key->queryid && slot->userid == key->userid &&
+		slot->dbid == key->dbid;
 }
 
 static void
@@ -137,6 +153,7 @@ stats_store_shmem_init(void)
 	stats_hash = ShmemInitHash("perfopt stats hash",
 							   perfopt_max_statements, perfopt_max_statements,
 							   &info, HASH_ELEM | HASH_BLOBS);
+	stats_store_attached = true;
 }
 
 void
@@ -145,11 +162,6 @@ stats_store_request_lock(void)
 	RequestNamedLWLockTranche(STATS_TRANCHE, 1);
 }
 
-bool
-stats_store_ready(void)
-{
-	return shared != NULL && stats_hash != NULL;
-}
 
 static int
 compare_text_offset(const void *a, const void *b)
@@ -375,7 +387,13 @@ stats_store_record(uint64 queryid, const char *source, int location,
 
 	make_key(&key, queryid);
 	LWLockAcquire(shared->lock, LW_SHARED);
-	entry = hash_search(stats_hash, &key, HASH_FIND, NULL);
+	if (last_entry != NULL &&
+		last_key.queryid == key.queryid && last_key.userid == key.userid &&
+		last_key.dbid == key.dbid &&
+		pg_atomic_read_u64(&shared->generation) == last_generation)
+		entry = last_entry;
+	else
+		entry = hash_search(stats_hash, &key, HASH_FIND, NULL);
 	if (!entry && source == NULL)
 	{
 		LWLockRelease(shared->lock);
@@ -395,6 +413,10 @@ stats_store_record(uint64 queryid, const char *source, int location,
 		pfree(text);
 		pfree(clipped);
 	}
+	/* the generation cannot move while any lock on the table is held */
+	last_entry = entry;
+	last_key = key;
+	last_generation = pg_atomic_read_u64(&shared->generation);
 	SpinLockAcquire(&entry->mutex);
 	add_sample(&entry->counters, sample, started);
 	SpinLockRelease(&entry->mutex);

@@ -47,6 +47,21 @@ typedef struct StatsSnapshot
 	char	   *query;			/* palloc'd */
 } StatsSnapshot;
 
+/*
+ * The buffer counters perfopt keeps of one execution: those of the
+ * statistics and of a slow capture, not the whole BufferUsage (perfopt.c
+ * measures executions itself, see ExecMeasure).
+ */
+typedef struct ExecBuffers
+{
+	int64		shared_blks_hit;
+	int64		shared_blks_read;
+	int64		shared_blks_dirtied;
+	int64		shared_blks_written;
+	int64		temp_blks_read;
+	int64		temp_blks_written;
+} ExecBuffers;
+
 /* One execution (or one planning) to add to a statement's row. */
 typedef struct StatsSample
 {
@@ -55,13 +70,21 @@ typedef struct StatsSample
 	int64		plans;
 	int64		calls;
 	int64		rows;
-	const BufferUsage *bufusage;
+	const ExecBuffers *bufusage;
 } StatsSample;
 
 extern Size stats_store_shmem_size(void);
 extern void stats_store_shmem_init(void);
 extern void stats_store_request_lock(void);
-extern bool stats_store_ready(void);
+/* set once shared memory is attached (stats_store_shmem_init) */
+extern bool stats_store_attached;
+
+/* inline: every hook asks, once or twice per statement */
+static inline bool
+stats_store_ready(void)
+{
+	return stats_store_attached;
+}
 
 extern void stats_store_prepare_text(uint64 queryid, const char *source,
 									 int location, int length,

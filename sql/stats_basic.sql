@@ -77,5 +77,52 @@ SELECT name, setting, unit, min_val, max_val, context FROM pg_settings
  WHERE name LIKE 'perfopt.%' AND name NOT LIKE 'perfopt.cache%' AND name NOT LIKE 'perfopt.advisor%'
  ORDER BY name;
 
+-- an error in a nested statement, caught, or in a top-level one, leaves no
+-- nesting raised: the top-level statements after it are still top level
+SET perfopt.track = 'top';
+SELECT perfopt.reset_stats();
+CREATE FUNCTION stats_div(int) RETURNS int LANGUAGE plpgsql AS
+$$ BEGIN RETURN 1 / $1; END $$;
+CREATE FUNCTION stats_div_folded(int) RETURNS int IMMUTABLE LANGUAGE sql AS
+$$ SELECT 1 / $1 $$;
+CREATE FUNCTION stats_catches() RETURNS bigint LANGUAGE plpgsql AS
+$$ BEGIN
+     BEGIN   -- fails while executing
+       PERFORM stats_div(0) FROM stats_t WHERE id = 1;
+     EXCEPTION WHEN division_by_zero THEN NULL;
+     END;
+     BEGIN   -- fails while planning (constant folding)
+       PERFORM stats_div_folded(0) FROM stats_t WHERE id = 1;
+     EXCEPTION WHEN division_by_zero THEN NULL;
+     END;
+     RETURN (SELECT count(*) FROM stats_t WHERE score = 7);
+   END $$;
+SELECT stats_catches();
+SELECT name FROM stats_t WHERE id = 4;
+BEGIN;
+SAVEPOINT s;
+SELECT stats_div(0);
+ROLLBACK TO s;
+SELECT name FROM stats_t WHERE id = 5;
+COMMIT;
+SELECT stats_div(0);
+SELECT stats_div_folded(0);
+CREATE TABLE stats_trg (id int);
+CREATE FUNCTION stats_trg_fails() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN RAISE EXCEPTION 'refused'; END $$;
+CREATE TRIGGER stats_trg_fails AFTER INSERT ON stats_trg
+  FOR EACH ROW EXECUTE FUNCTION stats_trg_fails();
+INSERT INTO stats_trg VALUES (1);   -- fails in ExecutorFinish
+SELECT name FROM stats_t WHERE id = 6;
+SELECT query, calls FROM perfopt.query_stats
+ WHERE query LIKE '%stats_t WHERE%' OR query LIKE '%stats_catches%'
+ ORDER BY query COLLATE "C";
+RESET perfopt.track;
+DROP TABLE stats_trg;
+DROP FUNCTION stats_trg_fails();
+DROP FUNCTION stats_catches();
+DROP FUNCTION stats_div_folded(int);
+DROP FUNCTION stats_div(int);
+
 DROP FUNCTION stats_nested();
 DROP TABLE stats_t;
