@@ -2,7 +2,8 @@
  * cache.h
  *		Declarations shared by the query-result cache files:
  *		cache_store.c (entries in shared memory), cache_inval.c (table
- *		generations, the invalidation trigger, commit-time bumps),
+ *		generations, the invalidation triggers, commit-time bumps),
+ *		cache_keys.c (results restricted to one key value),
  *		cache_rules.c (what the user asked to cache), cache_shape.c (which
  *		statements may be cached at all), cache_serve.c (the planner and
  *		executor hooks), cache_standin.c (hits answered by a stand-in plan)
@@ -30,7 +31,26 @@ typedef enum CacheMode
 /* The name every invalidation trigger carries (see cache_rules.c). */
 #define CACHE_TRIGGER_NAME "perfopt_cache_invalidate"
 
-/* at most this many tables behind one cached statement */
+/*
+ * Column sets as masks: bit n for attribute n (1..63), and this bit for
+ * every column (see cache_read_columns).
+ */
+#define CACHE_ALL_COLUMNS	UINT64CONST(1)
+
+/*
+ * A table's slots in cache_inval.c: the table slot, on which every entry
+ * reading the table depends, except entries restricted to one key value
+ * (cache_keys.c), which depend on the wide slot and that value's band.
+ */
+#define CACHE_SLOT_TABLE	0
+#define CACHE_SLOT_WIDE		1
+#define CACHE_KEY_BANDS		256
+#define CACHE_SLOT_BAND(attno, band) (2 + (int32) (attno) * CACHE_KEY_BANDS + (band))
+
+/*
+ * at most this many tables behind one cached statement; an entry depends on
+ * up to two slots per table, the global slot and the database's epoch
+ */
 #define CACHE_MAX_DEPS 32
 
 /*
@@ -116,12 +136,15 @@ extern Size cache_inval_shmem_size(void);
 extern void cache_inval_shmem_init(void);
 extern void cache_inval_install(void);
 extern int	cache_slot_find(Oid dbid, Oid relid, bool create);
+extern int	cache_slot_find_sub(Oid dbid, Oid relid, int32 sub, bool create);
 extern uint64 cache_slot_gen(int slot);
 extern pg_atomic_uint64 *cache_slot_gen_ptr(int slot);
 extern bool cache_slot_check_store(int slot, FullTransactionId xmin, uint64 *gen,
 								   FullTransactionId *max_xid);
-extern bool cache_slot_verified(int slot, uint64 epoch_gen);
-extern void cache_slot_set_verified(int slot, uint64 epoch_gen);
+extern bool cache_slot_coverage(int slot, uint64 epoch_gen, uint64 *covered,
+								uint64 *keyed);
+extern void cache_slot_set_coverage(int slot, uint64 epoch_gen, uint64 covered,
+									uint64 keyed);
 extern int	cache_epoch_slot(void);
 extern bool cache_xact_wrote(Oid relid);
 extern bool cache_xact_changed_anything(void);
@@ -133,8 +156,16 @@ extern bool cache_rules_none(void);
 extern bool cache_rules_lookup(uint64 queryid, const Oid *relids, int nrels,
 							   int64 *ttl_us);
 extern Oid	cache_trigger_function(void);
-extern bool cache_trigger_present(Oid relid);
+extern uint64 cache_trigger_coverage(Oid relid, uint64 *keyed);
+extern uint64 cache_read_columns(List *rtable, Oid relid);
 extern const char *cache_relation_refusal(Oid relid);
+
+/* cache_keys.c */
+extern Oid	cache_keys_trigger_function(void);
+extern int	cache_key_band(Oid type, Datum value);
+extern uint64 cache_plan_key_columns(PlannedStmt *stmt, Oid relid);
+extern bool cache_plan_key(PlannedStmt *stmt, ParamListInfo params, Oid relid,
+						   uint64 keyed, AttrNumber *attno, int *band);
 
 /* cache_shape.c */
 extern int	cache_shape_of(Query *query, bool *has_params, List **rtes);

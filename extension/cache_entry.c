@@ -408,7 +408,7 @@ cache_blob_parse(char *blob, uint32 len, CacheDep **deps, int *ndeps,
 	if (len < off_deps)
 		return false;
 	memcpy(&n, blob, sizeof(int32));
-	if (n < 0 || n > CACHE_MAX_DEPS + 2)
+	if (n < 0 || n > 2 * CACHE_MAX_DEPS + 2)
 		return false;
 	off_hdr = off_deps + MAXALIGN(n * sizeof(CacheDep));
 	off_key = off_hdr + MAXALIGN(sizeof(CacheBlobHeader));

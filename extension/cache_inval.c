@@ -14,6 +14,14 @@
  *		  it read has max_xid < S.xmin (cache_slot_check_store), remembering
  *		  each gen; it is served while every gen is unchanged.
  *
+ *		A table has more slots than its own (cache.h): a result restricted
+ *		to one key value of the table (WHERE game_id = 7, see cache_keys.c)
+ *		depends on the slot of that value's band and on the table's wide
+ *		slot instead of the table slot.  Every write bumps the table slot;
+ *		a write whose rows the key trigger saw bumps the bands of the keys
+ *		they had; on a table with a key trigger, any other write (TRUNCATE,
+ *		the key trigger disabled) bumps the wide slot.
+ *
  *		DDL (any utility statement that may change what a statement means)
  *		bumps the database's epoch slot, on which every entry depends, the
  *		same way.  So do writes this backend cannot attribute to a table:
@@ -24,7 +32,9 @@
 
 #include "access/transam.h"
 #include "access/xact.h"
+#include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
@@ -38,8 +48,11 @@
 
 #include "cache.h"
 
-/* tables (with per-database epochs) perfopt can track; never shrinks */
-#define CACHE_MAX_SLOTS 8192
+/*
+ * slots of tables, their key bands and per-database epochs perfopt can
+ * track; never shrinks (about 60 bytes each)
+ */
+#define CACHE_MAX_SLOTS 32768
 /* tables one transaction can remember writing before it bumps its epoch */
 #define CACHE_MAX_WRITTEN 64
 
@@ -47,6 +60,7 @@ typedef struct SlotKey
 {
 	Oid			dbid;
 	Oid			relid;			/* InvalidOid: the database's epoch */
+	int32		sub;			/* CACHE_SLOT_TABLE, _WIDE or _BAND() */
 } SlotKey;
 
 typedef struct SlotHashEntry
@@ -66,7 +80,6 @@ typedef struct TableSlot
 {
 	pg_atomic_uint64 gen;
 	pg_atomic_uint64 max_xid;	/* a FullTransactionId */
-	pg_atomic_uint64 verified_epoch;	/* epoch gen its trigger was last seen at */
 } TableSlot;
 
 typedef struct InvalShared
@@ -79,18 +92,39 @@ typedef struct InvalShared
 static InvalShared *inval = NULL;
 static HTAB *slot_hash = NULL;
 
-/* This transaction's writes, noted by the trigger. */
-static Oid	written[CACHE_MAX_WRITTEN];
+/*
+ * This transaction's writes, noted by the triggers: the statement trigger
+ * notes the table; the row trigger (perfopt_cache_note_keys, where a rule
+ * restricts the table to key values) notes which key bands its rows had.
+ * A write whose rows were not all seen by the row trigger is "wide".
+ */
+#define CACHE_MAX_KEYCOLS 4
+
+typedef struct WrittenTable
+{
+	Oid			relid;
+	bool		wide;
+	int			nkeycols;
+	AttrNumber	keycol[CACHE_MAX_KEYCOLS];
+	uint64		bands[CACHE_MAX_KEYCOLS][CACHE_KEY_BANDS / 64];	/* bit b: band b written */
+} WrittenTable;
+
+static WrittenTable written[CACHE_MAX_WRITTEN];
 static int	nwritten = 0;
 static bool written_overflow = false;
 static bool did_ddl = false;
 
-/* Slots bumped at PRE_COMMIT, bumped again at COMMIT without any lookup. */
-static int32 bumped[CACHE_MAX_WRITTEN + 2];
+/*
+ * Slots bumped at PRE_COMMIT, bumped again at COMMIT without any lookup.
+ * A transaction with more falls back to the global slot 0.
+ */
+#define CACHE_MAX_BUMPS 1024
+static int32 bumped[CACHE_MAX_BUMPS];
 static int	nbumped = 0;
 static FullTransactionId bump_xid;
 
 PG_FUNCTION_INFO_V1(perfopt_cache_invalidate);
+PG_FUNCTION_INFO_V1(perfopt_cache_note_keys);
 
 Size
 cache_inval_shmem_size(void)
@@ -120,7 +154,6 @@ cache_inval_shmem_init(void)
 		pg_atomic_init_u64(&inval->slots[0].gen, 1);
 		pg_atomic_init_u64(&inval->slots[0].max_xid,
 						   U64FromFullTransactionId(FirstNormalFullTransactionId));
-		pg_atomic_init_u64(&inval->slots[0].verified_epoch, 0);
 	}
 	info.keysize = sizeof(SlotKey);
 	info.entrysize = sizeof(SlotHashEntry);
@@ -168,6 +201,13 @@ remember_slot(SlotKey *key, int idx)
 int
 cache_slot_find(Oid dbid, Oid relid, bool create)
 {
+	return cache_slot_find_sub(dbid, relid, CACHE_SLOT_TABLE, create);
+}
+
+/* The same for one of a table's other slots (cache.h). */
+int
+cache_slot_find_sub(Oid dbid, Oid relid, int32 sub, bool create)
+{
 	SlotKey		key;
 	SlotHashEntry *entry;
 	bool		found;
@@ -175,8 +215,10 @@ cache_slot_find(Oid dbid, Oid relid, bool create)
 
 	if (!inval)
 		return -1;
+	memset(&key, 0, sizeof(key));
 	key.dbid = dbid;
 	key.relid = relid;
+	key.sub = sub;
 
 	/* slots never move nor go away: remember them in this backend */
 	if (local_slots == NULL)
@@ -215,7 +257,6 @@ cache_slot_find(Oid dbid, Oid relid, bool create)
 		slot = &inval->slots[idx];
 		pg_atomic_init_u64(&slot->gen, 1);
 		pg_atomic_init_u64(&slot->max_xid, U64FromFullTransactionId(next) - 1);
-		pg_atomic_init_u64(&slot->verified_epoch, 0);
 		pg_write_barrier();		/* initialized before others can find it */
 		entry->idx = idx;
 	}
@@ -259,16 +300,57 @@ cache_slot_check_store(int idx, FullTransactionId xmin, uint64 *gen,
 	return FullTransactionIdPrecedes(*max_xid, xmin);
 }
 
-bool
-cache_slot_verified(int idx, uint64 epoch_gen)
+/*
+ * What the table's invalidation triggers watch (cache_trigger_coverage:
+ * columns and key columns), as this backend last read it from the catalog,
+ * per DDL epoch: changing a trigger is DDL, so a reading at the current
+ * epoch is still true.  Kept per backend: a shared copy would need the
+ * epoch and the masks to change together.
+ */
+typedef struct CoverageEntry
 {
-	return pg_atomic_read_u64(&inval->slots[idx].verified_epoch) == epoch_gen;
+	int32		slot;
+	uint64		epoch_gen;
+	uint64		covered;
+	uint64		keyed;
+} CoverageEntry;
+
+static HTAB *coverage_seen = NULL;
+
+bool
+cache_slot_coverage(int idx, uint64 epoch_gen, uint64 *covered, uint64 *keyed)
+{
+	CoverageEntry *entry;
+
+	if (coverage_seen == NULL)
+		return false;
+	entry = hash_search(coverage_seen, &idx, HASH_FIND, NULL);
+	if (entry == NULL || entry->epoch_gen != epoch_gen)
+		return false;
+	*covered = entry->covered;
+	*keyed = entry->keyed;
+	return true;
 }
 
 void
-cache_slot_set_verified(int idx, uint64 epoch_gen)
+cache_slot_set_coverage(int idx, uint64 epoch_gen, uint64 covered, uint64 keyed)
 {
-	pg_atomic_write_u64(&inval->slots[idx].verified_epoch, epoch_gen);
+	CoverageEntry *entry;
+
+	if (coverage_seen == NULL)
+	{
+		HASHCTL		info;
+
+		info.keysize = sizeof(int32);
+		info.entrysize = sizeof(CoverageEntry);
+		info.hcxt = TopMemoryContext;
+		coverage_seen = hash_create("perfopt cache trigger coverage", 64, &info,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	entry = hash_search(coverage_seen, &idx, HASH_ENTER, NULL);
+	entry->epoch_gen = epoch_gen;
+	entry->covered = covered;
+	entry->keyed = keyed;
 }
 
 /* Only atomics: also runs after the commit, where nothing may fail. */
@@ -288,18 +370,54 @@ slot_bump(int idx, FullTransactionId xid)
 	pg_atomic_fetch_add_u64(&slot->gen, 1);	/* a full barrier */
 }
 
-static void
-note_write(Oid relid)
+static WrittenTable *
+written_table(Oid relid)
 {
 	int			i;
 
 	for (i = 0; i < nwritten; i++)
-		if (written[i] == relid)
-			return;
-	if (nwritten < CACHE_MAX_WRITTEN)
-		written[nwritten++] = relid;
-	else
+		if (written[i].relid == relid)
+			return &written[i];
+	if (nwritten == CACHE_MAX_WRITTEN)
+	{
 		written_overflow = true;
+		return NULL;
+	}
+	memset(&written[nwritten], 0, sizeof(WrittenTable));
+	written[nwritten].relid = relid;
+	return &written[nwritten++];
+}
+
+static void
+note_write(Oid relid, bool wide)
+{
+	WrittenTable *w = written_table(relid);
+
+	if (w && wide)
+		w->wide = true;
+}
+
+static void
+note_key(Oid relid, AttrNumber keycol, int band)
+{
+	WrittenTable *w = written_table(relid);
+	int			i;
+
+	if (w == NULL)
+		return;
+	for (i = 0; i < w->nkeycols; i++)
+		if (w->keycol[i] == keycol)
+			break;
+	if (i == w->nkeycols)
+	{
+		if (w->nkeycols == CACHE_MAX_KEYCOLS)
+		{
+			w->wide = true;
+			return;
+		}
+		w->keycol[w->nkeycols++] = keycol;
+	}
+	w->bands[i][band / 64] |= UINT64CONST(1) << (band % 64);
 }
 
 bool
@@ -310,7 +428,7 @@ cache_xact_wrote(Oid relid)
 	if (written_overflow || did_ddl)
 		return true;
 	for (i = 0; i < nwritten; i++)
-		if (written[i] == relid)
+		if (written[i].relid == relid)
 			return true;
 	return false;
 }
@@ -388,7 +506,34 @@ add_bump(int idx)
 	for (i = 0; i < nbumped; i++)
 		if (bumped[i] == idx)
 			return;
+	if (nbumped == CACHE_MAX_BUMPS - 1)
+		idx = 0;				/* keep the last place for the global slot */
+	if (nbumped == CACHE_MAX_BUMPS)
+		return;					/* the global slot is in: it covers all */
 	bumped[nbumped++] = idx;
+}
+
+/*
+ * A written table's slots: the table slot (unkeyed entries), and either the
+ * wide slot or the slot of every key band its rows had (keyed entries).
+ */
+static void
+add_table_bumps(WrittenTable *w)
+{
+	int			k;
+	int			band;
+
+	add_bump(cache_slot_find(MyDatabaseId, w->relid, true));
+	if (w->wide)
+	{
+		add_bump(cache_slot_find_sub(MyDatabaseId, w->relid, CACHE_SLOT_WIDE, true));
+		return;
+	}
+	for (k = 0; k < w->nkeycols; k++)
+		for (band = 0; band < CACHE_KEY_BANDS; band++)
+			if (w->bands[k][band / 64] & (UINT64CONST(1) << (band % 64)))
+				add_bump(cache_slot_find_sub(MyDatabaseId, w->relid,
+											 CACHE_SLOT_BAND(w->keycol[k], band), true));
 }
 
 /* PRE_COMMIT / PRE_PREPARE: may still fail, so find or create slots here. */
@@ -411,7 +556,7 @@ bump_before_commit(void)
 
 	nbumped = 0;
 	for (i = 0; i < nwritten; i++)
-		add_bump(cache_slot_find(MyDatabaseId, written[i], true));
+		add_table_bumps(&written[i]);
 	if (epoch)
 		add_bump(cache_slot_find(MyDatabaseId, InvalidOid, true));
 	for (i = 0; i < nbumped; i++)
@@ -475,9 +620,46 @@ cache_inval_install(void)
 }
 
 /*
- * The invalidation trigger: AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE,
- * FOR EACH STATEMENT, ENABLE ALWAYS.  It only notes the table; the bump
- * happens at commit, so a rolled-back write invalidates nothing.
+ * Must this write bump the table's wide slot, on which its keyed entries
+ * depend?  Only where keyed entries can exist, i.e. the table has a key
+ * trigger (stores check it in the catalog; removing it is DDL, which drops
+ * keyed entries), and that trigger did not see every row: TRUNCATE, or a key
+ * trigger that is not enabled ALWAYS or has a WHEN condition.  The
+ * relcache's copy is the one the executor fired row triggers from.
+ */
+static bool
+write_is_wide(Relation rel, bool truncate)
+{
+	TriggerDesc *trigdesc = rel->trigdesc;
+	Oid			keys_fn;
+	bool		has_key_trigger = false;
+	int			i;
+
+	if (trigdesc == NULL)
+		return false;
+	keys_fn = cache_keys_trigger_function();
+	if (!OidIsValid(keys_fn))
+		return false;
+	for (i = 0; i < trigdesc->numtriggers; i++)
+	{
+		Trigger    *t = &trigdesc->triggers[i];
+
+		if (t->tgfoid != keys_fn)
+			continue;
+		has_key_trigger = true;
+		if (!truncate && t->tgenabled == TRIGGER_FIRES_ALWAYS && t->tgqual == NULL &&
+			TRIGGER_FOR_ROW(t->tgtype) && TRIGGER_FOR_BEFORE(t->tgtype) &&
+			TRIGGER_FOR_INSERT(t->tgtype) && TRIGGER_FOR_UPDATE(t->tgtype) &&
+			TRIGGER_FOR_DELETE(t->tgtype))
+			return false;
+	}
+	return has_key_trigger;
+}
+
+/*
+ * The invalidation trigger: AFTER INSERT OR UPDATE [OF ...] OR DELETE OR
+ * TRUNCATE, FOR EACH STATEMENT, ENABLE ALWAYS.  It only notes the table;
+ * the bump happens at commit, so a rolled-back write invalidates nothing.
  */
 Datum
 perfopt_cache_invalidate(PG_FUNCTION_ARGS)
@@ -489,6 +671,65 @@ perfopt_cache_invalidate(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("perfopt._cache_invalidate() must be called as a trigger"),
 				 errhint("perfopt.cache_query() and perfopt.cache_table() create the triggers that call it.")));
-	note_write(RelationGetRelid(trigdata->tg_relation));
+	note_write(RelationGetRelid(trigdata->tg_relation),
+			   write_is_wide(trigdata->tg_relation,
+							 TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event)));
 	return PointerGetDatum(NULL);
+}
+
+/* One key column's band in a row, or -1 for NULL. */
+static int
+row_band(TupleTableSlot *slot, AttrNumber attno)
+{
+	bool		isnull;
+	Datum		d;
+	Oid			type;
+
+	if (attno < 1 || attno > slot->tts_tupleDescriptor->natts)
+		return -1;
+	d = slot_getattr(slot, attno, &isnull);
+	if (isnull)
+		return -1;
+	type = TupleDescAttr(slot->tts_tupleDescriptor, attno - 1)->atttypid;
+	return cache_key_band(type, d);
+}
+
+/*
+ * The key trigger: BEFORE INSERT OR UPDATE OR DELETE, FOR EACH ROW, ENABLE
+ * ALWAYS, its arguments the key columns' numbers.  It notes the band of
+ * each key value a row had before and after the write, so that the commit
+ * invalidates only entries restricted to those keys (cache_keys.c).  No
+ * other BEFORE row trigger may run on the table (perfopt checks), so the
+ * values it sees are the ones written.
+ */
+Datum
+perfopt_cache_note_keys(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Trigger    *trigger;
+	Oid			relid;
+	int			i;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("perfopt._cache_note_keys() must be called as a BEFORE row trigger"),
+				 errhint("perfopt.cache_query() creates the triggers that call it.")));
+	trigger = trigdata->tg_trigger;
+	relid = RelationGetRelid(trigdata->tg_relation);
+	for (i = 0; i < trigger->tgnargs; i++)
+	{
+		AttrNumber	attno = (AttrNumber) atoi(trigger->tgargs[i]);
+		int			band = row_band(trigdata->tg_trigslot, attno);
+
+		if (band >= 0)
+			note_key(relid, attno, band);
+		if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) &&
+			(band = row_band(trigdata->tg_newslot, attno)) >= 0)
+			note_key(relid, attno, band);
+	}
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		return PointerGetDatum(trigdata->tg_newtuple);
+	return PointerGetDatum(trigdata->tg_trigtuple);
 }

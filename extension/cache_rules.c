@@ -11,7 +11,7 @@
  *
  *		Rules only choose what is cached; correctness never depends on them:
  *		a result is stored only while every table it read carries the
- *		trigger (cache_trigger_present), checked against the catalog again
+ *		trigger (cache_trigger_coverage), checked against the catalog again
  *		after any DDL.
  */
 #include "postgres.h"
@@ -20,9 +20,11 @@
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/sysattr.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_trigger.h"
@@ -132,14 +134,18 @@ load_rules(void)
 	scan = table_beginscan(rel, snap, 0, NULL);
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
-		Datum		values[7];
-		bool		nulls[7];
+		TupleDesc	desc = RelationGetDescr(rel);
+		Datum		values[6];
+		bool		nulls[6];
 		int64		ttl;
 		char	   *kind;
+		int			att;
 
-		if (RelationGetDescr(rel)->natts < 6)
+		if (desc->natts < 6)
 			break;
-		heap_deform_tuple(tup, RelationGetDescr(rel), values, nulls);
+		/* kind, queryid, query, relid, ttl, tables: the columns read here */
+		for (att = 0; att < 6; att++)
+			values[att] = heap_getattr(tup, att + 1, desc, &nulls[att]);
 		ttl = nulls[4] ? -1 : interval_us(DatumGetIntervalP(values[4]));
 		kind = TextDatumGetCString(values[0]);
 		if (strcmp(kind, "query") == 0 && !nulls[1])
@@ -284,42 +290,221 @@ cache_trigger_function(void)
 }
 
 /*
- * Does the table carry perfopt's trigger, enabled ALWAYS, for every kind of
- * write?  Read with a fresh snapshot, not the relcache, which may not have
- * seen a concurrent DISABLE TRIGGER yet.
+ * May the key trigger's bands stand for this column's writes?  Only an
+ * integer column the row holds as written (a generated column is computed
+ * after BEFORE triggers run).
  */
-bool
-cache_trigger_present(Oid relid)
+static bool
+key_column_ok(Oid relid, AttrNumber attno)
+{
+	HeapTuple	tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(attno));
+	Form_pg_attribute att;
+	bool		ok;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	att = (Form_pg_attribute) GETSTRUCT(tup);
+	ok = !att->attisdropped && att->attgenerated == '\0' &&
+		(att->atttypid == INT2OID || att->atttypid == INT4OID || att->atttypid == INT8OID);
+	ReleaseSysCache(tup);
+	return ok;
+}
+
+/*
+ * What perfopt's triggers on the table watch: 0 when there is no
+ * invalidation trigger enabled ALWAYS for every kind of write, else the
+ * columns whose UPDATEs fire it (CACHE_ALL_COLUMNS when it has no column
+ * list; 0 too for a column list that is no longer exact).  *keyed: the key
+ * columns whose bands the key trigger notes for every row written, or 0.
+ * Read with a fresh snapshot, not the relcache, which may not have seen a
+ * concurrent DISABLE TRIGGER yet.
+ */
+uint64
+cache_trigger_coverage(Oid relid, uint64 *keyed)
 {
 	Relation	tgrel;
 	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	tup;
 	Snapshot	snap;
-	bool		found = false;
+	uint64		covered = 0;
+	bool		rewrites_rows = false;
+	bool		other_before_rows = false;
+	Oid			keys_fn = cache_keys_trigger_function();
 	int16		want = TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE |
 		TRIGGER_TYPE_DELETE | TRIGGER_TYPE_TRUNCATE;
+	int16		want_keys = TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE | TRIGGER_TYPE_DELETE;
+	bool		plain;
 
+	*keyed = 0;
 	if (!OidIsValid(trigger_fn))
-		return false;
+		return 0;
 	tgrel = table_open(TriggerRelationId, AccessShareLock);
 	ScanKeyInit(&key, Anum_pg_trigger_tgrelid, BTEqualStrategyNumber,
 				F_OIDEQ, ObjectIdGetDatum(relid));
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	scan = systable_beginscan(tgrel, TriggerRelidNameIndexId, true, snap, 1, &key);
-	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		Form_pg_trigger t = (Form_pg_trigger) GETSTRUCT(tup);
+		bool		isnull;
+		int			i;
 
-		found = t->tgfoid == trigger_fn &&
-			t->tgenabled == TRIGGER_FIRES_ALWAYS &&
-			!TRIGGER_FOR_ROW(t->tgtype) && TRIGGER_FOR_AFTER(t->tgtype) &&
-			(t->tgtype & want) == want;
+		if (OidIsValid(keys_fn) && t->tgfoid == keys_fn)
+		{
+			bytea	   *args;
+			char	   *arg;
+			char	   *end;
+
+			if (t->tgenabled != TRIGGER_FIRES_ALWAYS || !TRIGGER_FOR_ROW(t->tgtype) ||
+				!TRIGGER_FOR_BEFORE(t->tgtype) || (t->tgtype & want_keys) != want_keys)
+				continue;
+			(void) heap_getattr(tup, Anum_pg_trigger_tgqual, RelationGetDescr(tgrel), &isnull);
+			if (!isnull)
+				continue;
+			args = DatumGetByteaPP(heap_getattr(tup, Anum_pg_trigger_tgargs,
+												RelationGetDescr(tgrel), &isnull));
+			if (isnull)
+				continue;
+			arg = VARDATA_ANY(args);
+			end = arg + VARSIZE_ANY_EXHDR(args);
+			for (i = 0; i < t->tgnargs && arg < end; i++, arg += strlen(arg) + 1)
+			{
+				int			attno = atoi(arg);
+
+				if (attno > 0 && attno < 64 && key_column_ok(relid, attno))
+					*keyed |= UINT64CONST(1) << attno;
+			}
+			continue;
+		}
+		if (TRIGGER_FOR_ROW(t->tgtype) && TRIGGER_FOR_BEFORE(t->tgtype) &&
+			(TRIGGER_FOR_INSERT(t->tgtype) || TRIGGER_FOR_UPDATE(t->tgtype)))
+		{
+			other_before_rows = true;
+			if (TRIGGER_FOR_UPDATE(t->tgtype))
+				rewrites_rows = true;
+		}
+		if (t->tgfoid != trigger_fn || t->tgenabled != TRIGGER_FIRES_ALWAYS ||
+			TRIGGER_FOR_ROW(t->tgtype) || !TRIGGER_FOR_AFTER(t->tgtype) ||
+			(t->tgtype & want) != want)
+			continue;
+		if (t->tgattr.dim1 == 0)
+			covered |= CACHE_ALL_COLUMNS;
+		for (i = 0; i < t->tgattr.dim1; i++)
+			if (t->tgattr.values[i] > 0 && t->tgattr.values[i] < 64)
+				covered |= UINT64CONST(1) << t->tgattr.values[i];
 	}
 	systable_endscan(scan);
 	UnregisterSnapshot(snap);
 	table_close(tgrel, AccessShareLock);
-	return found;
+
+	/*
+	 * Column lists and key bands are exact only where
+	 * perfopt._cache_sync_triggers would have made them: a plain table
+	 * without a parent or children, where no other BEFORE row trigger may
+	 * change a row after perfopt's saw it.  If the table changed since (the
+	 * event trigger fixes that, but may be disabled), trust them with
+	 * nothing.
+	 */
+	plain = get_rel_relkind(relid) == RELKIND_RELATION &&
+		!get_rel_relispartition(relid) && !has_subclass(relid) && !has_superclass(relid);
+	if (covered != 0 && !(covered & CACHE_ALL_COLUMNS) && (rewrites_rows || !plain))
+		covered = 0;
+	if (covered == 0 || other_before_rows || !plain)
+		*keyed = 0;
+	return covered;
+}
+
+/*
+ * The columns of relid a statement reads, from its range table: every
+ * column it names anywhere (select list, quals, joins, sorts, and the
+ * definitions of the views it reads through).  CACHE_ALL_COLUMNS when it
+ * reads the whole row, a system column (ctid and xmin change with every
+ * UPDATE) or a column past the mask.
+ */
+uint64
+cache_read_columns(List *rtable, Oid relid)
+{
+	uint64		mask = 0;
+	ListCell   *lc;
+
+	foreach(lc, rtable)
+	{
+		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+		int			x = -1;
+
+		if (rte->rtekind != RTE_RELATION || rte->relid != relid)
+			continue;
+		while ((x = bms_next_member(rte->selectedCols, x)) >= 0)
+		{
+			AttrNumber	attno = x + FirstLowInvalidHeapAttributeNumber;
+
+			if (attno <= 0 || attno >= 64)
+				return CACHE_ALL_COLUMNS;
+			mask |= UINT64CONST(1) << attno;
+		}
+	}
+	return mask;
+}
+
+static void
+append_attnums(StringInfo buf, uint64 mask)
+{
+	int			attno;
+	bool		first = true;
+
+	appendStringInfoChar(buf, '[');
+	for (attno = 1; attno < 64; attno++)
+		if (mask & (UINT64CONST(1) << attno))
+		{
+			appendStringInfo(buf, "%s%d", first ? "" : ", ", attno);
+			first = false;
+		}
+	appendStringInfoChar(buf, ']');
+}
+
+/* {"relid": [attnums], ...}: the key columns of each table */
+static Datum
+keys_json(List *tables, PlannedStmt *plan)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	foreach(lc, tables)
+	{
+		Oid			relid = lfirst_oid(lc);
+
+		appendStringInfo(&buf, "%s\"%u\": ", lc == list_head(tables) ? "" : ", ", relid);
+		append_attnums(&buf, cache_plan_key_columns(plan, relid));
+	}
+	appendStringInfoChar(&buf, '}');
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+}
+
+/* {"relid": [attnums], ...}, null for a table read whole */
+static Datum
+columns_json(List *tables, List *rtable)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	foreach(lc, tables)
+	{
+		Oid			relid = lfirst_oid(lc);
+		uint64		mask = cache_read_columns(rtable, relid);
+
+		appendStringInfo(&buf, "%s\"%u\": ", lc == list_head(tables) ? "" : ", ", relid);
+		if (mask & CACHE_ALL_COLUMNS)
+			appendStringInfoString(&buf, "null");
+		else
+			append_attnums(&buf, mask);
+	}
+	appendStringInfoChar(&buf, '}');
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
 }
 
 /* Why a table cannot be cached, or NULL. */
@@ -415,8 +600,10 @@ analyze_one(const char *sql)
 
 /*
  * perfopt._cache_analyze(query text, has_ttl bool, OUT queryid bigint,
- * OUT tables oid[]): the statement's identity and every table that needs
- * the trigger, or an error saying why it can never be cached.
+ * OUT tables oid[], OUT columns jsonb, OUT keys jsonb): the statement's
+ * identity, every table that needs the trigger, which of their columns it
+ * reads and to one value of which it restricts them (cache_keys.c), or an
+ * error saying why it can never be cached.
  */
 Datum
 perfopt_cache_analyze(PG_FUNCTION_ARGS)
@@ -431,8 +618,8 @@ perfopt_cache_analyze(PG_FUNCTION_ARGS)
 	List	   *tables = NIL;
 	ListCell   *lc;
 	TupleDesc	tupdesc;
-	Datum		values[2];
-	bool		nulls[2] = {false, false};
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
 
 	if (why)
 		ereport(ERROR,
@@ -473,6 +660,8 @@ perfopt_cache_analyze(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 	values[0] = Int64GetDatum((int64) queryid);
 	values[1] = oid_array(tables);
+	values[2] = columns_json(tables, plan->rtable);
+	values[3] = keys_json(tables, plan);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }
 

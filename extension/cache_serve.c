@@ -361,13 +361,14 @@ serve_hit(CacheCandidate *c, QueryDesc *queryDesc)
 
 /*
  * Store the result of a miss if the protocol allows: every table it read
- * carries the trigger (checked in the catalog once per DDL epoch) and has
- * no writer that reached commit at or after the snapshot's xmin.
+ * carries the trigger (checked in the catalog once per DDL epoch), watching
+ * the updates of every column the statement reads, and has no writer that
+ * reached commit at or after the snapshot's xmin.
  */
 static const char *
 store_result(CacheCandidate *c, QueryDesc *queryDesc, CacheCapture *cap)
 {
-	CacheDep	deps[CACHE_MAX_DEPS + 2];
+	CacheDep	deps[2 * CACHE_MAX_DEPS + 2];
 	int			ndeps = 0;
 	int			epoch_slot = cache_epoch_slot();
 	uint64		epoch;
@@ -376,6 +377,10 @@ store_result(CacheCandidate *c, QueryDesc *queryDesc, CacheCapture *cap)
 	CacheBlobHeader hdr;
 	char	   *blob;
 	uint32		len;
+	uint64		covered;
+	uint64		keyed;
+	AttrNumber	keycol;
+	int			band;
 	int			i;
 
 	if (cache_capture_overflowed(cap))
@@ -396,11 +401,30 @@ store_result(CacheCandidate *c, QueryDesc *queryDesc, CacheCapture *cap)
 
 		if (slot < 0)
 			return "no room for a table slot";
-		if (!cache_slot_verified(slot, epoch))
+		if (!cache_slot_coverage(slot, epoch, &covered, &keyed))
 		{
-			if (!cache_trigger_present(c->relids[i]))
+			covered = cache_trigger_coverage(c->relids[i], &keyed);
+			if (covered == 0)
 				return "a table it reads has no enabled invalidation trigger";
-			cache_slot_set_verified(slot, epoch);
+			cache_slot_set_coverage(slot, epoch, covered, keyed);
+		}
+		/* an UPDATE of a column the trigger does not watch fires nothing */
+		if (!(covered & CACHE_ALL_COLUMNS) &&
+			(cache_read_columns(queryDesc->plannedstmt->rtable, c->relids[i]) & ~covered) != 0)
+			return "it reads a column whose updates the table's invalidation trigger does not watch";
+		/* restricted to one key value: that value's band and the wide slot */
+		if (keyed != 0 &&
+			cache_plan_key(queryDesc->plannedstmt, queryDesc->params, c->relids[i], keyed,
+						   &keycol, &band))
+		{
+			int			wide = cache_slot_find_sub(MyDatabaseId, c->relids[i],
+												   CACHE_SLOT_WIDE, true);
+
+			slot = cache_slot_find_sub(MyDatabaseId, c->relids[i],
+									   CACHE_SLOT_BAND(keycol, band), true);
+			if (slot < 0 || wide < 0)
+				return "no room for a table slot";
+			deps[ndeps++].slot = wide;
 		}
 		deps[ndeps++].slot = slot;
 	}

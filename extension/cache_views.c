@@ -119,11 +119,19 @@ perfopt_cache_clear(PG_FUNCTION_ARGS)
 Datum
 perfopt_cache_clear_table(PG_FUNCTION_ARGS)
 {
+	Oid			relid = PG_GETARG_OID(0);
 	int			slot;
+	int			removed = 0;
 
 	require_cache();
-	slot = cache_slot_find(MyDatabaseId, PG_GETARG_OID(0), false);
-	PG_RETURN_INT32(slot < 0 ? 0 : cache_store_clear(MyDatabaseId, slot));
+	/* entries restricted to a key value all depend on the wide slot */
+	slot = cache_slot_find(MyDatabaseId, relid, false);
+	if (slot >= 0)
+		removed += cache_store_clear(MyDatabaseId, slot);
+	slot = cache_slot_find_sub(MyDatabaseId, relid, CACHE_SLOT_WIDE, false);
+	if (slot >= 0)
+		removed += cache_store_clear(MyDatabaseId, slot);
+	PG_RETURN_INT32(removed);
 }
 
 /*

@@ -4,7 +4,12 @@
 -- ---------------------------------------------------------------------------
 
 -- The rules.  A table, so that rules survive restarts and pg_dump.  tables
--- lists every table the rule put the invalidation trigger on.
+-- lists every table the rule put the invalidation trigger on; columns, for
+-- a query rule, which columns of each it reads ({"relid": [attnums]}, null
+-- for the whole row), so that the trigger can ignore UPDATEs of the others;
+-- keys, which integer columns it restricts each to one value of (WHERE
+-- game_id = 7), so that a write invalidates only the results of the keys
+-- its rows had (the key trigger, perfopt_cache_keys).
 CREATE TABLE perfopt.cache_rule_defs (
     kind     text NOT NULL CHECK (kind IN ('query', 'table')),
     queryid  bigint,
@@ -13,6 +18,8 @@ CREATE TABLE perfopt.cache_rule_defs (
     ttl      interval,
     tables   oid[] NOT NULL,
     created  timestamptz NOT NULL DEFAULT now(),
+    columns  jsonb,
+    keys     jsonb,
     CHECK ((kind = 'query') = (queryid IS NOT NULL)),
     CHECK ((kind = 'table') = (relid IS NOT NULL))
 );
@@ -24,6 +31,10 @@ CREATE FUNCTION perfopt._cache_invalidate() RETURNS trigger
 AS 'MODULE_PATHNAME', 'perfopt_cache_invalidate'
 LANGUAGE C;
 
+CREATE FUNCTION perfopt._cache_note_keys() RETURNS trigger
+AS 'MODULE_PATHNAME', 'perfopt_cache_note_keys'
+LANGUAGE C;
+
 -- Backends reload their copy of the rules when this table's generation moves.
 CREATE TRIGGER perfopt_cache_invalidate
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON perfopt.cache_rule_defs
@@ -31,7 +42,7 @@ CREATE TRIGGER perfopt_cache_invalidate
 ALTER TABLE perfopt.cache_rule_defs ENABLE ALWAYS TRIGGER perfopt_cache_invalidate;
 
 CREATE FUNCTION perfopt._cache_analyze(query text, has_ttl boolean,
-    OUT queryid bigint, OUT tables oid[])
+    OUT queryid bigint, OUT tables oid[], OUT columns jsonb, OUT keys jsonb)
 AS 'MODULE_PATHNAME', 'perfopt_cache_analyze'
 LANGUAGE C STRICT VOLATILE;
 
@@ -53,38 +64,150 @@ BEGIN
     END IF;
 END $$;
 
--- Put the invalidation trigger on every listed table that lacks it.
-CREATE FUNCTION perfopt._cache_add_triggers(tables oid[]) RETURNS void
+-- The columns whose UPDATEs the trigger on tbl must watch, or NULL for
+-- every column.  A column list is exact only where UPDATE OF fires whenever
+-- a value changes: on a plain table with no BEFORE UPDATE row trigger (which
+-- may change columns the UPDATE did not name; counted even when disabled,
+-- since enabling one is not noticed), without partitions or inheritance (a
+-- row moving between partitions fires only the parent's statement trigger,
+-- which watches the parent's columns).  Table rules read whole rows.
+CREATE FUNCTION perfopt._cache_watched_columns(tbl oid) RETURNS int2[]
+LANGUAGE sql STABLE AS $$
+    SELECT CASE
+        WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                          WHERE c.oid = tbl AND c.relkind = 'r' AND NOT c.relispartition)
+          OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
+                      WHERE i.inhrelid = tbl OR i.inhparent = tbl)
+          OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                      WHERE t.tgrelid = tbl AND (t.tgtype & 83) = 19  -- ROW, BEFORE, UPDATE
+                        AND t.tgname <> 'perfopt_cache_keys')
+          OR EXISTS (SELECT 1 FROM perfopt.cache_rule_defs r
+                      WHERE tbl = ANY (r.tables)
+                        AND (r.kind <> 'query'
+                             OR coalesce(jsonb_typeof(r.columns -> tbl::text), 'null') <> 'array'))
+        THEN NULL
+        ELSE (SELECT array_agg(DISTINCT a.attnum ORDER BY a.attnum)
+                FROM perfopt.cache_rule_defs r,
+                     LATERAL jsonb_array_elements_text(r.columns -> tbl::text) AS e(attnum)
+                JOIN pg_catalog.pg_attribute a
+                  ON a.attrelid = tbl AND a.attnum = e.attnum::int2 AND NOT a.attisdropped
+               WHERE tbl = ANY (r.tables))
+    END
+$$;
+
+-- The integer columns whose values the key trigger on tbl must note, or
+-- NULL for no key trigger: the key columns of the query rules reading tbl,
+-- where a row's values are the ones written (a plain table whose only
+-- BEFORE INSERT or UPDATE row trigger is perfopt's, columns not generated).
+CREATE FUNCTION perfopt._cache_key_columns(tbl oid) RETURNS int2[]
+LANGUAGE sql STABLE AS $$
+    SELECT CASE
+        WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                          WHERE c.oid = tbl AND c.relkind = 'r' AND NOT c.relispartition)
+          OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
+                      WHERE i.inhrelid = tbl OR i.inhparent = tbl)
+          OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                      WHERE t.tgrelid = tbl AND (t.tgtype & 67) = 3  -- ROW, BEFORE
+                        AND (t.tgtype & 20) <> 0                     -- INSERT or UPDATE
+                        AND t.tgname <> 'perfopt_cache_keys')
+        THEN NULL
+        ELSE (SELECT array_agg(DISTINCT a.attnum ORDER BY a.attnum)
+                FROM perfopt.cache_rule_defs r,
+                     LATERAL jsonb_array_elements_text(
+                         CASE WHEN jsonb_typeof(r.keys -> tbl::text) = 'array'
+                              THEN r.keys -> tbl::text ELSE '[]' END) AS e(attnum)
+                JOIN pg_catalog.pg_attribute a
+                  ON a.attrelid = tbl AND a.attnum = e.attnum::int2 AND NOT a.attisdropped
+                 AND a.attgenerated = '' AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+               WHERE tbl = ANY (r.tables) AND r.kind = 'query')
+    END
+$$;
+
+-- Make the key trigger on tbl what the rules need (see _cache_key_columns):
+-- BEFORE INSERT OR UPDATE OR DELETE FOR EACH ROW, its arguments the key
+-- columns' numbers (which survive a RENAME COLUMN), or none.
+CREATE FUNCTION perfopt._cache_sync_key_trigger(tbl oid, enable boolean) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    t oid;
+    cols int2[] := perfopt._cache_key_columns(tbl);
+    cur record;
 BEGIN
-    FOREACH t IN ARRAY tables LOOP
-        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger
-                        WHERE tgrelid = t AND tgname = 'perfopt_cache_invalidate') THEN
-            EXECUTE format('CREATE TRIGGER perfopt_cache_invalidate'
-                           ' AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s'
-                           ' FOR EACH STATEMENT EXECUTE FUNCTION perfopt._cache_invalidate()',
-                           t::regclass);
+    SELECT ARRAY(SELECT x::int2 FROM unnest(string_to_array(encode(g.tgargs, 'escape'), '\000')) AS x
+                  WHERE x <> '' ORDER BY 1) AS attrs, g.tgenabled
+      INTO cur
+      FROM pg_catalog.pg_trigger g
+     WHERE g.tgrelid = tbl AND g.tgname = 'perfopt_cache_keys';
+    IF cur.attrs IS NOT NULL AND cols IS NOT NULL AND cur.attrs = cols THEN
+        IF enable AND cur.tgenabled <> 'A' THEN
+            EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER perfopt_cache_keys', tbl::regclass);
         END IF;
-        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER perfopt_cache_invalidate',
-                       t::regclass);
-    END LOOP;
+        RETURN;
+    END IF;
+    IF cur.attrs IS NOT NULL THEN
+        EXECUTE format('DROP TRIGGER perfopt_cache_keys ON %s', tbl::regclass);
+    END IF;
+    IF cols IS NOT NULL THEN
+        EXECUTE format('CREATE TRIGGER perfopt_cache_keys BEFORE INSERT OR UPDATE OR DELETE ON %s'
+                       ' FOR EACH ROW EXECUTE FUNCTION perfopt._cache_note_keys(%s)',
+                       tbl::regclass, (SELECT string_agg(quote_literal(c::text), ', ') FROM unnest(cols) AS c));
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER perfopt_cache_keys', tbl::regclass);
+    END IF;
 END $$;
 
--- Remove the trigger from listed tables that no remaining rule needs.
-CREATE FUNCTION perfopt._cache_drop_triggers(tables oid[]) RETURNS void
+-- Make the invalidation trigger on each listed table what the rules need:
+-- none when no rule reads the table, else AFTER INSERT OR UPDATE [OF the
+-- watched columns] OR DELETE OR TRUNCATE.  A trigger whose column list
+-- changes is dropped and created again in this transaction, so no other
+-- transaction sees the table without one.  enable: the rule functions enable
+-- every trigger ALWAYS; the event trigger (25_cache_children.sql) keeps an
+-- existing trigger's state, so that a DISABLE TRIGGER by the DBA holds.
+CREATE FUNCTION perfopt._cache_sync_triggers(tables oid[], enable boolean DEFAULT true)
+RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     t oid;
+    cols int2[];
+    cur record;
+    state text;
 BEGIN
-    FOR t IN
-        SELECT u FROM unnest(tables) AS u
-         WHERE u NOT IN (SELECT unnest(r.tables) FROM perfopt.cache_rule_defs r)
-           AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger
-                        WHERE tgrelid = u AND tgname = 'perfopt_cache_invalidate')
-    LOOP
-        EXECUTE format('DROP TRIGGER perfopt_cache_invalidate ON %s', t::regclass);
+    FOR t IN SELECT DISTINCT u FROM unnest(tables) AS u
+              WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = u) LOOP
+        -- the key trigger first: it decides whether UPDATE OF can be exact
+        -- (and changing it is DDL that may bring the event trigger here)
+        PERFORM perfopt._cache_sync_key_trigger(t, enable);
+        SELECT ARRAY(SELECT unnest(g.tgattr::int2[]) ORDER BY 1) AS attrs, g.tgenabled
+          INTO cur
+          FROM pg_catalog.pg_trigger g
+         WHERE g.tgrelid = t AND g.tgname = 'perfopt_cache_invalidate';
+        IF NOT EXISTS (SELECT 1 FROM perfopt.cache_rule_defs r WHERE t = ANY (r.tables)) THEN
+            IF cur IS NOT NULL THEN
+                EXECUTE format('DROP TRIGGER perfopt_cache_invalidate ON %s', t::regclass);
+            END IF;
+            CONTINUE;
+        END IF;
+        cols := perfopt._cache_watched_columns(t);
+        IF cur.attrs IS NULL OR cur.attrs <> coalesce(cols, '{}') THEN
+            IF cur.attrs IS NOT NULL THEN
+                EXECUTE format('DROP TRIGGER perfopt_cache_invalidate ON %s', t::regclass);
+            END IF;
+            EXECUTE format('CREATE TRIGGER perfopt_cache_invalidate'
+                           ' AFTER INSERT OR UPDATE%s OR DELETE OR TRUNCATE ON %s'
+                           ' FOR EACH STATEMENT EXECUTE FUNCTION perfopt._cache_invalidate()',
+                           CASE WHEN cols IS NULL THEN ''
+                                ELSE ' OF ' || (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
+                                                  FROM pg_catalog.pg_attribute a
+                                                 WHERE a.attrelid = t AND a.attnum = ANY (cols)) END,
+                           t::regclass);
+            state := CASE WHEN enable OR cur.tgenabled IS NULL THEN 'A' ELSE cur.tgenabled END;
+            cur.tgenabled := 'O';
+        ELSE
+            state := CASE WHEN enable THEN 'A' ELSE cur.tgenabled END;
+        END IF;
+        IF cur.tgenabled <> state THEN
+            EXECUTE format('ALTER TABLE %s %s TRIGGER perfopt_cache_invalidate', t::regclass,
+                           CASE state WHEN 'A' THEN 'ENABLE ALWAYS' WHEN 'R' THEN 'ENABLE REPLICA'
+                                      WHEN 'D' THEN 'DISABLE' ELSE 'ENABLE' END);
+        END IF;
     END LOOP;
 END $$;
 
@@ -93,6 +216,7 @@ RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     a record;
+    old_tables oid[];
 BEGIN
     IF query IS NULL THEN
         RAISE EXCEPTION 'query must not be NULL'
@@ -101,10 +225,11 @@ BEGIN
     END IF;
     PERFORM perfopt._cache_check_ttl(ttl);
     a := perfopt._cache_analyze(query, ttl IS NOT NULL);
-    PERFORM perfopt._cache_add_triggers(a.tables);
-    DELETE FROM perfopt.cache_rule_defs d WHERE d.kind = 'query' AND d.queryid = a.queryid;
-    INSERT INTO perfopt.cache_rule_defs (kind, queryid, query, ttl, tables)
-    VALUES ('query', a.queryid, query, ttl, a.tables);
+    DELETE FROM perfopt.cache_rule_defs d WHERE d.kind = 'query' AND d.queryid = a.queryid
+    RETURNING d.tables INTO old_tables;
+    INSERT INTO perfopt.cache_rule_defs (kind, queryid, query, ttl, tables, columns, keys)
+    VALUES ('query', a.queryid, query, ttl, a.tables, a.columns, a.keys);
+    PERFORM perfopt._cache_sync_triggers(a.tables || coalesce(old_tables, '{}'));
     RETURN a.queryid;
 END $$;
 
@@ -113,6 +238,7 @@ RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     tabs oid[];
+    old_tables oid[];
 BEGIN
     IF tbl IS NULL THEN
         RAISE EXCEPTION 'tbl must not be NULL'
@@ -121,10 +247,11 @@ BEGIN
     END IF;
     PERFORM perfopt._cache_check_ttl(ttl);
     tabs := perfopt._cache_table_check(tbl);
-    PERFORM perfopt._cache_add_triggers(tabs);
-    DELETE FROM perfopt.cache_rule_defs d WHERE d.kind = 'table' AND d.relid = tbl;
+    DELETE FROM perfopt.cache_rule_defs d WHERE d.kind = 'table' AND d.relid = tbl
+    RETURNING d.tables INTO old_tables;
     INSERT INTO perfopt.cache_rule_defs (kind, relid, ttl, tables)
     VALUES ('table', tbl, ttl, tabs);
+    PERFORM perfopt._cache_sync_triggers(tabs || coalesce(old_tables, '{}'));
 END $$;
 
 -- Matches the statement's shape, or the text the rule was created with (a
@@ -149,7 +276,7 @@ BEGIN
             USING ERRCODE = 'undefined_object',
                   HINT = 'perfopt.cache_rules lists the rules; the statement must have the same shape as the one given to perfopt.cache_query().';
     END IF;
-    PERFORM perfopt._cache_drop_triggers(tabs);
+    PERFORM perfopt._cache_sync_triggers(tabs, false);
 END $$;
 
 CREATE FUNCTION perfopt.uncache_table(tbl regclass) RETURNS void
@@ -164,7 +291,7 @@ BEGIN
             USING ERRCODE = 'undefined_object',
                   HINT = 'perfopt.cache_rules lists the rules.';
     END IF;
-    PERFORM perfopt._cache_drop_triggers(tabs);
+    PERFORM perfopt._cache_sync_triggers(tabs, false);
 END $$;
 
 CREATE VIEW perfopt.cache_rules AS
@@ -234,6 +361,6 @@ REVOKE ALL ON FUNCTION perfopt.cache_query(text, interval), perfopt.cache_table(
     perfopt.uncache_query(text), perfopt.uncache_table(regclass),
     perfopt.cache_clear(), perfopt.cache_clear(regclass), perfopt.cache_warm(text),
     perfopt._cache_analyze(text, boolean), perfopt._cache_table_check(regclass),
-    perfopt._cache_add_triggers(oid[]), perfopt._cache_drop_triggers(oid[])
+    perfopt._cache_sync_triggers(oid[], boolean), perfopt._cache_sync_key_trigger(oid, boolean)
     FROM PUBLIC;
 GRANT SELECT ON perfopt.cache_rule_defs, perfopt.cache_rules TO PUBLIC;

@@ -8,7 +8,11 @@
 -- later joins the rules of its ancestors here, trigger included; until it
 -- does, statements that read it are not cached (the executor finds a table
 -- without the trigger), so this is about keeping the cache useful, never
--- about correctness.  SECURITY DEFINER: whoever may create a partition may
+-- about correctness.  The same goes for a trigger's column list (see
+-- perfopt._cache_watched_columns): a table that becomes a parent or a child,
+-- or gains a BEFORE UPDATE row trigger, gets a trigger that watches every
+-- column; until then no result that reads the table is stored
+-- (cache_trigger_coverage in cache_rules.c checks).  SECURITY DEFINER: whoever may create a partition may
 -- extend the rules, which only the extension's owner can write.
 CREATE FUNCTION perfopt._cache_adopt_children() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -16,11 +20,21 @@ DECLARE
     changed oid;
     r record;
     grown oid[];
+    resync oid[] := '{}';
 BEGIN
+    -- tables created or altered, and the tables of triggers created
+    -- (other than perfopt's own, which sync itself creates)
     FOR changed IN
-        SELECT DISTINCT c.objid FROM pg_event_trigger_ddl_commands() c
-         WHERE c.classid = 'pg_class'::regclass AND c.object_type = 'table'
+        SELECT DISTINCT CASE WHEN c.classid = 'pg_trigger'::regclass
+                             THEN (SELECT g.tgrelid FROM pg_catalog.pg_trigger g
+                                    WHERE g.oid = c.objid
+                                      AND g.tgname NOT IN ('perfopt_cache_invalidate', 'perfopt_cache_keys'))
+                             ELSE c.objid END
+          FROM pg_event_trigger_ddl_commands() c
+         WHERE (c.classid = 'pg_class'::regclass AND c.object_type = 'table')
+            OR c.classid = 'pg_trigger'::regclass
     LOOP
+        CONTINUE WHEN changed IS NULL;
         FOR r IN
             SELECT d.ctid AS id, d.tables
               FROM perfopt.cache_rule_defs d
@@ -36,10 +50,15 @@ BEGIN
             IF grown <> r.tables THEN
                 -- the rule first: adding a trigger is DDL that brings us back here
                 UPDATE perfopt.cache_rule_defs SET tables = grown WHERE ctid = r.id;
-                PERFORM perfopt._cache_add_triggers(grown[array_length(r.tables, 1) + 1:]);
             END IF;
+            resync := resync || grown;
         END LOOP;
     END LOOP;
+    -- new children get the trigger; a table that gained a BEFORE UPDATE row
+    -- trigger, a parent or a child gets one that watches every column
+    IF resync <> '{}' THEN
+        PERFORM perfopt._cache_sync_triggers(resync, false);
+    END IF;
 END $$;
 
 -- The table, its partitions or children, recursively.
@@ -72,5 +91,7 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 CREATE EVENT TRIGGER perfopt_cache_adopt_children ON ddl_command_end
-    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TRIGGER')
     EXECUTE FUNCTION perfopt._cache_adopt_children();
+-- also for DDL run with session_replication_role = replica (pg_restore)
+ALTER EVENT TRIGGER perfopt_cache_adopt_children ENABLE ALWAYS;

@@ -1,4 +1,4 @@
--- weight: 100
+-- weight: 30
 -- A login.
 \set uid random(1, 50000)
 \set net random(0, 255)

@@ -1,4 +1,4 @@
--- weight: 150
+-- weight: 30
 -- A finished game: record the score and touch the player.
 \set uid random(1, 50000)
 \set gid random(1, 20)
