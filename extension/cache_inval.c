@@ -176,6 +176,18 @@ cache_full_xid(TransactionId xid)
 
 static HTAB *local_slots = NULL;
 
+/* A hash table of this backend's, living as long as it does. */
+static HTAB *
+backend_hash(const char *name, Size keysize, Size entrysize, long nelem)
+{
+	HASHCTL		info;
+
+	info.keysize = keysize;
+	info.entrysize = entrysize;
+	info.hcxt = TopMemoryContext;
+	return hash_create(name, nelem, &info, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
 static int
 remember_slot(SlotKey *key, int idx)
 {
@@ -222,15 +234,8 @@ cache_slot_find_sub(Oid dbid, Oid relid, int32 sub, bool create)
 
 	/* slots never move nor go away: remember them in this backend */
 	if (local_slots == NULL)
-	{
-		HASHCTL		info;
-
-		info.keysize = sizeof(SlotKey);
-		info.entrysize = sizeof(SlotHashEntry);
-		info.hcxt = TopMemoryContext;
-		local_slots = hash_create("perfopt cache slots seen", 256, &info,
-								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
+		local_slots = backend_hash("perfopt cache slots seen", sizeof(SlotKey),
+								   sizeof(SlotHashEntry), 256);
 	entry = hash_search(local_slots, &key, HASH_FIND, NULL);
 	if (entry)
 		return entry->idx;
@@ -338,15 +343,8 @@ cache_slot_set_coverage(int idx, uint64 epoch_gen, uint64 covered, uint64 keyed)
 	CoverageEntry *entry;
 
 	if (coverage_seen == NULL)
-	{
-		HASHCTL		info;
-
-		info.keysize = sizeof(int32);
-		info.entrysize = sizeof(CoverageEntry);
-		info.hcxt = TopMemoryContext;
-		coverage_seen = hash_create("perfopt cache trigger coverage", 64, &info,
-									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
+		coverage_seen = backend_hash("perfopt cache trigger coverage", sizeof(int32),
+									 sizeof(CoverageEntry), 64);
 	entry = hash_search(coverage_seen, &idx, HASH_ENTER, NULL);
 	entry->epoch_gen = epoch_gen;
 	entry->covered = covered;

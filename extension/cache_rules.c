@@ -463,9 +463,13 @@ append_attnums(StringInfo buf, uint64 mask)
 	appendStringInfoChar(buf, ']');
 }
 
-/* {"relid": [attnums], ...}: the key columns of each table */
+/*
+ * {"relid": [attnums], ...}: for each table, the columns the statement
+ * reads (null for a table read whole), or with keys, the integer columns it
+ * restricts the table to one value of.
+ */
 static Datum
-keys_json(List *tables, PlannedStmt *plan)
+columns_json(List *tables, PlannedStmt *plan, bool keys)
 {
 	StringInfoData buf;
 	ListCell   *lc;
@@ -475,27 +479,8 @@ keys_json(List *tables, PlannedStmt *plan)
 	foreach(lc, tables)
 	{
 		Oid			relid = lfirst_oid(lc);
-
-		appendStringInfo(&buf, "%s\"%u\": ", lc == list_head(tables) ? "" : ", ", relid);
-		append_attnums(&buf, cache_plan_key_columns(plan, relid));
-	}
-	appendStringInfoChar(&buf, '}');
-	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
-}
-
-/* {"relid": [attnums], ...}, null for a table read whole */
-static Datum
-columns_json(List *tables, List *rtable)
-{
-	StringInfoData buf;
-	ListCell   *lc;
-
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
-	foreach(lc, tables)
-	{
-		Oid			relid = lfirst_oid(lc);
-		uint64		mask = cache_read_columns(rtable, relid);
+		uint64		mask = keys ? cache_plan_key_columns(plan, relid) :
+			cache_read_columns(plan->rtable, relid);
 
 		appendStringInfo(&buf, "%s\"%u\": ", lc == list_head(tables) ? "" : ", ", relid);
 		if (mask & CACHE_ALL_COLUMNS)
@@ -660,8 +645,8 @@ perfopt_cache_analyze(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 	values[0] = Int64GetDatum((int64) queryid);
 	values[1] = oid_array(tables);
-	values[2] = columns_json(tables, plan->rtable);
-	values[3] = keys_json(tables, plan);
+	values[2] = columns_json(tables, plan, false);
+	values[3] = columns_json(tables, plan, true);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }
 

@@ -244,12 +244,7 @@ slowlog_capture(QueryDesc *queryDesc, double duration_ms, const ExecBuffers *b)
 	h->dbid = MyDatabaseId;
 	h->queryid = queryDesc->plannedstmt->queryId;
 	h->rows = queryDesc->estate->es_processed;
-	h->shared_blks_hit = b->shared_blks_hit;
-	h->shared_blks_read = b->shared_blks_read;
-	h->shared_blks_dirtied = b->shared_blks_dirtied;
-	h->shared_blks_written = b->shared_blks_written;
-	h->temp_blks_read = b->temp_blks_read;
-	h->temp_blks_written = b->temp_blks_written;
+	h->buffers = *b;
 	describe_client(h);
 	h->has_params = texts[SLOW_TEXT_PARAMS] != NULL;
 	p = (char *) h + sizeof(SlowQueryHeader);

@@ -20,12 +20,7 @@ typedef struct SlowQueryHeader
 	Oid			dbid;
 	uint64		queryid;
 	int64		rows;
-	int64		shared_blks_hit;
-	int64		shared_blks_read;
-	int64		shared_blks_dirtied;
-	int64		shared_blks_written;
-	int64		temp_blks_read;
-	int64		temp_blks_written;
+	ExecBuffers buffers;
 	NameData	datname;
 	NameData	username;
 	char		application_name[NAMEDATALEN];

@@ -151,12 +151,12 @@ slow_query_row(const SlowQuery *q, bool visible, Datum *values, bool *nulls)
 	values[i++] = CStringGetTextDatum(visible ? q->text[SLOW_TEXT_PLAN] : HIDDEN_TEXT);
 	values[i] = CStringGetTextDatum(q->text[SLOW_TEXT_PLAN_JSON]);
 	nulls[i++] = !visible;
-	values[i++] = Int64GetDatum(h->shared_blks_hit);
-	values[i++] = Int64GetDatum(h->shared_blks_read);
-	values[i++] = Int64GetDatum(h->shared_blks_dirtied);
-	values[i++] = Int64GetDatum(h->shared_blks_written);
-	values[i++] = Int64GetDatum(h->temp_blks_read);
-	values[i++] = Int64GetDatum(h->temp_blks_written);
+	values[i++] = Int64GetDatum(h->buffers.shared_blks_hit);
+	values[i++] = Int64GetDatum(h->buffers.shared_blks_read);
+	values[i++] = Int64GetDatum(h->buffers.shared_blks_dirtied);
+	values[i++] = Int64GetDatum(h->buffers.shared_blks_written);
+	values[i++] = Int64GetDatum(h->buffers.temp_blks_read);
+	values[i++] = Int64GetDatum(h->buffers.temp_blks_written);
 	Assert(i == SLOW_QUERY_COLS);
 }
 

@@ -16,7 +16,8 @@ INSERT INTO ck_scores SELECT g, 1 + g % 3, 'p' || (g % 5), g FROM generate_serie
 \set b1 'SELECT player, max(points) AS best FROM ck_scores WHERE game = 1 GROUP BY player ORDER BY best DESC, player LIMIT 3'
 \set b2 'SELECT player, max(points) AS best FROM ck_scores WHERE game = 2 GROUP BY player ORDER BY best DESC, player LIMIT 3'
 SELECT perfopt.cache_query(:'b1') <> 0 AS ok;
-SELECT keys FROM perfopt.cache_rule_defs WHERE query = :'b1';
+SELECT j.k::oid::regclass AS tbl, j.v AS key_columns
+  FROM perfopt.cache_rule_defs, jsonb_each(keys) AS j(k, v) WHERE query = :'b1';
 SELECT tgname, tgtype, tgenabled, encode(tgargs, 'escape') AS args
   FROM pg_trigger WHERE tgrelid = 'ck_scores'::regclass ORDER BY tgname;
 :b1;

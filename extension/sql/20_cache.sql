@@ -64,6 +64,16 @@ BEGIN
     END IF;
 END $$;
 
+-- A table that is not partitioned, not a partition, and has no parent or
+-- child: where a write's statement and row triggers fire on the table itself.
+CREATE FUNCTION perfopt._cache_plain_table(tbl oid) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                    WHERE c.oid = tbl AND c.relkind = 'r' AND NOT c.relispartition)
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
+                        WHERE i.inhrelid = tbl OR i.inhparent = tbl)
+$$;
+
 -- The columns whose UPDATEs the trigger on tbl must watch, or NULL for
 -- every column.  A column list is exact only where UPDATE OF fires whenever
 -- a value changes: on a plain table with no BEFORE UPDATE row trigger (which
@@ -74,10 +84,7 @@ END $$;
 CREATE FUNCTION perfopt._cache_watched_columns(tbl oid) RETURNS int2[]
 LANGUAGE sql STABLE AS $$
     SELECT CASE
-        WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
-                          WHERE c.oid = tbl AND c.relkind = 'r' AND NOT c.relispartition)
-          OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
-                      WHERE i.inhrelid = tbl OR i.inhparent = tbl)
+        WHEN NOT perfopt._cache_plain_table(tbl)
           OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
                       WHERE t.tgrelid = tbl AND (t.tgtype & 83) = 19  -- ROW, BEFORE, UPDATE
                         AND t.tgname <> 'perfopt_cache_keys')
@@ -102,10 +109,7 @@ $$;
 CREATE FUNCTION perfopt._cache_key_columns(tbl oid) RETURNS int2[]
 LANGUAGE sql STABLE AS $$
     SELECT CASE
-        WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
-                          WHERE c.oid = tbl AND c.relkind = 'r' AND NOT c.relispartition)
-          OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
-                      WHERE i.inhrelid = tbl OR i.inhparent = tbl)
+        WHEN NOT perfopt._cache_plain_table(tbl)
           OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
                       WHERE t.tgrelid = tbl AND (t.tgtype & 67) = 3  -- ROW, BEFORE
                         AND (t.tgtype & 20) <> 0                     -- INSERT or UPDATE
