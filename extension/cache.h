@@ -47,6 +47,9 @@ typedef enum CacheMode
 #define CACHE_KEY_BANDS		256
 #define CACHE_SLOT_BAND(attno, band) (2 + (int32) (attno) * CACHE_KEY_BANDS + (band))
 
+/* keys the store's admission remembers when it is full (cache_store.c) */
+#define CACHE_DOOR_SIZE		65536
+
 /*
  * at most this many tables behind one cached statement; an entry depends on
  * up to two slots per table, the global slot and the database's epoch
@@ -122,6 +125,7 @@ extern bool cache_store_lookup(Oid dbid, Oid userid, uint64 keyhash,
 							   char **blob, uint32 *bloblen);
 extern void cache_store_forget(Oid dbid, Oid userid, uint64 keyhash,
 							   bool invalid, bool expired, uint64 queryid);
+extern bool cache_store_admit(uint64 keyhash);
 extern bool cache_store_insert(Oid dbid, Oid userid, uint64 keyhash,
 							   uint64 queryid, const char *blob, uint32 bloblen);
 extern void cache_store_count(uint64 queryid, bool hit, double ms);

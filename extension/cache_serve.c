@@ -548,6 +548,18 @@ run_marked(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 		return;
 	}
 
+	/* a full store takes a result the second time its key misses */
+	if (cache_nesting != cache_warm_level && !cache_store_admit(c.keyhash))
+	{
+		run_chained(queryDesc, direction, count, execute_once);
+		cache_last_outcome = "miss, not stored: the cache is full and the statement missed for the first time";
+		cache_store_count_refused();
+		INSTR_TIME_SET_CURRENT(duration);
+		INSTR_TIME_SUBTRACT(duration, start);
+		cache_store_count(queryid, false, INSTR_TIME_GET_MILLISEC(duration));
+		stats_store_count_cache(queryid, false);
+		return;
+	}
 	cap = cache_capture_begin(queryDesc, (Size) perfopt_cache_max_entry_size * 1024);
 	PG_TRY();
 	{

@@ -92,6 +92,16 @@ typedef struct StoreShared
 	int32		nentries;
 	int64		bytes;
 	int32		clock_hand;
+
+	/*
+	 * Admission under pressure: while storing a result means evicting one
+	 * (full), a result is stored only the second time its key misses
+	 * within the doorkeeper's memory, so that statements that never repeat
+	 * (every one distinct) cost neither a copy of their rows nor someone
+	 * else's entry.  door[] holds a tag of each key seen, by its hash.
+	 */
+	pg_atomic_uint32 full;
+	pg_atomic_uint32 door[CACHE_DOOR_SIZE];
 } StoreShared;
 
 static StoreShared *store = NULL;
@@ -189,6 +199,9 @@ cache_store_shmem_init(void)
 		store->nentries = 0;
 		store->bytes = 0;
 		store->clock_hand = 0;
+		pg_atomic_init_u32(&store->full, 0);
+		for (i = 0; i < CACHE_DOOR_SIZE; i++)
+			pg_atomic_init_u32(&store->door[i], 0);
 	}
 
 	info.keysize = sizeof(EntryKey);
@@ -374,6 +387,26 @@ cache_store_forget(Oid dbid, Oid userid, uint64 keyhash, bool invalid,
  * Store a blob, replacing whatever had the same key and evicting under
  * pressure.  False if it does not fit at all.
  */
+/*
+ * May the result of this miss be stored?  Always while the store has room;
+ * when it is full, only if the key missed before (see StoreShared).  No
+ * lock: a lost race only stores one entry more or less.
+ */
+bool
+cache_store_admit(uint64 keyhash)
+{
+	pg_atomic_uint32 *slot;
+	uint32		tag = (uint32) (keyhash >> 32) | 1;
+
+	if (pg_atomic_read_u32(&store->full) == 0)
+		return true;
+	slot = &store->door[keyhash % CACHE_DOOR_SIZE];
+	if (pg_atomic_read_u32(slot) == tag)
+		return true;
+	pg_atomic_write_u32(slot, tag);
+	return false;
+}
+
 bool
 cache_store_insert(Oid dbid, Oid userid, uint64 keyhash, uint64 queryid,
 				   const char *blob, uint32 bloblen)
@@ -398,6 +431,7 @@ cache_store_insert(Oid dbid, Oid userid, uint64 keyhash, uint64 queryid,
 	h = hash_search(entry_hash, &key, HASH_FIND, NULL);
 	if (h)
 		entry_free(h->idx, false, false);
+	pg_atomic_write_u32(&store->full, store->nfree < need || store->free_entry < 0);
 	while ((store->nfree < need || store->free_entry < 0) && evict_one())
 		;
 	if (store->nfree < need || store->free_entry < 0)
