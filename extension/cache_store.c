@@ -574,6 +574,8 @@ cache_store_clear(Oid dbid, int slot)
 			removed++;
 		}
 	}
+	if (removed > 0)
+		pg_atomic_write_u32(&store->full, 0);	/* there is room again */
 	LWLockRelease(store->lock);
 	return removed;
 }
