@@ -74,6 +74,20 @@ LANGUAGE sql STABLE AS $$
                         WHERE i.inhrelid = tbl OR i.inhparent = tbl)
 $$;
 
+-- The columns of tbl (numbers, each once) that the query rules reading it
+-- list in their columns or keys (field), those that still exist.
+CREATE FUNCTION perfopt._cache_rule_attnums(tbl oid, field text) RETURNS SETOF int2
+LANGUAGE sql STABLE AS $$
+    SELECT DISTINCT a.attnum
+      FROM perfopt.cache_rule_defs r,
+           LATERAL (SELECT CASE field WHEN 'keys' THEN r.keys ELSE r.columns END -> tbl::text) AS l(list),
+           LATERAL jsonb_array_elements_text(CASE WHEN jsonb_typeof(l.list) = 'array'
+                                                  THEN l.list ELSE '[]' END) AS e(attnum)
+      JOIN pg_catalog.pg_attribute a
+        ON a.attrelid = tbl AND a.attnum = e.attnum::int2 AND NOT a.attisdropped
+     WHERE tbl = ANY (r.tables) AND r.kind = 'query'
+$$;
+
 -- The columns whose UPDATEs the trigger on tbl must watch, or NULL for
 -- every column.  A column list is exact only where UPDATE OF fires whenever
 -- a value changes: on a plain table with no BEFORE UPDATE row trigger (which
@@ -93,12 +107,7 @@ LANGUAGE sql STABLE AS $$
                         AND (r.kind <> 'query'
                              OR coalesce(jsonb_typeof(r.columns -> tbl::text), 'null') <> 'array'))
         THEN NULL
-        ELSE (SELECT array_agg(DISTINCT a.attnum ORDER BY a.attnum)
-                FROM perfopt.cache_rule_defs r,
-                     LATERAL jsonb_array_elements_text(r.columns -> tbl::text) AS e(attnum)
-                JOIN pg_catalog.pg_attribute a
-                  ON a.attrelid = tbl AND a.attnum = e.attnum::int2 AND NOT a.attisdropped
-               WHERE tbl = ANY (r.tables))
+        ELSE (SELECT array_agg(n ORDER BY n) FROM perfopt._cache_rule_attnums(tbl, 'columns') AS n)
     END
 $$;
 
@@ -115,15 +124,10 @@ LANGUAGE sql STABLE AS $$
                         AND (t.tgtype & 20) <> 0                     -- INSERT or UPDATE
                         AND t.tgname <> 'perfopt_cache_keys')
         THEN NULL
-        ELSE (SELECT array_agg(DISTINCT a.attnum ORDER BY a.attnum)
-                FROM perfopt.cache_rule_defs r,
-                     LATERAL jsonb_array_elements_text(
-                         CASE WHEN jsonb_typeof(r.keys -> tbl::text) = 'array'
-                              THEN r.keys -> tbl::text ELSE '[]' END) AS e(attnum)
-                JOIN pg_catalog.pg_attribute a
-                  ON a.attrelid = tbl AND a.attnum = e.attnum::int2 AND NOT a.attisdropped
-                 AND a.attgenerated = '' AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
-               WHERE tbl = ANY (r.tables) AND r.kind = 'query')
+        ELSE (SELECT array_agg(n ORDER BY n)
+                FROM perfopt._cache_rule_attnums(tbl, 'keys') AS n
+                JOIN pg_catalog.pg_attribute a ON a.attrelid = tbl AND a.attnum = n
+               WHERE a.attgenerated = '' AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype))
     END
 $$;
 
