@@ -633,7 +633,10 @@ write_is_wide(Relation rel, bool truncate)
 	bool		has_key_trigger = false;
 	int			i;
 
-	if (trigdesc == NULL)
+	/* no BEFORE row trigger at all, the common case: no key trigger either */
+	if (trigdesc == NULL ||
+		!(trigdesc->trig_insert_before_row || trigdesc->trig_update_before_row ||
+		  trigdesc->trig_delete_before_row))
 		return false;
 	keys_fn = cache_keys_trigger_function();
 	if (!OidIsValid(keys_fn))
