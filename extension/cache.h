@@ -236,6 +236,9 @@ extern const char *cache_runtime_refusal(QueryDesc *queryDesc, bool records_ok,
 extern const char *cache_relation_refusal_of(List *rtable, CacheCandidate *c);
 extern bool cache_examine(QueryDesc *queryDesc, bool records_ok, ScanDirection direction,
 						  uint64 count, bool at_start, CacheCandidate *c);
+extern bool cache_find_answer(CacheCandidate *c, Snapshot snapshot, uint32 tupdesc_hash,
+							  uint64 queryid, bool forget, char **blob, uint32 *len,
+							  CacheBlobHeader **hdr, char **tuples);
 extern bool cache_blob_answers(CacheCandidate *c, Snapshot snapshot, uint32 tupdesc_hash,
 							   char *blob, uint32 len, CacheBlobHeader **hdr,
 							   char **tuples, bool *invalid, bool *expired);

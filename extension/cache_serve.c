@@ -319,6 +319,33 @@ cache_blob_answers(CacheCandidate *c, Snapshot snapshot, uint32 tupdesc_hash, ch
 		FullTransactionIdPrecedes((*hdr)->max_writer, cache_full_xid(snapshot->xmin));
 }
 
+/*
+ * The stored answer to c under snapshot (see cache_blob_answers), copied
+ * out of the store into *blob, or false.  With forget, an entry found
+ * invalid or expired is dropped and counted now; callers that leave that
+ * to ExecutorRun pass false.
+ */
+bool
+cache_find_answer(CacheCandidate *c, Snapshot snapshot, uint32 tupdesc_hash,
+				  uint64 queryid, bool forget, char **blob,
+				  uint32 *len, CacheBlobHeader **hdr, char **tuples)
+{
+	bool		invalid;
+	bool		expired;
+
+	if (!cache_store_lookup(MyDatabaseId, GetUserId(), c->keyhash,
+							c->key.data, c->key.len, blob, len))
+		return false;
+	if (cache_blob_answers(c, snapshot, tupdesc_hash, *blob, *len, hdr, tuples,
+						   &invalid, &expired))
+		return true;
+	if (forget && (invalid || expired))
+		cache_store_forget(MyDatabaseId, GetUserId(), c->keyhash, invalid,
+						   expired, queryid);
+	pfree(*blob);
+	return false;
+}
+
 static bool
 serve_hit(CacheCandidate *c, QueryDesc *queryDesc)
 {
@@ -326,23 +353,12 @@ serve_hit(CacheCandidate *c, QueryDesc *queryDesc)
 	uint32		len;
 	CacheBlobHeader *hdr;
 	char	   *tuples;
-	bool		invalid;
-	bool		expired;
 	MemoryContext old;
 	uint64		n;
 
-	if (!cache_store_lookup(MyDatabaseId, GetUserId(), c->keyhash,
-							c->key.data, c->key.len, &blob, &len))
+	if (!cache_find_answer(c, queryDesc->snapshot, cache_tupdesc_hash(queryDesc->tupDesc),
+						   queryDesc->plannedstmt->queryId, true, &blob, &len, &hdr, &tuples))
 		return false;
-	if (!cache_blob_answers(c, queryDesc->snapshot, cache_tupdesc_hash(queryDesc->tupDesc),
-							blob, len, &hdr, &tuples, &invalid, &expired))
-	{
-		if (invalid || expired)
-			cache_store_forget(MyDatabaseId, GetUserId(), c->keyhash, invalid,
-							   expired, queryDesc->plannedstmt->queryId);
-		pfree(blob);
-		return false;
-	}
 
 	old = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
 	if (queryDesc->totaltime)

@@ -193,24 +193,17 @@ standin_for_plan(QueryDesc *queryDesc, int eflags)
 	uint32		len;
 	CacheBlobHeader *hdr;
 	char	   *tuples;
-	bool		invalid;
-	bool		expired;
 	int			serial;
 
 	if (!startable(queryDesc, eflags))
 		return false;
 	tlist = orig->planTree->targetlist;
+	/* an entry that no longer answers: ExecutorRun finds out again and says why */
 	if (!cache_examine(queryDesc, cache_tlist_shape(tlist, &tupdesc_hash),
 					   ForwardScanDirection, 0, true, &c) ||
-		!cache_store_lookup(MyDatabaseId, GetUserId(), c.keyhash, c.key.data,
-							c.key.len, &blob, &len))
+		!cache_find_answer(&c, queryDesc->snapshot, tupdesc_hash, orig->queryId, false,
+						   &blob, &len, &hdr, &tuples))
 		return false;
-	if (!cache_blob_answers(&c, queryDesc->snapshot, tupdesc_hash, blob, len, &hdr,
-							&tuples, &invalid, &expired))
-	{
-		pfree(blob);			/* ExecutorRun finds out again and says why */
-		return false;
-	}
 	serial = ++standin_serial;
 	register_standin(queryDesc,
 					 make_standin(tlist, orig->queryId, orig->rtable, orig->stmt_location,
@@ -321,8 +314,6 @@ cache_standin_plan(Query *parse, const char *query_string, int cursorOptions,
 	uint32		len;
 	CacheBlobHeader *hdr;
 	char	   *tuples;
-	bool		invalid;
-	bool		expired;
 	PlannedStmt *standin;
 	List	   *relids = NIL;
 	int			i;
@@ -351,20 +342,14 @@ cache_standin_plan(Query *parse, const char *query_string, int cursorOptions,
 	*looked = true;
 	looked_cand = c;
 	looked_text = query_string;
-	if (!cache_store_lookup(MyDatabaseId, GetUserId(), c.keyhash, c.key.data,
-							c.key.len, &blob, &len))
+	/*
+	 * The snapshot of planning, if any: ExecutorStart checks its own.  An
+	 * entry that no longer answers is counted and dropped here: ExecutorRun
+	 * will not look it up again.
+	 */
+	if (!cache_find_answer(&c, ActiveSnapshotSet() ? GetActiveSnapshot() : NULL,
+						   tupdesc_hash, parse->queryId, true, &blob, &len, &hdr, &tuples))
 		return NULL;
-	/* the snapshot of planning, if any: ExecutorStart checks its own */
-	if (!cache_blob_answers(&c, ActiveSnapshotSet() ? GetActiveSnapshot() : NULL,
-							tupdesc_hash, blob, len, &hdr, &tuples, &invalid, &expired))
-	{
-		/* counted and dropped here: ExecutorRun will not look it up again */
-		if (invalid || expired)
-			cache_store_forget(MyDatabaseId, GetUserId(), c.keyhash, invalid,
-							   expired, parse->queryId);
-		pfree(blob);
-		return NULL;
-	}
 
 	standin = make_standin(parse->targetList, parse->queryId, rtes, parse->stmt_location,
 						   parse->stmt_len, ++standin_serial);
