@@ -181,7 +181,7 @@ typedef struct CacheBlobHeader
 	uint32		keylen;
 	uint32		ntuples;
 	uint32		tupdesc_hash;
-	uint32		pad;
+	uint32		wire_format;	/* rows keep their text (cache_wire.c); 0: not */
 	TimestampTz expires;		/* 0: no TTL */
 	FullTransactionId max_writer;	/* newest writer the result includes */
 } CacheBlobHeader;
@@ -203,8 +203,18 @@ extern bool cache_blob_parse(char *blob, uint32 len, CacheDep **deps, int *ndeps
 							 CacheBlobHeader **hdr, char **key, char **tuples);
 extern uint64 cache_blob_send(QueryDesc *queryDesc, const CacheBlobHeader *hdr,
 							  char *tuples);
-extern uint64 cache_blob_send_some(QueryDesc *queryDesc, char **pos, uint32 *left,
-								   uint64 max);
+extern uint64 cache_blob_send_some(QueryDesc *queryDesc, uint32 wire_format, char **pos,
+								   uint32 *left, uint64 max);
+
+/* cache_wire.c: rows kept as the text a client receives */
+typedef struct CacheWire CacheWire;
+
+extern uint32 cache_wire_format(void);
+extern CacheWire *cache_wire_begin(QueryDesc *queryDesc);
+extern uint32 cache_wire_format_of(CacheWire *w);
+extern void cache_wire_row(CacheWire *w, TupleTableSlot *slot, StringInfo buf);
+extern bool cache_wire_usable(QueryDesc *queryDesc, uint32 format);
+extern void cache_wire_send(const char *body, uint32 len);
 
 /* cache_serve.c */
 extern void cache_install_hooks(void);

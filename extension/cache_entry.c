@@ -8,10 +8,15 @@
  *		Rows are kept as detoasted MinimalTuples (a TOAST pointer would die
  *		with the next VACUUM); the client's output format (text or binary,
  *		DateStyle) is applied when they are sent, as for any other row.
+ *		Rows of a client reading text may also keep the text it received
+ *		(cache_wire.c), sent as it is to the next client reading text under
+ *		the same output settings.
  *
  *		Layout of a blob, every part MAXALIGNed:
  *			int32 ndeps | CacheDep[ndeps] | CacheBlobHeader | key | rows
- *		where each row is a uint32 length followed by the MinimalTuple.
+ *		where each row is a uint64 word (the MinimalTuple's length, and in
+ *		the high half the length of its text, 0 without) followed by the
+ *		MinimalTuple and then its text.
  */
 #include "postgres.h"
 
@@ -81,6 +86,8 @@ struct CacheCapture
 	DestReceiver pub;
 	DestReceiver *inner;
 	TupleDesc	desc;
+	CacheWire  *wire;			/* NULL: rows are kept without their text */
+	StringInfoData text;		/* the current row's text */
 	StringInfoData rows;
 	uint32		ntuples;
 	Size		limit;
@@ -246,6 +253,14 @@ cache_tupdesc_ok(TupleDesc desc)
 	return true;
 }
 
+static void
+append_aligned(StringInfo buf, const char *data, uint32 len)
+{
+	appendBinaryStringInfo(buf, data, len);
+	while (buf->len % MAXIMUM_ALIGNOF)
+		appendStringInfoChar(buf, '\0');
+}
+
 /* A MinimalTuple of the slot with every out-of-line value brought inline. */
 static MinimalTuple
 detoasted_copy(TupleTableSlot *slot, TupleDesc desc)
@@ -291,8 +306,15 @@ capture_receive(TupleTableSlot *slot, DestReceiver *self)
 	{
 		MinimalTuple mt = detoasted_copy(slot, cap->desc);
 		uint32		len = mt->t_len;
+		uint32		textlen = 0;
 
-		if (cap->rows.len + MAXALIGN(sizeof(uint64)) + MAXALIGN(len) > cap->limit)
+		if (cap->wire)
+		{
+			cache_wire_row(cap->wire, slot, &cap->text);
+			textlen = cap->text.len;
+		}
+		if (cap->rows.len + MAXALIGN(sizeof(uint64)) + MAXALIGN(len) +
+			MAXALIGN(textlen) > cap->limit)
 		{
 			cap->overflow = true;
 			pfree(cap->rows.data);
@@ -300,12 +322,12 @@ capture_receive(TupleTableSlot *slot, DestReceiver *self)
 		}
 		else
 		{
-			uint64		lenword = len;
+			uint64		lenword = len | ((uint64) textlen << 32);
 
 			appendBinaryStringInfo(&cap->rows, (char *) &lenword, sizeof(uint64));
-			appendBinaryStringInfo(&cap->rows, (char *) mt, len);
-			while (cap->rows.len % MAXIMUM_ALIGNOF)
-				appendStringInfoChar(&cap->rows, '\0');
+			append_aligned(&cap->rows, (char *) mt, len);
+			if (textlen > 0)
+				append_aligned(&cap->rows, cap->text.data, textlen);
 			cap->ntuples++;
 		}
 		pfree(mt);
@@ -350,6 +372,9 @@ cache_capture_begin(QueryDesc *queryDesc, Size limit)
 	cap->inner = queryDesc->dest;
 	cap->desc = queryDesc->tupDesc;
 	cap->limit = limit;
+	cap->wire = cache_wire_begin(queryDesc);
+	if (cap->wire)
+		initStringInfo(&cap->text);
 	initStringInfo(&cap->rows);
 	MemoryContextSwitchTo(old);
 	queryDesc->dest = &cap->pub;
@@ -390,6 +415,7 @@ cache_blob_build(CacheCapture *cap, const CacheDep *deps, int ndeps,
 	*h = *hdr;
 	h->keylen = key->len;
 	h->ntuples = cap->ntuples;
+	h->wire_format = cache_wire_format_of(cap->wire);
 	memcpy(blob + off_key, key->data, key->len);
 	memcpy(blob + off_rows, cap->rows.data, cap->rows.len);
 	*len = (uint32) total;
@@ -426,35 +452,49 @@ cache_blob_parse(char *blob, uint32 len, CacheDep **deps, int *ndeps,
 
 /*
  * Replay up to max stored rows (0: all that are left) from *pos into the
- * statement's receiver, as ExecutorRun would; advances *pos and *left.
+ * statement's receiver, as ExecutorRun would, or their text straight to the
+ * client where it may be used (cache_wire.c); advances *pos and *left.
  */
 uint64
-cache_blob_send_some(QueryDesc *queryDesc, char **pos, uint32 *left, uint64 max)
+cache_blob_send_some(QueryDesc *queryDesc, uint32 wire_format, char **pos,
+					 uint32 *left, uint64 max)
 {
 	DestReceiver *dest = queryDesc->dest;
-	TupleTableSlot *slot;
+	TupleTableSlot *slot = NULL;
+	bool		as_text = cache_wire_usable(queryDesc, wire_format);
 	uint64		n = 0;
 	char	   *p = *pos;
 
 	dest->rStartup(dest, CMD_SELECT, queryDesc->tupDesc);
-	slot = MakeSingleTupleTableSlot(queryDesc->tupDesc, &TTSOpsMinimalTuple);
+	if (!as_text)
+		slot = MakeSingleTupleTableSlot(queryDesc->tupDesc, &TTSOpsMinimalTuple);
 	while (*left > 0 && (max == 0 || n < max))
 	{
-		uint64		len;
-		bool		more;
+		uint64		lenword;
+		uint32		len;
+		uint32		textlen;
+		bool		more = true;
 
-		memcpy(&len, p, sizeof(uint64));
+		memcpy(&lenword, p, sizeof(uint64));
+		len = (uint32) lenword;
+		textlen = (uint32) (lenword >> 32);
 		p += sizeof(uint64);
-		ExecStoreMinimalTuple((MinimalTuple) p, slot, false);
-		p += MAXALIGN(len);
+		if (as_text)
+			cache_wire_send(p + MAXALIGN(len), textlen);
+		else
+		{
+			ExecStoreMinimalTuple((MinimalTuple) p, slot, false);
+			more = dest->receiveSlot(slot, dest);
+			ExecClearTuple(slot);
+		}
+		p += MAXALIGN(len) + MAXALIGN(textlen);
 		(*left)--;
 		n++;
-		more = dest->receiveSlot(slot, dest);
-		ExecClearTuple(slot);
 		if (!more)
 			break;
 	}
-	ExecDropSingleTupleTableSlot(slot);
+	if (slot)
+		ExecDropSingleTupleTableSlot(slot);
 	dest->rShutdown(dest);
 	*pos = p;
 	return n;
@@ -465,5 +505,5 @@ cache_blob_send(QueryDesc *queryDesc, const CacheBlobHeader *hdr, char *tuples)
 {
 	uint32		left = hdr->ntuples;
 
-	return cache_blob_send_some(queryDesc, &tuples, &left, 0);
+	return cache_blob_send_some(queryDesc, hdr->wire_format, &tuples, &left, 0);
 }

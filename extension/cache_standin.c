@@ -59,6 +59,7 @@ typedef struct CacheStandin
 	int			serial;			/* also the stand-in's plan_node_id */
 	char	   *next;			/* next row to send */
 	uint32		left;			/* rows not sent yet */
+	uint32		wire_format;	/* the stored rows' text, see cache_wire.c */
 	bool		counted;
 } CacheStandin;
 
@@ -174,6 +175,7 @@ register_standin(QueryDesc *queryDesc, PlannedStmt *standin, int serial,
 	st->standin = standin;
 	st->next = tuples;
 	st->left = hdr->ntuples;
+	st->wire_format = hdr->wire_format;
 	st->counted = false;
 	queryDesc->plannedstmt = standin;
 }
@@ -425,7 +427,7 @@ cache_standin_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count)
 	perfopt_measure_begin(queryDesc);	/* the statistics' own timer */
 	queryDesc->already_executed = true;
 	if (ScanDirectionIsForward(direction))
-		n = cache_blob_send_some(queryDesc, &st->next, &st->left, count);
+		n = cache_blob_send_some(queryDesc, st->wire_format, &st->next, &st->left, count);
 	queryDesc->estate->es_processed = n;
 	if (queryDesc->totaltime)
 		InstrStopNode(queryDesc->totaltime, n);

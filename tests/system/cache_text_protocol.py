@@ -1,0 +1,145 @@
+"""The result cache's stored text (extension/cache_wire.c) seen by real
+clients: a hit is sent as the text a client received before only to a
+client reading text in the same encoding; a client asking the extended
+protocol for binary columns gets the binary form, whatever is stored.
+
+Usage: cache_text_protocol.py HOST PORT.  Prints "ok - ..." / "not ok - ..."
+lines and a closing "N passed, N failed"."""
+import os
+import socket
+import struct
+import sys
+
+import psycopg2
+
+HOST, PORT = sys.argv[1], int(sys.argv[2])
+DSN = "host=%s port=%d user=postgres dbname=postgres" % (HOST, PORT)
+STMT = "SELECT v, t FROM tp WHERE id = 1"
+BIG = 4702111234474983745          # eight bytes of 'A' as an int8
+passed = failed = 0
+
+
+def check(cond, desc, detail=""):
+    global passed, failed
+    if cond:
+        passed += 1
+        print("ok - " + desc)
+    else:
+        failed += 1
+        print("not ok - %s %s" % (desc, detail))
+
+
+def outcome(cur):
+    cur.execute("SELECT perfopt.cache_last_outcome()")
+    return cur.fetchone()[0]
+
+
+def msg(kind, body):
+    return kind + struct.pack("!I", len(body) + 4) + body
+
+
+def read_msg(s):
+    def exactly(n):
+        data = b""
+        while len(data) < n:
+            chunk = s.recv(n - len(data))
+            if not chunk:
+                raise EOFError("server closed the connection")
+            data += chunk
+        return data
+    hdr = exactly(5)
+    return hdr[:1], exactly(struct.unpack("!I", hdr[1:])[0] - 4)
+
+
+def raw_session():
+    if HOST.startswith("/"):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(os.path.join(HOST, ".s.PGSQL.%d" % PORT))
+    else:
+        s = socket.create_connection((HOST, PORT))
+    s.settimeout(20)
+    params = b"user\0postgres\0database\0postgres\0\0"
+    s.sendall(struct.pack("!II", len(params) + 8, 196608) + params)
+    while read_msg(s)[0] != b"Z":
+        pass
+    return s
+
+
+def until_ready(s):
+    """Messages up to ReadyForQuery: the DataRows' columns and any error."""
+    rows, error = [], None
+    while True:
+        kind, body = read_msg(s)
+        if kind == b"D":
+            n, pos, cols = struct.unpack("!H", body[:2])[0], 2, []
+            for _ in range(n):
+                ln = struct.unpack("!i", body[pos:pos + 4])[0]
+                pos += 4
+                cols.append(None if ln < 0 else body[pos:pos + ln])
+                pos += max(ln, 0)
+            rows.append(cols)
+        elif kind == b"E":
+            error = body
+        elif kind == b"Z":
+            return rows, error
+
+
+def extended(s, sql, formats):
+    """Parse, Bind with these result formats, Execute, Sync."""
+    bind = b"\0\0" + struct.pack("!HH", 0, 0) + struct.pack("!H", len(formats))
+    bind += b"".join(struct.pack("!H", f) for f in formats)
+    s.sendall(msg(b"P", b"\0" + sql.encode() + b"\0" + struct.pack("!H", 0)) +
+              msg(b"B", bind) + msg(b"E", b"\0" + struct.pack("!I", 0)) + msg(b"S", b""))
+    return until_ready(s)
+
+
+def simple(s, sql):
+    s.sendall(msg(b"Q", sql.encode() + b"\0"))
+    return until_ready(s)
+
+
+setup = psycopg2.connect(DSN)
+setup.autocommit = True
+cur = setup.cursor()
+cur.execute("CREATE TABLE tp (id int PRIMARY KEY, v int8 NOT NULL, t text NOT NULL)")
+cur.execute("INSERT INTO tp VALUES (1, %s, 'naïve')", (BIG,))
+cur.execute("SELECT perfopt.cache_table('tp')")
+cur.execute(STMT)
+check(outcome(cur) == "miss, stored", "a client reading UTF8 text stores the result")
+cur.execute(STMT)
+row = cur.fetchone()
+check(row == (BIG, "naïve") and outcome(cur) == "hit", "the next one is a hit", repr(row))
+
+latin = psycopg2.connect(DSN)
+latin.autocommit = True
+latin.set_client_encoding("LATIN1")
+lcur = latin.cursor()
+lcur.execute(STMT)
+row = lcur.fetchone()
+check(row == (BIG, "naïve"), "a LATIN1 client reads its own encoding", repr(row))
+check(outcome(lcur) == "hit", "and is answered from the cache")
+
+s = raw_session()
+rows, err = extended(s, STMT, [1])
+check(err is None and rows == [[b"AAAAAAAA", "naïve".encode()]],
+      "extended protocol, binary columns: the binary form", repr((rows, err)))
+rows, err = simple(s, "SELECT perfopt.cache_last_outcome()")
+check(rows == [[b"hit"]], "binary columns were a hit", repr(rows))
+rows, err = extended(s, STMT, [0, 1])
+check(err is None and rows == [[str(BIG).encode(), "naïve".encode()]],
+      "mixed formats: text, then binary", repr((rows, err)))
+rows, err = extended(s, STMT, [])
+check(err is None and rows == [[str(BIG).encode(), "naïve".encode()]],
+      "extended protocol, text columns: the text", repr((rows, err)))
+rows, err = simple(s, "SELECT perfopt.cache_last_outcome()")
+check(rows == [[b"hit"]], "text columns were a hit", repr(rows))
+rows, err = simple(s, STMT)
+check(err is None and rows == [[str(BIG).encode(), "naïve".encode()]],
+      "simple protocol: the text", repr((rows, err)))
+s.sendall(msg(b"X", b""))
+s.close()
+
+cur.execute("SELECT hits FROM perfopt.cache_totals")
+check(cur.fetchone()[0] >= 6, "every read above after the first was a hit")
+print("%d passed, %d failed" % (passed, failed))
+sys.exit(1 if failed else 0)
