@@ -108,6 +108,7 @@ typedef struct CacheStmtStats
 extern int	perfopt_cache_mode;
 extern int	perfopt_cache_size;
 extern int	perfopt_cache_max_entry_size;
+extern int	perfopt_cache_recompute_wait;
 
 /* cache_store.c */
 extern Size cache_store_shmem_size(void);
@@ -205,6 +206,14 @@ extern uint64 cache_blob_send(QueryDesc *queryDesc, const CacheBlobHeader *hdr,
 							  char *tuples);
 extern uint64 cache_blob_send_some(QueryDesc *queryDesc, uint32 wire_format, char **pos,
 								   uint32 *left, uint64 max);
+
+/* cache_flight.c: one session recomputes an invalidated result, others wait */
+extern Size cache_flight_shmem_size(void);
+extern void cache_flight_shmem_init(void);
+extern void cache_flight_install(void);
+extern bool cache_flight_take(Oid dbid, Oid userid, uint64 keyhash);
+extern bool cache_flight_wait(Oid dbid, Oid userid, uint64 keyhash);
+extern void cache_flight_land(void);
 
 /* cache_wire.c: rows kept as the text a client receives */
 typedef struct CacheWire CacheWire;

@@ -322,28 +322,46 @@ cache_blob_answers(CacheCandidate *c, Snapshot snapshot, uint32 tupdesc_hash, ch
 /*
  * The stored answer to c under snapshot (see cache_blob_answers), copied
  * out of the store into *blob, or false.  With forget, an entry found
- * invalid or expired is dropped and counted now; callers that leave that
- * to ExecutorRun pass false.
+ * invalid or expired is dropped and counted now, and this session takes
+ * the flight of its recomputation (cache_flight.c); callers that leave
+ * that to ExecutorRun pass false.  Finding no entry for a key that another
+ * session recomputes, it waits for that session once and looks again.
  */
 bool
 cache_find_answer(CacheCandidate *c, Snapshot snapshot, uint32 tupdesc_hash,
 				  uint64 queryid, bool forget, char **blob,
 				  uint32 *len, CacheBlobHeader **hdr, char **tuples)
 {
-	bool		invalid;
-	bool		expired;
+	Oid			userid = GetUserId();
+	bool		waited = false;
 
-	if (!cache_store_lookup(MyDatabaseId, GetUserId(), c->keyhash,
-							c->key.data, c->key.len, blob, len))
-		return false;
-	if (cache_blob_answers(c, snapshot, tupdesc_hash, *blob, *len, hdr, tuples,
-						   &invalid, &expired))
-		return true;
-	if (forget && (invalid || expired))
-		cache_store_forget(MyDatabaseId, GetUserId(), c->keyhash, invalid,
-						   expired, queryid);
-	pfree(*blob);
-	return false;
+	for (;;)
+	{
+		bool		invalid;
+		bool		expired;
+
+		if (!cache_store_lookup(MyDatabaseId, userid, c->keyhash,
+								c->key.data, c->key.len, blob, len))
+		{
+			if (!waited && cache_flight_wait(MyDatabaseId, userid, c->keyhash))
+			{
+				waited = true;
+				continue;
+			}
+			return false;
+		}
+		if (cache_blob_answers(c, snapshot, tupdesc_hash, *blob, *len, hdr, tuples,
+							   &invalid, &expired))
+			return true;
+		pfree(*blob);
+		if (!forget || !(invalid || expired))
+			return false;
+		cache_store_forget(MyDatabaseId, userid, c->keyhash, invalid, expired, queryid);
+		if (cache_flight_take(MyDatabaseId, userid, c->keyhash) || waited ||
+			!cache_flight_wait(MyDatabaseId, userid, c->keyhash))
+			return false;
+		waited = true;
+	}
 }
 
 static bool
@@ -569,6 +587,7 @@ run_marked(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	{
 		run_chained(queryDesc, direction, count, execute_once);
 		cache_last_outcome = "miss, not stored: the cache is full and the statement missed for the first time";
+		cache_flight_land();
 		cache_store_count_refused();
 		INSTR_TIME_SET_CURRENT(duration);
 		INSTR_TIME_SUBTRACT(duration, start);
@@ -588,6 +607,7 @@ run_marked(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	PG_END_TRY();
 
 	cache_last_outcome = store_result(&c, queryDesc, cap);
+	cache_flight_land();
 	if (cache_last_outcome)
 		cache_store_count_refused();
 	else
@@ -697,6 +717,7 @@ void
 cache_install_hooks(void)
 {
 	cache_inval_install();
+	cache_flight_install();
 	prev_planner = planner_hook;
 	planner_hook = cache_planner;
 	prev_ExecutorStart = ExecutorStart_hook;

@@ -138,6 +138,7 @@ cache_store_shmem_size(void)
 	size = add_size(size, MAXALIGN(mul_size(maxent, sizeof(int32))));
 	size = add_size(size, hash_estimate_size(maxent, sizeof(EntryHashEntry)));
 	size = add_size(size, hash_estimate_size(CACHE_MAX_STMTS, sizeof(StmtHashEntry)));
+	size = add_size(size, cache_flight_shmem_size());
 	return add_size(size, cache_inval_shmem_size());
 }
 
@@ -213,6 +214,7 @@ cache_store_shmem_init(void)
 	stmt_hash = ShmemInitHash("perfopt cache statements", CACHE_MAX_STMTS,
 							  CACHE_MAX_STMTS, &info, HASH_ELEM | HASH_BLOBS);
 	cache_inval_shmem_init();
+	cache_flight_shmem_init();
 	cache_store_attached = true;
 }
 

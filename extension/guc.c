@@ -186,6 +186,7 @@ define_advisor_gucs(void)
 int			perfopt_cache_mode = CACHE_MODE_RULES;
 int			perfopt_cache_size = 64 * 1024;
 int			perfopt_cache_max_entry_size = 1024;
+int			perfopt_cache_recompute_wait = 1000;
 
 static const struct config_enum_entry cache_mode_options[] = {
 	{"off", CACHE_MODE_OFF, false},
@@ -219,6 +220,14 @@ define_cache_gucs(void)
 							&perfopt_cache_max_entry_size,
 							1024, 1, INT_MAX / 2,
 							PGC_SUSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("perfopt.cache_recompute_wait",
+							"Longest a statement waits for another session recomputing the same invalidated result, instead of computing it too.",
+							"0 turns the wait off: every session missing the entry computes it.",
+							&perfopt_cache_recompute_wait,
+							1000, 0, 60000,
+							PGC_SUSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 }
 /* ---- end result cache ---- */

@@ -26,6 +26,7 @@ extern bool perfopt_slow_query_analyze;
 extern int	perfopt_cache_mode;
 extern int	perfopt_cache_size;
 extern int	perfopt_cache_max_entry_size;
+extern int	perfopt_cache_recompute_wait;
 
 /* index advisor (advisor*.c, hypo_index.c) */
 extern int	perfopt_advisor_max_statements;
