@@ -173,6 +173,7 @@ extern bool cache_plan_key(PlannedStmt *stmt, ParamListInfo params, Oid relid,
 						   uint64 keyed, AttrNumber *attno, int *band);
 
 /* cache_shape.c */
+extern HTAB *cache_backend_hash(const char *name, Size keysize, Size entrysize, long nelem);
 extern int	cache_shape_of(Query *query, bool *has_params, List **rtes);
 extern const char *cache_shape_reason(Query *query, bool have_ttl);
 

@@ -177,8 +177,8 @@ cache_full_xid(TransactionId xid)
 static HTAB *local_slots = NULL;
 
 /* A hash table of this backend's, living as long as it does. */
-static HTAB *
-backend_hash(const char *name, Size keysize, Size entrysize, long nelem)
+HTAB *
+cache_backend_hash(const char *name, Size keysize, Size entrysize, long nelem)
 {
 	HASHCTL		info;
 
@@ -234,7 +234,7 @@ cache_slot_find_sub(Oid dbid, Oid relid, int32 sub, bool create)
 
 	/* slots never move nor go away: remember them in this backend */
 	if (local_slots == NULL)
-		local_slots = backend_hash("perfopt cache slots seen", sizeof(SlotKey),
+		local_slots = cache_backend_hash("perfopt cache slots seen", sizeof(SlotKey),
 								   sizeof(SlotHashEntry), 256);
 	entry = hash_search(local_slots, &key, HASH_FIND, NULL);
 	if (entry)
@@ -343,7 +343,7 @@ cache_slot_set_coverage(int idx, uint64 epoch_gen, uint64 covered, uint64 keyed)
 	CoverageEntry *entry;
 
 	if (coverage_seen == NULL)
-		coverage_seen = backend_hash("perfopt cache trigger coverage", sizeof(int32),
+		coverage_seen = cache_backend_hash("perfopt cache trigger coverage", sizeof(int32),
 									 sizeof(CoverageEntry), 64);
 	entry = hash_search(coverage_seen, &idx, HASH_ENTER, NULL);
 	entry->epoch_gen = epoch_gen;

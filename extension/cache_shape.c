@@ -8,13 +8,22 @@
  *		answers without touching any table.  Relation-level checks (temp,
  *		catalog, foreign, row security...) need the relations themselves and
  *		are made at execution (cache_serve.c).
+ *
+ *		The verdict is remembered per queryid: the jumble behind it covers
+ *		every function, operator, parameter and row mark that decides it,
+ *		and built-in functions change volatility only by ALTER FUNCTION,
+ *		which empties the memo.  A statement reading only tables (no
+ *		subqueries, views, CTEs or sublinks) then needs no walk at all: its
+ *		range table is the list of tables the permission checks need.
  */
 #include "postgres.h"
 
 #include "access/transam.h"
 #include "catalog/pg_proc.h"
 #include "nodes/nodeFuncs.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include "cache.h"
 
@@ -29,6 +38,28 @@ typedef struct ShapeState
 	List	   *rtes;			/* every table and view it reads */
 	const char *reason;
 } ShapeState;
+
+typedef struct ShapeMemo
+{
+	uint64		queryid;
+	int			shape;			/* what cache_shape_of returns */
+	bool		has_params;
+	bool		flat;			/* reads tables only: its rtable is every RTE */
+} ShapeMemo;
+
+#define SHAPE_MEMO_MAX 4096
+
+static HTAB *shape_memo = NULL;
+
+static void
+forget_shapes(Datum arg, int cacheid, uint32 hashvalue)
+{
+	if (shape_memo)
+	{
+		hash_destroy(shape_memo);
+		shape_memo = NULL;
+	}
+}
 
 static bool
 function_checker(Oid func_id, void *context)
@@ -123,6 +154,72 @@ shape_walk(Query *query, ShapeState *st)
 		st->reason = "it uses TABLESAMPLE";
 }
 
+/* Tables only: no range table entry or clause that holds another query. */
+static bool
+reads_tables_only(Query *query)
+{
+	ListCell   *lc;
+
+	if (query->hasSubLinks || query->cteList != NIL || query->setOperations != NULL)
+		return false;
+	foreach(lc, query->rtable)
+	{
+		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+
+		if (rte->rtekind != RTE_RELATION && rte->rtekind != RTE_JOIN)
+			return false;
+	}
+	return true;
+}
+
+static List *
+relation_rtes(Query *query)
+{
+	List	   *rtes = NIL;
+	ListCell   *lc;
+
+	foreach(lc, query->rtable)
+	{
+		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+
+		if (rte->rtekind == RTE_RELATION)
+			rtes = lappend(rtes, rte);
+	}
+	return rtes;
+}
+
+static int
+shape_bits(ShapeState *st)
+{
+	if (st->reason)
+		return 0;
+	return CACHE_SHAPE_CACHEABLE | (st->stable_found ? CACHE_SHAPE_STABLE : 0);
+}
+
+static void
+remember_shape(Query *query, int shape, bool has_params)
+{
+	static bool callback_registered = false;
+	ShapeMemo  *m;
+
+	if (query->queryId == UINT64CONST(0))
+		return;
+	if (!callback_registered)
+	{
+		CacheRegisterSyscacheCallback(PROCOID, forget_shapes, (Datum) 0);
+		callback_registered = true;
+	}
+	if (shape_memo && hash_get_num_entries(shape_memo) >= SHAPE_MEMO_MAX)
+		forget_shapes((Datum) 0, PROCOID, 0);
+	if (shape_memo == NULL)
+		shape_memo = cache_backend_hash("perfopt cache statement shapes", sizeof(uint64),
+										sizeof(ShapeMemo), 256);
+	m = hash_search(shape_memo, &query->queryId, HASH_ENTER, NULL);
+	m->shape = shape;
+	m->has_params = has_params;
+	m->flat = reads_tables_only(query);
+}
+
 /*
  * CACHE_SHAPE_* bits for a statement about to be planned; for a cacheable
  * one also whether it has client parameters and the RTE_RELATION entries
@@ -133,13 +230,22 @@ int
 cache_shape_of(Query *query, bool *has_params, List **rtes)
 {
 	ShapeState	st;
+	ShapeMemo  *m = NULL;
 
+	if (shape_memo && query->queryId != UINT64CONST(0))
+		m = hash_search(shape_memo, &query->queryId, HASH_FIND, NULL);
+	if (m && m->flat)
+	{
+		*has_params = m->has_params;
+		*rtes = m->shape ? relation_rtes(query) : NIL;
+		return m->shape;
+	}
 	shape_walk(query, &st);
 	*has_params = st.has_params;
 	*rtes = st.rtes;
-	if (st.reason)
-		return 0;
-	return CACHE_SHAPE_CACHEABLE | (st.stable_found ? CACHE_SHAPE_STABLE : 0);
+	if (m == NULL)
+		remember_shape(query, shape_bits(&st), st.has_params);
+	return shape_bits(&st);
 }
 
 /* Why a statement can never be cached (NULL: it can), for rule creation. */

@@ -113,6 +113,17 @@ SELECT count(*) > 0 FROM cr_items WHERE random() >= 0;
 SELECT perfopt.cache_last_outcome();
 SELECT * FROM cr_items WHERE id = 1 FOR SHARE;
 SELECT perfopt.cache_last_outcome();
+-- a statement's shape is remembered, but a built-in function made volatile
+-- afterwards makes its next execution bypass the cache
+SELECT count(*) FROM cr_items WHERE int4larger(grp, 2) = 2;
+SELECT count(*) FROM cr_items WHERE int4larger(grp, 2) = 2;
+SELECT perfopt.cache_last_outcome();
+ALTER FUNCTION int4larger(int, int) VOLATILE;
+SELECT count(*) FROM cr_items WHERE int4larger(grp, 2) = 2;
+SELECT perfopt.cache_last_outcome();
+ALTER FUNCTION int4larger(int, int) IMMUTABLE;
+SELECT count(*) FROM cr_items WHERE int4larger(grp, 2) = 2;
+SELECT perfopt.cache_last_outcome();
 RESET perfopt.cache_mode;
 
 -- Errors for bad arguments: SQLSTATE, message and hint.
