@@ -59,6 +59,24 @@ assert_true "without the wait the herd computes it several times ($misses of 4 m
 	test "$misses" -ge 2
 assert_eq "all four answers include the write" "$want$want$want$want" \
 	"$(cut -d'|' -f1 <<<"$out" | tr -d '\n')"
+# the recomputing session is cancelled (statement_timeout): its flight lands
+# with its transaction, so a session waiting for it (with a 30 s bound) goes
+# on at once and computes the answer itself
+q -c "INSERT INTO herd SELECT max(id) + 1, 5, 5 FROM herd"
+want=$(truth)
+dir=$(mktemp -d); chmod 777 "$dir"
+PGOPTIONS="-c statement_timeout=300" q -c "$STMT" >"$dir/a" 2>&1 &
+sleep 0.1
+start=$(date +%s%N)
+PGOPTIONS="-c perfopt.cache_recompute_wait=30000" q -F ' ' -c "$STMT" \
+	-c "SELECT perfopt.cache_last_outcome()" >"$dir/b" 2>&1
+took_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+wait
+assert_match "the recomputing session was cancelled" "statement timeout" "$(cat "$dir/a")"
+assert_eq "the waiting session computed the answer itself" "$want|miss, stored" "$(paste -sd'|' "$dir/b")"
+assert_true "without waiting out the 30 s bound (took ${took_ms} ms)" test "$took_ms" -lt 20000
+rm -rf "$dir"
+
 flights=$(q -c "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'Extension'")
 assert_eq "nobody is left waiting" 0 "$flights"
 assert_summary
