@@ -14,21 +14,21 @@
  *		(perfopt.cache_recompute_wait): the waiter holds its statement's
  *		locks and the deadlock detector does not see this wait, so it must
  *		always end by itself; after it the waiter computes the result
- *		itself, as without flights.  A
- *		flight ends when its result is stored or refused, and at the latest
- *		when its session's transaction ends or the session exits.
+ *		itself, as without flights.  A flight ends when its result is
+ *		stored or refused, and at the latest when its session's
+ *		transaction ends or the session exits.
  */
 #include "postgres.h"
 
 #include "access/xact.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "port/atomics.h"
 #include "portability/instr_time.h"
 #include "storage/condition_variable.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
-#include "port/atomics.h"
 
 #include "cache.h"
 
