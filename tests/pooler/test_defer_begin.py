@@ -190,6 +190,17 @@ def test_empty_transaction():
     st.close()
     pt.ok(stats and stats[0]["total_xact_count"] >= 40 and stats[0]["total_query_count"] >= 81,
           "local BEGIN/COMMIT still count as transactions and queries in SHOW STATS", stats)
+    q(s, "BEGIN")
+    st = psycopg2.connect(host="127.0.0.1", port=p.port, user="postgres", dbname="perfopt")
+    st.autocommit = True
+    with st.cursor() as cur:
+        cur.execute("SHOW CLIENTS")
+        cols = [d[0] for d in cur.description]
+        states = [row[cols.index("state")] for row in cur.fetchall() if row[cols.index("database")] == "appdb"]
+    st.close()
+    q(s, "ROLLBACK")
+    pt.ok(states == ["idle in transaction"], "SHOW CLIENTS: a client after a deferred BEGIN is idle in transaction",
+          states)
     s.close()
     p.stop()
 

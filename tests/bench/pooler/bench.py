@@ -30,7 +30,10 @@ With BENCH_COMPARE_BIN set to another perfopt-pooler binary (an older
 build), it joins the rotation as "compare", started with the same settings,
 and an A/B table follows: tps, pooler CPU and the whole machine's CPU per
 transaction (busy time of every core from /proc/stat, over the run's
-transactions), perfopt over compare, median of per-round ratios.
+transactions) and the CPU of everything the transaction runs through
+(pgbench, the pooler, PostgreSQL's postmaster and backends; unlike the
+machine's, not inflated by other jobs), perfopt over compare, median of
+per-round ratios.
 
 Targets (issue 5): tps >= 1.1x PgBouncer at 50 and 200 clients, p99 no
 higher, memory per idle client no higher.  Exit 0 when all hold, 3 when one
@@ -167,6 +170,31 @@ def proc_cpu(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cluster_cpu():
+    """CPU seconds of the bench's PostgreSQL: the postmaster, its backends
+    that have exited (its cutime/cstime) and those still running."""
+    with open(os.path.join(os.environ["B_DATA"], "postmaster.pid")) as f:
+        pm = int(f.readline())
+    total = 0
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.split("/")[2])
+        if pid == pm:
+            total += sum(int(x) for x in fields[11:15])
+        elif int(fields[1]) == pm:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def machine_busy():
     """Seconds every core spent busy (not idle, not waiting for I/O) since boot."""
     with open("/proc/stat") as f:
@@ -177,6 +205,7 @@ def machine_busy():
 def pgbench(t, workload, mode, clients):
     cpu0 = proc_cpu(t.pid()) if t.proc else None
     busy0 = machine_busy()
+    sut0 = cluster_cpu() + children_cpu() + (cpu0 or 0)
     d = tempfile.mkdtemp(dir=WORK)
     os.chmod(d, 0o777)
     # pgbench's -T includes connecting; 1000 backends take seconds to fork
@@ -188,6 +217,7 @@ def pgbench(t, workload, mode, clients):
     args.append("bench")
     r = subprocess.run(args, capture_output=True, text=True, timeout=DURATION * 6 + 120)
     busy = machine_busy() - busy0
+    sut = cluster_cpu() + children_cpu() + (proc_cpu(t.pid()) if t.proc else 0) - sut0
     tps = None
     for line in r.stdout.splitlines():
         if line.startswith("tps = "):
@@ -207,7 +237,8 @@ def pgbench(t, workload, mode, clients):
     lat.sort()
     cpu = (proc_cpu(t.pid()) - cpu0) * 1e6 / len(lat) if t.proc else None
     return {"tps": tps, "mean": statistics.fmean(lat) / 1000.0, "p99": lat[int(len(lat) * 0.99) - 1] / 1000.0,
-            "failed": failed, "cpu": cpu, "machine": busy * 1e6 / len(lat)}
+            "failed": failed, "cpu": cpu, "machine": busy * 1e6 / len(lat),
+            "sut": sut * 1e6 / len(lat)}
 
 
 def pgbench_prepared(t, workload, clients):
@@ -348,16 +379,17 @@ def print_compare(cells, results):
     def ratio(a_name, b_name, key, w, m, c):
         return med([a[key] / b[key] for a, b in zip(results[(w, m, c, a_name)], results[(w, m, c, b_name)])
                     if a and b and a[key] and b[key]])
-    print("A/B against %s (median of per-round ratios; machine = busy time of all cores per transaction, us):"
-          % COMPARE_BIN)
+    print("A/B against %s (median of per-round ratios; us per transaction: machine = busy time of all"
+          " cores, sut = pgbench + pooler + PostgreSQL):" % COMPARE_BIN)
     for w, m, c in cells:
-        mach = {n: med([x["machine"] if x else None for x in results[(w, m, c, n)]])
-                for n in ("pgbouncer", "perfopt", "compare")}
-        print("  %-6s %-8s %5d  tps x pgb: perfopt %.2f compare %.2f | perfopt/compare tps %.2f cpu %.2f"
-              " | machine us/tx pgb %.0f perfopt %.0f compare %.0f" % (
+        def us(key):
+            return " ".join("%s %.0f" % (n[:3], med([x[key] if x else None for x in results[(w, m, c, n)]]))
+                            for n in ("pgbouncer", "perfopt", "compare"))
+        print("  %-6s %-8s %5d  tps x pgb: perfopt %.2f compare %.2f | perfopt/compare tps %.2f pooler cpu %.2f"
+              " sut %.2f | machine %s | sut %s" % (
                   w, m, c, ratio("perfopt", "pgbouncer", "tps", w, m, c), ratio("compare", "pgbouncer", "tps", w, m, c),
                   ratio("perfopt", "compare", "tps", w, m, c), ratio("perfopt", "compare", "cpu", w, m, c),
-                  mach["pgbouncer"], mach["perfopt"], mach["compare"]))
+                  ratio("perfopt", "compare", "sut", w, m, c), us("machine"), us("sut")))
     print()
 
 
