@@ -15,7 +15,7 @@ import psycopg
 import psycopg2
 
 import pooler_tests as pt
-from test_prepared import SYNC, bind, describe, execute, msg, parse, rows, types, until_ready, z
+from test_prepared import SYNC, bind, describe, execute, msg, parse, pgbench_init, rows, types, until_ready, z
 from wire import startup_packet
 
 
@@ -68,6 +68,18 @@ def activity(user="app", db="appdb"):
 
 def in_xact():
     return sum(1 for a in activity() if a[1] == "idle in transaction")
+
+
+def console(p, command):
+    """Rows of an admin console command, as dicts (the pooler has admin_users = postgres)."""
+    a = psycopg2.connect(host="127.0.0.1", port=p.port, user="postgres", dbname="perfopt")
+    a.autocommit = True
+    with a.cursor() as cur:
+        cur.execute(command)
+        cols = [d[0] for d in cur.description]
+        out = [dict(zip(cols, row)) for row in cur.fetchall()]
+    a.close()
+    return out
 
 
 def table(name):
@@ -181,23 +193,11 @@ def test_empty_transaction():
     time.sleep(0.3)
     pt.ok(activity() == before, "40 empty transactions: the server's backend never ran anything",
           (before, activity()))
-    st = psycopg2.connect(host="127.0.0.1", port=p.port, user="postgres", dbname="perfopt")
-    st.autocommit = True
-    with st.cursor() as cur:
-        cur.execute("SHOW STATS")
-        cols = [d[0] for d in cur.description]
-        stats = [dict(zip(cols, row)) for row in cur.fetchall() if row[cols.index("database")] == "appdb"]
-    st.close()
+    stats = [r for r in console(p, "SHOW STATS") if r["database"] == "appdb"]
     pt.ok(stats and stats[0]["total_xact_count"] >= 40 and stats[0]["total_query_count"] >= 81,
           "local BEGIN/COMMIT still count as transactions and queries in SHOW STATS", stats)
     q(s, "BEGIN")
-    st = psycopg2.connect(host="127.0.0.1", port=p.port, user="postgres", dbname="perfopt")
-    st.autocommit = True
-    with st.cursor() as cur:
-        cur.execute("SHOW CLIENTS")
-        cols = [d[0] for d in cur.description]
-        states = [row[cols.index("state")] for row in cur.fetchall() if row[cols.index("database")] == "appdb"]
-    st.close()
+    states = [r["state"] for r in console(p, "SHOW CLIENTS") if r["database"] == "appdb"]
     q(s, "ROLLBACK")
     pt.ok(states == ["idle in transaction"], "SHOW CLIENTS: a client after a deferred BEGIN is idle in transaction",
           states)
@@ -458,12 +458,7 @@ def test_off_and_session():
     s.close()
     p.stop()
     p = pt.Pooler("defer_show", admin_users="postgres", defer_begin="off")
-    a = psycopg2.connect(host="127.0.0.1", port=p.port, user="postgres", dbname="perfopt")
-    a.autocommit = True
-    with a.cursor() as cur:
-        cur.execute("SHOW CONFIG")
-        cfg = {row[0]: row[1] for row in cur.fetchall()}
-    a.close()
+    cfg = {r["key"]: r["value"] for r in console(p, "SHOW CONFIG")}
     pt.ok(cfg.get("defer_begin") == "off", "SHOW CONFIG lists defer_begin", cfg.get("defer_begin"))
     p.stop()
 
@@ -489,10 +484,7 @@ def sums():
 
 
 def test_pgbench():
-    env = dict(os.environ, PGPASSWORD="app-secret")
-    r = subprocess.run(["pgbench", "-i", "-q", "-s", "1", "-h", pt.PG_HOST, "-p", str(pt.PG_PORT), "-U", "app",
-                           "appdb"], capture_output=True, text=True, env=env)
-    pt.ok(r.returncode == 0, "pgbench -i", r.stderr[-300:])
+    pgbench_init()
     p = pt.Pooler("defer_bench", pool_size=4, max_overflow=0, admin_users="postgres")
     for mode in ("simple", "extended"):
         # -n: no vacuum, and pgbench_history is not truncated between the runs
