@@ -323,7 +323,6 @@ typedef struct client
 	bool		dropping_sync;	/* C_DISCARDING: the message being dropped ends the request */
 	bool		shut;			/* closing: our side shut down, awaiting EOF */
 	bool		tcp;			/* not a Unix socket: client_tls_mode applies */
-	bool		begin_failed;	/* the deferred transaction failed: 25P02 until its end */
 	double		wait_start;
 	double		deadline;		/* on a timeout list: when to act */
 	char		tlist;			/* which: 0 none, 1 startup, 2 closing */
@@ -335,6 +334,7 @@ typedef struct client
 	 * session-mode client's server (and its session state) mid-session.
 	 */
 	char		pool_mode;
+	bool		begin_failed;	/* the deferred transaction failed: 25P02 until its end */
 	void	   *auth_state;
 	client_prep *prep;			/* NULL until its first named statement */
 	pstr	   *begin_text;		/* a deferred BEGIN no server has confirmed yet */
