@@ -327,7 +327,7 @@ show_clients(client *ac)
 		switch (c->state)
 		{
 			case C_IDLE:
-				state = "idle";
+				state = c->begin_text ? "idle in transaction" : "idle";
 				break;
 			case C_WAITING:
 				state = "waiting";

@@ -111,6 +111,7 @@ client_free(client *c)
 		pstr_unref(c->params[i]);
 		pstr_unref(c->startup_params[i]);
 	}
+	pstr_unref(c->begin_text);
 	prepared_client_free(c);
 	tlist_set(c, 0, 0);
 	conn_destroy(&c->c);
@@ -482,27 +483,45 @@ valid_frontend_type(unsigned char t)
 	}
 }
 
-/* Idle client with input: it needs a server (or says goodbye). */
+/*
+ * Idle client with input: it needs a server (or says goodbye), unless
+ * deferred_begin.c answers its messages here.
+ */
 static void
 process_idle(client *c)
 {
 	unsigned char hdr[5];
 	uint32_t	len;
 
-	if (!conn_peek(c->c.in, 0, hdr, 5))
-		return;
-	len = get_u32(hdr + 1);
-	if (!valid_frontend_type(hdr[0]) || len < 4 || len > (uint32_t) cfg.max_packet_size)
+	for (;;)
 	{
-		client_fail(c, "08P01", !valid_frontend_type(hdr[0]) ? "invalid frontend message type %d" :
-					"invalid message length %u (max_packet_size %d)",
-					!valid_frontend_type(hdr[0]) ? hdr[0] : len, cfg.max_packet_size);
-		return;
-	}
-	if (hdr[0] == 'X')
-	{
-		client_close_soon(c);
-		return;
+		if (!conn_peek(c->c.in, 0, hdr, 5))
+			return;
+		len = get_u32(hdr + 1);
+		if (!valid_frontend_type(hdr[0]) || len < 4 || len > (uint32_t) cfg.max_packet_size)
+		{
+			client_fail(c, "08P01", !valid_frontend_type(hdr[0]) ? "invalid frontend message type %d" :
+						"invalid message length %u (max_packet_size %d)",
+						!valid_frontend_type(hdr[0]) ? hdr[0] : len, cfg.max_packet_size);
+			return;
+		}
+		if (hdr[0] == 'X')
+		{
+			client_close_soon(c);
+			return;
+		}
+		if (!c->begin_text && !defer_begin_on(c))
+			break;
+		switch (defer_idle(c))
+		{
+			case DEFER_LOCAL:
+				continue;		/* answered here: the next message may be too */
+			case DEFER_SERVER:
+				break;
+			default:
+				return;
+		}
+		break;
 	}
 	/* reading goes on while it waits: an EOF is seen, and it costs no epoll_ctl */
 	c->state = C_WAITING;
@@ -510,18 +529,28 @@ process_idle(client *c)
 	pool_request(c->pool, c);
 }
 
+/* Drop the client's messages up to its sync point, then ReadyForQuery. */
+void
+client_discard_request(client *c)
+{
+	c->state = C_DISCARDING;
+	c->pass_remaining = 0;
+	c->dropping_sync = false;
+}
+
 /*
  * A CancelRequest for a client still queued: nothing reached a server, so
  * the request is answered here as PostgreSQL would answer it (57014, and
- * ReadyForQuery at its sync point) and its messages are dropped.
+ * ReadyForQuery at its sync point) and its messages are dropped.  Inside a
+ * deferred transaction, that transaction is failed now, as it would be.
  */
 void
 client_cancel_waiting(client *c)
 {
 	pool_cancel_wait(c);
-	c->state = C_DISCARDING;
-	c->pass_remaining = 0;
-	c->dropping_sync = false;
+	client_discard_request(c);
+	if (c->begin_text)
+		c->begin_failed = true;
 	send_error(conn_out(&c->c), "ERROR", "57014", "canceling statement due to user request");
 	conn_read_on(&c->c);
 	client_process(c);
@@ -556,7 +585,7 @@ discard_canceled(client *c)
 		{
 			c->dropping_sync = false;
 			c->state = C_IDLE;
-			send_rfq(conn_out(&c->c), 'I');
+			send_rfq(conn_out(&c->c), c->begin_text ? 'E' : 'I');
 			return true;
 		}
 		if (!conn_peek(in, 0, hdr, 5))
@@ -732,7 +761,9 @@ client_process(client *c)
 					process_idle(c);
 				else if (admin_process(c) < 0)
 					client_close_soon(c);
-				return;
+				if (c->state != C_DISCARDING)
+					return;
+				break;
 			case C_ACTIVE:
 				client_forward(c);
 				return;

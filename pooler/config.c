@@ -438,6 +438,11 @@ handler(void *user, const char *section, const char *key, const char *v)
 		if (!parse_int(v, 0, 100000, &cfg.max_prepared_statements))
 			cfg_error(ctx, section, key, "must be an integer from 0 to 100000, not \"%s\"", v);
 	}
+	else if (!strcmp(key, "defer_begin"))
+	{
+		if (!parse_bool(v, &cfg.defer_begin))
+			cfg_error(ctx, section, key, "must be on or off, not \"%s\"", v);
+	}
 	else if (!strcmp(key, "startup_timeout"))
 	{
 		if (!parse_seconds(v, &cfg.startup_timeout))
@@ -510,6 +515,7 @@ defaults(void)
 	cfg.server_reset_query = strdup("DISCARD ALL");
 	cfg.max_packet_size = 64 * 1024 * 1024;
 	cfg.max_prepared_statements = 200;
+	cfg.defer_begin = true;
 	cfg.startup_timeout = 10;
 	cfg.ignore_startup_parameters = strdup("extra_float_digits");
 	cfg.verbose = 0;
@@ -671,6 +677,7 @@ static const struct
 	{"min_pool_size", T_INT, true, offsetof(settings, ps.min_pool_size)},
 	{"connect_timeout", T_SECS, true, offsetof(settings, ps.connect_timeout)},
 	{"server_reset_query", T_STR, true, offsetof(settings, server_reset_query)},
+	{"defer_begin", T_BOOL, true, offsetof(settings, defer_begin)},
 	{"auth_type", T_AUTH, true, offsetof(settings, auth_type)},
 	{"auth_file", T_STR, true, offsetof(settings, auth_file)},
 	{"admin_users", T_STR, true, offsetof(settings, admin_users)},

@@ -239,6 +239,7 @@ pool_release(server *s)
 	s->client = NULL;
 	s->state = S_IDLE;
 	s->expect_rfq = s->swallow_rfq = 0;
+	s->begin_absorb = false;
 	s->last_used = now;
 	if (p->ps->pool_recycle > 0 && now - s->created >= p->ps->pool_recycle)
 	{

@@ -110,6 +110,7 @@ typedef struct settings
 	char	   *server_reset_query;
 	int			max_packet_size;
 	int			max_prepared_statements;	/* per server connection; 0: off */
+	bool		defer_begin;	/* transaction mode: plain BEGIN answered here (deferred_begin.c) */
 	double		startup_timeout;
 	char	   *ignore_startup_parameters;
 	char	   *logfile;
@@ -333,8 +334,10 @@ typedef struct client
 	 * session-mode client's server (and its session state) mid-session.
 	 */
 	char		pool_mode;
+	bool		begin_failed;	/* the deferred transaction failed: 25P02 until its end */
 	void	   *auth_state;
 	client_prep *prep;			/* NULL until its first named statement */
+	pstr	   *begin_text;		/* a deferred BEGIN no server has confirmed yet */
 	unsigned char md5_salt[4];
 	uint32_t	id;				/* C-<id> in logs and SHOW CLIENTS */
 	double		connected;
@@ -359,6 +362,7 @@ void		client_shutdown_all(void);
 client	   *client_find_cancel(uint32_t pid, uint32_t key);
 void		client_close_soon(client *c);
 void		client_pass(client *c, size_t n);
+void		client_discard_request(client *c);
 extern int	client_count;
 extern struct client_list all_clients;
 
@@ -393,6 +397,7 @@ typedef struct server
 	bool		in_copy_out;
 	bool		in_idle;		/* on the pool's idle list */
 	bool		ping_unconfirmed;	/* pre-ping sent, its answer not seen yet */
+	bool		begin_absorb;	/* a deferred BEGIN sent, its answer not seen yet */
 	bool		close_needed;	/* its database's address changed: close at release */
 	uint32_t	id;				/* S-<id> in logs and SHOW SERVERS */
 	bool		tls_answer_pending; /* SSLRequest sent, its one-byte answer not read */
@@ -441,6 +446,14 @@ bool		prepared_server_reset(server *s);
 void		prepared_rollback(server *s, client *c);
 void		prepared_server_free(server *s);
 void		prepared_client_free(client *c);
+
+/* ---- transaction mode's deferred BEGIN (deferred_begin.c) ---- */
+enum { DEFER_SERVER, DEFER_LOCAL, DEFER_WAIT, DEFER_REFUSED };
+bool		defer_begin_on(const client *c);
+int			defer_idle(client *c);
+void		defer_send_begin(server *s, client *c);
+bool		defer_absorbs(const server *s, char type);
+bool		defer_absorb(server *s, char type, const char *body, size_t len);
 
 /* ---- per-pool counters (stats.c) ---- */
 #define WAIT_SUB 4				/* histogram sub-buckets per power of two */

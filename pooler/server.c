@@ -265,6 +265,9 @@ server_link(server *s, client *c)
 		s->expect_rfq++;
 		s->swallow_rfq++;
 	}
+	/* after the settings: a SET inside the transaction would be rolled back with it */
+	if (c->begin_text)
+		defer_send_begin(s, c);
 	client_linked(c);
 }
 
@@ -318,7 +321,7 @@ server_client_left(server *s, bool dirty_input, bool session)
 	if (s->state != S_ACTIVE)
 		return;
 	if (dirty_input || s->expect_rfq > 0 || s->pass_remaining > 0 || s->in_copy_out ||
-		!prepared_quiet(s))
+		s->begin_absorb || !prepared_quiet(s))
 	{
 		server_close(s, "client left in the middle of a query");
 		return;
@@ -365,7 +368,7 @@ server_releasable(server *s)
 
 	return s->expect_rfq == 0 && s->txstatus == 'I' && c && !c->in_batch &&
 		c->pass_remaining == 0 && c->pool_mode == MODE_TRANSACTION &&
-		prepared_quiet(s);
+		!s->begin_absorb && prepared_quiet(s);
 }
 
 /* Messages from a working server: swallow ours, forward the client's. */
@@ -400,7 +403,7 @@ server_forward(server *s)
 			server_close(s, "invalid message length from server");
 			return;
 		}
-		if (s->swallow_rfq > 0)
+		if (s->swallow_rfq > 0 || defer_absorbs(s, hdr[0]))
 		{
 			const unsigned char *body;
 
@@ -421,6 +424,15 @@ server_forward(server *s)
 			if (v.len < (size_t) len + 1)
 				break;
 			body = evbuffer_pullup(in, len + 1) + 5;
+			if (s->swallow_rfq == 0)
+			{
+				/* the deferred BEGIN's answer, behind the settings' (deferred_begin.c) */
+				if (!defer_absorb(s, hdr[0], (const char *) body, len - 4))
+					return;
+				evbuffer_drain(in, len + 1);
+				bufview_load(&v, in);
+				continue;
+			}
 			if (hdr[0] == 'Z')
 			{
 				s->txstatus = body[0];

@@ -26,6 +26,15 @@ direct, PgBouncer (1.18 has no prepared statements in transaction mode: the
 table shows the failed transactions, aborted clients and the error pgbench
 reports) and perfopt-pooler (target: no failed transaction).
 
+With BENCH_COMPARE_BIN set to another perfopt-pooler binary (an older
+build), it joins the rotation as "compare", started with the same settings,
+and an A/B table follows: tps, pooler CPU and the whole machine's CPU per
+transaction (busy time of every core from /proc/stat, over the run's
+transactions) and the CPU of everything the transaction runs through
+(pgbench, the pooler, PostgreSQL's postmaster and backends; unlike the
+machine's, not inflated by other jobs), perfopt over compare, median of
+per-round ratios.
+
 Targets (issue 5): tps >= 1.1x PgBouncer at 50 and 200 clients, p99 no
 higher, memory per idle client no higher.  Exit 0 when all hold, 3 when one
 is missed."""
@@ -56,6 +65,7 @@ WORKLOADS = os.environ.get("BENCH_WORKLOADS", "select tpcb").split()
 MODES = os.environ.get("BENCH_MODES", "simple extended").split()
 IDLE = int(os.environ.get("BENCH_IDLE", "10000"))
 PREPARED_CLIENTS = [int(x) for x in os.environ.get("BENCH_PREPARED_CLIENTS", "10 50").split()]
+COMPARE_BIN = os.environ.get("BENCH_COMPARE_BIN")
 POOL = 20
 WORK = tempfile.mkdtemp(prefix="perfopt-poolbench.")
 os.chmod(WORK, 0o777)
@@ -103,10 +113,14 @@ class Target:
 
 
 class Perfopt(Target):
+    def __init__(self, name, binary=BIN):
+        super().__init__(name)
+        self.binary = binary
+
     def start(self):
         self.port = free_port()
         self.host = "127.0.0.1"
-        d = os.path.join(WORK, "perfopt")
+        d = os.path.join(WORK, self.name)
         os.makedirs(d, exist_ok=True)
         ini = os.path.join(d, "pooler.ini")
         with open(ini, "w") as f:
@@ -116,7 +130,7 @@ class Perfopt(Target):
                     "; PgBouncer checks a server idle longer than server_check_delay (30 s)\n"
                     "pool_pre_ping = on\npre_ping_interval = 30\nmax_client_conn = 20000\n"
                     "startup_timeout = 60\nverbose = -1\n" % (B_HOST, B_PORT, self.port, POOL))
-        self.proc = subprocess.Popen([BIN, "-c", ini], stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "log"), "a"))
+        self.proc = subprocess.Popen([self.binary, "-c", ini], stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "log"), "a"))
         wait_port(self.port, self.proc)
 
 
@@ -156,8 +170,42 @@ def proc_cpu(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cluster_cpu():
+    """CPU seconds of the bench's PostgreSQL: the postmaster, its backends
+    that have exited (its cutime/cstime) and those still running."""
+    with open(os.path.join(os.environ["B_DATA"], "postmaster.pid")) as f:
+        pm = int(f.readline())
+    total = 0
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.split("/")[2])
+        if pid == pm:
+            total += sum(int(x) for x in fields[11:15])
+        elif int(fields[1]) == pm:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def machine_busy():
+    """Seconds every core spent busy (not idle, not waiting for I/O) since boot."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def pgbench(t, workload, mode, clients):
     cpu0 = proc_cpu(t.pid()) if t.proc else None
+    busy0 = machine_busy()
+    sut0 = cluster_cpu() + children_cpu() + (cpu0 or 0)
     d = tempfile.mkdtemp(dir=WORK)
     os.chmod(d, 0o777)
     # pgbench's -T includes connecting; 1000 backends take seconds to fork
@@ -168,6 +216,8 @@ def pgbench(t, workload, mode, clients):
         args.append("-S")
     args.append("bench")
     r = subprocess.run(args, capture_output=True, text=True, timeout=DURATION * 6 + 120)
+    busy = machine_busy() - busy0
+    sut = cluster_cpu() + children_cpu() + (proc_cpu(t.pid()) if t.proc else 0) - sut0
     tps = None
     for line in r.stdout.splitlines():
         if line.startswith("tps = "):
@@ -187,7 +237,8 @@ def pgbench(t, workload, mode, clients):
     lat.sort()
     cpu = (proc_cpu(t.pid()) - cpu0) * 1e6 / len(lat) if t.proc else None
     return {"tps": tps, "mean": statistics.fmean(lat) / 1000.0, "p99": lat[int(len(lat) * 0.99) - 1] / 1000.0,
-            "failed": failed, "cpu": cpu}
+            "failed": failed, "cpu": cpu, "machine": busy * 1e6 / len(lat),
+            "sut": sut * 1e6 / len(lat)}
 
 
 def pgbench_prepared(t, workload, clients):
@@ -323,15 +374,38 @@ def med(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
+def print_compare(cells, results):
+    """perfopt against the BENCH_COMPARE_BIN build, and both against PgBouncer."""
+    def ratio(a_name, b_name, key, w, m, c):
+        return med([a[key] / b[key] for a, b in zip(results[(w, m, c, a_name)], results[(w, m, c, b_name)])
+                    if a and b and a[key] and b[key]])
+    print("A/B against %s (median of per-round ratios; us per transaction: machine = busy time of all"
+          " cores, sut = pgbench + pooler + PostgreSQL):" % COMPARE_BIN)
+    for w, m, c in cells:
+        def us(key):
+            return " ".join("%s %.0f" % (n[:3], med([x[key] if x else None for x in results[(w, m, c, n)]]))
+                            for n in ("pgbouncer", "perfopt", "compare"))
+        print("  %-6s %-8s %5d  tps x pgb: perfopt %.2f compare %.2f | perfopt/compare tps %.2f pooler cpu %.2f"
+              " sut %.2f | machine %s | sut %s" % (
+                  w, m, c, ratio("perfopt", "pgbouncer", "tps", w, m, c), ratio("compare", "pgbouncer", "tps", w, m, c),
+                  ratio("perfopt", "compare", "tps", w, m, c), ratio("perfopt", "compare", "cpu", w, m, c),
+                  ratio("perfopt", "compare", "sut", w, m, c), us("machine"), us("sut")))
+    print()
+
+
 def main():
     targets = {"direct": Target("direct"), "pgbouncer": PgBouncer("pgbouncer"), "perfopt": Perfopt("perfopt")}
     order = ["direct", "pgbouncer", "perfopt"]
+    if COMPARE_BIN:
+        targets["compare"] = Perfopt("compare", COMPARE_BIN)
+        order.append("compare")
+        targets["compare"].start()
     targets["pgbouncer"].start()
     targets["perfopt"].start()
     results = {}
     ceiling = {}
     cells = [(w, m, c) for w in WORKLOADS for m in MODES for c in CLIENTS]
-    total = len(cells) * ROUNDS * 3
+    total = len(cells) * ROUNDS * len(order)
     k = 0
     try:
         for r in range(ROUNDS):
@@ -341,7 +415,7 @@ def main():
                     ceiling.setdefault((w, m), []).append(res)
                     log("round %d %-6s %-8s direct with %d clients (ceiling) %s" % (
                         r + 1, w, m, POOL, "%.0f tps" % res["tps"] if res else "FAILED"))
-                rot = order[r % 3:] + order[:r % 3]
+                rot = order[r % len(order):] + order[:r % len(order)]
                 for name in rot:
                     k += 1
                     res = pgbench(targets[name], w, m, c)
@@ -353,8 +427,8 @@ def main():
         # holding pgbench's statement names
         prep_cells, prep_results = prepared_section(targets, order)
     finally:
-        targets["pgbouncer"].stop()
-        targets["perfopt"].stop()
+        for name in order[1:]:
+            targets[name].stop()
 
     print()
     print("perfopt-pooler vs PgBouncer %s (transaction mode, pool size %d, Unix socket to PostgreSQL," % (
@@ -402,6 +476,8 @@ def main():
         pf = med([x["cpu"] if x else None for x in results[(w, m, c, "perfopt")]])
         print("  %-6s %-8s %5d  pgbouncer %6.1f  perfopt %6.1f  ratio %.2f" % (w, m, c, pg, pf, pf / pg if pg else float("nan")))
     print()
+    if COMPARE_BIN:
+        print_compare(cells, results)
     mem = {}
     if IDLE > 0:
         for name in ("pgbouncer", "perfopt"):
