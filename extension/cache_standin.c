@@ -130,13 +130,17 @@ make_standin(List *tlist, uint64 queryid, List *rtable, int stmt_location,
 	{
 		TargetEntry *tle = lfirst_node(TargetEntry, lc);
 		Node	   *expr = (Node *) tle->expr;
+		TargetEntry *standin_tle;
 
 		if (tle->resjunk)
 			continue;
-		out = lappend(out,
-					  makeTargetEntry((Expr *) makeNullConst(exprType(expr), exprTypmod(expr),
+		standin_tle = makeTargetEntry((Expr *) makeNullConst(exprType(expr), exprTypmod(expr),
 															 exprCollation(expr)),
-									  list_length(out) + 1, tle->resname, false));
+									  list_length(out) + 1, tle->resname, false);
+		/* the RowDescription names the column's table and attribute */
+		standin_tle->resorigtbl = tle->resorigtbl;
+		standin_tle->resorigcol = tle->resorigcol;
+		out = lappend(out, standin_tle);
 	}
 	result->plan.targetlist = out;
 	result->plan.plan_node_id = serial;

@@ -126,6 +126,23 @@ def simple(s, sql):
     return until_ready(s)
 
 
+def row_description(s, sql):
+    """The RowDescription a simple Query gets: each column's name, table
+    OID, attribute number, type OID, type size, typmod and format."""
+    s.sendall(msg(b"Q", sql.encode() + b"\0"))
+    fields = None
+    while True:
+        kind, body = read_msg(s)
+        if kind == b"T":
+            n, pos, fields = struct.unpack("!H", body[:2])[0], 2, []
+            for _ in range(n):
+                end = body.index(b"\0", pos)
+                fields.append((body[pos:end],) + struct.unpack("!IhIhih", body[end + 1:end + 19]))
+                pos = end + 19
+        elif kind == b"Z":
+            return fields
+
+
 setup = psycopg2.connect(DSN)
 setup.autocommit = True
 cur = setup.cursor()
@@ -164,6 +181,19 @@ check(rows == [[b"hit"]], "text columns were a hit", repr(rows))
 rows, err = simple(s, STMT)
 check(err is None and rows == [[str(BIG).encode(), "naïve".encode()]],
       "simple protocol: the text", repr((rows, err)))
+# a hit describes its columns as running the statement does: drivers read
+# the table and column each comes from
+DESCRIBED = "SELECT t AS label, v, v + 1 AS next FROM tp WHERE id = 1"
+computed = row_description(s, DESCRIBED)
+rows, err = simple(s, "SELECT perfopt.cache_last_outcome()")
+check(rows == [[b"miss, stored"]], "the statement described was computed once", repr(rows))
+answered = row_description(s, DESCRIBED)
+rows, err = simple(s, "SELECT perfopt.cache_last_outcome()")
+check(rows == [[b"hit"]], "then answered from the cache", repr(rows))
+check(computed is not None and computed[0][1] != 0 and computed[0][2] == 3,
+      "the computed RowDescription names tp.t for label", repr(computed))
+check(answered == computed, "a hit's RowDescription is the same", repr((computed, answered)))
+
 # a row limit per Execute (JDBC's fetch size): the stored rows come in
 # batches, each row once
 cur.execute("CREATE TABLE tp_many (id int PRIMARY KEY, v text NOT NULL)")
