@@ -541,6 +541,8 @@ static void
 cache_ExecutorEnd(QueryDesc *queryDesc)
 {
 	cache_standin_end(queryDesc);
+	/* a recomputation that did not reach its store (bypassed at run time) */
+	cache_flight_land();
 	if (prev_ExecutorEnd)
 		prev_ExecutorEnd(queryDesc);
 	else
