@@ -27,7 +27,6 @@
 #include "utils/bytea.h"
 #include "utils/float.h"
 #include "utils/fmgroids.h"
-#include "utils/memutils.h"
 #include "tcop/pquery.h"
 #include "utils/portal.h"
 
@@ -37,7 +36,6 @@ struct CacheWire
 {
 	int			natts;
 	FmgrInfo   *out;			/* each column's output function */
-	MemoryContext rowcxt;		/* the output functions' garbage, per row */
 	uint32		format;
 };
 
@@ -162,8 +160,6 @@ cache_wire_begin(QueryDesc *queryDesc)
 	w->out = palloc(sizeof(FmgrInfo) * Max(desc->natts, 1));
 	for (i = 0; i < desc->natts; i++)
 		fmgr_info(plain_output_function(TupleDescAttr(desc, i)->atttypid), &w->out[i]);
-	w->rowcxt = AllocSetContextCreate(CurrentMemoryContext, "perfopt cache row text",
-									  ALLOCSET_SMALL_SIZES);
 	w->format = cache_wire_format();
 	return w;
 }
@@ -177,12 +173,15 @@ cache_wire_format_of(CacheWire *w)
 /*
  * Replace buf's contents by the DataRow body of the slot's row, as
  * printtup() would send it in text: column count, then each column's
- * length (-1 for NULL) and its text in the client's encoding.
+ * length (-1 for NULL) and its text in the client's encoding.  The output
+ * functions of plain_output_function()'s types leave at most a detoasted
+ * copy of the value behind, in the statement's memory: bounded by what the
+ * capture keeps (it stops at perfopt.cache_max_entry_size), so no per-row
+ * memory context is needed.
  */
 void
 cache_wire_row(CacheWire *w, TupleTableSlot *slot, StringInfo buf)
 {
-	MemoryContext old = MemoryContextSwitchTo(w->rowcxt);
 	int			i;
 
 	slot_getallattrs(slot);
@@ -199,9 +198,8 @@ cache_wire_row(CacheWire *w, TupleTableSlot *slot, StringInfo buf)
 		}
 		text = OutputFunctionCall(&w->out[i], slot->tts_values[i]);
 		pq_sendcountedtext(buf, text, strlen(text), false);
+		pfree(text);
 	}
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(w->rowcxt);
 }
 
 /* Whether rows stored with text under format may be sent as that text now. */
