@@ -512,7 +512,7 @@ process_idle(client *c)
 		}
 		if (!c->begin_text && !defer_begin_on(c))
 			break;
-		switch (defer_idle(c))
+		switch (defer_idle(c, (char) hdr[0], len))
 		{
 			case DEFER_LOCAL:
 				continue;		/* answered here: the next message may be too */

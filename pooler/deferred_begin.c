@@ -283,21 +283,16 @@ end_deferred(client *c)
  * sync point).
  */
 int
-defer_idle(client *c)
+defer_idle(client *c, char type, uint32_t len)
 {
 	struct evbuffer *in = c->c.in;
-	unsigned char hdr[5],
-				name0;
-	uint32_t	len;
+	unsigned char name0;
 	size_t		consumed = 0;
 	bool		batch = false,
 				described = false;
 	int			kind = PLAIN_NONE;
 
-	if (!conn_peek(in, 0, hdr, 5))
-		return DEFER_WAIT;
-	len = get_u32(hdr + 1);
-	if (hdr[0] == 'Q' && len <= PLAIN_QUERY_MAX)
+	if (type == 'Q' && len <= PLAIN_QUERY_MAX)
 	{
 		if (await_plain(in, len, 5))
 			return DEFER_WAIT;
@@ -305,12 +300,15 @@ defer_idle(client *c)
 			kind = sql_kind(evbuffer_pullup(in, len + 1) + 5, len - 4);
 		consumed = len + 1;
 	}
-	else if (hdr[0] == 'P' && len < PLAIN_BATCH_MAX && !(conn_peek(in, 5, &name0, 1) && name0))
+	else if (type == 'P' && len < PLAIN_BATCH_MAX && !(conn_peek(in, 5, &name0, 1) && name0))
 	{
 		/* the unnamed statement's Parse opens a plain batch */
 		if (await_plain(in, len, 6))
 			return DEFER_WAIT;
-		if (buflen(in) >= (size_t) len + 1 && (kind = plain_batch(in, &consumed, &described)) < 0)
+		/* its own text first: most Parses are not plain, and need no more look */
+		if (buflen(in) >= (size_t) len + 1 &&
+			sql_kind(evbuffer_pullup(in, len + 1) + 6, len - 4 - 3) != PLAIN_NONE &&
+			(kind = plain_batch(in, &consumed, &described)) < 0)
 			return DEFER_WAIT;
 		batch = true;
 	}

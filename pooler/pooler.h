@@ -450,7 +450,7 @@ void		prepared_client_free(client *c);
 /* ---- transaction mode's deferred BEGIN (deferred_begin.c) ---- */
 enum { DEFER_SERVER, DEFER_LOCAL, DEFER_WAIT, DEFER_REFUSED };
 bool		defer_begin_on(const client *c);
-int			defer_idle(client *c);
+int			defer_idle(client *c, char type, uint32_t len);
 void		defer_send_begin(server *s, client *c);
 bool		defer_absorbs(const server *s, char type);
 bool		defer_absorb(server *s, char type, const char *body, size_t len);

@@ -403,7 +403,7 @@ server_forward(server *s)
 			server_close(s, "invalid message length from server");
 			return;
 		}
-		if (s->swallow_rfq > 0 || defer_absorbs(s, hdr[0]))
+		if (s->swallow_rfq > 0 || (s->begin_absorb && defer_absorbs(s, hdr[0])))
 		{
 			const unsigned char *body;
 
