@@ -443,6 +443,11 @@ handler(void *user, const char *section, const char *key, const char *v)
 		if (!parse_bool(v, &cfg.defer_begin))
 			cfg_error(ctx, section, key, "must be on or off, not \"%s\"", v);
 	}
+	else if (!strcmp(key, "io_uring"))
+	{
+		if (!parse_bool(v, &cfg.io_uring))
+			cfg_error(ctx, section, key, "must be on or off, not \"%s\"", v);
+	}
 	else if (!strcmp(key, "startup_timeout"))
 	{
 		if (!parse_seconds(v, &cfg.startup_timeout))
@@ -516,6 +521,7 @@ defaults(void)
 	cfg.max_packet_size = 64 * 1024 * 1024;
 	cfg.max_prepared_statements = 200;
 	cfg.defer_begin = true;
+	cfg.io_uring = true;
 	cfg.startup_timeout = 10;
 	cfg.ignore_startup_parameters = strdup("extra_float_digits");
 	cfg.verbose = 0;
@@ -690,6 +696,8 @@ static const struct
 	{"logfile", T_STR, true, offsetof(settings, logfile)},
 	{"verbose", T_INT, true, offsetof(settings, verbose)},
 	{"metrics_addr", T_STR, false, offsetof(settings, metrics_addr)},
+	/* the ring is set up once, at start */
+	{"io_uring", T_BOOL, false, offsetof(settings, io_uring)},
 	{"metrics_port", T_INT, false, offsetof(settings, metrics_port)},
 	/* clients' statement names are mapped from their first Parse on */
 	{"max_prepared_statements", T_INT, false, offsetof(settings, max_prepared_statements)},

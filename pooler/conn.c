@@ -220,7 +220,10 @@ write_some(conn *c)
 }
 
 /*
- * Move the first n bytes of src to dst's output and write it.  When nothing
+ * Move the first n bytes of src to dst's output and write it.  With writes
+ * batched through io_uring (write_batch.c) they join the end-of-batch
+ * submission, so that waking the server does not interrupt the batch; a
+ * failed write then shows in the write callback.  Otherwise, when nothing
  * waits there and the bytes are in src's first chunk, they go out with one
  * send() and only what the kernel did not take is queued: a message usually
  * never enters dst's buffer (no chain moved, nothing to drain after the
@@ -230,6 +233,12 @@ write_some(conn *c)
 int
 conn_forward(conn *dst, struct evbuffer *src, size_t n)
 {
+	if (!dst->ssl && write_batch_uring())
+	{
+		evbuffer_remove_buffer(src, conn_out(dst), n);
+		conn_flush_later(dst);
+		return 0;
+	}
 	if (!dst->ssl && !dst->writing && buflen(dst->out) == 0 &&
 		n <= evbuffer_get_contiguous_space(src))
 	{
@@ -293,67 +302,6 @@ conn_flush(conn *c)
 	return 0;
 }
 
-/*
- * Answers to clients wait for the end of the event loop's batch: what one
- * epoll_wait reported is handled first, then every answer goes out in one
- * burst, so a client program serving several connections per thread (as
- * pgbench -j does) is woken once for several answers rather than once per
- * answer.  At the end of the batch each connection's write callback runs
- * as if its socket had reported writable: it writes, then decides (parks
- * an idle client's buffers, resumes a throttled server, finishes a close).
- */
-static conn **pending;
-static int	npending,
-			pending_cap;
-
-void
-conn_flush_later(conn *c)
-{
-	if (c->flush_pending)
-		return;
-	if (npending == pending_cap)
-	{
-		int			cap = pending_cap ? pending_cap * 2 : 64;
-		conn	  **n = realloc(pending, sizeof(*pending) * cap);
-
-		if (!n)
-		{
-			conn_kick_write(c);
-			return;
-		}
-		pending = n;
-		pending_cap = cap;
-	}
-	pending[npending++] = c;
-	c->flush_pending = true;
-}
-
-void
-conn_flush_pending(void)
-{
-	for (int i = 0; i < npending; i++)
-	{
-		conn	   *c = pending[i];
-
-		if (!c)
-			continue;
-		c->flush_pending = false;
-		/* a write event already waits for room: it will run the callback */
-		if (!c->writing)
-			c->wcb(c->fd, EV_WRITE, c->arg);
-	}
-	npending = 0;
-}
-
-static void
-forget_pending(conn *c)
-{
-	for (int i = 0; i < npending; i++)
-		if (pending[i] == c)
-			pending[i] = NULL;
-	c->flush_pending = false;
-}
-
 void
 conn_read_on(conn *c)
 {
@@ -383,7 +331,7 @@ conn_destroy(conn *c)
 	if (c->fd < 0)
 		return;
 	if (c->flush_pending)
-		forget_pending(c);
+		write_batch_forget(c);
 	event_del(&c->rev);
 	if (c->wev)
 		event_free(c->wev);

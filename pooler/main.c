@@ -112,6 +112,7 @@ main(int argc, char **argv)
 		log_error("cannot create the event loop");
 		return 1;
 	}
+	write_batch_start();
 	/*
 	 * The metrics endpoint first: once the pooler's own port accepts, a
 	 * scrape must find the endpoint there too (tests and supervisors treat
@@ -141,6 +142,7 @@ main(int argc, char **argv)
 	pool_shutdown();
 	cancel_shutdown();
 	tls_shutdown();
+	write_batch_stop();
 	event_base_free(base);
 	log_info("perfopt-pooler stopped");
 	return 0;

@@ -111,6 +111,7 @@ typedef struct settings
 	int			max_packet_size;
 	int			max_prepared_statements;	/* per server connection; 0: off */
 	bool		defer_begin;	/* transaction mode: plain BEGIN answered here (deferred_begin.c) */
+	bool		io_uring;		/* end-of-batch writes in one submission (write_batch.c) */
 	double		startup_timeout;
 	char	   *ignore_startup_parameters;
 	char	   *logfile;
@@ -173,8 +174,12 @@ struct evbuffer *conn_buf_get(void);
 void		conn_buf_put(struct evbuffer *b);
 int			conn_fill(conn *c);		/* >0 bytes, 0 EOF, -1 error, -2 nothing yet */
 int			conn_flush(conn *c);	/* 0 ok (maybe pending), -1 error */
-void		conn_flush_later(conn *c);
+void		conn_flush_later(conn *c);	/* write_batch.c */
 void		conn_flush_pending(void);
+void		write_batch_forget(conn *c);
+void		write_batch_start(void);
+void		write_batch_stop(void);
+bool		write_batch_uring(void);
 int			conn_forward(conn *dst, struct evbuffer *src, size_t n);	/* move n bytes and write */
 void		conn_read_on(conn *c);
 void		conn_read_off(conn *c);

@@ -1,0 +1,226 @@
+/*
+ * write_batch.c: the writes held until the end of the event loop's batch.
+ *
+ * Answers to clients wait for the end of the batch: what one epoll_wait
+ * reported is handled first, then every answer goes out in one burst, so a
+ * client program serving several connections per thread (as pgbench -j
+ * does) is woken once for several answers rather than once per answer.
+ *
+ * Where the kernel offers io_uring (setting io_uring, default on), the
+ * burst is one system call: a non-blocking send per connection, submitted
+ * together.  The system calls saved are half of it.  The other half shows
+ * on a busy host: every send wakes the process that reads it (a PostgreSQL
+ * backend, a client), and the scheduler often lets that process preempt
+ * the pooler on its way out of the send, so that the rest of the batch
+ * waits for a whole query to run.  In one submission every wakeup happens
+ * before the pooler can be preempted.  Messages to servers then join the
+ * burst as well (conn_forward).  Without io_uring (an older kernel, a
+ * seccomp profile that forbids it, io_uring = off) each connection writes
+ * with its own send() and messages to servers go out at once.
+ *
+ * After the submission each connection's write callback runs as if its
+ * socket had reported writable: it writes what the kernel did not take (a
+ * failed or refused send left the bytes in place, and the callback's own
+ * send() meets the same condition), then decides: parks an idle client's
+ * buffers, resumes a throttled server, finishes a close.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <liburing.h>
+
+#include "pooler.h"
+
+#define RING_ENTRIES 256
+#define SEND_IOV 8
+
+static conn **pending;
+static int	npending,
+			pending_cap;
+
+static struct io_uring ring;
+static bool ring_on;
+
+/* what a sendmsg points at must live until its completion is reaped */
+static struct msghdr msgs[RING_ENTRIES];
+static struct iovec iovs[RING_ENTRIES][SEND_IOV];
+
+void
+write_batch_start(void)
+{
+	int			r;
+
+	if (!cfg.io_uring)
+		return;
+	r = io_uring_queue_init(RING_ENTRIES, &ring, 0);
+	if (r < 0)
+	{
+		log_warn("io_uring unavailable (%s): writes go out one send() each", strerror(-r));
+		return;
+	}
+	ring_on = true;
+}
+
+void
+write_batch_stop(void)
+{
+	if (ring_on)
+		io_uring_queue_exit(&ring);
+	ring_on = false;
+}
+
+bool
+write_batch_uring(void)
+{
+	return ring_on;
+}
+
+void
+conn_flush_later(conn *c)
+{
+	if (c->flush_pending)
+		return;
+	if (npending == pending_cap)
+	{
+		int			cap = pending_cap ? pending_cap * 2 : 64;
+		conn	  **n = realloc(pending, sizeof(*pending) * cap);
+
+		if (!n)
+		{
+			conn_kick_write(c);
+			return;
+		}
+		pending = n;
+		pending_cap = cap;
+	}
+	pending[npending++] = c;
+	c->flush_pending = true;
+}
+
+void
+write_batch_forget(conn *c)
+{
+	for (int i = 0; i < npending; i++)
+		if (pending[i] == c)
+			pending[i] = NULL;
+	c->flush_pending = false;
+}
+
+/* A connection whose write callback would write now, in plain text. */
+static bool
+submittable(const conn *c)
+{
+	return c && c->fd >= 0 && !c->ssl && !c->writing && buflen(c->out) > 0;
+}
+
+static void
+prep_send(struct io_uring_sqe *sqe, conn *c, int slot)
+{
+	struct evbuffer_iovec v[SEND_IOV];
+	int			nv = evbuffer_peek(c->out, -1, NULL, v, SEND_IOV);
+
+	if (nv > SEND_IOV)
+		nv = SEND_IOV;
+	if (nv == 1)
+		io_uring_prep_send(sqe, c->fd, v[0].iov_base, v[0].iov_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	else
+	{
+		for (int k = 0; k < nv; k++)
+		{
+			iovs[slot][k].iov_base = v[k].iov_base;
+			iovs[slot][k].iov_len = v[k].iov_len;
+		}
+		memset(&msgs[slot], 0, sizeof(msgs[slot]));
+		msgs[slot].msg_iov = iovs[slot];
+		msgs[slot].msg_iovlen = nv;
+		io_uring_prep_sendmsg(sqe, c->fd, &msgs[slot], MSG_DONTWAIT | MSG_NOSIGNAL);
+	}
+	/* no callback runs before the completion is reaped: c stays alive */
+	io_uring_sqe_set_data(sqe, c);
+}
+
+/*
+ * Reap n completions.  MSG_DONTWAIT makes every send complete inside the
+ * submission (a full socket answers -EAGAIN instead of being polled), so
+ * the completions are already there and no wait sleeps.
+ */
+static void
+reap(int n)
+{
+	while (n > 0)
+	{
+		struct io_uring_cqe *cqe;
+		int			r = io_uring_wait_cqe(&ring, &cqe);
+
+		if (r == -EINTR)
+			continue;
+		if (r < 0)
+			abort();			/* the ring itself broke: nothing sane is left */
+		if (cqe->res > 0)
+			evbuffer_drain(((conn *) io_uring_cqe_get_data(cqe))->out, cqe->res);
+		io_uring_cqe_seen(&ring, cqe);
+		n--;
+	}
+}
+
+/* One submission for up to RING_ENTRIES connections from pending[from]. */
+static int
+submit_from(int from)
+{
+	int			i,
+				nsub = 0,
+				done;
+
+	for (i = from; i < npending && nsub < RING_ENTRIES; i++)
+	{
+		struct io_uring_sqe *sqe;
+
+		if (!submittable(pending[i]))
+			continue;
+		sqe = io_uring_get_sqe(&ring);
+		if (!sqe)
+			break;
+		prep_send(sqe, pending[i], nsub++);
+	}
+	if (nsub == 0)
+		return i;
+	do
+		done = io_uring_submit(&ring);
+	while (done == -EINTR);
+	if (done < nsub)
+	{
+		/*
+		 * The kernel took only part (or none) of the submission: reap what
+		 * it took and leave io_uring for good; what it did not take is
+		 * still in the buffers, for the callbacks' send().
+		 */
+		reap(done > 0 ? done : 0);
+		log_warn("io_uring submission failed (%s): writes go out one send() each from now on",
+					strerror(done < 0 ? -done : EAGAIN));
+		write_batch_stop();
+		return npending;
+	}
+	reap(nsub);
+	return i;
+}
+
+void
+conn_flush_pending(void)
+{
+	for (int from = 0; ring_on && from < npending;)
+		from = submit_from(from);
+	/* a callback may add connections: they are handled in this loop too */
+	for (int i = 0; i < npending; i++)
+	{
+		conn	   *c = pending[i];
+
+		if (!c)
+			continue;
+		c->flush_pending = false;
+		/* a write event already waits for room: it will run the callback */
+		if (!c->writing)
+			c->wcb(c->fd, EV_WRITE, c->arg);
+	}
+	npending = 0;
+}

@@ -1,0 +1,151 @@
+"""tests/pooler/test_write_batch.py: the end-of-batch writes (pooler/write_batch.c,
+setting io_uring).  With io_uring on (the default) every write of a batch,
+to clients and to servers, goes out in one submission; the kernel refusing
+part of a write (a client that does not read) must leave the rest for the
+socket's write event, every other client served meanwhile.  With io_uring
+off each connection writes with its own send().  Proven by the ring the
+process holds (/proc), by exact answers and by the data TPC-B leaves."""
+import os
+import socket
+import struct
+import subprocess
+import time
+
+import pooler_tests as pt
+from test_defer_begin import console, login, q, status, sums, tag
+from test_prepared import msg, pgbench_init, until_ready, z
+
+
+def rings(p):
+    """io_uring instances the pooler process holds open."""
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % p.proc.pid):
+        try:
+            if "io_uring" in os.readlink("/proc/%d/fd/%s" % (p.proc.pid, fd)):
+                n += 1
+        except OSError:
+            pass
+    return n
+
+
+def test_ring_and_setting():
+    p = pt.Pooler("wb_on", pool_size=2, max_overflow=0, admin_users="postgres")
+    s = login(p)
+    r = q(s, "select 40 + 2")
+    pt.ok(status(r) == "I" and [b for t, b in r if t == "D"] == [b"\0\1\0\0\0\x0242"],
+          "io_uring on: a query's answer comes back whole", r)
+    pt.ok(rings(p) == 1, "io_uring on (default): the pooler holds one ring", rings(p))
+    conf = {row["key"]: row for row in console(p, "SHOW CONFIG")}
+    row = conf.get("io_uring", {})
+    pt.ok(row.get("value") == "on" and row.get("default") == "on" and row.get("changeable") == "no",
+          "SHOW CONFIG: io_uring on, default on, needs a restart", row)
+    log = open(p.log).read()
+    pt.ok("io_uring unavailable" not in log, "no fallback logged where the kernel has io_uring", log[-300:])
+    s.close()
+    p.stop()
+    p = pt.Pooler("wb_off", pool_size=2, max_overflow=0, io_uring="off")
+    s = login(p)
+    r = q(s, "select 40 + 2")
+    pt.ok(status(r) == "I" and rings(p) == 0, "io_uring = off: answers without a ring", (r, rings(p)))
+    s.close()
+    p.stop()
+
+
+def test_bad_value():
+    path = os.path.join(pt.TMP, "wb_bad.ini")
+    with open(path, "w") as f:
+        f.write("[databases]\nappdb = host=127.0.0.1\n[pooler]\nlisten_port = 6500\nio_uring = sometimes\n")
+    r = subprocess.run([pt.BIN, "-c", path, "--check"], capture_output=True, text=True)
+    pt.ok(r.returncode != 0 and "io_uring" in r.stderr and "sometimes" in r.stderr and ":5:" in r.stderr,
+          "io_uring = sometimes: refused with file, line and key", r.stderr)
+
+
+def big_answer(s):
+    """Read one query's answer from a raw socket; (rows, bytes of data, status)."""
+    s.settimeout(30)
+    buf = bytearray()
+    pos = rows = total = 0
+    while True:
+        while len(buf) - pos >= 5:
+            n = struct.unpack_from("!I", buf, pos + 1)[0]
+            if len(buf) - pos < 1 + n:
+                break
+            t = buf[pos]
+            if t == ord("D"):
+                rows += 1
+                total += struct.unpack_from("!I", buf, pos + 7)[0]
+            if t == ord("Z"):
+                return rows, total, bytes(buf[pos + 5:pos + 6])
+            pos += 1 + n
+        del buf[:pos]
+        pos = 0
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            return rows, total, None
+        buf += chunk
+
+
+def test_reader_stalls():
+    """A client that stops reading: the kernel takes part of its answer, the
+    rest waits for its socket's write event, and another client of the same
+    pool is answered meanwhile."""
+    for setting in ("on", "off"):
+        p = pt.Pooler("wb_stall_" + setting, pool_size=2, max_overflow=0, io_uring=setting)
+        slow = login(p)
+        # 2,000 rows of 50,000 bytes: 100 MB, far more than the sockets hold
+        slow.sendall(msg(b"Q", z("select repeat('x', 50000) from generate_series(1, 2000)")))
+        time.sleep(1.0)
+        other = login(p)
+        t0 = time.time()
+        r = q(other, "select 7")
+        quick = time.time() - t0
+        pt.ok(status(r) == "I" and [b for t, b in r if t == "D"] == [b"\0\1\0\0\0\x017"] and quick < 2,
+              "io_uring %s: another client is answered while one does not read (%.3f s)" % (setting, quick), r)
+        rows, total, st = big_answer(slow)
+        pt.ok(rows == 2000 and total == 100000000 and st == b"I",
+              "io_uring %s: the stalled client then reads its 100 MB answer whole" % setting, (rows, total, st))
+        r = q(slow, "select 1")
+        pt.ok(status(r) == "I", "io_uring %s: and its connection goes on" % setting, r)
+        slow.close()
+        other.close()
+        p.stop()
+
+
+def test_many_clients():
+    """More connections with a write in one batch than the ring has entries
+    (256): 400 clients send at once; each gets its own answer."""
+    p = pt.Pooler("wb_many", pool_size=4, max_overflow=0, max_client_conn=1000)
+    socks = [login(p) for _ in range(400)]
+    for i, s in enumerate(socks):
+        s.sendall(msg(b"Q", z("begin")) + msg(b"Q", z("select %d" % i)) + msg(b"Q", z("commit")))
+    wrong = []
+    for i, s in enumerate(socks):
+        got = until_ready(s) + until_ready(s) + until_ready(s)
+        data = [b for t, b in got if t == "D"]
+        want = str(i).encode()
+        if tag(got) != ["BEGIN", "SELECT 1", "COMMIT"] or data != [b"\0\1" + struct.pack("!I", len(want)) + want]:
+            wrong.append((i, got))
+    pt.ok(not wrong, "400 clients at once: each gets its own three answers", wrong[:2])
+    pt.ok(p.alive(), "pooler alive after 400 simultaneous clients")
+    for s in socks:
+        s.close()
+    p.stop()
+
+
+def test_pgbench():
+    """TPC-B through each write path: no failure, the balances agree."""
+    pgbench_init()
+    for setting in ("on", "off"):
+        p = pt.Pooler("wb_bench_" + setting, pool_size=4, max_overflow=0, io_uring=setting, max_client_conn=1000)
+        for mode in ("simple", "extended"):
+            r = pt.pgbench(p.port, "-n", "-c", "32", "-j", "2", "-T", "3", "-M", mode)
+            good = r.returncode == 0 and "number of failed transactions: 0" in r.stdout and "tps = " in r.stdout
+            pt.ok(good, "io_uring %s: pgbench TPC-B -M %s, no failures" % (setting, mode), (r.stdout + r.stderr)[-400:])
+        p.stop()
+    a, b, t, h, n = sums()
+    pt.ok(a == b == t == h and n > 1000, "TPC-B sums consistent after both write paths", (a, b, t, h, n))
+
+
+TESTS = [("wb_ring", test_ring_and_setting), ("wb_bad_value", test_bad_value),
+         ("wb_reader_stalls", test_reader_stalls), ("wb_many", test_many_clients),
+         ("wb_pgbench", test_pgbench)]
