@@ -42,7 +42,8 @@ static int	npending,
 static struct io_uring ring;
 static bool ring_on;
 
-/* what a sendmsg points at must live until its completion is reaped */
+/* what a send points at must live until its completion is reaped */
+static conn *inflight[RING_ENTRIES];
 static struct msghdr msgs[RING_ENTRIES];
 static struct iovec iovs[RING_ENTRIES][SEND_IOV];
 
@@ -137,30 +138,62 @@ prep_send(struct io_uring_sqe *sqe, conn *c, int slot)
 		io_uring_prep_sendmsg(sqe, c->fd, &msgs[slot], MSG_DONTWAIT | MSG_NOSIGNAL);
 	}
 	/* no callback runs before the completion is reaped: c stays alive */
-	io_uring_sqe_set_data(sqe, c);
+	inflight[slot] = c;
+	io_uring_sqe_set_data(sqe, (void *) (uintptr_t) slot);
 }
 
 /*
- * Reap n completions.  MSG_DONTWAIT makes every send complete inside the
- * submission (a full socket answers -EAGAIN instead of being polled), so
- * the completions are already there and no wait sleeps.
+ * The ring failed while sends were in flight: whether the kernel wrote
+ * their bytes is unknown, and sending them again could repeat a message.
+ * Those connections are shut down (their read side then closes them the
+ * usual way: a client's server is rolled back or closed, a server's client
+ * gets an error), everybody else goes on with send().
  */
 static void
-reap(int n)
+abandon_inflight(int nsub, int err)
 {
-	while (n > 0)
+	for (int k = 0; k < nsub; k++)
+	{
+		conn	   *c = inflight[k];
+
+		if (!c)
+			continue;
+		evbuffer_drain(c->out, buflen(c->out));
+		shutdown(c->fd, SHUT_RDWR);
+		inflight[k] = NULL;
+	}
+	log_error("io_uring failed (%s): connections with a write in flight closed, writes go out one send() each from now on",
+			  strerror(err));
+	write_batch_stop();
+}
+
+/*
+ * Reap the completions of slots 0..nsub-1.  MSG_DONTWAIT makes every send
+ * complete inside the submission (a full socket answers -EAGAIN instead of
+ * being polled), so the completions are already there and no wait sleeps.
+ */
+static void
+reap(int nsub)
+{
+	for (int left = nsub; left > 0;)
 	{
 		struct io_uring_cqe *cqe;
 		int			r = io_uring_wait_cqe(&ring, &cqe);
+		int			slot;
 
 		if (r == -EINTR)
 			continue;
 		if (r < 0)
-			abort();			/* the ring itself broke: nothing sane is left */
+		{
+			abandon_inflight(nsub, -r);
+			return;
+		}
+		slot = (int) (uintptr_t) io_uring_cqe_get_data(cqe);
 		if (cqe->res > 0)
-			evbuffer_drain(((conn *) io_uring_cqe_get_data(cqe))->out, cqe->res);
+			evbuffer_drain(inflight[slot]->out, cqe->res);
+		inflight[slot] = NULL;
 		io_uring_cqe_seen(&ring, cqe);
-		n--;
+		left--;
 	}
 }
 
@@ -191,13 +224,15 @@ submit_from(int from)
 	if (done < nsub)
 	{
 		/*
-		 * The kernel took only part (or none) of the submission: reap what
-		 * it took and leave io_uring for good; what it did not take is
-		 * still in the buffers, for the callbacks' send().
+		 * The kernel took only the first `done` sends (it takes them in
+		 * order): those are reaped, the others never left and stay in their
+		 * buffers for the callbacks' send().
 		 */
 		reap(done > 0 ? done : 0);
-		log_warn("io_uring submission failed (%s): writes go out one send() each from now on",
-					strerror(done < 0 ? -done : EAGAIN));
+		for (int k = 0; k < nsub; k++)
+			inflight[k] = NULL;
+		log_warn("io_uring submission refused (%s): writes go out one send() each from now on",
+				 strerror(done < 0 ? -done : EAGAIN));
 		write_batch_stop();
 		return npending;
 	}

@@ -4,7 +4,10 @@
 For each workload (pgbench -S and TPC-B), protocol (-M simple, -M extended)
 and client count (10, 50, 200, 1000), one round runs direct, PgBouncer and
 perfopt-pooler back to back, the order rotating every round (A B C, B C A,
-C A B ...), each for BENCH_DURATION seconds.  tps comes from pgbench; mean
+C A B ...), each for BENCH_DURATION seconds, after a CHECKPOINT (what
+earlier TPC-B runs dirtied is not written during the next target's run) and,
+before the first round, 3 s of -S and TPC-B straight to PostgreSQL (the first
+measured run does not read the tables in).  tps comes from pgbench; mean
 and p99 latency from its per-transaction log (-l).  The verdict uses the
 median over rounds of the per-round ratio perfopt / PgBouncer, which
 cancels most of the drift of a shared 2-core machine.
@@ -202,7 +205,22 @@ def machine_busy():
     return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
 
 
+def settle():
+    """Every run starts alike: what earlier TPC-B runs left dirty is written
+    out now, not during whichever target's run comes next."""
+    subprocess.run(["psql", "-X", "-q", "-h", B_HOST, "-p", str(B_PORT), "-U", "postgres", "-d", "bench",
+                    "-c", "CHECKPOINT"], capture_output=True, timeout=120)
+
+
+def warm_up():
+    """The first measured run must not be the one that reads the tables in."""
+    for script in (["-S"], []):
+        subprocess.run(["pgbench", "-n", "-h", B_HOST, "-p", str(B_PORT), "-U", "postgres", "-c", str(POOL),
+                        "-j", "2", "-T", "3"] + script + ["bench"], capture_output=True, timeout=120)
+
+
 def pgbench(t, workload, mode, clients):
+    settle()
     cpu0 = proc_cpu(t.pid()) if t.proc else None
     busy0 = machine_busy()
     sut0 = cluster_cpu() + children_cpu() + (cpu0 or 0)
@@ -247,6 +265,7 @@ def pgbench_prepared(t, workload, clients):
     per client: pgbench 15 prepares each command with a blocking PQprepare
     at its first use, mid-transaction for TPC-B, and a thread blocked on a
     client waiting for a server would stall the clients holding servers."""
+    settle()
     args = ["pgbench", "-n", "-h", t.host, "-p", str(t.port), "-U", "postgres", "-M", "prepared",
             "-c", str(clients), "-j", str(clients), "-T", str(DURATION)]
     if workload == "select":
@@ -407,6 +426,7 @@ def main():
     cells = [(w, m, c) for w in WORKLOADS for m in MODES for c in CLIENTS]
     total = len(cells) * ROUNDS * len(order)
     k = 0
+    warm_up()
     try:
         for r in range(ROUNDS):
             for w, m, c in cells:
