@@ -253,6 +253,18 @@ def run_parallel(n, fn):
     return errors
 
 
+def refused_setting(name, pooler_lines, key, value):
+    """A [pooler] file whose last line sets key = value must be refused by
+    --check, naming the line, the key and the value."""
+    path = os.path.join(TMP, name + ".ini")
+    lines = ["[databases]", "appdb = host=127.0.0.1", "[pooler]"] + pooler_lines + ["%s = %s" % (key, value)]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    r = subprocess.run([BIN, "-c", path, "--check"], capture_output=True, text=True)
+    ok(r.returncode != 0 and key in r.stderr and value in r.stderr and ":%d:" % len(lines) in r.stderr,
+       "%s = %s: refused with file, line and key" % (key, value), r.stderr)
+
+
 def wait_for(cond, timeout=5.0, step=0.05):
     deadline = time.time() + timeout
     while time.time() < deadline:
