@@ -217,7 +217,7 @@ submit_from(int from)
 		prep_send(sqe, pending[i], nsub++);
 	}
 	if (nsub == 0)
-		return i;
+		return i > from ? i : npending;	/* no entry to be had: give up here */
 	do
 		done = io_uring_submit(&ring);
 	while (done == -EINTR);
