@@ -696,9 +696,9 @@ static const struct
 	{"logfile", T_STR, true, offsetof(settings, logfile)},
 	{"verbose", T_INT, true, offsetof(settings, verbose)},
 	{"metrics_addr", T_STR, false, offsetof(settings, metrics_addr)},
+	{"metrics_port", T_INT, false, offsetof(settings, metrics_port)},
 	/* the ring is set up once, at start */
 	{"io_uring", T_BOOL, false, offsetof(settings, io_uring)},
-	{"metrics_port", T_INT, false, offsetof(settings, metrics_port)},
 	/* clients' statement names are mapped from their first Parse on */
 	{"max_prepared_statements", T_INT, false, offsetof(settings, max_prepared_statements)},
 	/* tls.c loads the certificates once, at start */

@@ -1,8 +1,9 @@
 /*
  * conn.c: one non-blocking socket with an input and an output evbuffer.
  * Reads take what is there in one recv() (no FIONREAD round trip);
- * writes are attempted at once and only fall back to a write event when the
- * kernel is full, so a request/response costs one read and one write.
+ * writes are attempted at once, or at the end of the event loop's batch
+ * (write_batch.c), and only fall back to a write event when the kernel is
+ * full, so a request/response costs one read and one write.
  * A connection that negotiated TLS (c->ssl) reads and writes through tls.c
  * instead, with the same buffers and return conventions.
  */
