@@ -305,8 +305,12 @@ defer_idle(client *c, char type, uint32_t len)
 		/* the unnamed statement's Parse opens a plain batch */
 		if (await_plain(in, len, 6))
 			return DEFER_WAIT;
-		/* its own text first: most Parses are not plain, and need no more look */
-		if (buflen(in) >= (size_t) len + 1 &&
+		/*
+		 * Its own text first: most Parses are not plain, and need no more
+		 * look.  Name, text and type count take 4 bytes at least: a shorter
+		 * (malformed) Parse is not plain, and the server will say why.
+		 */
+		if (len >= 8 && buflen(in) >= (size_t) len + 1 &&
 			sql_kind(evbuffer_pullup(in, len + 1) + 6, len - 4 - 3) != PLAIN_NONE &&
 			(kind = plain_batch(in, &consumed, &described)) < 0)
 			return DEFER_WAIT;

@@ -283,6 +283,14 @@ def test_errors():
     r2 = q(s, "SHOW transaction_isolation")
     q(s, "commit")
     pt.ok(rows(r2) == ["read committed"], "deferred BEGIN: default isolation", r2)
+    # a Parse too short to hold a name, a text and a type count, after a
+    # deferred BEGIN (the fuzzer found it read past the message)
+    q(s, "begin")
+    s.sendall(b"P\0\0\0\x05\0" + SYNC)
+    r = until_ready(s)
+    r2 = q(s, "rollback")
+    pt.ok(sqlstates(r) == ["08P01"] and status(r2) == "I" and p.alive(),
+          "malformed short Parse after a deferred BEGIN: 08P01 from the server, the session goes on", (r, r2))
     s.close()
     p.stop()
 
