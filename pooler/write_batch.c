@@ -108,11 +108,11 @@ write_batch_forget(conn *c)
 	c->flush_pending = false;
 }
 
-/* A connection whose write callback would write now, in plain text. */
+/* A connection whose write callback would write now, in plain text (a closed one left the list). */
 static bool
 submittable(const conn *c)
 {
-	return c && c->fd >= 0 && !c->ssl && !c->writing && buflen(c->out) > 0;
+	return c && !c->ssl && !c->writing && buflen(c->out) > 0;
 }
 
 static void

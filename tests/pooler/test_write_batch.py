@@ -104,26 +104,16 @@ def test_bad_value():
 def big_answer(s):
     """Read one query's answer from a raw socket; (rows, bytes of data, status)."""
     s.settimeout(30)
-    buf = bytearray()
-    pos = rows = total = 0
+    rows = total = 0
     while True:
-        while len(buf) - pos >= 5:
-            n = struct.unpack_from("!I", buf, pos + 1)[0]
-            if len(buf) - pos < 1 + n:
-                break
-            t = buf[pos]
-            if t == ord("D"):
-                rows += 1
-                total += struct.unpack_from("!I", buf, pos + 7)[0]
-            if t == ord("Z"):
-                return rows, total, bytes(buf[pos + 5:pos + 6])
-            pos += 1 + n
-        del buf[:pos]
-        pos = 0
-        chunk = s.recv(1 << 20)
-        if not chunk:
+        t, body = pt.read_msg(s)
+        if t is None:
             return rows, total, None
-        buf += chunk
+        if t == b"D":
+            rows += 1
+            total += struct.unpack_from("!I", body, 2)[0]
+        if t == b"Z":
+            return rows, total, body
 
 
 def test_reader_stalls():
