@@ -21,6 +21,18 @@ DATA_built = extension/perfopt--1.0.sql
 PG_CPPFLAGS = -I$(srcdir)/extension
 PG_CFLAGS = -Wall -Werror
 NO_INSTALLCHECK = 1
+# The suites, declared as contrib modules declare them.  They need perfopt
+# preloaded, which an already running server may not have (hence
+# NO_INSTALLCHECK): installcheck is tests/run, which starts instances with
+# tests/perfopt.conf and runs these lists.
+REGRESS = advisor_hypo advisor_recommend cache_columns cache_keys \
+	cache_partitions cache_planned cache_rls cache_rules cache_text \
+	cache_writes parallel_query stats_basic stats_privacy stats_slow
+REGRESS_OPTS = --temp-config=$(srcdir)/tests/perfopt.conf
+ISOLATION = cache_commit cache_keys cache_planned cache_race stats_sessions
+ISOLATION_OPTS = --inputdir=$(srcdir)/tests/isolation \
+	--temp-config=$(srcdir)/tests/perfopt.conf
+TAP_TESTS = 1
 EXTRA_CLEAN = tests/results
 
 PG_CONFIG ?= pg_config
