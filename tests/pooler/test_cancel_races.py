@@ -6,74 +6,12 @@ whose statement is just ending must never hit the next client's statement on
 the same server connection.  Raw protocol sockets keep the timing exact;
 psycopg2's conn.cancel() checks what a real driver sees."""
 
-import socket
-import struct
 import threading
 import time
 import urllib.request
 
-import psycopg2
-
-import pooler_tests as pt
-from wire import free_port
-
-
-def login(port):
-    """A raw session as postgres/postgres: (socket, backend pid, key) as the pooler gave them."""
-    s, data = pt.raw_login(port)
-    i = data.find(b"K\0\0\0\x0c")
-    pid, key = struct.unpack("!II", data[i + 5:i + 13])
-    return s, pid, key
-
-
-def msg(t, body=b""):
-    return t + struct.pack("!I", len(body) + 4) + body
-
-
-def query(sql):
-    return msg(b"Q", sql.encode() + b"\0")
-
-
-def extended(sql):
-    """Parse/Bind/Execute of an unnamed statement, no Sync."""
-    return (msg(b"P", b"\0" + sql.encode() + b"\0\0\0") + msg(b"B", b"\0\0" + b"\0\0" * 3) +
-            msg(b"E", b"\0\0\0\0\0"))
-
-
-def read_until(s, stop, timeout=5):
-    """Messages up to and including the first of type `stop`: [(type, body)], or
-    what came before a timeout / EOF (then the last entry is ('timeout'|'eof', b''))."""
-    s.settimeout(timeout)
-    out = []
-    while True:
-        try:
-            t, body = pt.read_msg(s)
-        except socket.timeout:
-            out.append(("timeout", b""))
-            return out
-        if t is None:
-            out.append(("eof", b""))
-            return out
-        out.append((t.decode(), body))
-        if t.decode() == stop:
-            return out
-
-
-def errors_in(msgs):
-    return [pt.sqlstate_of(b) for t, b in msgs if t == "E"]
-
-
-def cancel(port, pid, key):
-    """A CancelRequest to the pooler; returns once the pooler has closed it."""
-    c = socket.create_connection(("127.0.0.1", port), 5)
-    c.sendall(struct.pack("!IIII", 16, 80877102, pid, key))
-    c.settimeout(5)
-    try:
-        while c.recv(100):
-            pass
-    except OSError:
-        pass
-    c.close()
+from harness import Pooler, direct, err_code, ok, q1, wait_for
+from wire import cancel, errors_in, extended, free_port, keyed_session, msg, query, read_until
 
 
 def waiting_clients(mport, db="postgres", user="postgres"):
@@ -87,38 +25,38 @@ def waiting_clients(mport, db="postgres", user="postgres"):
 def hold_server(p):
     """A client holding the pool's only server connection in an open transaction."""
     h = p.connect(user="postgres", password=None, db="postgres", autocommit=False)
-    pt.q1(h, "select 1")
+    q1(h, "select 1")
     return h
 
 
 def test_cancel_waiting():
     mport = free_port()
-    p = pt.Pooler("cancel_wait", pool_size=1, max_overflow=0, pool_timeout=20, metrics_port=mport)
-    d = pt.direct()
-    pt.q1(d, "drop table if exists cancel_wait_t; create table cancel_wait_t (a int); select 1")
+    p = Pooler("cancel_wait", pool_size=1, max_overflow=0, pool_timeout=20, metrics_port=mport)
+    d = direct()
+    q1(d, "drop table if exists cancel_wait_t; create table cancel_wait_t (a int); select 1")
     holder = hold_server(p)
     w = p.connect(user="postgres", password=None, db="postgres")
     result = {}
 
     def run():
         t0 = time.time()
-        result["code"], result["msg"] = pt.err_code(lambda: pt.q1(w, "insert into cancel_wait_t values (1) returning a"))
+        result["code"], result["msg"] = err_code(lambda: q1(w, "insert into cancel_wait_t values (1) returning a"))
         result["at"] = time.time()
     t = threading.Thread(target=run)
     t.start()
-    pt.ok(pt.wait_for(lambda: waiting_clients(mport) == 1), "the second client is queued for the busy server")
+    ok(wait_for(lambda: waiting_clients(mport) == 1), "the second client is queued for the busy server")
     t0 = time.time()
     w.cancel()
     t.join(5)
     el = result.get("at", 99) - t0
-    pt.ok(result.get("code") == "57014" and "canceling statement due to user request" in result.get("msg", ""),
+    ok(result.get("code") == "57014" and "canceling statement due to user request" in result.get("msg", ""),
           "psycopg2 conn.cancel() of a queued client: QueryCanceled 57014 'canceling statement due to user request'",
           result)
-    pt.ok(el < 1.0, "the queued client's cancel answers within 1 s (no server needed)", round(el, 3))
-    pt.ok(waiting_clients(mport) == 0, "it left the wait queue", waiting_clients(mport))
+    ok(el < 1.0, "the queued client's cancel answers within 1 s (no server needed)", round(el, 3))
+    ok(waiting_clients(mport) == 0, "it left the wait queue", waiting_clients(mport))
     holder.commit()
-    pt.ok(pt.q1(w, "select 43") == 43, "the canceled client's next query runs")
-    pt.ok(pt.q1(d, "select count(*) from cancel_wait_t") == 0, "the canceled statement never reached PostgreSQL")
+    ok(q1(w, "select 43") == 43, "the canceled client's next query runs")
+    ok(q1(d, "select count(*) from cancel_wait_t") == 0, "the canceled statement never reached PostgreSQL")
     holder.close()
     w.close()
     d.close()
@@ -127,57 +65,57 @@ def test_cancel_waiting():
 
 def test_cancel_waiting_extended():
     mport = free_port()
-    p = pt.Pooler("cancel_wait_ext", pool_size=1, max_overflow=0, pool_timeout=20, metrics_port=mport)
+    p = Pooler("cancel_wait_ext", pool_size=1, max_overflow=0, pool_timeout=20, metrics_port=mport)
     holder = hold_server(p)
-    s, pid, key = login(p.port)
+    s, pid, key = keyed_session(p.port)
     # extended protocol, Sync not sent yet: the error comes at once, ReadyForQuery only after Sync
     s.sendall(extended("select 1"))
-    pt.wait_for(lambda: waiting_clients(mport) == 1)
+    wait_for(lambda: waiting_clients(mport) == 1)
     cancel(p.port, pid, key)
     first = read_until(s, "E", timeout=1)
-    pt.ok(errors_in(first) == ["57014"], "queued Parse/Bind/Execute canceled: ErrorResponse 57014 at once", first)
+    ok(errors_in(first) == ["57014"], "queued Parse/Bind/Execute canceled: ErrorResponse 57014 at once", first)
     quiet = read_until(s, "Z", timeout=0.3)
-    pt.ok(quiet == [("timeout", b"")], "no ReadyForQuery before the client's Sync", quiet)
+    ok(quiet == [("timeout", b"")], "no ReadyForQuery before the client's Sync", quiet)
     s.sendall(extended("select 2") + msg(b"S"))
     after = read_until(s, "Z", timeout=2)
-    pt.ok([t for t, _ in after] == ["Z"] and after[-1][1] == b"I",
+    ok([t for t, _ in after] == ["Z"] and after[-1][1] == b"I",
           "messages up to Sync dropped; Sync answered with ReadyForQuery idle", after)
     # a simple query cut in the middle of its message: dropped as its bytes arrive
     q = query("select 'never run'")
     s.sendall(q[:9])
-    pt.wait_for(lambda: waiting_clients(mport) == 1)
+    wait_for(lambda: waiting_clients(mport) == 1)
     cancel(p.port, pid, key)
     err = read_until(s, "E", timeout=1)
     s.sendall(q[9:])
     rfq = read_until(s, "Z", timeout=2)
-    pt.ok(errors_in(err) == ["57014"] and [t for t, _ in rfq] == ["Z"],
+    ok(errors_in(err) == ["57014"] and [t for t, _ in rfq] == ["Z"],
           "a half-sent Query canceled: 57014, its tail dropped, then ReadyForQuery", (err, rfq))
     # two pipelined queries: the cancel takes the first only, as PostgreSQL's would
     s.sendall(query("select 'first'") + query("select 'second'"))
-    pt.wait_for(lambda: waiting_clients(mport) == 1)
+    wait_for(lambda: waiting_clients(mport) == 1)
     cancel(p.port, pid, key)
     first = read_until(s, "Z", timeout=2)
-    pt.ok(errors_in(first) == ["57014"], "pipelined: the first query canceled", first)
+    ok(errors_in(first) == ["57014"], "pipelined: the first query canceled", first)
     holder.commit()
     second = read_until(s, "Z", timeout=5)
     rows = [b[6:].decode() for t, b in second if t == "D"]
-    pt.ok(rows == ["second"] and errors_in(second) == [], "pipelined: the second query still runs", second)
+    ok(rows == ["second"] and errors_in(second) == [], "pipelined: the second query still runs", second)
     s.sendall(query("select 'after'"))
     after = read_until(s, "Z", timeout=5)
-    pt.ok([b[6:].decode() for t, b in after if t == "D"] == ["after"], "the session goes on", after)
+    ok([b[6:].decode() for t, b in after if t == "D"] == ["after"], "the session goes on", after)
     s.sendall(msg(b"X"))
     s.close()
     holder.close()
-    pt.ok(p.alive(), "pooler alive")
+    ok(p.alive(), "pooler alive")
     p.stop()
 
 
 def test_cancel_stray():
     """A cancels its statement just as it ends while B's statement waits for the same
     (only) server connection: B must never be the one canceled."""
-    p = pt.Pooler("cancel_stray", pool_size=1, max_overflow=0, pool_timeout=20)
-    a, apid, akey = login(p.port)
-    b, _, _ = login(p.port)
+    p = Pooler("cancel_stray", pool_size=1, max_overflow=0, pool_timeout=20)
+    a, apid, akey = keyed_session(p.port)
+    b, _, _ = keyed_session(p.port)
     rounds, a_canceled, b_canceled, problems = 300, 0, 0, []
     for i in range(rounds):
         a.sendall(query("select pg_sleep(0.004)"))
@@ -193,13 +131,13 @@ def test_cancel_stray():
             break
         a_canceled += errors_in(ra) == ["57014"]
         b_canceled += errors_in(rb) == ["57014"]
-    pt.ok(problems == [], "%d rounds: every statement answered" % rounds, problems)
-    pt.ok(b_canceled == 0, "B's statement was never canceled by A's cancel (A's own statement canceled %d times)"
+    ok(problems == [], "%d rounds: every statement answered" % rounds, problems)
+    ok(b_canceled == 0, "B's statement was never canceled by A's cancel (A's own statement canceled %d times)"
           % a_canceled, "B canceled %d times" % b_canceled)
-    pt.ok(a_canceled > 0, "the cancels did land on A's statements (the race was exercised)", a_canceled)
+    ok(a_canceled > 0, "the cancels did land on A's statements (the race was exercised)", a_canceled)
     a.close()
     b.close()
-    pt.ok(p.alive(), "pooler alive")
+    ok(p.alive(), "pooler alive")
     p.stop()
 
 

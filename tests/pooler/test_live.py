@@ -14,45 +14,9 @@ import socket
 import threading
 import time
 
-
-import pooler_tests as pt
-from pooler_tests import ok, Pooler, q1, direct, raw_connect, wait_for, err_code
-from test_admin import admin, show, pool_row, psql
-
-
-def edit_ini(p, dbs=None, drop_dbs=(), raw=None, **settings):
-    """Rewrite the pooler's file: [databases] entries added/replaced/dropped,
-    [pooler] keys set; raw replaces the whole text."""
-    if raw is not None:
-        text = raw
-    else:
-        section, dbl, pl = None, [], []
-        for line in open(p.ini).read().splitlines():
-            if line.startswith("["):
-                section = line
-                continue
-            k = line.split("=", 1)[0].strip()
-            if section == "[databases]":
-                if k not in (dbs or {}) and k not in drop_dbs:
-                    dbl.append(line)
-            elif k not in settings:
-                pl.append(line)
-        dbl += ["%s = %s" % kv for kv in (dbs or {}).items()]
-        pl += ["%s = %s" % kv for kv in settings.items()]
-        text = "\n".join(["[databases]"] + dbl + ["[pooler]"] + pl) + "\n"
-    with open(p.ini + ".new", "w") as f:
-        f.write(text)
-    os.replace(p.ini + ".new", p.ini)
-
-
-def cmd(a, sql):
-    cur = a.cursor()
-    cur.execute(sql)
-    return cur.statusmessage
-
-
-def appdb_line(extra=""):
-    return ("host=%s port=%d dbname=appdb " % (pt.PG_HOST, pt.PG_PORT)) + extra
+from harness import (PG_HOST, PG_PORT, Pooler, TMP, USERLIST, admin, appdb_line, cmd, direct, edit_ini, err_code, ok,
+                     peak_monitor, pool_row, psql, q1, run_parallel, servers, show, wait_for)
+from wire import raw_connect, raw_login, raw_query, read_msg, sqlstate_of
 
 
 def others(user, db):
@@ -66,7 +30,7 @@ def others(user, db):
 
 def peak_during(fn, user="app", db="appdb"):
     peaks, stop = [], threading.Event()
-    mon = threading.Thread(target=pt.peak_monitor, args=(stop, peaks, user, db))
+    mon = threading.Thread(target=peak_monitor, args=(stop, peaks, user, db))
     mon.start()
     try:
         fn()
@@ -81,20 +45,20 @@ def test_reload_limits():
     a = admin(p)
     held = [p.connect(autocommit=False) for _ in range(4)]
     pids = [q1(c, "select pg_backend_pid()") for c in held]
-    ok(pt.servers() == 4, "pool_size 4: four clients in transactions hold four servers", pt.servers())
+    ok(servers() == 4, "pool_size 4: four clients in transactions hold four servers", servers())
     edit_ini(p, pool_size=2)
     ok(cmd(a, "RELOAD") == "RELOAD", "RELOAD answers RELOAD")
     ok({r["key"]: r["value"] for r in show(a, "CONFIG")}["pool_size"] == "2"
        and [r for r in show(a, "DATABASES") if r["name"] == "appdb"][0]["pool_size"] == 2,
        "SHOW CONFIG / SHOW DATABASES: pool_size 2 after RELOAD")
-    ok(pt.servers() == 4, "busy servers are not closed by the RELOAD", pt.servers())
+    ok(servers() == 4, "busy servers are not closed by the RELOAD", servers())
     same = [q1(c, "select pg_backend_pid()") for c in held]
     ok(same == pids, "every transaction in progress goes on, on its own server", (pids, same))
     for c in held:
         c.commit()
         c.autocommit = True
-    ok(wait_for(lambda: pt.servers() == 2, 3), "as transactions end, servers over the new pool_size close: 2 left",
-       pt.servers())
+    ok(wait_for(lambda: servers() == 2, 3), "as transactions end, servers over the new pool_size close: 2 left",
+       servers())
     errs = []
     for c in held:
         code, msg = err_code(lambda: q1(c, "select 1"))
@@ -105,7 +69,7 @@ def test_reload_limits():
         c = p.connect()
         q1(c, "select pg_sleep(0.2)::text")
         c.close()
-    peak = peak_during(lambda: pt.run_parallel(8, burst))
+    peak = peak_during(lambda: run_parallel(8, burst))
     ok(peak == 2, "the new pool_size is enforced: 8 concurrent clients, PostgreSQL sees at most 2", peak)
 
     # raised while clients wait: the waiter gets a new server without anyone releasing one
@@ -128,14 +92,14 @@ def test_reload_limits():
     th.join(5)
     ok(res.get("v") == 9 and res["t"] < 2.5, "SIGHUP raising pool_size to 3: the waiting client is served at once",
        res)
-    ok(pt.servers() == 3, "PostgreSQL sees the third server", pt.servers())
+    ok(servers() == 3, "PostgreSQL sees the third server", servers())
     for c in held:
         c.rollback()
         c.close()
     edit_ini(p, pool_size=1, max_overflow=0)
     cmd(a, "RELOAD")
-    ok(wait_for(lambda: pt.servers() == 1, 3), "pool_size lowered to 1 with idle servers: the extras close at once",
-       pt.servers())
+    ok(wait_for(lambda: servers() == 1, 3), "pool_size lowered to 1 with idle servers: the extras close at once",
+       servers())
     a.close()
     p.stop()
 
@@ -177,7 +141,7 @@ def test_reload_databases():
     # changed server: transaction finishes where it is, the next one goes to the new place
     c = p.connect(autocommit=False)
     ok(q1(c, "select current_database()") == "appdb", "appdb points at database appdb")
-    edit_ini(p, dbs={"appdb": "host=%s port=%d dbname=postgres" % (pt.PG_HOST, pt.PG_PORT)})
+    edit_ini(p, dbs={"appdb": "host=%s port=%d dbname=postgres" % (PG_HOST, PG_PORT)})
     cmd(a, "RELOAD")
     ok(q1(c, "select current_database()") == "appdb", "dbname changed by RELOAD: the open transaction stays put")
     c.commit()
@@ -221,7 +185,7 @@ def test_reload_errors():
     edit_ini(p, raw=good + "auth_file = %s\n" % bad_users)
     code, msg = err_code(lambda: cmd(a, "RELOAD"))
     ok(code == "F0000" and "broken-userlist.txt:2" in msg, "broken auth_file: RELOAD fails, line named", msg)
-    ok({r["key"]: r["value"] for r in show(a, "CONFIG")}["auth_file"] == pt.USERLIST, "old auth_file kept")
+    ok({r["key"]: r["value"] for r in show(a, "CONFIG")}["auth_file"] == USERLIST, "old auth_file kept")
 
     edit_ini(p, raw=good.replace("listen_port = %d" % p.port, "listen_port = %d" % (p.port + 1)) + "pool_size = 4\n")
     ok(cmd(a, "RELOAD") == "RELOAD", "a changed listen_port does not fail the RELOAD")
@@ -238,8 +202,8 @@ def test_reload_errors():
 
 
 def test_reload_auth_file():
-    users = os.path.join(pt.TMP, "live_userlist.txt")
-    shutil.copy(pt.USERLIST, users)
+    users = os.path.join(TMP, "live_userlist.txt")
+    shutil.copy(USERLIST, users)
     p = Pooler("live_auth", auth="md5", auth_file=users, admin_users="app newbie", pool_size=2)
     a = admin(p, "app", "app-secret")
     md5 = p.connect(user="md5user", password="md5-secret")
@@ -307,8 +271,8 @@ def test_pause():
     t.commit()
     th.join(3)
     ok(res.get("pause") == "PAUSE", "PAUSE completes once the transaction ended", res)
-    ok(wait_for(lambda: pt.servers() == 0, 2), "paused: its server connections are closed (PgBouncer's PAUSE)",
-       pt.servers())
+    ok(wait_for(lambda: servers() == 0, 2), "paused: its server connections are closed (PgBouncer's PAUSE)",
+       servers())
     time.sleep(1.5)
     ok("q" not in res and pool_row(a)["cl_waiting"] == 1,
        "the held query waits past pool_timeout (1 s): no pool_timeout while paused")
@@ -316,7 +280,7 @@ def test_pause():
     tq.join(3)
     ok(res.get("q") == ("none", "") and res["q_t"] > 1.5, "after RESUME the held query runs, without error",
        res.get("q"))
-    ok(pool_row(a)["paused"] == 0 and pt.servers() >= 1, "resumed: servers open again")
+    ok(pool_row(a)["paused"] == 0 and servers() >= 1, "resumed: servers open again")
     code, msg = err_code(lambda: cmd(a, "PAUSE nosuchdb"))
     ok(code == "3D000" and "nosuchdb" in msg, "PAUSE of an unknown database: 3D000", (code, msg))
     code, msg = err_code(lambda: cmd(a, "RESUME"))
@@ -327,8 +291,8 @@ def test_pause():
     ok(all(r["paused"] == 1 for r in show(a, "DATABASES")), "SHOW DATABASES: every database paused")
     ok(all(r["current_connections"] == 0 for r in show(a, "DATABASES")) and not show(a, "SERVERS"),
        "PAUSE complete: the pooler holds no server connection at all", show(a, "SERVERS"))
-    ok(wait_for(lambda: pt.servers() == 0 and others("postgres", "postgres") == 0, 3),
-       "PostgreSQL sees none either", (pt.servers(), others("postgres", "postgres")))
+    ok(wait_for(lambda: servers() == 0 and others("postgres", "postgres") == 0, 3),
+       "PostgreSQL sees none either", (servers(), others("postgres", "postgres")))
     cmd(a, "RESUME")
     ok(q1(other, "select 4") == 4, "RESUME: clients served again")
     t = p.connect(autocommit=False)
@@ -354,7 +318,7 @@ def test_sigint():
     p = Pooler("live_sigint", pool_size=2, shutdown_timeout=10)
     t = p.connect(autocommit=False)
     q1(t, "insert into live_t values (1) returning a")
-    idle, _ = pt.raw_login(p.port)
+    idle, _ = raw_login(p.port)
     t0 = time.time()
     p.proc.send_signal(signal.SIGINT)
     time.sleep(0.3)
@@ -366,8 +330,8 @@ def test_sigint():
         refused = True
     ok(refused, "SIGINT: no new connections accepted")
     idle.sendall(b"Q\0\0\0\x0dselect 1\0")
-    t_, body = pt.read_msg(idle)
-    ok(t_ == b"E" and pt.sqlstate_of(body) == "57P01" and b"shutting down" in body,
+    t_, body = read_msg(idle)
+    ok(t_ == b"E" and sqlstate_of(body) == "57P01" and b"shutting down" in body,
        "an idle client starting a new transaction gets 57P01", body)
     ok(q1(t, "insert into live_t values (2) returning a") == 2, "the running transaction goes on")
     time.sleep(0.5)
@@ -380,7 +344,7 @@ def test_sigint():
     ok("graceful shutdown" in open(p.log).read(), "logged")
     t.close()
     idle.close()
-    ok(wait_for(lambda: pt.servers() == 0, 3), "no server connection left behind", pt.servers())
+    ok(wait_for(lambda: servers() == 0, 3), "no server connection left behind", servers())
 
     p = Pooler("live_sigint_timeout", pool_size=2, shutdown_timeout=1)
     t = p.connect(autocommit=False)
@@ -408,7 +372,7 @@ def test_sigterm_shutdown():
        (rc, time.time() - t0))
     code, _ = err_code(lambda: q1(t, "select 1"))
     ok(code != "none", "the client's connection is gone")
-    ok(wait_for(lambda: pt.servers() == 0, 3), "server connections closed", pt.servers())
+    ok(wait_for(lambda: servers() == 0, 3), "server connections closed", servers())
     t.close()
 
     p = Pooler("live_shutdown", admin_users="postgres", pool_size=2)
@@ -443,7 +407,7 @@ def test_logs():
     pid = q1(c, "select pg_backend_pid()")
     holder = p.connect(user="postgres", password=None, db="postgres", autocommit=False)
     q1(holder, "select 1")
-    code, msg, _ = pt.raw_query(p.port, "select 1")
+    code, msg = raw_query(p.port, "select 1")
     holder.rollback()
     holder.close()
     c.close()
