@@ -25,7 +25,7 @@ import urllib.request
 
 import psycopg2
 
-from wire import free_port
+from wire import free_port, raw_connect
 
 PG_HOST = os.environ.get("PG_HOST", "")
 PG_PORT = int(os.environ.get("PG_PORT", "0"))
@@ -59,6 +59,15 @@ def skip(desc, why):
     global SKIPPED
     SKIPPED += 1
     print("skip - %s: not exercised (%s)" % (desc, why), flush=True)
+
+
+def exercised(count, desc, unit):
+    """A condition the run had to bring about by chance: passed when it came
+    about `count` times, a skip (never a failure) when it did not."""
+    if count:
+        ok(True, "%s (%d %s)" % (desc, count, unit))
+    else:
+        skip(desc, "0 %s" % unit)
 
 
 def err_code(fn):
@@ -119,6 +128,54 @@ def waiting_on_lock(user="app", db="appdb"):
                      "and wait_event_type = 'Lock'", (user, db))
 
 
+def backends(user="app", db="appdb"):
+    """Pids of user@db's client backends."""
+    c = direct()
+    try:
+        with c.cursor() as cur:
+            cur.execute("select pid from pg_stat_activity where usename = %s and datname = %s "
+                        "and backend_type = 'client backend'", (user, db))
+            return {r[0] for r in cur.fetchall()}
+    finally:
+        c.close()
+
+
+def exited(pids):
+    """Whether every one of these backend processes is gone (a backend leaves
+    pg_stat_activity before it writes its statistics; its process ends after)."""
+    return not any(os.path.exists("/proc/%d" % pid) for pid in pids)
+
+
+class LockGate:
+    """An advisory lock the test holds on appdb: statements running
+    gate.sql wait on it (visibly, in pg_stat_activity) until open()."""
+
+    def __init__(self, key, db="appdb"):
+        self.key = key
+        self.sql = "pg_advisory_xact_lock_shared(%d)" % key
+        self.conn = direct(db)
+        q1(self.conn, "select pg_advisory_lock(%s)", (key,))
+
+    def open(self):
+        if self.conn:
+            q1(self.conn, "select pg_advisory_unlock(%s)", (self.key,))
+            self.conn.close()
+            self.conn = None
+
+
+def in_background(fn, *args):
+    """fn(*args) on a thread of its own, started: join it to wait."""
+    t = threading.Thread(target=fn, args=args)
+    t.start()
+    return t
+
+
+def in_pg_sleep(user="app", db="appdb"):
+    """Backends of user@db inside pg_sleep()."""
+    return q1_direct("select count(*) from pg_stat_activity where usename = %s and datname = %s "
+                     "and wait_event = 'PgSleep'", (user, db))
+
+
 def peak_monitor(stop, out, user="app", db="appdb"):
     c = direct()
     while not stop.is_set():
@@ -171,6 +228,14 @@ def failed_count(out):
     for line in out.splitlines():
         if line.startswith("number of failed transactions:"):
             return int(line.split(":")[1].split()[0])
+    return None
+
+
+def transactions_done(out):
+    """pgbench's count of processed transactions ("N" after -T, "N/M" after -t), or None."""
+    for line in out.splitlines():
+        if line.startswith("number of transactions actually processed:"):
+            return int(line.split(":")[1].split("/")[0])
     return None
 
 
@@ -338,6 +403,25 @@ def pool_row(a, db="appdb", user="app"):
 def stats_row(a, db="appdb"):
     rows = [r for r in show(a, "STATS") if r["database"] == db]
     return rows[0] if rows else None
+
+
+def serves(p):
+    """Whether the pooler takes a login now (postgres, trusted)."""
+    try:
+        return raw_connect(p.port, "postgres", "postgres") == "ok"
+    except OSError:
+        return False
+
+
+def linked_servers(p):
+    """Server connections the pooler has given to a client (SHOW SERVERS with a link; admin_users = postgres)."""
+    return [r for r in console(p, "SHOW SERVERS") if r["link"]]
+
+
+def queued(p, db="appdb", user="app"):
+    """Clients of user@db waiting for a server connection (SHOW POOLS cl_waiting; admin_users = postgres)."""
+    pools = [r for r in console(p, "SHOW POOLS") if r["database"] == db and r["user"] == user]
+    return pools[0]["cl_waiting"] if pools else None
 
 
 def metrics(port):

@@ -169,8 +169,8 @@ def test_show_pools():
         c.close()
     th = threading.Thread(target=waiter)
     th.start()
-    ok(wait_for(lambda: pool_row(a)["cl_waiting"] == 1, 3), "third client waits: cl_waiting 1", pool_row(a))
-    time.sleep(0.6)
+    ok(wait_for(lambda: pool_row(a)["cl_waiting"] == 1), "third client waits: cl_waiting 1", pool_row(a))
+    time.sleep(0.6)             # from here on the wait is at least 0.6 s long, however busy the machine
     row = pool_row(a)
     ok(row["maxwait"] * 1000000 + row["maxwait_us"] >= 500000, "maxwait/maxwait_us: the oldest wait (>= 0.5 s)",
        row)
@@ -179,18 +179,20 @@ def test_show_pools():
        "SHOW CLIENTS: the waiting client, no link, wait >= 0.5 s", w)
     ok(servers() == 2, "PostgreSQL still sees 2 connections: the cap holds", servers())
     ca.commit()
-    th.join(5)
+    th.join(60)
     row = pool_row(a)
     ok(res.get("v") == 7 and row["waits"] == waits0 + 1, "after the release the waiter ran: waits + 1",
        (waits0, res, row))
     st = stats_row(a)
-    ok(abs((st["total_wait_time"] - wt0) / 1e6 - res["t"]) < 0.25,
-       "SHOW STATS total_wait_time grew by the induced wait (%.2f s)" % res["t"], (wt0, st))
-    ok(0.8 * res["t"] * 1e6 <= row["wait_p95_us"] <= st["max_wait_us"] and st["wait_p95_us"] == row["wait_p95_us"],
+    # the pooler's wait lies inside the client's query, and lasted at least the 0.6 s slept above
+    grown = st["total_wait_time"] - wt0
+    ok(0.6e6 <= grown <= res["t"] * 1e6 + 1000,
+       "SHOW STATS total_wait_time grew by the induced wait (%.2f s)" % (grown / 1e6), (wt0, st, res["t"]))
+    ok(0.6e6 <= row["wait_p95_us"] <= st["max_wait_us"] and st["wait_p95_us"] == row["wait_p95_us"],
        "wait_p95_us covers the induced wait (of %d waits, p95 is the longest) and is at most max_wait_us"
        % row["waits"], (res["t"], row, st))
     cb.commit()
-    ok(wait_for(lambda: pool_row(a)["sv_overflow"] == 0 and servers() == 1, 3),
+    ok(wait_for(lambda: pool_row(a)["sv_overflow"] == 0 and servers() == 1),
        "overflow connection closed at release: sv_overflow 0, PostgreSQL sees 1", (pool_row(a), servers()))
     row = pool_row(a)
     ok(row["sv_idle"] == 1 and row["sv_active"] == 0 and row["cl_active"] == 2,
@@ -203,7 +205,7 @@ def test_show_pools():
        and mine[0]["database"] == "postgres" and mine[0]["state"] == "idle" and mine[0]["local_port"] == p.port,
        "SHOW CLIENTS row of a raw client: its address and port, user, database, idle", mine)
     s.close()
-    ok(wait_for(lambda: not [r for r in show(a, "CLIENTS") if r["port"] == port], 3),
+    ok(wait_for(lambda: not [r for r in show(a, "CLIENTS") if r["port"] == port]),
        "its row goes when it disconnects")
     ca.close()
     cb.close()

@@ -15,8 +15,9 @@ import time
 import psycopg
 import psycopg2
 
-from harness import (PG_HOST, PG_PORT, Pooler, admin, cmd, console, edit_ini, err_code, metrics, ok, pgbench_init,
-                     pool_metric, pool_row, q1, run_parallel, servers, show, wait_for)
+from harness import (LockGate, PG_HOST, PG_PORT, Pooler, admin, cmd, console, edit_ini, err_code, exercised,
+                     in_pg_sleep, linked_servers, metrics, ok, pgbench_init, pool_metric, pool_row, q1, run_parallel,
+                     servers, show, wait_for, waiting_on_lock)
 from wire import (SYNC, bind, cancel, close, errors, execute, free_port, keyed_session, parse, read_msg, rows, rss_kb,
                   send, sqlstate_of, types, until_ready)
 
@@ -111,8 +112,8 @@ def test_cancel_prepared():
     first_pid = None
     holder = p.connect(user="postgres", password=None, db="postgres", autocommit=False)
     first_pid = q1(holder, "select pg_backend_pid()")   # pins one server: s goes to the other
-    s.sendall(bind("slp", ["5"]) + execute() + bind("slp", ["0"]) + execute() + SYNC)
-    time.sleep(0.5)
+    s.sendall(bind("slp", ["60"]) + execute() + bind("slp", ["0"]) + execute() + SYNC)
+    wait_for(lambda: in_pg_sleep("postgres", "postgres") == 1)
     t0 = time.time()
     cancel(p.port, pid, key)
     r = until_ready(s)
@@ -120,7 +121,7 @@ def test_cancel_prepared():
     ok(types(r) == "2EZ" and errors(r)[0][0] == "57014",
        "canceled mid-pipeline on a server that lacked the statement: BindComplete, 57014, ReadyForQuery "
        "(the pooler's Parse answer swallowed)", (types(r), errors(r)))
-    ok(el < 3, "the cancel took effect at once", round(el, 2))
+    ok(el < 50, "the cancel cut the 60 s statement short", round(el, 2))
     # the server is held until the cancel is spent, then serves again: same pipeline, no error
     r = send(s, bind("slp", ["0"]), execute(), bind("slp", ["0"]), execute(), SYNC)
     ok(types(r) == "2DC2DCZ" and rows(r) == ["slept", "slept"],
@@ -214,7 +215,7 @@ def test_pause_prepared():
     time.sleep(2.5)
     ok("got" not in res and "err" not in res, "the client's query is held while paused (past pool_timeout)")
     ok(cmd(adm, "RESUME postgres") == "RESUME", "RESUME")
-    th.join(10)
+    th.join(60)
     ok(res.get("got") == [1, 2, 3], "after RESUME the statement runs on a new server, re-prepared by the pooler",
        res)
     ok(res.get("pid") and res["pid"] != pid1, "it is a new backend", (pid1, res.get("pid")))
@@ -271,16 +272,16 @@ def test_cancel_after_move():
     s, pid, key = keyed_session(p.port)
     r = send(s, parse("nap", "select pg_sleep($1::float8)::text"), bind("nap", ["0"]), execute(), SYNC)
     ok(types(r) == "12DCZ", "statement prepared")
-    s.sendall(bind("nap", ["4"]) + execute() + SYNC)
-    time.sleep(0.2)
+    s.sendall(bind("nap", ["60"]) + execute() + SYNC)
+    wait_for(lambda: in_pg_sleep("postgres", "postgres") == 1)
     edit_ini(p, dbs={"postgres": "host=127.0.0.1 port=%d" % free_port()})
     ok(console(p, "RELOAD") == "RELOAD", "RELOAD: the database moves to a port nobody listens on")
     t0 = time.time()
     cancel(p.port, pid, key)
     r = until_ready(s)
     el = time.time() - t0
-    ok(types(r) == "2EZ" and errors(r)[0][0] == "57014" and el < 2,
-       "the cancel reached the old server: 57014 after %.1f s (it went to the new address and was lost)" % el,
+    ok(types(r) == "2EZ" and errors(r)[0][0] == "57014" and el < 50,
+       "the cancel reached the old server: 57014, not the 60 s statement's end (it went to the new address)",
        (types(r), errors(r)))
     edit_ini(p, dbs={"postgres": sock})
     ok(console(p, "RELOAD") == "RELOAD", "RELOAD back")
@@ -301,14 +302,14 @@ def test_reload_rescues_login():
     hole = "host=127.0.0.1 port=%d" % black_hole.getsockname()[1]
     try:
         p = Pooler("integ_rescue", admin_users="postgres", dbs={"postgres": hole}, pool_size=2,
-                      max_overflow=0, pool_timeout=30, connect_timeout=8)
+                      max_overflow=0, pool_timeout=120, connect_timeout=60)
         res = {}
 
         def login():
             t0 = time.time()
             try:
                 c = psycopg2.connect(host="127.0.0.1", port=p.port, user="postgres", dbname="postgres",
-                                        connect_timeout=20)
+                                        connect_timeout=120)
                 c.autocommit = True
                 res["v"] = q1(c, "select 41 + 1")
                 c.close()
@@ -317,12 +318,13 @@ def test_reload_rescues_login():
             res["t"] = time.time() - t0
         th = threading.Thread(target=login)
         th.start()
-        time.sleep(0.7)
+        wait_for(lambda: [r for r in console(p, "SHOW CLIENTS") if r["database"] == "postgres"])
         ok("t" not in res, "the client waits for the pool's first server (its login hangs)")
         edit_ini(p, dbs={"postgres": "host=%s port=%d" % (PG_HOST, PG_PORT)})
         ok(console(p, "RELOAD") == "RELOAD", "RELOAD with the right address")
-        th.join(20)
-        ok(res.get("v") == 42 and res.get("t", 99) < 3,
+        th.join(150)
+        # the hanging login would hold it until connect_timeout, 60 s
+        ok(res.get("v") == 42 and res.get("t", 99) < 40,
            "the waiting client is served at once from the new address (it got an error at connect_timeout)", res)
         p.stop()
     finally:
@@ -347,7 +349,7 @@ def test_sigint_prepared():
     """SIGINT while a prepared transaction and an unsynced pipeline run: both
     finish, the pooler exits 0 (its metrics listener does not keep it up)."""
     mport = free_port()
-    p = Pooler("integ_sigint", pool_size=2, shutdown_timeout=10, metrics_port=mport)
+    p = Pooler("integ_sigint", pool_size=2, shutdown_timeout=60, metrics_port=mport)
     a = pg3_as(p)
     a.execute("begin")
     ok(a.execute("select %s::int + 1", (1,)).fetchone()[0] == 2, "a: prepared statement in a transaction")
@@ -355,10 +357,17 @@ def test_sigint_prepared():
     r = send(s, parse("w", "select $1::int * 3"), bind("w", [1]), execute(), SYNC)
     ok(rows(r) == ["3"], "raw client: statement prepared")
     s.sendall(bind("w", [2]) + execute())      # in a pipeline, no Sync yet
-    time.sleep(0.2)
+    wait_for(lambda: pool_metric(metrics(mport), "clients_active") == 2)   # the pooler has it
     t0 = time.time()
     p.proc.send_signal(signal.SIGINT)
-    time.sleep(0.3)
+
+    def refused():
+        try:
+            socket.create_connection(("127.0.0.1", p.port), 1).close()
+            return False
+        except OSError:
+            return True
+    wait_for(refused)                           # the SIGINT has been taken
     ok(p.alive(), "SIGINT: the pooler waits for both")
     m = metrics(mport)
     ok(m.get("perfopt_pooler_clients") == 2 and pool_metric(m, "clients_active") == 2,
@@ -368,8 +377,9 @@ def test_sigint_prepared():
     ok(types(r) == "2DC2DCZ" and rows(r) == ["6", "9"], "the pipeline finishes after SIGINT", (types(r), rows(r)))
     ok(a.execute("select %s::int + 1", (2,)).fetchone()[0] == 3, "the transaction goes on with its statement")
     a.execute("commit")
-    rc = p.proc.wait(5)
-    ok(rc == 0 and time.time() - t0 < 5, "exits 0 once both finished", rc)
+    rc = p.proc.wait(60)
+    # not at shutdown_timeout, 60 s
+    ok(rc == 0 and time.time() - t0 < 40, "exits 0 once both finished", rc)
     refused = False
     try:
         socket.create_connection(("127.0.0.1", mport), 1).close()
@@ -385,16 +395,18 @@ def test_admin_prepared():
     the extended protocol to it: a clear error, never the prepared machinery."""
     p = Pooler("integ_admin", admin_users="postgres", pool_size=2, max_overflow=0, pool_timeout=10)
     s, pid, key = keyed_session(p.port)
-    s.sendall(parse("slow", "select pg_sleep($1::float8)::text") + bind("slow", ["0.8"]) + execute() + SYNC)
+    gate = LockGate(4401, db="postgres")
+    s.sendall(parse("slow", "select %s::text" % gate.sql) + bind("slow") + execute() + SYNC)
     adm = admin(p)
-    time.sleep(0.3)
+    wait_for(lambda: waiting_on_lock("postgres", "postgres") == 1)
     srv = [r for r in show(adm, "SERVERS") if r["database"] == "postgres"]
     pool = pool_row(adm, "postgres", "postgres")
+    gate.open()
     ok(len(srv) == 1 and srv[0]["state"] == "active" and pool["sv_active"] == 1 and pool["cl_active"] >= 1,
        "SHOW SERVERS/POOLS during a prepared pipeline: one active server", (srv, pool))
     r = until_ready(s)
     ok(types(r) == "12DCZ", "the pipeline's replies are untouched by the admin traffic", types(r))
-    ok(wait_for(lambda: pool_row(adm, "postgres", "postgres")["sv_idle"] == 1, 2), "released: sv_idle 1")
+    ok(wait_for(lambda: pool_row(adm, "postgres", "postgres")["sv_idle"] == 1), "released: sv_idle 1")
     c3 = psycopg.connect(host="127.0.0.1", port=p.port, user="postgres", dbname="perfopt", autocommit=True,
                          prepare_threshold=0, connect_timeout=10)
     try:
@@ -510,8 +522,8 @@ def test_pause_cancel():
     s, pid, key = keyed_session(p.port)
     r = send(s, parse("nap", "select pg_sleep($1::float8)::text"), bind("nap", ["0"]), execute(), SYNC)
     ok(types(r) == "12DCZ", "statement prepared")
-    s.sendall(bind("nap", ["10"]) + execute() + SYNC)
-    time.sleep(0.3)
+    s.sendall(bind("nap", ["60"]) + execute() + SYNC)
+    wait_for(lambda: in_pg_sleep("postgres", "postgres") == 1)
     res = {}
 
     def pause():
@@ -522,7 +534,7 @@ def test_pause_cancel():
         b.close()
     th = threading.Thread(target=pause)
     th.start()
-    time.sleep(0.3)
+    wait_for(lambda: [r["paused"] for r in console(p, "SHOW POOLS") if r["database"] == "postgres"] == [1])
     ok("pause" not in res, "PAUSE waits for the running statement")
     w, wpid, wkey = keyed_session(p.port)
     w.sendall(parse("q", "select 1") + bind("q") + execute() + SYNC)
@@ -539,16 +551,15 @@ def test_pause_cancel():
     cancel(p.port, pid, key)
     r = until_ready(s)
     ok(types(r) == "2EZ" and errors(r)[0][0] == "57014", "the running statement canceled", (types(r), errors(r)))
-    th.join(10)
-    ok(res.get("pause") == ("none", "") and time.time() - t0 < 3,
+    th.join(60)
+    ok(res.get("pause") == ("none", "") and time.time() - t0 < 40,
        "PAUSE completes once the canceled server was held, cleaned and closed", res)
     m = metrics(mport)
     ok(pool_metric(m, "server_connections") == 0 and pool_metric(m, "clients_waiting") == 0,
        "metrics after PAUSE: no server, nobody waiting", m)
-    ok(wait_for(lambda: servers("postgres", "postgres") <= 1, 3), "PostgreSQL sees the server gone")
+    ok(wait_for(lambda: servers("postgres", "postgres") <= 1), "PostgreSQL sees the server gone")
     s.sendall(bind("nap", ["0.5"]) + execute() + SYNC)
-    time.sleep(0.2)
-    ok(pool_metric(metrics(mport), "clients_waiting") == 1, "a new statement waits for RESUME")
+    ok(wait_for(lambda: pool_metric(metrics(mport), "clients_waiting") == 1), "a new statement waits for RESUME")
     ok(console(p, "RESUME") == "RESUME", "RESUME")
     r = until_ready(s)
     ok(types(r) == "2DCZ" and rows(r) == [""], "after RESUME: re-prepared on a new server, not hit by the old cancel",
@@ -591,7 +602,7 @@ def test_reload_discarding():
        (types(r), errors(r)))
     holder.commit()
     w.sendall(parse("d2", "select 5") + bind("d2"))
-    time.sleep(0.1)
+    wait_for(lambda: linked_servers(p))          # mid-pipeline: the pooler gave it a server
     edit_ini(p, drop_dbs=("postgres",))
     ok(console(p, "RELOAD") == "RELOAD", "RELOAD removing the database mid-pipeline")
     w.sendall(execute() + bind("d1", [9]) + execute() + SYNC)
@@ -640,16 +651,18 @@ def test_metrics_gauges():
     connecting (a slow reset in session mode), and PAUSE shows."""
     mport = free_port()
     p = Pooler("integ_gauges", admin_users="postgres", pool_size=2, max_overflow=0, pool_mode="session",
-                  server_reset_query="select pg_sleep(1)", metrics_port=mport)
+                  server_reset_query="select pg_advisory_xact_lock_shared(4402)", metrics_port=mport)
+    gate = LockGate(4402, db="postgres")
     c = p.connect(user="postgres", password=None, db="postgres")
     q1(c, "select 1")
     c.close()
-    time.sleep(0.3)
+    wait_for(lambda: waiting_on_lock("postgres", "postgres") == 1)     # the reset query runs, held
     m = metrics(mport)
+    gate.open()
     parts = [pool_metric(m, "server_connections_" + k) for k in ("active", "idle", "connecting", "tested")]
     ok(pool_metric(m, "server_connections") == 1 and parts == [0, 0, 0, 1],
        "during the reset query: server_connections 1 = tested 1 (it was counted in no gauge)", parts)
-    ok(wait_for(lambda: pool_metric(metrics(mport), "server_connections_idle") == 1, 3), "then idle")
+    ok(wait_for(lambda: pool_metric(metrics(mport), "server_connections_idle") == 1), "then idle")
     ok(pool_metric(metrics(mport), "pool_paused") == 0, "pool_paused 0")
     ok(console(p, "PAUSE") == "PAUSE", "PAUSE")
     m = metrics(mport)
@@ -768,7 +781,8 @@ def test_chaos():
         th.join(60)
     ok(not wrong, "chaos: no wrong result (%d right, %d canceled)" % (counts["ok"], counts["canceled"]), wrong[:3])
     ok(not unexpected, "chaos: no error but 57014", unexpected[:3])
-    ok(counts["ok"] > 100 and counts["canceled"] > 0, "chaos: work done and cancels landed", counts)
+    ok(counts["ok"] > 0, "chaos: work done", counts)
+    exercised(counts["canceled"], "chaos: cancels landed on running statements", "canceled")
     for v in victims:
         v.close()
     c = pg3_as(p)

@@ -17,7 +17,7 @@ import urllib.request
 import psycopg2
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness import BIN, KillProxy, PG_HOST, PG_PORT, Pooler, TMP, direct, err_code, ok, q1, servers, wait_for
+from harness import BIN, KillProxy, PG_HOST, PG_PORT, Pooler, TMP, direct, err_code, ok, q1, servers, skip, wait_for
 from wire import free_port, raw_connect, raw_query
 
 
@@ -140,7 +140,7 @@ def test_metrics_scrape():
     ok(s1.get("info", version="1.0.0") == 1, "perfopt_pooler_info carries the version")
     time.sleep(0.3)
     s2 = Scrape(mport)
-    ok(0 < s1.get("uptime_seconds") < s2.get("uptime_seconds") < 60, "uptime_seconds grows",
+    ok(0 < s1.get("uptime_seconds") < s2.get("uptime_seconds"), "uptime_seconds grows",
           (s1.get("uptime_seconds"), s2.get("uptime_seconds")))
     ok(s2.pool("server_connections_idle") == 1 and s2.pool("server_connections_active") == 0 and
           s2.pool("server_connections") == 1 and s2.pool("clients_active") == 0,
@@ -217,6 +217,7 @@ def test_metrics_saturated():
         except psycopg2.Error as e:
             errors.append(str(e))
     ts = [threading.Thread(target=waiter, args=(i,)) for i in range(2)]
+    started = time.time()
     for t in ts:
         t.start()
     wait_for(lambda: Scrape(mport).pool("clients_waiting") == 2)
@@ -231,17 +232,22 @@ def test_metrics_saturated():
     ok(servers() == 3, "PostgreSQL sees the same 3 backends", servers())
     for c in held:
         c.commit()
+    longest = time.time() - started         # no wait can have lasted longer
     for t in ts:
-        t.join(10)
+        t.join(60)
     s2 = Scrape(mport)
     dw = s2.pool("waits_total") - s0.pool("waits_total")
     ok(errors == [] and dw == 2, "both waiters served: waits_total grew by 2", (errors, dw))
     ok(hist_problems(s2) == [], "histogram: cumulative, +Inf == _count == waits_total", hist_problems(s2))
     dsum = s2.pool("wait_seconds_sum") - s0.pool("wait_seconds_sum")
-    ok(1.0 <= dsum < 8, "wait_seconds_sum grew by the two waits (each >= 0.5 s)", round(dsum, 3))
+    ok(1.0 <= dsum <= 2 * longest, "wait_seconds_sum grew by the two waits (each >= 0.5 s)", (round(dsum, 3), longest))
     short = bucket_at(s2, 0.262144) - bucket_at(s0, 0.262144)
     long_ = bucket_at(s2, 4.194304) - bucket_at(s0, 4.194304)
-    ok(short == 0 and long_ == 2, "the two waits land between le=0.262144 and le=4.194304", (short, long_))
+    if longest < 4.194304:
+        ok(short == 0 and long_ == 2, "the two waits land between le=0.262144 and le=4.194304", (short, long_))
+    else:
+        skip("the two waits land between le=0.262144 and le=4.194304",
+             "the machine kept them waiting %.1f s, past the upper bucket" % longest)
     ok(s2.pool("clients_waiting") == 0 and s2.pool("server_connections_active") == 0,
           "after release: nobody waiting, nothing active")
     for c in held:

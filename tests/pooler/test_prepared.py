@@ -12,7 +12,8 @@ import subprocess
 import psycopg
 import psycopg2
 
-from harness import BIN, KillProxy, Pooler, TMP, direct, failed_count, ok, pgbench, pgbench_init, q1, run_parallel
+from harness import (BIN, KillProxy, Pooler, TMP, direct, failed_count, ok, pgbench, pgbench_init, q1, run_parallel,
+                     transactions_done)
 from wire import (FLUSH, SYNC, bind, close, describe, errors, execute, msg, parse, read_msg, recv_all, rows, send,
                   session, sqlstate_of, types, z)
 
@@ -58,13 +59,13 @@ def test_pgbench_prepared():
     # use, mid-transaction for TPC-B: a thread blocked on a client waiting for
     # a server would stall the clients that hold the servers, so one thread each
     for label, extra in (("-S", ["-S"]), ("TPC-B", [])):
-        r = pgbench(p.port, "-c", "8", "-j", "8", "-T", "3", "-M", "prepared", *extra)
+        r = pgbench(p.port, "-c", "8", "-j", "8", "-t", "40", "-M", "prepared", *extra)
         out = r.stdout + r.stderr
         ok(r.returncode == 0 and failed_count(r.stdout) == 0 and "tps = " in r.stdout,
               "pgbench -M prepared %s, 8 clients on 2 server connections: 0 failed transactions" % label,
               out[-500:])
-        xacts = [int(x.split(":")[1]) for x in r.stdout.splitlines() if x.startswith("number of transactions actually processed")]
-        ok(xacts and xacts[0] > 100, "pgbench -M prepared %s ran transactions" % label, xacts)
+        xacts = transactions_done(r.stdout)
+        ok(xacts == 320, "pgbench -M prepared %s ran all its transactions (8 clients x 40)" % label, xacts)
         ok("does not exist" not in out and "already exists" not in out,
               "pgbench -M prepared %s: no prepared statement errors" % label, out[-300:])
     held = held_statements(p, 2)

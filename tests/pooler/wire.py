@@ -14,6 +14,7 @@ import struct
 
 READY_IDLE = b"Z\0\0\0\5I"
 BACKEND_KEY = b"K\0\0\0\x0c"
+CANCEL_CODE = 80877102
 
 
 def free_port():
@@ -144,7 +145,7 @@ def read_until(s, stop, timeout=5):
             return out
 
 
-def recv_all(s, timeout=5):
+def recv_all(s, timeout=30):
     """Everything until the peer closes (data, True) or goes quiet for timeout seconds (data, False)."""
     s.settimeout(timeout)
     data = b""
@@ -240,7 +241,7 @@ def keyed_session(port):
 def cancel(port, pid, key):
     """A CancelRequest to port; returns once the other side has closed it."""
     c = socket.create_connection(("127.0.0.1", port), 5)
-    c.sendall(struct.pack("!IIII", 16, 80877102, pid, key))
+    c.sendall(struct.pack("!IIII", 16, CANCEL_CODE, pid, key))
     c.settimeout(5)
     try:
         while c.recv(100):
