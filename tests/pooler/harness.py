@@ -170,6 +170,18 @@ def in_background(fn, *args):
     return t
 
 
+def run_gated(n, work, gate, held):
+    """n clients run work(i) at once, their statements waiting at gate until
+    held() shows the state the test needs (however the scheduler started
+    them); then they go on.  Returns their errors."""
+    errs = []
+    th = in_background(lambda: errs.extend(run_parallel(n, work)))
+    wait_for(held)
+    gate.open()
+    th.join()
+    return errs
+
+
 def in_pg_sleep(user="app", db="appdb"):
     """Backends of user@db inside pg_sleep()."""
     return q1_direct("select count(*) from pg_stat_activity where usename = %s and datname = %s "
@@ -418,6 +430,14 @@ def linked_servers(p):
     return [r for r in console(p, "SHOW SERVERS") if r["link"]]
 
 
+def refuses_connections(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), 1).close()
+        return False
+    except OSError:
+        return True
+
+
 def queued(p, db="appdb", user="app"):
     """Clients of user@db waiting for a server connection (SHOW POOLS cl_waiting; admin_users = postgres)."""
     pools = [r for r in console(p, "SHOW POOLS") if r["database"] == db and r["user"] == user]
@@ -439,21 +459,18 @@ def pool_metric(m, name, db="postgres", user="postgres"):
     return m.get('perfopt_pooler_%s{database="%s",user="%s"}' % (name, db, user))
 
 
-# ---- a server connection that dies unseen ----
+# ---- PostgreSQL behind a proxy the test steers ----
 
-class KillProxy:
-    """TCP proxy to PostgreSQL's Unix socket that, when armed, drops the next
-    connection that sends anything: a server connection that died while idle
-    without the pooler seeing it (no FIN ever reaches the pooler before it
-    writes)."""
+class ServerProxy:
+    """TCP proxy to PostgreSQL's Unix socket, for a pooler's [databases]
+    entry: what passes between them is the test's to shape (passes(),
+    serve())."""
 
     def __init__(self):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(50)
         self.port = self.sock.getsockname()[1]
-        self.armed = False
-        self.killed = 0
         threading.Thread(target=self.accept, daemon=True).start()
 
     def accept(self):
@@ -462,20 +479,30 @@ class KillProxy:
                 a, _ = self.sock.accept()
             except OSError:
                 return
-            b = socket.socket(socket.AF_UNIX)
-            b.connect(os.path.join(PG_HOST, ".s.PGSQL.%d" % PG_PORT))
-            threading.Thread(target=self.pump, args=(a, b, True), daemon=True).start()
-            threading.Thread(target=self.pump, args=(b, a, False), daemon=True).start()
+            threading.Thread(target=self.serve, args=(a,), daemon=True).start()
+
+    @staticmethod
+    def postgres():
+        b = socket.socket(socket.AF_UNIX)
+        b.connect(os.path.join(PG_HOST, ".s.PGSQL.%d" % PG_PORT))
+        return b
+
+    def serve(self, a):
+        self.splice(a, self.postgres())
+
+    def splice(self, a, b):
+        threading.Thread(target=self.pump, args=(b, a, False), daemon=True).start()
+        self.pump(a, b, True)
+
+    def passes(self, data):
+        """Whether bytes from the pooler go on; False drops the connection."""
+        return True
 
     def pump(self, src, dst, from_pooler):
         try:
             while True:
                 data = src.recv(65536)
-                if not data:
-                    break
-                if from_pooler and self.armed:
-                    self.armed = False
-                    self.killed += 1
+                if not data or (from_pooler and not self.passes(data)):
                     break
                 dst.sendall(data)
         except OSError:
@@ -489,6 +516,24 @@ class KillProxy:
 
     def close(self):
         self.sock.close()
+
+
+class KillProxy(ServerProxy):
+    """When armed, drops the next connection that sends anything: a server
+    connection that died while idle without the pooler seeing it (no FIN ever
+    reaches the pooler before it writes)."""
+
+    def __init__(self):
+        self.armed = False
+        self.killed = 0
+        super().__init__()
+
+    def passes(self, data):
+        if not self.armed:
+            return True
+        self.armed = False
+        self.killed += 1
+        return False
 
 
 # ---- the runner ----

@@ -9,13 +9,11 @@ in the pooler's metrics or SHOW POOLS, and a proxy holds a CancelRequest back
 until the statement it was sent for has ended.  Raw protocol sockets give the
 exact replies; psycopg2's conn.cancel() checks what a real driver sees."""
 
-import os
-import socket
 import struct
 import threading
 import time
 
-from harness import (PG_HOST, PG_PORT, Pooler, console, direct, err_code, exercised, metrics, ok, pool_metric, q1,
+from harness import (Pooler, ServerProxy, console, direct, err_code, exercised, metrics, ok, pool_metric, q1,
                      q1_direct, queued, skip, wait_for, waiting_on_lock)
 from wire import (CANCEL_CODE, cancel, errors_in, extended, free_port, keyed_session, msg, query, read_until, rows,
                   session)
@@ -113,34 +111,16 @@ def test_cancel_waiting_extended():
     p.stop()
 
 
-class CancelGate:
-    """A TCP proxy to PostgreSQL's Unix socket that passes server connections
-    through and, while closed, holds every CancelRequest until release(): a
-    cancel forwarded in time but delivered late, at a moment the test
-    chooses."""
+class CancelGate(ServerProxy):
+    """Passes server connections through and, while closed, holds every
+    CancelRequest until release(): a cancel forwarded in time but delivered
+    late, at a moment the test chooses."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(50)
-        self.port = self.sock.getsockname()[1]
         self.closed = False
         self.held = []
         self.lock = threading.Lock()
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    def accept(self):
-        while True:
-            try:
-                a, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(a,), daemon=True).start()
-
-    def postgres(self):
-        b = socket.socket(socket.AF_UNIX)
-        b.connect(os.path.join(PG_HOST, ".s.PGSQL.%d" % PG_PORT))
-        return b
+        super().__init__()
 
     def serve(self, a):
         head = b""
@@ -162,8 +142,7 @@ class CancelGate:
             return
         b = self.postgres()
         b.sendall(head)
-        threading.Thread(target=self.pump, args=(b, a), daemon=True).start()
-        self.pump(a, b)
+        self.splice(a, b)
 
     def deliver(self, a, packet):
         """Hand the CancelRequest to PostgreSQL; close the pooler's side once PostgreSQL has closed ours."""
@@ -174,21 +153,6 @@ class CancelGate:
         b.close()
         a.close()
 
-    def pump(self, src, dst):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        for x in (src, dst):
-            try:
-                x.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
     def waiting(self):
         with self.lock:
             return len(self.held)
@@ -198,9 +162,6 @@ class CancelGate:
             self.closed, held, self.held = False, self.held, []
         for a, packet in held:
             self.deliver(a, packet)
-
-    def close(self):
-        self.sock.close()
 
 
 def server_states(p):

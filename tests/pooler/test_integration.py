@@ -16,8 +16,8 @@ import psycopg
 import psycopg2
 
 from harness import (LockGate, PG_HOST, PG_PORT, Pooler, admin, cmd, console, edit_ini, err_code, exercised,
-                     in_pg_sleep, linked_servers, metrics, ok, pgbench_init, pool_metric, pool_row, q1, run_parallel,
-                     servers, show, wait_for, waiting_on_lock)
+                     in_pg_sleep, linked_servers, metrics, ok, pgbench_init, pool_metric, pool_row, q1,
+                     refuses_connections, run_parallel, servers, show, wait_for, waiting_on_lock)
 from wire import (SYNC, bind, cancel, close, errors, execute, free_port, keyed_session, parse, read_msg, rows, rss_kb,
                   send, sqlstate_of, types, until_ready)
 
@@ -360,14 +360,7 @@ def test_sigint_prepared():
     wait_for(lambda: pool_metric(metrics(mport), "clients_active") == 2)   # the pooler has it
     t0 = time.time()
     p.proc.send_signal(signal.SIGINT)
-
-    def refused():
-        try:
-            socket.create_connection(("127.0.0.1", p.port), 1).close()
-            return False
-        except OSError:
-            return True
-    wait_for(refused)                           # the SIGINT has been taken
+    wait_for(lambda: refuses_connections(p.port))     # the SIGINT has been taken
     ok(p.alive(), "SIGINT: the pooler waits for both")
     m = metrics(mport)
     ok(m.get("perfopt_pooler_clients") == 2 and pool_metric(m, "clients_active") == 2,

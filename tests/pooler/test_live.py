@@ -10,12 +10,11 @@ import os
 import re
 import shutil
 import signal
-import socket
 import threading
 import time
 
 from harness import (PG_HOST, PG_PORT, Pooler, TMP, USERLIST, admin, appdb_line, cmd, direct, edit_ini, err_code, ok,
-                     peak_monitor, pool_row, psql, q1, run_parallel, servers, show, wait_for)
+                     peak_monitor, pool_row, psql, q1, refuses_connections, run_parallel, servers, show, wait_for)
 from wire import raw_connect, raw_login, raw_query, read_msg, sqlstate_of
 
 
@@ -319,14 +318,7 @@ def test_sigint():
     idle, _ = raw_login(p.port)
     t0 = time.time()
     p.proc.send_signal(signal.SIGINT)
-
-    def refused():
-        try:
-            socket.create_connection(("127.0.0.1", p.port), 1).close()
-            return False
-        except OSError:
-            return True
-    ok(wait_for(refused), "SIGINT: no new connections accepted")
+    ok(wait_for(lambda: refuses_connections(p.port)), "SIGINT: no new connections accepted")
     ok(p.alive(), "SIGINT with a transaction open: the pooler waits")
     idle.sendall(b"Q\0\0\0\x0dselect 1\0")
     t_, body = read_msg(idle)

@@ -9,7 +9,7 @@ import threading
 import time
 
 from harness import (KillProxy, LockGate, Pooler, backends, direct, err_code, exited, in_background, ok, peak_monitor,
-                     q1, run_parallel, servers, skip, wait_for, waiting_on_lock)
+                     q1, run_gated, run_parallel, servers, skip, wait_for, waiting_on_lock)
 from wire import raw_query
 
 
@@ -39,17 +39,14 @@ def test_pool_size():
     peaks, stop = [], threading.Event()
     mon = threading.Thread(target=peak_monitor, args=(stop, peaks))
     mon.start()
-    pids, errs, gate = set(), [], LockGate(4301)
+    pids, gate = set(), LockGate(4301)
 
     def work(i):
         c = p.connect()
         pids.add(q1(c, "select pg_backend_pid() from (select %s) s" % gate.sql))
         c.close()
-    th = in_background(lambda: errs.extend(run_parallel(12, work)))
     # every server connection busy at once, whatever the scheduler did with the 12 threads
-    wait_for(lambda: waiting_on_lock() == 3 and 3 in peaks)
-    gate.open()
-    th.join()
+    errs = run_gated(12, work, gate, lambda: waiting_on_lock() == 3 and 3 in peaks)
     stop.set()
     mon.join()
     ok(not errs, "12 clients served by pool_size 3", errs[:2])
@@ -65,12 +62,9 @@ def test_overflow():
     peaks, stop = [], threading.Event()
     mon = threading.Thread(target=peak_monitor, args=(stop, peaks))
     mon.start()
-    errs, gate = [], LockGate(4302)
-    th = in_background(lambda: errs.extend(run_parallel(8, lambda i: (lambda c: (
-        q1(c, "select %s::text" % gate.sql), c.close()))(p.connect()))))
-    wait_for(lambda: waiting_on_lock() == 4 and 4 in peaks)
-    gate.open()
-    th.join()
+    gate = LockGate(4302)
+    errs = run_gated(8, lambda i: (lambda c: (q1(c, "select %s::text" % gate.sql), c.close()))(p.connect()),
+                     gate, lambda: waiting_on_lock() == 4 and 4 in peaks)
     stop.set()
     mon.join()
     ok(not errs, "8 clients served by pool_size 2 + max_overflow 2", errs[:2])

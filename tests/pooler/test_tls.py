@@ -25,7 +25,7 @@ import psycopg2
 
 from harness import (BIN, PG_HOST, PG_PORT, Pooler, TMP, direct, err_code, failed_count, in_background, in_pg_sleep,
                      ok, pgbench_init, q1, show, transactions_done, wait_for)
-from wire import raw_connect, sqlstate_of, startup_packet
+from wire import raw_connect, read_msg, sqlstate_of, startup_packet
 
 
 SSL_REQUEST = struct.pack("!II", 8, 80877103)
@@ -84,24 +84,6 @@ def psql(port, sql, host="127.0.0.1", **conninfo):
     dsn += "".join(" %s=%s" % kv for kv in conninfo.items())
     return subprocess.run(["psql", "-X", "-At", "-d", dsn, "-c", sql], capture_output=True, text=True,
                           env=dict(os.environ, PGPASSWORD="app-secret", PGCONNECT_TIMEOUT="10"), timeout=30)
-
-
-def recv_msg(s):
-    """One backend message (type, body), or (None, b'') at EOF."""
-    hdr = b""
-    while len(hdr) < 5:
-        chunk = s.recv(5 - len(hdr))
-        if not chunk:
-            return None, hdr
-        hdr += chunk
-    n = struct.unpack("!I", hdr[1:5])[0] - 4
-    body = b""
-    while len(body) < n:
-        chunk = s.recv(n - len(body))
-        if not chunk:
-            break
-        body += chunk
-    return hdr[:1], body
 
 
 def check_config_errors():
@@ -205,7 +187,8 @@ def test_tls_client():
     s = socket.create_connection(("127.0.0.1", p.port), 10)
     s.settimeout(10)
     s.sendall(SSL_REQUEST + startup_packet("app", "appdb"))
-    t, body = recv_msg(s)
+    t, body = read_msg(s)
+    body = body or b""
     ok(t == b"E" and sqlstate_of(body) == "08P01" and b"unencrypted data after SSL request" in body,
           "bytes pipelined behind the SSLRequest: 08P01 instead of 'S' (no injection before TLS)", (t, body[:100]))
     s.close()
