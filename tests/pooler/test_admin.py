@@ -8,50 +8,15 @@ pool_recycle, a pre-ping that finds a dead connection, pool_timeout."""
 import os
 import re
 import socket
-import struct
 import subprocess
 import threading
 import time
 
 import psycopg2
 
-import pooler_tests as pt
-from pooler_tests import ok, Pooler, q1, direct, raw_connect, read_msg, sqlstate_of, wait_for, err_code
-from wire import startup_packet
-
-
-def admin(p, user="postgres", password=None):
-    c = psycopg2.connect(host="127.0.0.1", port=p.port, user=user, password=password, dbname="perfopt",
-                         connect_timeout=10)
-    c.autocommit = True
-    return c
-
-
-def show(c, what):
-    cur = c.cursor()
-    cur.execute("SHOW " + what)
-    cols = [d.name for d in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
-
-
-def pool_row(a, db="appdb", user="app"):
-    rows = [r for r in show(a, "POOLS") if r["database"] == db and r["user"] == user]
-    return rows[0] if rows else None
-
-
-def stats_row(a, db="appdb"):
-    rows = [r for r in show(a, "STATS") if r["database"] == db]
-    return rows[0] if rows else None
-
-
-def psql(p, user, db, *cmds, password=None):
-    env = dict(os.environ)
-    if password:
-        env["PGPASSWORD"] = password
-    args = ["psql", "-X", "-h", "127.0.0.1", "-p", str(p.port), "-U", user, "-d", db]
-    for c in cmds:
-        args += ["-c", c]
-    return subprocess.run(args, capture_output=True, text=True, env=env, timeout=30)
+from harness import (BIN, KillProxy, PG_HOST, PG_PORT, Pooler, TMP, admin, direct, err_code, ok, pool_row, psql, q1,
+                     servers, show, stats_row, wait_for)
+from wire import msg, raw_connect, raw_login, raw_query, read_msg, sqlstate_of, startup_packet, until_ready
 
 
 def backend_pids(user="app", db="appdb"):
@@ -82,8 +47,8 @@ def test_admin_access():
     s = admin(p, "md5user", "md5-secret")
     ok(len(show(s, "STATS")) >= 0 and show(s, "VERSION")[0]["version"].startswith("perfopt-pooler"),
        "stats_users user may SHOW")
-    code, msg = err_code(lambda: s.cursor().execute("RELOAD"))
-    ok(code == "42501" and "admin_users" in msg, "stats_users user: RELOAD refused with 42501", (code, msg))
+    code, m = err_code(lambda: s.cursor().execute("RELOAD"))
+    ok(code == "42501" and "admin_users" in m, "stats_users user: RELOAD refused with 42501", (code, m))
     code, _ = err_code(lambda: s.cursor().execute("PAUSE"))
     ok(code == "42501", "stats_users user: PAUSE refused with 42501", code)
     ok(show(s, "VERSION")[0]["version"].startswith("perfopt-pooler"), "session kept after the refusal")
@@ -98,10 +63,10 @@ def test_admin_access():
     ok(len(cl) == 1 and cl[0]["user"] == "app", "SHOW CLIENTS lists the admin connection itself", cl)
     a.close()
     p.stop()
-    bad = os.path.join(pt.TMP, "admin_reserved.ini")
+    bad = os.path.join(TMP, "admin_reserved.ini")
     with open(bad, "w") as f:
         f.write("[databases]\nappdb = host=/tmp\nperfopt = host=/tmp\n")
-    r = subprocess.run([pt.BIN, "-c", bad], capture_output=True, text=True)
+    r = subprocess.run([BIN, "-c", bad], capture_output=True, text=True)
     ok(r.returncode != 0 and ":3:" in r.stderr and "reserved" in r.stderr,
        "a [databases] entry named perfopt is refused (line 3, reserved)", r.stderr)
 
@@ -118,22 +83,6 @@ def raw_admin(port):
             params[k.decode()] = v.decode()
         if t in (None, b"Z", b"E"):
             return s, t, params
-
-
-def until_rfq(s):
-    got = []
-    while True:
-        t, body = read_msg(s)
-        if t is None:
-            got.append(("closed", None))
-            return got
-        got.append((t.decode(), body))
-        if t == b"Z":
-            return got
-
-
-def msg(t, body=b""):
-    return t + struct.pack("!I", len(body) + 4) + body
 
 
 def test_admin_protocol():
@@ -161,20 +110,20 @@ def test_admin_protocol():
        "raw login: ParameterStatus (server_version, client_encoding) then ReadyForQuery", params)
     s.sendall(msg(b"P", b"\0SHOW POOLS\0\0\0") + msg(b"B", b"\0\0\0\0\0\0\0\0") + msg(b"E", b"\0\0\0\0\0")
               + msg(b"S"))
-    got = until_rfq(s)
+    got = until_ready(s)
     types = [g[0] for g in got]
     ok(types == ["E", "Z"] and sqlstate_of(got[0][1]) == "0A000",
        "extended protocol (Parse/Bind/Execute/Sync): one 0A000, then ReadyForQuery", types)
     s.sendall(msg(b"Q", b"SHOW VERSION\0"))
-    got = until_rfq(s)
+    got = until_ready(s)
     ok([g[0] for g in got] == ["T", "D", "C", "Z"] and b"perfopt-pooler" in got[1][1],
        "same session: simple query answered with RowDescription, DataRow, CommandComplete, ReadyForQuery",
        [g[0] for g in got])
     s.sendall(msg(b"Q", b"\0"))
-    got = until_rfq(s)
+    got = until_ready(s)
     ok([g[0] for g in got] == ["I", "Z"], "empty query: EmptyQueryResponse", [g[0] for g in got])
     s.sendall(msg(b"Q", b"RELOAD\0"))
-    got = until_rfq(s)
+    got = until_ready(s)
     ok([g[0] for g in got] == ["C", "Z"] and got[0][1] == b"RELOAD\0", "RELOAD: CommandComplete RELOAD", got)
     s.sendall(msg(b"X"))
     s.close()
@@ -192,7 +141,7 @@ def test_show_pools():
     pa = q1(ca, "select pg_backend_pid()")
     pb = q1(cb, "select pg_backend_pid()")
     row = pool_row(a)
-    seen = pt.servers()
+    seen = servers()
     ok(row["sv_active"] == 2 and row["sv_idle"] == 0 and row["cl_active"] == 2 and row["cl_waiting"] == 0,
        "two clients in transactions: sv_active 2, cl_active 2", row)
     ok(row["sv_active"] + row["sv_idle"] == seen == 2, "SHOW POOLS server count = pg_stat_activity", (row, seen))
@@ -220,41 +169,43 @@ def test_show_pools():
         c.close()
     th = threading.Thread(target=waiter)
     th.start()
-    ok(wait_for(lambda: pool_row(a)["cl_waiting"] == 1, 3), "third client waits: cl_waiting 1", pool_row(a))
-    time.sleep(0.6)
+    ok(wait_for(lambda: pool_row(a)["cl_waiting"] == 1), "third client waits: cl_waiting 1", pool_row(a))
+    time.sleep(0.6)             # from here on the wait is at least 0.6 s long, however busy the machine
     row = pool_row(a)
     ok(row["maxwait"] * 1000000 + row["maxwait_us"] >= 500000, "maxwait/maxwait_us: the oldest wait (>= 0.5 s)",
        row)
     w = [r for r in show(a, "CLIENTS") if r["state"] == "waiting"]
     ok(len(w) == 1 and w[0]["link"] is None and w[0]["wait"] * 1000000 + w[0]["wait_us"] >= 500000,
        "SHOW CLIENTS: the waiting client, no link, wait >= 0.5 s", w)
-    ok(pt.servers() == 2, "PostgreSQL still sees 2 connections: the cap holds", pt.servers())
+    ok(servers() == 2, "PostgreSQL still sees 2 connections: the cap holds", servers())
     ca.commit()
-    th.join(5)
+    th.join(60)
     row = pool_row(a)
     ok(res.get("v") == 7 and row["waits"] == waits0 + 1, "after the release the waiter ran: waits + 1",
        (waits0, res, row))
     st = stats_row(a)
-    ok(abs((st["total_wait_time"] - wt0) / 1e6 - res["t"]) < 0.25,
-       "SHOW STATS total_wait_time grew by the induced wait (%.2f s)" % res["t"], (wt0, st))
-    ok(0.8 * res["t"] * 1e6 <= row["wait_p95_us"] <= st["max_wait_us"] and st["wait_p95_us"] == row["wait_p95_us"],
+    # the pooler's wait lies inside the client's query, and lasted at least the 0.6 s slept above
+    grown = st["total_wait_time"] - wt0
+    ok(0.6e6 <= grown <= res["t"] * 1e6 + 1000,
+       "SHOW STATS total_wait_time grew by the induced wait (%.2f s)" % (grown / 1e6), (wt0, st, res["t"]))
+    ok(0.6e6 <= row["wait_p95_us"] <= st["max_wait_us"] and st["wait_p95_us"] == row["wait_p95_us"],
        "wait_p95_us covers the induced wait (of %d waits, p95 is the longest) and is at most max_wait_us"
        % row["waits"], (res["t"], row, st))
     cb.commit()
-    ok(wait_for(lambda: pool_row(a)["sv_overflow"] == 0 and pt.servers() == 1, 3),
-       "overflow connection closed at release: sv_overflow 0, PostgreSQL sees 1", (pool_row(a), pt.servers()))
+    ok(wait_for(lambda: pool_row(a)["sv_overflow"] == 0 and servers() == 1),
+       "overflow connection closed at release: sv_overflow 0, PostgreSQL sees 1", (pool_row(a), servers()))
     row = pool_row(a)
     ok(row["sv_idle"] == 1 and row["sv_active"] == 0 and row["cl_active"] == 2,
        "idle clients count in cl_active (PgBouncer's meaning), the kept server is idle", row)
 
-    s, hello = pt.raw_login(p.port)
+    s, hello = raw_login(p.port)
     port = s.getsockname()[1]
     mine = [r for r in show(a, "CLIENTS") if r["port"] == port]
     ok(len(mine) == 1 and mine[0]["addr"] == "127.0.0.1" and mine[0]["user"] == "postgres"
        and mine[0]["database"] == "postgres" and mine[0]["state"] == "idle" and mine[0]["local_port"] == p.port,
        "SHOW CLIENTS row of a raw client: its address and port, user, database, idle", mine)
     s.close()
-    ok(wait_for(lambda: not [r for r in show(a, "CLIENTS") if r["port"] == port], 3),
+    ok(wait_for(lambda: not [r for r in show(a, "CLIENTS") if r["port"] == port]),
        "its row goes when it disconnects")
     ca.close()
     cb.close()
@@ -297,10 +248,10 @@ def test_show_counters():
        "pool_recycle=1: connection replaced, SHOW POOLS/STATS recycled + 1", (pid1, pid2, rec0, pool_row(a)))
     holder = p.connect(user="postgres", password=None, db="postgres", autocommit=False)
     q1(holder, "select 1")
-    code, msg, _ = pt.raw_query(p.port, "select 2")
+    code, m = raw_query(p.port, "select 2")
     ok(code == "53300" and stats_row(a, "postgres")["pool_timeouts"] == 1
        and pool_row(a, "postgres", "postgres")["cl_waiting"] == 0,
-       "pool_timeout error (53300) counted: pool_timeouts 1", (code, msg, stats_row(a, "postgres")))
+       "pool_timeout error (53300) counted: pool_timeouts 1", (code, m, stats_row(a, "postgres")))
     holder.close()
     c.close()
     tot = {r["name"]: r["value"] for r in show(a, "TOTALS")}
@@ -310,7 +261,7 @@ def test_show_counters():
     a.close()
     p.stop()
 
-    proxy = pt.KillProxy()
+    proxy = KillProxy()
     dbs = {"appdb": "host=127.0.0.1 port=%d dbname=appdb" % proxy.port}
     p = Pooler("admin_ping", dbs=dbs, admin_users="postgres", pool_size=2, max_overflow=0)
     a = admin(p)
@@ -334,8 +285,8 @@ def test_show_counters():
 def test_show_config():
     p = Pooler("admin_config", admin_users="postgres, admin", stats_users="app", pool_size=7, shutdown_timeout=12,
                pool_mode="session",
-               dbs={"appdb": "host=%s port=%d dbname=appdb pool_size=3 max_overflow=1" % (pt.PG_HOST, pt.PG_PORT),
-                    "other": "host=127.0.0.1 port=%d dbname=postgres user=postgres" % pt.PG_PORT})
+               dbs={"appdb": "host=%s port=%d dbname=appdb pool_size=3 max_overflow=1" % (PG_HOST, PG_PORT),
+                    "other": "host=127.0.0.1 port=%d dbname=postgres user=postgres" % PG_PORT})
     a = admin(p)
     conf = {r["key"]: r for r in show(a, "CONFIG")}
     ok(conf["pool_size"]["value"] == "7" and conf["pool_size"]["default"] == "20"
@@ -356,7 +307,7 @@ def test_show_config():
     dbs = {r["name"]: r for r in show(a, "DATABASES")}
     ok(dbs["appdb"]["pool_size"] == 3 and dbs["appdb"]["max_overflow"] == 1 and dbs["appdb"]["database"] == "appdb"
        and dbs["other"]["force_user"] == "postgres" and dbs["other"]["pool_size"] == 7
-       and dbs["other"]["port"] == pt.PG_PORT and dbs["appdb"]["pool_mode"] == "session",
+       and dbs["other"]["port"] == PG_PORT and dbs["appdb"]["pool_mode"] == "session",
        "SHOW DATABASES: per-database overrides and inherited values", dbs)
     a.close()
     p.stop()

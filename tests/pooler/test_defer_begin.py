@@ -12,25 +12,10 @@ import time
 import psycopg
 import psycopg2
 
-import pooler_tests as pt
-from test_prepared import SYNC, bind, describe, execute, msg, parse, pgbench_init, rows, types, until_ready, z
-from wire import startup_packet
-
-
-def login(p, user="app", db="appdb"):
-    """A raw client (the pooler trusts it; the pooler logs in to PostgreSQL)."""
-    s = socket.create_connection(("127.0.0.1", p.port), 10)
-    s.settimeout(10)
-    s.sendall(startup_packet(user, db))
-    hello = until_ready(s)
-    if hello[-1] != ("Z", b"I"):
-        raise RuntimeError("raw login failed: %r" % hello[-3:])
-    return s
-
-
-def q(s, sql):
-    s.sendall(msg(b"Q", z(sql)))
-    return until_ready(s)
+from harness import (Pooler, console, direct, err_code, ok, pgbench, pgbench_init, q1, queued, refused_setting,
+                     tpcb_sums, wait_for)
+from wire import (SYNC, bind, describe, errors_in, execute, msg, parse, rows, session, simple_query, status, tag,
+                  types, until_ready, z)
 
 
 def xq(s, sql, args=()):
@@ -39,21 +24,9 @@ def xq(s, sql, args=()):
     return until_ready(s)
 
 
-def status(replies):
-    return replies[-1][1].decode() if replies and replies[-1][0] == "Z" else "?"
-
-
-def tag(replies):
-    return [b[:-1].decode() for t, b in replies if t == "C"]
-
-
-def sqlstates(replies):
-    return [pt.sqlstate_of(b) for t, b in replies if t == "E"]
-
-
 def activity(user="app", db="appdb"):
     """(pid, state, state_change, query) of every backend the pooler holds."""
-    c = pt.direct()
+    c = direct()
     try:
         with c.cursor() as cur:
             cur.execute("select pid, state, state_change, query from pg_stat_activity "
@@ -68,20 +41,8 @@ def in_xact():
     return sum(1 for a in activity() if a[1] == "idle in transaction")
 
 
-def console(p, command):
-    """Rows of an admin console command, as dicts (the pooler has admin_users = postgres)."""
-    a = psycopg2.connect(host="127.0.0.1", port=p.port, user="postgres", dbname="perfopt")
-    a.autocommit = True
-    with a.cursor() as cur:
-        cur.execute(command)
-        cols = [d[0] for d in cur.description]
-        out = [dict(zip(cols, row)) for row in cur.fetchall()]
-    a.close()
-    return out
-
-
 def table(name):
-    d = pt.direct("appdb")
+    d = direct("appdb")
     with d.cursor() as cur:
         cur.execute("drop table if exists %s; create table %s (v int)" % (name, name))
         cur.execute("grant all on %s to app" % name)
@@ -89,8 +50,8 @@ def table(name):
 
 
 def count(name):
-    d = pt.direct("appdb")
-    n = pt.q1(d, "select count(*) from %s" % name)
+    d = direct("appdb")
+    n = q1(d, "select count(*) from %s" % name)
     d.close()
     return n
 
@@ -98,35 +59,35 @@ def count(name):
 def test_begin_local():
     """BEGIN answered here: no server held, nothing run on the server."""
     table("dfb_t")
-    p = pt.Pooler("defer_local", pool_size=2, max_overflow=0)
-    s = login(p)
-    q(s, "select 1")                       # the pool's one server exists now
-    pt.wait_for(lambda: len(activity()) == 1 and activity()[0][1] == "idle", 2)
+    p = Pooler("defer_local", pool_size=2, max_overflow=0)
+    s = session(p.port, "app", "appdb")
+    simple_query(s, "select 1")                       # the pool's one server exists now
+    wait_for(lambda: len(activity()) == 1 and activity()[0][1] == "idle")
     before = activity()
-    r = q(s, "BEGIN")
-    pt.ok(types(r) == "CZ" and tag(r) == ["BEGIN"] and status(r) == "T",
+    r = simple_query(s, "BEGIN")
+    ok(types(r) == "CZ" and tag(r) == ["BEGIN"] and status(r) == "T",
           "plain BEGIN answered: CommandComplete BEGIN, ReadyForQuery T", r)
     time.sleep(0.3)
     after = activity()
-    pt.ok(after == before, "after BEGIN the server saw nothing: same backend, state, state_change, query",
+    ok(after == before, "after BEGIN the server saw nothing: same backend, state, state_change, query",
           (before, after))
-    pt.ok(in_xact() == 0, "no server 'idle in transaction' while the client sits after BEGIN")
-    r = q(s, "insert into dfb_t values (1)")
-    pt.ok(tag(r) == ["INSERT 0 1"] and status(r) == "T", "first statement runs inside the transaction", r)
-    pt.ok(in_xact() == 1, "now the server is 'idle in transaction' for this client", activity())
-    pt.ok(count("dfb_t") == 0, "not visible to others before COMMIT")
-    r = q(s, "insert into dfb_t values (2)")
-    r = q(s, "COMMIT")
-    pt.ok(tag(r) == ["COMMIT"] and status(r) == "I", "COMMIT ends it: ReadyForQuery I", r)
-    pt.ok(count("dfb_t") == 2, "BEGIN; 2 statements; COMMIT: both rows committed", count("dfb_t"))
-    pt.ok(pt.wait_for(lambda: in_xact() == 0, 2), "server released after COMMIT")
+    ok(in_xact() == 0, "no server 'idle in transaction' while the client sits after BEGIN")
+    r = simple_query(s, "insert into dfb_t values (1)")
+    ok(tag(r) == ["INSERT 0 1"] and status(r) == "T", "first statement runs inside the transaction", r)
+    ok(in_xact() == 1, "now the server is 'idle in transaction' for this client", activity())
+    ok(count("dfb_t") == 0, "not visible to others before COMMIT")
+    r = simple_query(s, "insert into dfb_t values (2)")
+    r = simple_query(s, "COMMIT")
+    ok(tag(r) == ["COMMIT"] and status(r) == "I", "COMMIT ends it: ReadyForQuery I", r)
+    ok(count("dfb_t") == 2, "BEGIN; 2 statements; COMMIT: both rows committed", count("dfb_t"))
+    ok(wait_for(lambda: in_xact() == 0), "server released after COMMIT")
     # now() is the transaction's start: the first statement's, and the same for the next one
-    q(s, "begin")
+    simple_query(s, "begin")
     time.sleep(0.3)
-    r = q(s, "select (now() > statement_timestamp() - interval '0.2 s')::text")
-    r2 = q(s, "select (now() < statement_timestamp())::text")
-    q(s, "commit")
-    pt.ok(rows(r) == ["true"] and rows(r2) == ["true"],
+    r = simple_query(s, "select (now() > statement_timestamp() - interval '0.2 s')::text")
+    r2 = simple_query(s, "select (now() < statement_timestamp())::text")
+    simple_query(s, "commit")
+    ok(rows(r) == ["true"] and rows(r2) == ["true"],
           "now() is when the first statement reached the server, constant after", (rows(r), rows(r2)))
     s.close()
     p.stop()
@@ -134,24 +95,24 @@ def test_begin_local():
 
 def test_rollback_and_forms():
     table("dfb_r")
-    p = pt.Pooler("defer_forms", pool_size=2, max_overflow=0)
-    s = login(p)
-    q(s, "begin")
-    q(s, "insert into dfb_r values (1)")
-    r = q(s, "rollback")
-    pt.ok(tag(r) == ["ROLLBACK"] and status(r) == "I" and count("dfb_r") == 0,
+    p = Pooler("defer_forms", pool_size=2, max_overflow=0)
+    s = session(p.port, "app", "appdb")
+    simple_query(s, "begin")
+    simple_query(s, "insert into dfb_r values (1)")
+    r = simple_query(s, "rollback")
+    ok(tag(r) == ["ROLLBACK"] and status(r) == "I" and count("dfb_r") == 0,
           "BEGIN; INSERT; ROLLBACK discards the row", (r, count("dfb_r")))
     plain = ["begin work", "  START   TRANSACTION ; ", "Begin Transaction;", "BEGIN\n"]
     for sql in plain:
-        r = q(s, sql)
+        r = simple_query(s, sql)
         held = in_xact()
-        e = q(s, "end")
-        pt.ok(status(r) == "T" and held == 0 and tag(e) == ["COMMIT"] and status(e) == "I",
+        e = simple_query(s, "end")
+        ok(status(r) == "T" and held == 0 and tag(e) == ["COMMIT"] and status(e) == "I",
               "%r deferred, END answered COMMIT" % sql, (r, held, e))
     for sql, want in [("abort", "ROLLBACK"), ("COMMIT WORK", "COMMIT"), ("rollback transaction;", "ROLLBACK")]:
-        q(s, "begin")
-        r = q(s, sql)
-        pt.ok(tag(r) == [want] and status(r) == "I", "%r after a deferred BEGIN: %s" % (sql, want), r)
+        simple_query(s, "begin")
+        r = simple_query(s, sql)
+        ok(tag(r) == [want] and status(r) == "I", "%r after a deferred BEGIN: %s" % (sql, want), r)
     # a BEGIN arriving in pieces is awaited, then answered here
     m = msg(b"Q", z("  begin"))
     s.sendall(m[:8])
@@ -159,45 +120,45 @@ def test_rollback_and_forms():
     s.sendall(m[8:])
     r = until_ready(s)
     held = in_xact()
-    q(s, "commit")
-    pt.ok(tag(r) == ["BEGIN"] and status(r) == "T" and held == 0, "a BEGIN sent in two pieces: deferred", r)
+    simple_query(s, "commit")
+    ok(tag(r) == ["BEGIN"] and status(r) == "T" and held == 0, "a BEGIN sent in two pieces: deferred", r)
     passed = ["BEGIN; SELECT 1", "/* c */ BEGIN", "BEGIN ISOLATION LEVEL REPEATABLE READ", "begin;;"]
     for sql in passed:
-        r = q(s, sql)
-        held = pt.wait_for(lambda: in_xact() == 1, 2)
-        q(s, "rollback")
-        pt.ok(status(r) == "T" and held, "%r goes to the server as before (idle in transaction)" % sql, r)
-    pt.ok(pt.wait_for(lambda: in_xact() == 0, 2), "nothing left in a transaction")
+        r = simple_query(s, sql)
+        held = wait_for(lambda: in_xact() == 1)
+        simple_query(s, "rollback")
+        ok(status(r) == "T" and held, "%r goes to the server as before (idle in transaction)" % sql, r)
+    ok(wait_for(lambda: in_xact() == 0), "nothing left in a transaction")
     s.close()
     p.stop()
 
 
 def test_empty_transaction():
     """BEGIN; COMMIT never reaches a server, simple or extended."""
-    p = pt.Pooler("defer_empty", pool_size=1, max_overflow=0, admin_users="postgres")
-    s = login(p)
-    q(s, "select 1")
-    pt.wait_for(lambda: activity() and activity()[0][1] == "idle", 2)
+    p = Pooler("defer_empty", pool_size=1, max_overflow=0, admin_users="postgres")
+    s = session(p.port, "app", "appdb")
+    simple_query(s, "select 1")
+    wait_for(lambda: activity() and activity()[0][1] == "idle")
     before = activity()
     for i in range(20):
-        a, b = q(s, "BEGIN"), q(s, "COMMIT")
+        a, b = simple_query(s, "BEGIN"), simple_query(s, "COMMIT")
         c, d = xq(s, "BEGIN"), xq(s, "END")
         if i == 0:
-            pt.ok(types(c) == "12nCZ" and tag(c) == ["BEGIN"] and status(c) == "T",
+            ok(types(c) == "12nCZ" and tag(c) == ["BEGIN"] and status(c) == "T",
                   "extended BEGIN answered: ParseComplete BindComplete NoData CommandComplete Z(T)", c)
-            pt.ok(types(d) == "12nCZ" and tag(d) == ["COMMIT"] and status(d) == "I",
+            ok(types(d) == "12nCZ" and tag(d) == ["COMMIT"] and status(d) == "I",
                   "extended END answered: ... CommandComplete COMMIT Z(I)", d)
-            pt.ok(tag(a) == ["BEGIN"] and tag(b) == ["COMMIT"] and status(b) == "I", "simple BEGIN; COMMIT", (a, b))
+            ok(tag(a) == ["BEGIN"] and tag(b) == ["COMMIT"] and status(b) == "I", "simple BEGIN; COMMIT", (a, b))
     time.sleep(0.3)
-    pt.ok(activity() == before, "40 empty transactions: the server's backend never ran anything",
+    ok(activity() == before, "40 empty transactions: the server's backend never ran anything",
           (before, activity()))
     stats = [r for r in console(p, "SHOW STATS") if r["database"] == "appdb"]
-    pt.ok(stats and stats[0]["total_xact_count"] >= 40 and stats[0]["total_query_count"] >= 81,
+    ok(stats and stats[0]["total_xact_count"] >= 40 and stats[0]["total_query_count"] >= 81,
           "local BEGIN/COMMIT still count as transactions and queries in SHOW STATS", stats)
-    q(s, "BEGIN")
+    simple_query(s, "BEGIN")
     states = [r["state"] for r in console(p, "SHOW CLIENTS") if r["database"] == "appdb"]
-    q(s, "ROLLBACK")
-    pt.ok(states == ["idle in transaction"], "SHOW CLIENTS: a client after a deferred BEGIN is idle in transaction",
+    simple_query(s, "ROLLBACK")
+    ok(states == ["idle in transaction"], "SHOW CLIENTS: a client after a deferred BEGIN is idle in transaction",
           states)
     s.close()
     p.stop()
@@ -205,34 +166,34 @@ def test_empty_transaction():
 
 def test_extended():
     table("dfb_x")
-    p = pt.Pooler("defer_ext", pool_size=2, max_overflow=0)
-    s = login(p)
+    p = Pooler("defer_ext", pool_size=2, max_overflow=0)
+    s = session(p.port, "app", "appdb")
     r = xq(s, "BEGIN")
     held = in_xact()
     r1 = xq(s, "insert into dfb_x values ($1)", (7,))
     r2 = xq(s, "select count(*) from dfb_x")
-    pt.ok(status(r) == "T" and held == 0 and types(r1) == "12nCZ" and status(r1) == "T" and rows(r2) == ["1"],
+    ok(status(r) == "T" and held == 0 and types(r1) == "12nCZ" and status(r1) == "T" and rows(r2) == ["1"],
           "extended BEGIN, then extended statements inside the transaction", (r, held, r1, r2))
-    pt.ok(count("dfb_x") == 0, "not committed yet")
+    ok(count("dfb_x") == 0, "not committed yet")
     r = xq(s, "COMMIT")
-    pt.ok(status(r) == "I" and count("dfb_x") == 1, "extended COMMIT commits", r)
+    ok(status(r) == "I" and count("dfb_x") == 1, "extended COMMIT commits", r)
     # simple BEGIN, extended statements; extended BEGIN, simple statements
-    q(s, "BEGIN")
+    simple_query(s, "BEGIN")
     r1 = xq(s, "insert into dfb_x values ($1)", (8,))
-    r2 = q(s, "rollback")
+    r2 = simple_query(s, "rollback")
     xq(s, "BEGIN")
-    r3 = q(s, "insert into dfb_x values (9)")
+    r3 = simple_query(s, "insert into dfb_x values (9)")
     r4 = xq(s, "COMMIT")
-    pt.ok(status(r1) == "T" and tag(r2) == ["ROLLBACK"] and status(r3) == "T" and status(r4) == "I",
+    ok(status(r1) == "T" and tag(r2) == ["ROLLBACK"] and status(r3) == "T" and status(r4) == "I",
           "mixed simple and extended around a deferred BEGIN", (r1, r2, r3, r4))
-    pt.ok(count("dfb_x") == 2, "rolled back row absent, committed ones present", count("dfb_x"))
+    ok(count("dfb_x") == 2, "rolled back row absent, committed ones present", count("dfb_x"))
     # a pipeline of two batches behind the BEGIN, one write
     xq(s, "BEGIN")
     s.sendall(parse("", "select 1") + bind("") + execute() + SYNC + parse("", "select 2") + bind("") + execute() +
               SYNC)
     a, b = until_ready(s), until_ready(s)
-    q(s, "commit")
-    pt.ok(rows(a) == ["1"] and rows(b) == ["2"] and status(a) == "T" and status(b) == "T",
+    simple_query(s, "commit")
+    ok(rows(a) == ["1"] and rows(b) == ["2"] and status(a) == "T" and status(b) == "T",
           "pipelined batches after a deferred BEGIN", (a, b))
     # psycopg 3 with server-side prepared statements, in transactions
     c = psycopg.connect(host="127.0.0.1", port=p.port, user="app", password="app-secret", dbname="appdb",
@@ -243,107 +204,107 @@ def test_extended():
     got = c.execute("select count(*) from dfb_x where v >= 100").fetchone()[0]
     c.rollback()
     c.close()
-    pt.ok(got == 5 and count("dfb_x") == 7, "psycopg 3 (named prepared statements) transactions commit", got)
+    ok(got == 5 and count("dfb_x") == 7, "psycopg 3 (named prepared statements) transactions commit", got)
     s.close()
     p.stop()
 
 
 def test_errors():
-    p = pt.Pooler("defer_err", pool_size=2, max_overflow=0)
-    s = login(p)
-    q(s, "begin")
+    p = Pooler("defer_err", pool_size=2, max_overflow=0)
+    s = session(p.port, "app", "appdb")
+    simple_query(s, "begin")
     deferred = in_xact() == 0
-    r = q(s, "select 1/0")
-    r2 = q(s, "select 1")
-    r3 = q(s, "commit")
-    pt.ok(deferred and sqlstates(r) == ["22012"] and status(r) == "E" and sqlstates(r2) == ["25P02"] and
+    r = simple_query(s, "select 1/0")
+    r2 = simple_query(s, "select 1")
+    r3 = simple_query(s, "commit")
+    ok(deferred and errors_in(r) == ["22012"] and status(r) == "E" and errors_in(r2) == ["25P02"] and
           tag(r3) == ["ROLLBACK"] and status(r3) == "I",
           "error inside a deferred transaction: 22012, then 25P02, COMMIT answers ROLLBACK", (r, r2, r3))
-    q(s, "begin")
+    simple_query(s, "begin")
     r = xq(s, "select 1/0")
     r2 = xq(s, "rollback")
-    pt.ok(sqlstates(r) == ["22012"] and status(r) == "E" and status(r2) == "I",
+    ok(errors_in(r) == ["22012"] and status(r) == "E" and status(r2) == "I",
           "extended error then ROLLBACK", (r, r2))
-    pt.ok(pt.wait_for(lambda: in_xact() == 0, 2), "no server left in a transaction")
+    ok(wait_for(lambda: in_xact() == 0), "no server left in a transaction")
     # isolation level given with BEGIN: not deferred
-    r = q(s, "BEGIN ISOLATION LEVEL SERIALIZABLE")
-    held = pt.wait_for(lambda: in_xact() == 1, 2)
-    r2 = q(s, "SHOW transaction_isolation")
-    q(s, "commit")
-    pt.ok(held and rows(r2) == ["serializable"], "BEGIN ISOLATION LEVEL SERIALIZABLE passed through: serializable",
+    r = simple_query(s, "BEGIN ISOLATION LEVEL SERIALIZABLE")
+    held = wait_for(lambda: in_xact() == 1)
+    r2 = simple_query(s, "SHOW transaction_isolation")
+    simple_query(s, "commit")
+    ok(held and rows(r2) == ["serializable"], "BEGIN ISOLATION LEVEL SERIALIZABLE passed through: serializable",
           (r, held, r2))
     # SET TRANSACTION as the first statement after a deferred BEGIN still works
-    q(s, "begin")
-    r = q(s, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-    r2 = q(s, "SHOW transaction_isolation")
-    q(s, "commit")
-    pt.ok(sqlstates(r) == [] and rows(r2) == ["repeatable read"],
+    simple_query(s, "begin")
+    r = simple_query(s, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    r2 = simple_query(s, "SHOW transaction_isolation")
+    simple_query(s, "commit")
+    ok(errors_in(r) == [] and rows(r2) == ["repeatable read"],
           "SET TRANSACTION right after a deferred BEGIN applies", (r, r2))
-    q(s, "begin")
-    r2 = q(s, "SHOW transaction_isolation")
-    q(s, "commit")
-    pt.ok(rows(r2) == ["read committed"], "deferred BEGIN: default isolation", r2)
+    simple_query(s, "begin")
+    r2 = simple_query(s, "SHOW transaction_isolation")
+    simple_query(s, "commit")
+    ok(rows(r2) == ["read committed"], "deferred BEGIN: default isolation", r2)
     # a Parse too short to hold a name, a text and a type count, after a
     # deferred BEGIN (the fuzzer found it read past the message)
-    q(s, "begin")
+    simple_query(s, "begin")
     s.sendall(b"P\0\0\0\x05\0" + SYNC)
     r = until_ready(s)
-    r2 = q(s, "rollback")
-    pt.ok(sqlstates(r) == ["08P01"] and status(r2) == "I" and p.alive(),
+    r2 = simple_query(s, "rollback")
+    ok(errors_in(r) == ["08P01"] and status(r2) == "I" and p.alive(),
           "malformed short Parse after a deferred BEGIN: 08P01 from the server, the session goes on", (r, r2))
     s.close()
     p.stop()
 
 
 def test_disconnect_and_limits():
-    p = pt.Pooler("defer_leave", pool_size=2, max_overflow=0, pool_timeout=1)
-    s0 = login(p)
-    q(s0, "select 1")
-    pt.wait_for(lambda: len(activity()) == 1, 2)
+    p = Pooler("defer_leave", pool_size=2, max_overflow=0, pool_timeout=1)
+    s0 = session(p.port, "app", "appdb")
+    simple_query(s0, "select 1")
+    wait_for(lambda: len(activity()) == 1)
     pids = [a[0] for a in activity()]
     for i in range(30):
-        s = login(p)
-        q(s, "BEGIN")
+        s = session(p.port, "app", "appdb")
+        simple_query(s, "BEGIN")
         s.close()
     # more clients in deferred transactions than pool_size: none waits or holds a server
-    held = [login(p) for _ in range(10)]
-    rs = [q(h, "BEGIN") for h in held]
+    held = [session(p.port, "app", "appdb") for _ in range(10)]
+    rs = [simple_query(h, "BEGIN") for h in held]
     time.sleep(0.3)
-    pt.ok(all(status(r) == "T" for r in rs) and [a[0] for a in activity()] == pids and in_xact() == 0,
+    ok(all(status(r) == "T" for r in rs) and [a[0] for a in activity()] == pids and in_xact() == 0,
           "30 clients gone after BEGIN, 10 sitting after BEGIN (pool_size 2): still one idle server",
           activity())
     for h in held:
-        q(h, "rollback")
+        simple_query(h, "rollback")
         h.close()
     # gone after BEGIN and a statement: rolled back, the server reused
-    s = login(p)
-    q(s, "begin")
-    q(s, "select 1")
+    s = session(p.port, "app", "appdb")
+    simple_query(s, "begin")
+    simple_query(s, "select 1")
     s.close()
-    pt.ok(pt.wait_for(lambda: in_xact() == 0 and len(activity()) <= 2, 2),
+    ok(wait_for(lambda: in_xact() == 0 and len(activity()) <= 2),
           "client gone inside a started transaction: server rolled back, none leaked", activity())
     # pool_timeout while the first statement waits: 53300, the transaction is gone
-    hold = [login(p) for _ in range(2)]
+    hold = [session(p.port, "app", "appdb") for _ in range(2)]
     for h in hold:
-        q(h, "begin")
-        q(h, "select 1")
-    s = login(p)
-    r0 = q(s, "begin")
-    r = q(s, "select 1")
-    pt.ok(status(r0) == "T" and sqlstates(r) == ["53300"],
+        simple_query(h, "begin")
+        simple_query(h, "select 1")
+    s = session(p.port, "app", "appdb")
+    r0 = simple_query(s, "begin")
+    r = simple_query(s, "select 1")
+    ok(status(r0) == "T" and errors_in(r) == ["53300"],
           "pool full: BEGIN answered, the first statement gets 53300 after pool_timeout", r)
     for h in hold:
-        q(h, "rollback")
+        simple_query(h, "rollback")
         h.close()
     s0.close()
-    pt.ok(p.alive(), "pooler alive")
+    ok(p.alive(), "pooler alive")
     p.stop()
 
 
 def test_cancel_while_queued():
-    p = pt.Pooler("defer_cancel", pool_size=1, max_overflow=0, pool_timeout=20)
+    p = Pooler("defer_cancel", pool_size=1, max_overflow=0, pool_timeout=120, admin_users="postgres")
     hold = p.connect(autocommit=False)
-    pt.q1(hold, "select 1")                  # holds the only server
+    q1(hold, "select 1")                  # holds the only server
     c = p.connect(autocommit=True)
     cur = c.cursor()
     cur.execute("begin")
@@ -356,19 +317,19 @@ def test_cancel_while_queued():
             err.append(e.pgcode)
     t = threading.Thread(target=run)
     t.start()
-    time.sleep(0.3)
+    wait_for(lambda: queued(p) == 1)     # a cancel before the query is queued would find nothing to cancel
     c.cancel()
-    t.join(5)
+    t.join(60)
     st = c.get_transaction_status()
-    code2, _ = pt.err_code(lambda: cur.execute("select 1"))
+    code2, _ = err_code(lambda: cur.execute("select 1"))
     cur.execute("rollback")
     st2 = c.get_transaction_status()
-    pt.ok(err == ["57014"] and st == psycopg2.extensions.TRANSACTION_STATUS_INERROR and code2 == "25P02" and
+    ok(err == ["57014"] and st == psycopg2.extensions.TRANSACTION_STATUS_INERROR and code2 == "25P02" and
           st2 == psycopg2.extensions.TRANSACTION_STATUS_IDLE,
           "canceled while queued inside a deferred transaction: 57014, failed (25P02) until ROLLBACK",
           (err, st, code2, st2))
     hold.rollback()
-    pt.ok(pt.q1(c, "select 7") == 7, "the client works on")
+    ok(q1(c, "select 7") == 7, "the client works on")
     c.close()
     hold.close()
     p.stop()
@@ -427,75 +388,64 @@ def fake_postgres(seen):
 def test_begin_fails_on_server():
     seen = []
     srv, t = fake_postgres(seen)
-    p = pt.Pooler("defer_fail", pool_size=1, max_overflow=0,
+    p = Pooler("defer_fail", pool_size=1, max_overflow=0,
                   dbs={"appdb": "host=127.0.0.1 port=%d" % srv.getsockname()[1]})
-    s = login(p)
-    r = q(s, "BEGIN")
+    s = session(p.port, "app", "appdb")
+    r = simple_query(s, "BEGIN")
     s.sendall(msg(b"Q", z("insert into t values (1)")))
     got = until_ready(s)
-    t.join(5)
-    pt.ok(status(r) == "T" and sqlstates(got) == ["53200"] and got[-1][0] == "closed" and
+    t.join(60)
+    ok(status(r) == "T" and errors_in(got) == ["53200"] and got[-1][0] == "closed" and
           b"SFATAL" in got[0][1] and b"deferred BEGIN failed" in got[0][1],
           "the server refuses the deferred BEGIN: the client gets FATAL 53200 and is closed, "
           "never a ReadyForQuery saying it is in a transaction", got)
     kinds = "".join(k[0] for k, _ in seen if k != "closed")
-    pt.ok(seen and seen[-1][0] == "closed" and "PBEQ" in kinds,
+    ok(seen and seen[-1][0] == "closed" and "PBEQ" in kinds,
           "the BEGIN went unsynced ahead of the statement, the server connection was closed", seen)
-    pt.ok(p.alive(), "pooler alive")
+    ok(p.alive(), "pooler alive")
     p.stop()
     srv.close()
 
 
 def test_off_and_session():
-    p = pt.Pooler("defer_off", pool_size=2, max_overflow=0, defer_begin="off")
-    s = login(p)
-    r = q(s, "BEGIN")
-    held = pt.wait_for(lambda: in_xact() == 1, 2)
-    q(s, "commit")
-    pt.ok(status(r) == "T" and held, "defer_begin = off: BEGIN holds a server idle in transaction", r)
+    p = Pooler("defer_off", pool_size=2, max_overflow=0, defer_begin="off")
+    s = session(p.port, "app", "appdb")
+    r = simple_query(s, "BEGIN")
+    held = wait_for(lambda: in_xact() == 1)
+    simple_query(s, "commit")
+    ok(status(r) == "T" and held, "defer_begin = off: BEGIN holds a server idle in transaction", r)
     s.close()
     p.stop()
-    p = pt.Pooler("defer_session", pool_mode="session", pool_size=2, max_overflow=0)
-    s = login(p)
-    r = q(s, "BEGIN")
-    held = pt.wait_for(lambda: in_xact() == 1, 2)
-    q(s, "commit")
-    pt.ok(status(r) == "T" and held, "session mode: BEGIN goes to the server (defer_begin ignored)", r)
+    p = Pooler("defer_session", pool_mode="session", pool_size=2, max_overflow=0)
+    s = session(p.port, "app", "appdb")
+    r = simple_query(s, "BEGIN")
+    held = wait_for(lambda: in_xact() == 1)
+    simple_query(s, "commit")
+    ok(status(r) == "T" and held, "session mode: BEGIN goes to the server (defer_begin ignored)", r)
     s.close()
     p.stop()
-    p = pt.Pooler("defer_show", admin_users="postgres", defer_begin="off")
+    p = Pooler("defer_show", admin_users="postgres", defer_begin="off")
     cfg = {r["key"]: r["value"] for r in console(p, "SHOW CONFIG")}
-    pt.ok(cfg.get("defer_begin") == "off", "SHOW CONFIG lists defer_begin", cfg.get("defer_begin"))
+    ok(cfg.get("defer_begin") == "off", "SHOW CONFIG lists defer_begin", cfg.get("defer_begin"))
     p.stop()
 
 
 def test_bad_value():
-    pt.refused_setting("defer_bad", [], "defer_begin", "maybe")
-
-
-def sums():
-    d = pt.direct("appdb")
-    with d.cursor() as cur:
-        cur.execute("select (select sum(abalance) from pgbench_accounts), (select sum(bbalance) from pgbench_branches),"
-                    " (select sum(tbalance) from pgbench_tellers), (select sum(delta) from pgbench_history),"
-                    " (select count(*) from pgbench_history)")
-        r = cur.fetchone()
-    d.close()
-    return r
+    refused_setting("defer_bad", [], "defer_begin", "maybe")
 
 
 def test_pgbench():
     pgbench_init()
-    p = pt.Pooler("defer_bench", pool_size=4, max_overflow=0, admin_users="postgres")
+    p = Pooler("defer_bench", pool_size=4, max_overflow=0, admin_users="postgres")
     for mode in ("simple", "extended"):
         # -n: no vacuum, and pgbench_history is not truncated between the runs
-        r = pt.pgbench(p.port, "-n", "-c", "16", "-j", "2", "-T", "3", "-M", mode)
+        r = pgbench(p.port, "-n", "-c", "16", "-j", "2", "-t", "40", "-M", mode)
         good = r.returncode == 0 and "number of failed transactions: 0" in r.stdout and "tps = " in r.stdout
-        pt.ok(good, "pgbench TPC-B -M %s through deferred BEGIN: no failures" % mode, (r.stdout + r.stderr)[-400:])
-    a, b, t, h, n = sums()
-    pt.ok(a == b == t == h and n > 1000, "TPC-B sums consistent (accounts = branches = tellers = history)",
+        ok(good, "pgbench TPC-B -M %s through deferred BEGIN: no failures" % mode, (r.stdout + r.stderr)[-400:])
+    a, b, t, h, n = tpcb_sums()
+    ok(a == b == t == h and n == 2 * 16 * 40, "TPC-B sums consistent (accounts = branches = tellers = history)",
           (a, b, t, h, n))
-    pt.ok(pt.wait_for(lambda: in_xact() == 0, 2), "no server left idle in transaction")
+    ok(wait_for(lambda: in_xact() == 0), "no server left idle in transaction")
     p.stop()
 
 

@@ -10,49 +10,12 @@ import os
 import re
 import shutil
 import signal
-import socket
 import threading
 import time
 
-
-import pooler_tests as pt
-from pooler_tests import ok, Pooler, q1, direct, raw_connect, wait_for, err_code
-from test_admin import admin, show, pool_row, psql
-
-
-def edit_ini(p, dbs=None, drop_dbs=(), raw=None, **settings):
-    """Rewrite the pooler's file: [databases] entries added/replaced/dropped,
-    [pooler] keys set; raw replaces the whole text."""
-    if raw is not None:
-        text = raw
-    else:
-        section, dbl, pl = None, [], []
-        for line in open(p.ini).read().splitlines():
-            if line.startswith("["):
-                section = line
-                continue
-            k = line.split("=", 1)[0].strip()
-            if section == "[databases]":
-                if k not in (dbs or {}) and k not in drop_dbs:
-                    dbl.append(line)
-            elif k not in settings:
-                pl.append(line)
-        dbl += ["%s = %s" % kv for kv in (dbs or {}).items()]
-        pl += ["%s = %s" % kv for kv in settings.items()]
-        text = "\n".join(["[databases]"] + dbl + ["[pooler]"] + pl) + "\n"
-    with open(p.ini + ".new", "w") as f:
-        f.write(text)
-    os.replace(p.ini + ".new", p.ini)
-
-
-def cmd(a, sql):
-    cur = a.cursor()
-    cur.execute(sql)
-    return cur.statusmessage
-
-
-def appdb_line(extra=""):
-    return ("host=%s port=%d dbname=appdb " % (pt.PG_HOST, pt.PG_PORT)) + extra
+from harness import (PG_HOST, PG_PORT, Pooler, TMP, USERLIST, admin, appdb_line, cmd, direct, edit_ini, err_code, ok,
+                     peak_monitor, pool_row, psql, q1, refuses_connections, run_parallel, servers, show, wait_for)
+from wire import raw_connect, raw_login, raw_query, read_msg, sqlstate_of
 
 
 def others(user, db):
@@ -66,7 +29,7 @@ def others(user, db):
 
 def peak_during(fn, user="app", db="appdb"):
     peaks, stop = [], threading.Event()
-    mon = threading.Thread(target=pt.peak_monitor, args=(stop, peaks, user, db))
+    mon = threading.Thread(target=peak_monitor, args=(stop, peaks, user, db))
     mon.start()
     try:
         fn()
@@ -81,20 +44,20 @@ def test_reload_limits():
     a = admin(p)
     held = [p.connect(autocommit=False) for _ in range(4)]
     pids = [q1(c, "select pg_backend_pid()") for c in held]
-    ok(pt.servers() == 4, "pool_size 4: four clients in transactions hold four servers", pt.servers())
+    ok(servers() == 4, "pool_size 4: four clients in transactions hold four servers", servers())
     edit_ini(p, pool_size=2)
     ok(cmd(a, "RELOAD") == "RELOAD", "RELOAD answers RELOAD")
     ok({r["key"]: r["value"] for r in show(a, "CONFIG")}["pool_size"] == "2"
        and [r for r in show(a, "DATABASES") if r["name"] == "appdb"][0]["pool_size"] == 2,
        "SHOW CONFIG / SHOW DATABASES: pool_size 2 after RELOAD")
-    ok(pt.servers() == 4, "busy servers are not closed by the RELOAD", pt.servers())
+    ok(servers() == 4, "busy servers are not closed by the RELOAD", servers())
     same = [q1(c, "select pg_backend_pid()") for c in held]
     ok(same == pids, "every transaction in progress goes on, on its own server", (pids, same))
     for c in held:
         c.commit()
         c.autocommit = True
-    ok(wait_for(lambda: pt.servers() == 2, 3), "as transactions end, servers over the new pool_size close: 2 left",
-       pt.servers())
+    ok(wait_for(lambda: servers() == 2), "as transactions end, servers over the new pool_size close: 2 left",
+       servers())
     errs = []
     for c in held:
         code, msg = err_code(lambda: q1(c, "select 1"))
@@ -105,7 +68,7 @@ def test_reload_limits():
         c = p.connect()
         q1(c, "select pg_sleep(0.2)::text")
         c.close()
-    peak = peak_during(lambda: pt.run_parallel(8, burst))
+    peak = peak_during(lambda: run_parallel(8, burst))
     ok(peak == 2, "the new pool_size is enforced: 8 concurrent clients, PostgreSQL sees at most 2", peak)
 
     # raised while clients wait: the waiter gets a new server without anyone releasing one
@@ -118,24 +81,23 @@ def test_reload_limits():
         c = p.connect()
         t0 = time.time()
         res["v"] = q1(c, "select 9")
-        res["t"] = time.time() - t0
         c.close()
     th = threading.Thread(target=waiter)
     th.start()
-    ok(wait_for(lambda: pool_row(a)["cl_waiting"] == 1, 3), "pool full: a third client waits")
+    ok(wait_for(lambda: pool_row(a)["cl_waiting"] == 1), "pool full: a third client waits")
     edit_ini(p, pool_size=3)
     os.kill(p.proc.pid, signal.SIGHUP)
-    th.join(5)
-    ok(res.get("v") == 9 and res["t"] < 2.5, "SIGHUP raising pool_size to 3: the waiting client is served at once",
-       res)
-    ok(pt.servers() == 3, "PostgreSQL sees the third server", pt.servers())
+    th.join(60)
+    # nobody releases a server before this check: only the new pool_size can have served it
+    ok(res.get("v") == 9, "SIGHUP raising pool_size to 3: the waiting client is served without a release", res)
+    ok(servers() == 3, "PostgreSQL sees the third server", servers())
     for c in held:
         c.rollback()
         c.close()
     edit_ini(p, pool_size=1, max_overflow=0)
     cmd(a, "RELOAD")
-    ok(wait_for(lambda: pt.servers() == 1, 3), "pool_size lowered to 1 with idle servers: the extras close at once",
-       pt.servers())
+    ok(wait_for(lambda: servers() == 1), "pool_size lowered to 1 with idle servers: the extras close at once",
+       servers())
     a.close()
     p.stop()
 
@@ -151,7 +113,7 @@ def test_reload_databases():
     ok(pool_row(a, "appdb2") is not None, "SHOW POOLS has its pool")
     edit_ini(p, dbs={"appdb3": appdb_line()})
     os.kill(p.proc.pid, signal.SIGHUP)
-    ok(wait_for(lambda: raw_connect(p.port, "postgres", "appdb3") != "3D000", 3), "database added by SIGHUP")
+    ok(wait_for(lambda: raw_connect(p.port, "postgres", "appdb3") != "3D000"), "database added by SIGHUP")
     c3 = p.connect(db="appdb3")
     ok(q1(c3, "select 3") == 3, "SIGHUP-added database serves queries")
     c3.close()
@@ -169,7 +131,7 @@ def test_reload_databases():
     ok(code == "3D000", "removed database: new logins get 3D000", code)
     ok(not [r for r in show(a, "DATABASES") if r["name"] == "appdb2"], "SHOW DATABASES no longer lists it")
     c2.close()
-    ok(wait_for(lambda: pool_row(a, "appdb2") is None, 3), "once its last client left, its pool is freed")
+    ok(wait_for(lambda: pool_row(a, "appdb2") is None), "once its last client left, its pool is freed")
     ok(not [r for r in show(a, "SERVERS") if r["database"] == "appdb2"], "and its server connection closed")
     log = open(p.log).read()
     ok('database "appdb2" removed' in log and "WARNING" in log, "the removal is logged as a warning")
@@ -177,7 +139,7 @@ def test_reload_databases():
     # changed server: transaction finishes where it is, the next one goes to the new place
     c = p.connect(autocommit=False)
     ok(q1(c, "select current_database()") == "appdb", "appdb points at database appdb")
-    edit_ini(p, dbs={"appdb": "host=%s port=%d dbname=postgres" % (pt.PG_HOST, pt.PG_PORT)})
+    edit_ini(p, dbs={"appdb": "host=%s port=%d dbname=postgres" % (PG_HOST, PG_PORT)})
     cmd(a, "RELOAD")
     ok(q1(c, "select current_database()") == "appdb", "dbname changed by RELOAD: the open transaction stays put")
     c.commit()
@@ -207,7 +169,7 @@ def test_reload_errors():
     ok(re.search(r" ERROR .*:%d: key \"max_overflow\"" % lineno, log) and "configuration is kept" in log,
        "the error and the decision are in the log", log[-600:])
     os.kill(p.proc.pid, signal.SIGHUP)
-    ok(wait_for(lambda: open(p.log).read().count('key "max_overflow"') == 2, 3) and p.alive(),
+    ok(wait_for(lambda: open(p.log).read().count('key "max_overflow"') == 2) and p.alive(),
        "SIGHUP with the broken file: logged, pooler alive")
     ok({r["key"]: r["value"] for r in show(a, "CONFIG")}["pool_size"] == "3", "still the old configuration")
     edit_ini(p, raw=good.replace("[databases]\n", "[databases]\nappdb = host=/x port=notaport\n", 1))
@@ -221,7 +183,7 @@ def test_reload_errors():
     edit_ini(p, raw=good + "auth_file = %s\n" % bad_users)
     code, msg = err_code(lambda: cmd(a, "RELOAD"))
     ok(code == "F0000" and "broken-userlist.txt:2" in msg, "broken auth_file: RELOAD fails, line named", msg)
-    ok({r["key"]: r["value"] for r in show(a, "CONFIG")}["auth_file"] == pt.USERLIST, "old auth_file kept")
+    ok({r["key"]: r["value"] for r in show(a, "CONFIG")}["auth_file"] == USERLIST, "old auth_file kept")
 
     edit_ini(p, raw=good.replace("listen_port = %d" % p.port, "listen_port = %d" % (p.port + 1)) + "pool_size = 4\n")
     ok(cmd(a, "RELOAD") == "RELOAD", "a changed listen_port does not fail the RELOAD")
@@ -238,8 +200,8 @@ def test_reload_errors():
 
 
 def test_reload_auth_file():
-    users = os.path.join(pt.TMP, "live_userlist.txt")
-    shutil.copy(pt.USERLIST, users)
+    users = os.path.join(TMP, "live_userlist.txt")
+    shutil.copy(USERLIST, users)
     p = Pooler("live_auth", auth="md5", auth_file=users, admin_users="app newbie", pool_size=2)
     a = admin(p, "app", "app-secret")
     md5 = p.connect(user="md5user", password="md5-secret")
@@ -253,9 +215,9 @@ def test_reload_auth_file():
        "user added to auth_file: authenticates after RELOAD (admin console login)")
     ok(raw_connect(p.port, "md5user", "appdb", "md5-secret") == "28P01", "user removed: new logins get 28P01")
     d = direct()
-    q1(d, "select count(pg_terminate_backend(pid)) from pg_stat_activity where usename = 'md5user'")
+    # with a timeout, pg_terminate_backend returns once the backend has exited
+    q1(d, "select count(pg_terminate_backend(pid, 60000)) from pg_stat_activity where usename = 'md5user'")
     d.close()
-    time.sleep(0.3)
     code, msg = err_code(lambda: q1(md5, "select 5"))
     ok(code == "none", "the removed user's connected client keeps working, even on a new server connection "
        "(its pool keeps the credentials)", (code, msg))
@@ -289,9 +251,8 @@ def test_pause():
         res["admin"] = b
     th = threading.Thread(target=pause)
     th.start()
-    time.sleep(0.8)
+    ok(wait_for(lambda: pool_row(a)["paused"] == 1), "SHOW POOLS: paused 1")
     ok("pause" not in res, "PAUSE appdb waits while a transaction is open")
-    ok(pool_row(a)["paused"] == 1, "SHOW POOLS: paused 1")
 
     def newq():
         c = p.connect()
@@ -301,22 +262,22 @@ def test_pause():
         c.close()
     tq = threading.Thread(target=newq)
     tq.start()
-    ok(wait_for(lambda: pool_row(a)["cl_waiting"] == 1, 3), "a new query during the PAUSE is held (cl_waiting 1)")
+    ok(wait_for(lambda: pool_row(a)["cl_waiting"] == 1), "a new query during the PAUSE is held (cl_waiting 1)")
     ok(q1(t, "select 2") == 2, "the open transaction goes on during the PAUSE")
     ok(q1(other, "select 3") == 3, "another database is not paused")
     t.commit()
-    th.join(3)
+    th.join(60)
     ok(res.get("pause") == "PAUSE", "PAUSE completes once the transaction ended", res)
-    ok(wait_for(lambda: pt.servers() == 0, 2), "paused: its server connections are closed (PgBouncer's PAUSE)",
-       pt.servers())
+    ok(wait_for(lambda: servers() == 0), "paused: its server connections are closed (PgBouncer's PAUSE)",
+       servers())
     time.sleep(1.5)
     ok("q" not in res and pool_row(a)["cl_waiting"] == 1,
        "the held query waits past pool_timeout (1 s): no pool_timeout while paused")
     ok(cmd(a, "RESUME appdb") == "RESUME", "RESUME appdb")
-    tq.join(3)
+    tq.join(60)
     ok(res.get("q") == ("none", "") and res["q_t"] > 1.5, "after RESUME the held query runs, without error",
        res.get("q"))
-    ok(pool_row(a)["paused"] == 0 and pt.servers() >= 1, "resumed: servers open again")
+    ok(pool_row(a)["paused"] == 0 and servers() >= 1, "resumed: servers open again")
     code, msg = err_code(lambda: cmd(a, "PAUSE nosuchdb"))
     ok(code == "3D000" and "nosuchdb" in msg, "PAUSE of an unknown database: 3D000", (code, msg))
     code, msg = err_code(lambda: cmd(a, "RESUME"))
@@ -327,17 +288,17 @@ def test_pause():
     ok(all(r["paused"] == 1 for r in show(a, "DATABASES")), "SHOW DATABASES: every database paused")
     ok(all(r["current_connections"] == 0 for r in show(a, "DATABASES")) and not show(a, "SERVERS"),
        "PAUSE complete: the pooler holds no server connection at all", show(a, "SERVERS"))
-    ok(wait_for(lambda: pt.servers() == 0 and others("postgres", "postgres") == 0, 3),
-       "PostgreSQL sees none either", (pt.servers(), others("postgres", "postgres")))
+    ok(wait_for(lambda: servers() == 0 and others("postgres", "postgres") == 0),
+       "PostgreSQL sees none either", (servers(), others("postgres", "postgres")))
     cmd(a, "RESUME")
     ok(q1(other, "select 4") == 4, "RESUME: clients served again")
     t = p.connect(autocommit=False)
     q1(t, "select 1")
     th = threading.Thread(target=lambda: res.update(cancelled=err_code(lambda: cmd(admin(p), "PAUSE"))))
     th.start()
-    ok(wait_for(lambda: pool_row(a)["paused"] == 1, 3), "a second PAUSE waits for a transaction")
+    ok(wait_for(lambda: pool_row(a)["paused"] == 1), "a second PAUSE waits for a transaction")
     cmd(a, "RESUME")
-    th.join(3)
+    th.join(60)
     ok(res.get("cancelled", ("",))[0] == "57014", "RESUME ends the waiting PAUSE with 57014", res.get("cancelled"))
     ok(q1(t, "select 5") == 5 and pool_row(a)["paused"] == 0, "the transaction never noticed")
     t.rollback()
@@ -354,44 +315,38 @@ def test_sigint():
     p = Pooler("live_sigint", pool_size=2, shutdown_timeout=10)
     t = p.connect(autocommit=False)
     q1(t, "insert into live_t values (1) returning a")
-    idle, _ = pt.raw_login(p.port)
+    idle, _ = raw_login(p.port)
     t0 = time.time()
     p.proc.send_signal(signal.SIGINT)
-    time.sleep(0.3)
+    ok(wait_for(lambda: refuses_connections(p.port)), "SIGINT: no new connections accepted")
     ok(p.alive(), "SIGINT with a transaction open: the pooler waits")
-    refused = False
-    try:
-        socket.create_connection(("127.0.0.1", p.port), 1).close()
-    except OSError:
-        refused = True
-    ok(refused, "SIGINT: no new connections accepted")
     idle.sendall(b"Q\0\0\0\x0dselect 1\0")
-    t_, body = pt.read_msg(idle)
-    ok(t_ == b"E" and pt.sqlstate_of(body) == "57P01" and b"shutting down" in body,
+    t_, body = read_msg(idle)
+    ok(t_ == b"E" and sqlstate_of(body) == "57P01" and b"shutting down" in body,
        "an idle client starting a new transaction gets 57P01", body)
     ok(q1(t, "insert into live_t values (2) returning a") == 2, "the running transaction goes on")
     time.sleep(0.5)
     ok(p.alive(), "still waiting for it")
     t.commit()
-    rc = p.proc.wait(5)
+    rc = p.proc.wait(60)
     el = time.time() - t0
     ok(rc == 0, "exits 0 once the transaction committed", rc)
     ok(q1(d, "select count(*) from live_t") == 2, "the transaction's rows are committed")
     ok("graceful shutdown" in open(p.log).read(), "logged")
     t.close()
     idle.close()
-    ok(wait_for(lambda: pt.servers() == 0, 3), "no server connection left behind", pt.servers())
+    ok(wait_for(lambda: servers() == 0), "no server connection left behind", servers())
 
     p = Pooler("live_sigint_timeout", pool_size=2, shutdown_timeout=1)
     t = p.connect(autocommit=False)
     q1(t, "insert into live_t values (3) returning a")
     t0 = time.time()
     p.proc.send_signal(signal.SIGINT)
-    rc = p.proc.wait(10)
+    rc = p.proc.wait(60)
     el = time.time() - t0
-    ok(rc == 0 and 0.8 <= el <= 2.5, "shutdown_timeout=1: exits 0 after about 1 s anyway", (rc, round(el, 2)))
+    ok(rc == 0 and el >= 0.9, "shutdown_timeout=1: exits 0 after the 1 s anyway", (rc, round(el, 2)))
     ok("shutdown_timeout" in open(p.log).read(), "the timeout is logged")
-    ok(wait_for(lambda: q1(d, "select count(*) from live_t") == 2, 3),
+    ok(wait_for(lambda: q1(d, "select count(*) from live_t") == 2),
        "the unfinished transaction was rolled back")
     t.close()
     d.close()
@@ -403,12 +358,13 @@ def test_sigterm_shutdown():
     q1(t, "select 1")
     t0 = time.time()
     p.proc.send_signal(signal.SIGTERM)
-    rc = p.proc.wait(5)
-    ok(rc == 0 and time.time() - t0 < 1, "SIGTERM: immediate exit 0 despite an open transaction",
+    rc = p.proc.wait(60)
+    # waiting for the transaction would take shutdown_timeout = 30 s
+    ok(rc == 0 and time.time() - t0 < 15, "SIGTERM: immediate exit 0 despite an open transaction",
        (rc, time.time() - t0))
     code, _ = err_code(lambda: q1(t, "select 1"))
     ok(code != "none", "the client's connection is gone")
-    ok(wait_for(lambda: pt.servers() == 0, 3), "server connections closed", pt.servers())
+    ok(wait_for(lambda: servers() == 0), "server connections closed", servers())
     t.close()
 
     p = Pooler("live_shutdown", admin_users="postgres", pool_size=2)
@@ -416,7 +372,7 @@ def test_sigterm_shutdown():
     q1(c, "select 1")
     r = psql(p, "postgres", "perfopt", "SHUTDOWN")
     ok(r.returncode == 0 and "SHUTDOWN" in r.stdout, "psql SHUTDOWN: answered", r.stdout + r.stderr)
-    rc = p.proc.wait(5)
+    rc = p.proc.wait(60)
     ok(rc == 0, "SHUTDOWN: the pooler exits 0", rc)
     c.close()
 
@@ -429,7 +385,7 @@ def test_sigterm_shutdown():
     ok(p.alive(), "it waits for the open transaction")
     ok(q1(t, "select 5") == 5, "which goes on")
     t.commit()
-    ok(p.proc.wait(5) == 0, "then exits 0")
+    ok(p.proc.wait(60) == 0, "then exits 0")
     t.close()
     a.close()
 
@@ -443,13 +399,13 @@ def test_logs():
     pid = q1(c, "select pg_backend_pid()")
     holder = p.connect(user="postgres", password=None, db="postgres", autocommit=False)
     q1(holder, "select 1")
-    code, msg, _ = pt.raw_query(p.port, "select 1")
+    code, msg = raw_query(p.port, "select 1")
     holder.rollback()
     holder.close()
     c.close()
     a = admin(p)
     a.close()
-    time.sleep(0.3)
+    wait_for(lambda: re.search(r" LOG C-\d+ app@appdb 127\.0\.0\.1:\d+: disconnected", p.log_text()))
     p.stop()
     lines = open(p.log).read().splitlines()
     bad = [l for l in lines if not LINE.match(l)]

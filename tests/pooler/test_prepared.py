@@ -6,99 +6,19 @@ exact sequence of replies to pipelines, errors, Close and re-Parse.  What
 each server connection holds is read from pg_prepared_statements on that
 very connection (a transaction through the pooler pins it)."""
 import os
-import socket
 import struct
 import subprocess
-import threading
 
 import psycopg
 import psycopg2
 
-import pooler_tests as pt
+from harness import (BIN, KillProxy, Pooler, TMP, direct, failed_count, ok, pgbench, pgbench_init, q1, run_parallel,
+                     transactions_done)
+from wire import (FLUSH, SYNC, bind, close, describe, errors, execute, msg, parse, read_msg, recv_all, rows, send,
+                  session, sqlstate_of, types, z)
 
 
 # ---- raw protocol client ----
-
-def msg(t, body=b""):
-    return t + struct.pack("!I", len(body) + 4) + body
-
-
-def z(s):
-    return s.encode() + b"\0"
-
-
-def parse(name, query, types=()):
-    return msg(b"P", z(name) + z(query) + struct.pack("!H", len(types)) +
-               b"".join(struct.pack("!I", t) for t in types))
-
-
-def bind(name, params=(), portal=""):
-    body = z(portal) + z(name) + struct.pack("!HH", 0, len(params))
-    for p in params:
-        v = str(p).encode()
-        body += struct.pack("!I", len(v)) + v
-    return msg(b"B", body + struct.pack("!H", 0))
-
-
-def execute(portal=""):
-    return msg(b"E", z(portal) + struct.pack("!I", 0))
-
-
-def describe(name, kind=b"S"):
-    return msg(b"D", kind + z(name))
-
-
-def close(name, kind=b"S"):
-    return msg(b"C", kind + z(name))
-
-
-SYNC = msg(b"S")
-FLUSH = msg(b"H")
-
-
-def until_ready(s):
-    """Replies up to and including ReadyForQuery: [(type, body)]."""
-    out = []
-    while True:
-        t, body = pt.read_msg(s)
-        if t is None:
-            out.append(("closed", b""))
-            return out
-        out.append((t.decode(), body))
-        if t == b"Z":
-            return out
-
-
-def types(replies):
-    return "".join(t if t != "closed" else "!" for t, _ in replies)
-
-
-def rows(replies):
-    """Text values of the first column of every DataRow."""
-    vals = []
-    for t, body in replies:
-        if t == "D":
-            n = struct.unpack("!I", body[2:6])[0]
-            vals.append(body[6:6 + n].decode())
-    return vals
-
-
-def errors(replies):
-    return [(pt.sqlstate_of(b), [f[1:].decode() for f in b.split(b"\0") if f[:1] == b"M"][0])
-            for t, b in replies if t == "E"]
-
-
-def wire(p):
-    s, hello = pt.raw_login(p.port)
-    if not hello.endswith(b"Z\0\0\0\5I"):
-        raise RuntimeError("raw login failed: %r" % hello[-80:])
-    s.settimeout(10)
-    return s
-
-
-def send(s, *msgs):
-    s.sendall(b"".join(msgs))
-    return until_ready(s)
 
 
 # ---- helpers ----
@@ -130,83 +50,69 @@ def held_statements(p, n, user="app", db="appdb", password="app-secret"):
     return out
 
 
-def pgbench_init():
-    env = dict(os.environ, PGPASSWORD="app-secret")
-    r = subprocess.run(["pgbench", "-i", "-q", "-s", "1", "-h", pt.PG_HOST, "-p", str(pt.PG_PORT), "-U", "app",
-                        "appdb"], capture_output=True, text=True, env=env)
-    pt.ok(r.returncode == 0, "pgbench -i", r.stderr[-300:])
-
-
-def failed_count(out):
-    for line in out.splitlines():
-        if line.startswith("number of failed transactions:"):
-            return int(line.split(":")[1].split()[0])
-    return None
-
-
 # ---- tests ----
 
 def test_pgbench_prepared():
     pgbench_init()
-    p = pt.Pooler("prep_pgbench", pool_size=2, max_overflow=0, pool_timeout=30)
+    p = Pooler("prep_pgbench", pool_size=2, max_overflow=0, pool_timeout=30)
     # pgbench 15 prepares each command with a blocking PQprepare at its first
     # use, mid-transaction for TPC-B: a thread blocked on a client waiting for
     # a server would stall the clients that hold the servers, so one thread each
     for label, extra in (("-S", ["-S"]), ("TPC-B", [])):
-        r = pt.pgbench(p.port, "-c", "8", "-j", "8", "-T", "3", "-M", "prepared", *extra)
+        r = pgbench(p.port, "-c", "8", "-j", "8", "-t", "40", "-M", "prepared", *extra)
         out = r.stdout + r.stderr
-        pt.ok(r.returncode == 0 and failed_count(r.stdout) == 0 and "tps = " in r.stdout,
+        ok(r.returncode == 0 and failed_count(r.stdout) == 0 and "tps = " in r.stdout,
               "pgbench -M prepared %s, 8 clients on 2 server connections: 0 failed transactions" % label,
               out[-500:])
-        xacts = [int(x.split(":")[1]) for x in r.stdout.splitlines() if x.startswith("number of transactions actually processed")]
-        pt.ok(xacts and xacts[0] > 100, "pgbench -M prepared %s ran transactions" % label, xacts)
-        pt.ok("does not exist" not in out and "already exists" not in out,
+        xacts = transactions_done(r.stdout)
+        ok(xacts == 320, "pgbench -M prepared %s ran all its transactions (8 clients x 40)" % label, xacts)
+        ok("does not exist" not in out and "already exists" not in out,
               "pgbench -M prepared %s: no prepared statement errors" % label, out[-300:])
     held = held_statements(p, 2)
     pids = [pid for pid, _ in held]
-    pt.ok(len(set(pids)) == 2, "both server connections inspected", pids)
+    ok(len(set(pids)) == 2, "both server connections inspected", pids)
     for pid, stmts in held:
         names = [n for n, _ in stmts]
         texts = [t for _, t in stmts]
-        pt.ok(all(n.startswith("PERFOPT_") for n in names),
+        ok(all(n.startswith("PERFOPT_") for n in names),
               "backend %d holds only pooler-named statements (no client names)" % pid, names)
-        pt.ok(len(texts) == len(set(texts)), "backend %d: no statement prepared twice" % pid, texts)
+        ok(len(texts) == len(set(texts)), "backend %d: no statement prepared twice" % pid, texts)
         # pgbench -S has 1 statement, TPC-B 7 (BEGIN, 3 UPDATE, SELECT, INSERT, END)
-        pt.ok(len(stmts) <= 8 and any("pgbench_accounts" in t for t in texts),
+        ok(len(stmts) <= 8 and any("pgbench_accounts" in t for t in texts),
               "backend %d holds at most the 8 distinct pgbench statements" % pid, len(stmts))
-    d = pt.direct("appdb")
-    bal = pt.q1(d, "select (select sum(abalance) from pgbench_accounts) = (select sum(bbalance) from pgbench_branches)"
+    d = direct("appdb")
+    bal = q1(d, "select (select sum(abalance) from pgbench_accounts) = (select sum(bbalance) from pgbench_branches)"
                    " and (select sum(bbalance) from pgbench_branches) = (select sum(tbalance) from pgbench_tellers)")
     d.close()
-    pt.ok(bal, "TPC-B balances consistent after -M prepared through the pooler")
+    ok(bal, "TPC-B balances consistent after -M prepared through the pooler")
     p.stop()
 
 
 def test_psycopg3():
-    p = pt.Pooler("prep_psycopg3", pool_size=2, max_overflow=0, pool_timeout=30)
+    p = Pooler("prep_psycopg3", pool_size=2, max_overflow=0, pool_timeout=30)
     a = pg3(p)
     holder = p.connect(autocommit=False)
     pids, good = set(), True
     for i in range(20):
         if i % 2:
-            pt.q1(holder, "select 1")      # pins the server a just used (idle list is LIFO)
+            q1(holder, "select 1")      # pins the server a just used (idle list is LIFO)
         row = a.execute("select %s::int * 2, pg_backend_pid()", (i,)).fetchone()
         row2 = a.execute("select %s::text || 'x', pg_backend_pid()", (str(i),)).fetchone()
         good = good and row[0] == i * 2 and row2[0] == "%dx" % i
         pids.add(row[1])
         if i % 2:
             holder.rollback()
-    pt.ok(good, "psycopg 3 prepare_threshold=0: 40 prepared executions, every result right")
-    pt.ok(len(pids) == 2, "psycopg 3: its transactions landed on both server connections", pids)
+    ok(good, "psycopg 3 prepare_threshold=0: 40 prepared executions, every result right")
+    ok(len(pids) == 2, "psycopg 3: its transactions landed on both server connections", pids)
     held = held_statements(p, 2)
     for pid, stmts in held:
-        pt.ok(not any(n.startswith("_pg3") for n, _ in stmts) and len(stmts) == 2,
+        ok(not any(n.startswith("_pg3") for n, _ in stmts) and len(stmts) == 2,
               "backend %d holds the 2 statements under pooler names" % pid, stmts)
     with a.pipeline():
         curs = [a.execute("select %s::int + 10", (i,)) for i in range(6)]
         curs += [a.execute("select %s::int * 2, pg_backend_pid()", (i,)) for i in range(6)]
     got = [c.fetchone()[0] for c in curs]
-    pt.ok(got == [i + 10 for i in range(6)] + [i * 2 for i in range(6)],
+    ok(got == [i + 10 for i in range(6)] + [i * 2 for i in range(6)],
           "psycopg 3 pipeline mode: 12 prepared executions before one Sync, results in order", got)
     holder.close()
     a.close()
@@ -227,111 +133,111 @@ def test_psycopg3():
             c.close()
         except Exception as e:
             errs.append(repr(e))
-    pt.run_parallel(6, worker)
-    pt.ok(not errs, "psycopg 3: 6 clients x 30 prepared queries (5 statements) on 2 servers, all right", errs[:3])
+    run_parallel(6, worker)
+    ok(not errs, "psycopg 3: 6 clients x 30 prepared queries (5 statements) on 2 servers, all right", errs[:3])
     held = held_statements(p, 2)
     for pid, stmts in held:
         texts = [t for _, t in stmts]
-        pt.ok(len(texts) == len(set(texts)) and len(texts) <= 8,
+        ok(len(texts) == len(set(texts)) and len(texts) <= 8,
               "backend %d: each statement once, shared by all clients" % pid, texts)
     p.stop()
 
 
 def test_parse_error():
-    p = pt.Pooler("prep_parse_error", pool_size=1, max_overflow=0)
-    s = wire(p)
+    p = Pooler("prep_parse_error", pool_size=1, max_overflow=0)
+    s = session(p.port)
     r = send(s, parse("bad", "selec 1"), bind("bad"), execute(), SYNC)
-    pt.ok(types(r) == "EZ" and errors(r)[0][0] == "42601", "Parse with a syntax error: ErrorResponse, ReadyForQuery",
+    ok(types(r) == "EZ" and errors(r)[0][0] == "42601", "Parse with a syntax error: ErrorResponse, ReadyForQuery",
           (types(r), errors(r)))
     r = send(s, parse("bad", "select 41 + 1"), bind("bad"), execute(), SYNC)
-    pt.ok(types(r) == "12DCZ" and rows(r) == ["42"],
+    ok(types(r) == "12DCZ" and rows(r) == ["42"],
           "the failed name does not exist: re-Parse under it works", (types(r), rows(r)))
     r = send(s, parse("late", "select 1"), parse("worse", "select * from no_such_table"),
              bind("late"), execute(), SYNC)
-    pt.ok(types(r) == "1EZ" and errors(r)[0][0] == "42P01",
+    ok(types(r) == "1EZ" and errors(r)[0][0] == "42P01",
           "pipeline: first Parse ok, second fails, rest skipped until Sync", types(r))
     r = send(s, parse("worse", "select 7"), bind("late"), execute(), bind("worse"), execute(), SYNC)
-    pt.ok(types(r) == "12DC2DCZ" and rows(r) == ["1", "7"],
+    ok(types(r) == "12DC2DCZ" and rows(r) == ["1", "7"],
           "the statement parsed before the error stays; the failed one can be parsed again", (types(r), rows(r)))
     s.close()
     c = pg3(p)
     try:
         c.execute("selec %s", (1,))
-        pt.ok(False, "psycopg 3: bad SQL raises")
+        ok(False, "psycopg 3: bad SQL raises")
     except psycopg.errors.SyntaxError:
-        pt.ok(True, "psycopg 3: bad SQL prepared raises SyntaxError")
-    pt.ok(c.execute("select %s::int", (5,)).fetchone()[0] == 5, "psycopg 3: next prepared query fine")
+        ok(True, "psycopg 3: bad SQL prepared raises SyntaxError")
+    ok(c.execute("select %s::int", (5,)).fetchone()[0] == 5, "psycopg 3: next prepared query fine")
     c.close()
     held = held_statements(p, 1, user="postgres", db="postgres", password=None)
     texts = [t for _, t in held[0][1]]
-    pt.ok("selec 1" not in texts and all(n.startswith("PERFOPT_") for n, _ in held[0][1]),
+    ok("selec 1" not in texts and all(n.startswith("PERFOPT_") for n, _ in held[0][1]),
           "failed statements are not counted as prepared", held[0][1])
     p.stop()
 
 
 def test_close_reparse():
-    p = pt.Pooler("prep_close", pool_size=1, max_overflow=0)
-    s = wire(p)
+    p = Pooler("prep_close", pool_size=1, max_overflow=0)
+    s = session(p.port)
     r = send(s, parse("s1", "select 'first'"), bind("s1"), execute(), SYNC)
-    pt.ok(types(r) == "12DCZ" and rows(r) == ["first"], "Parse s1, Bind, Execute", (types(r), rows(r)))
+    ok(types(r) == "12DCZ" and rows(r) == ["first"], "Parse s1, Bind, Execute", (types(r), rows(r)))
     r = send(s, close("s1"), SYNC)
-    pt.ok(types(r) == "3Z", "Close s1 answered with CloseComplete", types(r))
+    ok(types(r) == "3Z", "Close s1 answered with CloseComplete", types(r))
     r = send(s, bind("s1"), execute(), SYNC)
-    pt.ok(types(r) == "EZ" and errors(r)[0] == ("26000", 'prepared statement "s1" does not exist'),
+    ok(types(r) == "EZ" and errors(r)[0] == ("26000", 'prepared statement "s1" does not exist'),
           "Bind of the closed s1: 26000 prepared statement \"s1\" does not exist", errors(r))
     r = send(s, parse("s1", "select 'second'"), bind("s1"), execute(), SYNC)
-    pt.ok(types(r) == "12DCZ" and rows(r) == ["second"], "re-Parse s1 with another query: new result",
+    ok(types(r) == "12DCZ" and rows(r) == ["second"], "re-Parse s1 with another query: new result",
           (types(r), rows(r)))
     r = send(s, close("never_prepared"), close("x", b"P"), SYNC)
-    pt.ok(types(r) == "33Z", "Close of an unknown statement and of a portal: CloseComplete each", types(r))
+    ok(types(r) == "33Z", "Close of an unknown statement and of a portal: CloseComplete each", types(r))
     r = send(s, parse("s1", "select 'third'"), bind("s1"), execute(), SYNC)
-    pt.ok(types(r) == "EZ" and errors(r)[0] == ("42P05", 'prepared statement "s1" already exists'),
+    ok(types(r) == "EZ" and errors(r)[0] == ("42P05", 'prepared statement "s1" already exists'),
           "Parse of an existing name: 42P05, rest skipped until Sync", (types(r), errors(r)))
     r = send(s, bind("s1"), execute(), SYNC)
-    pt.ok(types(r) == "2DCZ" and rows(r) == ["second"], "s1 still the second query", rows(r))
+    ok(types(r) == "2DCZ" and rows(r) == ["second"], "s1 still the second query", rows(r))
     r = send(s, describe("s1"), SYNC)
-    pt.ok(types(r) == "tTZ", "Describe s1: ParameterDescription, RowDescription", types(r))
+    ok(types(r) == "tTZ", "Describe s1: ParameterDescription, RowDescription", types(r))
     r = send(s, parse("d1", "select 'd1'"), parse("d2", "select 'd2'"), SYNC)
     r = send(s, msg(b"Q", z("deallocate d1")))
-    pt.ok(types(r) == "CZ" and r[0][1] == b"DEALLOCATE\0", "SQL DEALLOCATE of a client statement: DEALLOCATE, ReadyForQuery",
+    ok(types(r) == "CZ" and r[0][1] == b"DEALLOCATE\0", "SQL DEALLOCATE of a client statement: DEALLOCATE, ReadyForQuery",
           r)
     r = send(s, msg(b"Q", z('DEALLOCATE PREPARE "d2";')))
-    pt.ok(types(r) == "CZ" and r[0][1] == b"DEALLOCATE\0", "DEALLOCATE PREPARE \"d2\"; likewise", r)
+    ok(types(r) == "CZ" and r[0][1] == b"DEALLOCATE\0", "DEALLOCATE PREPARE \"d2\"; likewise", r)
     r = send(s, bind("d1"), SYNC)
-    pt.ok(types(r) == "EZ" and errors(r)[0][0] == "26000", "the deallocated name is gone", errors(r))
+    ok(types(r) == "EZ" and errors(r)[0][0] == "26000", "the deallocated name is gone", errors(r))
     r = send(s, msg(b"Q", z("DEALLOCATE d1")))
-    pt.ok(types(r) == "EZ" and errors(r)[0] == ("26000", 'prepared statement "d1" does not exist'),
+    ok(types(r) == "EZ" and errors(r)[0] == ("26000", 'prepared statement "d1" does not exist'),
           "DEALLOCATE of an unknown name: the server's 26000", errors(r))
     r = send(s, parse("d3", "select 'd3'"), SYNC)
     r = send(s, msg(b"Q", z("BEGIN; SELECT 1/0")))
     r = send(s, msg(b"Q", z("DEALLOCATE d3")))
-    pt.ok(types(r) == "EZ" and errors(r)[0][0] == "25P02" and r[-1][1] == b"E",
+    ok(types(r) == "EZ" and errors(r)[0][0] == "25P02" and r[-1][1] == b"E",
           "DEALLOCATE in an aborted transaction fails as in PostgreSQL", (types(r), errors(r)))
     r = send(s, msg(b"Q", z("ROLLBACK")))
     r = send(s, bind("d3"), execute(), SYNC)
-    pt.ok(rows(r) == ["d3"], "... and the statement stays", rows(r))
+    ok(rows(r) == ["d3"], "... and the statement stays", rows(r))
     s.sendall(parse("bad", "selec") + FLUSH)
-    t, body = pt.read_msg(s)
+    t, body = read_msg(s)
     r = send(s, msg(b"Q", z("DEALLOCATE d3")), SYNC)
-    pt.ok(t == b"E" and pt.sqlstate_of(body) == "42601" and types(r) == "Z",
+    ok(t == b"E" and sqlstate_of(body) == "42601" and types(r) == "Z",
           "DEALLOCATE sent after a Parse failed, before Sync: skipped as PostgreSQL skips it", (t, types(r)))
     r = send(s, bind("d3"), execute(), SYNC)
-    pt.ok(rows(r) == ["d3"], "... so the statement stays", rows(r))
-    other = wire(p)
+    ok(rows(r) == ["d3"], "... so the statement stays", rows(r))
+    other = session(p.port)
     r = send(other, msg(b"Q", z("select 'free'")))
-    pt.ok(rows(r) == ["free"], "and the only server connection was released to another client", rows(r))
+    ok(rows(r) == ["free"], "and the only server connection was released to another client", rows(r))
     other.close()
     r = send(s, msg(b"Q", z("DEALLOCATE ALL")))
-    pt.ok(types(r) == "CZ", "DEALLOCATE ALL from the client", types(r))
+    ok(types(r) == "CZ", "DEALLOCATE ALL from the client", types(r))
     r = send(s, parse("s1", "select 'fourth'"), bind("s1"), execute(), SYNC)
-    pt.ok(types(r) == "12DCZ" and rows(r) == ["fourth"], "after DEALLOCATE ALL the name is free again",
+    ok(types(r) == "12DCZ" and rows(r) == ["fourth"], "after DEALLOCATE ALL the name is free again",
           (types(r), rows(r)))
     s.close()
     p.stop()
 
 
 def test_max_prepared():
-    p = pt.Pooler("prep_max", pool_size=1, max_overflow=0, max_prepared_statements=2)
+    p = Pooler("prep_max", pool_size=1, max_overflow=0, max_prepared_statements=2)
     c = pg3(p)
     qs = ["select %s::int + 100", "select %s::int + 200", "select %s::int + 300", "select %s::int + 400",
           "select %s::int + 500"]
@@ -339,9 +245,9 @@ def test_max_prepared():
     for i in range(40):
         got = c.execute(qs[i % 5], (i,)).fetchone()[0]
         good = good and got == i + 100 * (i % 5 + 1)
-    pt.ok(good, "max_prepared_statements=2: 5 statements rotating, 40 results right")
+    ok(good, "max_prepared_statements=2: 5 statements rotating, 40 results right")
     held = held_statements(p, 1)
-    pt.ok(len(held[0][1]) <= 2, "the server holds at most 2 statements", held[0][1])
+    ok(len(held[0][1]) <= 2, "the server holds at most 2 statements", held[0][1])
     # psycopg 3 evicting from its own cache (prepared_max) deallocates with SQL
     e = pg3(p)
     e.prepared_max = 3
@@ -352,12 +258,12 @@ def test_max_prepared():
             good = good and got == i - 100 * (i % 5 + 1)
     except Exception as x:
         good, err = False, repr(x)
-    pt.ok(good, "psycopg 3 with prepared_max=3 over 5 statements: its SQL DEALLOCATEs work, results right", err)
+    ok(good, "psycopg 3 with prepared_max=3 over 5 statements: its SQL DEALLOCATEs work, results right", err)
     e.close()
-    s = wire(p)
+    s = session(p.port)
     r = send(s, parse("a", "select 'A'"), parse("b", "select 'B'"), parse("c", "select 'C'"),
              bind("a"), execute(), bind("b"), execute(), bind("c"), execute(), bind("a"), execute(), SYNC)
-    pt.ok(types(r) == "1112DC2DC2DC2DCZ" and rows(r) == ["A", "B", "C", "A"],
+    ok(types(r) == "1112DC2DC2DC2DCZ" and rows(r) == ["A", "B", "C", "A"],
           "3 statements through a 2-statement cache in one pipeline", (types(r), rows(r)))
     s.close()
     c.close()
@@ -365,90 +271,90 @@ def test_max_prepared():
 
 
 def test_pipeline():
-    p = pt.Pooler("prep_pipeline", pool_size=2, max_overflow=0)
-    s = wire(p)
+    p = Pooler("prep_pipeline", pool_size=2, max_overflow=0)
+    s = session(p.port)
     r = send(s, parse("a", "select $1::int + 1", (23,)), parse("b", "select 'b' || $1", (25,)),
              bind("a", [1]), execute(), describe("b"), bind("b", ["x"]), execute(), bind("", [], ""), SYNC)
-    pt.ok(types(r) == "112DCtT2DCEZ" and rows(r) == ["2", "bx"],
+    ok(types(r) == "112DCtT2DCEZ" and rows(r) == ["2", "bx"],
           "pipeline Parse a, Parse b, Bind/Execute a, Describe/Bind/Execute b, bad Bind, Sync: exact replies",
           (types(r), rows(r)))
     # a second client prepares the same query: the server has it, ParseComplete comes from the pooler
-    s2 = wire(p)
+    s2 = session(p.port)
     r = send(s2, bind("a"), execute(), parse("a2", "select 1"), SYNC)
-    pt.ok(types(r) == "EZ" and errors(r)[0] == ("26000", 'prepared statement "a" does not exist'),
+    ok(types(r) == "EZ" and errors(r)[0] == ("26000", 'prepared statement "a" does not exist'),
           "another client's name is not visible: 26000, rest skipped until Sync", (types(r), errors(r)))
     s2.sendall(parse("a2", "select $1::int + 1", (23,)) + bind("a2", [9]) + execute() +
                parse("c", "select 'c'") + FLUSH)
-    r = [pt.read_msg(s2) for _ in range(5)]
+    r = [read_msg(s2) for _ in range(5)]
     r = [(t.decode(), b) for t, b in r if t]
-    pt.ok(types(r) == "12DC1" and rows(r) == ["10"],
+    ok(types(r) == "12DC1" and rows(r) == ["10"],
           "shared statement: pooler's ParseComplete first, then the server's replies, after Flush", (types(r), rows(r)))
     r = send(s2, bind("c"), execute(), SYNC)
-    pt.ok(types(r) == "2DCZ" and rows(r) == ["c"], "the pipeline completes with Sync", (types(r), rows(r)))
+    ok(types(r) == "2DCZ" and rows(r) == ["c"], "the pipeline completes with Sync", (types(r), rows(r)))
     # client 1's next transaction lands on the other server: our Parse goes first, swallowed
     hold = p.connect(user="postgres", password=None, db="postgres", autocommit=False)
-    hp = pt.q1(hold, "select pg_backend_pid()")
+    hp = q1(hold, "select pg_backend_pid()")
     r = send(s, bind("a", [41]), execute(), bind("b", ["y"]), execute(), msg(b"Q", z("select pg_backend_pid()")))
-    pt.ok(types(r) == "2DC2DCTDCZ" and rows(r)[:2] == ["42", "by"],
+    ok(types(r) == "2DC2DCTDCZ" and rows(r)[:2] == ["42", "by"],
           "statements re-prepared on another server: replies exactly the client's", (types(r), rows(r)))
-    pt.ok(rows(r)[2] != str(hp), "that transaction ran on the other server", (rows(r), hp))
+    ok(rows(r)[2] != str(hp), "that transaction ran on the other server", (rows(r), hp))
     hold.rollback()
     hold.close()
     # a Parse the server already has, then an error, in one pipeline: the synthesized reply stays in order
     r = send(s, parse("a3", "select $1::int + 1", (23,)), bind("a3", [1]), execute(),
              bind("nope"), execute(), parse("z", "select 1"), SYNC)
-    pt.ok(types(r) == "12DCEZ" and errors(r)[0][0] == "26000",
+    ok(types(r) == "12DCEZ" and errors(r)[0][0] == "26000",
           "synthesized ParseComplete, then 26000, rest skipped until Sync", types(r))
     r = send(s, bind("z"), SYNC)
-    pt.ok(types(r) == "EZ", "a Parse skipped after an error does not exist", types(r))
+    ok(types(r) == "EZ", "a Parse skipped after an error does not exist", types(r))
     s.close()
     s2.close()
     p.stop()
 
 
 def test_isolation():
-    p = pt.Pooler("prep_isolation", pool_size=1, max_overflow=0)
-    a, b = wire(p), wire(p)
+    p = Pooler("prep_isolation", pool_size=1, max_overflow=0)
+    a, b = session(p.port), session(p.port)
     r = send(a, parse("mine", "select 'A'"), SYNC)
-    pt.ok(types(r) == "1Z", "client A prepares 'mine'", types(r))
+    ok(types(r) == "1Z", "client A prepares 'mine'", types(r))
     r = send(b, bind("mine"), execute(), SYNC)
-    pt.ok(errors(r) and errors(r)[0] == ("26000", 'prepared statement "mine" does not exist'),
+    ok(errors(r) and errors(r)[0] == ("26000", 'prepared statement "mine" does not exist'),
           "client B cannot Bind A's statement on the same server", errors(r))
     r = send(b, describe("mine"), SYNC)
-    pt.ok(types(r) == "EZ" and errors(r)[0][0] == "26000", "client B cannot Describe it either", errors(r))
+    ok(types(r) == "EZ" and errors(r)[0][0] == "26000", "client B cannot Describe it either", errors(r))
     r = send(b, parse("mine", "select 'B'"), bind("mine"), execute(), SYNC)
-    pt.ok(rows(r) == ["B"], "client B's own 'mine' is its own query", rows(r))
+    ok(rows(r) == ["B"], "client B's own 'mine' is its own query", rows(r))
     r = send(a, bind("mine"), execute(), SYNC)
-    pt.ok(rows(r) == ["A"], "client A's 'mine' unchanged", rows(r))
+    ok(rows(r) == ["A"], "client A's 'mine' unchanged", rows(r))
     r = send(b, msg(b"Q", z("select count(*) from pg_prepared_statements where name = 'mine'")))
-    pt.ok(rows(r) == ["0"], "client names never reach the server", rows(r))
+    ok(rows(r) == ["0"], "client names never reach the server", rows(r))
     a.close()
     b.close()
     p.stop()
 
 
 def test_prepared_off_and_session():
-    p = pt.Pooler("prep_off", pool_size=1, max_overflow=0, max_prepared_statements=0)
-    s = wire(p)
+    p = Pooler("prep_off", pool_size=1, max_overflow=0, max_prepared_statements=0)
+    s = session(p.port)
     r = send(s, parse("plain", "select 1"), SYNC)
     r2 = send(s, msg(b"Q", z("select name from pg_prepared_statements")))
-    pt.ok(types(r) == "1Z" and rows(r2) == ["plain"],
+    ok(types(r) == "1Z" and rows(r2) == ["plain"],
           "max_prepared_statements=0: names pass through unchanged", rows(r2))
     s.close()
     p.stop()
-    p = pt.Pooler("prep_session", pool_mode="session", pool_size=1, max_overflow=0)
+    p = Pooler("prep_session", pool_mode="session", pool_size=1, max_overflow=0)
     c = pg3(p)
     c.execute("select %s::int", (1,))
     names = [x[0] for x in c.execute("select name from pg_prepared_statements").fetchall()]
-    pt.ok(names and all(n.startswith("_pg3") for n in names),
+    ok(names and all(n.startswith("_pg3") for n in names),
           "session mode: the client's own names on its server", names)
     c.close()
     p.stop()
-    bad = os.path.join(pt.TMP, "prep_bad.ini")
+    bad = os.path.join(TMP, "prep_bad.ini")
     with open(bad, "w") as f:
         f.write("[databases]\nappdb = host=127.0.0.1\n[pooler]\nmax_prepared_statements = -1\n")
-    r = subprocess.run([pt.BIN, "-c", bad], capture_output=True, text=True, timeout=10)
-    pt.ok(r.returncode != 0 and "prep_bad.ini:4" in r.stderr and "max_prepared_statements" in r.stderr,
+    r = subprocess.run([BIN, "-c", bad], capture_output=True, text=True, timeout=10)
+    ok(r.returncode != 0 and "prep_bad.ini:4" in r.stderr and "max_prepared_statements" in r.stderr,
           "max_prepared_statements = -1 refused with file, line and key", r.stderr.strip())
 
 
@@ -456,20 +362,20 @@ def test_pre_ping_replay():
     """The pre-ping finds the handed-out connection dead after the client's
     named statements were already rewritten for it: they are sent again on
     another connection as if the first never saw them."""
-    proxy = pt.KillProxy()
-    p = pt.Pooler("prep_ping", dbs={"postgres": "host=127.0.0.1 port=%d dbname=postgres" % proxy.port},
+    proxy = KillProxy()
+    p = Pooler("prep_ping", dbs={"postgres": "host=127.0.0.1 port=%d dbname=postgres" % proxy.port},
                   pool_size=2, max_overflow=0, pool_pre_ping="on")
-    s = wire(p)
+    s = session(p.port)
     r = send(s, parse("a", "select 41 + 1"), bind("a"), execute(), SYNC)
-    pt.ok(rows(r) == ["42"], "statement a prepared", rows(r))
+    ok(rows(r) == ["42"], "statement a prepared", rows(r))
     proxy.armed = True
     r = send(s, parse("b", "select 'b'"), bind("b"), execute(), bind("a"), execute(), close("a"), SYNC)
-    pt.ok(proxy.killed == 1, "the idle connection was dropped at hand-out", proxy.killed)
-    pt.ok(types(r) == "12DC2DC3Z" and rows(r) == ["b", "42"],
+    ok(proxy.killed == 1, "the idle connection was dropped at hand-out", proxy.killed)
+    ok(types(r) == "12DC2DC3Z" and rows(r) == ["b", "42"],
           "replayed on another connection: Parse b not taken for a duplicate, a re-prepared, Close answered",
           (types(r), rows(r), errors(r)))
     r = send(s, bind("b"), execute(), bind("a"), SYNC)
-    pt.ok(types(r) == "2DCEZ" and errors(r)[0][0] == "26000",
+    ok(types(r) == "2DCEZ" and errors(r)[0][0] == "26000",
           "afterwards b exists and a is closed, exactly once", (types(r), errors(r)))
     s.close()
     p.stop()
@@ -477,24 +383,24 @@ def test_pre_ping_replay():
 
 
 def test_bad_messages():
-    p = pt.Pooler("prep_bad", pool_size=1, max_overflow=0)
-    keeper = wire(p)
+    p = Pooler("prep_bad", pool_size=1, max_overflow=0)
+    keeper = session(p.port)
     r = send(keeper, parse("k", "select 'kept'"), bind("k"), execute(), SYNC)
-    pt.ok(rows(r) == ["kept"], "a well-behaved client prepared a statement", rows(r))
+    ok(rows(r) == ["kept"], "a well-behaved client prepared a statement", rows(r))
     bad = [("Parse declaring 3 parameter types, carrying none", msg(b"P", z("x") + z("select 1") + struct.pack("!H", 3))),
            ("Parse without a query terminator", msg(b"P", b"x\0select 1")),
            ("Bind whose statement name is not terminated", msg(b"B", b"\0stmt")),
            ("Describe of a statement with trailing bytes", msg(b"D", b"Sx\0junk")),
            ("Close of a statement with no terminator", msg(b"C", b"Sx"))]
     for desc, m in bad:
-        s = wire(p)
+        s = session(p.port)
         s.sendall(parse("ok", "select 1") + m + SYNC)
-        data, closed = pt.recv_all(s)
-        pt.ok(b"C08P01" in data and closed, "named %s: 08P01 and closed" % desc, data[-120:])
+        data, closed = recv_all(s)
+        ok(b"C08P01" in data and closed, "named %s: 08P01 and closed" % desc, data[-120:])
         s.close()
     r = send(keeper, bind("k"), execute(), SYNC)
-    pt.ok(rows(r) == ["kept"], "the well-behaved client's statement still works", rows(r))
-    pt.ok(p.alive(), "pooler survived malformed prepared-statement messages")
+    ok(rows(r) == ["kept"], "the well-behaved client's statement still works", rows(r))
+    ok(p.alive(), "pooler survived malformed prepared-statement messages")
     keeper.close()
     p.stop()
 
