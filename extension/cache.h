@@ -158,6 +158,7 @@ extern FullTransactionId cache_full_xid(TransactionId xid);
 
 /* cache_rules.c */
 extern bool cache_rules_none(void);
+extern bool cache_rules_may_exist(void);
 extern bool cache_rules_lookup(uint64 queryid, const Oid *relids, int nrels,
 							   int64 *ttl_us);
 extern Oid	cache_trigger_function(void);
