@@ -174,7 +174,7 @@ cache_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	PG_END_TRY();
 }
 
-#define SHAPE_REFUSAL "statement shape not cacheable (not a plain SELECT, or volatile or user-defined functions)"
+#define SHAPE_REFUSAL "statement shape not cacheable (not a plain SELECT, or volatile, user-defined or session functions)"
 
 /* the outcome of an unmarked plan, spelled out when read */
 static const char unmarked[] = "unmarked";
@@ -533,7 +533,8 @@ cache_examine(QueryDesc *queryDesc, bool records_ok, ScanDirection direction,
 	{
 		initStringInfo(&c->key);
 		if (!cache_build_key(stmt->queryId, queryDesc->sourceText, stmt->stmt_location,
-							 stmt->stmt_len, queryDesc->params, &c->key))
+							 stmt->stmt_len, queryDesc->params,
+							 (stmt->jitFlags & CACHE_SHAPE_SETTINGS) != 0, &c->key))
 			why = "parameters cannot be read";
 	}
 	if (why)
