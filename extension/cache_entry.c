@@ -87,7 +87,9 @@ static const char *const answer_neutral_prefixes[] = {
 	"session_preload_libraries", "local_preload_libraries",
 	"max_stack_depth", "backtrace_functions", "event_source",
 	"cluster_name", "vacuum_cost_", "zero_damaged_pages",
-	"ignore_checksum_failure", "ignore_system_indexes"
+	"ignore_checksum_failure", "ignore_system_indexes",
+	/* rows are converted to the client's encoding when they are sent */
+	"client_encoding"
 };
 
 typedef struct KeySetting

@@ -94,6 +94,7 @@ is_session_function(Oid func_id)
 		case F_PG_LISTENING_CHANNELS:
 		case F_PG_CONF_LOAD_TIME:
 		case F_PG_JIT_AVAILABLE:
+		case F_PG_CLIENT_ENCODING:
 			return true;
 		default:
 			return false;
