@@ -49,23 +49,37 @@ rel_of(ExtractContext *cx, Index rti)
 	return rte->rtekind == RTE_RELATION ? rte->relid : InvalidOid;
 }
 
+/*
+ * True when some Var of node is not a column of range table entry rti at
+ * this query level.  Executed plans refer to columns through special varnos
+ * as well (INDEX_VAR in an index-only scan's filter, OUTER_VAR above a
+ * join), which are negative: pull_varnos() cannot be used on them, it
+ * raises an error, and the advisor's capture must never fail a statement.
+ */
+static bool
+has_foreign_var(Node *node, Index *rti)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var))
+	{
+		Var		   *var = (Var *) node;
+
+		return var->varno != *rti || var->varattno <= 0 || var->varlevelsup != 0;
+	}
+	return expression_tree_walker(node, has_foreign_var, (void *) rti);
+}
+
 /* Only Vars of this scan, nothing volatile: something an index can hold. */
 static bool
 is_key(Node *node, Index rti)
 {
-	Bitmapset  *varnos;
-	bool		ok;
-
 	node = strip(node);
 	if (IsA(node, Var))
 		return ((Var *) node)->varno == rti && ((Var *) node)->varattno > 0 &&
 			((Var *) node)->varlevelsup == 0;
-	if (!contain_var_clause(node) || contain_volatile_functions(node) ||
-		contain_subplans(node))
-		return false;
-	varnos = pull_varnos(NULL, node);
-	ok = bms_membership(varnos) == BMS_SINGLETON && bms_is_member(rti, varnos);
-	return ok;
+	return contain_var_clause(node) && !has_foreign_var(node, &rti) &&
+		!contain_volatile_functions(node) && !contain_subplans(node);
 }
 
 static bool

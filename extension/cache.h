@@ -63,7 +63,8 @@ typedef enum CacheMode
  */
 #define CACHE_SHAPE_CACHEABLE	(1 << 28)	/* read-only, deterministic enough */
 #define CACHE_SHAPE_STABLE		(1 << 29)	/* calls stable functions: TTL only */
-#define CACHE_SHAPE_BITS		(CACHE_SHAPE_CACHEABLE | CACHE_SHAPE_STABLE)
+#define CACHE_SHAPE_SETTINGS	(1 << 26)	/* reads settings by name: all keyed */
+#define CACHE_SHAPE_BITS		(CACHE_SHAPE_CACHEABLE | CACHE_SHAPE_STABLE | CACHE_SHAPE_SETTINGS)
 #define CACHE_STANDIN_PLAN		(1 << 30)	/* a hit's stand-in plan (cache_standin.c) */
 #define CACHE_PLANNED_STANDIN	(1 << 27)	/* ... made by the planner hook */
 #define CACHE_STANDIN_BITS		(CACHE_STANDIN_PLAN | CACHE_PLANNED_STANDIN)
@@ -158,6 +159,7 @@ extern FullTransactionId cache_full_xid(TransactionId xid);
 
 /* cache_rules.c */
 extern bool cache_rules_none(void);
+extern bool cache_rules_may_exist(void);
 extern bool cache_rules_lookup(uint64 queryid, const Oid *relids, int nrels,
 							   int64 *ttl_us);
 extern Oid	cache_trigger_function(void);
@@ -191,7 +193,8 @@ typedef struct CacheBlobHeader
 typedef struct CacheCapture CacheCapture;
 
 extern bool cache_build_key(uint64 queryid, const char *sourceText, int stmt_location,
-							int stmt_len, ParamListInfo params, StringInfo key);
+							int stmt_len, ParamListInfo params, bool all_settings,
+							StringInfo key);
 extern uint32 cache_tupdesc_hash(TupleDesc desc);
 extern bool cache_tlist_shape(List *tlist, uint32 *hash);
 extern bool cache_tupdesc_ok(TupleDesc desc);

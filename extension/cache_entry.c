@@ -36,6 +36,7 @@
 #include "tsearch/ts_cache.h"
 #include "utils/array.h"
 #include "utils/pg_locale.h"
+#include "utils/guc_tables.h"
 #include "utils/rls.h"
 #include "utils/xml.h"
 #include "utils/lsyscache.h"
@@ -44,41 +45,156 @@
 #include "cache.h"
 
 /*
- * Settings that change what a statement means or returns, rather than only
- * how rows are printed (the output format is applied on sending): read
- * from the variables behind them, which costs far less than looking each
- * one up by name.
+ * Settings in the key.  Output functions and built-ins read settings inside
+ * the query (extra_float_digits in float8out, bytea_output in byteaout,
+ * quote_all_identifiers in quote_ident, timezone_abbreviations when a
+ * literal is read, xmlbinary, DateStyle, lc_numeric in to_char, ...), and
+ * so do custom settings through current_setting().  A list of the ones
+ * that matter would miss the next one, so the rule is the other way round:
+ * every setting whose current value did not come from its built-in default
+ * is in the key, by name and value, except the few below that cannot
+ * change a statement's answer (plans, costs, memory, timeouts, logging,
+ * statistics, maintenance).  Settings fixed for the server's lifetime
+ * (internal, postmaster) are the same in every session and left out.  A
+ * statement that reads settings by name (current_setting) is keyed on the
+ * harmless ones too.
+ *
+ * The settings are walked in guc.c's array at every key; the positions of
+ * the ones that may matter are remembered per backend, rebuilt when the
+ * array changes (a new custom setting, or a library replacing a
+ * placeholder with its real setting).
  */
-static void
-append_setting(StringInfo key, const char *value)
+static const char *const answer_neutral_prefixes[] = {
+	"enable_", "log_", "debug_", "trace_", "track_", "autovacuum", "vacuum_",
+	"geqo", "jit", "parallel_", "max_parallel_", "min_parallel_", "wal_",
+	"checkpoint_", "bgwriter_", "archive_", "syslog_", "tcp_", "perfopt.",
+	"auto_explain.", "pg_stat_statements.", "idle_", "statement_timeout",
+	"lock_timeout", "deadlock_timeout", "seq_page_cost", "random_page_cost",
+	"cpu_tuple_cost", "cpu_index_tuple_cost", "cpu_operator_cost",
+	"effective_cache_size", "effective_io_concurrency",
+	"maintenance_io_concurrency", "work_mem", "maintenance_work_mem",
+	"hash_mem_multiplier", "logical_decoding_work_mem", "temp_buffers",
+	"temp_file_limit", "application_name", "client_min_messages",
+	"lc_messages", "from_collapse_limit", "join_collapse_limit",
+	"cursor_tuple_fraction", "default_statistics_target",
+	"constraint_exclusion", "plan_cache_mode", "recursive_worktable_factor",
+	"commit_delay", "commit_siblings", "synchronous_commit",
+	"compute_query_id", "force_parallel_mode", "check_function_bodies",
+	"default_transaction_", "transaction_", "stats_fetch_consistency",
+	"default_tablespace", "temp_tablespaces", "default_table_access_method",
+	"default_toast_compression", "gin_pending_list_limit",
+	"client_connection_check_interval", "update_process_title",
+	"session_preload_libraries", "local_preload_libraries",
+	"max_stack_depth", "backtrace_functions", "event_source",
+	"cluster_name", "vacuum_cost_", "zero_damaged_pages",
+	"ignore_checksum_failure", "ignore_system_indexes",
+	/* rows are converted to the client's encoding when they are sent */
+	"client_encoding"
+};
+
+typedef struct KeySetting
 {
-	appendStringInfoString(key, value ? value : "");
-	appendStringInfoChar(key, '\0');
+	struct config_generic *var; /* the array's entry when the list was made */
+	int			index;
+	bool		neutral;		/* keyed only for current_setting() readers */
+} KeySetting;
+
+static KeySetting *key_settings = NULL;
+static int	nkey_settings = 0;
+static struct config_generic **key_settings_array = NULL;
+static int	key_settings_count = -1;
+
+static bool
+answer_neutral(const char *name)
+{
+	int			i;
+
+	for (i = 0; i < lengthof(answer_neutral_prefixes); i++)
+		if (pg_strncasecmp(name, answer_neutral_prefixes[i],
+						   strlen(answer_neutral_prefixes[i])) == 0)
+			return true;
+	return false;
 }
 
 static void
-append_settings(StringInfo key)
+remember_key_settings(struct config_generic **vars, int count)
 {
-	int			ints[5];
-	bool		bools[4];
+	int			i;
 
-	append_setting(key, namespace_search_path);
-	append_setting(key, pg_get_timezone_name(session_timezone));
-	append_setting(key, locale_monetary);
-	append_setting(key, locale_numeric);
-	append_setting(key, locale_time);
-	append_setting(key, TSCurrentConfig);
-	ints[0] = DateStyle;
-	ints[1] = DateOrder;
-	ints[2] = IntervalStyle;
-	ints[3] = backslash_quote;
-	ints[4] = xmloption;
-	bools[0] = standard_conforming_strings;
-	bools[1] = Transform_null_equals;
-	bools[2] = Array_nulls;
-	bools[3] = row_security;
-	appendBinaryStringInfo(key, (char *) ints, sizeof(ints));
-	appendBinaryStringInfo(key, (char *) bools, sizeof(bools));
+	if (key_settings)
+		pfree(key_settings);
+	key_settings = MemoryContextAlloc(TopMemoryContext, sizeof(KeySetting) * Max(count, 1));
+	nkey_settings = 0;
+	for (i = 0; i < count; i++)
+	{
+		struct config_generic *g = vars[i];
+
+		if (g->context == PGC_INTERNAL || g->context == PGC_POSTMASTER)
+			continue;
+		key_settings[nkey_settings].var = g;
+		key_settings[nkey_settings].index = i;
+		key_settings[nkey_settings].neutral = answer_neutral(g->name);
+		nkey_settings++;
+	}
+	key_settings_array = vars;
+	key_settings_count = count;
+}
+
+static void
+append_setting_value(StringInfo key, struct config_generic *g)
+{
+	appendStringInfoString(key, g->name);
+	appendStringInfoChar(key, '\0');
+	switch (g->vartype)
+	{
+		case PGC_BOOL:
+			appendStringInfoChar(key, *((struct config_bool *) g)->variable ? 't' : 'f');
+			break;
+		case PGC_INT:
+			appendBinaryStringInfo(key, (char *) ((struct config_int *) g)->variable, sizeof(int));
+			break;
+		case PGC_REAL:
+			appendBinaryStringInfo(key, (char *) ((struct config_real *) g)->variable, sizeof(double));
+			break;
+		case PGC_ENUM:
+			appendBinaryStringInfo(key, (char *) ((struct config_enum *) g)->variable, sizeof(int));
+			break;
+		case PGC_STRING:
+			{
+				char	   *v = *((struct config_string *) g)->variable;
+
+				appendStringInfoString(key, v ? v : "");
+				appendStringInfoChar(key, '\0');
+				break;
+			}
+	}
+}
+
+static void
+append_settings(StringInfo key, bool all_settings)
+{
+	struct config_generic **vars = get_guc_variables();
+	int			count = GetNumConfigOptions();
+	int			i;
+
+	if (vars != key_settings_array || count != key_settings_count)
+		remember_key_settings(vars, count);
+	for (i = 0; i < nkey_settings; i++)
+	{
+		KeySetting *k = &key_settings[i];
+		struct config_generic *g = vars[k->index];
+
+		if (unlikely(g != k->var))
+		{
+			/* a placeholder was replaced: the list is stale, start over */
+			remember_key_settings(vars, count);
+			i = -1;
+			continue;
+		}
+		if (g->source <= PGC_S_DYNAMIC_DEFAULT || (k->neutral && !all_settings))
+			continue;
+		append_setting_value(key, g);
+	}
 }
 
 struct CacheCapture
@@ -155,7 +271,7 @@ append_param(StringInfo key, ParamExternData *prm)
  */
 bool
 cache_build_key(uint64 queryid, const char *sourceText, int stmt_location,
-				int stmt_len, ParamListInfo params, StringInfo key)
+				int stmt_len, ParamListInfo params, bool all_settings, StringInfo key)
 {
 	Oid			ids[3];
 	const char *text = sourceText ? sourceText : "";
@@ -169,7 +285,7 @@ cache_build_key(uint64 queryid, const char *sourceText, int stmt_location,
 	ids[2] = GetSessionUserId();
 	appendBinaryStringInfo(key, (char *) ids, sizeof(ids));
 	appendBinaryStringInfo(key, (char *) &queryid, sizeof(uint64));
-	append_settings(key);
+	append_settings(key, all_settings);
 	if (loc > textlen)
 		loc = 0;
 	len = stmt_len > 0 && stmt_len <= textlen - loc ? stmt_len : textlen - loc;

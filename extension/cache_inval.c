@@ -32,6 +32,7 @@
 
 #include "access/transam.h"
 #include "access/xact.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
 #include "executor/tuptable.h"
@@ -658,6 +659,32 @@ write_is_wide(Relation rel, bool truncate)
 }
 
 /*
+ * A statement trigger fires only on the table a statement names: a write
+ * through a partitioned or inheritance parent (rows routed to partitions,
+ * moved between them, updated or deleted in children, COPY into the parent)
+ * fires none of its descendants' triggers.  So a write noted on a parent is
+ * noted on every descendant as well: entries that read a partition or child
+ * directly are invalidated at commit, and this transaction sees its own
+ * write there (cache_xact_wrote).  A write straight into a child needs no
+ * such step upwards: an entry that read the parent lists the children it
+ * read among its tables.  Descendants have no key trigger of their own to
+ * trust (keys are exact on plain tables only), so their writes are wide.
+ */
+static void
+note_descendants(Oid relid)
+{
+	List	   *all = find_all_inheritors(relid, NoLock, NULL);
+	ListCell   *lc;
+
+	foreach(lc, all)
+	{
+		if (lfirst_oid(lc) != relid)
+			note_write(lfirst_oid(lc), true);
+	}
+	list_free(all);
+}
+
+/*
  * The invalidation trigger: AFTER INSERT OR UPDATE [OF ...] OR DELETE OR
  * TRUNCATE, FOR EACH STATEMENT, ENABLE ALWAYS.  It only notes the table;
  * the bump happens at commit, so a rolled-back write invalidates nothing.
@@ -675,6 +702,8 @@ perfopt_cache_invalidate(PG_FUNCTION_ARGS)
 	note_write(RelationGetRelid(trigdata->tg_relation),
 			   write_is_wide(trigdata->tg_relation,
 							 TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event)));
+	if (trigdata->tg_relation->rd_rel->relhassubclass)
+		note_descendants(RelationGetRelid(trigdata->tg_relation));
 	return PointerGetDatum(NULL);
 }
 

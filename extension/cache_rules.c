@@ -129,8 +129,14 @@ load_rules(void)
 	if (!OidIsValid(rules_relid))
 		return;
 
+	/*
+	 * SnapshotSelf: every committed rule and this transaction's own.  Not an
+	 * MVCC snapshot, so that in a SERIALIZABLE transaction this read of
+	 * perfopt's own table takes no predicate lock: it is not the user's read
+	 * and must not make their transaction fail to serialize.
+	 */
 	rel = table_open(rules_relid, AccessShareLock);
-	snap = RegisterSnapshot(GetLatestSnapshot());
+	snap = SnapshotSelf;
 	scan = table_beginscan(rel, snap, 0, NULL);
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
@@ -171,7 +177,6 @@ load_rules(void)
 		}
 	}
 	table_endscan(scan);
-	UnregisterSnapshot(snap);
 	table_close(rel, AccessShareLock);
 	no_rules = hash_get_num_entries(query_rules) == 0 &&
 		hash_get_num_entries(table_rules) == 0;
@@ -203,6 +208,9 @@ refresh_rules_moved(void)
 	if (epoch != epoch_seen || rules_db != MyDatabaseId)
 	{
 		Oid			nsp = get_namespace_oid("perfopt", true);
+		bool		first = rules_db != MyDatabaseId;
+		Oid			old_relid = rules_relid;
+		int			old_slot = rules_slot;
 
 		rules_db = MyDatabaseId;
 		rules_relid = OidIsValid(nsp) ? get_relname_relid("cache_rule_defs", nsp) : InvalidOid;
@@ -215,7 +223,16 @@ refresh_rules_moved(void)
 										0, NULL, true);
 		if (rules_slot >= 0)
 			gen = cache_slot_gen(rules_slot);
-		load_rules();
+
+		/*
+		 * DDL moves the epoch, but the rules are only what the rules table
+		 * holds: read it again only if it is another table now or its
+		 * generation moved, so that DDL in a database costs its backends no
+		 * read (and no lock) of the rules table.
+		 */
+		if (first || rules_relid != old_relid || rules_slot != old_slot ||
+			rules_slot < 0 || gen != rules_seen)
+			load_rules();
 		epoch_seen = epoch;
 		rules_seen = gen;
 		return;
@@ -248,6 +265,18 @@ cache_rules_none(void)
 	refresh_rules();
 	return !OidIsValid(trigger_fn) ||
 		(perfopt_cache_mode != CACHE_MODE_ALL && no_rules);
+}
+
+/*
+ * May this database have rules?  False only when it certainly has none (the
+ * rules this backend holds are current), so that perfopt's event trigger can
+ * skip reading the rules table on the DDL of a database that has none.
+ */
+bool
+cache_rules_may_exist(void)
+{
+	refresh_rules();
+	return epoch_gen == NULL || !OidIsValid(rules_relid) || !no_rules;
 }
 
 /*
@@ -384,9 +413,18 @@ cache_trigger_coverage(Oid relid, uint64 *keyed)
 			if (TRIGGER_FOR_UPDATE(t->tgtype))
 				rewrites_rows = true;
 		}
+		/*
+		 * Trusted only when it is exactly the trigger perfopt makes: a WHEN
+		 * condition or arguments added by the table's owner could keep it
+		 * from firing, or change what it does.
+		 */
 		if (t->tgfoid != trigger_fn || t->tgenabled != TRIGGER_FIRES_ALWAYS ||
 			TRIGGER_FOR_ROW(t->tgtype) || !TRIGGER_FOR_AFTER(t->tgtype) ||
-			(t->tgtype & want) != want)
+			(t->tgtype & want) != want || t->tgnargs != 0 ||
+			strcmp(NameStr(t->tgname), "perfopt_cache_invalidate") != 0)
+			continue;
+		(void) heap_getattr(tup, Anum_pg_trigger_tgqual, RelationGetDescr(tgrel), &isnull);
+		if (!isnull)
 			continue;
 		if (t->tgattr.dim1 == 0)
 			covered |= CACHE_ALL_COLUMNS;

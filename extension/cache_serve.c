@@ -53,6 +53,13 @@ int			cache_utility_level = 0;
 /* inside EXPLAIN, whose plan must be the real one */
 int			cache_explaining = 0;
 
+/*
+ * Set while EXPLAIN ANALYZE runs a statement that some cache rule could
+ * select: only then does EXPLAIN print a "Perfopt Cache" line, so that
+ * without rules EXPLAIN's output is PostgreSQL's own.
+ */
+static bool explained_rule_applies = false;
+
 /* perfopt.cache_warm() lets the statement it runs count as top level */
 int			cache_warm_level = -1;
 
@@ -167,7 +174,7 @@ cache_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	PG_END_TRY();
 }
 
-#define SHAPE_REFUSAL "statement shape not cacheable (not a plain SELECT, or volatile or user-defined functions)"
+#define SHAPE_REFUSAL "statement shape not cacheable (not a plain SELECT, or volatile, user-defined or session functions)"
 
 /* the outcome of an unmarked plan, spelled out when read */
 static const char unmarked[] = "unmarked";
@@ -490,6 +497,19 @@ store_result(CacheCandidate *c, QueryDesc *queryDesc, CacheCapture *cap)
 	return NULL;
 }
 
+/* Could some cache rule select this statement, whatever else refuses it? */
+static bool
+rule_could_select(PlannedStmt *stmt)
+{
+	CacheCandidate c;
+	int64		ttl_us;
+
+	if (cache_rules_none())
+		return false;
+	(void) cache_relation_refusal_of(stmt->rtable, &c);
+	return cache_rules_lookup(stmt->queryId, c.relids, c.nrels, &ttl_us);
+}
+
 /* Is this statement a candidate?  Fills c; sets cache_last_outcome if not. */
 bool
 cache_examine(QueryDesc *queryDesc, bool records_ok, ScanDirection direction,
@@ -513,7 +533,8 @@ cache_examine(QueryDesc *queryDesc, bool records_ok, ScanDirection direction,
 	{
 		initStringInfo(&c->key);
 		if (!cache_build_key(stmt->queryId, queryDesc->sourceText, stmt->stmt_location,
-							 stmt->stmt_len, queryDesc->params, &c->key))
+							 stmt->stmt_len, queryDesc->params,
+							 (stmt->jitFlags & CACHE_SHAPE_SETTINGS) != 0, &c->key))
 			why = "parameters cannot be read";
 	}
 	if (why)
@@ -628,6 +649,8 @@ cache_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	{
 		cache_prev_outcome = cache_last_outcome;
 		cache_last_outcome = NULL;
+		if (unlikely(cache_explaining))
+			explained_rule_applies = rule_could_select(queryDesc->plannedstmt);
 	}
 	/* not marked by the planner hook: never cached, say why and run it */
 	if ((queryDesc->plannedstmt->jitFlags & (CACHE_SHAPE_CACHEABLE | CACHE_STANDIN_PLAN)) == 0)
@@ -701,6 +724,7 @@ cache_ExplainOneQuery(Query *query, int cursorOptions, IntoClause *into,
 					  ParamListInfo params, QueryEnvironment *queryEnv)
 {
 	cache_last_outcome = NULL;
+	explained_rule_applies = false;
 	cache_explaining++;
 	PG_TRY();
 	{
@@ -711,7 +735,8 @@ cache_ExplainOneQuery(Query *query, int cursorOptions, IntoClause *into,
 		cache_explaining--;
 	}
 	PG_END_TRY();
-	if (es->format == EXPLAIN_FORMAT_TEXT && es->analyze && cache_last_outcome)
+	if (es->format == EXPLAIN_FORMAT_TEXT && es->analyze && cache_last_outcome &&
+		explained_rule_applies)
 		ExplainPropertyText("Perfopt Cache", cache_outcome_text(cache_last_outcome), es);
 }
 

@@ -21,6 +21,7 @@
 #include "access/transam.h"
 #include "catalog/pg_proc.h"
 #include "nodes/nodeFuncs.h"
+#include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
@@ -32,6 +33,8 @@ typedef struct ShapeState
 	bool		volatile_found;
 	bool		stable_found;
 	bool		user_function;
+	bool		session_function;	/* answers differ per backend or client */
+	bool		reads_settings; /* current_setting(): keyed on every setting */
 	bool		sampled;
 	bool		locks_rows;
 	bool		has_params;		/* $n of a client: the key needs their values */
@@ -61,6 +64,43 @@ forget_shapes(Datum arg, int cacheid, uint32 hashvalue)
 	}
 }
 
+/*
+ * Stable built-ins whose answer belongs to one backend, client or
+ * transaction rather than to the data: under a TTL rule such an answer
+ * would be another session's, so a statement calling one is never shared.
+ * (Stable functions of the settings, the user or the transaction's time are
+ * fine: the key holds the settings and roles, and a TTL may make an answer
+ * old.)
+ */
+static bool
+is_session_function(Oid func_id)
+{
+	switch (func_id)
+	{
+		case F_PG_BACKEND_PID:
+		case F_INET_CLIENT_ADDR:
+		case F_INET_CLIENT_PORT:
+		case F_INET_SERVER_ADDR:
+		case F_INET_SERVER_PORT:
+		case F_TXID_CURRENT:
+		case F_TXID_CURRENT_IF_ASSIGNED:
+		case F_TXID_CURRENT_SNAPSHOT:
+		case F_PG_CURRENT_XACT_ID:
+		case F_PG_CURRENT_XACT_ID_IF_ASSIGNED:
+		case F_PG_CURRENT_SNAPSHOT:
+		case F_PG_MY_TEMP_SCHEMA:
+		case F_PG_IS_OTHER_TEMP_SCHEMA:
+		case F_PG_TRIGGER_DEPTH:
+		case F_PG_LISTENING_CHANNELS:
+		case F_PG_CONF_LOAD_TIME:
+		case F_PG_JIT_AVAILABLE:
+		case F_PG_CLIENT_ENCODING:
+			return true;
+		default:
+			return false;
+	}
+}
+
 static bool
 function_checker(Oid func_id, void *context)
 {
@@ -72,6 +112,13 @@ function_checker(Oid func_id, void *context)
 		st->user_function = true;
 		return true;
 	}
+	if (is_session_function(func_id))
+	{
+		st->session_function = true;
+		return true;
+	}
+	if (func_id == F_CURRENT_SETTING_TEXT || func_id == F_CURRENT_SETTING_TEXT_BOOL)
+		st->reads_settings = true;
 	v = func_volatile(func_id);
 	if (v == PROVOLATILE_VOLATILE)
 	{
@@ -150,6 +197,8 @@ shape_walk(Query *query, ShapeState *st)
 		st->reason = "it calls a volatile function";
 	else if (st->user_function)
 		st->reason = "it calls a user-defined function or operator";
+	else if (st->session_function)
+		st->reason = "it calls a function whose answer belongs to one session (backend, client address, transaction)";
 	else if (st->sampled)
 		st->reason = "it uses TABLESAMPLE";
 }
@@ -193,7 +242,8 @@ shape_bits(ShapeState *st)
 {
 	if (st->reason)
 		return 0;
-	return CACHE_SHAPE_CACHEABLE | (st->stable_found ? CACHE_SHAPE_STABLE : 0);
+	return CACHE_SHAPE_CACHEABLE | (st->stable_found ? CACHE_SHAPE_STABLE : 0) |
+		(st->reads_settings ? CACHE_SHAPE_SETTINGS : 0);
 }
 
 static void

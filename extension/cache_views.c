@@ -26,6 +26,7 @@ PG_FUNCTION_INFO_V1(perfopt_cache_clear);
 PG_FUNCTION_INFO_V1(perfopt_cache_clear_table);
 PG_FUNCTION_INFO_V1(perfopt_cache_warm);
 PG_FUNCTION_INFO_V1(perfopt_cache_last_outcome);
+PG_FUNCTION_INFO_V1(perfopt_cache_rules_may_exist);
 
 static void
 require_cache(void)
@@ -178,4 +179,11 @@ perfopt_cache_last_outcome(PG_FUNCTION_ARGS)
 	if (cache_prev_outcome == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(cache_outcome_text(cache_prev_outcome)));
+}
+
+/* perfopt._cache_rules_may_exist(): false when this database has no rule */
+Datum
+perfopt_cache_rules_may_exist(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(cache_rules_may_exist());
 }

@@ -1,9 +1,10 @@
--- Result cache: rows kept with the text a client received.  A hit to a
--- client reading text sends that text only under the same output settings
--- (extra_float_digits, bytea_output, DateStyle, IntervalStyle, client
--- encoding; TimeZone is in the key); under others, and for columns whose
--- text may change without a write (an enum's labels), the stored rows go
--- through the output functions again.
+-- Result cache: rows kept with the text a client received.  Output
+-- settings (extra_float_digits, bytea_output, DateStyle, IntervalStyle,
+-- TimeZone, client encoding) are in the key like every setting not at its
+-- default, since a statement may also apply them inside the query (x::text):
+-- under other values the statement is computed and stored again.  Columns
+-- whose text may change without a write (an enum's labels) go through the
+-- output functions again.
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS perfopt;
 RESET client_min_messages;
@@ -24,7 +25,7 @@ SET TimeZone = 'UTC';
 :q;
 SELECT perfopt.cache_last_outcome();
 
--- each setting changes the text of the same stored rows
+-- each setting changes the text: an entry of its own
 SET extra_float_digits = 0;
 :q;
 SELECT perfopt.cache_last_outcome();

@@ -371,4 +371,7 @@ REVOKE ALL ON FUNCTION perfopt.cache_query(text, interval), perfopt.cache_table(
     perfopt._cache_analyze(text, boolean), perfopt._cache_table_check(regclass),
     perfopt._cache_sync_triggers(oid[], boolean), perfopt._cache_sync_key_trigger(oid, boolean)
     FROM PUBLIC;
-GRANT SELECT ON perfopt.cache_rule_defs, perfopt.cache_rules TO PUBLIC;
+-- The functions behind the cache's views are restricted as the views are,
+-- and rule texts (with their constants) are for those who manage rules.
+REVOKE ALL ON FUNCTION perfopt._cache_stats(), perfopt.cache_totals() FROM PUBLIC;
+REVOKE ALL ON perfopt.cache_rule_defs, perfopt.cache_rules FROM PUBLIC;

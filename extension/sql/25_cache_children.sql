@@ -14,6 +14,12 @@
 -- column; until then no result that reads the table is stored
 -- (cache_trigger_coverage in cache_rules.c checks).  SECURITY DEFINER: whoever may create a partition may
 -- extend the rules, which only the extension's owner can write.
+-- False when this database certainly has no rule: then DDL costs the event
+-- trigger one call, and no read of perfopt.cache_rule_defs.
+CREATE FUNCTION perfopt._cache_rules_may_exist() RETURNS boolean
+AS 'MODULE_PATHNAME', 'perfopt_cache_rules_may_exist'
+LANGUAGE C STRICT VOLATILE;
+
 CREATE FUNCTION perfopt._cache_adopt_children() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -22,6 +28,9 @@ DECLARE
     grown oid[];
     resync oid[] := '{}';
 BEGIN
+    IF NOT perfopt._cache_rules_may_exist() THEN
+        RETURN;
+    END IF;
     -- tables created or altered, and the tables of triggers created
     -- (other than perfopt's own, which sync itself creates)
     FOR changed IN
