@@ -21,12 +21,12 @@
 #include "utils/memutils.h"
 #include "utils/queryjumble.h"
 
-#include "advisor.h"
-#include "cache.h"			/* result cache */
-#include "guc.h"
+#include "advisor/advisor.h"
+#include "cache/cache.h"			/* result cache */
+#include "common/guc.h"
 #include "perfopt.h"
-#include "slowlog.h"
-#include "stats_store.h"
+#include "stats/slowlog.h"
+#include "stats/stats_store.h"
 
 PG_MODULE_MAGIC;
 

@@ -1,0 +1,768 @@
+/*
+ * cache_serve.c
+ *		Owns the planner and executor hooks of the result cache: they mark
+ *		cacheable statement shapes at planning, decide whether a statement
+ *		is a candidate (the run-time conditions of the contract, the tables
+ *		it reads, the rules), answer a hit in ExecutorRun (after
+ *		ExecutorStart took the locks and checked privileges, so a REVOKE
+ *		takes effect at once) and store a miss when the protocol of
+ *		cache_inval.c allows it.  Hits that skip the real plan, or planning
+ *		altogether, are cache_standin.c's.  It works for every protocol
+ *		because rows go to queryDesc->dest, which formats them as the client
+ *		asked.
+ *
+ *		These hooks are installed last, so they run first and chain to the
+ *		statistics hooks of perfopt.c.
+ */
+#include "postgres.h"
+
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "common/hashfn.h"
+#include "commands/explain.h"
+#include "executor/spi.h"
+#include "executor/executor.h"
+#include "executor/instrument.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "optimizer/planner.h"
+#include "parser/parsetree.h"
+#include "portability/instr_time.h"
+#include "tcop/pquery.h"
+#include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "cache/cache.h"
+#include "perfopt.h"
+#include "stats/stats_store.h"
+
+static planner_hook_type prev_planner = NULL;
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+static ExecutorRun_hook_type prev_ExecutorRun = NULL;
+static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+static ExplainOneQuery_hook_type prev_ExplainOneQuery = NULL;
+
+/* utility commands this statement runs under (see cache.h: cache_nesting) */
+int			cache_utility_level = 0;
+
+/* inside EXPLAIN, whose plan must be the real one */
+int			cache_explaining = 0;
+
+/* perfopt.cache_warm() lets the statement it runs count as top level */
+int			cache_warm_level = -1;
+
+/*
+ * What happened to the current top-level statement (for EXPLAIN ANALYZE and
+ * cache_warm) and to the one before it (for perfopt.cache_last_outcome(),
+ * itself a statement).
+ */
+const char *cache_last_outcome = NULL;
+const char *cache_prev_outcome = NULL;
+
+static PlannedStmt *
+plan_chained(Query *parse, const char *query_string, int cursorOptions,
+			 ParamListInfo boundParams)
+{
+	if (prev_planner)
+		return prev_planner(parse, query_string, cursorOptions, boundParams);
+	return standard_planner(parse, query_string, cursorOptions, boundParams);
+}
+
+/*
+ * Planning while some rule exists.  Kept out of cache_planner so that the
+ * statements planned without any rule, every one of them when caching is
+ * not used, pay for no more than the test that sends them on.
+ */
+static pg_noinline PlannedStmt *
+plan_with_rules(Query *parse, const char *query_string, int cursorOptions,
+				ParamListInfo boundParams)
+{
+	PlannedStmt *result;
+	int			shape;
+	bool		has_params = false;
+	bool		looked = false;
+	List	   *rtes = NIL;
+
+	/* before planning, which rewrites the tree it is given */
+	shape = cache_shape_of(parse, &has_params, &rtes);
+	result = cache_standin_plan(parse, query_string, cursorOptions, boundParams,
+								shape, has_params, rtes, &looked);
+	if (result)
+		return result;
+
+	result = plan_chained(parse, query_string, cursorOptions, boundParams);
+	result->jitFlags |= shape;
+	if (looked)
+		cache_standin_note_miss(result);
+	return result;
+}
+
+/*
+ * Without any rule nothing can be cached, so every statement would pay for
+ * the walk of its tree for nothing; a plan made then lacks the bits and is
+ * simply never cached.  Creating the first rule installs triggers, whose
+ * relcache invalidation replans the statements on those tables.
+ */
+static PlannedStmt *
+cache_planner(Query *parse, const char *query_string, int cursorOptions,
+			  ParamListInfo boundParams)
+{
+	if (cache_store_ready() && perfopt_cache_mode != CACHE_MODE_OFF &&
+		!IsInParallelMode() && !cache_rules_none())
+		return plan_with_rules(parse, query_string, cursorOptions, boundParams);
+	return plan_chained(parse, query_string, cursorOptions, boundParams);
+}
+
+/*
+ * A hit may be decided here already (cache_standin.c), and a stand-in made
+ * by the planner hook becomes the real plan if it is not one.  The executor
+ * must not see perfopt's bits in jitFlags; hide them meanwhile.
+ */
+static void
+cache_ExecutorStart(QueryDesc *queryDesc, int eflags)
+{
+	PlannedStmt *stmt = queryDesc->plannedstmt;
+	int			bits;
+
+	/* the common case: a plan the planner hook did not mark (no rules) */
+	if ((stmt->jitFlags & (CACHE_SHAPE_BITS | CACHE_STANDIN_BITS)) == 0)
+	{
+		if (prev_ExecutorStart)
+			prev_ExecutorStart(queryDesc, eflags);
+		else
+			standard_ExecutorStart(queryDesc, eflags);
+		return;
+	}
+
+	cache_standin_start(queryDesc, eflags);
+	stmt = queryDesc->plannedstmt;
+	bits = stmt->jitFlags & (CACHE_SHAPE_BITS | CACHE_STANDIN_BITS);
+	if (bits == 0)
+	{
+		/* nothing to hide: the common case without cache rules */
+		if (prev_ExecutorStart)
+			prev_ExecutorStart(queryDesc, eflags);
+		else
+			standard_ExecutorStart(queryDesc, eflags);
+		return;
+	}
+
+	stmt->jitFlags &= ~CACHE_SHAPE_BITS;
+	PG_TRY();
+	{
+		if (prev_ExecutorStart)
+			prev_ExecutorStart(queryDesc, eflags);
+		else
+			standard_ExecutorStart(queryDesc, eflags);
+	}
+	PG_FINALLY();
+	{
+		stmt->jitFlags |= bits;
+	}
+	PG_END_TRY();
+}
+
+#define SHAPE_REFUSAL "statement shape not cacheable (not a plain SELECT, or volatile or user-defined functions)"
+
+/* the outcome of an unmarked plan, spelled out when read */
+static const char unmarked[] = "unmarked";
+
+/* What rules out the cache for any statement in this backend right now. */
+static const char *
+session_refusal(void)
+{
+	if (perfopt_cache_mode == CACHE_MODE_OFF || !cache_store_ready())
+		return "perfopt.cache_mode is off";
+	if (cache_nesting != 0 && cache_nesting != cache_warm_level)
+		return "not a top-level statement";
+	if (IsParallelWorker() || RecoveryInProgress())
+		return "parallel worker or hot standby";
+	return NULL;
+}
+
+/*
+ * Why a plan the planner hook did not mark is not cached: what
+ * cache_runtime_refusal says of it, without its other checks.  Every
+ * statement pays this when no rule exists, so it is kept short: whether no
+ * rule exists or the shape is never cached is told apart only when someone
+ * asks (cache_outcome_text).
+ */
+static const char *
+unmarked_refusal(void)
+{
+	const char *why = session_refusal();
+
+	return why ? why : unmarked;
+}
+
+/* An outcome as the user reads it. */
+const char *
+cache_outcome_text(const char *outcome)
+{
+	if (outcome != unmarked)
+		return outcome;
+	return cache_rules_none() ? "no cache rule selects it" : SHAPE_REFUSAL;
+}
+
+/* The run-time conditions of the contract; NULL when they all hold. */
+const char *
+cache_runtime_refusal(QueryDesc *queryDesc, bool records_ok, ScanDirection direction,
+				uint64 count, bool at_start)
+{
+	PlannedStmt *stmt = queryDesc->plannedstmt;
+	const char *why = session_refusal();
+
+	if (why)
+		return why;
+	/* without rules the planner did not look at the shape at all */
+	if (!(stmt->jitFlags & CACHE_SHAPE_CACHEABLE) && cache_rules_none())
+		return "no cache rule selects it";
+	if (!(stmt->jitFlags & CACHE_SHAPE_CACHEABLE) || stmt->commandType != CMD_SELECT ||
+		queryDesc->operation != CMD_SELECT || stmt->queryId == UINT64CONST(0))
+		return SHAPE_REFUSAL;
+	if (stmt->rowMarks != NIL || stmt->hasModifyingCTE || stmt->dependsOnRole)
+		return "statement locks rows, writes or depends on the role";
+	/*
+	 * Only a whole result from a fresh start: a second run of the same
+	 * statement continues where it stopped, and a scrollable cursor may be
+	 * fetched backwards from where a real run would have left it.
+	 */
+	if ((!at_start && (count != 0 || queryDesc->already_executed ||
+					   !ScanDirectionIsForward(direction))) ||
+		ActivePortal == NULL || (ActivePortal->cursorOptions & CURSOR_OPT_SCROLL))
+		return "fetched piecemeal (cursor or row limit)";
+	if (XactIsoLevel != XACT_READ_COMMITTED)
+		return "transaction is not READ COMMITTED";
+	if (queryDesc->snapshot == NULL || !IsMVCCSnapshot(queryDesc->snapshot))
+		return "no MVCC snapshot";
+	if (!records_ok)
+		return "returns anonymous records";
+	return NULL;
+}
+
+/* The tables a range table reads, and whether each may be cached at all. */
+const char *
+cache_relation_refusal_of(List *rtable, CacheCandidate *c)
+{
+	ListCell   *lc;
+
+	c->nrels = 0;
+	foreach(lc, rtable)
+	{
+		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+		int			i;
+
+		if (rte->rtekind != RTE_RELATION)
+			continue;
+		if (cache_relation_refusal(rte->relid))
+			return "reads a table that is never cached";
+		if (rte->relkind == RELKIND_VIEW)
+			continue;			/* its tables are in the range table too */
+		for (i = 0; i < c->nrels; i++)
+			if (c->relids[i] == rte->relid)
+				break;
+		if (i < c->nrels)
+			continue;
+		if (c->nrels == CACHE_MAX_DEPS)
+			return "reads too many tables";
+		if (cache_xact_wrote(rte->relid))
+			return "this transaction wrote a table it reads";
+		c->relids[c->nrels++] = rte->relid;
+	}
+	return NULL;
+}
+
+/*
+ * Is the stored blob the answer for this statement, now, under this
+ * snapshot?  (NULL: no snapshot yet, all but the snapshot checked.)
+ */
+bool
+cache_blob_answers(CacheCandidate *c, Snapshot snapshot, uint32 tupdesc_hash, char *blob,
+				   uint32 len, CacheBlobHeader **hdr, char **tuples, bool *invalid,
+				   bool *expired)
+{
+	CacheDep   *deps;
+	int			ndeps;
+	char	   *key;
+	int			i;
+
+	*invalid = *expired = false;
+	if (!cache_blob_parse(blob, len, &deps, &ndeps, hdr, &key, tuples) ||
+		(*hdr)->keylen != (uint32) c->key.len ||
+		memcmp(key, c->key.data, c->key.len) != 0 ||
+		(*hdr)->tupdesc_hash != tupdesc_hash)
+		return false;			/* another statement with the same hash */
+	for (i = 0; i < ndeps; i++)
+	{
+		if (cache_slot_gen(deps[i].slot) != deps[i].gen)
+		{
+			*invalid = true;
+			return false;
+		}
+	}
+	if ((*hdr)->expires != 0 && GetCurrentTimestamp() >= (*hdr)->expires)
+	{
+		*expired = true;
+		return false;
+	}
+
+	/*
+	 * Every writer the result includes must be visible to this statement's
+	 * snapshot, taken before this check: never serve what is newer.
+	 */
+	return snapshot == NULL ||
+		FullTransactionIdPrecedes((*hdr)->max_writer, cache_full_xid(snapshot->xmin));
+}
+
+/*
+ * The stored answer to c under snapshot (see cache_blob_answers), copied
+ * out of the store into *blob, or false.  With forget, an entry found
+ * invalid or expired is dropped and counted now, and this session takes
+ * the flight of its recomputation (cache_flight.c); callers that leave
+ * that to ExecutorRun pass false.  Finding no entry for a key that another
+ * session recomputes, it waits for that session once and looks again.
+ */
+bool
+cache_find_answer(CacheCandidate *c, Snapshot snapshot, uint32 tupdesc_hash,
+				  uint64 queryid, bool forget, char **blob,
+				  uint32 *len, CacheBlobHeader **hdr, char **tuples)
+{
+	Oid			userid = GetUserId();
+	bool		waited = false;
+
+	for (;;)
+	{
+		bool		invalid;
+		bool		expired;
+
+		if (!cache_store_lookup(MyDatabaseId, userid, c->keyhash,
+								c->key.data, c->key.len, blob, len))
+		{
+			if (!waited && cache_flight_wait(MyDatabaseId, userid, c->keyhash))
+			{
+				waited = true;
+				continue;
+			}
+			return false;
+		}
+		if (cache_blob_answers(c, snapshot, tupdesc_hash, *blob, *len, hdr, tuples,
+							   &invalid, &expired))
+			return true;
+		pfree(*blob);
+		if (!forget || !(invalid || expired))
+			return false;
+		cache_store_forget(MyDatabaseId, userid, c->keyhash, invalid, expired, queryid);
+		if (cache_flight_take(MyDatabaseId, userid, c->keyhash) || waited ||
+			!cache_flight_wait(MyDatabaseId, userid, c->keyhash))
+			return false;
+		waited = true;
+	}
+}
+
+static bool
+serve_hit(CacheCandidate *c, QueryDesc *queryDesc)
+{
+	char	   *blob;
+	uint32		len;
+	CacheBlobHeader *hdr;
+	char	   *tuples;
+	MemoryContext old;
+	uint64		n;
+
+	if (!cache_find_answer(c, queryDesc->snapshot, cache_tupdesc_hash(queryDesc->tupDesc),
+						   queryDesc->plannedstmt->queryId, true, &blob, &len, &hdr, &tuples))
+		return false;
+
+	old = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
+	if (queryDesc->totaltime)
+		InstrStartNode(queryDesc->totaltime);
+	perfopt_measure_begin(queryDesc);	/* the statistics' own timer */
+	queryDesc->already_executed = true;
+	n = cache_blob_send(queryDesc, hdr, tuples);
+	queryDesc->estate->es_processed = n;
+	if (queryDesc->totaltime)
+		InstrStopNode(queryDesc->totaltime, n);
+	perfopt_measure_end(queryDesc);
+	MemoryContextSwitchTo(old);
+	pfree(blob);
+	return true;
+}
+
+/*
+ * Store the result of a miss if the protocol allows: every table it read
+ * carries the trigger (checked in the catalog once per DDL epoch), watching
+ * the updates of every column the statement reads, and has no writer that
+ * reached commit at or after the snapshot's xmin.
+ */
+static const char *
+store_result(CacheCandidate *c, QueryDesc *queryDesc, CacheCapture *cap)
+{
+	CacheDep	deps[2 * CACHE_MAX_DEPS + 2];
+	int			ndeps = 0;
+	int			epoch_slot = cache_epoch_slot();
+	uint64		epoch;
+	FullTransactionId xmin;
+	FullTransactionId max_writer = FirstNormalFullTransactionId;
+	CacheBlobHeader hdr;
+	char	   *blob;
+	uint32		len;
+	uint64		covered;
+	uint64		keyed;
+	AttrNumber	keycol;
+	int			band;
+	int			i;
+
+	if (cache_capture_overflowed(cap))
+	{
+		cache_store_count_too_large();
+		return "result larger than perfopt.cache_max_entry_size";
+	}
+	if (cache_xact_changed_anything())
+		return "this transaction has written";
+	if (epoch_slot < 0)
+		return "no room for the database's slot";
+	epoch = cache_slot_gen(epoch_slot);
+	deps[ndeps++].slot = 0;
+	deps[ndeps++].slot = epoch_slot;
+	for (i = 0; i < c->nrels; i++)
+	{
+		int			slot = cache_slot_find(MyDatabaseId, c->relids[i], true);
+
+		if (slot < 0)
+			return "no room for a table slot";
+		if (!cache_slot_coverage(slot, epoch, &covered, &keyed))
+		{
+			covered = cache_trigger_coverage(c->relids[i], &keyed);
+			if (covered == 0)
+				return "a table it reads has no enabled invalidation trigger";
+			cache_slot_set_coverage(slot, epoch, covered, keyed);
+		}
+		/* an UPDATE of a column the trigger does not watch fires nothing */
+		if (!(covered & CACHE_ALL_COLUMNS) &&
+			(cache_read_columns(queryDesc->plannedstmt->rtable, c->relids[i]) & ~covered) != 0)
+			return "it reads a column whose updates the table's invalidation trigger does not watch";
+		/* restricted to one key value: that value's band and the wide slot */
+		if (keyed != 0 &&
+			cache_plan_key(queryDesc->plannedstmt, queryDesc->params, c->relids[i], keyed,
+						   &keycol, &band))
+		{
+			int			wide = cache_slot_find_sub(MyDatabaseId, c->relids[i],
+												   CACHE_SLOT_WIDE, true);
+
+			slot = cache_slot_find_sub(MyDatabaseId, c->relids[i],
+									   CACHE_SLOT_BAND(keycol, band), true);
+			if (slot < 0 || wide < 0)
+				return "no room for a table slot";
+			deps[ndeps++].slot = wide;
+		}
+		deps[ndeps++].slot = slot;
+	}
+
+	xmin = cache_full_xid(queryDesc->snapshot->xmin);
+	for (i = 0; i < ndeps; i++)
+	{
+		FullTransactionId mx;
+
+		deps[i].pad = 0;
+		if (!cache_slot_check_store(deps[i].slot, xmin, &deps[i].gen, &mx))
+			return "a writer committed concurrently";
+		if (FullTransactionIdPrecedes(max_writer, mx))
+			max_writer = mx;
+	}
+	if (deps[1].gen != epoch)
+		return "DDL committed concurrently";
+
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.tupdesc_hash = cache_tupdesc_hash(queryDesc->tupDesc);
+	hdr.max_writer = max_writer;
+	hdr.expires = c->ttl_us >= 0 ?
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 0) + c->ttl_us : 0;
+	blob = cache_blob_build(cap, deps, ndeps, &hdr, &c->key, &len);
+	if (blob == NULL ||
+		!cache_store_insert(MyDatabaseId, GetUserId(), c->keyhash,
+							queryDesc->plannedstmt->queryId, blob, len))
+		return "does not fit in perfopt.cache_size";
+	return NULL;
+}
+
+/* Is this statement a candidate?  Fills c; sets cache_last_outcome if not. */
+bool
+cache_examine(QueryDesc *queryDesc, bool records_ok, ScanDirection direction,
+			  uint64 count, bool at_start, CacheCandidate *c)
+{
+	const char *why = cache_runtime_refusal(queryDesc, records_ok, direction, count, at_start);
+	PlannedStmt *stmt = queryDesc->plannedstmt;
+
+	if (!why && cache_rules_none())
+		why = "no cache rule selects it";
+	if (!why)
+		why = cache_relation_refusal_of(stmt->rtable, c);
+	if (!why && !cache_rules_lookup(queryDesc->plannedstmt->queryId,
+									c->relids, c->nrels, &c->ttl_us))
+		why = "no cache rule selects it";
+	if (!why && (queryDesc->plannedstmt->jitFlags & CACHE_SHAPE_STABLE) && c->ttl_us < 0)
+		why = "calls a stable function and its rule has no ttl";
+	if (!why && cache_standin_missed_key(queryDesc, &c->key, &c->keyhash))
+		return true;
+	if (!why)
+	{
+		initStringInfo(&c->key);
+		if (!cache_build_key(stmt->queryId, queryDesc->sourceText, stmt->stmt_location,
+							 stmt->stmt_len, queryDesc->params, &c->key))
+			why = "parameters cannot be read";
+	}
+	if (why)
+	{
+		if (!at_start)
+			cache_last_outcome = why;
+		return false;
+	}
+	c->keyhash = hash_bytes_extended((unsigned char *) c->key.data, c->key.len, 0);
+	return true;
+}
+
+static void
+run_chained(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+			bool execute_once)
+{
+	/* perfopt.c's ExecutorRun, further down the chain, counts the level */
+	if (prev_ExecutorRun)
+		prev_ExecutorRun(queryDesc, direction, count, execute_once);
+	else
+		standard_ExecutorRun(queryDesc, direction, count, execute_once);
+}
+
+static void
+cache_ExecutorEnd(QueryDesc *queryDesc)
+{
+	cache_standin_end(queryDesc);
+	/* a recomputation that did not reach its store (bypassed at run time) */
+	cache_flight_land();
+	if (prev_ExecutorEnd)
+		prev_ExecutorEnd(queryDesc);
+	else
+		standard_ExecutorEnd(queryDesc);
+}
+
+/*
+ * A plan the planner hook marked: served from the cache, or run and its
+ * result stored.  Apart from cache_ExecutorRun, whose common case (an
+ * unmarked plan) then needs neither this frame nor its PG_TRY.
+ */
+static pg_noinline void
+run_marked(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+		   bool execute_once)
+{
+	CacheCandidate c;
+	CacheCapture *cap;
+	instr_time	start;
+	instr_time	duration;
+	uint64		queryid = queryDesc->plannedstmt->queryId;
+
+	if (cache_standin_run(queryDesc, direction, count))
+		return;
+	if (!cache_examine(queryDesc, queryDesc->tupDesc && cache_tupdesc_ok(queryDesc->tupDesc),
+					   direction, count, false, &c))
+	{
+		run_chained(queryDesc, direction, count, execute_once);
+		return;
+	}
+
+	INSTR_TIME_SET_CURRENT(start);
+	if (!cache_standin_known_miss(queryDesc->plannedstmt) && serve_hit(&c, queryDesc))
+	{
+		INSTR_TIME_SET_CURRENT(duration);
+		INSTR_TIME_SUBTRACT(duration, start);
+		cache_store_count(queryid, true, INSTR_TIME_GET_MILLISEC(duration));
+		stats_store_count_cache(queryid, true);
+		cache_last_outcome = "hit";
+		return;
+	}
+
+	/* a full store takes a result the second time its key misses */
+	if (cache_nesting != cache_warm_level && !cache_store_admit(c.keyhash))
+	{
+		run_chained(queryDesc, direction, count, execute_once);
+		cache_last_outcome = "miss, not stored: the cache is full and the statement missed for the first time";
+		cache_flight_land();
+		cache_store_count_refused();
+		INSTR_TIME_SET_CURRENT(duration);
+		INSTR_TIME_SUBTRACT(duration, start);
+		cache_store_count(queryid, false, INSTR_TIME_GET_MILLISEC(duration));
+		stats_store_count_cache(queryid, false);
+		return;
+	}
+	cap = cache_capture_begin(queryDesc, (Size) perfopt_cache_max_entry_size * 1024);
+	PG_TRY();
+	{
+		run_chained(queryDesc, direction, count, execute_once);
+	}
+	PG_FINALLY();
+	{
+		cache_capture_end(queryDesc, cap);
+	}
+	PG_END_TRY();
+
+	cache_last_outcome = store_result(&c, queryDesc, cap);
+	cache_flight_land();
+	if (cache_last_outcome)
+		cache_store_count_refused();
+	else
+		cache_last_outcome = "miss, stored";
+	INSTR_TIME_SET_CURRENT(duration);
+	INSTR_TIME_SUBTRACT(duration, start);
+	cache_store_count(queryid, false, INSTR_TIME_GET_MILLISEC(duration));
+	stats_store_count_cache(queryid, false);
+}
+
+static void
+cache_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+				  bool execute_once)
+{
+	if (cache_nesting == 0 || cache_nesting == cache_warm_level)
+	{
+		cache_prev_outcome = cache_last_outcome;
+		cache_last_outcome = NULL;
+	}
+	/* not marked by the planner hook: never cached, say why and run it */
+	if ((queryDesc->plannedstmt->jitFlags & (CACHE_SHAPE_CACHEABLE | CACHE_STANDIN_PLAN)) == 0)
+	{
+		cache_last_outcome = unmarked_refusal();
+		run_chained(queryDesc, direction, count, execute_once);
+		return;
+	}
+	run_marked(queryDesc, direction, count, execute_once);
+}
+
+/*
+ * EXECUTE runs what the client asked for, and EXPLAIN ANALYZE runs its
+ * statement as if it were top level, so that EXPLAIN can show a hit.
+ */
+static void
+cache_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
+					 bool readOnlyTree, ProcessUtilityContext context,
+					 ParamListInfo params, QueryEnvironment *queryEnv,
+					 DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	bool		nests = !IsA(parsetree, ExecuteStmt) && !IsA(parsetree, ExplainStmt);
+
+	cache_inval_note_utility(parsetree);
+	perfopt_utility_nested(&cache_utility_level, nests, prev_ProcessUtility, pstmt, queryString,
+						   readOnlyTree, context, params, queryEnv, dest, qc);
+}
+
+/* EXPLAIN (ANALYZE) says whether the answer came from the cache. */
+static void
+explain_one(Query *query, int cursorOptions, IntoClause *into,
+			ExplainState *es, const char *queryString,
+			ParamListInfo params, QueryEnvironment *queryEnv)
+{
+	PlannedStmt *plan;
+	instr_time	planstart;
+	instr_time	planduration;
+	BufferUsage bufusage_start;
+	BufferUsage bufusage;
+
+	if (prev_ExplainOneQuery)
+	{
+		prev_ExplainOneQuery(query, cursorOptions, into, es, queryString,
+							 params, queryEnv);
+		return;
+	}
+	if (es->buffers)
+		bufusage_start = pgBufferUsage;
+	INSTR_TIME_SET_CURRENT(planstart);
+	plan = pg_plan_query(query, queryString, cursorOptions, params);
+	INSTR_TIME_SET_CURRENT(planduration);
+	INSTR_TIME_SUBTRACT(planduration, planstart);
+	if (es->buffers)
+	{
+		memset(&bufusage, 0, sizeof(BufferUsage));
+		BufferUsageAccumDiff(&bufusage, &pgBufferUsage, &bufusage_start);
+	}
+	ExplainOnePlan(plan, into, es, queryString, params, queryEnv,
+				   &planduration, (es->buffers ? &bufusage : NULL));
+}
+
+/*
+ * EXPLAIN shows the real plan: the planner hook makes no stand-in inside it
+ * (EXPLAIN ANALYZE runs the real plan's ExecutorStart and answers a hit in
+ * ExecutorRun, so it still shows "Perfopt Cache: hit").
+ */
+static void
+cache_ExplainOneQuery(Query *query, int cursorOptions, IntoClause *into,
+					  ExplainState *es, const char *queryString,
+					  ParamListInfo params, QueryEnvironment *queryEnv)
+{
+	cache_last_outcome = NULL;
+	cache_explaining++;
+	PG_TRY();
+	{
+		explain_one(query, cursorOptions, into, es, queryString, params, queryEnv);
+	}
+	PG_FINALLY();
+	{
+		cache_explaining--;
+	}
+	PG_END_TRY();
+	if (es->format == EXPLAIN_FORMAT_TEXT && es->analyze && cache_last_outcome)
+		ExplainPropertyText("Perfopt Cache", cache_outcome_text(cache_last_outcome), es);
+}
+
+void
+cache_install_hooks(void)
+{
+	cache_inval_install();
+	cache_flight_install();
+	prev_planner = planner_hook;
+	planner_hook = cache_planner;
+	prev_ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = cache_ExecutorStart;
+	prev_ExecutorRun = ExecutorRun_hook;
+	ExecutorRun_hook = cache_ExecutorRun;
+	prev_ExecutorEnd = ExecutorEnd_hook;
+	ExecutorEnd_hook = cache_ExecutorEnd;
+	cache_standin_install();
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = cache_ProcessUtility;
+	prev_ExplainOneQuery = ExplainOneQuery_hook;
+	ExplainOneQuery_hook = cache_ExplainOneQuery;
+}
+
+/*
+ * Run one SELECT as if it were top level, so that a miss is stored: the
+ * body of perfopt.cache_warm().  Returns what happened to it.
+ */
+const char *
+cache_warm_statement(const char *sql)
+{
+	int			saved = cache_warm_level;
+	const char *outcome;
+
+	cache_last_outcome = NULL;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	cache_warm_level = cache_nesting;
+	PG_TRY();
+	{
+		/* read-only: a data-modifying statement is refused, not run */
+		if (SPI_execute(sql, true, 0) != SPI_OK_SELECT)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("perfopt.cache_warm() only runs a SELECT")));
+	}
+	PG_FINALLY();
+	{
+		cache_warm_level = saved;
+	}
+	PG_END_TRY();
+	outcome = cache_last_outcome ? cache_outcome_text(cache_last_outcome) : "not run";
+	SPI_finish();
+	return outcome;
+}
