@@ -13,8 +13,8 @@
 #include "storage/shmem.h"
 
 #include "advisor/advisor_capture.h"
-#include "cache/cache.h"			/* result cache */
-#include "perfopt.h"
+#include "cache/cache.h"
+#include "shmem.h"
 #include "stats/slowlog.h"
 #include "stats/stats_persist.h"
 #include "stats/stats_store.h"

@@ -47,7 +47,6 @@ typedef struct AdvisorCand
 
 extern List *advisor_candidates(List *stmts, int max_candidates);
 extern List *advisor_advise(List *stmts, bool count_writes, bool rethrow);
-extern void advisor_install_hooks(void);
 
 extern Datum perfopt_explain_hypothetical(PG_FUNCTION_ARGS);
 extern Datum perfopt_index_recommendations(PG_FUNCTION_ARGS);

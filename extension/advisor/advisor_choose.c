@@ -431,10 +431,3 @@ advisor_advise(List *stmts, bool count_writes, bool rethrow)
 	list_sort(result, by_saving_desc);
 	return result;
 }
-
-void
-advisor_install_hooks(void)
-{
-	hypo_index_install_hooks();
-	advisor_capture_install_hooks();
-}

@@ -22,7 +22,7 @@
 #include "advisor/advisor_capture.h"
 #include "advisor/advisor_plan.h"
 #include "advisor/advisor_preds.h"
-#include "perfopt.h"
+#include "shmem.h"
 #include "stats/stats_store.h"
 
 /* statements re-planned per advice, the most time-consuming first */

@@ -7,6 +7,7 @@
 #define PERFOPT_HYPO_INDEX_H
 
 #include "nodes/pg_list.h"
+#include "storage/block.h"
 
 typedef struct HypoIndex
 {

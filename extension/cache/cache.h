@@ -20,6 +20,8 @@
 #include "storage/spin.h"
 #include "utils/timestamp.h"
 
+#include "common/nesting.h"
+
 /* perfopt.cache_mode */
 typedef enum CacheMode
 {
@@ -241,10 +243,9 @@ typedef struct CacheCandidate
 
 /*
  * How deeply the current statement is nested, for the cache: the executor
- * levels that perfopt.c keeps for everyone, plus utility commands other
+ * levels that nesting.c keeps for everyone, plus utility commands other
  * than EXECUTE and EXPLAIN (cache_serve.c).  Only level 0 uses the cache.
  */
-extern int	perfopt_exec_level;
 extern int	cache_utility_level;
 #define cache_nesting (perfopt_exec_level + cache_utility_level)
 

@@ -12,7 +12,7 @@
  *		asked.
  *
  *		These hooks are installed last, so they run first and chain to the
- *		statistics hooks of perfopt.c.
+ *		statistics hooks of stats_hooks.c.
  */
 #include "postgres.h"
 
@@ -37,7 +37,8 @@
 #include "utils/timestamp.h"
 
 #include "cache/cache.h"
-#include "perfopt.h"
+#include "common/nesting.h"
+#include "stats/stats_hooks.h"
 #include "stats/stats_store.h"
 
 static planner_hook_type prev_planner = NULL;
@@ -381,13 +382,13 @@ serve_hit(CacheCandidate *c, QueryDesc *queryDesc)
 	old = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
 	if (queryDesc->totaltime)
 		InstrStartNode(queryDesc->totaltime);
-	perfopt_measure_begin(queryDesc);	/* the statistics' own timer */
+	stats_measure_begin(queryDesc);	/* the statistics' own timer */
 	queryDesc->already_executed = true;
 	n = cache_blob_send(queryDesc, hdr, tuples);
 	queryDesc->estate->es_processed = n;
 	if (queryDesc->totaltime)
 		InstrStopNode(queryDesc->totaltime, n);
-	perfopt_measure_end(queryDesc);
+	stats_measure_end(queryDesc);
 	MemoryContextSwitchTo(old);
 	pfree(blob);
 	return true;
@@ -530,7 +531,7 @@ static void
 run_chained(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 			bool execute_once)
 {
-	/* perfopt.c's ExecutorRun, further down the chain, counts the level */
+	/* the statistics' ExecutorRun, further down the chain, counts the level */
 	if (prev_ExecutorRun)
 		prev_ExecutorRun(queryDesc, direction, count, execute_once);
 	else

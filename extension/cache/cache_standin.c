@@ -47,7 +47,8 @@
 #include "utils/snapmgr.h"
 
 #include "cache/cache.h"
-#include "perfopt.h"
+#include "common/nesting.h"
+#include "stats/stats_hooks.h"
 #include "stats/stats_store.h"
 
 #define CACHE_MAX_STANDINS 16
@@ -428,14 +429,14 @@ cache_standin_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count)
 	old = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
 	if (queryDesc->totaltime)
 		InstrStartNode(queryDesc->totaltime);
-	perfopt_measure_begin(queryDesc);	/* the statistics' own timer */
+	stats_measure_begin(queryDesc);	/* the statistics' own timer */
 	queryDesc->already_executed = true;
 	if (ScanDirectionIsForward(direction))
 		n = cache_blob_send_some(queryDesc, st->wire_format, &st->next, &st->left, count);
 	queryDesc->estate->es_processed = n;
 	if (queryDesc->totaltime)
 		InstrStopNode(queryDesc->totaltime, n);
-	perfopt_measure_end(queryDesc);
+	stats_measure_end(queryDesc);
 	MemoryContextSwitchTo(old);
 	if (!st->counted)
 	{

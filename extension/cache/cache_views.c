@@ -18,7 +18,6 @@
 
 #include "cache/cache.h"
 #include "common/guc.h"
-#include "perfopt.h"
 
 PG_FUNCTION_INFO_V1(perfopt_cache_stats);
 PG_FUNCTION_INFO_V1(perfopt_cache_totals);

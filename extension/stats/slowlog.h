@@ -46,7 +46,7 @@ extern void slowlog_shmem_init(void);
 extern void slowlog_request_lock(void);
 extern bool slowlog_ready(void);
 
-/* b: the execution's buffer counters, as perfopt.c measured them */
+/* b: the execution's buffer counters, as stats_hooks.c measured them */
 extern void slowlog_capture(QueryDesc *queryDesc, double duration_ms,
 							const ExecBuffers *b);
 extern SlowQuery *slowlog_snapshot(int *count);

@@ -49,7 +49,7 @@ typedef struct StatsSnapshot
 
 /*
  * The buffer counters perfopt keeps of one execution: those of the
- * statistics and of a slow capture, not the whole BufferUsage (perfopt.c
+ * statistics and of a slow capture, not the whole BufferUsage (stats_hooks.c
  * measures executions itself, see ExecMeasure).
  */
 typedef struct ExecBuffers

@@ -16,7 +16,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
-#include "perfopt.h"
+#include "shmem.h"
 #include "stats/slowlog.h"
 #include "stats/stats_store.h"
 
