@@ -41,7 +41,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
-#include "cache/cache.h"
+#include "cache/cache_int.h"
 
 /*
  * Settings that change what a statement means or returns, rather than only

@@ -30,7 +30,7 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 
-#include "cache/cache.h"
+#include "cache/cache_int.h"
 
 #define CACHE_FLIGHTS 64
 

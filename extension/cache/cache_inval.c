@@ -2,25 +2,36 @@
  * cache_inval.c
  *		Owns what makes the result cache never stale: one slot per table in
  *		shared memory with a generation counter and the largest transaction
- *		id of a writer that reached commit, the statement-level trigger that
- *		notes a write, and the commit-time bumps (the protocol of
- *		DESIGN-NOTES.md "Result cache"):
+ *		id of a writer that reached commit, the writes this transaction
+ *		made (noted by the triggers of cache_triggers.c), and the
+ *		commit-time bumps.  The protocol, correct under READ COMMITTED,
+ *		where a statement's snapshot is taken before the cache's hooks run
+ *		and so may predate a write that commits before its result is
+ *		stored:
  *
  *		- the trigger only remembers the table in this transaction;
  *		- at PRE_COMMIT (before the commit becomes visible) and again at
  *		  COMMIT, every remembered table gets max_xid = max(max_xid, my xid)
- *		  and gen++; an abort does nothing;
+ *		  and gen++; an abort does nothing.  PREPARE TRANSACTION bumps at
+ *		  PRE_PREPARE, as its COMMIT PREPARED runs in another session (its
+ *		  xid stays running until then, so the next rule still holds);
  *		- a result computed under snapshot S is stored only if every table
  *		  it read has max_xid < S.xmin (cache_slot_check_store), remembering
- *		  each gen; it is served while every gen is unchanged.
+ *		  each gen: any writer that could be invisible to S has an xid at or
+ *		  above S.xmin, so this refuses exactly the risky stores;
+ *		- it is served while every gen is unchanged.
  *
- *		A table has more slots than its own (cache.h): a result restricted
- *		to one key value of the table (WHERE game_id = 7, see cache_keys.c)
- *		depends on the slot of that value's band and on the table's wide
- *		slot instead of the table slot.  Every write bumps the table slot;
- *		a write whose rows the key trigger saw bumps the bands of the keys
- *		they had; on a table with a key trigger, any other write (TRUNCATE,
- *		the key trigger disabled) bumps the wide slot.
+ *		The bump after the commit must not fail (it is too late to abort),
+ *		so it takes no lock and allocates nothing: slots are found or
+ *		created at PRE_COMMIT.
+ *
+ *		A table has more slots than its own (cache_int.h): a result
+ *		restricted to one key value of the table (WHERE game_id = 7, see
+ *		cache_keys.c) depends on the slot of that value's band and on the
+ *		table's wide slot instead of the table slot.  Every write bumps the
+ *		table slot; a write whose rows the key trigger saw bumps the bands
+ *		of the keys they had; on a table with a key trigger, any other write
+ *		(TRUNCATE, the key trigger disabled) bumps the wide slot.
  *
  *		DDL (any utility statement that may change what a statement means)
  *		bumps the database's epoch slot, on which every entry depends, the
@@ -32,10 +43,6 @@
 
 #include "access/transam.h"
 #include "access/xact.h"
-#include "catalog/pg_trigger.h"
-#include "commands/trigger.h"
-#include "executor/tuptable.h"
-#include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "replication/logicalworker.h"
@@ -44,9 +51,8 @@
 #include "storage/shmem.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
-#include "utils/rel.h"
 
-#include "cache/cache.h"
+#include "cache/cache_int.h"
 
 /*
  * slots of tables, their key bands and per-database epochs perfopt can
@@ -123,9 +129,6 @@ static int32 bumped[CACHE_MAX_BUMPS];
 static int	nbumped = 0;
 static FullTransactionId bump_xid;
 
-PG_FUNCTION_INFO_V1(perfopt_cache_invalidate);
-PG_FUNCTION_INFO_V1(perfopt_cache_note_keys);
-
 Size
 cache_inval_shmem_size(void)
 {
@@ -176,18 +179,6 @@ cache_full_xid(TransactionId xid)
 
 static HTAB *local_slots = NULL;
 
-/* A hash table of this backend's, living as long as it does. */
-HTAB *
-cache_backend_hash(const char *name, Size keysize, Size entrysize, long nelem)
-{
-	HASHCTL		info;
-
-	info.keysize = keysize;
-	info.entrysize = entrysize;
-	info.hcxt = TopMemoryContext;
-	return hash_create(name, nelem, &info, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-}
-
 static int
 remember_slot(SlotKey *key, int idx)
 {
@@ -216,7 +207,7 @@ cache_slot_find(Oid dbid, Oid relid, bool create)
 	return cache_slot_find_sub(dbid, relid, CACHE_SLOT_TABLE, create);
 }
 
-/* The same for one of a table's other slots (cache.h). */
+/* The same for one of a table's other slots (cache_int.h). */
 int
 cache_slot_find_sub(Oid dbid, Oid relid, int32 sub, bool create)
 {
@@ -386,8 +377,9 @@ written_table(Oid relid)
 	return &written[nwritten++];
 }
 
-static void
-note_write(Oid relid, bool wide)
+/* A write the invalidation trigger saw (cache_triggers.c). */
+void
+cache_xact_note_write(Oid relid, bool wide)
 {
 	WrittenTable *w = written_table(relid);
 
@@ -395,8 +387,9 @@ note_write(Oid relid, bool wide)
 		w->wide = true;
 }
 
-static void
-note_key(Oid relid, AttrNumber keycol, int band)
+/* A key band a row had, as the key trigger saw it (cache_triggers.c). */
+void
+cache_xact_note_key(Oid relid, AttrNumber keycol, int band)
 {
 	WrittenTable *w = written_table(relid);
 	int			i;
@@ -596,7 +589,11 @@ cache_xact_callback(XactEvent event, void *arg)
 			bump_before_commit();
 			break;
 		case XACT_EVENT_COMMIT:
-			/* again, now that the commit is visible: see DESIGN-NOTES.md */
+			/*
+			 * Again, now that the commit is visible: every entry whose
+			 * generations were read before then is invalid, whichever
+			 * snapshot computed it.
+			 */
 			for (i = 0; i < nbumped; i++)
 				slot_bump(bumped[i], bump_xid);
 			reset_xact_state();
@@ -615,122 +612,4 @@ void
 cache_inval_install(void)
 {
 	RegisterXactCallback(cache_xact_callback, NULL);
-}
-
-/*
- * Must this write bump the table's wide slot, on which its keyed entries
- * depend?  Only where keyed entries can exist, i.e. the table has a key
- * trigger (stores check it in the catalog; removing it is DDL, which drops
- * keyed entries), and that trigger did not see every row: TRUNCATE, or a key
- * trigger that is not enabled ALWAYS or has a WHEN condition.  The
- * relcache's copy is the one the executor fired row triggers from.
- */
-static bool
-write_is_wide(Relation rel, bool truncate)
-{
-	TriggerDesc *trigdesc = rel->trigdesc;
-	Oid			keys_fn;
-	bool		has_key_trigger = false;
-	int			i;
-
-	/* no BEFORE row trigger at all, the common case: no key trigger either */
-	if (trigdesc == NULL ||
-		!(trigdesc->trig_insert_before_row || trigdesc->trig_update_before_row ||
-		  trigdesc->trig_delete_before_row))
-		return false;
-	keys_fn = cache_keys_trigger_function();
-	if (!OidIsValid(keys_fn))
-		return false;
-	for (i = 0; i < trigdesc->numtriggers; i++)
-	{
-		Trigger    *t = &trigdesc->triggers[i];
-
-		if (t->tgfoid != keys_fn)
-			continue;
-		has_key_trigger = true;
-		if (!truncate && t->tgenabled == TRIGGER_FIRES_ALWAYS && t->tgqual == NULL &&
-			TRIGGER_FOR_ROW(t->tgtype) && TRIGGER_FOR_BEFORE(t->tgtype) &&
-			TRIGGER_FOR_INSERT(t->tgtype) && TRIGGER_FOR_UPDATE(t->tgtype) &&
-			TRIGGER_FOR_DELETE(t->tgtype))
-			return false;
-	}
-	return has_key_trigger;
-}
-
-/*
- * The invalidation trigger: AFTER INSERT OR UPDATE [OF ...] OR DELETE OR
- * TRUNCATE, FOR EACH STATEMENT, ENABLE ALWAYS.  It only notes the table;
- * the bump happens at commit, so a rolled-back write invalidates nothing.
- */
-Datum
-perfopt_cache_invalidate(PG_FUNCTION_ARGS)
-{
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("perfopt._cache_invalidate() must be called as a trigger"),
-				 errhint("perfopt.cache_query() and perfopt.cache_table() create the triggers that call it.")));
-	note_write(RelationGetRelid(trigdata->tg_relation),
-			   write_is_wide(trigdata->tg_relation,
-							 TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event)));
-	return PointerGetDatum(NULL);
-}
-
-/* One key column's band in a row, or -1 for NULL. */
-static int
-row_band(TupleTableSlot *slot, AttrNumber attno)
-{
-	bool		isnull;
-	Datum		d;
-	Oid			type;
-
-	if (attno < 1 || attno > slot->tts_tupleDescriptor->natts)
-		return -1;
-	d = slot_getattr(slot, attno, &isnull);
-	if (isnull)
-		return -1;
-	type = TupleDescAttr(slot->tts_tupleDescriptor, attno - 1)->atttypid;
-	return cache_key_band(type, d);
-}
-
-/*
- * The key trigger: BEFORE INSERT OR UPDATE OR DELETE, FOR EACH ROW, ENABLE
- * ALWAYS, its arguments the key columns' numbers.  It notes the band of
- * each key value a row had before and after the write, so that the commit
- * invalidates only entries restricted to those keys (cache_keys.c).  No
- * other BEFORE row trigger may run on the table (perfopt checks), so the
- * values it sees are the ones written.
- */
-Datum
-perfopt_cache_note_keys(PG_FUNCTION_ARGS)
-{
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	Trigger    *trigger;
-	Oid			relid;
-	int			i;
-
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
-		!TRIGGER_FIRED_BEFORE(trigdata->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("perfopt._cache_note_keys() must be called as a BEFORE row trigger"),
-				 errhint("perfopt.cache_query() creates the triggers that call it.")));
-	trigger = trigdata->tg_trigger;
-	relid = RelationGetRelid(trigdata->tg_relation);
-	for (i = 0; i < trigger->tgnargs; i++)
-	{
-		AttrNumber	attno = (AttrNumber) atoi(trigger->tgargs[i]);
-		int			band = row_band(trigdata->tg_trigslot, attno);
-
-		if (band >= 0)
-			note_key(relid, attno, band);
-		if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) &&
-			(band = row_band(trigdata->tg_newslot, attno)) >= 0)
-			note_key(relid, attno, band);
-	}
-	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-		return PointerGetDatum(trigdata->tg_newtuple);
-	return PointerGetDatum(trigdata->tg_trigtuple);
 }

@@ -31,7 +31,7 @@
 #include "parser/parse_func.h"
 #include "utils/lsyscache.h"
 
-#include "cache/cache.h"
+#include "cache/cache_int.h"
 
 static Oid	keys_fn = InvalidOid;
 static Oid	keys_fn_db = InvalidOid;

@@ -49,7 +49,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "cache/cache.h"
+#include "cache/cache_int.h"
 #include "common/guc.h"
 
 typedef struct RuleEntry

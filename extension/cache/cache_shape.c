@@ -7,7 +7,7 @@
  *		User-defined functions are refused because redefining one changes
  *		answers without touching any table.  Relation-level checks (temp,
  *		catalog, foreign, row security...) need the relations themselves and
- *		are made at execution (cache_serve.c).
+ *		are made at execution (cache_answer.c, cache_rules.c).
  *
  *		The verdict is remembered per queryid: the jumble behind it covers
  *		every function, operator, parameter and row mark that decides it,
@@ -25,7 +25,7 @@
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
-#include "cache/cache.h"
+#include "cache/cache_int.h"
 
 typedef struct ShapeState
 {

@@ -46,7 +46,7 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
-#include "cache/cache.h"
+#include "cache/cache_int.h"
 #include "common/nesting.h"
 #include "stats/stats_hooks.h"
 #include "stats/stats_store.h"
@@ -207,7 +207,7 @@ standin_for_plan(QueryDesc *queryDesc, int eflags)
 	tlist = orig->planTree->targetlist;
 	/* an entry that no longer answers: ExecutorRun finds out again and says why */
 	if (!cache_examine(queryDesc, cache_tlist_shape(tlist, &tupdesc_hash),
-					   ForwardScanDirection, 0, true, &c) ||
+					   ForwardScanDirection, 0, true, cache_standin_missed_key(queryDesc), &c) ||
 		!cache_find_answer(&c, queryDesc->snapshot, tupdesc_hash, orig->queryId, false,
 						   &blob, &len, &hdr, &tuples))
 		return false;
@@ -393,18 +393,16 @@ cache_standin_known_miss(PlannedStmt *plan)
 
 /*
  * The key the planner hook built for this plan, if it is the one
- * ExecutorRun would build (same text, no parameters): saves building and
- * hashing it again for the store.
+ * ExecutorRun would build (same text, no parameters), else NULL: saves
+ * building and hashing it again for the store.
  */
-bool
-cache_standin_missed_key(QueryDesc *queryDesc, StringInfo key, uint64 *keyhash)
+const CacheCandidate *
+cache_standin_missed_key(QueryDesc *queryDesc)
 {
 	if (queryDesc->plannedstmt != missed_plan || missed_plan == NULL ||
 		queryDesc->sourceText != missed_text || queryDesc->params != NULL)
-		return false;
-	*key = missed_cand.key;
-	*keyhash = missed_cand.keyhash;
-	return true;
+		return NULL;
+	return &missed_cand;
 }
 
 /* ExecutorRun of a stand-in: the next rows of the stored result. */

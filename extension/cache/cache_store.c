@@ -6,7 +6,7 @@
  *		approximation that lets hits take only a shared lock), and the
  *		hit/miss counters behind perfopt.cache_stats.
  *
- *		An entry's blob is opaque here; cache_serve.c lays it out (the
+ *		An entry's blob is opaque here; cache_entry.c lays it out (the
  *		tables it depends on, the key material, the rows).  Validity is
  *		decided by the caller from the blob; this file only stores, finds,
  *		evicts and forgets.
@@ -20,7 +20,7 @@
 #include "storage/spin.h"
 #include "utils/hsearch.h"
 
-#include "cache/cache.h"
+#include "cache/cache_int.h"
 
 #define CHUNK_SIZE 512
 #define CACHE_MAX_STMTS 4096

@@ -9,6 +9,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -16,8 +17,7 @@
 #include "utils/builtins.h"
 #include "utils/tuplestore.h"
 
-#include "cache/cache.h"
-#include "common/guc.h"
+#include "cache/cache_int.h"
 
 PG_FUNCTION_INFO_V1(perfopt_cache_stats);
 PG_FUNCTION_INFO_V1(perfopt_cache_totals);
@@ -134,6 +134,38 @@ perfopt_cache_clear_table(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Run one SELECT as if it were top level, so that a miss is stored: the
+ * body of perfopt.cache_warm().  Returns what happened to it.
+ */
+static const char *
+warm_statement(const char *sql)
+{
+	int			saved = cache_warm_level;
+	const char *outcome;
+
+	cache_last_outcome = NULL;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	cache_warm_level = cache_nesting;
+	PG_TRY();
+	{
+		/* read-only: a data-modifying statement is refused, not run */
+		if (SPI_execute(sql, true, 0) != SPI_OK_SELECT)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("perfopt.cache_warm() only runs a SELECT")));
+	}
+	PG_FINALLY();
+	{
+		cache_warm_level = saved;
+	}
+	PG_END_TRY();
+	outcome = cache_last_outcome ? cache_outcome_text(cache_last_outcome) : "not run";
+	SPI_finish();
+	return outcome;
+}
+
+/*
  * perfopt.cache_warm(query text) RETURNS boolean: run the statement so that
  * its result is in the cache; true when it is (stored now or already).
  */
@@ -158,7 +190,7 @@ perfopt_cache_warm(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("perfopt.cache_mode is off"),
 				 errhint("SET perfopt.cache_mode = rules (the default) to use the cache.")));
-	outcome = cache_warm_statement(sql);
+	outcome = warm_statement(sql);
 	if (strcmp(outcome, "hit") == 0 || strcmp(outcome, "miss, stored") == 0)
 		PG_RETURN_BOOL(true);
 	ereport(NOTICE,

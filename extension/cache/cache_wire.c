@@ -30,7 +30,7 @@
 #include "tcop/pquery.h"
 #include "utils/portal.h"
 
-#include "cache/cache.h"
+#include "cache/cache_int.h"
 
 struct CacheWire
 {

@@ -11,7 +11,6 @@
 
 #include "utils/guc.h"
 
-#include "cache/cache.h"			/* result cache: CacheMode */
 #include "common/guc.h"
 
 int			perfopt_max_statements = 5000;
@@ -102,7 +101,7 @@ define_slowlog_gucs(void)
 							 NULL, NULL, NULL);
 }
 
-/* --- index advisor (issue 4) --- */
+/* --- index advisor --- */
 int			perfopt_advisor_max_statements = 1000;
 bool		perfopt_advisor_capture = true;
 int			perfopt_advisor_max_index_size = -1;

@@ -23,6 +23,13 @@ extern int	perfopt_slow_query_max;
 extern bool perfopt_slow_query_analyze;
 
 /* result cache (cache/) */
+typedef enum CacheMode
+{
+	CACHE_MODE_OFF,
+	CACHE_MODE_RULES,
+	CACHE_MODE_ALL
+} CacheMode;
+
 extern int	perfopt_cache_mode;
 extern int	perfopt_cache_size;
 extern int	perfopt_cache_max_entry_size;

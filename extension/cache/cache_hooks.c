@@ -1,27 +1,24 @@
 /*
- * cache_serve.c
- *		Owns the planner and executor hooks of the result cache: they mark
- *		cacheable statement shapes at planning, decide whether a statement
- *		is a candidate (the run-time conditions of the contract, the tables
- *		it reads, the rules), answer a hit in ExecutorRun (after
- *		ExecutorStart took the locks and checked privileges, so a REVOKE
- *		takes effect at once) and store a miss when the protocol of
- *		cache_inval.c allows it.  Hits that skip the real plan, or planning
- *		altogether, are cache_standin.c's.  It works for every protocol
- *		because rows go to queryDesc->dest, which formats them as the client
- *		asked.
+ * cache_hooks.c
+ *		Owns the planner, executor, utility and EXPLAIN hooks of the result
+ *		cache: they mark cacheable statement shapes at planning, answer a
+ *		hit in ExecutorRun (after ExecutorStart took the locks and checked
+ *		privileges, so a REVOKE takes effect at once) and store a miss when
+ *		the protocol of cache_inval.c allows it.  Whether a statement is a
+ *		candidate and which stored answer is valid are cache_answer.c's;
+ *		hits that skip the real plan, or planning altogether, are
+ *		cache_standin.c's.  It works for every protocol because rows go to
+ *		queryDesc->dest, which formats them as the client asked.
  *
  *		These hooks are installed last, so they run first and chain to the
- *		statistics hooks of stats_hooks.c.
+ *		index advisor's and the statistics' hooks (perfopt.c).
  */
 #include "postgres.h"
 
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "access/xlog.h"
-#include "common/hashfn.h"
 #include "commands/explain.h"
-#include "executor/spi.h"
 #include "executor/executor.h"
 #include "executor/instrument.h"
 #include "fmgr.h"
@@ -36,7 +33,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "cache/cache.h"
+#include "cache/cache_int.h"
 #include "common/nesting.h"
 #include "stats/stats_hooks.h"
 #include "stats/stats_store.h"
@@ -47,23 +44,6 @@ static ExecutorRun_hook_type prev_ExecutorRun = NULL;
 static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static ExplainOneQuery_hook_type prev_ExplainOneQuery = NULL;
-
-/* utility commands this statement runs under (see cache.h: cache_nesting) */
-int			cache_utility_level = 0;
-
-/* inside EXPLAIN, whose plan must be the real one */
-int			cache_explaining = 0;
-
-/* perfopt.cache_warm() lets the statement it runs count as top level */
-int			cache_warm_level = -1;
-
-/*
- * What happened to the current top-level statement (for EXPLAIN ANALYZE and
- * cache_warm) and to the one before it (for perfopt.cache_last_outcome(),
- * itself a statement).
- */
-const char *cache_last_outcome = NULL;
-const char *cache_prev_outcome = NULL;
 
 static PlannedStmt *
 plan_chained(Query *parse, const char *query_string, int cursorOptions,
@@ -168,24 +148,6 @@ cache_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	PG_END_TRY();
 }
 
-#define SHAPE_REFUSAL "statement shape not cacheable (not a plain SELECT, or volatile or user-defined functions)"
-
-/* the outcome of an unmarked plan, spelled out when read */
-static const char unmarked[] = "unmarked";
-
-/* What rules out the cache for any statement in this backend right now. */
-static const char *
-session_refusal(void)
-{
-	if (perfopt_cache_mode == CACHE_MODE_OFF || !cache_store_ready())
-		return "perfopt.cache_mode is off";
-	if (cache_nesting != 0 && cache_nesting != cache_warm_level)
-		return "not a top-level statement";
-	if (IsParallelWorker() || RecoveryInProgress())
-		return "parallel worker or hot standby";
-	return NULL;
-}
-
 /*
  * Why a plan the planner hook did not mark is not cached: what
  * cache_runtime_refusal says of it, without its other checks.  Every
@@ -196,173 +158,9 @@ session_refusal(void)
 static const char *
 unmarked_refusal(void)
 {
-	const char *why = session_refusal();
+	const char *why = cache_session_refusal();
 
-	return why ? why : unmarked;
-}
-
-/* An outcome as the user reads it. */
-const char *
-cache_outcome_text(const char *outcome)
-{
-	if (outcome != unmarked)
-		return outcome;
-	return cache_rules_none() ? "no cache rule selects it" : SHAPE_REFUSAL;
-}
-
-/* The run-time conditions of the contract; NULL when they all hold. */
-const char *
-cache_runtime_refusal(QueryDesc *queryDesc, bool records_ok, ScanDirection direction,
-				uint64 count, bool at_start)
-{
-	PlannedStmt *stmt = queryDesc->plannedstmt;
-	const char *why = session_refusal();
-
-	if (why)
-		return why;
-	/* without rules the planner did not look at the shape at all */
-	if (!(stmt->jitFlags & CACHE_SHAPE_CACHEABLE) && cache_rules_none())
-		return "no cache rule selects it";
-	if (!(stmt->jitFlags & CACHE_SHAPE_CACHEABLE) || stmt->commandType != CMD_SELECT ||
-		queryDesc->operation != CMD_SELECT || stmt->queryId == UINT64CONST(0))
-		return SHAPE_REFUSAL;
-	if (stmt->rowMarks != NIL || stmt->hasModifyingCTE || stmt->dependsOnRole)
-		return "statement locks rows, writes or depends on the role";
-	/*
-	 * Only a whole result from a fresh start: a second run of the same
-	 * statement continues where it stopped, and a scrollable cursor may be
-	 * fetched backwards from where a real run would have left it.
-	 */
-	if ((!at_start && (count != 0 || queryDesc->already_executed ||
-					   !ScanDirectionIsForward(direction))) ||
-		ActivePortal == NULL || (ActivePortal->cursorOptions & CURSOR_OPT_SCROLL))
-		return "fetched piecemeal (cursor or row limit)";
-	if (XactIsoLevel != XACT_READ_COMMITTED)
-		return "transaction is not READ COMMITTED";
-	if (queryDesc->snapshot == NULL || !IsMVCCSnapshot(queryDesc->snapshot))
-		return "no MVCC snapshot";
-	if (!records_ok)
-		return "returns anonymous records";
-	return NULL;
-}
-
-/* The tables a range table reads, and whether each may be cached at all. */
-const char *
-cache_relation_refusal_of(List *rtable, CacheCandidate *c)
-{
-	ListCell   *lc;
-
-	c->nrels = 0;
-	foreach(lc, rtable)
-	{
-		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
-		int			i;
-
-		if (rte->rtekind != RTE_RELATION)
-			continue;
-		if (cache_relation_refusal(rte->relid))
-			return "reads a table that is never cached";
-		if (rte->relkind == RELKIND_VIEW)
-			continue;			/* its tables are in the range table too */
-		for (i = 0; i < c->nrels; i++)
-			if (c->relids[i] == rte->relid)
-				break;
-		if (i < c->nrels)
-			continue;
-		if (c->nrels == CACHE_MAX_DEPS)
-			return "reads too many tables";
-		if (cache_xact_wrote(rte->relid))
-			return "this transaction wrote a table it reads";
-		c->relids[c->nrels++] = rte->relid;
-	}
-	return NULL;
-}
-
-/*
- * Is the stored blob the answer for this statement, now, under this
- * snapshot?  (NULL: no snapshot yet, all but the snapshot checked.)
- */
-bool
-cache_blob_answers(CacheCandidate *c, Snapshot snapshot, uint32 tupdesc_hash, char *blob,
-				   uint32 len, CacheBlobHeader **hdr, char **tuples, bool *invalid,
-				   bool *expired)
-{
-	CacheDep   *deps;
-	int			ndeps;
-	char	   *key;
-	int			i;
-
-	*invalid = *expired = false;
-	if (!cache_blob_parse(blob, len, &deps, &ndeps, hdr, &key, tuples) ||
-		(*hdr)->keylen != (uint32) c->key.len ||
-		memcmp(key, c->key.data, c->key.len) != 0 ||
-		(*hdr)->tupdesc_hash != tupdesc_hash)
-		return false;			/* another statement with the same hash */
-	for (i = 0; i < ndeps; i++)
-	{
-		if (cache_slot_gen(deps[i].slot) != deps[i].gen)
-		{
-			*invalid = true;
-			return false;
-		}
-	}
-	if ((*hdr)->expires != 0 && GetCurrentTimestamp() >= (*hdr)->expires)
-	{
-		*expired = true;
-		return false;
-	}
-
-	/*
-	 * Every writer the result includes must be visible to this statement's
-	 * snapshot, taken before this check: never serve what is newer.
-	 */
-	return snapshot == NULL ||
-		FullTransactionIdPrecedes((*hdr)->max_writer, cache_full_xid(snapshot->xmin));
-}
-
-/*
- * The stored answer to c under snapshot (see cache_blob_answers), copied
- * out of the store into *blob, or false.  With forget, an entry found
- * invalid or expired is dropped and counted now, and this session takes
- * the flight of its recomputation (cache_flight.c); callers that leave
- * that to ExecutorRun pass false.  Finding no entry for a key that another
- * session recomputes, it waits for that session once and looks again.
- */
-bool
-cache_find_answer(CacheCandidate *c, Snapshot snapshot, uint32 tupdesc_hash,
-				  uint64 queryid, bool forget, char **blob,
-				  uint32 *len, CacheBlobHeader **hdr, char **tuples)
-{
-	Oid			userid = GetUserId();
-	bool		waited = false;
-
-	for (;;)
-	{
-		bool		invalid;
-		bool		expired;
-
-		if (!cache_store_lookup(MyDatabaseId, userid, c->keyhash,
-								c->key.data, c->key.len, blob, len))
-		{
-			if (!waited && cache_flight_wait(MyDatabaseId, userid, c->keyhash))
-			{
-				waited = true;
-				continue;
-			}
-			return false;
-		}
-		if (cache_blob_answers(c, snapshot, tupdesc_hash, *blob, *len, hdr, tuples,
-							   &invalid, &expired))
-			return true;
-		pfree(*blob);
-		if (!forget || !(invalid || expired))
-			return false;
-		cache_store_forget(MyDatabaseId, userid, c->keyhash, invalid, expired, queryid);
-		if (cache_flight_take(MyDatabaseId, userid, c->keyhash) || waited ||
-			!cache_flight_wait(MyDatabaseId, userid, c->keyhash))
-			return false;
-		waited = true;
-	}
+	return why ? why : cache_unmarked;
 }
 
 static bool
@@ -491,42 +289,6 @@ store_result(CacheCandidate *c, QueryDesc *queryDesc, CacheCapture *cap)
 	return NULL;
 }
 
-/* Is this statement a candidate?  Fills c; sets cache_last_outcome if not. */
-bool
-cache_examine(QueryDesc *queryDesc, bool records_ok, ScanDirection direction,
-			  uint64 count, bool at_start, CacheCandidate *c)
-{
-	const char *why = cache_runtime_refusal(queryDesc, records_ok, direction, count, at_start);
-	PlannedStmt *stmt = queryDesc->plannedstmt;
-
-	if (!why && cache_rules_none())
-		why = "no cache rule selects it";
-	if (!why)
-		why = cache_relation_refusal_of(stmt->rtable, c);
-	if (!why && !cache_rules_lookup(queryDesc->plannedstmt->queryId,
-									c->relids, c->nrels, &c->ttl_us))
-		why = "no cache rule selects it";
-	if (!why && (queryDesc->plannedstmt->jitFlags & CACHE_SHAPE_STABLE) && c->ttl_us < 0)
-		why = "calls a stable function and its rule has no ttl";
-	if (!why && cache_standin_missed_key(queryDesc, &c->key, &c->keyhash))
-		return true;
-	if (!why)
-	{
-		initStringInfo(&c->key);
-		if (!cache_build_key(stmt->queryId, queryDesc->sourceText, stmt->stmt_location,
-							 stmt->stmt_len, queryDesc->params, &c->key))
-			why = "parameters cannot be read";
-	}
-	if (why)
-	{
-		if (!at_start)
-			cache_last_outcome = why;
-		return false;
-	}
-	c->keyhash = hash_bytes_extended((unsigned char *) c->key.data, c->key.len, 0);
-	return true;
-}
-
 static void
 run_chained(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 			bool execute_once)
@@ -568,7 +330,7 @@ run_marked(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	if (cache_standin_run(queryDesc, direction, count))
 		return;
 	if (!cache_examine(queryDesc, queryDesc->tupDesc && cache_tupdesc_ok(queryDesc->tupDesc),
-					   direction, count, false, &c))
+					   direction, count, false, cache_standin_missed_key(queryDesc), &c))
 	{
 		run_chained(queryDesc, direction, count, execute_once);
 		return;
@@ -736,34 +498,3 @@ cache_install_hooks(void)
 	ExplainOneQuery_hook = cache_ExplainOneQuery;
 }
 
-/*
- * Run one SELECT as if it were top level, so that a miss is stored: the
- * body of perfopt.cache_warm().  Returns what happened to it.
- */
-const char *
-cache_warm_statement(const char *sql)
-{
-	int			saved = cache_warm_level;
-	const char *outcome;
-
-	cache_last_outcome = NULL;
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	cache_warm_level = cache_nesting;
-	PG_TRY();
-	{
-		/* read-only: a data-modifying statement is refused, not run */
-		if (SPI_execute(sql, true, 0) != SPI_OK_SELECT)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("perfopt.cache_warm() only runs a SELECT")));
-	}
-	PG_FINALLY();
-	{
-		cache_warm_level = saved;
-	}
-	PG_END_TRY();
-	outcome = cache_last_outcome ? cache_outcome_text(cache_last_outcome) : "not run";
-	SPI_finish();
-	return outcome;
-}
