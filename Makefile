@@ -13,10 +13,15 @@
 
 MODULE_big = perfopt
 EXTENSION = perfopt
-EXT_SRCS = $(sort $(wildcard extension/*.c))
+# The extension's code lives in one folder per capability; headers are
+# included from extension/ ("cache/cache.h").
+EXT_DIRS = extension extension/common extension/stats extension/cache extension/advisor
+EXT_SRCS = $(sort $(wildcard $(addsuffix /*.c,$(EXT_DIRS))))
+EXT_HEADERS = $(wildcard $(addsuffix /*.h,$(EXT_DIRS)))
 OBJS = $(EXT_SRCS:.c=.o)
-# The install script is assembled from one SQL file per capability.
-EXT_SQL_PARTS = $(sort $(wildcard extension/sql/*.sql))
+# The install script is assembled from each capability's SQL, in this order.
+EXT_SQL_PARTS = extension/perfopt.sql extension/stats/stats.sql extension/cache/cache.sql \
+	extension/cache/cache_children.sql extension/advisor/advisor.sql
 DATA_built = extension/perfopt--1.0.sql
 PG_CPPFLAGS = -I$(srcdir)/extension
 PG_CFLAGS = -Wall -Werror
@@ -48,7 +53,7 @@ include $(PGXS)
 endif
 
 # PGXS tracks no header dependencies: rebuild every object when any header changes.
-$(OBJS): $(wildcard extension/*.h)
+$(OBJS): $(EXT_HEADERS)
 
 extension/perfopt--1.0.sql: $(EXT_SQL_PARTS)
 	cat $^ > $@

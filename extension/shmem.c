@@ -12,12 +12,12 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 
-#include "advisor_capture.h"
-#include "cache.h"			/* result cache */
-#include "perfopt.h"
-#include "slowlog.h"
-#include "stats_persist.h"
-#include "stats_store.h"
+#include "advisor/advisor_capture.h"
+#include "cache/cache.h"
+#include "shmem.h"
+#include "stats/slowlog.h"
+#include "stats/stats_persist.h"
+#include "stats/stats_store.h"
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;

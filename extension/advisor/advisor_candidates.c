@@ -1,0 +1,397 @@
+/*
+ * advisor_candidates.c
+ *		Owns turning the predicates of the workload's plans into candidate
+ *		indexes.  Per statement and table: every filtered, joined or ranged
+ *		column alone; the equality columns together, then followed by the
+ *		first range column, or by the ORDER BY columns (so a sort ... LIMIT
+ *		can stop early); the ORDER BY columns alone; and, when an equality
+ *		filter is on a column with few distinct values, the other keys as a
+ *		partial index WHERE that filter holds.  Identical candidates from
+ *		several statements are merged; the ones suggested by the most
+ *		statement time are kept, up to perfopt.advisor_max_candidates, and
+ *		those an existing index covers are dropped.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_statistic.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/ruleutils.h"
+#include "utils/syscache.h"
+
+#include "advisor/advisor.h"
+#include "advisor/advisor_preds.h"
+
+/* a filter column with at most this many values may become a partial index */
+#define PARTIAL_MAX_DISTINCT 20
+#define MAX_CANDIDATE_KEYS 4
+
+static bool
+same_key(AdvisorPred *a, AdvisorPred *b)
+{
+	return a->attno == b->attno && (a->attno != 0 || equal(a->expr, b->expr));
+}
+
+static bool
+has_key(List *keys, AdvisorPred *p)
+{
+	ListCell   *lc;
+
+	foreach(lc, keys)
+		if (same_key((AdvisorPred *) lfirst(lc), p))
+			return true;
+	return false;
+}
+
+/* Estimated number of distinct values of a column, or -1 if unknown. */
+static double
+column_distinct(Oid relid, AttrNumber attno)
+{
+	HeapTuple	tup;
+	double		n = -1;
+
+	if (attno <= 0)
+		return -1;
+	tup = SearchSysCache3(STATRELATTINH, ObjectIdGetDatum(relid),
+						  Int16GetDatum(attno), BoolGetDatum(false));
+	if (HeapTupleIsValid(tup))
+	{
+		float4		d = ((Form_pg_statistic) GETSTRUCT(tup))->stadistinct;
+
+		ReleaseSysCache(tup);
+		if (d > 0)
+			n = d;
+		else if (d < 0)
+		{
+			HeapTuple	ctup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+
+			if (HeapTupleIsValid(ctup))
+			{
+				n = -d * Max(((Form_pg_class) GETSTRUCT(ctup))->reltuples, 0);
+				ReleaseSysCache(ctup);
+			}
+		}
+	}
+	return n;
+}
+
+static char *
+key_text(Oid relid, AdvisorPred *p, List *dpcontext)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	if (p->attno > 0)
+		appendStringInfoString(&buf, quote_identifier(get_attname(relid, p->attno, false)));
+	else
+		appendStringInfo(&buf, "(%s)", deparse_expression(p->expr, dpcontext, false, false));
+	if (p->kind == PRED_SORT && p->reverse)
+		appendStringInfoString(&buf, p->nulls_first ? " DESC" : " DESC NULLS LAST");
+	else if (p->kind == PRED_SORT && p->nulls_first)
+		appendStringInfoString(&buf, " NULLS FIRST");
+	return buf.data;
+}
+
+static void
+add_candidate(List **cands, Oid relid, List *keys, Expr *where, double weight)
+{
+	List	   *dpcontext = deparse_context_for(get_rel_name(relid), relid);
+	StringInfoData buf;
+	List	   *columns = NIL;
+	ListCell   *lc;
+	AdvisorCand *c;
+	char	   *table;
+
+	if (keys == NIL)
+		return;
+	table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									   get_rel_name(relid));
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "CREATE INDEX CONCURRENTLY ON %s USING btree (", table);
+	foreach(lc, keys)
+	{
+		char	   *k = key_text(relid, (AdvisorPred *) lfirst(lc), dpcontext);
+
+		if (foreach_current_index(lc) >= MAX_CANDIDATE_KEYS)
+			break;
+		appendStringInfo(&buf, "%s%s", foreach_current_index(lc) > 0 ? ", " : "", k);
+		columns = lappend(columns, k);
+	}
+	appendStringInfoChar(&buf, ')');
+	if (where)
+		appendStringInfo(&buf, " WHERE %s",
+						 deparse_expression((Node *) where, dpcontext, false, false));
+
+	foreach(lc, *cands)
+	{
+		c = (AdvisorCand *) lfirst(lc);
+		if (strcmp(c->definition, buf.data) == 0)
+		{
+			c->weight += weight;
+			return;
+		}
+	}
+	c = palloc0(sizeof(AdvisorCand));
+	c->definition = buf.data;
+	c->table_name = table;
+	c->columns = columns;
+	c->relid = relid;
+	c->weight = weight;
+	*cands = lappend(*cands, c);
+}
+
+/* The ORDER BY keys of the first sort on relid, in order. */
+static List *
+sort_keys(List *preds, Oid relid)
+{
+	List	   *keys = NIL;
+	int			group = 0;
+	ListCell   *lc;
+
+	foreach(lc, preds)
+	{
+		AdvisorPred *p = (AdvisorPred *) lfirst(lc);
+
+		if (p->kind != PRED_SORT || p->relid != relid)
+			continue;
+		if (group == 0)
+			group = p->sort_group;
+		if (p->sort_group == group)
+			keys = lappend(keys, p);
+	}
+	return keys;
+}
+
+static List *
+keys_of_kind(List *preds, Oid relid, AdvisorPredKind kind, List *except)
+{
+	List	   *keys = NIL;
+	ListCell   *lc;
+
+	foreach(lc, preds)
+	{
+		AdvisorPred *p = (AdvisorPred *) lfirst(lc);
+
+		if (p->kind == kind && p->relid == relid && !has_key(keys, p) &&
+			!has_key(except, p))
+			keys = lappend(keys, p);
+	}
+	return keys;
+}
+
+/*
+ * Is the filter's constant the same every time?  Known when a second text
+ * of the statement, with other constants, has the same filter; a
+ * statement only ever seen with one text is taken as it is.
+ */
+static bool
+constant_is_fixed(AdvisorStmt *s, AdvisorPred *p)
+{
+	ListCell   *lc;
+
+	if (s->example2 == NULL)
+		return true;
+	foreach(lc, s->preds2)
+	{
+		AdvisorPred *q = (AdvisorPred *) lfirst(lc);
+
+		if (q->clause && q->relid == p->relid && equal(q->clause, p->clause))
+			return true;
+	}
+	return false;
+}
+
+/* Partial candidates: the other keys, WHERE a filter on a rare-valued column. */
+static void
+add_partials(List **cands, AdvisorStmt *s, Oid relid, List *eq, List *range,
+			 List *sort)
+{
+	ListCell   *lc;
+
+	foreach(lc, s->preds)
+	{
+		AdvisorPred *p = (AdvisorPred *) lfirst(lc);
+		double		nd;
+		List	   *keys;
+
+		if (p->relid != relid || p->kind != PRED_EQ || p->clause == NULL ||
+			!constant_is_fixed(s, p))
+			continue;
+		nd = column_distinct(relid, p->attno);
+		if (nd < 2 || nd > PARTIAL_MAX_DISTINCT)
+			continue;
+		keys = list_copy(eq);
+		keys = list_delete_ptr(keys, p);
+		{
+			ListCell   *k;
+
+			foreach(k, keys)
+				if (same_key((AdvisorPred *) lfirst(k), p))
+					keys = foreach_delete_current(keys, k);
+		}
+		if (range)
+			keys = lappend(keys, linitial(range));
+		else
+			keys = list_concat(keys, sort);
+		add_candidate(cands, relid, keys, p->clause, s->total_time);
+	}
+}
+
+static void
+candidates_for_rel(List **cands, AdvisorStmt *s, Oid relid)
+{
+	List	   *eq = keys_of_kind(s->preds, relid, PRED_EQ, NIL);
+	List	   *join = keys_of_kind(s->preds, relid, PRED_JOIN, eq);
+	List	   *range = keys_of_kind(s->preds, relid, PRED_RANGE, eq);
+	List	   *sort = sort_keys(s->preds, relid);
+	double		w = s->total_time;
+	ListCell   *lc;
+
+	foreach(lc, eq)
+		add_candidate(cands, relid, list_make1(lfirst(lc)), NULL, w);
+	foreach(lc, join)
+		add_candidate(cands, relid, list_make1(lfirst(lc)), NULL, w);
+	foreach(lc, range)
+		add_candidate(cands, relid, list_make1(lfirst(lc)), NULL, w);
+	if (list_length(eq) > 1)
+		add_candidate(cands, relid, eq, NULL, w);
+	if (eq && range)
+		add_candidate(cands, relid, lappend(list_copy(eq), linitial(range)), NULL, w);
+	if (sort)
+	{
+		add_candidate(cands, relid, sort, NULL, w);
+		if (eq)
+			add_candidate(cands, relid, list_concat(list_copy(eq), sort), NULL, w);
+	}
+	add_partials(cands, s, relid, eq, range, sort);
+}
+
+static int
+by_weight_desc(const ListCell *a, const ListCell *b)
+{
+	double		wa = ((AdvisorCand *) lfirst(a))->weight;
+	double		wb = ((AdvisorCand *) lfirst(b))->weight;
+
+	return (wa < wb) ? 1 : (wa > wb) ? -1 : 0;
+}
+
+/*
+ * Parse a candidate's definition as a hypothetical index, in a
+ * subtransaction: a table dropped meanwhile drops the candidate, not the
+ * advice.  NULL when it fails or an existing index covers it.
+ */
+static HypoIndex *
+candidate_index(AdvisorCand *c)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	HypoIndex  *h = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		h = hypo_index_parse(c->definition);
+		if (hypo_index_covered(h, NULL))
+			h = NULL;
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+		h = NULL;
+	}
+	PG_END_TRY();
+	return h;
+}
+
+/*
+ * Candidates of one statement on one table, under a lock on the table in a
+ * subtransaction: the table may have been dropped since the statement was
+ * planned, and the lock is released as soon as the names are read.
+ */
+static void
+candidates_locked(List **cands, AdvisorStmt *s, Oid relid)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		LockRelationOid(relid, AccessShareLock);
+		if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+			candidates_for_rel(cands, s, relid);
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Candidates for the statements (AdvisorStmt with preds), best supported
+ * first, at most max_candidates, each with its hypothetical index.
+ */
+List *
+advisor_candidates(List *stmts, int max_candidates)
+{
+	List	   *cands = NIL;
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	foreach(lc, stmts)
+	{
+		AdvisorStmt *s = (AdvisorStmt *) lfirst(lc);
+		ListCell   *r;
+
+		foreach(r, s->relids)
+			candidates_locked(&cands, s, lfirst_oid(r));
+	}
+	list_sort(cands, by_weight_desc);
+	foreach(lc, cands)
+	{
+		AdvisorCand *c = (AdvisorCand *) lfirst(lc);
+
+		CHECK_FOR_INTERRUPTS();
+		if (list_length(result) >= max_candidates)
+			break;
+		c->hypo = candidate_index(c);
+		if (c->hypo)
+			result = lappend(result, c);
+	}
+	return result;
+}

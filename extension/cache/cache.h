@@ -1,0 +1,19 @@
+/*
+ * cache.h
+ *		What the rest of perfopt sees of the query-result cache: its hooks
+ *		(cache_hooks.c) and its shared memory (cache_store.c, which also
+ *		sizes and creates the table slots and the recomputation flights).
+ *		Everything else the cache's files share is in cache_int.h.
+ */
+#ifndef PERFOPT_CACHE_H
+#define PERFOPT_CACHE_H
+
+/* cache_hooks.c */
+extern void cache_install_hooks(void);
+
+/* cache_store.c */
+extern Size cache_store_shmem_size(void);
+extern void cache_store_request_lock(void);
+extern void cache_store_shmem_init(void);
+
+#endif							/* PERFOPT_CACHE_H */

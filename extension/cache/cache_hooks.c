@@ -1,0 +1,524 @@
+/*
+ * cache_hooks.c
+ *		Owns the planner, executor, utility and EXPLAIN hooks of the result
+ *		cache: they mark cacheable statement shapes at planning, answer a
+ *		hit in ExecutorRun (after ExecutorStart took the locks and checked
+ *		privileges, so a REVOKE takes effect at once) and store a miss when
+ *		the protocol of cache_inval.c allows it.  Whether a statement is a
+ *		candidate and which stored answer is valid are cache_answer.c's;
+ *		hits that skip the real plan, or planning altogether, are
+ *		cache_standin.c's.  It works for every protocol because rows go to
+ *		queryDesc->dest, which formats them as the client asked.
+ *
+ *		These hooks are installed last, so they run first and chain to the
+ *		index advisor's and the statistics' hooks (perfopt.c).
+ */
+#include "postgres.h"
+
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "commands/explain.h"
+#include "executor/executor.h"
+#include "executor/instrument.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "optimizer/planner.h"
+#include "parser/parsetree.h"
+#include "portability/instr_time.h"
+#include "tcop/pquery.h"
+#include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "cache/cache_int.h"
+#include "common/nesting.h"
+#include "stats/stats_hooks.h"
+#include "stats/stats_store.h"
+
+static planner_hook_type prev_planner = NULL;
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+static ExecutorRun_hook_type prev_ExecutorRun = NULL;
+static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+static ExplainOneQuery_hook_type prev_ExplainOneQuery = NULL;
+
+/*
+ * Set while EXPLAIN ANALYZE runs a statement that some cache rule could
+ * select: only then does EXPLAIN print a "Perfopt Cache" line, so that
+ * without rules EXPLAIN's output is PostgreSQL's own.
+ */
+static bool explained_rule_applies = false;
+
+/* Could some cache rule select this statement, whatever else refuses it? */
+static bool
+rule_could_select(PlannedStmt *stmt)
+{
+	CacheCandidate c;
+	int64		ttl_us;
+
+	if (cache_rules_none())
+		return false;
+	(void) cache_relation_refusal_of(stmt->rtable, &c);
+	return cache_rules_lookup(stmt->queryId, c.relids, c.nrels, &ttl_us);
+}
+
+static PlannedStmt *
+plan_chained(Query *parse, const char *query_string, int cursorOptions,
+			 ParamListInfo boundParams)
+{
+	if (prev_planner)
+		return prev_planner(parse, query_string, cursorOptions, boundParams);
+	return standard_planner(parse, query_string, cursorOptions, boundParams);
+}
+
+/*
+ * Planning while some rule exists.  Kept out of cache_planner so that the
+ * statements planned without any rule, every one of them when caching is
+ * not used, pay for no more than the test that sends them on.
+ */
+static pg_noinline PlannedStmt *
+plan_with_rules(Query *parse, const char *query_string, int cursorOptions,
+				ParamListInfo boundParams)
+{
+	PlannedStmt *result;
+	int			shape;
+	bool		has_params = false;
+	bool		looked = false;
+	List	   *rtes = NIL;
+
+	/* before planning, which rewrites the tree it is given */
+	shape = cache_shape_of(parse, &has_params, &rtes);
+	result = cache_standin_plan(parse, query_string, cursorOptions, boundParams,
+								shape, has_params, rtes, &looked);
+	if (result)
+		return result;
+
+	result = plan_chained(parse, query_string, cursorOptions, boundParams);
+	result->jitFlags |= shape;
+	if (looked)
+		cache_standin_note_miss(result);
+	return result;
+}
+
+/*
+ * Without any rule nothing can be cached, so every statement would pay for
+ * the walk of its tree for nothing; a plan made then lacks the bits and is
+ * simply never cached.  Creating the first rule installs triggers, whose
+ * relcache invalidation replans the statements on those tables.
+ */
+static PlannedStmt *
+cache_planner(Query *parse, const char *query_string, int cursorOptions,
+			  ParamListInfo boundParams)
+{
+	if (cache_store_ready() && perfopt_cache_mode != CACHE_MODE_OFF &&
+		!IsInParallelMode() && !cache_rules_none())
+		return plan_with_rules(parse, query_string, cursorOptions, boundParams);
+	return plan_chained(parse, query_string, cursorOptions, boundParams);
+}
+
+/*
+ * A hit may be decided here already (cache_standin.c), and a stand-in made
+ * by the planner hook becomes the real plan if it is not one.  The executor
+ * must not see perfopt's bits in jitFlags; hide them meanwhile.
+ */
+static void
+cache_ExecutorStart(QueryDesc *queryDesc, int eflags)
+{
+	PlannedStmt *stmt = queryDesc->plannedstmt;
+	int			bits;
+
+	/* the common case: a plan the planner hook did not mark (no rules) */
+	if ((stmt->jitFlags & (CACHE_SHAPE_BITS | CACHE_STANDIN_BITS)) == 0)
+	{
+		if (prev_ExecutorStart)
+			prev_ExecutorStart(queryDesc, eflags);
+		else
+			standard_ExecutorStart(queryDesc, eflags);
+		return;
+	}
+
+	cache_standin_start(queryDesc, eflags);
+	stmt = queryDesc->plannedstmt;
+	bits = stmt->jitFlags & (CACHE_SHAPE_BITS | CACHE_STANDIN_BITS);
+	if (bits == 0)
+	{
+		/* nothing to hide: the common case without cache rules */
+		if (prev_ExecutorStart)
+			prev_ExecutorStart(queryDesc, eflags);
+		else
+			standard_ExecutorStart(queryDesc, eflags);
+		return;
+	}
+
+	stmt->jitFlags &= ~CACHE_SHAPE_BITS;
+	PG_TRY();
+	{
+		if (prev_ExecutorStart)
+			prev_ExecutorStart(queryDesc, eflags);
+		else
+			standard_ExecutorStart(queryDesc, eflags);
+	}
+	PG_FINALLY();
+	{
+		stmt->jitFlags |= bits;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Why a plan the planner hook did not mark is not cached: what
+ * cache_runtime_refusal says of it, without its other checks.  Every
+ * statement pays this when no rule exists, so it is kept short: whether no
+ * rule exists or the shape is never cached is told apart only when someone
+ * asks (cache_outcome_text).
+ */
+static const char *
+unmarked_refusal(void)
+{
+	const char *why = cache_session_refusal();
+
+	return why ? why : cache_unmarked;
+}
+
+static bool
+serve_hit(CacheCandidate *c, QueryDesc *queryDesc)
+{
+	char	   *blob;
+	uint32		len;
+	CacheBlobHeader *hdr;
+	char	   *tuples;
+	MemoryContext old;
+	uint64		n;
+
+	if (!cache_find_answer(c, queryDesc->snapshot, cache_tupdesc_hash(queryDesc->tupDesc),
+						   queryDesc->plannedstmt->queryId, true, &blob, &len, &hdr, &tuples))
+		return false;
+
+	old = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
+	if (queryDesc->totaltime)
+		InstrStartNode(queryDesc->totaltime);
+	stats_measure_begin(queryDesc);	/* the statistics' own timer */
+	queryDesc->already_executed = true;
+	n = cache_blob_send(queryDesc, hdr, tuples);
+	queryDesc->estate->es_processed = n;
+	if (queryDesc->totaltime)
+		InstrStopNode(queryDesc->totaltime, n);
+	stats_measure_end(queryDesc);
+	MemoryContextSwitchTo(old);
+	pfree(blob);
+	return true;
+}
+
+/*
+ * Store the result of a miss if the protocol allows: every table it read
+ * carries the trigger (checked in the catalog once per DDL epoch), watching
+ * the updates of every column the statement reads, and has no writer that
+ * reached commit at or after the snapshot's xmin.
+ */
+static const char *
+store_result(CacheCandidate *c, QueryDesc *queryDesc, CacheCapture *cap)
+{
+	CacheDep	deps[2 * CACHE_MAX_DEPS + 2];
+	int			ndeps = 0;
+	int			epoch_slot = cache_epoch_slot();
+	uint64		epoch;
+	FullTransactionId xmin;
+	FullTransactionId max_writer = FirstNormalFullTransactionId;
+	CacheBlobHeader hdr;
+	char	   *blob;
+	uint32		len;
+	uint64		covered;
+	uint64		keyed;
+	AttrNumber	keycol;
+	int			band;
+	int			i;
+
+	if (cache_capture_overflowed(cap))
+	{
+		cache_store_count_too_large();
+		return "result larger than perfopt.cache_max_entry_size";
+	}
+	if (cache_xact_changed_anything())
+		return "this transaction has written";
+	if (epoch_slot < 0)
+		return "no room for the database's slot";
+	epoch = cache_slot_gen(epoch_slot);
+	deps[ndeps++].slot = 0;
+	deps[ndeps++].slot = epoch_slot;
+	for (i = 0; i < c->nrels; i++)
+	{
+		int			slot = cache_slot_find(MyDatabaseId, c->relids[i], true);
+
+		if (slot < 0)
+			return "no room for a table slot";
+		if (!cache_slot_coverage(slot, epoch, &covered, &keyed))
+		{
+			covered = cache_trigger_coverage(c->relids[i], &keyed);
+			if (covered == 0)
+				return "a table it reads has no enabled invalidation trigger";
+			cache_slot_set_coverage(slot, epoch, covered, keyed);
+		}
+		/* an UPDATE of a column the trigger does not watch fires nothing */
+		if (!(covered & CACHE_ALL_COLUMNS) &&
+			(cache_read_columns(queryDesc->plannedstmt->rtable, c->relids[i]) & ~covered) != 0)
+			return "it reads a column whose updates the table's invalidation trigger does not watch";
+		/* restricted to one key value: that value's band and the wide slot */
+		if (keyed != 0 &&
+			cache_plan_key(queryDesc->plannedstmt, queryDesc->params, c->relids[i], keyed,
+						   &keycol, &band))
+		{
+			int			wide = cache_slot_find_sub(MyDatabaseId, c->relids[i],
+												   CACHE_SLOT_WIDE, true);
+
+			slot = cache_slot_find_sub(MyDatabaseId, c->relids[i],
+									   CACHE_SLOT_BAND(keycol, band), true);
+			if (slot < 0 || wide < 0)
+				return "no room for a table slot";
+			deps[ndeps++].slot = wide;
+		}
+		deps[ndeps++].slot = slot;
+	}
+
+	xmin = cache_full_xid(queryDesc->snapshot->xmin);
+	for (i = 0; i < ndeps; i++)
+	{
+		FullTransactionId mx;
+
+		deps[i].pad = 0;
+		if (!cache_slot_check_store(deps[i].slot, xmin, &deps[i].gen, &mx))
+			return "a writer committed concurrently";
+		if (FullTransactionIdPrecedes(max_writer, mx))
+			max_writer = mx;
+	}
+	if (deps[1].gen != epoch)
+		return "DDL committed concurrently";
+
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.tupdesc_hash = cache_tupdesc_hash(queryDesc->tupDesc);
+	hdr.max_writer = max_writer;
+	hdr.expires = c->ttl_us >= 0 ?
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 0) + c->ttl_us : 0;
+	blob = cache_blob_build(cap, deps, ndeps, &hdr, &c->key, &len);
+	if (blob == NULL ||
+		!cache_store_insert(MyDatabaseId, GetUserId(), c->keyhash,
+							queryDesc->plannedstmt->queryId, blob, len))
+		return "does not fit in perfopt.cache_size";
+	return NULL;
+}
+
+static void
+run_chained(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+			bool execute_once)
+{
+	/* the statistics' ExecutorRun, further down the chain, counts the level */
+	if (prev_ExecutorRun)
+		prev_ExecutorRun(queryDesc, direction, count, execute_once);
+	else
+		standard_ExecutorRun(queryDesc, direction, count, execute_once);
+}
+
+static void
+cache_ExecutorEnd(QueryDesc *queryDesc)
+{
+	cache_standin_end(queryDesc);
+	/* a recomputation that did not reach its store (bypassed at run time) */
+	cache_flight_land();
+	if (prev_ExecutorEnd)
+		prev_ExecutorEnd(queryDesc);
+	else
+		standard_ExecutorEnd(queryDesc);
+}
+
+/*
+ * A plan the planner hook marked: served from the cache, or run and its
+ * result stored.  Apart from cache_ExecutorRun, whose common case (an
+ * unmarked plan) then needs neither this frame nor its PG_TRY.
+ */
+static pg_noinline void
+run_marked(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+		   bool execute_once)
+{
+	CacheCandidate c;
+	CacheCapture *cap;
+	instr_time	start;
+	instr_time	duration;
+	uint64		queryid = queryDesc->plannedstmt->queryId;
+
+	if (cache_standin_run(queryDesc, direction, count))
+		return;
+	if (!cache_examine(queryDesc, queryDesc->tupDesc && cache_tupdesc_ok(queryDesc->tupDesc),
+					   direction, count, false, cache_standin_missed_key(queryDesc), &c))
+	{
+		run_chained(queryDesc, direction, count, execute_once);
+		return;
+	}
+
+	INSTR_TIME_SET_CURRENT(start);
+	if (!cache_standin_known_miss(queryDesc->plannedstmt) && serve_hit(&c, queryDesc))
+	{
+		INSTR_TIME_SET_CURRENT(duration);
+		INSTR_TIME_SUBTRACT(duration, start);
+		cache_store_count(queryid, true, INSTR_TIME_GET_MILLISEC(duration));
+		stats_store_count_cache(queryid, true);
+		cache_last_outcome = "hit";
+		return;
+	}
+
+	/* a full store takes a result the second time its key misses */
+	if (cache_nesting != cache_warm_level && !cache_store_admit(c.keyhash))
+	{
+		run_chained(queryDesc, direction, count, execute_once);
+		cache_last_outcome = "miss, not stored: the cache is full and the statement missed for the first time";
+		cache_flight_land();
+		cache_store_count_refused();
+		INSTR_TIME_SET_CURRENT(duration);
+		INSTR_TIME_SUBTRACT(duration, start);
+		cache_store_count(queryid, false, INSTR_TIME_GET_MILLISEC(duration));
+		stats_store_count_cache(queryid, false);
+		return;
+	}
+	cap = cache_capture_begin(queryDesc, (Size) perfopt_cache_max_entry_size * 1024);
+	PG_TRY();
+	{
+		run_chained(queryDesc, direction, count, execute_once);
+	}
+	PG_FINALLY();
+	{
+		cache_capture_end(queryDesc, cap);
+	}
+	PG_END_TRY();
+
+	cache_last_outcome = store_result(&c, queryDesc, cap);
+	cache_flight_land();
+	if (cache_last_outcome)
+		cache_store_count_refused();
+	else
+		cache_last_outcome = "miss, stored";
+	INSTR_TIME_SET_CURRENT(duration);
+	INSTR_TIME_SUBTRACT(duration, start);
+	cache_store_count(queryid, false, INSTR_TIME_GET_MILLISEC(duration));
+	stats_store_count_cache(queryid, false);
+}
+
+static void
+cache_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+				  bool execute_once)
+{
+	if (cache_nesting == 0 || cache_nesting == cache_warm_level)
+	{
+		cache_prev_outcome = cache_last_outcome;
+		cache_last_outcome = NULL;
+		if (unlikely(cache_explaining))
+			explained_rule_applies = rule_could_select(queryDesc->plannedstmt);
+	}
+	/* not marked by the planner hook: never cached, say why and run it */
+	if ((queryDesc->plannedstmt->jitFlags & (CACHE_SHAPE_CACHEABLE | CACHE_STANDIN_PLAN)) == 0)
+	{
+		cache_last_outcome = unmarked_refusal();
+		run_chained(queryDesc, direction, count, execute_once);
+		return;
+	}
+	run_marked(queryDesc, direction, count, execute_once);
+}
+
+/*
+ * EXECUTE runs what the client asked for, and EXPLAIN ANALYZE runs its
+ * statement as if it were top level, so that EXPLAIN can show a hit.
+ */
+static void
+cache_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
+					 bool readOnlyTree, ProcessUtilityContext context,
+					 ParamListInfo params, QueryEnvironment *queryEnv,
+					 DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	bool		nests = !IsA(parsetree, ExecuteStmt) && !IsA(parsetree, ExplainStmt);
+
+	cache_inval_note_utility(parsetree);
+	perfopt_utility_nested(&cache_utility_level, nests, prev_ProcessUtility, pstmt, queryString,
+						   readOnlyTree, context, params, queryEnv, dest, qc);
+}
+
+/* EXPLAIN (ANALYZE) says whether the answer came from the cache. */
+static void
+explain_one(Query *query, int cursorOptions, IntoClause *into,
+			ExplainState *es, const char *queryString,
+			ParamListInfo params, QueryEnvironment *queryEnv)
+{
+	PlannedStmt *plan;
+	instr_time	planstart;
+	instr_time	planduration;
+	BufferUsage bufusage_start;
+	BufferUsage bufusage;
+
+	if (prev_ExplainOneQuery)
+	{
+		prev_ExplainOneQuery(query, cursorOptions, into, es, queryString,
+							 params, queryEnv);
+		return;
+	}
+	if (es->buffers)
+		bufusage_start = pgBufferUsage;
+	INSTR_TIME_SET_CURRENT(planstart);
+	plan = pg_plan_query(query, queryString, cursorOptions, params);
+	INSTR_TIME_SET_CURRENT(planduration);
+	INSTR_TIME_SUBTRACT(planduration, planstart);
+	if (es->buffers)
+	{
+		memset(&bufusage, 0, sizeof(BufferUsage));
+		BufferUsageAccumDiff(&bufusage, &pgBufferUsage, &bufusage_start);
+	}
+	ExplainOnePlan(plan, into, es, queryString, params, queryEnv,
+				   &planduration, (es->buffers ? &bufusage : NULL));
+}
+
+/*
+ * EXPLAIN shows the real plan: the planner hook makes no stand-in inside it
+ * (EXPLAIN ANALYZE runs the real plan's ExecutorStart and answers a hit in
+ * ExecutorRun, so it still shows "Perfopt Cache: hit").
+ */
+static void
+cache_ExplainOneQuery(Query *query, int cursorOptions, IntoClause *into,
+					  ExplainState *es, const char *queryString,
+					  ParamListInfo params, QueryEnvironment *queryEnv)
+{
+	cache_last_outcome = NULL;
+	explained_rule_applies = false;
+	cache_explaining++;
+	PG_TRY();
+	{
+		explain_one(query, cursorOptions, into, es, queryString, params, queryEnv);
+	}
+	PG_FINALLY();
+	{
+		cache_explaining--;
+	}
+	PG_END_TRY();
+	if (es->format == EXPLAIN_FORMAT_TEXT && es->analyze && cache_last_outcome &&
+		explained_rule_applies)
+		ExplainPropertyText("Perfopt Cache", cache_outcome_text(cache_last_outcome), es);
+}
+
+void
+cache_install_hooks(void)
+{
+	cache_inval_install();
+	cache_flight_install();
+	prev_planner = planner_hook;
+	planner_hook = cache_planner;
+	prev_ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = cache_ExecutorStart;
+	prev_ExecutorRun = ExecutorRun_hook;
+	ExecutorRun_hook = cache_ExecutorRun;
+	prev_ExecutorEnd = ExecutorEnd_hook;
+	ExecutorEnd_hook = cache_ExecutorEnd;
+	cache_standin_install();
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = cache_ProcessUtility;
+	prev_ExplainOneQuery = ExplainOneQuery_hook;
+	ExplainOneQuery_hook = cache_ExplainOneQuery;
+}
+

@@ -1,0 +1,50 @@
+/*
+ * guc.h
+ *		Every perfopt.* setting, defined in guc.c.
+ */
+#ifndef PERFOPT_GUC_H
+#define PERFOPT_GUC_H
+
+typedef enum PerfoptTrackLevel
+{
+	PERFOPT_TRACK_NONE,
+	PERFOPT_TRACK_TOP,
+	PERFOPT_TRACK_ALL
+} PerfoptTrackLevel;
+
+/* statistics and slow-query capture */
+extern int	perfopt_max_statements;
+extern int	perfopt_track;
+extern bool perfopt_track_planning;
+extern int	perfopt_max_query_length;
+extern bool perfopt_save;
+extern int	perfopt_slow_query_threshold;
+extern int	perfopt_slow_query_max;
+extern bool perfopt_slow_query_analyze;
+
+/* result cache (cache/) */
+typedef enum CacheMode
+{
+	CACHE_MODE_OFF,
+	CACHE_MODE_RULES,
+	CACHE_MODE_ALL
+} CacheMode;
+
+extern int	perfopt_cache_mode;
+extern int	perfopt_cache_size;
+extern int	perfopt_cache_max_entry_size;
+extern int	perfopt_cache_recompute_wait;
+
+/* index advisor (advisor/) */
+extern int	perfopt_advisor_max_statements;
+extern bool perfopt_advisor_capture;
+extern int	perfopt_advisor_max_index_size;
+extern double perfopt_advisor_min_improvement;
+extern double perfopt_advisor_min_workload_improvement;
+extern int	perfopt_advisor_max_candidates;
+extern int	perfopt_advisor_n_plus_one_threshold;
+extern int	perfopt_advisor_big_table_rows;
+
+extern void perfopt_define_gucs(void);
+
+#endif							/* PERFOPT_GUC_H */

@@ -1,4 +1,0 @@
--- perfopt--1.0.sql: assembled by the Makefile from the parts in extension/sql/
-
--- complain if script is sourced in psql, rather than via CREATE EXTENSION
-\echo Use "CREATE EXTENSION perfopt" to load this file. \quit
