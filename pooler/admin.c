@@ -252,7 +252,7 @@ show_pools(client *ac)
 		{
 			if (s->state == S_ACTIVE)
 				sv_active++;
-			else if (s->in_idle)
+			else if (s->state == S_IDLE)
 				sv_idle++;
 			else if (s->state == S_RESETTING || s->state == S_CANCELING)
 				sv_tested++;

@@ -59,6 +59,41 @@ tlist_set(client *c, char which, double secs)
 		TAILQ_INSERT_TAIL(&closing_list, c, tlink);
 }
 
+/*
+ * The only place a client's state changes.  A pool's queues follow the
+ * state: C_WAITING clients are on its wait queue, C_LOGIN_WAIT ones on its
+ * login queue, and nobody else is.  A client sent back to the queue from a
+ * server (its pre-ping found the server dead) goes first again: it had
+ * already waited its turn.
+ */
+void
+client_set_state(client *c, enum client_state state)
+{
+	enum client_state old = c->state;
+	pool	   *p = c->pool;
+
+	if (old == state)
+		return;
+	if (old == C_WAITING)
+	{
+		TAILQ_REMOVE(&p->waiting, c, wlink);
+		p->n_waiting--;
+	}
+	else if (old == C_LOGIN_WAIT)
+		TAILQ_REMOVE(&p->login_wait, c, wlink);
+	if (state == C_WAITING)
+	{
+		if (old == C_ACTIVE)
+			TAILQ_INSERT_HEAD(&p->waiting, c, wlink);
+		else
+			TAILQ_INSERT_TAIL(&p->waiting, c, wlink);
+		p->n_waiting++;
+	}
+	else if (state == C_LOGIN_WAIT)
+		TAILQ_INSERT_TAIL(&p->login_wait, c, wlink);
+	c->state = state;
+}
+
 void
 client_accept(int fd, bool tcp)
 {
@@ -73,7 +108,7 @@ client_accept(int fd, bool tcp)
 		set_nodelay(fd);
 	conn_init(&c->c, fd, client_read_cb, client_write_cb, c, true);
 	c->tcp = tcp;
-	c->state = C_STARTUP;
+	c->state = C_STARTUP;		/* its first state: calloc's zero, said aloud */
 	c->id = ++next_client_id;
 	c->connected = now_mono();
 	TAILQ_INSERT_TAIL(&all_clients, c, link);
@@ -82,12 +117,11 @@ client_accept(int fd, bool tcp)
 	conn_read_on(&c->c);
 }
 
-/* Leave the pool's wait queue and the server: shared by freeing and closing. */
+/* Leave the pool's queues (C_CLOSING) and the server: shared by freeing and closing. */
 static void
 client_detach(client *c)
 {
-	if (c->state == C_WAITING || c->state == C_LOGIN_WAIT)
-		pool_cancel_wait(c);
+	client_set_state(c, C_CLOSING);
 	if (c->server)
 	{
 		server	   *s = c->server;
@@ -133,7 +167,6 @@ static void
 close_soon(client *c)
 {
 	client_detach(c);
-	c->state = C_CLOSING;
 	conn_read_off(&c->c);
 	tlist_set(c, 2, CLOSE_GRACE);
 	conn_kick_write(&c->c);
@@ -344,7 +377,7 @@ process_startup(client *c)
 	{
 		/* the admin console: same login, then admin_login checks the user */
 		c->admin = ADMIN_ASKED;
-		c->state = C_AUTH;
+		client_set_state(c, C_AUTH);
 		auth_start(c);
 		return 1;
 	}
@@ -356,7 +389,7 @@ process_startup(client *c)
 	}
 	/* the pool is joined only once authenticated: see client_login_done */
 	c->db = db;
-	c->state = C_AUTH;
+	client_set_state(c, C_AUTH);
 	auth_start(c);
 	return 1;
 }
@@ -426,7 +459,7 @@ client_login_done(client *c)
 		client_welcome(c);
 		return;
 	}
-	c->state = C_LOGIN_WAIT;
+	client_set_state(c, C_LOGIN_WAIT);
 	conn_read_off(&c->c);
 	pool_request(c->pool, c);
 }
@@ -460,7 +493,7 @@ client_welcome(client *c)
 	random_bytes(&c->cancel_key, sizeof(c->cancel_key));
 	send_key_data(conn_out(&c->c), c->cancel_pid, c->cancel_key);
 	send_rfq(conn_out(&c->c), 'I');
-	c->state = C_IDLE;
+	client_set_state(c, C_IDLE);
 	tlist_set(c, 0, 0);
 	conn_flush(&c->c);
 	conn_read_on(&c->c);
@@ -524,7 +557,6 @@ process_idle(client *c)
 		break;
 	}
 	/* reading goes on while it waits: an EOF is seen, and it costs no epoll_ctl */
-	c->state = C_WAITING;
 	c->wait_start = now_mono();
 	pool_request(c->pool, c);
 }
@@ -533,7 +565,7 @@ process_idle(client *c)
 void
 client_discard_request(client *c)
 {
-	c->state = C_DISCARDING;
+	client_set_state(c, C_DISCARDING);
 	c->pass_remaining = 0;
 	c->dropping_sync = false;
 }
@@ -547,8 +579,7 @@ client_discard_request(client *c)
 void
 client_cancel_waiting(client *c)
 {
-	pool_cancel_wait(c);
-	client_discard_request(c);
+	client_discard_request(c);	/* leaves the queue */
 	if (c->begin_text)
 		c->begin_failed = true;
 	send_error(conn_out(&c->c), "ERROR", "57014", "canceling statement due to user request");
@@ -584,7 +615,7 @@ discard_canceled(client *c)
 		if (c->dropping_sync)
 		{
 			c->dropping_sync = false;
-			c->state = C_IDLE;
+			client_set_state(c, C_IDLE);
 			send_rfq(conn_out(&c->c), c->begin_text ? 'E' : 'I');
 			return true;
 		}
@@ -613,7 +644,7 @@ discard_canceled(client *c)
 void
 client_linked(client *c)
 {
-	c->state = C_ACTIVE;
+	client_set_state(c, C_ACTIVE);	/* leaves the queue */
 	c->pass_remaining = 0;
 	conn_read_on(&c->c);
 	client_process(c);

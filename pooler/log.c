@@ -40,7 +40,7 @@ log_open(const char *file)
 }
 
 void
-log_msg(int level, const char *fmt, ...)
+log_msg(enum log_level level, const char *fmt, ...)
 {
 	static const char *const names[] = {"ERROR", "WARNING", "LOG", "DEBUG"};
 	char		ts[32];

@@ -116,9 +116,7 @@ hand_idle(pool *p, client *c)
 
 	if (!s)
 		return false;
-	TAILQ_REMOVE(&p->idle, s, ilink);
-	s->in_idle = false;
-	p->n_idle--;
+	/* linking makes s S_ACTIVE, which takes it off the idle list */
 	if (needs_ping(p, s))
 		server_link_checked(s, c);
 	else
@@ -133,14 +131,17 @@ dispatch(pool *p)
 
 	while (!p->paused && (c = TAILQ_FIRST(&p->waiting)) != NULL && !TAILQ_EMPTY(&p->idle))
 	{
-		TAILQ_REMOVE(&p->waiting, c, wlink);
-		p->n_waiting--;
 		stats_wait_done(p, now_mono() - c->wait_start);
-		hand_idle(p, c);
+		hand_idle(p, c);		/* c leaves the queue as it becomes C_ACTIVE */
 	}
 	grow(p);
 }
 
+/*
+ * c wants a server: C_LOGIN_WAIT (already queued) for its pool's first
+ * server, or C_IDLE for its next transaction, queued only when no idle
+ * server can take it now.
+ */
 void
 pool_request(pool *p, client *c)
 {
@@ -151,7 +152,6 @@ pool_request(pool *p, client *c)
 	}
 	if (c->state == C_LOGIN_WAIT)
 	{
-		TAILQ_INSERT_TAIL(&p->login_wait, c, wlink);
 		if (now_mono() < p->retry_at && p->n_servers == 0)
 		{
 			fail_waiters(p, true);
@@ -162,23 +162,8 @@ pool_request(pool *p, client *c)
 	}
 	if (!p->paused && TAILQ_EMPTY(&p->waiting) && hand_idle(p, c))
 		return;
-	TAILQ_INSERT_TAIL(&p->waiting, c, wlink);
-	p->n_waiting++;
+	client_set_state(c, C_WAITING);
 	grow(p);
-}
-
-void
-pool_cancel_wait(client *c)
-{
-	pool	   *p = c->pool;
-
-	if (c->state == C_LOGIN_WAIT)
-		TAILQ_REMOVE(&p->login_wait, c, wlink);
-	else if (c->state == C_WAITING)
-	{
-		TAILQ_REMOVE(&p->waiting, c, wlink);
-		p->n_waiting--;
-	}
 }
 
 /* A working or fresh server is free: first waiter, else idle, else closed. */
@@ -208,8 +193,6 @@ give_server(pool *p, server *s)
 	}
 	if (w)
 	{
-		TAILQ_REMOVE(&p->waiting, w, wlink);
-		p->n_waiting--;
 		stats_wait_done(p, now_mono() - w->wait_start);
 		server_link(s, w);
 		return;
@@ -219,9 +202,7 @@ give_server(pool *p, server *s)
 		server_close(s, "overflow connection released (max_overflow)");
 		return;
 	}
-	TAILQ_INSERT_HEAD(&p->idle, s, ilink);
-	s->in_idle = true;
-	p->n_idle++;
+	server_set_state(s, S_IDLE);
 }
 
 void
@@ -234,10 +215,10 @@ pool_release(server *s)
 	if (c)
 	{
 		c->server = NULL;
-		c->state = C_IDLE;
+		client_set_state(c, C_IDLE);
 	}
+	/* s keeps its state until give_server places it: idle, linked or closed */
 	s->client = NULL;
-	s->state = S_IDLE;
 	s->expect_rfq = s->swallow_rfq = 0;
 	s->begin_absorb = false;
 	s->last_used = now;
@@ -259,7 +240,6 @@ pool_server_ready(server *s)
 	pool	   *p = s->pool;
 	client	   *c;
 
-	p->n_connecting--;
 	p->st.servers_opened++;
 	log_verbose("%s: server connection ready", server_tag(s));
 	p->fail_count = 0;
@@ -272,10 +252,7 @@ pool_server_ready(server *s)
 	}
 	give_server(p, s);
 	while ((c = TAILQ_FIRST(&p->login_wait)) != NULL)
-	{
-		TAILQ_REMOVE(&p->login_wait, c, wlink);
-		client_welcome(c);
-	}
+		client_welcome(c);		/* C_IDLE: off the login queue */
 }
 
 void
@@ -306,14 +283,6 @@ pool_server_closed(server *s)
 
 	TAILQ_REMOVE(&p->servers, s, link);
 	p->n_servers--;
-	if (s->state == S_CONNECTING || s->state == S_LOGIN)
-		p->n_connecting--;
-	if (s->in_idle)
-	{
-		TAILQ_REMOVE(&p->idle, s, ilink);
-		s->in_idle = false;
-		p->n_idle--;
-	}
 }
 
 /* The pre-ping found a dead connection: the client goes first again, with its bytes. */
@@ -324,9 +293,7 @@ pool_requeue(pool *p, client *c, struct evbuffer *replay)
 	conn_buf_put(replay);
 	c->pass_remaining = 0;
 	c->in_batch = false;
-	c->state = C_WAITING;
-	TAILQ_INSERT_HEAD(&p->waiting, c, wlink);
-	p->n_waiting++;
+	client_set_state(c, C_WAITING);	/* from C_ACTIVE: first in the queue again */
 	dispatch(p);
 }
 

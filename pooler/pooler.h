@@ -19,9 +19,9 @@
 #define POOLER_VERSION "1.0.0"
 
 /* ---- logging (log.c) ---- */
-enum { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 void log_open(const char *file);
-void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define log_error(...) log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
@@ -55,10 +55,10 @@ extern const char *const tracked_params[NPARAMS];
 int			tracked_param_index(const char *name);
 
 /* ---- settings (config.c) ---- */
-enum { MODE_SESSION, MODE_TRANSACTION };
-enum { AUTH_TRUST, AUTH_MD5, AUTH_SCRAM };
-enum { CLIENT_TLS_DISABLE, CLIENT_TLS_ALLOW, CLIENT_TLS_REQUIRE };
-enum { SERVER_TLS_DISABLE, SERVER_TLS_PREFER, SERVER_TLS_REQUIRE, SERVER_TLS_VERIFY_CA, SERVER_TLS_VERIFY_FULL };
+enum pool_mode { MODE_SESSION, MODE_TRANSACTION };
+enum auth_type { AUTH_TRUST, AUTH_MD5, AUTH_SCRAM };
+enum client_tls_mode { CLIENT_TLS_DISABLE, CLIENT_TLS_ALLOW, CLIENT_TLS_REQUIRE };
+enum server_tls_mode { SERVER_TLS_DISABLE, SERVER_TLS_PREFER, SERVER_TLS_REQUIRE, SERVER_TLS_VERIFY_CA, SERVER_TLS_VERIFY_FULL };
 
 /* a file named in the configuration, with its line for errors found when loading it */
 typedef struct cfg_file
@@ -69,7 +69,7 @@ typedef struct cfg_file
 
 typedef struct pool_settings
 {
-	int			pool_mode;
+	enum pool_mode pool_mode;
 	int			pool_size;
 	int			max_overflow;
 	int			min_pool_size;
@@ -104,7 +104,7 @@ typedef struct settings
 	int			listen_port;
 	char	   *unix_socket_dir;
 	pool_settings ps;			/* defaults for every database */
-	int			auth_type;
+	enum auth_type auth_type;
 	char	   *auth_file;
 	int			max_client_conn;
 	char	   *server_reset_query;
@@ -122,10 +122,10 @@ typedef struct settings
 	char	   *stats_users;	/* comma-separated: SHOW commands only */
 	double		shutdown_timeout;	/* SIGINT: seconds running transactions get */
 	database   *databases;
-	int			client_tls_mode;
+	enum client_tls_mode client_tls_mode;
 	cfg_file	client_tls_cert_file;
 	cfg_file	client_tls_key_file;
-	int			server_tls_mode;
+	enum server_tls_mode server_tls_mode;
 	cfg_file	server_tls_ca_file;
 } settings;
 
@@ -297,7 +297,7 @@ bool		random_bytes(void *buf, size_t n);
 typedef struct client_prep client_prep;	/* prepared.c: a client's statement names */
 typedef struct server_prep server_prep;	/* prepared.c: what a server has prepared */
 
-enum
+enum client_state
 {
 	C_STARTUP,					/* reading the startup packet */
 	C_AUTH,						/* password exchange */
@@ -312,7 +312,7 @@ enum
 typedef struct client
 {
 	conn		c;
-	int			state;
+	enum client_state state;	/* written by client_set_state() only */
 	struct pool *pool;			/* set once authenticated */
 	struct database *db;		/* the pool to join after authentication */
 	struct server *server;
@@ -347,11 +347,12 @@ typedef struct client
 	uint32_t	id;				/* C-<id> in logs and SHOW CLIENTS */
 	double		connected;
 	TAILQ_ENTRY(client) link;	/* every client */
-	TAILQ_ENTRY(client) wlink;	/* pool wait queues */
+	TAILQ_ENTRY(client) wlink;	/* its pool's queue: C_WAITING or C_LOGIN_WAIT */
 	TAILQ_ENTRY(client) tlink;	/* startup or closing timeout list */
 } client;
 TAILQ_HEAD(client_list, client);
 
+void		client_set_state(client *c, enum client_state state);
 void		client_accept(int fd, bool tcp);
 void		client_login_done(client *c);
 void		client_welcome(client *c);
@@ -372,7 +373,7 @@ extern int	client_count;
 extern struct client_list all_clients;
 
 /* ---- servers (server.c) ---- */
-enum
+enum server_state
 {
 	S_CONNECTING,
 	S_LOGIN,
@@ -380,12 +381,13 @@ enum
 	S_ACTIVE,
 	S_RESETTING,
 	S_CANCELING,				/* released, kept from others until a cancel sent for it is spent */
+	S_CLOSED					/* being freed: in no list, counted nowhere */
 };
 
 typedef struct server
 {
 	conn		c;
-	int			state;
+	enum server_state state;	/* written by server_set_state() only */
 	struct pool *pool;
 	client	   *client;
 	pstr	   *params[NPARAMS];
@@ -400,7 +402,6 @@ typedef struct server
 	int			swallow_rfq;	/* of those, answers to our own queries */
 	char		txstatus;
 	bool		in_copy_out;
-	bool		in_idle;		/* on the pool's idle list */
 	bool		ping_unconfirmed;	/* pre-ping sent, its answer not seen yet */
 	bool		begin_absorb;	/* a deferred BEGIN sent, its answer not seen yet */
 	bool		close_needed;	/* its database's address changed: close at release */
@@ -415,10 +416,11 @@ typedef struct server
 	bool		cancel_sent;	/* one was forwarded: absorb it before reuse */
 	server_prep *prep;			/* transaction mode with max_prepared_statements */
 	TAILQ_ENTRY(server) link;	/* pool's all-servers list */
-	TAILQ_ENTRY(server) ilink;	/* pool's idle list */
+	TAILQ_ENTRY(server) ilink;	/* pool's idle list: exactly the S_IDLE servers */
 } server;
 TAILQ_HEAD(server_list, server);
 
+void		server_set_state(server *s, enum server_state state);
 void		server_connect(struct pool *p);
 void		server_login_failed(server *s, const char *sqlstate, const char *msg);
 void		server_login_process(server *s);
@@ -499,11 +501,12 @@ typedef struct pool
 	char	   *server_dbname;
 	user_cred  *cred;
 	struct server_list servers;
-	struct server_list idle;
-	struct client_list waiting;
-	struct client_list login_wait;
+	/* the next four follow the states: server_set_state(), client_set_state() */
+	struct server_list idle;	/* S_IDLE, most recently released first */
+	struct client_list waiting; /* C_WAITING, FIFO */
+	struct client_list login_wait;	/* C_LOGIN_WAIT */
 	int			n_servers;
-	int			n_connecting;
+	int			n_connecting;	/* S_CONNECTING or S_LOGIN */
 	int			n_idle;
 	int			n_waiting;
 	bool		have_params;

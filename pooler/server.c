@@ -22,6 +22,56 @@ static void server_write_cb(evutil_socket_t fd, short ev, void *arg);
 static void server_timer_cb(evutil_socket_t fd, short ev, void *arg);
 static uint32_t next_server_id;
 
+/*
+ * A server's state decides its pool's bookkeeping: S_IDLE servers are the
+ * pool's idle list (most recently released first, so the least recently
+ * used are at the tail for closing), and S_CONNECTING / S_LOGIN ones are
+ * its n_connecting.  server_connect (a server is born S_CONNECTING),
+ * server_set_state and server_free are the only places that keep them, so
+ * they can never disagree with the state.
+ */
+static bool
+is_connecting(enum server_state state)
+{
+	return state == S_CONNECTING || state == S_LOGIN;
+}
+
+static void
+enter_state(server *s, enum server_state state)
+{
+	pool	   *p = s->pool;
+
+	if (state == S_IDLE)
+	{
+		TAILQ_INSERT_HEAD(&p->idle, s, ilink);
+		p->n_idle++;
+	}
+	s->state = state;
+}
+
+static void
+leave_state(server *s, enum server_state next)
+{
+	pool	   *p = s->pool;
+
+	if (s->state == S_IDLE)
+	{
+		TAILQ_REMOVE(&p->idle, s, ilink);
+		p->n_idle--;
+	}
+	else if (is_connecting(s->state) && !is_connecting(next))
+		p->n_connecting--;
+}
+
+void
+server_set_state(server *s, enum server_state state)
+{
+	if (s->state == state)
+		return;
+	leave_state(s, state);
+	enter_state(s, state);
+}
+
 void
 server_connect(pool *p)
 {
@@ -45,12 +95,12 @@ server_connect(pool *p)
 	s->addr = db->addr;
 	s->addrlen = db->addrlen;
 	s->id = ++next_server_id;
-	s->state = S_CONNECTING;
 	s->created = s->last_used = now_mono();
 	conn_init(&s->c, fd, server_read_cb, server_write_cb, s, false);
 	evtimer_assign(&s->timer, base, server_timer_cb, s);
 	TAILQ_INSERT_TAIL(&p->servers, s, link);
 	p->n_servers++;
+	s->state = S_CONNECTING;
 	p->n_connecting++;
 	tv.tv_sec = (time_t) p->ps->connect_timeout;
 	tv.tv_usec = (suseconds_t) ((p->ps->connect_timeout - tv.tv_sec) * 1e6);
@@ -69,6 +119,7 @@ server_connect(pool *p)
 static void
 server_free(server *s)
 {
+	leave_state(s, S_CLOSED);
 	pool_server_closed(s);
 	cancel_forget(s);
 	evtimer_del(&s->timer);
@@ -247,7 +298,7 @@ server_link(server *s, client *c)
 
 	s->client = c;
 	c->server = s;
-	s->state = S_ACTIVE;
+	server_set_state(s, S_ACTIVE);
 	for (int t = 0; t < NPARAMS; t++)
 	{
 		if (!c->params[t] || c->params[t] == s->params[t])
@@ -303,7 +354,7 @@ start_reset(server *s, bool full)
 	}
 	s->expect_rfq += n;
 	s->swallow_rfq += n;
-	s->state = S_RESETTING;
+	server_set_state(s, S_RESETTING);
 	if (conn_flush(&s->c) < 0)
 		server_close(s, "reset write failed");
 }
@@ -341,7 +392,7 @@ server_hold_for_cancel(server *s)
 {
 	if (!s->cancel_sent)
 		return false;
-	s->state = S_CANCELING;
+	server_set_state(s, S_CANCELING);
 	if (!s->cancels)
 		server_cancel_settled(s);
 	return true;
@@ -650,7 +701,7 @@ server_write_cb(evutil_socket_t fd, short ev, void *arg)
 			return;
 		}
 		s->be_key = 0;
-		s->state = S_LOGIN;
+		server_set_state(s, S_LOGIN);
 		server_send_startup(s);
 		conn_read_on(&s->c);
 	}
