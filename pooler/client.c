@@ -36,6 +36,7 @@ static struct client_list startup_list = TAILQ_HEAD_INITIALIZER(startup_list);
 static struct client_list closing_list = TAILQ_HEAD_INITIALIZER(closing_list);
 static struct event tick_ev;
 static void client_process(client *c);
+static void client_login_done(client *c);
 
 /*
  * Timeouts without a timer per client (an event costs 128 bytes of every
@@ -261,6 +262,16 @@ start_tls(client *c)
 }
 
 /* The startup packet: 0 wait for more, 1 handled (state may have moved on) */
+/* auth.c has judged the client's last login message */
+static void
+act_on_auth(client *c, enum auth_verdict verdict, const auth_refusal *why)
+{
+	if (verdict == AUTH_OK)
+		client_login_done(c);
+	else if (verdict == AUTH_REFUSED)
+		client_fail(c, why->sqlstate, "%s", why->msg);
+}
+
 static int
 process_startup(client *c)
 {
@@ -270,6 +281,7 @@ process_startup(client *c)
 				code;
 	size_t		i;
 	database   *db;
+	auth_refusal why;
 
 	if (!conn_peek(c->c.in, 0, hdr, 8))
 		return 0;
@@ -378,7 +390,7 @@ process_startup(client *c)
 		/* the admin console: same login, then admin_login checks the user */
 		c->admin = ADMIN_ASKED;
 		client_set_state(c, C_AUTH);
-		auth_start(c);
+		act_on_auth(c, auth_start(c, &why), &why);
 		return 1;
 	}
 	db = config_find_database(c->dbname);
@@ -390,7 +402,7 @@ process_startup(client *c)
 	/* the pool is joined only once authenticated: see client_login_done */
 	c->db = db;
 	client_set_state(c, C_AUTH);
-	auth_start(c);
+	act_on_auth(c, auth_start(c, &why), &why);
 	return 1;
 }
 
@@ -400,6 +412,8 @@ process_auth(client *c)
 	unsigned char hdr[5];
 	uint32_t	len;
 	unsigned char *msg;
+	enum auth_verdict verdict;
+	auth_refusal why;
 
 	if (!conn_peek(c->c.in, 0, hdr, 5))
 		return 0;
@@ -423,8 +437,9 @@ process_auth(client *c)
 		return 1;
 	}
 	evbuffer_remove(c->c.in, msg, len + 1);
-	auth_message(c, hdr[0], msg + 5, len - 4);
+	verdict = auth_message(c, hdr[0], msg + 5, len - 4, &why);
 	free(msg);
+	act_on_auth(c, verdict, &why);
 	return 1;
 }
 
@@ -432,7 +447,7 @@ process_auth(client *c)
  * Authenticated: join the (database, user) pool.  Only now, so that clients
  * that never authenticate, whatever names they send, create no pool.
  */
-void
+static void
 client_login_done(client *c)
 {
 	if (c->admin)
@@ -551,7 +566,10 @@ process_idle(client *c)
 				continue;		/* answered here: the next message may be too */
 			case DEFER_SERVER:
 				break;
-			default:
+			case DEFER_REFUSED:
+				client_discard_request(c);
+				return;
+			case DEFER_WAIT:
 				return;
 		}
 		break;
@@ -650,18 +668,15 @@ client_linked(client *c)
 	client_process(c);
 }
 
-/* The first n bytes of the client's input go to its server as they are. */
-void
-client_pass(client *c, size_t n)
+/* prepared_rewrite.c found a named-statement message it cannot carry out */
+static void
+refuse_prepared(client *c, enum prep_verdict verdict, char type)
 {
-	server	   *s = c->server;
-
-	if (!n)
-		return;
-	if (s->replay)
-		evbuffer_add(s->replay, evbuffer_pullup(c->c.in, n), n);
-	c->pool->st.bytes_in += n;
-	evbuffer_remove_buffer(c->c.in, s->c.out, n);
+	if (verdict == PREP_NO_MEMORY)
+		client_fail(c, "53200", "out of memory for prepared statements");
+	else
+		client_fail(c, "08P01", "invalid %s message", type == 'P' ? "Parse" : type == 'B' ? "Bind" :
+					type == 'D' ? "Describe" : "Close");
 }
 
 /* Forwarding done: the first n bytes go to the server, written at once. */
@@ -714,12 +729,15 @@ client_forward(client *c)
 		}
 		if (track)
 		{
-			int			r = prepared_client_msg(c, hdr, len, &off);
+			enum prep_verdict r = prepared_client_msg(c, hdr, len, &off);
 
 			if (r == PREP_DONE)
 				bufview_load(&in, c->c.in);
-			if (r == PREP_FAIL)
+			if (r == PREP_NO_MEMORY || r == PREP_MALFORMED)
+			{
+				refuse_prepared(c, r, hdr[0]);
 				return;
+			}
 			if (r == PREP_WAIT)
 				break;
 			if (r == PREP_DONE)

@@ -268,10 +268,22 @@ user_cred  *userlist_parse(const char *file, bool *ok);
 void		userlist_install(user_cred *list);
 user_cred  *userlist_find(const char *name);
 
-/* client side of the pooler's login (auth.c) */
+/* client side of the pooler's login (auth.c): client.c acts on the verdict */
+enum auth_verdict
+{
+	AUTH_MORE,					/* the next password message is awaited */
+	AUTH_OK,					/* AuthenticationOk sent: log the client in */
+	AUTH_REFUSED				/* close the client with the refusal's error */
+};
+typedef struct auth_refusal
+{
+	const char *sqlstate;
+	char		msg[512];
+} auth_refusal;
 struct client;
-void		auth_start(struct client *c);
-int			auth_message(struct client *c, char type, const unsigned char *body, size_t len);
+enum auth_verdict auth_start(struct client *c, auth_refusal *why);
+enum auth_verdict auth_message(struct client *c, char type, const unsigned char *body, size_t len,
+							   auth_refusal *why);
 void		auth_free(struct client *c);
 
 /* SCRAM primitives (scram.c) */
@@ -354,7 +366,6 @@ TAILQ_HEAD(client_list, client);
 
 void		client_set_state(client *c, enum client_state state);
 void		client_accept(int fd, bool tcp);
-void		client_login_done(client *c);
 void		client_welcome(client *c);
 void		client_linked(client *c);
 void		client_server_gone(client *c, const char *sqlstate, const char *msg);
@@ -367,7 +378,6 @@ void		clients_tick_start(void);
 void		client_shutdown_all(void);
 client	   *client_find_cancel(uint32_t pid, uint32_t key);
 void		client_close_soon(client *c);
-void		client_pass(client *c, size_t n);
 void		client_discard_request(client *c);
 extern int	client_count;
 extern struct client_list all_clients;
@@ -442,11 +452,19 @@ void		cancel_forget(server *s);
 void		cancel_shutdown(void);
 
 /* ---- named prepared statements in transaction mode (prepared*.c) ---- */
-enum { PREP_PASS, PREP_DONE, PREP_WAIT, PREP_FAIL };
+enum prep_verdict
+{
+	PREP_PASS,					/* an ordinary message: forward it as it is */
+	PREP_DONE,					/* handled here */
+	PREP_WAIT,					/* more bytes needed */
+	PREP_NO_MEMORY,				/* client side: close the client (53200) */
+	PREP_MALFORMED,				/* client side: close the client (08P01) */
+	PREP_MISMATCH				/* server side: the reply matches no request sent; close the server */
+};
 bool		prepared_tracking(client *c);
-int			prepared_client_msg(client *c, const unsigned char *hdr, uint32_t len, size_t *off);
+enum prep_verdict prepared_client_msg(client *c, const unsigned char *hdr, uint32_t len, size_t *off);
 void		prepared_client_sent(server *s, char type);
-int			prepared_server_msg(server *s, const unsigned char *hdr, uint32_t len, size_t *off);
+enum prep_verdict prepared_server_msg(server *s, const unsigned char *hdr, uint32_t len, size_t *off);
 void		prepared_flush_synth(server *s);
 bool		prepared_quiet(server *s);
 bool		prepared_server_reset(server *s);
@@ -455,12 +473,24 @@ void		prepared_server_free(server *s);
 void		prepared_client_free(client *c);
 
 /* ---- transaction mode's deferred BEGIN (deferred_begin.c) ---- */
-enum { DEFER_SERVER, DEFER_LOCAL, DEFER_WAIT, DEFER_REFUSED };
+enum defer_verdict
+{
+	DEFER_SERVER,				/* the message needs a server */
+	DEFER_LOCAL,				/* answered here */
+	DEFER_WAIT,					/* more bytes needed to tell */
+	DEFER_REFUSED				/* 25P02 sent: the client drops its messages to its sync point */
+};
+/* what the server said to a deferred BEGIN it refused */
+typedef struct begin_failure
+{
+	char		sqlstate[6];
+	char		msg[256];
+} begin_failure;
 bool		defer_begin_on(const client *c);
-int			defer_idle(client *c, char type, uint32_t len);
+enum defer_verdict defer_idle(client *c, char type, uint32_t len);
 void		defer_send_begin(server *s, client *c);
 bool		defer_absorbs(const server *s, char type);
-bool		defer_absorb(server *s, char type, const char *body, size_t len);
+bool		defer_absorb(server *s, char type, const char *body, size_t len, begin_failure *failure);
 
 /* ---- per-pool counters (stats.c) ---- */
 #define WAIT_SUB 4				/* histogram sub-buckets per power of two */
@@ -528,9 +558,26 @@ typedef struct pool
 
 extern pool *pools;				/* every pool, newest first */
 
+/*
+ * The first n bytes of the client's input go to its server as they are
+ * (kept for replay behind an unconfirmed pre-ping).  Inline: it runs for
+ * every forwarded message, from client.c and prepared_rewrite.c.
+ */
+static inline void
+client_pass(client *c, size_t n)
+{
+	server	   *s = c->server;
+
+	if (!n)
+		return;
+	if (s->replay)
+		evbuffer_add(s->replay, evbuffer_pullup(c->c.in, n), n);
+	c->pool->st.bytes_in += n;
+	evbuffer_remove_buffer(c->c.in, s->c.out, n);
+}
+
 pool	   *pool_get(database *db, const char *user, const char *dbname, user_cred *cred);
 void		pool_request(pool *p, client *c);
-void		pool_cancel_wait(client *c);
 void		pool_requeue(pool *p, client *c, struct evbuffer *replay);
 void		pool_release(server *s);
 void		pool_server_ready(server *s);

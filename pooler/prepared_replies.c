@@ -246,10 +246,10 @@ forgets_all(struct evbuffer *in, size_t off, uint32_t len)
 /*
  * One server message at *off for the linked client.  PREP_PASS: forward it
  * as it is; PREP_DONE: swallowed here (what came before was forwarded,
- * *off is 0); PREP_WAIT: more bytes needed; PREP_FAIL: the reply does not
+ * *off is 0); PREP_WAIT: more bytes needed; PREP_MISMATCH: the reply does not
  * match what was asked, the connection must go.
  */
-int
+enum prep_verdict
 prepared_server_msg(server *s, const unsigned char *hdr, uint32_t len, size_t *off)
 {
 	server_prep *sp = s->prep;
@@ -295,7 +295,7 @@ prepared_server_msg(server *s, const unsigned char *hdr, uint32_t len, size_t *o
 		if (t == 'Z' || t == '1' || t == '2' || t == '3')
 		{
 			log_error("backend %u sent '%c' where a reply to '%c' was expected", s->be_pid, t, h->kind);
-			return PREP_FAIL;
+			return PREP_MISMATCH;
 		}
 		return PREP_PASS;
 	}

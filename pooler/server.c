@@ -422,6 +422,27 @@ server_releasable(server *s)
 		!s->begin_absorb && prepared_quiet(s);
 }
 
+/*
+ * The server refused the deferred BEGIN the client was told had run: the
+ * transaction is lost, so the client is closed with the server's error and
+ * the server (maybe skipping to a Sync that never comes) with it.
+ */
+static void
+begin_refused(server *s, const begin_failure *failure)
+{
+	client	   *c = s->client;
+
+	if (c)
+	{
+		s->client = NULL;
+		c->server = NULL;
+		client_fail(c, failure->sqlstate,
+					"perfopt-pooler: the deferred BEGIN failed on the server, the transaction is lost: %s",
+					failure->msg);
+	}
+	server_close(s, "deferred BEGIN failed");
+}
+
 /* Messages from a working server: swallow ours, forward the client's. */
 void
 server_forward(server *s)
@@ -457,6 +478,7 @@ server_forward(server *s)
 		if (s->swallow_rfq > 0 || (s->begin_absorb && defer_absorbs(s, hdr[0])))
 		{
 			const unsigned char *body;
+			begin_failure failure;
 
 			/* our own queries' answers come first; the client never sees them */
 			if (off > 0)
@@ -478,8 +500,11 @@ server_forward(server *s)
 			if (s->swallow_rfq == 0)
 			{
 				/* the deferred BEGIN's answer, behind the settings' (deferred_begin.c) */
-				if (!defer_absorb(s, hdr[0], (const char *) body, len - 4))
+				if (!defer_absorb(s, hdr[0], (const char *) body, len - 4, &failure))
+				{
+					begin_refused(s, &failure);
 					return;
+				}
 				evbuffer_drain(in, len + 1);
 				bufview_load(&v, in);
 				continue;
@@ -551,14 +576,14 @@ server_forward(server *s)
 		{
 			/* replies to prepared-statement traffic: ours swallowed, answers inserted */
 			size_t		was = off;
-			int			r = prepared_server_msg(s, hdr, len, &off);
+			enum prep_verdict r = prepared_server_msg(s, hdr, len, &off);
 
 			/* it drains the buffer only after forwarding what precedes (off moves) */
 			if (r == PREP_DONE || off != was)
 				bufview_load(&v, in);
 			if (r == PREP_WAIT)
 				break;
-			if (r == PREP_FAIL)
+			if (r == PREP_MISMATCH)
 			{
 				server_close(s, "server reply does not match the prepared-statement requests sent");
 				return;
