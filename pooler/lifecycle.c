@@ -25,7 +25,6 @@
 
 #define POLL_USEC 10000
 
-bool		shutting_down;
 static bool pause_all;
 static char **paused_dbs;
 static int	n_paused_dbs;
@@ -381,6 +380,7 @@ void
 lifecycle_start(void (*stop) (void))
 {
 	stop_listening = stop;
+	pool_born_paused = lifecycle_db_paused;
 	event_assign(&poll_ev, base, -1, EV_PERSIST, poll_cb, NULL);
 	evsignal_assign(&sighup_ev, base, SIGHUP, signal_cb, NULL);
 	evsignal_assign(&sigint_ev, base, SIGINT, signal_cb, NULL);

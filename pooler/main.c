@@ -126,6 +126,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	clients_tick_start();
+	janitor_start();
 	lifecycle_start(listener_stop);
 	log_info("perfopt-pooler %s listening (port %d, %s mode)", POOLER_VERSION, cfg.listen_port,
 			 cfg.ps.pool_mode == MODE_SESSION ? "session" : "transaction");
@@ -140,6 +141,7 @@ main(int argc, char **argv)
 	metrics_stop();
 	client_shutdown_all();
 	pool_shutdown();
+	janitor_stop();
 	cancel_shutdown();
 	tls_shutdown();
 	write_batch_stop();

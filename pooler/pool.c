@@ -4,14 +4,17 @@
  * pool_size kept, max_overflow opened only for waiting clients, FIFO
  * waiters with pool_timeout, pool_recycle at release, pre-ping before
  * handing out an idle connection, min_pool_size, and exponential backoff
- * while the server is down.  A janitor runs once a second.
+ * while the server is down.  What runs by the clock (recycling idle
+ * servers, min_pool_size, freeing pools of removed databases) is here too,
+ * driven once a second by janitor.c.
  *
- * Live operations (lifecycle.c, reload.c) act through three things here: a
- * paused pool hands out no server and closes those released; a pool over
- * its (reloaded) limits closes released servers instead of keeping them;
- * a pool of a database removed by a reload is freed once no client uses it.
+ * Live operations (lifecycle.c, reload.c) act through four things here,
+ * and pool.c never calls them: a paused pool hands out no server and closes
+ * those released; a pool over its (reloaded) limits closes released servers
+ * instead of keeping them; a pool of a database removed by a reload is
+ * freed once no client uses it; while shutting_down no new transaction
+ * gets a server.
  */
-#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,10 +26,8 @@
 #define BACKOFF_MAX 0.5
 
 pool	   *pools;
-static struct event janitor_ev;
-static bool janitor_on;
-
-static void janitor_cb(evutil_socket_t fd, short ev, void *arg);
+bool		shutting_down;
+bool		(*pool_born_paused) (const char *dbname);
 
 pool *
 pool_get(database *db, const char *user, const char *dbname, user_cred *cred)
@@ -48,17 +49,9 @@ pool_get(database *db, const char *user, const char *dbname, user_cred *cred)
 	TAILQ_INIT(&p->idle);
 	TAILQ_INIT(&p->waiting);
 	TAILQ_INIT(&p->login_wait);
-	p->paused = lifecycle_db_paused(dbname);
+	p->paused = pool_born_paused && pool_born_paused(dbname);
 	p->next = pools;
 	pools = p;
-	if (!janitor_on)
-	{
-		struct timeval tv = {1, 0};
-
-		event_assign(&janitor_ev, base, -1, EV_PERSIST, janitor_cb, NULL);
-		event_add(&janitor_ev, &tv);
-		janitor_on = true;
-	}
 	return p;
 }
 
@@ -378,8 +371,8 @@ pool_free(pool *p)
  * their idle servers are closed and, once the last server is gone, the pool
  * itself (its counters go to stats_removed).
  */
-static void
-reap_removed(void)
+void
+pool_reap_removed(void)
 {
 	pool	  **pp = &pools,
 			   *p;
@@ -400,52 +393,41 @@ reap_removed(void)
 		}
 		pp = &p->next;
 	}
-	reload_reap_databases();
 }
 
-static void
-janitor_cb(evutil_socket_t fd, short ev, void *arg)
+/*
+ * Once a second: idle servers past pool_recycle or overflow_idle_timeout
+ * close, min_pool_size is kept, and waiters no connect is under way for
+ * get one.
+ */
+void
+pool_tick(pool *p, double now)
 {
-	double		now = now_mono();
-	static int	ticks;
+	server	   *s,
+			   *next;
 
-	for (pool *p = pools; p; p = p->next)
+	for (s = TAILQ_FIRST(&p->idle); s; s = next)
 	{
-		server	   *s,
-				   *next;
-
-		for (s = TAILQ_FIRST(&p->idle); s; s = next)
+		next = TAILQ_NEXT(s, ilink);
+		if (p->ps->pool_recycle > 0 && now - s->created >= p->ps->pool_recycle)
 		{
-			next = TAILQ_NEXT(s, ilink);
-			if (p->ps->pool_recycle > 0 && now - s->created >= p->ps->pool_recycle)
-			{
-				p->st.recycled++;
-				server_close(s, "pool_recycle: idle connection too old");
-			}
-			else if (p->n_servers > p->ps->pool_size &&
-					 now - s->last_used >= p->ps->overflow_idle_timeout)
-				server_close(s, "overflow_idle_timeout");
+			p->st.recycled++;
+			server_close(s, "pool_recycle: idle connection too old");
 		}
-		while (p->n_servers < p->ps->min_pool_size && now >= p->retry_at && !p->paused && !p->db->removed)
-		{
-			int			before = p->fail_count;
-
-			server_connect(p);
-			if (p->fail_count != before)
-				break;
-		}
-		if (p->n_waiting > p->n_connecting)
-			grow(p);
+		else if (p->n_servers > p->ps->pool_size &&
+				 now - s->last_used >= p->ps->overflow_idle_timeout)
+			server_close(s, "overflow_idle_timeout");
 	}
-	reap_removed();
+	while (p->n_servers < p->ps->min_pool_size && now >= p->retry_at && !p->paused && !p->db->removed)
+	{
+		int			before = p->fail_count;
 
-	/*
-	 * A burst (a server restart queues every client with its buffers) leaves
-	 * freed memory in malloc's arenas; hand it back to the kernel every ten
-	 * seconds, so that the pooler's RSS follows what it really holds.
-	 */
-	if (++ticks % 10 == 0)
-		malloc_trim(0);
+		server_connect(p);
+		if (p->fail_count != before)
+			break;
+	}
+	if (p->n_waiting > p->n_connecting)
+		grow(p);
 }
 
 void
@@ -458,6 +440,4 @@ pool_shutdown(void)
 		while ((s = TAILQ_FIRST(&p->servers)) != NULL)
 			server_close(s, "shutdown");
 	}
-	if (janitor_on)
-		event_del(&janitor_ev);
 }

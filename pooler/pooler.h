@@ -586,7 +586,16 @@ void		pool_server_closed(server *s);
 void		pool_check_waits(double now);
 void		pool_refresh(pool *p);
 void		pool_close_idle(pool *p, int keep, const char *why);
+void		pool_tick(pool *p, double now);
+void		pool_reap_removed(void);
 void		pool_shutdown(void);
+/* set by lifecycle.c (PAUSE, shutdown); pool.c only reads them */
+extern bool shutting_down;		/* graceful shutdown under way: no new transactions */
+extern bool (*pool_born_paused) (const char *dbname);	/* a new pool of dbname starts paused */
+
+/* ---- the once-a-second timer (janitor.c) ---- */
+void		janitor_start(void);
+void		janitor_stop(void);
 
 /* ---- Prometheus endpoint (metrics.c) ---- */
 int			metrics_start(void);
@@ -617,6 +626,5 @@ int			lifecycle_pause(const char *db, client *admin, char *err, size_t errlen);
 int			lifecycle_resume(const char *db, char *err, size_t errlen);
 bool		lifecycle_db_paused(const char *dbname);
 void		lifecycle_client_gone(client *c);
-extern bool shutting_down;		/* graceful shutdown under way */
 
 #endif
