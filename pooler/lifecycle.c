@@ -33,6 +33,7 @@ static int	n_paused_dbs;
 typedef struct pause_waiter
 {
 	client	   *c;
+	pause_answer_fn answer;		/* the console's: how to tell c its PAUSE is over */
 	char	   *db;				/* NULL: every database */
 } pause_waiter;
 static pause_waiter *waiters;
@@ -129,12 +130,13 @@ again:
 		if (pause_reached(waiters[i].db))
 		{
 			client	   *c = waiters[i].c;
+			pause_answer_fn answer = waiters[i].answer;
 
 			log_info("PAUSE %s: every server connection released", waiters[i].db ? waiters[i].db : "(all)");
 			free(waiters[i].db);
 			waiters[i] = waiters[--n_waiters];
-			admin_done(c, "PAUSE", NULL, NULL);
-			goto again;			/* admin_done may have changed the list */
+			answer(c, "PAUSE", NULL, NULL);
+			goto again;			/* the answer may have changed the list */
 		}
 	if (shutting_down && !exiting)
 	{
@@ -189,7 +191,7 @@ db_known(const char *db)
  * -1 no such database, -2 already paused; err says it.
  */
 int
-lifecycle_pause(const char *db, client *admin, char *err, size_t errlen)
+lifecycle_pause(const char *db, client *admin, pause_answer_fn answer, char *err, size_t errlen)
 {
 	int			servers = 0;
 
@@ -228,6 +230,7 @@ lifecycle_pause(const char *db, client *admin, char *err, size_t errlen)
 		return 0;
 	waiters = realloc(waiters, sizeof(*waiters) * (n_waiters + 1));
 	waiters[n_waiters].c = admin;
+	waiters[n_waiters].answer = answer;
 	waiters[n_waiters].db = db ? strdup(db) : NULL;
 	n_waiters++;
 	poll_start();
@@ -239,7 +242,7 @@ int
 lifecycle_resume(const char *db, char *err, size_t errlen)
 {
 	double		now = now_mono();
-	client	  **cancel;
+	pause_waiter *cancel;
 	int			ncancel = 0;
 
 	if (shutting_down)
@@ -284,7 +287,7 @@ lifecycle_resume(const char *db, char *err, size_t errlen)
 			pool_refresh(p);
 		}
 	/* PAUSEs still waiting for what is no longer paused end with an error */
-	cancel = malloc(sizeof(client *) * (n_waiters + 1));
+	cancel = malloc(sizeof(*cancel) * (n_waiters + 1));
 	for (int i = 0; i < n_waiters;)
 	{
 		const char *w = waiters[i].db;
@@ -294,12 +297,12 @@ lifecycle_resume(const char *db, char *err, size_t errlen)
 			i++;
 			continue;
 		}
-		cancel[ncancel++] = waiters[i].c;
+		cancel[ncancel++] = waiters[i];
 		free(waiters[i].db);
 		waiters[i] = waiters[--n_waiters];
 	}
 	for (int i = 0; i < ncancel; i++)
-		admin_done(cancel[i], NULL, "57014", "PAUSE canceled by RESUME");
+		cancel[i].answer(cancel[i].c, NULL, "57014", "PAUSE canceled by RESUME");
 	free(cancel);
 	return 0;
 }

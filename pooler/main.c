@@ -125,6 +125,7 @@ main(int argc, char **argv)
 		metrics_stop();
 		return 1;
 	}
+	client_console = &admin_console;
 	clients_tick_start();
 	janitor_start();
 	lifecycle_start(listener_stop);

@@ -132,9 +132,11 @@ typedef struct settings
 extern settings cfg;
 int			config_load(const char *file);
 database   *config_find_database(const char *name);
+void		config_defaults(void);	/* cfg as no file sets it */
 void		config_free(settings *s);
 void		config_free_database(database *db);
 void		config_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* config_keys.c */
 void		config_show(void (*row) (void *arg, const char *key, const char *value,
 									 const char *dflt, bool changeable), void *arg);
 void		config_keep_fixed(settings *now, const settings *running);
@@ -236,6 +238,7 @@ void		send_auth(struct evbuffer *b, uint32_t code, const void *data, size_t len)
 void		send_param_status(struct evbuffer *b, const char *name, const char *value);
 void		send_key_data(struct evbuffer *b, uint32_t pid, uint32_t key);
 void		send_rfq(struct evbuffer *b, char status);
+void		send_complete(struct evbuffer *b, const char *tag);
 void		send_query(struct evbuffer *b, const char *sql);
 const char *error_field(const char *body, size_t len, char field);
 
@@ -379,8 +382,27 @@ void		client_shutdown_all(void);
 client	   *client_find_cancel(uint32_t pid, uint32_t key);
 void		client_close_soon(client *c);
 void		client_discard_request(client *c);
+/* between client.c (input, timeouts) and client_login.c (startup, auth, welcome) */
+void		client_process(client *c);
+void		client_tlist_set(client *c, char which, double secs);
+int			client_startup_input(client *c);
+int			client_auth_input(client *c);
 extern int	client_count;
 extern struct client_list all_clients;
+
+/*
+ * A console: a client of the virtual database ADMIN_DB that the pooler
+ * answers itself.  client.c calls it only through these operations, so the
+ * console (admin.c) sits above the clients instead of in a circle with them.
+ */
+typedef struct console_ops
+{
+	bool		(*login) (client *c);	/* authenticated: may it use the console? (else closed) */
+	void		(*send_params) (client *c); /* its ParameterStatus messages */
+	int			(*process) (client *c); /* its input; -1: the client said Terminate */
+	void		(*gone) (client *c);	/* about to be freed */
+} console_ops;
+extern const console_ops *client_console;	/* NULL: ADMIN_DB is refused */
 
 /* ---- servers (server.c) ---- */
 enum server_state
@@ -436,7 +458,9 @@ void		server_login_failed(server *s, const char *sqlstate, const char *msg);
 void		server_login_process(server *s);
 void		server_send_startup(server *s);
 void		server_note_param(server *s, const unsigned char *body, size_t len, bool login);
-void		server_forward(server *s);
+void		server_forward(server *s);	/* server_forward.c */
+/* bytes queued for one side past which the other side's reading pauses */
+#define BACKLOG_HIGH (1024 * 1024)
 void		server_close(server *s, const char *why);
 void		server_link(server *s, client *c);
 void		server_link_checked(server *s, client *c);
@@ -611,10 +635,8 @@ enum { ADMIN_ASKED = 1, ADMIN_STATS, ADMIN_FULL };
 #define ADMIN_LEVEL 0x0f
 #define ADMIN_WAITING 0x10		/* a PAUSE not complete yet: input waits */
 #define ADMIN_SKIP 0x20			/* after an extended-protocol error: until Sync */
-bool		admin_login(client *c);
-void		admin_send_params(client *c);
-int			admin_process(client *c);	/* -1: the client said Terminate */
-void		admin_done(client *c, const char *tag, const char *sqlstate, const char *msg);
+extern const console_ops admin_console;	/* what main.c plugs into client_console */
+bool		admin_show(client *c, const char *name);	/* admin_show.c; false: no such SHOW */
 
 /* ---- live operations: reload (reload.c), pause, shutdown (lifecycle.c) ---- */
 int			config_reload(char *err, size_t errlen);
@@ -622,7 +644,9 @@ void		reload_reap_databases(void);
 extern int	verbose_extra;		/* -v on the command line, kept across reloads */
 void		lifecycle_start(void (*stop_listening) (void));
 void		lifecycle_shutdown(bool immediate);
-int			lifecycle_pause(const char *db, client *admin, char *err, size_t errlen);
+/* how a PAUSE that had to wait is answered: tag on success, else sqlstate and msg */
+typedef void (*pause_answer_fn) (client *c, const char *tag, const char *sqlstate, const char *msg);
+int			lifecycle_pause(const char *db, client *admin, pause_answer_fn answer, char *err, size_t errlen);
 int			lifecycle_resume(const char *db, char *err, size_t errlen);
 bool		lifecycle_db_paused(const char *dbname);
 void		lifecycle_client_gone(client *c);

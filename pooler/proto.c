@@ -85,6 +85,14 @@ send_rfq(struct evbuffer *b, char status)
 	evbuffer_add(b, &status, 1);
 }
 
+/* CommandComplete */
+void
+send_complete(struct evbuffer *b, const char *tag)
+{
+	put_msg_start(b, 'C', strlen(tag) + 1);
+	evbuffer_add(b, tag, strlen(tag) + 1);
+}
+
 void
 send_query(struct evbuffer *b, const char *sql)
 {
