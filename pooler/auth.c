@@ -1,6 +1,6 @@
 /*
- * auth.c: who may log in to the pooler.  Loads auth_file (PgBouncer's
- * userlist.txt format: "user" "secret" per line, secret plain, md5... or
+ * auth.c: who may log in to the pooler.  Loads auth_file (the userlist
+ * format poolers share: "user" "secret" per line, secret plain, md5... or
  * SCRAM-SHA-256$...) and runs the trust / md5 / scram-sha-256 exchange with
  * each client.  Wrong passwords end in 28P01; passwords never reach the log.
  */
@@ -14,6 +14,12 @@
 #include <openssl/crypto.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "config.h"
+#include "proto.h"
+#include "auth.h"
+#include "scram.h"
+#include "net/net.h"
 
 enum { A_MD5, A_SCRAM_INIT, A_SCRAM_FINAL };
 

@@ -16,6 +16,16 @@
 #include <unistd.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "strpool.h"
+#include "config.h"
+#include "proto.h"
+#include "auth.h"
+#include "client.h"
+#include "server.h"
+#include "pool.h"
+#include "net/net.h"
+#include "txn/txn.h"
 
 #define CLOSE_GRACE 5.0
 
@@ -50,41 +60,6 @@ client_tlist_set(client *c, char which, double secs)
 		TAILQ_INSERT_TAIL(&startup_list, c, tlink);
 	else if (which == 2)
 		TAILQ_INSERT_TAIL(&closing_list, c, tlink);
-}
-
-/*
- * The only place a client's state changes.  A pool's queues follow the
- * state: C_WAITING clients are on its wait queue, C_LOGIN_WAIT ones on its
- * login queue, and nobody else is.  A client sent back to the queue from a
- * server (its pre-ping found the server dead) goes first again: it had
- * already waited its turn.
- */
-void
-client_set_state(client *c, enum client_state state)
-{
-	enum client_state old = c->state;
-	pool	   *p = c->pool;
-
-	if (old == state)
-		return;
-	if (old == C_WAITING)
-	{
-		TAILQ_REMOVE(&p->waiting, c, wlink);
-		p->n_waiting--;
-	}
-	else if (old == C_LOGIN_WAIT)
-		TAILQ_REMOVE(&p->login_wait, c, wlink);
-	if (state == C_WAITING)
-	{
-		if (old == C_ACTIVE)
-			TAILQ_INSERT_HEAD(&p->waiting, c, wlink);
-		else
-			TAILQ_INSERT_TAIL(&p->waiting, c, wlink);
-		p->n_waiting++;
-	}
-	else if (state == C_LOGIN_WAIT)
-		TAILQ_INSERT_TAIL(&p->login_wait, c, wlink);
-	c->state = state;
 }
 
 void
@@ -223,7 +198,7 @@ valid_frontend_type(unsigned char t)
 
 /*
  * Idle client with input: it needs a server (or says goodbye), unless
- * deferred_begin.c answers its messages here.
+ * txn/deferred_begin.c answers its messages here.
  */
 static void
 process_idle(client *c)
@@ -358,7 +333,7 @@ client_linked(client *c)
 	client_process(c);
 }
 
-/* prepared_rewrite.c found a named-statement message it cannot carry out */
+/* txn/prepared_rewrite.c found a named-statement message it cannot carry out */
 static void
 refuse_prepared(client *c, enum prep_verdict verdict, char type)
 {
@@ -383,7 +358,7 @@ client_send(client *c, size_t n)
 
 /*
  * Move every complete message (and the started part of a long one) to the
- * server; with prepared statements tracked, prepared_rewrite.c sees each
+ * server; with prepared statements tracked, txn/prepared_rewrite.c sees each
  * message first and may rewrite or answer it.
  */
 static void

@@ -13,6 +13,16 @@
 #include <strings.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "strpool.h"
+#include "config.h"
+#include "proto.h"
+#include "auth.h"
+#include "scram.h"
+#include "client.h"
+#include "cancel.h"
+#include "pool.h"
+#include "net/net.h"
 
 #define STARTUP_MAX 10000
 #define PROTO_V3 196608
@@ -45,7 +55,8 @@ ignored_param(const char *name)
 /*
  * SSLRequest answered 'S'; the TLS handshake follows on the same socket.
  * Bytes the client sent behind its SSLRequest would be read as if they had
- * come through TLS (CVE-2021-23222): refuse them.
+ * come through TLS, though anyone on the path could have put them there:
+ * refuse them.
  */
 static void
 start_tls(client *c)

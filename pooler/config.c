@@ -20,6 +20,8 @@
 #include <ini.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "config.h"
 
 settings	cfg;
 bool		config_reloading;

@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "config.h"
 
 /*
  * Every [pooler] setting, for SHOW CONFIG and for the reload: those not

@@ -14,10 +14,12 @@
 #include <sys/socket.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "config.h"
 
 static FILE *logfp;
 
-/* Also on every reload, so that a rotated logfile is let go (as PgBouncer does). */
+/* Also on every reload, so that a rotated logfile is let go. */
 void
 log_open(const char *file)
 {

@@ -1,15 +1,15 @@
 /*
  * pool.c: one pool per (database, user), the only place where clients and
- * servers meet.  Implements SQLAlchemy's QueuePool promises server-side:
+ * servers meet.  Keeps an application-side pool's promises on the server:
  * pool_size kept, max_overflow opened only for waiting clients, FIFO
  * waiters with pool_timeout, pool_recycle at release, pre-ping before
  * handing out an idle connection, min_pool_size, and exponential backoff
  * while the server is down.  What runs by the clock (recycling idle
  * servers, min_pool_size, freeing pools of removed databases) is here too,
- * driven once a second by janitor.c.
+ * driven once a second by ops/janitor.c.
  *
- * Live operations (lifecycle.c, reload.c) act through four things here,
- * and pool.c never calls them: a paused pool hands out no server and closes
+ * Live operations (ops/lifecycle.c, ops/reload.c) act through four things
+ * here, and pool.c never calls them: a paused pool hands out no server and closes
  * those released; a pool over its (reloaded) limits closes released servers
  * instead of keeping them; a pool of a database removed by a reload is
  * freed once no client uses it; while shutting_down no new transaction
@@ -21,6 +21,14 @@
 #include <string.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "strpool.h"
+#include "auth.h"
+#include "client.h"
+#include "server.h"
+#include "stats.h"
+#include "pool.h"
+#include "net/net.h"
 
 #define BACKOFF_FIRST 0.05
 #define BACKOFF_MAX 0.5
@@ -167,7 +175,7 @@ give_server(pool *p, server *s)
 
 	if (p->paused)
 	{
-		/* as PgBouncer's PAUSE: the server goes, RESUME opens new ones */
+		/* paused: the server goes (PAUSE waits for that), RESUME opens new ones */
 		server_close(s, "pause");
 		return;
 	}

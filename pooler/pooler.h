@@ -1,8 +1,11 @@
 /*
- * pooler.h: the types every part of perfopt-pooler shares (settings,
- * connections, clients, servers, pools) and the entry points each file
- * offers the others.  Ownership: client.c owns client state, server.c owns
- * server state, pool.c is the only place that matches the two.
+ * pooler.h: the types every part of perfopt-pooler shares: settings,
+ * connections, credentials, clients, servers and pools, with their typed
+ * states.  Types only: each module's entry points are in its own header
+ * (client.h, server.h, pool.h, ..., net/net.h, txn/txn.h, ops/ops.h), so a
+ * file's #include lines say whom it uses.  Ownership: a client's state
+ * changes only in client.c (client_set_state), a server's only in server.c
+ * (server_set_state); pool.c is the only place that matches the two.
  */
 #ifndef POOLER_H
 #define POOLER_H
@@ -18,23 +21,10 @@
 
 #define POOLER_VERSION "1.0.0"
 
-/* ---- logging (log.c) ---- */
-enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
-void log_open(const char *file);
-void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-#define log_error(...) log_msg(LOG_ERR, __VA_ARGS__)
-#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
-#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
-#define log_debug(...) do { if (cfg.verbose >= 2) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
-/* logins, disconnections, server connections opened and closed: verbose >= 1 */
-#define log_verbose(...) do { if (cfg.verbose >= 1) log_msg(LOG_INFO, __VA_ARGS__); } while (0)
-struct client;
-struct server;
-const char *client_tag(const struct client *c);	/* "C-12 app@appdb 127.0.0.1:40312" */
-const char *server_tag(const struct server *s);	/* "S-3 app@appdb pid 4242" */
-void		sock_addr(int fd, bool peer, char *buf, size_t len, int *port);
+/* bytes queued for one side past which the other side's reading pauses */
+#define BACKLOG_HIGH (1024 * 1024)
 
-/* ---- interned, refcounted strings for parameter values (strpool.c) ---- */
+/* ---- interned, refcounted strings for parameter values (strpool.h) ---- */
 typedef struct pstr
 {
 	int			refs;
@@ -42,19 +32,14 @@ typedef struct pstr
 	struct pstr *next;
 	char		s[];
 } pstr;
-pstr	   *pstr_get(const char *s);
-void		pstr_unref(pstr *p);
-void		pstr_set(pstr **slot, pstr *v);	/* takes a new reference to v */
 
 /*
  * The session settings the server reports with ParameterStatus that
  * transaction mode carries from one server connection to the next.
  */
 enum { P_CLIENT_ENCODING, P_DATESTYLE, P_TIMEZONE, P_SCS, P_APPNAME, P_INTERVALSTYLE, NPARAMS };
-extern const char *const tracked_params[NPARAMS];
-int			tracked_param_index(const char *name);
 
-/* ---- settings (config.c) ---- */
+/* ---- settings (config.h) ---- */
 enum pool_mode { MODE_SESSION, MODE_TRANSACTION };
 enum auth_type { AUTH_TRUST, AUTH_MD5, AUTH_SCRAM };
 enum client_tls_mode { CLIENT_TLS_DISABLE, CLIENT_TLS_ALLOW, CLIENT_TLS_REQUIRE };
@@ -129,21 +114,7 @@ typedef struct settings
 	cfg_file	server_tls_ca_file;
 } settings;
 
-extern settings cfg;
-int			config_load(const char *file);
-database   *config_find_database(const char *name);
-void		config_defaults(void);	/* cfg as no file sets it */
-void		config_free(settings *s);
-void		config_free_database(database *db);
-void		config_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* config_keys.c */
-void		config_show(void (*row) (void *arg, const char *key, const char *value,
-									 const char *dflt, bool changeable), void *arg);
-void		config_keep_fixed(settings *now, const settings *running);
-extern bool config_reloading;	/* errors go to the log and config_error */
-extern char config_error[1024];	/* the first error of the last reload */
-
-/* ---- buffered non-blocking socket (conn.c) ---- */
+/* ---- a buffered non-blocking socket (net/net.h) ---- */
 typedef struct conn
 {
 	int			fd;
@@ -163,32 +134,6 @@ typedef struct conn
 	struct ssl_st *ssl;			/* NULL unless this connection speaks TLS */
 } conn;
 
-extern struct event_base *base;
-double		now_mono(void);
-void		conn_init(conn *c, int fd, event_callback_fn rcb, event_callback_fn wcb, void *arg, bool lazy);
-struct evbuffer *conn_in(conn *c);
-struct evbuffer *conn_out(conn *c);
-void		conn_park(conn *c);
-void		conn_want_write(conn *c);
-void		conn_kick_write(conn *c);
-size_t		buflen(struct evbuffer *b);
-struct evbuffer *conn_buf_get(void);
-void		conn_buf_put(struct evbuffer *b);
-int			conn_fill(conn *c);		/* >0 bytes, 0 EOF, -1 error, -2 nothing yet */
-int			conn_flush(conn *c);	/* 0 ok (maybe pending), -1 error */
-void		conn_flush_later(conn *c);	/* write_batch.c */
-void		conn_flush_pending(void);
-void		write_batch_forget(conn *c);
-void		write_batch_start(void);
-void		write_batch_stop(void);
-bool		write_batch_uring(void);
-int			conn_forward(conn *dst, struct evbuffer *src, size_t n);	/* move n bytes and write */
-void		conn_read_on(conn *c);
-void		conn_read_off(conn *c);
-void		conn_destroy(conn *c);
-void		conn_shut_write(conn *c);
-bool		conn_peek(struct evbuffer *b, size_t off, void *dst, size_t n);
-
 /*
  * An input buffer seen for parsing: its length and its first chunk, where
  * message headers nearly always are, read in place.  Load it again after
@@ -201,48 +146,8 @@ typedef struct bufview
 	size_t		first_len;
 	size_t		len;
 } bufview;
-void		bufview_load(bufview *v, struct evbuffer *b);
 
-static inline bool
-bufview_peek(const bufview *v, size_t off, void *dst, size_t n)
-{
-	if (off + n <= v->first_len)
-	{
-		__builtin_memcpy(dst, v->first + off, n);
-		return true;
-	}
-	return off + n <= v->len && conn_peek(v->b, off, dst, n);
-}
-void		set_nodelay(int fd);
-
-/* ---- TLS on either side of the pooler (tls.c) ---- */
-int			tls_init(void);
-void		tls_shutdown(void);
-bool		tls_client_offered(void);
-bool		tls_server_wanted(const database *db);
-int			tls_accept(conn *c);
-int			tls_connect(conn *c, const database *db);
-int			tls_fill(conn *c);
-int			tls_flush(conn *c);
-bool		tls_has_pending(conn *c);
-void		tls_close_notify(conn *c);
-void		tls_free(conn *c);
-const char *tls_last_error(void);
-
-/* ---- protocol helpers (proto.c) ---- */
-uint32_t	get_u32(const unsigned char *p);
-void		put_msg_start(struct evbuffer *b, char type, size_t bodylen);
-void		send_error(struct evbuffer *b, const char *severity, const char *sqlstate,
-					   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-void		send_auth(struct evbuffer *b, uint32_t code, const void *data, size_t len);
-void		send_param_status(struct evbuffer *b, const char *name, const char *value);
-void		send_key_data(struct evbuffer *b, uint32_t pid, uint32_t key);
-void		send_rfq(struct evbuffer *b, char status);
-void		send_complete(struct evbuffer *b, const char *tag);
-void		send_query(struct evbuffer *b, const char *sql);
-const char *error_field(const char *body, size_t len, char field);
-
-/* ---- credentials (auth.c, scram.c) ---- */
+/* ---- credentials (auth.h) ---- */
 typedef struct scram_keys
 {
 	int			iterations;
@@ -266,49 +171,7 @@ typedef struct user_cred
 	struct user_cred *next;
 } user_cred;
 
-int			userlist_load(const char *file);
-user_cred  *userlist_parse(const char *file, bool *ok);
-void		userlist_install(user_cred *list);
-user_cred  *userlist_find(const char *name);
-
-/* client side of the pooler's login (auth.c): client.c acts on the verdict */
-enum auth_verdict
-{
-	AUTH_MORE,					/* the next password message is awaited */
-	AUTH_OK,					/* AuthenticationOk sent: log the client in */
-	AUTH_REFUSED				/* close the client with the refusal's error */
-};
-typedef struct auth_refusal
-{
-	const char *sqlstate;
-	char		msg[512];
-} auth_refusal;
-struct client;
-enum auth_verdict auth_start(struct client *c, auth_refusal *why);
-enum auth_verdict auth_message(struct client *c, char type, const unsigned char *body, size_t len,
-							   auth_refusal *why);
-void		auth_free(struct client *c);
-
-/* SCRAM primitives (scram.c) */
-struct scram_server;
-struct scram_client;
-bool		scram_keys_from_password(const char *password, scram_keys *k, unsigned char client_key[32]);
-bool		scram_parse_secret(const char *secret, scram_keys *k);
-struct scram_server *scram_server_new(const scram_keys *k);
-char	   *scram_server_first(struct scram_server *st, const char *client_first, size_t len, const char **err);
-char	   *scram_server_final(struct scram_server *st, const char *client_final, size_t len,
-							   unsigned char client_key_out[32], const char **err);
-void		scram_server_free(struct scram_server *st);
-struct scram_client *scram_client_new(const char *password, const unsigned char *client_key,
-									  const scram_keys *known);
-char	   *scram_client_first(struct scram_client *st);
-char	   *scram_client_final(struct scram_client *st, const char *server_first, size_t len, const char **err);
-bool		scram_client_verify(struct scram_client *st, const char *server_final, size_t len);
-void		scram_client_free(struct scram_client *st);
-void		md5_hex(const void *data, size_t len, char out[33]);
-bool		random_bytes(void *buf, size_t n);
-
-/* ---- clients (client.c) ---- */
+/* ---- clients (client.h) ---- */
 typedef struct client_prep client_prep;	/* prepared.c: a client's statement names */
 typedef struct server_prep server_prep;	/* prepared.c: what a server has prepared */
 
@@ -346,7 +209,7 @@ typedef struct client
 	double		wait_start;
 	double		deadline;		/* on a timeout list: when to act */
 	char		tlist;			/* which: 0 none, 1 startup, 2 closing */
-	char		admin;			/* admin console: ADMIN_* (admin.c) */
+	char		admin;			/* admin console: an admin_level and ADMIN_* flags */
 	/*
 	 * The pool_mode at login, kept for the client's life: a RELOAD that
 	 * switches the database's mode must not strand the named statements a
@@ -367,44 +230,14 @@ typedef struct client
 } client;
 TAILQ_HEAD(client_list, client);
 
-void		client_set_state(client *c, enum client_state state);
-void		client_accept(int fd, bool tcp);
-void		client_welcome(client *c);
-void		client_linked(client *c);
-void		client_server_gone(client *c, const char *sqlstate, const char *msg);
-void		client_fail(client *c, const char *sqlstate, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void		client_resume(client *c);
-void		client_kick(client *c);
-void		client_cancel_waiting(client *c);
-void		client_wait_timeout(client *c);
-void		clients_tick_start(void);
-void		client_shutdown_all(void);
-client	   *client_find_cancel(uint32_t pid, uint32_t key);
-void		client_close_soon(client *c);
-void		client_discard_request(client *c);
-/* between client.c (input, timeouts) and client_login.c (startup, auth, welcome) */
-void		client_process(client *c);
-void		client_tlist_set(client *c, char which, double secs);
-int			client_startup_input(client *c);
-int			client_auth_input(client *c);
-extern int	client_count;
-extern struct client_list all_clients;
+/* client.admin: the console's level and flags (ops/admin.c) */
+#define ADMIN_DB "perfopt"
+enum admin_level { ADMIN_ASKED = 1, ADMIN_STATS, ADMIN_FULL };
+#define ADMIN_LEVEL 0x0f
+#define ADMIN_WAITING 0x10		/* a PAUSE not complete yet: input waits */
+#define ADMIN_SKIP 0x20			/* after an extended-protocol error: until Sync */
 
-/*
- * A console: a client of the virtual database ADMIN_DB that the pooler
- * answers itself.  client.c calls it only through these operations, so the
- * console (admin.c) sits above the clients instead of in a circle with them.
- */
-typedef struct console_ops
-{
-	bool		(*login) (client *c);	/* authenticated: may it use the console? (else closed) */
-	void		(*send_params) (client *c); /* its ParameterStatus messages */
-	int			(*process) (client *c); /* its input; -1: the client said Terminate */
-	void		(*gone) (client *c);	/* about to be freed */
-} console_ops;
-extern const console_ops *client_console;	/* NULL: ADMIN_DB is refused */
-
-/* ---- servers (server.c) ---- */
+/* ---- servers (server.h) ---- */
 enum server_state
 {
 	S_CONNECTING,
@@ -452,71 +285,7 @@ typedef struct server
 } server;
 TAILQ_HEAD(server_list, server);
 
-void		server_set_state(server *s, enum server_state state);
-void		server_connect(struct pool *p);
-void		server_login_failed(server *s, const char *sqlstate, const char *msg);
-void		server_login_process(server *s);
-void		server_send_startup(server *s);
-void		server_note_param(server *s, const unsigned char *body, size_t len, bool login);
-void		server_forward(server *s);	/* server_forward.c */
-/* bytes queued for one side past which the other side's reading pauses */
-#define BACKLOG_HIGH (1024 * 1024)
-void		server_close(server *s, const char *why);
-void		server_link(server *s, client *c);
-void		server_link_checked(server *s, client *c);
-void		server_client_left(server *s, bool dirty_input, bool session);
-void		server_unlink_for_reuse(server *s);
-bool		server_releasable(server *s);
-bool		server_hold_for_cancel(server *s);
-void		server_cancel_settled(server *s);
-
-/* ---- CancelRequests (cancel.c) ---- */
-void		cancel_request(uint32_t pid, uint32_t key);
-void		cancel_forget(server *s);
-void		cancel_shutdown(void);
-
-/* ---- named prepared statements in transaction mode (prepared*.c) ---- */
-enum prep_verdict
-{
-	PREP_PASS,					/* an ordinary message: forward it as it is */
-	PREP_DONE,					/* handled here */
-	PREP_WAIT,					/* more bytes needed */
-	PREP_NO_MEMORY,				/* client side: close the client (53200) */
-	PREP_MALFORMED,				/* client side: close the client (08P01) */
-	PREP_MISMATCH				/* server side: the reply matches no request sent; close the server */
-};
-bool		prepared_tracking(client *c);
-enum prep_verdict prepared_client_msg(client *c, const unsigned char *hdr, uint32_t len, size_t *off);
-void		prepared_client_sent(server *s, char type);
-enum prep_verdict prepared_server_msg(server *s, const unsigned char *hdr, uint32_t len, size_t *off);
-void		prepared_flush_synth(server *s);
-bool		prepared_quiet(server *s);
-bool		prepared_server_reset(server *s);
-void		prepared_rollback(server *s, client *c);
-void		prepared_server_free(server *s);
-void		prepared_client_free(client *c);
-
-/* ---- transaction mode's deferred BEGIN (deferred_begin.c) ---- */
-enum defer_verdict
-{
-	DEFER_SERVER,				/* the message needs a server */
-	DEFER_LOCAL,				/* answered here */
-	DEFER_WAIT,					/* more bytes needed to tell */
-	DEFER_REFUSED				/* 25P02 sent: the client drops its messages to its sync point */
-};
-/* what the server said to a deferred BEGIN it refused */
-typedef struct begin_failure
-{
-	char		sqlstate[6];
-	char		msg[256];
-} begin_failure;
-bool		defer_begin_on(const client *c);
-enum defer_verdict defer_idle(client *c, char type, uint32_t len);
-void		defer_send_begin(server *s, client *c);
-bool		defer_absorbs(const server *s, char type);
-bool		defer_absorb(server *s, char type, const char *body, size_t len, begin_failure *failure);
-
-/* ---- per-pool counters (stats.c) ---- */
+/* ---- pools (pool.h) and their counters (stats.h) ---- */
 #define WAIT_SUB 4				/* histogram sub-buckets per power of two */
 #define WAIT_BUCKETS (2 + 32 * WAIT_SUB)	/* < 1 us, then 1 us .. ~71 min */
 
@@ -537,14 +306,6 @@ typedef struct pool_stats
 	uint64_t	servers_opened; /* server logins that succeeded */
 } pool_stats;
 
-struct pool;
-void		stats_wait_done(struct pool *p, double seconds);
-double		stats_wait_percentile(const pool_stats *st, double q);
-double		stats_wait_bucket_upper(int b);
-void		stats_add(pool_stats *into, const pool_stats *from);
-extern pool_stats stats_removed;	/* pools of removed databases, once freed */
-
-/* ---- pools (pool.c) ---- */
 typedef struct pool
 {
 	database   *db;
@@ -579,76 +340,5 @@ typedef struct pool
 	double		resumed_at;		/* pool_timeout counts from here after RESUME */
 	struct pool *next;
 } pool;
-
-extern pool *pools;				/* every pool, newest first */
-
-/*
- * The first n bytes of the client's input go to its server as they are
- * (kept for replay behind an unconfirmed pre-ping).  Inline: it runs for
- * every forwarded message, from client.c and prepared_rewrite.c.
- */
-static inline void
-client_pass(client *c, size_t n)
-{
-	server	   *s = c->server;
-
-	if (!n)
-		return;
-	if (s->replay)
-		evbuffer_add(s->replay, evbuffer_pullup(c->c.in, n), n);
-	c->pool->st.bytes_in += n;
-	evbuffer_remove_buffer(c->c.in, s->c.out, n);
-}
-
-pool	   *pool_get(database *db, const char *user, const char *dbname, user_cred *cred);
-void		pool_request(pool *p, client *c);
-void		pool_requeue(pool *p, client *c, struct evbuffer *replay);
-void		pool_release(server *s);
-void		pool_server_ready(server *s);
-void		pool_server_failed(pool *p, const char *sqlstate, const char *msg);
-void		pool_server_closed(server *s);
-void		pool_check_waits(double now);
-void		pool_refresh(pool *p);
-void		pool_close_idle(pool *p, int keep, const char *why);
-void		pool_tick(pool *p, double now);
-void		pool_reap_removed(void);
-void		pool_shutdown(void);
-/* set by lifecycle.c (PAUSE, shutdown); pool.c only reads them */
-extern bool shutting_down;		/* graceful shutdown under way: no new transactions */
-extern bool (*pool_born_paused) (const char *dbname);	/* a new pool of dbname starts paused */
-
-/* ---- the once-a-second timer (janitor.c) ---- */
-void		janitor_start(void);
-void		janitor_stop(void);
-
-/* ---- Prometheus endpoint (metrics.c) ---- */
-int			metrics_start(void);
-void		metrics_stop(void);
-
-/* ---- listener.c ---- */
-int			listener_start(void);
-void		listener_stop(void);
-
-/* ---- admin console: the virtual database "perfopt" (admin.c) ---- */
-#define ADMIN_DB "perfopt"
-enum { ADMIN_ASKED = 1, ADMIN_STATS, ADMIN_FULL };
-#define ADMIN_LEVEL 0x0f
-#define ADMIN_WAITING 0x10		/* a PAUSE not complete yet: input waits */
-#define ADMIN_SKIP 0x20			/* after an extended-protocol error: until Sync */
-extern const console_ops admin_console;	/* what main.c plugs into client_console */
-bool		admin_show(client *c, const char *name);	/* admin_show.c; false: no such SHOW */
-
-/* ---- live operations: reload (reload.c), pause, shutdown (lifecycle.c) ---- */
-int			config_reload(char *err, size_t errlen);
-void		reload_reap_databases(void);
-extern int	verbose_extra;		/* -v on the command line, kept across reloads */
-void		lifecycle_start(void (*stop_listening) (void));
-void		lifecycle_shutdown(bool immediate);
-/* how a PAUSE that had to wait is answered: tag on success, else sqlstate and msg */
-typedef void (*pause_answer_fn) (client *c, const char *tag, const char *sqlstate, const char *msg);
-int			lifecycle_pause(const char *db, client *admin, pause_answer_fn answer, char *err, size_t errlen);
-int			lifecycle_resume(const char *db, char *err, size_t errlen);
-bool		lifecycle_db_paused(const char *dbname);
-void		lifecycle_client_gone(client *c);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "pooler.h"
+#include "proto.h"
 
 uint32_t
 get_u32(const unsigned char *p)

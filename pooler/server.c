@@ -14,61 +14,22 @@
 #include <netinet/in.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "strpool.h"
+#include "config.h"
+#include "proto.h"
+#include "scram.h"
+#include "client.h"
+#include "server.h"
+#include "cancel.h"
+#include "pool.h"
+#include "net/net.h"
+#include "txn/txn.h"
 
 static void server_read_cb(evutil_socket_t fd, short ev, void *arg);
 static void server_write_cb(evutil_socket_t fd, short ev, void *arg);
 static void server_timer_cb(evutil_socket_t fd, short ev, void *arg);
 static uint32_t next_server_id;
-
-/*
- * A server's state decides its pool's bookkeeping: S_IDLE servers are the
- * pool's idle list (most recently released first, so the least recently
- * used are at the tail for closing), and S_CONNECTING / S_LOGIN ones are
- * its n_connecting.  server_connect (a server is born S_CONNECTING),
- * server_set_state and server_free are the only places that keep them, so
- * they can never disagree with the state.
- */
-static bool
-is_connecting(enum server_state state)
-{
-	return state == S_CONNECTING || state == S_LOGIN;
-}
-
-static void
-enter_state(server *s, enum server_state state)
-{
-	pool	   *p = s->pool;
-
-	if (state == S_IDLE)
-	{
-		TAILQ_INSERT_HEAD(&p->idle, s, ilink);
-		p->n_idle++;
-	}
-	s->state = state;
-}
-
-static void
-leave_state(server *s, enum server_state next)
-{
-	pool	   *p = s->pool;
-
-	if (s->state == S_IDLE)
-	{
-		TAILQ_REMOVE(&p->idle, s, ilink);
-		p->n_idle--;
-	}
-	else if (is_connecting(s->state) && !is_connecting(next))
-		p->n_connecting--;
-}
-
-void
-server_set_state(server *s, enum server_state state)
-{
-	if (s->state == state)
-		return;
-	leave_state(s, state);
-	enter_state(s, state);
-}
 
 void
 server_connect(pool *p)
@@ -117,7 +78,7 @@ server_connect(pool *p)
 static void
 server_free(server *s)
 {
-	leave_state(s, S_CLOSED);
+	server_set_state(s, S_CLOSED);
 	pool_server_closed(s);
 	cancel_forget(s);
 	evtimer_del(&s->timer);

@@ -10,6 +10,14 @@
 #include <string.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "strpool.h"
+#include "proto.h"
+#include "client.h"
+#include "server.h"
+#include "pool.h"
+#include "net/net.h"
+#include "txn/txn.h"
 
 /*
  * The server refused the deferred BEGIN the client was told had run: the

@@ -12,6 +12,12 @@
 #include <arpa/inet.h>
 
 #include "pooler.h"
+#include "config.h"
+#include "proto.h"
+#include "scram.h"
+#include "server.h"
+#include "pool.h"
+#include "net/net.h"
 
 static const char *
 server_password(pool *p)

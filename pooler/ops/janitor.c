@@ -8,6 +8,9 @@
 #include <malloc.h>
 
 #include "pooler.h"
+#include "pool.h"
+#include "net/net.h"
+#include "ops/ops.h"
 
 static struct event janitor_ev;
 static bool janitor_on;

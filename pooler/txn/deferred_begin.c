@@ -25,6 +25,12 @@
 #include <strings.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "strpool.h"
+#include "config.h"
+#include "proto.h"
+#include "net/net.h"
+#include "txn/txn.h"
 
 /* longer messages are never plain: they go to a server as they would without this */
 #define PLAIN_QUERY_MAX 256

@@ -15,6 +15,14 @@
 #include <sys/time.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "config.h"
+#include "proto.h"
+#include "client.h"
+#include "stats.h"
+#include "pool.h"
+#include "net/net.h"
+#include "ops/ops.h"
 
 #define INT8OID 20
 #define TEXTOID 25

@@ -15,6 +15,10 @@
 #include <string.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "proto.h"
+#include "net/net.h"
+#include "txn/txn.h"
 #include "prepared.h"
 
 /* ---- the FIFO of expected replies ---- */
@@ -131,6 +135,18 @@ fail_head(server *s)
 		slot_pop(sp);
 }
 
+/* Forget every reply s was expected to give (it is reset or gone). */
+static void
+drop_slots(server *s)
+{
+	server_prep *sp = s->prep;
+
+	while (sp && sp->n)
+		slot_pop(sp);
+	if (sp)
+		sp->server_skipping = false;
+}
+
 /* Undo everything: the server died before running any of it (pre-ping retry). */
 void
 prepared_rollback(server *s, client *c)
@@ -143,18 +159,23 @@ prepared_rollback(server *s, client *c)
 		return;
 	for (unsigned i = sp->n; i-- > 0;)
 		slot_undo(s, c, slot_at(sp, i));
-	prepared_drop_slots(s);
+	drop_slots(s);
 }
 
+/* The server is gone: its expected replies first, then what it has prepared. */
 void
-prepared_drop_slots(server *s)
+prepared_server_free(server *s)
 {
 	server_prep *sp = s->prep;
 
-	while (sp && sp->n)
-		slot_pop(sp);
-	if (sp)
-		sp->server_skipping = false;
+	if (!sp)
+		return;
+	drop_slots(s);
+	server_clear(sp);
+	free(sp->buckets);
+	free(sp->ring);
+	free(sp);
+	s->prep = NULL;
 }
 
 bool

@@ -21,6 +21,10 @@
 #include <strings.h>
 
 #include "pooler.h"
+#include "config.h"
+#include "proto.h"
+#include "net/net.h"
+#include "txn/txn.h"
 #include "prepared.h"
 
 bool
@@ -103,6 +107,24 @@ ensure_prepared(server *s, pstmt *st)
 }
 
 /* ---- client to server ---- */
+
+/*
+ * The first n bytes of the client's input, the messages before the one
+ * handled here, go to its server as they are (kept for replay behind an
+ * unconfirmed pre-ping).
+ */
+static void
+pass_on(client *c, size_t n)
+{
+	server	   *s = c->server;
+
+	if (!n)
+		return;
+	if (s->replay)
+		evbuffer_add(s->replay, evbuffer_pullup(c->c.in, n), n);
+	c->pool->st.bytes_in += n;
+	evbuffer_remove_buffer(c->c.in, s->c.out, n);
+}
 
 /*
  * The first n bytes of the client's input, an extended-protocol message,
@@ -449,7 +471,7 @@ prepared_client_msg(client *c, const unsigned char *hdr, uint32_t len, size_t *o
 			return PREP_PASS;
 		if (avail < len + 1)
 			return PREP_WAIT;
-		client_pass(c, *off);
+		pass_on(c, *off);
 		*off = 0;
 		consume(c, len + 1);
 		return PREP_DONE;
@@ -461,7 +483,7 @@ prepared_client_msg(client *c, const unsigned char *hdr, uint32_t len, size_t *o
 				return PREP_PASS;
 			if (named < 0 && avail < 5 + 128)
 				return PREP_WAIT;
-			client_pass(c, *off);
+			pass_on(c, *off);
 			*off = 0;
 			return bind_named(c, len);
 		case 'P':
@@ -485,7 +507,7 @@ prepared_client_msg(client *c, const unsigned char *hdr, uint32_t len, size_t *o
 			/* its last byte, peeked: PREP_PASS leaves the buffer as it was */
 			if (!conn_peek(in, *off + len, peek, 1) || peek[0] != '\0')
 				return PREP_PASS;
-			client_pass(c, *off);
+			pass_on(c, *off);
 			*off = 0;
 			body = evbuffer_pullup(in, len + 1) + 5;
 			return deallocate_named(c, (const char *) body, len);
@@ -503,7 +525,7 @@ prepared_client_msg(client *c, const unsigned char *hdr, uint32_t len, size_t *o
 	}
 	if (avail < len + 1)
 		return PREP_WAIT;
-	client_pass(c, *off);
+	pass_on(c, *off);
 	*off = 0;
 	body = evbuffer_pullup(in, len + 1) + 5;
 	if (t == 'P' && body[0] == 0)

@@ -24,6 +24,12 @@
 #include <strings.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "config.h"
+#include "proto.h"
+#include "client.h"
+#include "net/net.h"
+#include "ops/ops.h"
 
 #define MAX_QUERY 1024
 
@@ -74,7 +80,7 @@ admin_send_params(client *c)
 	struct evbuffer *b = conn_out(&c->c);
 	pstr	   *app = c->startup_params[P_APPNAME];
 
-	/* libpq reads the version as 1.0.0, as it reads PgBouncer's "1.21.0/bouncer" */
+	/* libpq reads the leading number, 1.0.0; the suffix names what answers */
 	send_param_status(b, "server_version", POOLER_VERSION "/perfopt-pooler");
 	send_param_status(b, "server_encoding", "UTF8");
 	send_param_status(b, "client_encoding", "UTF8");

@@ -9,7 +9,7 @@
  *               runs, or after shutdown_timeout seconds (0: no limit)
  *   SIGTERM     immediate shutdown: every connection closed, exit 0
  *
- * PAUSE [db] works as PgBouncer's: the affected pools hand out no server
+ * PAUSE [db]: the affected pools hand out no server
  * (clients queue; pool_timeout does not run while paused and counts again
  * from RESUME), idle servers are closed at once and busy ones when they are
  * released (transaction mode: at the end of the transaction; session mode:
@@ -22,6 +22,13 @@
 #include <string.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "config.h"
+#include "client.h"
+#include "server.h"
+#include "pool.h"
+#include "net/net.h"
+#include "ops/ops.h"
 
 #define POLL_USEC 10000
 
@@ -378,7 +385,7 @@ signal_cb(evutil_socket_t sig, short ev, void *arg)
 	}
 }
 
-/* stop_listening: how to stop accepting (listener.c's, which the fuzz harnesses do not link). */
+/* stop_listening: how to stop accepting (net/listener.c's, which the fuzz harnesses do not link). */
 void
 lifecycle_start(void (*stop) (void))
 {
