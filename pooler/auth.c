@@ -1,11 +1,12 @@
 /*
- * auth.c: who may log in to the pooler.  Loads auth_file (PgBouncer's
- * userlist.txt format: "user" "secret" per line, secret plain, md5... or
+ * auth.c: who may log in to the pooler.  Loads auth_file (the userlist
+ * format poolers share: "user" "secret" per line, secret plain, md5... or
  * SCRAM-SHA-256$...) and runs the trust / md5 / scram-sha-256 exchange with
  * each client.  Wrong passwords end in 28P01; passwords never reach the log.
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,12 @@
 #include <openssl/crypto.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "config.h"
+#include "proto.h"
+#include "auth.h"
+#include "scram.h"
+#include "net/net.h"
 
 enum { A_MD5, A_SCRAM_INIT, A_SCRAM_FINAL };
 
@@ -269,8 +276,22 @@ start_scram(client *c, auth_state *st, const scram_keys *k)
 	send_auth(conn_out(&c->c), 10, mech, sizeof(mech));
 }
 
-void
-auth_start(client *c)
+/* The client is refused: why, for client.c to close it with. */
+static enum auth_verdict
+refuse(auth_refusal *why, const char *sqlstate, const char *fmt, ...)
+{
+	va_list		ap;
+
+	why->sqlstate = sqlstate;
+	va_start(ap, fmt);
+	vsnprintf(why->msg, sizeof(why->msg), fmt, ap);
+	va_end(ap);
+	return AUTH_REFUSED;
+}
+
+/* The login starts: AUTH_OK under trust, else AUTH_MORE (or refused at once). */
+enum auth_verdict
+auth_start(client *c, auth_refusal *why)
 {
 	auth_state *st;
 	user_cred  *u = c->cred;
@@ -280,8 +301,7 @@ auth_start(client *c)
 	if (cfg.auth_type == AUTH_TRUST)
 	{
 		send_auth(conn_out(&c->c), 0, NULL, 0);
-		client_login_done(c);
-		return;
+		return AUTH_OK;
 	}
 	st = calloc(1, sizeof(*st));
 	c->auth_state = st;
@@ -291,7 +311,7 @@ auth_start(client *c)
 		st->stage = A_MD5;
 		random_bytes(c->md5_salt, 4);
 		send_auth(conn_out(&c->c), 5, c->md5_salt, 4);
-		return;
+		return AUTH_MORE;
 	}
 	if (u && !u->has_scram && u->password)
 	{
@@ -302,50 +322,43 @@ auth_start(client *c)
 	if (u && u->has_scram)
 	{
 		start_scram(c, st, &u->scram);
-		return;
+		return AUTH_MORE;
 	}
 	if (u)
-	{
-		client_fail(c, "28P01", "user \"%s\" has only an md5 secret in auth_file; scram-sha-256 needs a plain or SCRAM secret", c->user);
-		return;
-	}
+		return refuse(why, "28P01", "user \"%s\" has only an md5 secret in auth_file; scram-sha-256 needs a plain or SCRAM secret", c->user);
 	random_bytes(&fake, sizeof(fake));
 	fake.iterations = 4096;
 	fake.saltlen = 16;
 	st->fake = true;
 	start_scram(c, st, &fake);
+	return AUTH_MORE;
 }
 
-static int
-auth_failed(client *c)
+static enum auth_verdict
+auth_failed(client *c, auth_refusal *why)
 {
 	log_info("%s: password authentication failed for user \"%s\"", client_tag(c), c->user);
-	client_fail(c, "28P01", "password authentication failed for user \"%s\"", c->user);
-	return -1;
+	return refuse(why, "28P01", "password authentication failed for user \"%s\"", c->user);
 }
 
-static int
+static enum auth_verdict
 auth_ok(client *c)
 {
 	send_auth(conn_out(&c->c), 0, NULL, 0);
 	auth_free(c);
-	client_login_done(c);
-	return 1;
+	return AUTH_OK;
 }
 
-/* A PasswordMessage / SASL message from the client: -1 failed, 0 more, 1 ok */
-int
-auth_message(client *c, char type, const unsigned char *body, size_t len)
+/* A PasswordMessage / SASL message from the client. */
+enum auth_verdict
+auth_message(client *c, char type, const unsigned char *body, size_t len, auth_refusal *why)
 {
 	auth_state *st = c->auth_state;
 	const char *err = NULL;
 	char	   *reply;
 
 	if (type != 'p' || !st)
-	{
-		client_fail(c, "08P01", "expected a password message, got message type \"%c\"", type);
-		return -1;
-	}
+		return refuse(why, "08P01", "expected a password message, got message type \"%c\"", type);
 	if (st->stage == A_MD5)
 	{
 		char		buf[40],
@@ -353,13 +366,13 @@ auth_message(client *c, char type, const unsigned char *body, size_t len)
 					hex[33];
 
 		if (st->fake || len < 36 || body[len - 1] != '\0')
-			return auth_failed(c);
+			return auth_failed(c, why);
 		memcpy(buf, c->cred->md5 + 3, 32);
 		memcpy(buf + 32, c->md5_salt, 4);
 		md5_hex(buf, 36, hex);
 		snprintf(expect, sizeof(expect), "md5%s", hex);
 		if (strlen((const char *) body) != 35 || CRYPTO_memcmp(expect, body, 35) != 0)
-			return auth_failed(c);
+			return auth_failed(c, why);
 		return auth_ok(c);
 	}
 	if (st->stage == A_SCRAM_INIT)
@@ -368,25 +381,16 @@ auth_message(client *c, char type, const unsigned char *body, size_t len)
 		uint32_t	dl;
 
 		if (ml == len || strcmp((const char *) body, "SCRAM-SHA-256") != 0)
-		{
-			client_fail(c, "28000", "unsupported SASL mechanism (only SCRAM-SHA-256)");
-			return -1;
-		}
+			return refuse(why, "28000", "unsupported SASL mechanism (only SCRAM-SHA-256)");
 		if (len < ml + 5 || (dl = get_u32(body + ml + 1)) != len - ml - 5)
-		{
-			client_fail(c, "08P01", "malformed SASLInitialResponse");
-			return -1;
-		}
+			return refuse(why, "08P01", "malformed SASLInitialResponse");
 		reply = scram_server_first(st->ss, (const char *) body + ml + 5, dl, &err);
 		if (!reply)
-		{
-			client_fail(c, "08P01", "%s", err);
-			return -1;
-		}
+			return refuse(why, "08P01", "%s", err);
 		send_auth(conn_out(&c->c), 11, reply, strlen(reply));
 		free(reply);
 		st->stage = A_SCRAM_FINAL;
-		return 0;
+		return AUTH_MORE;
 	}
 	{
 		unsigned char ck[32];
@@ -395,16 +399,13 @@ auth_message(client *c, char type, const unsigned char *body, size_t len)
 		if (!reply)
 		{
 			if (err)
-			{
-				client_fail(c, "08P01", "%s", err);
-				return -1;
-			}
-			return auth_failed(c);
+				return refuse(why, "08P01", "%s", err);
+			return auth_failed(c, why);
 		}
 		if (st->fake)
 		{
 			free(reply);
-			return auth_failed(c);
+			return auth_failed(c, why);
 		}
 		send_auth(conn_out(&c->c), 12, reply, strlen(reply));
 		free(reply);

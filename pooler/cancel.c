@@ -14,6 +14,11 @@
 #include <arpa/inet.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "client.h"
+#include "server.h"
+#include "cancel.h"
+#include "net/net.h"
 
 #define CANCEL_CODE 80877102
 #define CANCEL_TIMEOUT_SECS 5

@@ -1,6 +1,7 @@
 /*
  * client.c: one application connection, from its startup packet to its
- * Terminate: startup and login, then forwarding its messages whole (by
+ * Terminate: its state and timeouts, reading its input (the login itself
+ * is client_login.c), then forwarding its messages whole (by
  * their length header) to whatever server pool.c links it to, counting the
  * sync points so the server is released only when the client is truly
  * between transactions.  Bad input gets an 08P01 ErrorResponse and closes
@@ -15,19 +16,22 @@
 #include <unistd.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "strpool.h"
+#include "config.h"
+#include "proto.h"
+#include "auth.h"
+#include "client.h"
+#include "server.h"
+#include "pool.h"
+#include "net/net.h"
+#include "txn/txn.h"
 
-#define STARTUP_MAX 10000
-#define BACKLOG_HIGH (1024 * 1024)
 #define CLOSE_GRACE 5.0
-
-#define PROTO_V3 196608
-#define CANCEL_CODE 80877102
-#define SSL_CODE 80877103
-#define GSS_CODE 80877104
 
 int			client_count;
 struct client_list all_clients = TAILQ_HEAD_INITIALIZER(all_clients);
-static uint32_t next_cancel_pid;
+const console_ops *client_console;
 static uint32_t next_client_id;
 
 static void client_read_cb(evutil_socket_t fd, short ev, void *arg);
@@ -35,7 +39,6 @@ static void client_write_cb(evutil_socket_t fd, short ev, void *arg);
 static struct client_list startup_list = TAILQ_HEAD_INITIALIZER(startup_list);
 static struct client_list closing_list = TAILQ_HEAD_INITIALIZER(closing_list);
 static struct event tick_ev;
-static void client_process(client *c);
 
 /*
  * Timeouts without a timer per client (an event costs 128 bytes of every
@@ -44,8 +47,8 @@ static void client_process(client *c);
  * and a 100 ms tick only looks at the heads.  Pool waits work the same way
  * on each pool's FIFO queue.
  */
-static void
-tlist_set(client *c, char which, double secs)
+void
+client_tlist_set(client *c, char which, double secs)
 {
 	if (c->tlist == 1)
 		TAILQ_REMOVE(&startup_list, c, tlink);
@@ -73,21 +76,20 @@ client_accept(int fd, bool tcp)
 		set_nodelay(fd);
 	conn_init(&c->c, fd, client_read_cb, client_write_cb, c, true);
 	c->tcp = tcp;
-	c->state = C_STARTUP;
+	c->state = C_STARTUP;		/* its first state: calloc's zero, said aloud */
 	c->id = ++next_client_id;
 	c->connected = now_mono();
 	TAILQ_INSERT_TAIL(&all_clients, c, link);
 	client_count++;
-	tlist_set(c, 1, cfg.startup_timeout);
+	client_tlist_set(c, 1, cfg.startup_timeout);
 	conn_read_on(&c->c);
 }
 
-/* Leave the pool's wait queue and the server: shared by freeing and closing. */
+/* Leave the pool's queues (C_CLOSING) and the server: shared by freeing and closing. */
 static void
 client_detach(client *c)
 {
-	if (c->state == C_WAITING || c->state == C_LOGIN_WAIT)
-		pool_cancel_wait(c);
+	client_set_state(c, C_CLOSING);
 	if (c->server)
 	{
 		server	   *s = c->server;
@@ -102,8 +104,8 @@ client_free(client *c)
 {
 	if (c->state >= C_IDLE && c->state != C_CLOSING)
 		log_verbose("%s: disconnected (connection closed)", client_tag(c));
-	if (c->admin)
-		lifecycle_client_gone(c);
+	if (c->admin && client_console)
+		client_console->gone(c);
 	client_detach(c);
 	auth_free(c);
 	for (int i = 0; i < NPARAMS; i++)
@@ -113,7 +115,7 @@ client_free(client *c)
 	}
 	pstr_unref(c->begin_text);
 	prepared_client_free(c);
-	tlist_set(c, 0, 0);
+	client_tlist_set(c, 0, 0);
 	conn_destroy(&c->c);
 	TAILQ_REMOVE(&all_clients, c, link);
 	client_count--;
@@ -133,9 +135,8 @@ static void
 close_soon(client *c)
 {
 	client_detach(c);
-	c->state = C_CLOSING;
 	conn_read_off(&c->c);
-	tlist_set(c, 2, CLOSE_GRACE);
+	client_tlist_set(c, 2, CLOSE_GRACE);
 	conn_kick_write(&c->c);
 }
 
@@ -183,294 +184,6 @@ client_find_cancel(uint32_t pid, uint32_t key)
 }
 
 static bool
-ignored_param(const char *name)
-{
-	const char *p = cfg.ignore_startup_parameters;
-	size_t		n = strlen(name);
-
-	while (p && *p)
-	{
-		while (*p == ' ' || *p == ',')
-			p++;
-		if (strncasecmp(p, name, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' '))
-			return true;
-		while (*p && *p != ',')
-			p++;
-	}
-	return false;
-}
-
-/*
- * SSLRequest answered 'S'; the TLS handshake follows on the same socket.
- * Bytes the client sent behind its SSLRequest would be read as if they had
- * come through TLS (CVE-2021-23222): refuse them.
- */
-static void
-start_tls(client *c)
-{
-	if (c->c.ssl)
-	{
-		client_fail(c, "08P01", "SSLRequest on a connection that already uses TLS");
-		return;
-	}
-	if (buflen(c->c.in) > 0)
-	{
-		client_fail(c, "08P01", "received unencrypted data after SSL request");
-		return;
-	}
-	evbuffer_add(conn_out(&c->c), "S", 1);
-	/* the 'S' must be on the wire before any TLS byte: a one-byte write to a fresh socket */
-	if (conn_flush(&c->c) < 0 || buflen(c->c.out) > 0 || tls_accept(&c->c) < 0)
-	{
-		log_warn("cannot start TLS with a client: %s", tls_last_error());
-		client_close_soon(c);
-	}
-}
-
-/* The startup packet: 0 wait for more, 1 handled (state may have moved on) */
-static int
-process_startup(client *c)
-{
-	unsigned char hdr[8];
-	const unsigned char *p;
-	uint32_t	len,
-				code;
-	size_t		i;
-	database   *db;
-
-	if (!conn_peek(c->c.in, 0, hdr, 8))
-		return 0;
-	len = get_u32(hdr);
-	code = get_u32(hdr + 4);
-	if (len < 8 || len > STARTUP_MAX)
-	{
-		client_fail(c, "08P01", "invalid length of startup packet");
-		return 1;
-	}
-	if (buflen(c->c.in) < len)
-		return 0;
-	p = evbuffer_pullup(c->c.in, len);
-	if (code == SSL_CODE || code == GSS_CODE)
-	{
-		if (len != 8)
-		{
-			client_fail(c, "08P01", "invalid length of encryption request");
-			return 1;
-		}
-		evbuffer_drain(c->c.in, 8);
-		if (code == SSL_CODE && c->tcp && tls_client_offered())
-		{
-			start_tls(c);
-			return 1;
-		}
-		evbuffer_add(conn_out(&c->c), "N", 1);
-		conn_flush(&c->c);
-		return 1;
-	}
-	if (code == CANCEL_CODE)
-	{
-		if (len == 16)
-			cancel_request(get_u32(p + 8), get_u32(p + 12));
-		evbuffer_drain(c->c.in, len);
-		client_close_soon(c);
-		return 1;
-	}
-	if (cfg.client_tls_mode == CLIENT_TLS_REQUIRE && c->tcp && !c->c.ssl)
-	{
-		client_fail(c, "28000", "SSL required: client_tls_mode = require accepts only TLS connections over TCP");
-		return 1;
-	}
-	if (code != PROTO_V3)
-	{
-		client_fail(c, "0A000", "unsupported frontend protocol %u.%u: perfopt-pooler speaks 3.0",
-					code >> 16, code & 0xffff);
-		return 1;
-	}
-	if (p[len - 1] != '\0')
-	{
-		client_fail(c, "08P01", "invalid startup packet layout: expected terminator as last byte");
-		return 1;
-	}
-	for (i = 8; i < len - 1;)
-	{
-		const char *name = (const char *) p + i;
-		const char *val = name + strlen(name) + 1;
-		int			t;
-
-		if ((const unsigned char *) val >= p + len - 1 && *name)
-		{
-			client_fail(c, "08P01", "invalid startup packet layout: parameter without value");
-			return 1;
-		}
-		if (!*name)
-			break;
-		i = (const unsigned char *) val - p + strlen(val) + 1;
-		if (!strcmp(name, "user"))
-		{
-			free(c->user);
-			c->user = strdup(val);
-		}
-		else if (!strcmp(name, "database"))
-		{
-			free(c->dbname);
-			c->dbname = strdup(val);
-		}
-		else if ((t = tracked_param_index(name)) >= 0)
-			pstr_set(&c->startup_params[t], pstr_get(val)), c->startup_params[t]->refs--;
-		else if (!ignored_param(name) && !(!strcmp(name, "options") && !*val))
-		{
-			client_fail(c, "08P01", "unsupported startup parameter: %s", name);
-			return 1;
-		}
-	}
-	evbuffer_drain(c->c.in, len);
-	if (!c->user || !*c->user)
-	{
-		client_fail(c, "28000", "no PostgreSQL user name specified in startup packet");
-		return 1;
-	}
-	if (!c->dbname || !*c->dbname)
-	{
-		free(c->dbname);
-		c->dbname = strdup(c->user);
-	}
-	if (client_count > cfg.max_client_conn)
-	{
-		client_fail(c, "53300", "sorry, too many clients already (max_client_conn = %d)", cfg.max_client_conn);
-		return 1;
-	}
-	c->cred = cfg.auth_file ? userlist_find(c->user) : NULL;
-	if (strcmp(c->dbname, ADMIN_DB) == 0)
-	{
-		/* the admin console: same login, then admin_login checks the user */
-		c->admin = ADMIN_ASKED;
-		c->state = C_AUTH;
-		auth_start(c);
-		return 1;
-	}
-	db = config_find_database(c->dbname);
-	if (!db)
-	{
-		client_fail(c, "3D000", "database \"%s\" does not exist", c->dbname);
-		return 1;
-	}
-	/* the pool is joined only once authenticated: see client_login_done */
-	c->db = db;
-	c->state = C_AUTH;
-	auth_start(c);
-	return 1;
-}
-
-static int
-process_auth(client *c)
-{
-	unsigned char hdr[5];
-	uint32_t	len;
-	unsigned char *msg;
-
-	if (!conn_peek(c->c.in, 0, hdr, 5))
-		return 0;
-	len = get_u32(hdr + 1);
-	if (len < 4 || len > STARTUP_MAX)
-	{
-		client_fail(c, "08P01", "invalid message length during authentication");
-		return 1;
-	}
-	if (buflen(c->c.in) < len + 1)
-		return 0;
-	/*
-	 * Off the buffer before it is handled: a successful login welcomes the
-	 * client at once, which reads whatever follows in the buffer as its
-	 * first query (this message must not be there any more).
-	 */
-	msg = malloc(len + 1);
-	if (!msg)
-	{
-		client_fail(c, "53200", "out of memory");
-		return 1;
-	}
-	evbuffer_remove(c->c.in, msg, len + 1);
-	auth_message(c, hdr[0], msg + 5, len - 4);
-	free(msg);
-	return 1;
-}
-
-/*
- * Authenticated: join the (database, user) pool.  Only now, so that clients
- * that never authenticate, whatever names they send, create no pool.
- */
-void
-client_login_done(client *c)
-{
-	if (c->admin)
-	{
-		if (admin_login(c))
-			client_welcome(c);
-		return;
-	}
-	if (c->db->removed)
-	{
-		client_fail(c, "3D000", "database \"%s\" does not exist (removed by a reload)", c->dbname);
-		return;
-	}
-	c->pool = pool_get(c->db, c->user, c->dbname, c->cred);
-	c->pool_mode = c->pool->ps->pool_mode;
-	/* the pool's copies serve every client of the pool */
-	free(c->user);
-	free(c->dbname);
-	c->user = c->pool->user;
-	c->dbname = c->pool->dbname;
-	log_verbose("%s: login", client_tag(c));
-	if (c->pool->have_params)
-	{
-		client_welcome(c);
-		return;
-	}
-	c->state = C_LOGIN_WAIT;
-	conn_read_off(&c->c);
-	pool_request(c->pool, c);
-}
-
-/* AuthenticationOk is out; now the server's parameters, our key, ReadyForQuery. */
-void
-client_welcome(client *c)
-{
-	pool	   *p = c->pool;
-
-	if (c->admin)
-		admin_send_params(c);
-	for (int i = 0; p && i < p->nparams; i++)
-	{
-		int			t = tracked_param_index(p->pnames[i]);
-		const char *v = p->pvalues[i];
-
-		if (t >= 0)
-		{
-			pstr_set(&c->params[t], c->startup_params[t] ? c->startup_params[t] : p->defaults[t]);
-			v = c->params[t] ? c->params[t]->s : v;
-		}
-		send_param_status(conn_out(&c->c), p->pnames[i], v);
-	}
-	for (int t = 0; t < NPARAMS; t++)
-	{
-		pstr_unref(c->startup_params[t]);
-		c->startup_params[t] = NULL;
-	}
-	c->cancel_pid = ++next_cancel_pid & 0x7fffffff;
-	random_bytes(&c->cancel_key, sizeof(c->cancel_key));
-	send_key_data(conn_out(&c->c), c->cancel_pid, c->cancel_key);
-	send_rfq(conn_out(&c->c), 'I');
-	c->state = C_IDLE;
-	tlist_set(c, 0, 0);
-	conn_flush(&c->c);
-	conn_read_on(&c->c);
-	if (buflen(c->c.in) > 0)
-		client_process(c);
-	else
-		conn_park(&c->c);
-}
-
-static bool
 valid_frontend_type(unsigned char t)
 {
 	switch (t)
@@ -485,7 +198,7 @@ valid_frontend_type(unsigned char t)
 
 /*
  * Idle client with input: it needs a server (or says goodbye), unless
- * deferred_begin.c answers its messages here.
+ * txn/deferred_begin.c answers its messages here.
  */
 static void
 process_idle(client *c)
@@ -518,13 +231,15 @@ process_idle(client *c)
 				continue;		/* answered here: the next message may be too */
 			case DEFER_SERVER:
 				break;
-			default:
+			case DEFER_REFUSED:
+				client_discard_request(c);
+				return;
+			case DEFER_WAIT:
 				return;
 		}
 		break;
 	}
 	/* reading goes on while it waits: an EOF is seen, and it costs no epoll_ctl */
-	c->state = C_WAITING;
 	c->wait_start = now_mono();
 	pool_request(c->pool, c);
 }
@@ -533,7 +248,7 @@ process_idle(client *c)
 void
 client_discard_request(client *c)
 {
-	c->state = C_DISCARDING;
+	client_set_state(c, C_DISCARDING);
 	c->pass_remaining = 0;
 	c->dropping_sync = false;
 }
@@ -547,8 +262,7 @@ client_discard_request(client *c)
 void
 client_cancel_waiting(client *c)
 {
-	pool_cancel_wait(c);
-	client_discard_request(c);
+	client_discard_request(c);	/* leaves the queue */
 	if (c->begin_text)
 		c->begin_failed = true;
 	send_error(conn_out(&c->c), "ERROR", "57014", "canceling statement due to user request");
@@ -584,7 +298,7 @@ discard_canceled(client *c)
 		if (c->dropping_sync)
 		{
 			c->dropping_sync = false;
-			c->state = C_IDLE;
+			client_set_state(c, C_IDLE);
 			send_rfq(conn_out(&c->c), c->begin_text ? 'E' : 'I');
 			return true;
 		}
@@ -613,24 +327,21 @@ discard_canceled(client *c)
 void
 client_linked(client *c)
 {
-	c->state = C_ACTIVE;
+	client_set_state(c, C_ACTIVE);	/* leaves the queue */
 	c->pass_remaining = 0;
 	conn_read_on(&c->c);
 	client_process(c);
 }
 
-/* The first n bytes of the client's input go to its server as they are. */
-void
-client_pass(client *c, size_t n)
+/* txn/prepared_rewrite.c found a named-statement message it cannot carry out */
+static void
+refuse_prepared(client *c, enum prep_verdict verdict, char type)
 {
-	server	   *s = c->server;
-
-	if (!n)
-		return;
-	if (s->replay)
-		evbuffer_add(s->replay, evbuffer_pullup(c->c.in, n), n);
-	c->pool->st.bytes_in += n;
-	evbuffer_remove_buffer(c->c.in, s->c.out, n);
+	if (verdict == PREP_NO_MEMORY)
+		client_fail(c, "53200", "out of memory for prepared statements");
+	else
+		client_fail(c, "08P01", "invalid %s message", type == 'P' ? "Parse" : type == 'B' ? "Bind" :
+					type == 'D' ? "Describe" : "Close");
 }
 
 /* Forwarding done: the first n bytes go to the server, written at once. */
@@ -647,7 +358,7 @@ client_send(client *c, size_t n)
 
 /*
  * Move every complete message (and the started part of a long one) to the
- * server; with prepared statements tracked, prepared_rewrite.c sees each
+ * server; with prepared statements tracked, txn/prepared_rewrite.c sees each
  * message first and may rewrite or answer it.
  */
 static void
@@ -683,12 +394,15 @@ client_forward(client *c)
 		}
 		if (track)
 		{
-			int			r = prepared_client_msg(c, hdr, len, &off);
+			enum prep_verdict r = prepared_client_msg(c, hdr, len, &off);
 
 			if (r == PREP_DONE)
 				bufview_load(&in, c->c.in);
-			if (r == PREP_FAIL)
+			if (r == PREP_NO_MEMORY || r == PREP_MALFORMED)
+			{
+				refuse_prepared(c, r, hdr[0]);
 				return;
+			}
 			if (r == PREP_WAIT)
 				break;
 			if (r == PREP_DONE)
@@ -741,7 +455,7 @@ client_forward(client *c)
 		conn_read_off(&c->c);
 }
 
-static void
+void
 client_process(client *c)
 {
 	for (;;)
@@ -749,17 +463,17 @@ client_process(client *c)
 		switch (c->state)
 		{
 			case C_STARTUP:
-				if (!process_startup(c))
+				if (!client_startup_input(c))
 					return;
 				break;
 			case C_AUTH:
-				if (!process_auth(c))
+				if (!client_auth_input(c))
 					return;
 				break;
 			case C_IDLE:
 				if (!c->admin)
 					process_idle(c);
-				else if (admin_process(c) < 0)
+				else if (client_console->process(c) < 0)
 					client_close_soon(c);
 				if (c->state != C_DISCARDING)
 					return;

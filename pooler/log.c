@@ -14,10 +14,12 @@
 #include <sys/socket.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "config.h"
 
 static FILE *logfp;
 
-/* Also on every reload, so that a rotated logfile is let go (as PgBouncer does). */
+/* Also on every reload, so that a rotated logfile is let go. */
 void
 log_open(const char *file)
 {
@@ -40,7 +42,7 @@ log_open(const char *file)
 }
 
 void
-log_msg(int level, const char *fmt, ...)
+log_msg(enum log_level level, const char *fmt, ...)
 {
 	static const char *const names[] = {"ERROR", "WARNING", "LOG", "DEBUG"};
 	char		ts[32];

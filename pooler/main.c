@@ -10,6 +10,14 @@
 #include <sys/resource.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "config.h"
+#include "auth.h"
+#include "client.h"
+#include "cancel.h"
+#include "pool.h"
+#include "net/net.h"
+#include "ops/ops.h"
 
 struct event_base *base;
 
@@ -113,6 +121,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	write_batch_start();
+	client_console = &admin_console;	/* the admin console's operations */
 	/*
 	 * The metrics endpoint first: once the pooler's own port accepts, a
 	 * scrape must find the endpoint there too (tests and supervisors treat
@@ -125,8 +134,10 @@ main(int argc, char **argv)
 		metrics_stop();
 		return 1;
 	}
+	/* signal handlers as soon as the port accepts: a SIGHUP must not kill */
 	clients_tick_start();
 	lifecycle_start(listener_stop);
+	janitor_start();
 	log_info("perfopt-pooler %s listening (port %d, %s mode)", POOLER_VERSION, cfg.listen_port,
 			 cfg.ps.pool_mode == MODE_SESSION ? "session" : "transaction");
 	/* one batch of events at a time, then the client writes it produced */
@@ -140,6 +151,7 @@ main(int argc, char **argv)
 	metrics_stop();
 	client_shutdown_all();
 	pool_shutdown();
+	janitor_stop();
 	cancel_shutdown();
 	tls_shutdown();
 	write_batch_stop();

@@ -1,32 +1,41 @@
 /*
  * pool.c: one pool per (database, user), the only place where clients and
- * servers meet.  Implements SQLAlchemy's QueuePool promises server-side:
+ * servers meet.  Keeps an application-side pool's promises on the server:
  * pool_size kept, max_overflow opened only for waiting clients, FIFO
  * waiters with pool_timeout, pool_recycle at release, pre-ping before
  * handing out an idle connection, min_pool_size, and exponential backoff
- * while the server is down.  A janitor runs once a second.
+ * while the server is down.  What runs by the clock (recycling idle
+ * servers, min_pool_size, freeing pools of removed databases) is here too,
+ * driven once a second by ops/janitor.c.
  *
- * Live operations (lifecycle.c, reload.c) act through three things here: a
- * paused pool hands out no server and closes those released; a pool over
- * its (reloaded) limits closes released servers instead of keeping them;
- * a pool of a database removed by a reload is freed once no client uses it.
+ * Live operations (ops/lifecycle.c, ops/reload.c) act through four things
+ * here, and pool.c never calls them: a paused pool hands out no server and closes
+ * those released; a pool over its (reloaded) limits closes released servers
+ * instead of keeping them; a pool of a database removed by a reload is
+ * freed once no client uses it; while shutting_down no new transaction
+ * gets a server.
  */
-#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "strpool.h"
+#include "auth.h"
+#include "client.h"
+#include "server.h"
+#include "stats.h"
+#include "pool.h"
+#include "net/net.h"
 
 #define BACKOFF_FIRST 0.05
 #define BACKOFF_MAX 0.5
 
 pool	   *pools;
-static struct event janitor_ev;
-static bool janitor_on;
-
-static void janitor_cb(evutil_socket_t fd, short ev, void *arg);
+bool		shutting_down;
+bool		(*pool_born_paused) (const char *dbname);
 
 pool *
 pool_get(database *db, const char *user, const char *dbname, user_cred *cred)
@@ -48,17 +57,9 @@ pool_get(database *db, const char *user, const char *dbname, user_cred *cred)
 	TAILQ_INIT(&p->idle);
 	TAILQ_INIT(&p->waiting);
 	TAILQ_INIT(&p->login_wait);
-	p->paused = lifecycle_db_paused(dbname);
+	p->paused = pool_born_paused && pool_born_paused(dbname);
 	p->next = pools;
 	pools = p;
-	if (!janitor_on)
-	{
-		struct timeval tv = {1, 0};
-
-		event_assign(&janitor_ev, base, -1, EV_PERSIST, janitor_cb, NULL);
-		event_add(&janitor_ev, &tv);
-		janitor_on = true;
-	}
 	return p;
 }
 
@@ -116,9 +117,7 @@ hand_idle(pool *p, client *c)
 
 	if (!s)
 		return false;
-	TAILQ_REMOVE(&p->idle, s, ilink);
-	s->in_idle = false;
-	p->n_idle--;
+	/* linking makes s S_ACTIVE, which takes it off the idle list */
 	if (needs_ping(p, s))
 		server_link_checked(s, c);
 	else
@@ -133,14 +132,17 @@ dispatch(pool *p)
 
 	while (!p->paused && (c = TAILQ_FIRST(&p->waiting)) != NULL && !TAILQ_EMPTY(&p->idle))
 	{
-		TAILQ_REMOVE(&p->waiting, c, wlink);
-		p->n_waiting--;
 		stats_wait_done(p, now_mono() - c->wait_start);
-		hand_idle(p, c);
+		hand_idle(p, c);		/* c leaves the queue as it becomes C_ACTIVE */
 	}
 	grow(p);
 }
 
+/*
+ * c wants a server: C_LOGIN_WAIT (already queued) for its pool's first
+ * server, or C_IDLE for its next transaction, queued only when no idle
+ * server can take it now.
+ */
 void
 pool_request(pool *p, client *c)
 {
@@ -151,7 +153,6 @@ pool_request(pool *p, client *c)
 	}
 	if (c->state == C_LOGIN_WAIT)
 	{
-		TAILQ_INSERT_TAIL(&p->login_wait, c, wlink);
 		if (now_mono() < p->retry_at && p->n_servers == 0)
 		{
 			fail_waiters(p, true);
@@ -162,23 +163,8 @@ pool_request(pool *p, client *c)
 	}
 	if (!p->paused && TAILQ_EMPTY(&p->waiting) && hand_idle(p, c))
 		return;
-	TAILQ_INSERT_TAIL(&p->waiting, c, wlink);
-	p->n_waiting++;
+	client_set_state(c, C_WAITING);
 	grow(p);
-}
-
-void
-pool_cancel_wait(client *c)
-{
-	pool	   *p = c->pool;
-
-	if (c->state == C_LOGIN_WAIT)
-		TAILQ_REMOVE(&p->login_wait, c, wlink);
-	else if (c->state == C_WAITING)
-	{
-		TAILQ_REMOVE(&p->waiting, c, wlink);
-		p->n_waiting--;
-	}
 }
 
 /* A working or fresh server is free: first waiter, else idle, else closed. */
@@ -189,7 +175,7 @@ give_server(pool *p, server *s)
 
 	if (p->paused)
 	{
-		/* as PgBouncer's PAUSE: the server goes, RESUME opens new ones */
+		/* paused: the server goes (PAUSE waits for that), RESUME opens new ones */
 		server_close(s, "pause");
 		return;
 	}
@@ -208,8 +194,6 @@ give_server(pool *p, server *s)
 	}
 	if (w)
 	{
-		TAILQ_REMOVE(&p->waiting, w, wlink);
-		p->n_waiting--;
 		stats_wait_done(p, now_mono() - w->wait_start);
 		server_link(s, w);
 		return;
@@ -219,9 +203,7 @@ give_server(pool *p, server *s)
 		server_close(s, "overflow connection released (max_overflow)");
 		return;
 	}
-	TAILQ_INSERT_HEAD(&p->idle, s, ilink);
-	s->in_idle = true;
-	p->n_idle++;
+	server_set_state(s, S_IDLE);
 }
 
 void
@@ -234,10 +216,10 @@ pool_release(server *s)
 	if (c)
 	{
 		c->server = NULL;
-		c->state = C_IDLE;
+		client_set_state(c, C_IDLE);
 	}
+	/* s keeps its state until give_server places it: idle, linked or closed */
 	s->client = NULL;
-	s->state = S_IDLE;
 	s->expect_rfq = s->swallow_rfq = 0;
 	s->begin_absorb = false;
 	s->last_used = now;
@@ -259,7 +241,6 @@ pool_server_ready(server *s)
 	pool	   *p = s->pool;
 	client	   *c;
 
-	p->n_connecting--;
 	p->st.servers_opened++;
 	log_verbose("%s: server connection ready", server_tag(s));
 	p->fail_count = 0;
@@ -272,10 +253,7 @@ pool_server_ready(server *s)
 	}
 	give_server(p, s);
 	while ((c = TAILQ_FIRST(&p->login_wait)) != NULL)
-	{
-		TAILQ_REMOVE(&p->login_wait, c, wlink);
-		client_welcome(c);
-	}
+		client_welcome(c);		/* C_IDLE: off the login queue */
 }
 
 void
@@ -306,14 +284,6 @@ pool_server_closed(server *s)
 
 	TAILQ_REMOVE(&p->servers, s, link);
 	p->n_servers--;
-	if (s->state == S_CONNECTING || s->state == S_LOGIN)
-		p->n_connecting--;
-	if (s->in_idle)
-	{
-		TAILQ_REMOVE(&p->idle, s, ilink);
-		s->in_idle = false;
-		p->n_idle--;
-	}
 }
 
 /* The pre-ping found a dead connection: the client goes first again, with its bytes. */
@@ -324,9 +294,7 @@ pool_requeue(pool *p, client *c, struct evbuffer *replay)
 	conn_buf_put(replay);
 	c->pass_remaining = 0;
 	c->in_batch = false;
-	c->state = C_WAITING;
-	TAILQ_INSERT_HEAD(&p->waiting, c, wlink);
-	p->n_waiting++;
+	client_set_state(c, C_WAITING);	/* from C_ACTIVE: first in the queue again */
 	dispatch(p);
 }
 
@@ -411,8 +379,8 @@ pool_free(pool *p)
  * their idle servers are closed and, once the last server is gone, the pool
  * itself (its counters go to stats_removed).
  */
-static void
-reap_removed(void)
+void
+pool_reap_removed(void)
 {
 	pool	  **pp = &pools,
 			   *p;
@@ -433,52 +401,41 @@ reap_removed(void)
 		}
 		pp = &p->next;
 	}
-	reload_reap_databases();
 }
 
-static void
-janitor_cb(evutil_socket_t fd, short ev, void *arg)
+/*
+ * Once a second: idle servers past pool_recycle or overflow_idle_timeout
+ * close, min_pool_size is kept, and waiters no connect is under way for
+ * get one.
+ */
+void
+pool_tick(pool *p, double now)
 {
-	double		now = now_mono();
-	static int	ticks;
+	server	   *s,
+			   *next;
 
-	for (pool *p = pools; p; p = p->next)
+	for (s = TAILQ_FIRST(&p->idle); s; s = next)
 	{
-		server	   *s,
-				   *next;
-
-		for (s = TAILQ_FIRST(&p->idle); s; s = next)
+		next = TAILQ_NEXT(s, ilink);
+		if (p->ps->pool_recycle > 0 && now - s->created >= p->ps->pool_recycle)
 		{
-			next = TAILQ_NEXT(s, ilink);
-			if (p->ps->pool_recycle > 0 && now - s->created >= p->ps->pool_recycle)
-			{
-				p->st.recycled++;
-				server_close(s, "pool_recycle: idle connection too old");
-			}
-			else if (p->n_servers > p->ps->pool_size &&
-					 now - s->last_used >= p->ps->overflow_idle_timeout)
-				server_close(s, "overflow_idle_timeout");
+			p->st.recycled++;
+			server_close(s, "pool_recycle: idle connection too old");
 		}
-		while (p->n_servers < p->ps->min_pool_size && now >= p->retry_at && !p->paused && !p->db->removed)
-		{
-			int			before = p->fail_count;
-
-			server_connect(p);
-			if (p->fail_count != before)
-				break;
-		}
-		if (p->n_waiting > p->n_connecting)
-			grow(p);
+		else if (p->n_servers > p->ps->pool_size &&
+				 now - s->last_used >= p->ps->overflow_idle_timeout)
+			server_close(s, "overflow_idle_timeout");
 	}
-	reap_removed();
+	while (p->n_servers < p->ps->min_pool_size && now >= p->retry_at && !p->paused && !p->db->removed)
+	{
+		int			before = p->fail_count;
 
-	/*
-	 * A burst (a server restart queues every client with its buffers) leaves
-	 * freed memory in malloc's arenas; hand it back to the kernel every ten
-	 * seconds, so that the pooler's RSS follows what it really holds.
-	 */
-	if (++ticks % 10 == 0)
-		malloc_trim(0);
+		server_connect(p);
+		if (p->fail_count != before)
+			break;
+	}
+	if (p->n_waiting > p->n_connecting)
+		grow(p);
 }
 
 void
@@ -491,6 +448,4 @@ pool_shutdown(void)
 		while ((s = TAILQ_FIRST(&p->servers)) != NULL)
 			server_close(s, "shutdown");
 	}
-	if (janitor_on)
-		event_del(&janitor_ev);
 }

@@ -1,8 +1,11 @@
 /*
- * pooler.h: the types every part of perfopt-pooler shares (settings,
- * connections, clients, servers, pools) and the entry points each file
- * offers the others.  Ownership: client.c owns client state, server.c owns
- * server state, pool.c is the only place that matches the two.
+ * pooler.h: the types every part of perfopt-pooler shares: settings,
+ * connections, credentials, clients, servers and pools, with their typed
+ * states.  Types only: each module's entry points are in its own header
+ * (client.h, server.h, pool.h, ..., net/net.h, txn/txn.h, ops/ops.h), so a
+ * file's #include lines say whom it uses.  Ownership: a client's state
+ * changes only in client.c (client_set_state), a server's only in server.c
+ * (server_set_state); pool.c is the only place that matches the two.
  */
 #ifndef POOLER_H
 #define POOLER_H
@@ -18,23 +21,10 @@
 
 #define POOLER_VERSION "1.0.0"
 
-/* ---- logging (log.c) ---- */
-enum { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
-void log_open(const char *file);
-void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-#define log_error(...) log_msg(LOG_ERR, __VA_ARGS__)
-#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
-#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
-#define log_debug(...) do { if (cfg.verbose >= 2) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
-/* logins, disconnections, server connections opened and closed: verbose >= 1 */
-#define log_verbose(...) do { if (cfg.verbose >= 1) log_msg(LOG_INFO, __VA_ARGS__); } while (0)
-struct client;
-struct server;
-const char *client_tag(const struct client *c);	/* "C-12 app@appdb 127.0.0.1:40312" */
-const char *server_tag(const struct server *s);	/* "S-3 app@appdb pid 4242" */
-void		sock_addr(int fd, bool peer, char *buf, size_t len, int *port);
+/* bytes queued for one side past which the other side's reading pauses */
+#define BACKLOG_HIGH (1024 * 1024)
 
-/* ---- interned, refcounted strings for parameter values (strpool.c) ---- */
+/* ---- interned, refcounted strings for parameter values (strpool.h) ---- */
 typedef struct pstr
 {
 	int			refs;
@@ -42,23 +32,18 @@ typedef struct pstr
 	struct pstr *next;
 	char		s[];
 } pstr;
-pstr	   *pstr_get(const char *s);
-void		pstr_unref(pstr *p);
-void		pstr_set(pstr **slot, pstr *v);	/* takes a new reference to v */
 
 /*
  * The session settings the server reports with ParameterStatus that
  * transaction mode carries from one server connection to the next.
  */
 enum { P_CLIENT_ENCODING, P_DATESTYLE, P_TIMEZONE, P_SCS, P_APPNAME, P_INTERVALSTYLE, NPARAMS };
-extern const char *const tracked_params[NPARAMS];
-int			tracked_param_index(const char *name);
 
-/* ---- settings (config.c) ---- */
-enum { MODE_SESSION, MODE_TRANSACTION };
-enum { AUTH_TRUST, AUTH_MD5, AUTH_SCRAM };
-enum { CLIENT_TLS_DISABLE, CLIENT_TLS_ALLOW, CLIENT_TLS_REQUIRE };
-enum { SERVER_TLS_DISABLE, SERVER_TLS_PREFER, SERVER_TLS_REQUIRE, SERVER_TLS_VERIFY_CA, SERVER_TLS_VERIFY_FULL };
+/* ---- settings (config.h) ---- */
+enum pool_mode { MODE_SESSION, MODE_TRANSACTION };
+enum auth_type { AUTH_TRUST, AUTH_MD5, AUTH_SCRAM };
+enum client_tls_mode { CLIENT_TLS_DISABLE, CLIENT_TLS_ALLOW, CLIENT_TLS_REQUIRE };
+enum server_tls_mode { SERVER_TLS_DISABLE, SERVER_TLS_PREFER, SERVER_TLS_REQUIRE, SERVER_TLS_VERIFY_CA, SERVER_TLS_VERIFY_FULL };
 
 /* a file named in the configuration, with its line for errors found when loading it */
 typedef struct cfg_file
@@ -69,7 +54,7 @@ typedef struct cfg_file
 
 typedef struct pool_settings
 {
-	int			pool_mode;
+	enum pool_mode pool_mode;
 	int			pool_size;
 	int			max_overflow;
 	int			min_pool_size;
@@ -104,7 +89,7 @@ typedef struct settings
 	int			listen_port;
 	char	   *unix_socket_dir;
 	pool_settings ps;			/* defaults for every database */
-	int			auth_type;
+	enum auth_type auth_type;
 	char	   *auth_file;
 	int			max_client_conn;
 	char	   *server_reset_query;
@@ -122,26 +107,14 @@ typedef struct settings
 	char	   *stats_users;	/* comma-separated: SHOW commands only */
 	double		shutdown_timeout;	/* SIGINT: seconds running transactions get */
 	database   *databases;
-	int			client_tls_mode;
+	enum client_tls_mode client_tls_mode;
 	cfg_file	client_tls_cert_file;
 	cfg_file	client_tls_key_file;
-	int			server_tls_mode;
+	enum server_tls_mode server_tls_mode;
 	cfg_file	server_tls_ca_file;
 } settings;
 
-extern settings cfg;
-int			config_load(const char *file);
-database   *config_find_database(const char *name);
-void		config_free(settings *s);
-void		config_free_database(database *db);
-void		config_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void		config_show(void (*row) (void *arg, const char *key, const char *value,
-									 const char *dflt, bool changeable), void *arg);
-void		config_keep_fixed(settings *now, const settings *running);
-extern bool config_reloading;	/* errors go to the log and config_error */
-extern char config_error[1024];	/* the first error of the last reload */
-
-/* ---- buffered non-blocking socket (conn.c) ---- */
+/* ---- a buffered non-blocking socket (net/net.h) ---- */
 typedef struct conn
 {
 	int			fd;
@@ -161,32 +134,6 @@ typedef struct conn
 	struct ssl_st *ssl;			/* NULL unless this connection speaks TLS */
 } conn;
 
-extern struct event_base *base;
-double		now_mono(void);
-void		conn_init(conn *c, int fd, event_callback_fn rcb, event_callback_fn wcb, void *arg, bool lazy);
-struct evbuffer *conn_in(conn *c);
-struct evbuffer *conn_out(conn *c);
-void		conn_park(conn *c);
-void		conn_want_write(conn *c);
-void		conn_kick_write(conn *c);
-size_t		buflen(struct evbuffer *b);
-struct evbuffer *conn_buf_get(void);
-void		conn_buf_put(struct evbuffer *b);
-int			conn_fill(conn *c);		/* >0 bytes, 0 EOF, -1 error, -2 nothing yet */
-int			conn_flush(conn *c);	/* 0 ok (maybe pending), -1 error */
-void		conn_flush_later(conn *c);	/* write_batch.c */
-void		conn_flush_pending(void);
-void		write_batch_forget(conn *c);
-void		write_batch_start(void);
-void		write_batch_stop(void);
-bool		write_batch_uring(void);
-int			conn_forward(conn *dst, struct evbuffer *src, size_t n);	/* move n bytes and write */
-void		conn_read_on(conn *c);
-void		conn_read_off(conn *c);
-void		conn_destroy(conn *c);
-void		conn_shut_write(conn *c);
-bool		conn_peek(struct evbuffer *b, size_t off, void *dst, size_t n);
-
 /*
  * An input buffer seen for parsing: its length and its first chunk, where
  * message headers nearly always are, read in place.  Load it again after
@@ -199,47 +146,8 @@ typedef struct bufview
 	size_t		first_len;
 	size_t		len;
 } bufview;
-void		bufview_load(bufview *v, struct evbuffer *b);
 
-static inline bool
-bufview_peek(const bufview *v, size_t off, void *dst, size_t n)
-{
-	if (off + n <= v->first_len)
-	{
-		__builtin_memcpy(dst, v->first + off, n);
-		return true;
-	}
-	return off + n <= v->len && conn_peek(v->b, off, dst, n);
-}
-void		set_nodelay(int fd);
-
-/* ---- TLS on either side of the pooler (tls.c) ---- */
-int			tls_init(void);
-void		tls_shutdown(void);
-bool		tls_client_offered(void);
-bool		tls_server_wanted(const database *db);
-int			tls_accept(conn *c);
-int			tls_connect(conn *c, const database *db);
-int			tls_fill(conn *c);
-int			tls_flush(conn *c);
-bool		tls_has_pending(conn *c);
-void		tls_close_notify(conn *c);
-void		tls_free(conn *c);
-const char *tls_last_error(void);
-
-/* ---- protocol helpers (proto.c) ---- */
-uint32_t	get_u32(const unsigned char *p);
-void		put_msg_start(struct evbuffer *b, char type, size_t bodylen);
-void		send_error(struct evbuffer *b, const char *severity, const char *sqlstate,
-					   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-void		send_auth(struct evbuffer *b, uint32_t code, const void *data, size_t len);
-void		send_param_status(struct evbuffer *b, const char *name, const char *value);
-void		send_key_data(struct evbuffer *b, uint32_t pid, uint32_t key);
-void		send_rfq(struct evbuffer *b, char status);
-void		send_query(struct evbuffer *b, const char *sql);
-const char *error_field(const char *body, size_t len, char field);
-
-/* ---- credentials (auth.c, scram.c) ---- */
+/* ---- credentials (auth.h) ---- */
 typedef struct scram_keys
 {
 	int			iterations;
@@ -263,41 +171,11 @@ typedef struct user_cred
 	struct user_cred *next;
 } user_cred;
 
-int			userlist_load(const char *file);
-user_cred  *userlist_parse(const char *file, bool *ok);
-void		userlist_install(user_cred *list);
-user_cred  *userlist_find(const char *name);
-
-/* client side of the pooler's login (auth.c) */
-struct client;
-void		auth_start(struct client *c);
-int			auth_message(struct client *c, char type, const unsigned char *body, size_t len);
-void		auth_free(struct client *c);
-
-/* SCRAM primitives (scram.c) */
-struct scram_server;
-struct scram_client;
-bool		scram_keys_from_password(const char *password, scram_keys *k, unsigned char client_key[32]);
-bool		scram_parse_secret(const char *secret, scram_keys *k);
-struct scram_server *scram_server_new(const scram_keys *k);
-char	   *scram_server_first(struct scram_server *st, const char *client_first, size_t len, const char **err);
-char	   *scram_server_final(struct scram_server *st, const char *client_final, size_t len,
-							   unsigned char client_key_out[32], const char **err);
-void		scram_server_free(struct scram_server *st);
-struct scram_client *scram_client_new(const char *password, const unsigned char *client_key,
-									  const scram_keys *known);
-char	   *scram_client_first(struct scram_client *st);
-char	   *scram_client_final(struct scram_client *st, const char *server_first, size_t len, const char **err);
-bool		scram_client_verify(struct scram_client *st, const char *server_final, size_t len);
-void		scram_client_free(struct scram_client *st);
-void		md5_hex(const void *data, size_t len, char out[33]);
-bool		random_bytes(void *buf, size_t n);
-
-/* ---- clients (client.c) ---- */
+/* ---- clients (client.h) ---- */
 typedef struct client_prep client_prep;	/* prepared.c: a client's statement names */
 typedef struct server_prep server_prep;	/* prepared.c: what a server has prepared */
 
-enum
+enum client_state
 {
 	C_STARTUP,					/* reading the startup packet */
 	C_AUTH,						/* password exchange */
@@ -312,7 +190,7 @@ enum
 typedef struct client
 {
 	conn		c;
-	int			state;
+	enum client_state state;	/* written by client_set_state() only */
 	struct pool *pool;			/* set once authenticated */
 	struct database *db;		/* the pool to join after authentication */
 	struct server *server;
@@ -331,7 +209,7 @@ typedef struct client
 	double		wait_start;
 	double		deadline;		/* on a timeout list: when to act */
 	char		tlist;			/* which: 0 none, 1 startup, 2 closing */
-	char		admin;			/* admin console: ADMIN_* (admin.c) */
+	char		admin;			/* admin console: an admin_level and ADMIN_* flags */
 	/*
 	 * The pool_mode at login, kept for the client's life: a RELOAD that
 	 * switches the database's mode must not strand the named statements a
@@ -347,32 +225,20 @@ typedef struct client
 	uint32_t	id;				/* C-<id> in logs and SHOW CLIENTS */
 	double		connected;
 	TAILQ_ENTRY(client) link;	/* every client */
-	TAILQ_ENTRY(client) wlink;	/* pool wait queues */
+	TAILQ_ENTRY(client) wlink;	/* its pool's queue: C_WAITING or C_LOGIN_WAIT */
 	TAILQ_ENTRY(client) tlink;	/* startup or closing timeout list */
 } client;
 TAILQ_HEAD(client_list, client);
 
-void		client_accept(int fd, bool tcp);
-void		client_login_done(client *c);
-void		client_welcome(client *c);
-void		client_linked(client *c);
-void		client_server_gone(client *c, const char *sqlstate, const char *msg);
-void		client_fail(client *c, const char *sqlstate, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void		client_resume(client *c);
-void		client_kick(client *c);
-void		client_cancel_waiting(client *c);
-void		client_wait_timeout(client *c);
-void		clients_tick_start(void);
-void		client_shutdown_all(void);
-client	   *client_find_cancel(uint32_t pid, uint32_t key);
-void		client_close_soon(client *c);
-void		client_pass(client *c, size_t n);
-void		client_discard_request(client *c);
-extern int	client_count;
-extern struct client_list all_clients;
+/* client.admin: the console's level and flags (ops/admin.c) */
+#define ADMIN_DB "perfopt"
+enum admin_level { ADMIN_ASKED = 1, ADMIN_STATS, ADMIN_FULL };
+#define ADMIN_LEVEL 0x0f
+#define ADMIN_WAITING 0x10		/* a PAUSE not complete yet: input waits */
+#define ADMIN_SKIP 0x20			/* after an extended-protocol error: until Sync */
 
-/* ---- servers (server.c) ---- */
-enum
+/* ---- servers (server.h) ---- */
+enum server_state
 {
 	S_CONNECTING,
 	S_LOGIN,
@@ -380,12 +246,13 @@ enum
 	S_ACTIVE,
 	S_RESETTING,
 	S_CANCELING,				/* released, kept from others until a cancel sent for it is spent */
+	S_CLOSED					/* being freed: in no list, counted nowhere */
 };
 
 typedef struct server
 {
 	conn		c;
-	int			state;
+	enum server_state state;	/* written by server_set_state() only */
 	struct pool *pool;
 	client	   *client;
 	pstr	   *params[NPARAMS];
@@ -400,7 +267,6 @@ typedef struct server
 	int			swallow_rfq;	/* of those, answers to our own queries */
 	char		txstatus;
 	bool		in_copy_out;
-	bool		in_idle;		/* on the pool's idle list */
 	bool		ping_unconfirmed;	/* pre-ping sent, its answer not seen yet */
 	bool		begin_absorb;	/* a deferred BEGIN sent, its answer not seen yet */
 	bool		close_needed;	/* its database's address changed: close at release */
@@ -415,52 +281,11 @@ typedef struct server
 	bool		cancel_sent;	/* one was forwarded: absorb it before reuse */
 	server_prep *prep;			/* transaction mode with max_prepared_statements */
 	TAILQ_ENTRY(server) link;	/* pool's all-servers list */
-	TAILQ_ENTRY(server) ilink;	/* pool's idle list */
+	TAILQ_ENTRY(server) ilink;	/* pool's idle list: exactly the S_IDLE servers */
 } server;
 TAILQ_HEAD(server_list, server);
 
-void		server_connect(struct pool *p);
-void		server_login_failed(server *s, const char *sqlstate, const char *msg);
-void		server_login_process(server *s);
-void		server_send_startup(server *s);
-void		server_note_param(server *s, const unsigned char *body, size_t len, bool login);
-void		server_forward(server *s);
-void		server_close(server *s, const char *why);
-void		server_link(server *s, client *c);
-void		server_link_checked(server *s, client *c);
-void		server_client_left(server *s, bool dirty_input, bool session);
-void		server_unlink_for_reuse(server *s);
-bool		server_releasable(server *s);
-bool		server_hold_for_cancel(server *s);
-void		server_cancel_settled(server *s);
-
-/* ---- CancelRequests (cancel.c) ---- */
-void		cancel_request(uint32_t pid, uint32_t key);
-void		cancel_forget(server *s);
-void		cancel_shutdown(void);
-
-/* ---- named prepared statements in transaction mode (prepared*.c) ---- */
-enum { PREP_PASS, PREP_DONE, PREP_WAIT, PREP_FAIL };
-bool		prepared_tracking(client *c);
-int			prepared_client_msg(client *c, const unsigned char *hdr, uint32_t len, size_t *off);
-void		prepared_client_sent(server *s, char type);
-int			prepared_server_msg(server *s, const unsigned char *hdr, uint32_t len, size_t *off);
-void		prepared_flush_synth(server *s);
-bool		prepared_quiet(server *s);
-bool		prepared_server_reset(server *s);
-void		prepared_rollback(server *s, client *c);
-void		prepared_server_free(server *s);
-void		prepared_client_free(client *c);
-
-/* ---- transaction mode's deferred BEGIN (deferred_begin.c) ---- */
-enum { DEFER_SERVER, DEFER_LOCAL, DEFER_WAIT, DEFER_REFUSED };
-bool		defer_begin_on(const client *c);
-int			defer_idle(client *c, char type, uint32_t len);
-void		defer_send_begin(server *s, client *c);
-bool		defer_absorbs(const server *s, char type);
-bool		defer_absorb(server *s, char type, const char *body, size_t len);
-
-/* ---- per-pool counters (stats.c) ---- */
+/* ---- pools (pool.h) and their counters (stats.h) ---- */
 #define WAIT_SUB 4				/* histogram sub-buckets per power of two */
 #define WAIT_BUCKETS (2 + 32 * WAIT_SUB)	/* < 1 us, then 1 us .. ~71 min */
 
@@ -481,14 +306,6 @@ typedef struct pool_stats
 	uint64_t	servers_opened; /* server logins that succeeded */
 } pool_stats;
 
-struct pool;
-void		stats_wait_done(struct pool *p, double seconds);
-double		stats_wait_percentile(const pool_stats *st, double q);
-double		stats_wait_bucket_upper(int b);
-void		stats_add(pool_stats *into, const pool_stats *from);
-extern pool_stats stats_removed;	/* pools of removed databases, once freed */
-
-/* ---- pools (pool.c) ---- */
 typedef struct pool
 {
 	database   *db;
@@ -499,11 +316,12 @@ typedef struct pool
 	char	   *server_dbname;
 	user_cred  *cred;
 	struct server_list servers;
-	struct server_list idle;
-	struct client_list waiting;
-	struct client_list login_wait;
+	/* the next four follow the states: server_set_state(), client_set_state() */
+	struct server_list idle;	/* S_IDLE, most recently released first */
+	struct client_list waiting; /* C_WAITING, FIFO */
+	struct client_list login_wait;	/* C_LOGIN_WAIT */
 	int			n_servers;
-	int			n_connecting;
+	int			n_connecting;	/* S_CONNECTING or S_LOGIN */
 	int			n_idle;
 	int			n_waiting;
 	bool		have_params;
@@ -522,51 +340,5 @@ typedef struct pool
 	double		resumed_at;		/* pool_timeout counts from here after RESUME */
 	struct pool *next;
 } pool;
-
-extern pool *pools;				/* every pool, newest first */
-
-pool	   *pool_get(database *db, const char *user, const char *dbname, user_cred *cred);
-void		pool_request(pool *p, client *c);
-void		pool_cancel_wait(client *c);
-void		pool_requeue(pool *p, client *c, struct evbuffer *replay);
-void		pool_release(server *s);
-void		pool_server_ready(server *s);
-void		pool_server_failed(pool *p, const char *sqlstate, const char *msg);
-void		pool_server_closed(server *s);
-void		pool_check_waits(double now);
-void		pool_refresh(pool *p);
-void		pool_close_idle(pool *p, int keep, const char *why);
-void		pool_shutdown(void);
-
-/* ---- Prometheus endpoint (metrics.c) ---- */
-int			metrics_start(void);
-void		metrics_stop(void);
-
-/* ---- listener.c ---- */
-int			listener_start(void);
-void		listener_stop(void);
-
-/* ---- admin console: the virtual database "perfopt" (admin.c) ---- */
-#define ADMIN_DB "perfopt"
-enum { ADMIN_ASKED = 1, ADMIN_STATS, ADMIN_FULL };
-#define ADMIN_LEVEL 0x0f
-#define ADMIN_WAITING 0x10		/* a PAUSE not complete yet: input waits */
-#define ADMIN_SKIP 0x20			/* after an extended-protocol error: until Sync */
-bool		admin_login(client *c);
-void		admin_send_params(client *c);
-int			admin_process(client *c);	/* -1: the client said Terminate */
-void		admin_done(client *c, const char *tag, const char *sqlstate, const char *msg);
-
-/* ---- live operations: reload (reload.c), pause, shutdown (lifecycle.c) ---- */
-int			config_reload(char *err, size_t errlen);
-void		reload_reap_databases(void);
-extern int	verbose_extra;		/* -v on the command line, kept across reloads */
-void		lifecycle_start(void (*stop_listening) (void));
-void		lifecycle_shutdown(bool immediate);
-int			lifecycle_pause(const char *db, client *admin, char *err, size_t errlen);
-int			lifecycle_resume(const char *db, char *err, size_t errlen);
-bool		lifecycle_db_paused(const char *dbname);
-void		lifecycle_client_gone(client *c);
-extern bool shutting_down;		/* graceful shutdown under way */
 
 #endif

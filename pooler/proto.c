@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "pooler.h"
+#include "proto.h"
 
 uint32_t
 get_u32(const unsigned char *p)
@@ -83,6 +84,14 @@ send_rfq(struct evbuffer *b, char status)
 {
 	put_msg_start(b, 'Z', 1);
 	evbuffer_add(b, &status, 1);
+}
+
+/* CommandComplete */
+void
+send_complete(struct evbuffer *b, const char *tag)
+{
+	put_msg_start(b, 'C', strlen(tag) + 1);
+	evbuffer_add(b, tag, strlen(tag) + 1);
 }
 
 void

@@ -14,6 +14,7 @@
 #include <openssl/rand.h>
 
 #include "pooler.h"
+#include "scram.h"
 
 /* PostgreSQL uses 4096 by default (scram_iterations in 16+) */
 #define SCRAM_MAX_SERVER_ITERATIONS 100000

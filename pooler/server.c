@@ -14,8 +14,17 @@
 #include <netinet/in.h>
 
 #include "pooler.h"
-
-#define BACKLOG_HIGH (1024 * 1024)
+#include "log.h"
+#include "strpool.h"
+#include "config.h"
+#include "proto.h"
+#include "scram.h"
+#include "client.h"
+#include "server.h"
+#include "cancel.h"
+#include "pool.h"
+#include "net/net.h"
+#include "txn/txn.h"
 
 static void server_read_cb(evutil_socket_t fd, short ev, void *arg);
 static void server_write_cb(evutil_socket_t fd, short ev, void *arg);
@@ -45,12 +54,12 @@ server_connect(pool *p)
 	s->addr = db->addr;
 	s->addrlen = db->addrlen;
 	s->id = ++next_server_id;
-	s->state = S_CONNECTING;
 	s->created = s->last_used = now_mono();
 	conn_init(&s->c, fd, server_read_cb, server_write_cb, s, false);
 	evtimer_assign(&s->timer, base, server_timer_cb, s);
 	TAILQ_INSERT_TAIL(&p->servers, s, link);
 	p->n_servers++;
+	s->state = S_CONNECTING;
 	p->n_connecting++;
 	tv.tv_sec = (time_t) p->ps->connect_timeout;
 	tv.tv_usec = (suseconds_t) ((p->ps->connect_timeout - tv.tv_sec) * 1e6);
@@ -69,6 +78,7 @@ server_connect(pool *p)
 static void
 server_free(server *s)
 {
+	server_set_state(s, S_CLOSED);
 	pool_server_closed(s);
 	cancel_forget(s);
 	evtimer_del(&s->timer);
@@ -247,7 +257,7 @@ server_link(server *s, client *c)
 
 	s->client = c;
 	c->server = s;
-	s->state = S_ACTIVE;
+	server_set_state(s, S_ACTIVE);
 	for (int t = 0; t < NPARAMS; t++)
 	{
 		if (!c->params[t] || c->params[t] == s->params[t])
@@ -303,7 +313,7 @@ start_reset(server *s, bool full)
 	}
 	s->expect_rfq += n;
 	s->swallow_rfq += n;
-	s->state = S_RESETTING;
+	server_set_state(s, S_RESETTING);
 	if (conn_flush(&s->c) < 0)
 		server_close(s, "reset write failed");
 }
@@ -341,7 +351,7 @@ server_hold_for_cancel(server *s)
 {
 	if (!s->cancel_sent)
 		return false;
-	s->state = S_CANCELING;
+	server_set_state(s, S_CANCELING);
 	if (!s->cancels)
 		server_cancel_settled(s);
 	return true;
@@ -369,225 +379,6 @@ server_releasable(server *s)
 	return s->expect_rfq == 0 && s->txstatus == 'I' && c && !c->in_batch &&
 		c->pass_remaining == 0 && c->pool_mode == MODE_TRANSACTION &&
 		!s->begin_absorb && prepared_quiet(s);
-}
-
-/* Messages from a working server: swallow ours, forward the client's. */
-void
-server_forward(server *s)
-{
-	struct evbuffer *in = s->c.in;
-	client	   *c = s->client;
-	size_t		off = 0;
-	bufview		v;
-	unsigned char hdr[6];
-	uint32_t	len;
-	bool		release = false;
-
-	bufview_load(&v, in);
-	while (off < v.len)
-	{
-		if (s->pass_remaining)
-		{
-			size_t		n = v.len - off < s->pass_remaining ? v.len - off : s->pass_remaining;
-
-			off += n;
-			s->pass_remaining -= n;
-			continue;
-		}
-		if (!bufview_peek(&v, off, hdr, 5))
-			break;
-		len = get_u32(hdr + 1);
-		/* ReadyForQuery carries exactly one status byte; its state is read */
-		if (len < 4 || (hdr[0] == 'Z' && len != 5))
-		{
-			server_close(s, "invalid message length from server");
-			return;
-		}
-		if (s->swallow_rfq > 0 || (s->begin_absorb && defer_absorbs(s, hdr[0])))
-		{
-			const unsigned char *body;
-
-			/* our own queries' answers come first; the client never sees them */
-			if (off > 0)
-			{
-				if (c)
-				{
-					s->pool->st.bytes_out += off;
-					evbuffer_remove_buffer(in, conn_out(&c->c), off);
-				}
-				else
-					evbuffer_drain(in, off);
-				off = 0;
-				bufview_load(&v, in);
-				continue;
-			}
-			if (v.len < (size_t) len + 1)
-				break;
-			body = evbuffer_pullup(in, len + 1) + 5;
-			if (s->swallow_rfq == 0)
-			{
-				/* the deferred BEGIN's answer, behind the settings' (deferred_begin.c) */
-				if (!defer_absorb(s, hdr[0], (const char *) body, len - 4))
-					return;
-				evbuffer_drain(in, len + 1);
-				bufview_load(&v, in);
-				continue;
-			}
-			if (hdr[0] == 'Z')
-			{
-				s->txstatus = body[0];
-				s->expect_rfq--;
-				s->swallow_rfq--;
-				if (s->ping_unconfirmed)
-				{
-					/* the pre-ping comes first: the connection is alive */
-					s->ping_unconfirmed = false;
-					conn_buf_put(s->replay);
-					s->replay = NULL;
-				}
-			}
-			else if (hdr[0] == 'S')
-			{
-				server_note_param(s, body, len - 4, false);
-				if (c && s->state == S_ACTIVE)
-				{
-					int			t = tracked_param_index((const char *) body);
-
-					if (t >= 0)
-						pstr_set(&c->params[t], s->params[t]);
-				}
-			}
-			else if (hdr[0] == 'E')
-			{
-				bool		canceled = strcmp(error_field((const char *) body, len - 4, 'C'), "57014") == 0;
-
-				/* a late cancel spent on our reset: the session may not be clean */
-				if (canceled && s->state == S_RESETTING)
-				{
-					server_close(s, "reset canceled by a late cancel request");
-					return;
-				}
-				if (!(canceled && s->state == S_CANCELING))
-					log_warn("%s: pooler query failed: %s", server_tag(s),
-							 error_field((const char *) body, len - 4, 'M'));
-				/*
-				 * A client setting the server refuses (a bad TimeZone in its
-				 * startup packet): take the server's, or every transaction
-				 * would try again.
-				 */
-				if (c && s->state == S_ACTIVE)
-					for (int t = 0; t < NPARAMS; t++)
-						pstr_set(&c->params[t], s->params[t]);
-			}
-			evbuffer_drain(in, len + 1);
-			if (s->swallow_rfq == 0 && (s->state == S_RESETTING || s->state == S_CANCELING))
-			{
-				if (s->txstatus != 'I')
-					server_close(s, "reset left the connection in a transaction");
-				else
-					pool_release(s);
-				return;
-			}
-			bufview_load(&v, in);
-			continue;
-		}
-		if (!c)
-		{
-			server_close(s, "message from server with no client");
-			return;
-		}
-		if (s->prep)
-		{
-			/* replies to prepared-statement traffic: ours swallowed, answers inserted */
-			size_t		was = off;
-			int			r = prepared_server_msg(s, hdr, len, &off);
-
-			/* it drains the buffer only after forwarding what precedes (off moves) */
-			if (r == PREP_DONE || off != was)
-				bufview_load(&v, in);
-			if (r == PREP_WAIT)
-				break;
-			if (r == PREP_FAIL)
-			{
-				server_close(s, "server reply does not match the prepared-statement requests sent");
-				return;
-			}
-			if (r == PREP_DONE)
-				continue;
-		}
-		if (hdr[0] == 'Z' || hdr[0] == 'S')
-		{
-			const unsigned char *body;
-
-			if (v.len < off + len + 1)
-				break;
-			if (!bufview_peek(&v, off + 5, hdr + 5, 1))
-				break;
-			if (hdr[0] == 'Z')
-			{
-				s->txstatus = hdr[5];
-				s->pool->st.queries++;
-				if (s->txstatus == 'I')
-					s->pool->st.xacts++;
-				if (s->expect_rfq > 0)
-					s->expect_rfq--;
-				s->in_copy_out = false;
-				off += len + 1;
-				if (server_releasable(s))
-				{
-					release = true;
-					break;
-				}
-				continue;
-			}
-			/* ParameterStatus: the client's own SET; remember it for the next server */
-			{
-				unsigned char *tmp = malloc(len);
-
-				if (tmp && conn_peek(in, off + 5, tmp, len - 4))
-				{
-					int			t;
-
-					body = tmp;
-					server_note_param(s, body, len - 4, false);
-					t = tracked_param_index((const char *) body);
-					if (t >= 0)
-						pstr_set(&c->params[t], s->params[t]);
-				}
-				free(tmp);
-			}
-			off += len + 1;
-			continue;
-		}
-		if (hdr[0] == 'H')
-			s->in_copy_out = true;
-		off += 5;
-		s->pass_remaining = len - 4;
-	}
-	if (off && c)
-	{
-		s->pool->st.bytes_out += off;
-		evbuffer_remove_buffer(in, conn_out(&c->c), off);
-	}
-	if (c && s->prep)
-		prepared_flush_synth(s);
-	if (release)
-	{
-		/*
-		 * Hand the server on first: the next waiter's query reaches
-		 * PostgreSQL while we write this answer to its client.
-		 */
-		pool_release(s);
-		conn_flush_later(&c->c);
-		client_kick(c);
-		return;
-	}
-	if (off && c)
-		conn_flush_later(&c->c);
-	if (c && buflen(c->c.out) > BACKLOG_HIGH)
-		conn_read_off(&s->c);
-	else
-		conn_read_on(&s->c);
 }
 
 static void
@@ -650,7 +441,7 @@ server_write_cb(evutil_socket_t fd, short ev, void *arg)
 			return;
 		}
 		s->be_key = 0;
-		s->state = S_LOGIN;
+		server_set_state(s, S_LOGIN);
 		server_send_startup(s);
 		conn_read_on(&s->c);
 	}

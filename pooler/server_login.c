@@ -12,6 +12,12 @@
 #include <arpa/inet.h>
 
 #include "pooler.h"
+#include "config.h"
+#include "proto.h"
+#include "scram.h"
+#include "server.h"
+#include "pool.h"
+#include "net/net.h"
 
 static const char *
 server_password(pool *p)
@@ -268,10 +274,9 @@ server_login_process(server *s)
 			case 'Z':
 				s->txstatus = body[0];
 				evbuffer_drain(s->c.in, len + 1);
-				s->state = S_IDLE;
 				evtimer_del(&s->timer);
 				s->created = s->last_used = now_mono();
-				pool_server_ready(s);
+				pool_server_ready(s);	/* places it: S_IDLE, linked or closed */
 				return;
 			default:
 				break;			/* notices, NegotiateProtocolVersion */

@@ -1,7 +1,7 @@
 /*
  * stats.c: per-pool counters and the wait-time histogram that SHOW STATS,
- * SHOW POOLS and the Prometheus endpoint report.  Counters only grow (as
- * PgBouncer's totals and Prometheus counters do); gauges such as active or
+ * SHOW POOLS and the Prometheus endpoint report.  Counters only grow (a
+ * scraper computes rates from their differences); gauges such as active or
  * idle servers are read from the pool itself, not kept here.
  *
  * Waits are recorded in a base-2 histogram of microseconds with four
@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "pooler.h"
+#include "stats.h"
 
 pool_stats	stats_removed;
 

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "pooler.h"
+#include "strpool.h"
 
 #define NBUCKETS 1024
 

@@ -163,6 +163,7 @@ fuzz_init_pooler(const char *host)
 		fuzz_fail("standard userlist does not load", __FILE__, __LINE__);
 	fuzz_memfile_close(fd);
 	cfg.verbose = -1;
+	client_console = &admin_console;	/* as main.c plugs it in */
 }
 
 pool *

@@ -11,6 +11,15 @@
 #include <stdint.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "config.h"
+#include "strpool.h"
+#include "proto.h"
+#include "auth.h"
+#include "client.h"
+#include "pool.h"
+#include "net/net.h"
+#include "ops/ops.h"
 
 /* Abort (a libFuzzer crash with a stack) when an invariant breaks. */
 #define FUZZ_ASSERT(cond) \

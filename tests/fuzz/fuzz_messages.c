@@ -40,7 +40,7 @@
 
 #include "client.c"
 #include "fuzz_common.h"
-#include "prepared.h"
+#include "txn/prepared.h"
 
 #define MAXPEERS 16
 

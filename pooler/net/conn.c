@@ -17,6 +17,7 @@
 #include <sys/uio.h>
 
 #include "pooler.h"
+#include "net/net.h"
 
 #define READ_CHUNK 16384
 

@@ -25,6 +25,12 @@
 #include <strings.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "strpool.h"
+#include "config.h"
+#include "proto.h"
+#include "net/net.h"
+#include "txn/txn.h"
 
 /* longer messages are never plain: they go to a server as they would without this */
 #define PLAIN_QUERY_MAX 256
@@ -279,10 +285,10 @@ end_deferred(client *c)
  * A logged-in client with no server has a message: answer it here when it
  * is plain (DEFER_LOCAL), wait for the rest of a plain-looking batch
  * (DEFER_WAIT), else it needs a server (DEFER_SERVER).  A failed deferred
- * transaction refuses it (DEFER_REFUSED: the client is dropping to its
- * sync point).
+ * transaction refuses it (DEFER_REFUSED: 25P02 is sent, and client.c
+ * drops the client's messages up to its sync point).
  */
-int
+enum defer_verdict
 defer_idle(client *c, char type, uint32_t len)
 {
 	struct evbuffer *in = c->c.in;
@@ -338,7 +344,6 @@ defer_idle(client *c, char type, uint32_t len)
 		return DEFER_SERVER;
 	send_error(conn_out(&c->c), "ERROR", "25P02",
 			   "current transaction is aborted, commands ignored until end of transaction block");
-	client_discard_request(c);
 	return DEFER_REFUSED;
 }
 
@@ -375,15 +380,14 @@ defer_absorbs(const server *s, char type)
 
 /*
  * One message of the BEGIN's answer.  False when it is not what a BEGIN
- * answers: the server (skipping to a Sync that may never come, and not in
- * the transaction the client was told of) is closed and the client told.
+ * answers: *failure says what the server said, and server.c closes the
+ * server (skipping to a Sync that may never come, and not in the
+ * transaction the client was told of) and tells the client.
  */
 bool
-defer_absorb(server *s, char type, const char *body, size_t len)
+defer_absorb(server *s, char type, const char *body, size_t len, begin_failure *failure)
 {
 	client	   *c = s->client;
-	char		code[6],
-				msg[256];
 
 	if (type == '1' || type == '2')
 		return true;
@@ -394,18 +398,11 @@ defer_absorb(server *s, char type, const char *body, size_t len)
 			end_deferred(c);
 		return true;
 	}
-	snprintf(code, sizeof(code), "%s", type == 'E' ? error_field(body, len, 'C') : "");
-	snprintf(msg, sizeof(msg), "%s", type == 'E' ? error_field(body, len, 'M') : "unexpected answer");
-	if (strlen(code) != 5)
-		snprintf(code, sizeof(code), "08P01");
-	log_warn("%s: deferred BEGIN failed: %s (%s)", server_tag(s), msg, code);
-	if (c)
-	{
-		s->client = NULL;
-		c->server = NULL;
-		client_fail(c, code, "perfopt-pooler: the deferred BEGIN failed on the server, the transaction is lost: %s",
-					msg);
-	}
-	server_close(s, "deferred BEGIN failed");
+	snprintf(failure->sqlstate, sizeof(failure->sqlstate), "%s", type == 'E' ? error_field(body, len, 'C') : "");
+	snprintf(failure->msg, sizeof(failure->msg), "%s",
+			 type == 'E' ? error_field(body, len, 'M') : "unexpected answer");
+	if (strlen(failure->sqlstate) != 5)
+		snprintf(failure->sqlstate, sizeof(failure->sqlstate), "08P01");
+	log_warn("%s: deferred BEGIN failed: %s (%s)", server_tag(s), failure->msg, failure->sqlstate);
 	return false;
 }

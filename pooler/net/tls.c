@@ -19,6 +19,9 @@
 #include <openssl/x509v3.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "config.h"
+#include "net/net.h"
 
 #define READ_CHUNK 16384
 #define READS_PER_CALL 4		/* then other connections get their turn */

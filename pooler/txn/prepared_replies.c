@@ -15,6 +15,10 @@
 #include <string.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "proto.h"
+#include "net/net.h"
+#include "txn/txn.h"
 #include "prepared.h"
 
 /* ---- the FIFO of expected replies ---- */
@@ -131,6 +135,18 @@ fail_head(server *s)
 		slot_pop(sp);
 }
 
+/* Forget every reply s was expected to give (it is reset or gone). */
+static void
+drop_slots(server *s)
+{
+	server_prep *sp = s->prep;
+
+	while (sp && sp->n)
+		slot_pop(sp);
+	if (sp)
+		sp->server_skipping = false;
+}
+
 /* Undo everything: the server died before running any of it (pre-ping retry). */
 void
 prepared_rollback(server *s, client *c)
@@ -143,18 +159,23 @@ prepared_rollback(server *s, client *c)
 		return;
 	for (unsigned i = sp->n; i-- > 0;)
 		slot_undo(s, c, slot_at(sp, i));
-	prepared_drop_slots(s);
+	drop_slots(s);
 }
 
+/* The server is gone: its expected replies first, then what it has prepared. */
 void
-prepared_drop_slots(server *s)
+prepared_server_free(server *s)
 {
 	server_prep *sp = s->prep;
 
-	while (sp && sp->n)
-		slot_pop(sp);
-	if (sp)
-		sp->server_skipping = false;
+	if (!sp)
+		return;
+	drop_slots(s);
+	server_clear(sp);
+	free(sp->buckets);
+	free(sp->ring);
+	free(sp);
+	s->prep = NULL;
 }
 
 bool
@@ -246,10 +267,10 @@ forgets_all(struct evbuffer *in, size_t off, uint32_t len)
 /*
  * One server message at *off for the linked client.  PREP_PASS: forward it
  * as it is; PREP_DONE: swallowed here (what came before was forwarded,
- * *off is 0); PREP_WAIT: more bytes needed; PREP_FAIL: the reply does not
+ * *off is 0); PREP_WAIT: more bytes needed; PREP_MISMATCH: the reply does not
  * match what was asked, the connection must go.
  */
-int
+enum prep_verdict
 prepared_server_msg(server *s, const unsigned char *hdr, uint32_t len, size_t *off)
 {
 	server_prep *sp = s->prep;
@@ -295,7 +316,7 @@ prepared_server_msg(server *s, const unsigned char *hdr, uint32_t len, size_t *o
 		if (t == 'Z' || t == '1' || t == '2' || t == '3')
 		{
 			log_error("backend %u sent '%c' where a reply to '%c' was expected", s->be_pid, t, h->kind);
-			return PREP_FAIL;
+			return PREP_MISMATCH;
 		}
 		return PREP_PASS;
 	}

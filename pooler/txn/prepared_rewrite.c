@@ -21,6 +21,10 @@
 #include <strings.h>
 
 #include "pooler.h"
+#include "config.h"
+#include "proto.h"
+#include "net/net.h"
+#include "txn/txn.h"
 #include "prepared.h"
 
 bool
@@ -105,6 +109,24 @@ ensure_prepared(server *s, pstmt *st)
 /* ---- client to server ---- */
 
 /*
+ * The first n bytes of the client's input, the messages before the one
+ * handled here, go to its server as they are (kept for replay behind an
+ * unconfirmed pre-ping).
+ */
+static void
+pass_on(client *c, size_t n)
+{
+	server	   *s = c->server;
+
+	if (!n)
+		return;
+	if (s->replay)
+		evbuffer_add(s->replay, evbuffer_pullup(c->c.in, n), n);
+	c->pool->st.bytes_in += n;
+	evbuffer_remove_buffer(c->c.in, s->c.out, n);
+}
+
+/*
  * The first n bytes of the client's input, an extended-protocol message,
  * were handled here: count, keep for replay, drop.
  */
@@ -134,21 +156,8 @@ answer_error(client *c, const char *sqlstate, const char *fmt, const char *name)
 	client_set_skipping(c, true);
 }
 
-static int
-out_of_memory(client *c)
-{
-	client_fail(c, "53200", "out of memory for prepared statements");
-	return PREP_FAIL;
-}
 
-static int
-malformed(client *c, const char *what)
-{
-	client_fail(c, "08P01", "invalid %s message", what);
-	return PREP_FAIL;
-}
-
-static int
+static enum prep_verdict
 parse_named(client *c, const unsigned char *body, uint32_t blen)
 {
 	server	   *s = c->server;
@@ -161,21 +170,21 @@ parse_named(client *c, const unsigned char *body, uint32_t blen)
 	pslot	   *sl;
 
 	if (nl == blen)
-		return malformed(c, "Parse");
+		return PREP_MALFORMED;
 	rlen = blen - nl - 1;
 	ql = strnlen((const char *) rest, rlen);
 	if (ql + 3 > rlen || rlen != ql + 3 + 4 * (size_t) ((rest[ql + 1] << 8) | rest[ql + 2]))
-		return malformed(c, "Parse");
+		return PREP_MALFORMED;
 	if (client_stmt_find(c, name))
 		answer_error(c, "42P05", "prepared statement \"%s\" already exists", name);
 	else
 	{
 		if (!(st = stmt_get(rest, rlen)))
-			return out_of_memory(c);
+			return PREP_NO_MEMORY;
 		if (!client_stmt_add(c, name, st))
 		{
 			stmt_unref(st);
-			return out_of_memory(c);
+			return PREP_NO_MEMORY;
 		}
 		if (server_touch(s->prep, st))
 			sl = expect(s, '1', SLOT_SYNTH);
@@ -200,7 +209,7 @@ parse_named(client *c, const unsigned char *body, uint32_t blen)
 }
 
 /* Describe or Close of a named statement: body is 'S', name. */
-static int
+static enum prep_verdict
 statement_named(client *c, char type, const unsigned char *body, uint32_t blen)
 {
 	server	   *s = c->server;
@@ -209,7 +218,7 @@ statement_named(client *c, char type, const unsigned char *body, uint32_t blen)
 	pslot	   *sl;
 
 	if (strnlen(name, blen - 1) != blen - 2)
-		return malformed(c, type == 'D' ? "Describe" : "Close");
+		return PREP_MALFORMED;
 	if (type == 'C')
 	{
 		/* the server keeps its copy for whoever prepares the statement next */
@@ -230,7 +239,7 @@ statement_named(client *c, char type, const unsigned char *body, uint32_t blen)
 	else
 	{
 		if (!ensure_prepared(s, st))
-			return out_of_memory(c);
+			return PREP_NO_MEMORY;
 		put_named(s->c.out, 'D', 'S', st->server_name);
 		expect(s, 'D', SLOT_FORWARD);
 		settle(s);
@@ -243,7 +252,7 @@ statement_named(client *c, char type, const unsigned char *body, uint32_t blen)
  * A Bind naming a statement: only its start (portal and statement names)
  * has to be here; the parameters stream through afterwards.
  */
-static int
+static enum prep_verdict
 bind_named(client *c, uint32_t len)
 {
 	server	   *s = c->server;
@@ -258,7 +267,7 @@ bind_named(client *c, uint32_t len)
 	pstmt	   *st;
 
 	if (!ne)
-		return have == len + 1 ? malformed(c, "Bind") : PREP_WAIT;
+		return have == len + 1 ? PREP_MALFORMED : PREP_WAIT;
 	name = (const char *) pe + 1;
 	if (!*name)
 		return PREP_PASS;		/* a long portal name, unnamed statement */
@@ -273,7 +282,7 @@ bind_named(client *c, uint32_t len)
 		return PREP_DONE;
 	}
 	if (!ensure_prepared(s, st))
-		return out_of_memory(c);
+		return PREP_NO_MEMORY;
 	put_msg_start(s->c.out, 'B', len - 4 - strlen(name) + strlen(st->server_name));
 	evbuffer_add(s->c.out, body, pe + 1 - body);
 	evbuffer_add(s->c.out, st->server_name, strlen(st->server_name) + 1);
@@ -370,7 +379,7 @@ deallocate_target(const char *sql, char *out, size_t room)
  * answers as DEALLOCATE would (errors included); its first CommandComplete
  * is swallowed.  The server keeps its copy, as for Close.
  */
-static int
+static enum prep_verdict
 deallocate_named(client *c, const char *sql, uint32_t len)
 {
 	static const char stand_in[] =
@@ -403,7 +412,7 @@ deallocate_named(client *c, const char *sql, uint32_t len)
  * as an unnamed Parse): the client's Parse becomes DEALLOCATE of a dummy
  * we prepare just before it, closing any dummy a skipped run left behind.
  */
-static int
+static enum prep_verdict
 deallocate_unnamed(client *c, const unsigned char *body, uint32_t blen)
 {
 	server	   *s = c->server;
@@ -439,9 +448,10 @@ deallocate_unnamed(client *c, const unsigned char *body, uint32_t blen)
  * ordinary message, forward it as it is (the input buffer is untouched,
  * so client_forward's view of it stays valid); PREP_DONE: handled here (what came
  * before it was passed on first, *off is 0); PREP_WAIT: more bytes needed;
- * PREP_FAIL: the client is being closed.
+ * PREP_NO_MEMORY, PREP_MALFORMED: the client is to be closed (client.c
+ * does it, naming the message).
  */
-int
+enum prep_verdict
 prepared_client_msg(client *c, const unsigned char *hdr, uint32_t len, size_t *off)
 {
 	struct evbuffer *in = c->c.in;
@@ -452,7 +462,7 @@ prepared_client_msg(client *c, const unsigned char *hdr, uint32_t len, size_t *o
 	int			named;
 
 	if (!sprep(c->server))
-		return out_of_memory(c);
+		return PREP_NO_MEMORY;
 	if (client_skipping(c))
 	{
 		if (t == 'S')
@@ -461,7 +471,7 @@ prepared_client_msg(client *c, const unsigned char *hdr, uint32_t len, size_t *o
 			return PREP_PASS;
 		if (avail < len + 1)
 			return PREP_WAIT;
-		client_pass(c, *off);
+		pass_on(c, *off);
 		*off = 0;
 		consume(c, len + 1);
 		return PREP_DONE;
@@ -473,7 +483,7 @@ prepared_client_msg(client *c, const unsigned char *hdr, uint32_t len, size_t *o
 				return PREP_PASS;
 			if (named < 0 && avail < 5 + 128)
 				return PREP_WAIT;
-			client_pass(c, *off);
+			pass_on(c, *off);
 			*off = 0;
 			return bind_named(c, len);
 		case 'P':
@@ -497,7 +507,7 @@ prepared_client_msg(client *c, const unsigned char *hdr, uint32_t len, size_t *o
 			/* its last byte, peeked: PREP_PASS leaves the buffer as it was */
 			if (!conn_peek(in, *off + len, peek, 1) || peek[0] != '\0')
 				return PREP_PASS;
-			client_pass(c, *off);
+			pass_on(c, *off);
 			*off = 0;
 			body = evbuffer_pullup(in, len + 1) + 5;
 			return deallocate_named(c, (const char *) body, len);
@@ -515,7 +525,7 @@ prepared_client_msg(client *c, const unsigned char *hdr, uint32_t len, size_t *o
 	}
 	if (avail < len + 1)
 		return PREP_WAIT;
-	client_pass(c, *off);
+	pass_on(c, *off);
 	*off = 0;
 	body = evbuffer_pullup(in, len + 1) + 5;
 	if (t == 'P' && body[0] == 0)

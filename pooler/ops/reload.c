@@ -13,8 +13,8 @@
  *     (idle ones now) and new ones use the new values;
  *   - a new database is added;
  *   - a removed database takes no new logins (3D000); its connected clients
- *     keep working until they leave (PgBouncer disconnects them instead),
- *     then its pools and the database itself are freed (pool.c's janitor);
+ *     keep working until they leave (their transactions did nothing wrong),
+ *     then its pools and the database itself are freed (ops/janitor.c);
  *   - listen_addr, listen_port and unix_socket_dir need a restart: a change
  *     is logged as a warning and the running value kept;
  *   - users of auth_file are updated in place (auth.c), never freed;
@@ -24,6 +24,13 @@
 #include <string.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "config.h"
+#include "client.h"
+#include "auth.h"
+#include "server.h"
+#include "pool.h"
+#include "ops/ops.h"
 
 int			verbose_extra;
 static database *retired;		/* removed databases still referenced */

@@ -31,6 +31,9 @@
 #include <liburing.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "config.h"
+#include "net/net.h"
 
 #define RING_ENTRIES 256
 #define SEND_IOV 8

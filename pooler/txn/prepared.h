@@ -1,8 +1,8 @@
 /*
- * prepared.h: the types prepared.c (what is prepared where),
+ * txn/prepared.h: the types prepared.c (what is prepared where),
  * prepared_rewrite.c (rewriting client messages) and prepared_replies.c
- * (matching the server's replies) share.
- * Nothing else in the pooler looks inside them: pooler.h has the entry
+ * (matching the server's replies) share, and what they call in each other.
+ * Nothing else in the pooler looks inside them: txn/txn.h has the entry
  * points.
  */
 #ifndef PREPARED_H
@@ -89,7 +89,6 @@ bool		server_add(server_prep *sp, pstmt *st);
 void		server_remove(server_prep *sp, pstmt *st);
 pstmt	   *server_lru(server_prep *sp);
 void		server_clear(server_prep *sp);
-void		prepared_drop_slots(server *s);
 
 /* the reply FIFO (prepared_replies.c), filled by prepared_rewrite.c */
 pslot	   *expect(server *s, char kind, char how);

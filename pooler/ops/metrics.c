@@ -12,6 +12,13 @@
 #include <event2/http.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "config.h"
+#include "client.h"
+#include "stats.h"
+#include "pool.h"
+#include "net/net.h"
+#include "ops/ops.h"
 
 #define METRICS_TIMEOUT_SECS 10
 #define METRICS_MAX_HEADERS 8192

@@ -9,7 +9,7 @@
  *               runs, or after shutdown_timeout seconds (0: no limit)
  *   SIGTERM     immediate shutdown: every connection closed, exit 0
  *
- * PAUSE [db] works as PgBouncer's: the affected pools hand out no server
+ * PAUSE [db]: the affected pools hand out no server
  * (clients queue; pool_timeout does not run while paused and counts again
  * from RESUME), idle servers are closed at once and busy ones when they are
  * released (transaction mode: at the end of the transaction; session mode:
@@ -22,10 +22,16 @@
 #include <string.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "config.h"
+#include "client.h"
+#include "server.h"
+#include "pool.h"
+#include "net/net.h"
+#include "ops/ops.h"
 
 #define POLL_USEC 10000
 
-bool		shutting_down;
 static bool pause_all;
 static char **paused_dbs;
 static int	n_paused_dbs;
@@ -34,6 +40,7 @@ static int	n_paused_dbs;
 typedef struct pause_waiter
 {
 	client	   *c;
+	pause_answer_fn answer;		/* the console's: how to tell c its PAUSE is over */
 	char	   *db;				/* NULL: every database */
 } pause_waiter;
 static pause_waiter *waiters;
@@ -130,12 +137,13 @@ again:
 		if (pause_reached(waiters[i].db))
 		{
 			client	   *c = waiters[i].c;
+			pause_answer_fn answer = waiters[i].answer;
 
 			log_info("PAUSE %s: every server connection released", waiters[i].db ? waiters[i].db : "(all)");
 			free(waiters[i].db);
 			waiters[i] = waiters[--n_waiters];
-			admin_done(c, "PAUSE", NULL, NULL);
-			goto again;			/* admin_done may have changed the list */
+			answer(c, "PAUSE", NULL, NULL);
+			goto again;			/* the answer may have changed the list */
 		}
 	if (shutting_down && !exiting)
 	{
@@ -190,7 +198,7 @@ db_known(const char *db)
  * -1 no such database, -2 already paused; err says it.
  */
 int
-lifecycle_pause(const char *db, client *admin, char *err, size_t errlen)
+lifecycle_pause(const char *db, client *admin, pause_answer_fn answer, char *err, size_t errlen)
 {
 	int			servers = 0;
 
@@ -229,6 +237,7 @@ lifecycle_pause(const char *db, client *admin, char *err, size_t errlen)
 		return 0;
 	waiters = realloc(waiters, sizeof(*waiters) * (n_waiters + 1));
 	waiters[n_waiters].c = admin;
+	waiters[n_waiters].answer = answer;
 	waiters[n_waiters].db = db ? strdup(db) : NULL;
 	n_waiters++;
 	poll_start();
@@ -240,7 +249,7 @@ int
 lifecycle_resume(const char *db, char *err, size_t errlen)
 {
 	double		now = now_mono();
-	client	  **cancel;
+	pause_waiter *cancel;
 	int			ncancel = 0;
 
 	if (shutting_down)
@@ -285,7 +294,7 @@ lifecycle_resume(const char *db, char *err, size_t errlen)
 			pool_refresh(p);
 		}
 	/* PAUSEs still waiting for what is no longer paused end with an error */
-	cancel = malloc(sizeof(client *) * (n_waiters + 1));
+	cancel = malloc(sizeof(*cancel) * (n_waiters + 1));
 	for (int i = 0; i < n_waiters;)
 	{
 		const char *w = waiters[i].db;
@@ -295,12 +304,12 @@ lifecycle_resume(const char *db, char *err, size_t errlen)
 			i++;
 			continue;
 		}
-		cancel[ncancel++] = waiters[i].c;
+		cancel[ncancel++] = waiters[i];
 		free(waiters[i].db);
 		waiters[i] = waiters[--n_waiters];
 	}
 	for (int i = 0; i < ncancel; i++)
-		admin_done(cancel[i], NULL, "57014", "PAUSE canceled by RESUME");
+		cancel[i].answer(cancel[i].c, NULL, "57014", "PAUSE canceled by RESUME");
 	free(cancel);
 	return 0;
 }
@@ -376,11 +385,12 @@ signal_cb(evutil_socket_t sig, short ev, void *arg)
 	}
 }
 
-/* stop_listening: how to stop accepting (listener.c's, which the fuzz harnesses do not link). */
+/* stop_listening: how to stop accepting (net/listener.c's, which the fuzz harnesses do not link). */
 void
 lifecycle_start(void (*stop) (void))
 {
 	stop_listening = stop;
+	pool_born_paused = lifecycle_db_paused;
 	event_assign(&poll_ev, base, -1, EV_PERSIST, poll_cb, NULL);
 	evsignal_assign(&sighup_ev, base, SIGHUP, signal_cb, NULL);
 	evsignal_assign(&sigint_ev, base, SIGINT, signal_cb, NULL);

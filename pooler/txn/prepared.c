@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "pooler.h"
+#include "txn/txn.h"
 #include "prepared.h"
 
 /* ---- registry of distinct statements ---- */
@@ -387,21 +388,6 @@ server_clear(server_prep *sp)
 
 	while ((e = TAILQ_FIRST(&sp->lru)) != NULL)
 		server_remove(sp, e->st);
-}
-
-void
-prepared_server_free(server *s)
-{
-	server_prep *sp = s->prep;
-
-	if (!sp)
-		return;
-	prepared_drop_slots(s);
-	server_clear(sp);
-	free(sp->buckets);
-	free(sp->ring);
-	free(sp);
-	s->prep = NULL;
 }
 
 /*

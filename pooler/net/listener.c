@@ -14,6 +14,10 @@
 #include <event2/listener.h>
 
 #include "pooler.h"
+#include "log.h"
+#include "config.h"
+#include "client.h"
+#include "net/net.h"
 
 #define MAX_LISTENERS 8
 

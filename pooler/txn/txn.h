@@ -1,0 +1,53 @@
+/*
+ * txn/txn.h: the transaction-mode features client.c and the server side
+ * call: named prepared statements kept across server connections
+ * (prepared*.c) and the deferred BEGIN (deferred_begin.c).  Each judges a
+ * message and returns a verdict; the caller acts on it.
+ */
+#ifndef TXN_H
+#define TXN_H
+
+#include "pooler.h"
+
+/* ---- named prepared statements in transaction mode (prepared*.c) ---- */
+enum prep_verdict
+{
+	PREP_PASS,					/* an ordinary message: forward it as it is */
+	PREP_DONE,					/* handled here */
+	PREP_WAIT,					/* more bytes needed */
+	PREP_NO_MEMORY,				/* client side: close the client (53200) */
+	PREP_MALFORMED,				/* client side: close the client (08P01) */
+	PREP_MISMATCH				/* server side: the reply matches no request sent; close the server */
+};
+bool		prepared_tracking(client *c);
+enum prep_verdict prepared_client_msg(client *c, const unsigned char *hdr, uint32_t len, size_t *off);
+void		prepared_client_sent(server *s, char type);
+enum prep_verdict prepared_server_msg(server *s, const unsigned char *hdr, uint32_t len, size_t *off);
+void		prepared_flush_synth(server *s);
+bool		prepared_quiet(server *s);
+bool		prepared_server_reset(server *s);
+void		prepared_rollback(server *s, client *c);
+void		prepared_server_free(server *s);
+void		prepared_client_free(client *c);
+
+/* ---- transaction mode's deferred BEGIN (deferred_begin.c) ---- */
+enum defer_verdict
+{
+	DEFER_SERVER,				/* the message needs a server */
+	DEFER_LOCAL,				/* answered here */
+	DEFER_WAIT,					/* more bytes needed to tell */
+	DEFER_REFUSED				/* 25P02 sent: the client drops its messages to its sync point */
+};
+/* what the server said to a deferred BEGIN it refused */
+typedef struct begin_failure
+{
+	char		sqlstate[6];
+	char		msg[256];
+} begin_failure;
+bool		defer_begin_on(const client *c);
+enum defer_verdict defer_idle(client *c, char type, uint32_t len);
+void		defer_send_begin(server *s, client *c);
+bool		defer_absorbs(const server *s, char type);
+bool		defer_absorb(server *s, char type, const char *body, size_t len, begin_failure *failure);
+
+#endif
