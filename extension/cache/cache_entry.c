@@ -87,20 +87,38 @@ static const char *const answer_neutral_prefixes[] = {
 	"session_preload_libraries", "local_preload_libraries",
 	"max_stack_depth", "backtrace_functions", "event_source",
 	"cluster_name", "vacuum_cost_", "zero_damaged_pages",
-	"ignore_checksum_failure", "ignore_system_indexes",
+	"ignore_checksum_failure", "ignore_system_indexes", "max_wal_size",
+	"min_wal_size",
 	/* rows are converted to the client's encoding when they are sent */
 	"client_encoding"
 };
 
+/*
+ * The settings the key looks at, remembered per backend in three lists so
+ * that the walk at every key is one load and one test per setting:
+ * settings of the server and libraries (never freed), the answer-neutral
+ * ones (walked for current_setting() readers only), and custom
+ * placeholders, which a library loaded later replaces with its real
+ * setting and frees: for those the array's entry is compared first.
+ * Each setting is keyed by a hash of its name (the same in every backend,
+ * whatever custom settings it has) and its value.
+ */
 typedef struct KeySetting
 {
-	struct config_generic *var; /* the array's entry when the list was made */
-	int			index;
-	bool		neutral;		/* keyed only for current_setting() readers */
+	struct config_generic *var;
+	uint64		name_hash;
+	int			index;			/* in guc.c's array: placeholders only */
 } KeySetting;
 
-static KeySetting *key_settings = NULL;
-static int	nkey_settings = 0;
+typedef struct KeySettingList
+{
+	KeySetting *items;
+	int			n;
+} KeySettingList;
+
+static KeySettingList keyed_settings;	/* always in the key when set */
+static KeySettingList neutral_settings; /* only for current_setting() */
+static KeySettingList placeholder_settings; /* custom, not yet defined */
 static struct config_generic **key_settings_array = NULL;
 static int	key_settings_count = -1;
 
@@ -117,34 +135,57 @@ answer_neutral(const char *name)
 }
 
 static void
+list_add(KeySettingList *list, struct config_generic *g, int index)
+{
+	KeySetting *k = &list->items[list->n++];
+	char	   *lower = pstrdup(g->name);	/* names match case-insensitively */
+	char	   *c;
+
+	for (c = lower; *c; c++)
+		*c = pg_ascii_tolower((unsigned char) *c);
+	k->var = g;
+	k->index = index;
+	k->name_hash = hash_bytes_extended((unsigned char *) lower, strlen(lower), 0);
+	pfree(lower);
+}
+
+static void
 remember_key_settings(struct config_generic **vars, int count)
 {
+	KeySettingList *lists[] = {&keyed_settings, &neutral_settings, &placeholder_settings};
 	int			i;
 
-	if (key_settings)
-		pfree(key_settings);
-	key_settings = MemoryContextAlloc(TopMemoryContext, sizeof(KeySetting) * Max(count, 1));
-	nkey_settings = 0;
+	for (i = 0; i < lengthof(lists); i++)
+	{
+		if (lists[i]->items)
+			pfree(lists[i]->items);
+		lists[i]->items = MemoryContextAlloc(TopMemoryContext,
+											 sizeof(KeySetting) * Max(count, 1));
+		lists[i]->n = 0;
+	}
 	for (i = 0; i < count; i++)
 	{
 		struct config_generic *g = vars[i];
 
 		if (g->context == PGC_INTERNAL || g->context == PGC_POSTMASTER)
 			continue;
-		key_settings[nkey_settings].var = g;
-		key_settings[nkey_settings].index = i;
-		key_settings[nkey_settings].neutral = answer_neutral(g->name);
-		nkey_settings++;
+		if (g->flags & GUC_CUSTOM_PLACEHOLDER)
+			list_add(&placeholder_settings, g, i);
+		else if (answer_neutral(g->name))
+			list_add(&neutral_settings, g, i);
+		else
+			list_add(&keyed_settings, g, i);
 	}
 	key_settings_array = vars;
 	key_settings_count = count;
 }
 
 static void
-append_setting_value(StringInfo key, struct config_generic *g)
+append_setting_value(StringInfo key, const KeySetting *k)
 {
-	appendStringInfoString(key, g->name);
-	appendStringInfoChar(key, '\0');
+	struct config_generic *g = k->var;
+
+	appendBinaryStringInfo(key, (char *) &k->name_hash, sizeof(uint64));
 	switch (g->vartype)
 	{
 		case PGC_BOOL:
@@ -170,6 +211,16 @@ append_setting_value(StringInfo key, struct config_generic *g)
 	}
 }
 
+static inline void
+append_list(StringInfo key, const KeySettingList *list)
+{
+	int			i;
+
+	for (i = 0; i < list->n; i++)
+		if (list->items[i].var->source > PGC_S_DYNAMIC_DEFAULT)
+			append_setting_value(key, &list->items[i]);
+}
+
 static void
 append_settings(StringInfo key, bool all_settings)
 {
@@ -179,22 +230,18 @@ append_settings(StringInfo key, bool all_settings)
 
 	if (vars != key_settings_array || count != key_settings_count)
 		remember_key_settings(vars, count);
-	for (i = 0; i < nkey_settings; i++)
-	{
-		KeySetting *k = &key_settings[i];
-		struct config_generic *g = vars[k->index];
-
-		if (unlikely(g != k->var))
+	/* a placeholder replaced by a library's own setting: start over */
+	for (i = 0; i < placeholder_settings.n; i++)
+		if (unlikely(vars[placeholder_settings.items[i].index] !=
+					 placeholder_settings.items[i].var))
 		{
-			/* a placeholder was replaced: the list is stale, start over */
 			remember_key_settings(vars, count);
-			i = -1;
-			continue;
+			break;
 		}
-		if (g->source <= PGC_S_DYNAMIC_DEFAULT || (k->neutral && !all_settings))
-			continue;
-		append_setting_value(key, g);
-	}
+	append_list(key, &keyed_settings);
+	append_list(key, &placeholder_settings);
+	if (all_settings)
+		append_list(key, &neutral_settings);
 }
 
 struct CacheCapture

@@ -1,5 +1,5 @@
 """tests/pooler/test_defer_begin.py: transaction mode's deferred BEGIN
-(pooler/deferred_begin.c, setting defer_begin).  A plain BEGIN is answered
+(pooler/txn/deferred_begin.c, setting defer_begin).  A plain BEGIN is answered
 by the pooler; the server sees the transaction start with the client's first
 statement, and an empty transaction never reaches it.  Proven by what the
 server sees (pg_stat_activity: backends, their state, state_change and last

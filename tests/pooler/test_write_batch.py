@@ -1,4 +1,4 @@
-"""tests/pooler/test_write_batch.py: the end-of-batch writes (pooler/write_batch.c,
+"""tests/pooler/test_write_batch.py: the end-of-batch writes (pooler/net/write_batch.c,
 setting io_uring).  With io_uring on (the default) every write of a batch,
 to clients and to servers, goes out in one submission; the kernel refusing
 part of a write (a client that does not read) must leave the rest for the

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Randomized differential test of the result cache (issue 3).
+"""Randomized differential test of the result cache.
 
 Writers change two tables a and b and, in the same transaction, bump the
 table's version (row k = 0) and append the table's full contents at that

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The result cache under a thundering herd: a write invalidates a slow,
 # popular result while four clients ask for it at once.  With
-# perfopt.cache_recompute_wait (extension/cache_flight.c) one client
+# perfopt.cache_recompute_wait (extension/cache/cache_flight.c) one client
 # recomputes it and the three others wait for it and are answered from the
 # cache; with the wait off all four compute it.  Every client gets the
 # answer that includes the write.  The herd is made, not hoped for: the four

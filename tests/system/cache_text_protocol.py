@@ -1,4 +1,4 @@
-"""The result cache's stored text (extension/cache_wire.c) seen by real
+"""The result cache's stored text (extension/cache/cache_wire.c) seen by real
 clients: a hit is sent as the text a client received before only to a
 client reading text in the same encoding; a client asking the extended
 protocol for binary columns gets the binary form, whatever is stored.

@@ -38,7 +38,7 @@ transactions) and the CPU of everything the transaction runs through
 machine's, not inflated by other jobs), perfopt over compare, median of
 per-round ratios.
 
-Targets (issue 5): tps >= 1.1x PgBouncer at 50 and 200 clients, p99 no
+Targets: tps >= 1.1x PgBouncer at 50 and 200 clients, p99 no
 higher, memory per idle client no higher.  Exit 0 when all hold, 3 when one
 is missed."""
 

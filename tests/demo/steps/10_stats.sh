@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/demo/steps/10_stats.sh: the demo's query-statistics findings (issue 2):
+# tests/demo/steps/10_stats.sh: the demo's query-statistics findings:
 # where the time goes (perfopt.query_stats, with percentiles) and the slow
 # statements perfopt captured with their plans (perfopt.slow_queries).
 # Run by tests/demo/run with PGHOST PGPORT PGDATABASE PGUSER pointing at the

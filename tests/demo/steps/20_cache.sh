@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/demo/steps/20_cache.sh: the result cache on the demo app (issue 3).
+# tests/demo/steps/20_cache.sh: the result cache on the demo app.
 # Caches the sample leaderboard with perfopt.cache_query() (no change to the
 # app's SQL), then shows its latency before and after and the hit ratio:
 # first with the leaderboard alone (people watching the boards), then

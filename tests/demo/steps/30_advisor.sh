@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/demo/steps/30_advisor.sh: the index advisor on the demo app (issue 4).
+# tests/demo/steps/30_advisor.sh: the index advisor on the demo app.
 # Shows perfopt.index_recommendations and perfopt.findings for the workload
 # just run, creates the recommended indexes, runs the same workload again
 # and shows what each statement gained.
