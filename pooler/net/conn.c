@@ -5,7 +5,8 @@
  * (write_batch.c), and only fall back to a write event when the kernel is
  * full, so a request/response costs one read and one write.
  * A connection that negotiated TLS (c->ssl) reads and writes through tls.c
- * instead, with the same buffers and return conventions.
+ * instead, with the same buffers and return conventions.  The buffers and
+ * the read and write events themselves are conn_buf.c's.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -38,80 +39,6 @@ set_nodelay(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-/*
- * Idle clients hold no buffers: empty evbuffers go back to a spare stack
- * and come out again at the next read, so an idle client costs its struct
- * alone and a busy one no malloc for its buffers.
- */
-static struct evbuffer **spare;
-static int	nspare,
-			spare_cap;
-
-struct evbuffer *
-conn_buf_get(void)
-{
-	struct evbuffer *b = nspare ? spare[--nspare] : evbuffer_new();
-
-	if (!b)
-		abort();
-	return b;
-}
-
-void
-conn_buf_put(struct evbuffer *b)
-{
-	if (!b)
-		return;
-	evbuffer_drain(b, evbuffer_get_length(b));
-	if (nspare == spare_cap && spare_cap < 65536)
-	{
-		struct evbuffer **n = realloc(spare, sizeof(*spare) * (spare_cap ? spare_cap * 2 : 64));
-
-		if (n)
-		{
-			spare = n;
-			spare_cap = spare_cap ? spare_cap * 2 : 64;
-		}
-	}
-	if (nspare < spare_cap)
-		spare[nspare++] = b;
-	else
-		evbuffer_free(b);
-}
-
-size_t
-buflen(struct evbuffer *b)
-{
-	return b ? evbuffer_get_length(b) : 0;
-}
-
-struct evbuffer *
-conn_in(conn *c)
-{
-	if (!c->in)
-		c->in = conn_buf_get();
-	return c->in;
-}
-
-struct evbuffer *
-conn_out(conn *c)
-{
-	if (!c->out)
-		c->out = conn_buf_get();
-	return c->out;
-}
-
-void
-conn_park(conn *c)
-{
-	if (buflen(c->in) == 0 && buflen(c->out) == 0 && !c->writing)
-	{
-		conn_buf_put(c->in);
-		conn_buf_put(c->out);
-		c->in = c->out = NULL;
-	}
-}
-
 void
 conn_init(conn *c, int fd, event_callback_fn rcb, event_callback_fn wcb, void *arg, bool lazy)
 {
@@ -128,35 +55,6 @@ conn_init(conn *c, int fd, event_callback_fn rcb, event_callback_fn wcb, void *a
 	event_assign(&c->rev, base, fd, EV_READ | EV_PERSIST, rcb, arg);
 	c->in = lazy ? NULL : conn_buf_get();
 	c->out = lazy ? NULL : conn_buf_get();
-}
-
-static struct event *
-wev(conn *c)
-{
-	if (!c->wev)
-	{
-		c->wev = event_new(base, c->fd, EV_WRITE, c->wcb, c->arg);
-		if (!c->wev)
-			abort();
-	}
-	return c->wev;
-}
-
-void
-conn_want_write(conn *c)
-{
-	if (!c->writing)
-	{
-		event_add(wev(c), NULL);
-		c->writing = true;
-	}
-}
-
-/* Run the write callback soon, from the loop (used to close without re-entry). */
-void
-conn_kick_write(conn *c)
-{
-	event_active(wev(c), EV_WRITE, 0);
 }
 
 /*
@@ -305,29 +203,6 @@ conn_flush(conn *c)
 }
 
 void
-conn_read_on(conn *c)
-{
-	if (!c->reading)
-	{
-		event_add(&c->rev, NULL);
-		c->reading = true;
-		/* bytes TLS already decrypted wake no epoll: run the callback for them */
-		if (c->ssl && tls_has_pending(c))
-			event_active(&c->rev, EV_READ, 0);
-	}
-}
-
-void
-conn_read_off(conn *c)
-{
-	if (c->reading)
-	{
-		event_del(&c->rev);
-		c->reading = false;
-	}
-}
-
-void
 conn_destroy(conn *c)
 {
 	if (c->fd < 0)
@@ -355,40 +230,4 @@ conn_shut_write(conn *c)
 	if (c->ssl)
 		tls_close_notify(c);
 	shutdown(c->fd, SHUT_WR);
-}
-
-/*
- * Copy n bytes at offset off without consuming them; false if not there.
- * Message headers are peeked once or twice per message: they are nearly
- * always in the buffer's first chunk, read in place.
- */
-bool
-conn_peek(struct evbuffer *b, size_t off, void *dst, size_t n)
-{
-	struct evbuffer_ptr p;
-
-	if (!b)
-		return false;
-	/* within the first chunk, pullup returns it as it is: no copy, no move */
-	if (off + n <= evbuffer_get_contiguous_space(b))
-	{
-		memcpy(dst, evbuffer_pullup(b, off + n) + off, n);
-		return true;
-	}
-	if (evbuffer_get_length(b) < off + n)
-		return false;
-	if (off == 0)
-		return evbuffer_copyout(b, dst, n) == (ssize_t) n;
-	if (evbuffer_ptr_set(b, &p, off, EVBUFFER_PTR_SET) < 0)
-		return false;
-	return evbuffer_copyout_from(b, &p, dst, n) == (ssize_t) n;
-}
-
-void
-bufview_load(bufview *v, struct evbuffer *b)
-{
-	v->b = b;
-	v->len = evbuffer_get_length(b);
-	v->first_len = v->len ? evbuffer_get_contiguous_space(b) : 0;
-	v->first = v->first_len ? evbuffer_pullup(b, v->first_len) : NULL;
 }

@@ -1,8 +1,9 @@
 /*
- * net/net.h: the pooler's sockets: buffered non-blocking connections
- * (conn.c), TLS on either side (tls.c), end-of-batch writes (write_batch.c)
- * and the listening sockets (listener.c); also the event loop they run on,
- * which main.c makes.
+ * net/net.h: the pooler's sockets: a connection's buffers and events
+ * (conn_buf.c), buffered non-blocking reads and writes (conn.c), TLS on
+ * either side (tls.c), end-of-batch writes (write_batch.c) and the
+ * listening sockets (listener.c); also the event loop they run on, which
+ * main.c makes.
  */
 #ifndef NET_H
 #define NET_H
@@ -12,22 +13,43 @@
 /* the event loop, made by main.c (or a fuzz harness) */
 extern struct event_base *base;
 
-/* buffered non-blocking connections (conn.c) */
-double		now_mono(void);
-void		conn_init(conn *c, int fd, event_callback_fn rcb, event_callback_fn wcb, void *arg, bool lazy);
-struct evbuffer *conn_in(conn *c);
-struct evbuffer *conn_out(conn *c);
+/* a connection's buffers and events (conn_buf.c) */
+struct evbuffer *conn_buf_get(void);
+void		conn_buf_put(struct evbuffer *b);
 void		conn_park(conn *c);
 void		conn_want_write(conn *c);
 void		conn_kick_write(conn *c);
-size_t		buflen(struct evbuffer *b);
-struct evbuffer *conn_buf_get(void);
-void		conn_buf_put(struct evbuffer *b);
+void		conn_read_on(conn *c);
+void		conn_read_off(conn *c);
+
+static inline size_t
+buflen(struct evbuffer *b)
+{
+	return b ? evbuffer_get_length(b) : 0;
+}
+
+static inline struct evbuffer *
+conn_in(conn *c)
+{
+	if (!c->in)
+		c->in = conn_buf_get();
+	return c->in;
+}
+
+static inline struct evbuffer *
+conn_out(conn *c)
+{
+	if (!c->out)
+		c->out = conn_buf_get();
+	return c->out;
+}
+
+/* buffered non-blocking connections (conn.c) */
+double		now_mono(void);
+void		conn_init(conn *c, int fd, event_callback_fn rcb, event_callback_fn wcb, void *arg, bool lazy);
 int			conn_fill(conn *c);		/* >0 bytes, 0 EOF, -1 error, -2 nothing yet */
 int			conn_flush(conn *c);	/* 0 ok (maybe pending), -1 error */
 int			conn_forward(conn *dst, struct evbuffer *src, size_t n);	/* move n bytes and write */
-void		conn_read_on(conn *c);
-void		conn_read_off(conn *c);
 void		conn_destroy(conn *c);
 void		conn_shut_write(conn *c);
 bool		conn_peek(struct evbuffer *b, size_t off, void *dst, size_t n);
