@@ -40,6 +40,8 @@ exercised() { # DESC: passes when the rest of the arguments (a command) succeed,
 exercised "writers committed concurrently (${vers:-0} versions of a)" test "${vers:-0}" -ge 100
 exercised "a real share of the reads were hits (${hits:-0} of ${reads:-0})" test "${hits:-0}" -ge $(( ${reads:-0} / 10 ))
 stats=$(sql -c "SELECT hits > 0 AND stores > 0 AND invalidations > 0 AND stores_refused > 0 FROM perfopt.cache_totals")
-assert_eq "totals show hits, stores, invalidations and refused stores" t "$stats"
+# how often each happened depends on how writers and readers interleaved:
+# evidence that every path ran, not the verdict (zero mismatches is)
+exercised "totals show hits, stores, invalidations and refused stores" test "$stats" = t
 [ "$SKIPPED" -eq 0 ] || echo "$SKIPPED skipped (not exercised)"
 assert_summary
