@@ -338,9 +338,56 @@ cache_ExecutorEnd(QueryDesc *queryDesc)
 }
 
 /*
+ * Did a run the client limited to count rows return its whole answer?  Yes
+ * if the plan ended before the limit, or cannot return more rows than it
+ * did.  Pulling one row more to find out would compute, and perhaps fail
+ * on, a row the client did not ask for (asyncpg's fetchrow asks for one).
+ */
+static bool
+whole_under_limit(QueryDesc *queryDesc, uint64 count)
+{
+	uint64		n = queryDesc->estate->es_processed;
+	int64		bound;
+
+	if (n < count)
+		return true;
+	bound = cache_plan_bound(queryDesc->plannedstmt);
+	return bound >= 0 && (uint64) bound <= n;
+}
+
+/* The end of a miss: a whole answer stored if the protocol allows. */
+static void
+finish_miss(CacheCandidate *c, QueryDesc *queryDesc, CacheCapture *cap, uint64 limit,
+			instr_time start)
+{
+	uint64		queryid = queryDesc->plannedstmt->queryId;
+	instr_time	duration;
+
+	if (limit != 0 && !whole_under_limit(queryDesc, limit))
+		cache_last_outcome = "miss, not stored: the row limit stopped it before the end of the answer";
+	else
+		cache_last_outcome = store_result(c, queryDesc, cap);
+	cache_flight_land();
+	if (cache_last_outcome)
+		cache_store_count_refused();
+	else
+		cache_last_outcome = "miss, stored";
+	INSTR_TIME_SET_CURRENT(duration);
+	INSTR_TIME_SUBTRACT(duration, start);
+	cache_store_count(queryid, false, INSTR_TIME_GET_MILLISEC(duration));
+	stats_store_count_cache(queryid, false);
+}
+
+/*
  * A plan the planner hook marked: served from the cache, or run and its
  * result stored.  Apart from cache_ExecutorRun, whose common case (an
  * unmarked plan) then needs neither this frame nor its PG_TRY.
+ *
+ * A first run under a row limit (the extended protocol's Execute with
+ * max_rows) is a candidate too: its hits are stand-ins, which replay in
+ * pieces, so here it can only miss; it runs as asked, and its rows are
+ * stored only if they are the whole answer (whole_under_limit).  Later
+ * runs of the same portal continue the plan and are not cached.
  */
 static pg_noinline void
 run_marked(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
@@ -351,18 +398,22 @@ run_marked(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	instr_time	start;
 	instr_time	duration;
 	uint64		queryid = queryDesc->plannedstmt->queryId;
+	uint64		limit;
 
 	if (cache_standin_run(queryDesc, direction, count))
 		return;
+	limit = count != 0 && !queryDesc->already_executed &&
+		ScanDirectionIsForward(direction) ? count : 0;
 	if (!cache_examine(queryDesc, queryDesc->tupDesc && cache_tupdesc_ok(queryDesc->tupDesc),
-					   direction, count, false, cache_standin_missed_key(queryDesc), &c))
+					   direction, count - limit, false, cache_standin_missed_key(queryDesc), &c))
 	{
 		run_chained(queryDesc, direction, count, execute_once);
 		return;
 	}
 
 	INSTR_TIME_SET_CURRENT(start);
-	if (!cache_standin_known_miss(queryDesc->plannedstmt) && serve_hit(&c, queryDesc))
+	if (limit == 0 && !cache_standin_known_miss(queryDesc->plannedstmt) &&
+		serve_hit(&c, queryDesc))
 	{
 		INSTR_TIME_SET_CURRENT(duration);
 		INSTR_TIME_SUBTRACT(duration, start);
@@ -395,17 +446,7 @@ run_marked(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 		cache_capture_end(queryDesc, cap);
 	}
 	PG_END_TRY();
-
-	cache_last_outcome = store_result(&c, queryDesc, cap);
-	cache_flight_land();
-	if (cache_last_outcome)
-		cache_store_count_refused();
-	else
-		cache_last_outcome = "miss, stored";
-	INSTR_TIME_SET_CURRENT(duration);
-	INSTR_TIME_SUBTRACT(duration, start);
-	cache_store_count(queryid, false, INSTR_TIME_GET_MILLISEC(duration));
-	stats_store_count_cache(queryid, false);
+	finish_miss(&c, queryDesc, cap, limit, start);
 }
 
 static void
@@ -691,7 +732,8 @@ cache_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		explain_text = queryString;
 		explain_location = pstmt->stmt_location;
 		explain_len = pstmt->stmt_len;
-		if (!cache_rules_none() && explains_execute((ExplainStmt *) parsetree))
+		if (cache_nesting == 0 && !cache_rules_none() &&
+			explains_execute((ExplainStmt *) parsetree))
 		{
 			explain_execute(pstmt, queryString, readOnlyTree, context, params, queryEnv,
 							dest, qc);
