@@ -514,7 +514,11 @@ explained_offset(const char *text)
 
 			tok = core_yylex(&yylval, &loc, scanner);
 			if (starts_select(tok))
-				depth = -1;		/* a parenthesized statement, not options */
+			{
+				/* a parenthesized statement, not options */
+				scanner_finish(scanner);
+				return -1;
+			}
 			while (depth > 0 && tok != 0)
 			{
 				if (tok == '(')
@@ -550,7 +554,8 @@ explained_span(Query *query, IntoClause *into, ExplainState *es, const char *que
 	int64		ttl_us;
 	int			offset;
 
-	if (!es->analyze || into != NULL || queryString != explain_text ||
+	if (!es->analyze || into != NULL || queryString == NULL || queryString != explain_text ||
+		explain_location < 0 || (size_t) explain_location >= strlen(queryString) ||
 		query->commandType != CMD_SELECT || query->utilityStmt != NULL ||
 		query->queryId == UINT64CONST(0) || query->stmt_location != 0 ||
 		query->stmt_len != 0 || cache_rules_none())
@@ -715,6 +720,41 @@ explain_execute(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 }
 
 /*
+ * An EXPLAIN, with its text and span remembered while it runs (and only
+ * then, so that explained_span never reads another statement's).
+ */
+static pg_noinline void
+explain_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+				ProcessUtilityContext context, ParamListInfo params,
+				QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	const char *save_text = explain_text;
+	int			save_location = explain_location;
+	int			save_len = explain_len;
+
+	explain_text = queryString;
+	explain_location = pstmt->stmt_location;
+	explain_len = pstmt->stmt_len;
+	PG_TRY();
+	{
+		if (cache_nesting == 0 && !cache_rules_none() &&
+			explains_execute((ExplainStmt *) pstmt->utilityStmt))
+			explain_execute(pstmt, queryString, readOnlyTree, context, params, queryEnv,
+							dest, qc);
+		else
+			utility_chained(pstmt, queryString, readOnlyTree, context, params, queryEnv,
+							dest, qc);
+	}
+	PG_FINALLY();
+	{
+		explain_text = save_text;
+		explain_location = save_location;
+		explain_len = save_len;
+	}
+	PG_END_TRY();
+}
+
+/*
  * EXECUTE runs what the client asked for, and EXPLAIN ANALYZE runs its
  * statement as if it were top level, so that EXPLAIN can show a hit.
  */
@@ -728,19 +768,9 @@ cache_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 
 	cache_inval_note_utility(parsetree);
 	if (IsA(parsetree, ExplainStmt))
-	{
-		explain_text = queryString;
-		explain_location = pstmt->stmt_location;
-		explain_len = pstmt->stmt_len;
-		if (cache_nesting == 0 && !cache_rules_none() &&
-			explains_execute((ExplainStmt *) parsetree))
-		{
-			explain_execute(pstmt, queryString, readOnlyTree, context, params, queryEnv,
-							dest, qc);
-			return;
-		}
-	}
-	utility_chained(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+		explain_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	else
+		utility_chained(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 }
 
 /* EXPLAIN (ANALYZE) says whether the answer came from the cache. */
