@@ -42,7 +42,7 @@ SELECT p.name, max(s.points) AS best FROM cp_scores s JOIN cp_players p ON p.id 
 SELECT perfopt.cache_last_outcome();
 
 -- EXPLAIN shows the real plan, not the stand-in, for a cached statement;
--- EXPLAIN ANALYZE runs it (its text, with EXPLAIN, is its own key) and
+-- EXPLAIN ANALYZE runs it (under the statement's own key: a hit here) and
 -- says whether the rows came from the cache.
 EXPLAIN (COSTS OFF) SELECT p.name, max(s.points) AS best FROM cp_scores s JOIN cp_players p ON p.id = s.player
  GROUP BY p.name ORDER BY best DESC, p.name LIMIT 3;

@@ -282,7 +282,7 @@ SELECT perfopt.cache_warm('SELECT sum(n) FROM cw_ev');
 SELECT sum(n) FROM cw_ev;
 SELECT perfopt.cache_last_outcome();
 SELECT perfopt.cache_warm('SELECT sum(n) FROM cw_ev WHERE random() > 2');
--- EXPLAIN ANALYZE says where the answer came from (keyed by its own text)
+-- EXPLAIN ANALYZE says where the answer came from (the statement's own key)
 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT sum(n) FROM cw_ev;
 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT sum(n) FROM cw_ev;
 

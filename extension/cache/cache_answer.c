@@ -6,20 +6,30 @@
  *		(nesting, EXPLAIN, perfopt.cache_warm()), why a statement is refused
  *		(the run-time conditions of the contract, the tables it reads, the
  *		rules), examining a candidate, finding the stored answer that is
- *		still valid under the statement's snapshot, and the outcome the
- *		user reads.
+ *		still valid under the statement's snapshot, the outcome the user
+ *		reads, and whether a run stopped by a row limit returned the whole
+ *		answer.
  */
 #include "postgres.h"
 
 #include "access/parallel.h"
 #include "access/xact.h"
+#include "access/stratnum.h"
+#include "access/table.h"
 #include "access/xlog.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
+#include "parser/parsetree.h"
 #include "tcop/pquery.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "cache/cache_int.h"
@@ -254,4 +264,230 @@ cache_examine(QueryDesc *queryDesc, bool records_ok, ScanDirection direction,
 	}
 	c->keyhash = hash_bytes_extended((unsigned char *) c->key.data, c->key.len, 0);
 	return true;
+}
+
+/*
+ * ---- Whether a run stopped by a row limit returned the whole answer ----
+ *
+ * A run that returned as many rows as the limit asked for may have more to
+ * give; asking the plan for one more would compute (and may fail on) a row
+ * the client never asked for.  The plan itself can say there is no more:
+ * the most rows it can return, from its top down.
+ */
+
+/* An equality the scan checks between a column and a value of the client's. */
+typedef struct ScanEquality
+{
+	AttrNumber	attno;
+	Oid			opno;
+	Oid			collid;
+} ScanEquality;
+
+/* The table column behind a Var of the scan (index-only: through its index). */
+static AttrNumber
+scan_column(Var *var, Scan *scan)
+{
+	if (var->varlevelsup != 0)
+		return InvalidAttrNumber;
+	if (var->varno == INDEX_VAR && IsA(scan, IndexOnlyScan))
+	{
+		List	   *itl = ((IndexOnlyScan *) scan)->indextlist;
+		TargetEntry *tle;
+
+		if (var->varattno < 1 || var->varattno > list_length(itl))
+			return InvalidAttrNumber;
+		tle = list_nth_node(TargetEntry, itl, var->varattno - 1);
+		if (!IsA(tle->expr, Var))
+			return InvalidAttrNumber;
+		var = (Var *) tle->expr;
+	}
+	else if (var->varno != scan->scanrelid)
+		return InvalidAttrNumber;
+	return var->varattno;
+}
+
+/*
+ * Under binary-compatible relabelling only: a cast that is a function may
+ * map several values to one, and then an equality on its result does not
+ * pin the column.
+ */
+static Node *
+skip_relabel(Node *node)
+{
+	while (node && IsA(node, RelabelType))
+		node = (Node *) ((RelabelType *) node)->arg;
+	return node;
+}
+
+/* The column = constant-or-parameter clauses among quals, into eqs. */
+static int
+scan_equalities(List *quals, Scan *scan, ScanEquality *eqs, int n, int max)
+{
+	ListCell   *lc;
+
+	foreach(lc, quals)
+	{
+		OpExpr	   *op = (OpExpr *) lfirst(lc);
+		Node	   *left;
+		Node	   *right;
+
+		if (!IsA(op, OpExpr) || list_length(op->args) != 2 || n == max)
+			continue;
+		left = skip_relabel(linitial(op->args));
+		right = skip_relabel(lsecond(op->args));
+		if (!IsA(left, Var))
+		{
+			Node	   *tmp = left;
+
+			left = right;
+			right = tmp;
+		}
+		if (!IsA(left, Var) ||
+			!(IsA(right, Const) || (IsA(right, Param) &&
+									((Param *) right)->paramkind == PARAM_EXTERN)))
+			continue;
+		eqs[n].attno = scan_column((Var *) left, scan);
+		eqs[n].opno = op->opno;
+		eqs[n].collid = op->inputcollid;
+		if (eqs[n].attno > 0)
+			n++;
+	}
+	return n;
+}
+
+/*
+ * Does this valid, immediate, non-partial unique index have every key
+ * column compared for equality, by its own operator family and collation?
+ */
+static bool
+index_pins_one_row(Oid indexid, const ScanEquality *eqs, int n)
+{
+	HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexid));
+	Form_pg_index index;
+	oidvector  *classes;
+	oidvector  *collations;
+	bool		isnull;
+	bool		pinned;
+	int			k;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	index = (Form_pg_index) GETSTRUCT(tup);
+	pinned = index->indisunique && index->indimmediate && index->indisvalid &&
+		heap_attisnull(tup, Anum_pg_index_indpred, NULL) &&
+		heap_attisnull(tup, Anum_pg_index_indexprs, NULL);
+	if (pinned)
+	{
+		classes = (oidvector *) DatumGetPointer(SysCacheGetAttr(INDEXRELID, tup,
+																  Anum_pg_index_indclass,
+																  &isnull));
+		collations = (oidvector *) DatumGetPointer(SysCacheGetAttr(INDEXRELID, tup,
+																	 Anum_pg_index_indcollation,
+																	 &isnull));
+		for (k = 0; pinned && k < index->indnkeyatts; k++)
+		{
+			Oid			family = get_opclass_family(classes->values[k]);
+			int			i;
+
+			for (i = 0; i < n; i++)
+				if (eqs[i].attno == index->indkey.values[k] &&
+					eqs[i].collid == collations->values[k] &&
+					get_op_opfamily_strategy(eqs[i].opno, family) == BTEqualStrategyNumber)
+					break;
+			pinned = i < n;
+		}
+	}
+	ReleaseSysCache(tup);
+	return pinned;
+}
+
+/* Does this scan of a table return at most one row? */
+static bool
+scan_returns_one(PlannedStmt *stmt, Scan *scan)
+{
+	RangeTblEntry *rte;
+	ScanEquality eqs[INDEX_MAX_KEYS * 2];
+	int			n = 0;
+	Relation	rel;
+	List	   *indexes;
+	ListCell   *lc;
+	bool		one = false;
+
+	if (scan->scanrelid < 1 || scan->scanrelid > list_length(stmt->rtable))
+		return false;
+	rte = rt_fetch(scan->scanrelid, stmt->rtable);
+	if (rte->rtekind != RTE_RELATION ||
+		(rte->relkind != RELKIND_RELATION && rte->relkind != RELKIND_MATVIEW))
+		return false;
+	n = scan_equalities(scan->plan.qual, scan, eqs, n, lengthof(eqs));
+	if (IsA(scan, IndexScan))
+		n = scan_equalities(((IndexScan *) scan)->indexqualorig, scan, eqs, n, lengthof(eqs));
+	else if (IsA(scan, IndexOnlyScan))
+		n = scan_equalities(((IndexOnlyScan *) scan)->indexqual, scan, eqs, n, lengthof(eqs));
+	else if (IsA(scan, BitmapHeapScan))
+		n = scan_equalities(((BitmapHeapScan *) scan)->bitmapqualorig, scan, eqs, n,
+							lengthof(eqs));
+	if (n == 0)
+		return false;
+	/* the executor holds the table's lock */
+	rel = table_open(rte->relid, NoLock);
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
+		if ((one = index_pins_one_row(lfirst_oid(lc), eqs, n)))
+			break;
+	list_free(indexes);
+	table_close(rel, NoLock);
+	return one;
+}
+
+/*
+ * The most rows the plan can return, or -1 when it does not say: one for
+ * a plain aggregate, a Result without input and a scan whose equalities
+ * cover a unique index's key; a constant LIMIT's count; nodes that only
+ * order, drop or project rows keep their input's.
+ */
+int64
+cache_plan_bound(PlannedStmt *stmt)
+{
+	Plan	   *plan = stmt->planTree;
+
+	while (plan != NULL)
+	{
+		switch (nodeTag(plan))
+		{
+			case T_Sort:
+			case T_IncrementalSort:
+			case T_Unique:
+			case T_Material:
+				plan = outerPlan(plan);
+				break;
+			case T_Result:
+				if (outerPlan(plan) == NULL)
+					return 1;
+				plan = outerPlan(plan);
+				break;
+			case T_Agg:
+				return ((Agg *) plan)->aggstrategy == AGG_PLAIN &&
+					((Agg *) plan)->groupingSets == NIL ? 1 : -1;
+			case T_Limit:
+				{
+					Limit	   *limit = (Limit *) plan;
+					Const	   *count = (Const *) limit->limitCount;
+
+					if (limit->limitOption != LIMIT_OPTION_COUNT || count == NULL ||
+						!IsA(count, Const) || count->constisnull ||
+						count->consttype != INT8OID || DatumGetInt64(count->constvalue) < 0)
+						return -1;
+					return DatumGetInt64(count->constvalue);
+				}
+			case T_SeqScan:
+			case T_IndexScan:
+			case T_IndexOnlyScan:
+			case T_BitmapHeapScan:
+				return scan_returns_one(stmt, (Scan *) plan) ? 1 : -1;
+			default:
+				return -1;
+		}
+	}
+	return -1;
 }

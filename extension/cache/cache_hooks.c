@@ -18,6 +18,7 @@
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_type.h"
 #include "commands/explain.h"
 #include "executor/executor.h"
 #include "executor/instrument.h"
@@ -26,10 +27,14 @@
 #include "nodes/makefuncs.h"
 #include "optimizer/planner.h"
 #include "parser/parsetree.h"
+#include "parser/scanner.h"
+/* after scanner.h, whose types it uses: the grammar's token numbers */
+#include "parser/gram.h"
 #include "portability/instr_time.h"
 #include "tcop/pquery.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
+#include "utils/builtins.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -333,9 +338,56 @@ cache_ExecutorEnd(QueryDesc *queryDesc)
 }
 
 /*
+ * Did a run the client limited to count rows return its whole answer?  Yes
+ * if the plan ended before the limit, or cannot return more rows than it
+ * did.  Pulling one row more to find out would compute, and perhaps fail
+ * on, a row the client did not ask for (asyncpg's fetchrow asks for one).
+ */
+static bool
+whole_under_limit(QueryDesc *queryDesc, uint64 count)
+{
+	uint64		n = queryDesc->estate->es_processed;
+	int64		bound;
+
+	if (n < count)
+		return true;
+	bound = cache_plan_bound(queryDesc->plannedstmt);
+	return bound >= 0 && (uint64) bound <= n;
+}
+
+/* The end of a miss: a whole answer stored if the protocol allows. */
+static void
+finish_miss(CacheCandidate *c, QueryDesc *queryDesc, CacheCapture *cap, uint64 limit,
+			instr_time start)
+{
+	uint64		queryid = queryDesc->plannedstmt->queryId;
+	instr_time	duration;
+
+	if (limit != 0 && !whole_under_limit(queryDesc, limit))
+		cache_last_outcome = "miss, not stored: the row limit stopped it before the end of the answer";
+	else
+		cache_last_outcome = store_result(c, queryDesc, cap);
+	cache_flight_land();
+	if (cache_last_outcome)
+		cache_store_count_refused();
+	else
+		cache_last_outcome = "miss, stored";
+	INSTR_TIME_SET_CURRENT(duration);
+	INSTR_TIME_SUBTRACT(duration, start);
+	cache_store_count(queryid, false, INSTR_TIME_GET_MILLISEC(duration));
+	stats_store_count_cache(queryid, false);
+}
+
+/*
  * A plan the planner hook marked: served from the cache, or run and its
  * result stored.  Apart from cache_ExecutorRun, whose common case (an
  * unmarked plan) then needs neither this frame nor its PG_TRY.
+ *
+ * A first run under a row limit (the extended protocol's Execute with
+ * max_rows) is a candidate too: its hits are stand-ins, which replay in
+ * pieces, so here it can only miss; it runs as asked, and its rows are
+ * stored only if they are the whole answer (whole_under_limit).  Later
+ * runs of the same portal continue the plan and are not cached.
  */
 static pg_noinline void
 run_marked(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
@@ -346,18 +398,22 @@ run_marked(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	instr_time	start;
 	instr_time	duration;
 	uint64		queryid = queryDesc->plannedstmt->queryId;
+	uint64		limit;
 
 	if (cache_standin_run(queryDesc, direction, count))
 		return;
+	limit = count != 0 && !queryDesc->already_executed &&
+		ScanDirectionIsForward(direction) ? count : 0;
 	if (!cache_examine(queryDesc, queryDesc->tupDesc && cache_tupdesc_ok(queryDesc->tupDesc),
-					   direction, count, false, cache_standin_missed_key(queryDesc), &c))
+					   direction, count - limit, false, cache_standin_missed_key(queryDesc), &c))
 	{
 		run_chained(queryDesc, direction, count, execute_once);
 		return;
 	}
 
 	INSTR_TIME_SET_CURRENT(start);
-	if (!cache_standin_known_miss(queryDesc->plannedstmt) && serve_hit(&c, queryDesc))
+	if (limit == 0 && !cache_standin_known_miss(queryDesc->plannedstmt) &&
+		serve_hit(&c, queryDesc))
 	{
 		INSTR_TIME_SET_CURRENT(duration);
 		INSTR_TIME_SUBTRACT(duration, start);
@@ -390,17 +446,7 @@ run_marked(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 		cache_capture_end(queryDesc, cap);
 	}
 	PG_END_TRY();
-
-	cache_last_outcome = store_result(&c, queryDesc, cap);
-	cache_flight_land();
-	if (cache_last_outcome)
-		cache_store_count_refused();
-	else
-		cache_last_outcome = "miss, stored";
-	INSTR_TIME_SET_CURRENT(duration);
-	INSTR_TIME_SUBTRACT(duration, start);
-	cache_store_count(queryid, false, INSTR_TIME_GET_MILLISEC(duration));
-	stats_store_count_cache(queryid, false);
+	finish_miss(&c, queryDesc, cap, limit, start);
 }
 
 static void
@@ -425,6 +471,290 @@ cache_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 }
 
 /*
+ * The EXPLAIN statement being run (its text and its span in it), for the
+ * span of the statement it explains (see explained_span).
+ */
+static const char *explain_text = NULL;
+static int	explain_location = 0;
+static int	explain_len = 0;
+
+/* Could this token begin a statement the cache may answer? */
+static bool
+starts_select(int tok)
+{
+	return tok == SELECT || tok == VALUES || tok == WITH || tok == TABLE || tok == '(';
+}
+
+/*
+ * Where the statement an EXPLAIN explains begins, as an offset into the
+ * EXPLAIN's text, or -1.  The grammar gives that statement no location of
+ * its own (its Query spans the whole EXPLAIN), so the key would be built
+ * from "EXPLAIN ... SELECT ..." and never match the statement's.  Its
+ * tokens follow EXPLAIN and either one parenthesized option list or the
+ * ANALYZE and VERBOSE keywords.  Anything unexpected gives -1 and the
+ * whole text is the key, as before: a span that skipped part of the
+ * statement could let statements with different constants share a key.
+ */
+static int
+explained_offset(const char *text)
+{
+	core_yy_extra_type extra;
+	core_yyscan_t scanner = scanner_init(text, &extra, &ScanKeywords, ScanKeywordTokens);
+	core_YYSTYPE yylval;
+	YYLTYPE		loc = -1;
+	int			tok = core_yylex(&yylval, &loc, scanner);
+	int			result = -1;
+
+	if (tok == EXPLAIN)
+	{
+		tok = core_yylex(&yylval, &loc, scanner);
+		if (tok == '(')
+		{
+			int			depth = 1;
+
+			tok = core_yylex(&yylval, &loc, scanner);
+			if (starts_select(tok))
+			{
+				/* a parenthesized statement, not options */
+				scanner_finish(scanner);
+				return -1;
+			}
+			while (depth > 0 && tok != 0)
+			{
+				if (tok == '(')
+					depth++;
+				else if (tok == ')')
+					depth--;
+				tok = core_yylex(&yylval, &loc, scanner);
+			}
+		}
+		else
+		{
+			if (tok == ANALYZE || tok == ANALYSE)
+				tok = core_yylex(&yylval, &loc, scanner);
+			if (tok == VERBOSE)
+				tok = core_yylex(&yylval, &loc, scanner);
+		}
+		if (starts_select(tok))
+			result = loc;
+	}
+	scanner_finish(scanner);
+	return result;
+}
+
+/*
+ * Give the statement EXPLAIN ANALYZE runs the span of its own text within
+ * the EXPLAIN, so that its key is the one the statement itself has.  Only
+ * for a statement some rule could select: elsewhere nothing changes.
+ */
+static void
+explained_span(Query *query, IntoClause *into, ExplainState *es, const char *queryString)
+{
+	CacheCandidate c;
+	int64		ttl_us;
+	int			offset;
+
+	if (!es->analyze || into != NULL || queryString == NULL || queryString != explain_text ||
+		explain_location < 0 || (size_t) explain_location >= strlen(queryString) ||
+		query->commandType != CMD_SELECT || query->utilityStmt != NULL ||
+		query->queryId == UINT64CONST(0) || query->stmt_location != 0 ||
+		query->stmt_len != 0 || cache_rules_none())
+		return;
+	(void) cache_relation_refusal_of(query->rtable, &c);
+	if (!cache_rules_lookup(query->queryId, c.relids, c.nrels, &ttl_us))
+		return;
+	offset = explained_offset(explain_text + explain_location);
+	if (offset <= 0 || (explain_len > 0 && offset >= explain_len))
+		return;
+	query->stmt_location = explain_location + offset;
+	query->stmt_len = explain_len > 0 ? explain_len - offset : 0;
+}
+
+/* The line EXPLAIN ANALYZE ends with, if a rule could select the statement. */
+static const char *
+explained_outcome(void)
+{
+	if (!cache_last_outcome || !explained_rule_applies)
+		return NULL;
+	return cache_outcome_text(cache_last_outcome);
+}
+
+/*
+ * EXPLAIN ANALYZE EXECUTE runs its statement through ExplainExecuteQuery,
+ * where no hook can reach the EXPLAIN's output: a receiver in front of the
+ * client's adds the line after EXPLAIN's own text, where the statement
+ * form has it.
+ */
+typedef struct ExplainTail
+{
+	DestReceiver pub;
+	DestReceiver *inner;
+	TupleDesc	desc;
+} ExplainTail;
+
+static bool
+tail_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	ExplainTail *tail = (ExplainTail *) self;
+
+	return tail->inner->receiveSlot(slot, tail->inner);
+}
+
+static void
+tail_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+	ExplainTail *tail = (ExplainTail *) self;
+
+	tail->desc = typeinfo;
+	tail->inner->rStartup(tail->inner, operation, typeinfo);
+}
+
+static void
+tail_shutdown(DestReceiver *self)
+{
+	ExplainTail *tail = (ExplainTail *) self;
+	const char *outcome = explained_outcome();
+
+	if (outcome && tail->desc && tail->desc->natts == 1 &&
+		TupleDescAttr(tail->desc, 0)->atttypid == TEXTOID)
+	{
+		TupleTableSlot *slot = MakeSingleTupleTableSlot(tail->desc, &TTSOpsVirtual);
+
+		ExecClearTuple(slot);
+		slot->tts_values[0] = CStringGetTextDatum(psprintf("Perfopt Cache: %s", outcome));
+		slot->tts_isnull[0] = false;
+		ExecStoreVirtualTuple(slot);
+		tail->inner->receiveSlot(slot, tail->inner);
+		ExecDropSingleTupleTableSlot(slot);
+	}
+	tail->inner->rShutdown(tail->inner);
+}
+
+static void
+tail_destroy(DestReceiver *self)
+{
+	/* palloc'd in the statement's context */
+}
+
+/* A boolean EXPLAIN option as ExplainQuery reads it, without its errors. */
+static bool
+option_true(DefElem *opt)
+{
+	bool		result = false;
+
+	if (opt->arg == NULL)
+		return true;
+	if (IsA(opt->arg, Boolean))
+		return boolVal(opt->arg);
+	if (IsA(opt->arg, Integer))
+		return intVal(opt->arg) != 0;
+	if (IsA(opt->arg, String))
+		(void) parse_bool(strVal(opt->arg), &result);
+	return result;
+}
+
+/* Is this EXPLAIN ANALYZE EXECUTE, in text format? */
+static bool
+explains_execute(ExplainStmt *stmt)
+{
+	Query	   *query = (Query *) stmt->query;
+	bool		analyze = false;
+	ListCell   *lc;
+
+	if (!IsA(query, Query) || query->commandType != CMD_UTILITY ||
+		query->utilityStmt == NULL || !IsA(query->utilityStmt, ExecuteStmt))
+		return false;
+	foreach(lc, stmt->options)
+	{
+		DefElem    *opt = lfirst_node(DefElem, lc);
+
+		if (strcmp(opt->defname, "analyze") == 0)
+			analyze = option_true(opt);
+		else if (strcmp(opt->defname, "format") == 0 &&
+				 (opt->arg == NULL || !IsA(opt->arg, String) ||
+				  pg_strcasecmp(strVal(opt->arg), "text") != 0))
+			return false;
+	}
+	return analyze;
+}
+
+static void
+utility_chained(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+				ProcessUtilityContext context, ParamListInfo params,
+				QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	bool		nests = !IsA(parsetree, ExecuteStmt) && !IsA(parsetree, ExplainStmt);
+
+	perfopt_utility_nested(&cache_utility_level, nests, prev_ProcessUtility, pstmt, queryString,
+						   readOnlyTree, context, params, queryEnv, dest, qc);
+}
+
+/* EXPLAIN ANALYZE EXECUTE of a statement while rules exist (see ExplainTail). */
+static pg_noinline void
+explain_execute(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+				ProcessUtilityContext context, ParamListInfo params,
+				QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	ExplainTail *tail = palloc0(sizeof(ExplainTail));
+
+	tail->pub.receiveSlot = tail_receive;
+	tail->pub.rStartup = tail_startup;
+	tail->pub.rShutdown = tail_shutdown;
+	tail->pub.rDestroy = tail_destroy;
+	tail->pub.mydest = dest->mydest;
+	tail->inner = dest;
+	cache_last_outcome = NULL;
+	explained_rule_applies = false;
+	cache_explaining++;
+	PG_TRY();
+	{
+		utility_chained(pstmt, queryString, readOnlyTree, context, params, queryEnv,
+						&tail->pub, qc);
+	}
+	PG_FINALLY();
+	{
+		cache_explaining--;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * An EXPLAIN, with its text and span remembered while it runs (and only
+ * then, so that explained_span never reads another statement's).
+ */
+static pg_noinline void
+explain_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+				ProcessUtilityContext context, ParamListInfo params,
+				QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	const char *save_text = explain_text;
+	int			save_location = explain_location;
+	int			save_len = explain_len;
+
+	explain_text = queryString;
+	explain_location = pstmt->stmt_location;
+	explain_len = pstmt->stmt_len;
+	PG_TRY();
+	{
+		if (cache_nesting == 0 && !cache_rules_none() &&
+			explains_execute((ExplainStmt *) pstmt->utilityStmt))
+			explain_execute(pstmt, queryString, readOnlyTree, context, params, queryEnv,
+							dest, qc);
+		else
+			utility_chained(pstmt, queryString, readOnlyTree, context, params, queryEnv,
+							dest, qc);
+	}
+	PG_FINALLY();
+	{
+		explain_text = save_text;
+		explain_location = save_location;
+		explain_len = save_len;
+	}
+	PG_END_TRY();
+}
+
+/*
  * EXECUTE runs what the client asked for, and EXPLAIN ANALYZE runs its
  * statement as if it were top level, so that EXPLAIN can show a hit.
  */
@@ -435,11 +765,12 @@ cache_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 					 DestReceiver *dest, QueryCompletion *qc)
 {
 	Node	   *parsetree = pstmt->utilityStmt;
-	bool		nests = !IsA(parsetree, ExecuteStmt) && !IsA(parsetree, ExplainStmt);
 
 	cache_inval_note_utility(parsetree);
-	perfopt_utility_nested(&cache_utility_level, nests, prev_ProcessUtility, pstmt, queryString,
-						   readOnlyTree, context, params, queryEnv, dest, qc);
+	if (IsA(parsetree, ExplainStmt))
+		explain_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	else
+		utility_chained(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 }
 
 /* EXPLAIN (ANALYZE) says whether the answer came from the cache. */
@@ -485,8 +816,11 @@ cache_ExplainOneQuery(Query *query, int cursorOptions, IntoClause *into,
 					  ExplainState *es, const char *queryString,
 					  ParamListInfo params, QueryEnvironment *queryEnv)
 {
+	const char *outcome;
+
 	cache_last_outcome = NULL;
 	explained_rule_applies = false;
+	explained_span(query, into, es, queryString);
 	cache_explaining++;
 	PG_TRY();
 	{
@@ -497,9 +831,9 @@ cache_ExplainOneQuery(Query *query, int cursorOptions, IntoClause *into,
 		cache_explaining--;
 	}
 	PG_END_TRY();
-	if (es->format == EXPLAIN_FORMAT_TEXT && es->analyze && cache_last_outcome &&
-		explained_rule_applies)
-		ExplainPropertyText("Perfopt Cache", cache_outcome_text(cache_last_outcome), es);
+	outcome = explained_outcome();
+	if (es->format == EXPLAIN_FORMAT_TEXT && es->analyze && outcome)
+		ExplainPropertyText("Perfopt Cache", outcome, es);
 }
 
 void

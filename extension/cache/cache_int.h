@@ -292,6 +292,7 @@ extern bool cache_blob_answers(CacheCandidate *c, Snapshot snapshot, uint32 tupd
 extern bool cache_find_answer(CacheCandidate *c, Snapshot snapshot, uint32 tupdesc_hash,
 							  uint64 queryid, bool forget, char **blob, uint32 *len,
 							  CacheBlobHeader **hdr, char **tuples);
+extern int64 cache_plan_bound(PlannedStmt *stmt);
 
 /* ---- cache_standin.c: hits answered by a stand-in plan ---- */
 extern void cache_standin_install(void);
