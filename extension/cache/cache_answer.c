@@ -262,7 +262,7 @@ cache_examine(QueryDesc *queryDesc, bool records_ok, ScanDirection direction,
 			cache_last_outcome = why;
 		return false;
 	}
-	c->keyhash = hash_bytes_extended((unsigned char *) c->key.data, c->key.len, 0);
+	c->keyhash = cache_key_hash(&c->key);
 	return true;
 }
 

@@ -180,32 +180,45 @@ remember_key_settings(struct config_generic **vars, int count)
 	key_settings_count = count;
 }
 
+/*
+ * Append n bytes to the key, inline: the key is built for every statement
+ * the cache examines, and most of its pieces are a few bytes long.
+ */
+static inline void
+key_put(StringInfo key, const void *data, int n)
+{
+	if (unlikely(key->len + n >= key->maxlen))
+		enlargeStringInfo(key, n);
+	memcpy(key->data + key->len, data, n);
+	key->len += n;
+}
+
 static void
 append_setting_value(StringInfo key, const KeySetting *k)
 {
 	struct config_generic *g = k->var;
 
-	appendBinaryStringInfo(key, (char *) &k->name_hash, sizeof(uint64));
+	key_put(key, &k->name_hash, sizeof(uint64));
 	switch (g->vartype)
 	{
 		case PGC_BOOL:
-			appendStringInfoChar(key, *((struct config_bool *) g)->variable ? 't' : 'f');
+			key_put(key, *((struct config_bool *) g)->variable ? "t" : "f", 1);
 			break;
 		case PGC_INT:
-			appendBinaryStringInfo(key, (char *) ((struct config_int *) g)->variable, sizeof(int));
+			key_put(key, ((struct config_int *) g)->variable, sizeof(int));
 			break;
 		case PGC_REAL:
-			appendBinaryStringInfo(key, (char *) ((struct config_real *) g)->variable, sizeof(double));
+			key_put(key, ((struct config_real *) g)->variable, sizeof(double));
 			break;
 		case PGC_ENUM:
-			appendBinaryStringInfo(key, (char *) ((struct config_enum *) g)->variable, sizeof(int));
+			key_put(key, ((struct config_enum *) g)->variable, sizeof(int));
 			break;
 		case PGC_STRING:
 			{
 				char	   *v = *((struct config_string *) g)->variable;
 
-				appendStringInfoString(key, v ? v : "");
-				appendStringInfoChar(key, '\0');
+				/* with its terminating zero, so that values cannot run together */
+				key_put(key, v ? v : "", v ? strlen(v) + 1 : 1);
 				break;
 			}
 	}
@@ -263,8 +276,8 @@ append_param(StringInfo key, ParamExternData *prm)
 	int16		typlen;
 	bool		typbyval;
 
-	appendBinaryStringInfo(key, (char *) &prm->ptype, sizeof(Oid));
-	appendStringInfoChar(key, prm->isnull ? 'n' : 'v');
+	key_put(key, &prm->ptype, sizeof(Oid));
+	key_put(key, prm->isnull ? "n" : "v", 1);
 	if (prm->isnull || !OidIsValid(prm->ptype))
 		return;
 	get_typlenbyval(prm->ptype, &typlen, &typbyval);
@@ -287,26 +300,26 @@ append_param(StringInfo key, ParamExternData *prm)
 				v = DatumGetInt64(prm->value);
 				break;
 		}
-		appendBinaryStringInfo(key, (char *) &v, sizeof(v));
+		key_put(key, &v, sizeof(v));
 	}
 	else if (typlen == -1)
 	{
 		struct varlena *p = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(prm->value));
 		uint32		len = VARSIZE_ANY_EXHDR(p);
 
-		appendBinaryStringInfo(key, (char *) &len, sizeof(len));
-		appendBinaryStringInfo(key, VARDATA_ANY(p), len);
+		key_put(key, &len, sizeof(len));
+		key_put(key, VARDATA_ANY(p), len);
 	}
 	else if (typlen == -2)
 	{
 		const char *s = DatumGetCString(prm->value);
 		uint32		len = strlen(s);
 
-		appendBinaryStringInfo(key, (char *) &len, sizeof(len));
-		appendBinaryStringInfo(key, s, len);
+		key_put(key, &len, sizeof(len));
+		key_put(key, s, len);
 	}
 	else
-		appendBinaryStringInfo(key, DatumGetPointer(prm->value), typlen);
+		key_put(key, DatumGetPointer(prm->value), typlen);
 }
 
 /*
@@ -330,24 +343,54 @@ cache_build_key(uint64 queryid, const char *sourceText, int stmt_location,
 	ids[0] = MyDatabaseId;
 	ids[1] = GetUserId();
 	ids[2] = GetSessionUserId();
-	appendBinaryStringInfo(key, (char *) ids, sizeof(ids));
-	appendBinaryStringInfo(key, (char *) &queryid, sizeof(uint64));
+	key_put(key, ids, sizeof(ids));
+	key_put(key, &queryid, sizeof(uint64));
 	append_settings(key, all_settings);
 	if (loc > textlen)
 		loc = 0;
 	len = stmt_len > 0 && stmt_len <= textlen - loc ? stmt_len : textlen - loc;
-	appendBinaryStringInfo(key, (char *) &len, sizeof(len));
-	appendBinaryStringInfo(key, text + loc, len);
+	key_put(key, &len, sizeof(len));
+	key_put(key, text + loc, len);
 
 	if (params)
 	{
 		if (params->paramFetch != NULL)
 			return false;
-		appendBinaryStringInfo(key, (char *) &params->numParams, sizeof(int));
+		key_put(key, &params->numParams, sizeof(int));
 		for (i = 0; i < params->numParams; i++)
 			append_param(key, &params->params[i]);
 	}
 	return true;
+}
+
+/*
+ * The hash of a key's bytes, by which the store and the in-flight table
+ * find its entry (the whole key is compared before an entry is used, so a
+ * collision costs a lookup, never a wrong answer).  Eight bytes per step
+ * and a final mix: keys run to a few hundred bytes and are hashed for
+ * every statement the cache examines.
+ */
+uint64
+cache_key_hash(const StringInfo key)
+{
+	const char *p = key->data;
+	int			left = key->len;
+	uint64		h = UINT64CONST(0x9E3779B97F4A7C15) ^ (uint64) left;
+	uint64		w;
+
+	for (; left >= 8; p += 8, left -= 8)
+	{
+		memcpy(&w, p, 8);
+		h = (h ^ w) * UINT64CONST(0xBF58476D1CE4E5B9);
+		h ^= h >> 29;
+	}
+	w = 0;
+	memcpy(&w, p, left);
+	h = (h ^ w) * UINT64CONST(0x94D049BB133111EB);
+	h ^= h >> 32;
+	h *= UINT64CONST(0xBF58476D1CE4E5B9);
+	h ^= h >> 29;
+	return h;
 }
 
 uint32

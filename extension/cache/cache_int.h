@@ -195,6 +195,7 @@ typedef struct CacheCapture CacheCapture;
 extern bool cache_build_key(uint64 queryid, const char *sourceText, int stmt_location,
 							int stmt_len, ParamListInfo params, bool all_settings,
 							StringInfo key);
+extern uint64 cache_key_hash(const StringInfo key);
 extern uint32 cache_tupdesc_hash(TupleDesc desc);
 extern bool cache_tlist_shape(List *tlist, uint32 *hash);
 extern bool cache_tupdesc_ok(TupleDesc desc);

@@ -42,6 +42,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -531,14 +532,42 @@ columns_json(List *tables, PlannedStmt *plan, bool keys)
 }
 
 /* Why a table cannot be cached, or NULL. */
-const char *
-cache_relation_refusal(Oid relid)
+/*
+ * Why a table's results cannot be cached, remembered per backend: every
+ * statement the cache examines asks this for each table it reads, at
+ * planning and again at execution.  What it depends on (kind, persistence,
+ * row-level security) changes only with an invalidation of the table's
+ * relcache entry, which forgets the answer.
+ */
+#define REFUSAL_MEMO_SIZE 64
+
+typedef struct RefusalMemo
+{
+	Oid			relid;			/* InvalidOid: empty */
+	const char *why;			/* NULL: may be cached */
+} RefusalMemo;
+
+static RefusalMemo refusal_memo[REFUSAL_MEMO_SIZE];
+static bool refusal_memo_registered = false;
+
+static void
+refusal_memo_forget(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid))
+		memset(refusal_memo, 0, sizeof(refusal_memo));
+	else if (refusal_memo[relid % REFUSAL_MEMO_SIZE].relid == relid)
+		refusal_memo[relid % REFUSAL_MEMO_SIZE].relid = InvalidOid;
+}
+
+static const char *
+relation_refusal_lookup(Oid relid, bool *exists)
 {
 	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	Form_pg_class c;
 	const char *why = NULL;
 
-	if (!HeapTupleIsValid(tup))
+	*exists = HeapTupleIsValid(tup);
+	if (!*exists)
 		return "it does not exist";
 	c = (Form_pg_class) GETSTRUCT(tup);
 	if (relid < FirstNormalObjectId)
@@ -555,6 +584,30 @@ cache_relation_refusal(Oid relid)
 	else if (c->relrowsecurity)
 		why = "it has row-level security";
 	ReleaseSysCache(tup);
+	return why;
+}
+
+const char *
+cache_relation_refusal(Oid relid)
+{
+	RefusalMemo *m = &refusal_memo[relid % REFUSAL_MEMO_SIZE];
+	const char *why;
+	bool		exists;
+
+	if (likely(m->relid == relid && OidIsValid(relid)))
+		return m->why;
+	if (unlikely(!refusal_memo_registered))
+	{
+		CacheRegisterRelcacheCallback(refusal_memo_forget, (Datum) 0);
+		refusal_memo_registered = true;
+	}
+	why = relation_refusal_lookup(relid, &exists);
+	/* one that does not exist has no relcache entry to invalidate */
+	if (exists)
+	{
+		m->relid = relid;
+		m->why = why;
+	}
 	return why;
 }
 

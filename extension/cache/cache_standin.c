@@ -345,7 +345,7 @@ cache_standin_plan(Query *parse, const char *query_string, int cursorOptions,
 	if (!cache_build_key(parse->queryId, query_string, parse->stmt_location,
 						 parse->stmt_len, NULL, (shape & CACHE_SHAPE_SETTINGS) != 0, &c.key))
 		return NULL;
-	c.keyhash = hash_bytes_extended((unsigned char *) c.key.data, c.key.len, 0);
+	c.keyhash = cache_key_hash(&c.key);
 	*looked = true;
 	looked_cand = c;
 	looked_text = query_string;
