@@ -9,12 +9,13 @@ socket, pgbench reaching it over TCP loopback (-j 2):
             limits: default_pool_size 20, reserve_pool_size 10,
             max_prepared_statements 200 (and pool_mode transaction, and
             max_client_conn room for the clients: its default, session
-            mode, would never let a pgbench client go)
+            mode, would never let a pgbench client go); PgBouncer opens its
+            reserve only for a client waiting reserve_pool_timeout (5 s)
   pgb-1.18  Debian 12's PgBouncer, the same (it has no
             max_prepared_statements: -M prepared fails through it)
   pfo       perfopt-pooler with its defaults: pool_size 20, max_overflow
-            10, pool_recycle 3600, pool_pre_ping on (the first of the
-            applications' settings: it is the default)
+            10, pool_recycle 3600, pool_pre_ping on (so the applications'
+            pool_size 20 + max_overflow 10 setting is this one, not run twice)
   pfo-o30, pfo-o40  pool_size 20 with max_overflow 30 / 40, pool_recycle
             3600, pool_pre_ping on
 (BENCH_OVERFLOWS: the max_overflow values besides the default's, "30 40";
@@ -52,6 +53,7 @@ import subprocess
 import sys
 import tempfile
 
+sys.dont_write_bytecode = True  # importing bench.py leaves nothing in the tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402  (its settings, targets and helpers; main() does not run)
 from bench import B_HOST, B_PORT, Target, free_port, log, settle, wait_port  # noqa: E402
