@@ -6,7 +6,7 @@ set -euo pipefail
 
 PACKAGES=(
 	build-essential postgresql-15 postgresql-client-15 postgresql-contrib
-	postgresql-server-dev-15 libkrb5-dev libevent-dev libpq-dev libssl-dev libinih-dev liburing-dev
+	postgresql-server-dev-15 libkrb5-dev libevent-dev libpq-dev libssl-dev libinih-dev liburing-dev pkg-config
 	libipc-run-perl python3 python3-psycopg2 python3-psycopg python3-asyncpg python3-prometheus-client pgbouncer pgpool2
 	postgresql-15-hypopg postgresql-15-pg-qualstats iproute2
 	clang-14 libclang-rt-14-dev valgrind

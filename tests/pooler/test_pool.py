@@ -58,7 +58,7 @@ def test_pool_size():
 
 
 def test_overflow():
-    p = Pooler("overflow", pool_size=2, max_overflow=2, pool_timeout=20)
+    p = Pooler("overflow", pool_size=2, max_overflow=2, pool_timeout=20, overflow_idle_timeout=0)
     peaks, stop = [], threading.Event()
     mon = threading.Thread(target=peak_monitor, args=(stop, peaks))
     mon.start()
