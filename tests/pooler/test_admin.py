@@ -264,7 +264,8 @@ def test_show_counters():
 
     proxy = KillProxy()
     dbs = {"appdb": "host=127.0.0.1 port=%d dbname=appdb" % proxy.port}
-    p = Pooler("admin_ping", dbs=dbs, admin_users="postgres", pool_size=2, max_overflow=0)
+    p = Pooler("admin_ping", dbs=dbs, admin_users="postgres", pool_size=2, max_overflow=0,
+               pre_ping_interval=0)
     a = admin(p)
     c = p.connect()
     q1(c, "select 1")

@@ -130,6 +130,9 @@ def test_overflow_config():
     row = conf.get("overflow_idle_timeout")
     ok(row and row["value"] == "10" and row["default"] == "10" and row["changeable"] == "yes",
        "SHOW CONFIG: overflow_idle_timeout 10 by default, changeable by RELOAD", row)
+    row = conf.get("pre_ping_interval")
+    ok(row and row["value"] == "1" and row["default"] == "1",
+       "SHOW CONFIG: pre_ping_interval 1 by default (a connection used a moment ago is not pinged)", row)
     p.stop()
 
 
