@@ -115,6 +115,7 @@ client_free(client *c)
 	}
 	pstr_unref(c->begin_text);
 	prepared_client_free(c);
+	settings_client_free(c);
 	client_tlist_set(c, 0, 0);
 	conn_destroy(&c->c);
 	TAILQ_REMOVE(&all_clients, c, link);
