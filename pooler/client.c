@@ -353,6 +353,8 @@ client_send(client *c, size_t n)
 
 	if (s->replay)
 		evbuffer_add(s->replay, evbuffer_pullup(c->c.in, n), n);
+	if (s->retry)
+		evbuffer_add(s->retry, evbuffer_pullup(c->c.in, n), n);
 	c->pool->st.bytes_in += n;
 	conn_forward(&s->c, c->c.in, n);
 }

@@ -279,6 +279,7 @@ typedef struct server
 	uint32_t	id;				/* S-<id> in logs and SHOW SERVERS */
 	bool		tls_answer_pending; /* SSLRequest sent, its one-byte answer not read */
 	struct evbuffer *replay;	/* client bytes sent behind that pre-ping */
+	struct evbuffer *retry;		/* client bytes of a batch that may re-run (txn/prepared_replies.c) */
 	uint32_t	pass_remaining;
 	bool		pass_drop;
 	struct event timer;

@@ -316,6 +316,7 @@ server_forward(server *s)
 	unsigned char hdr[6];
 	uint32_t	len;
 	enum forward_step step = STEP_NEXT;
+	bool		retry;
 
 	bufview_load(&v, s->c.in);
 	while (off < v.len)
@@ -353,8 +354,11 @@ server_forward(server *s)
 		if (step != STEP_NEXT)
 			break;
 	}
+	retry = s->prep && prepared_retry_due(s);
 	forward_done(s, c, off, step == STEP_RELEASE);
-	/* last: s may be released, relinked or closed by what it does */
+	/* last: s may be released, relinked or closed by what they do */
 	if (c && c->settings_phase == SETTINGS_ANSWERED)
 		settings_settled(c);
+	else if (retry && c->state == C_ACTIVE && c->server)
+		client_process(c);		/* a batch whose statement went stale runs again */
 }

@@ -27,6 +27,7 @@ void		prepared_flush_synth(server *s);
 bool		prepared_quiet(server *s);
 bool		prepared_server_reset(server *s);
 void		prepared_rollback(server *s, client *c);
+bool		prepared_retry_due(server *s);
 void		prepared_server_free(server *s);
 void		prepared_client_free(client *c);
 
