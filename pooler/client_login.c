@@ -111,11 +111,16 @@ read_param(client *c, const char *name, const char *val, setting_list *l, const 
 
 	if (!strcmp(name, "options"))
 		*opts = val;
-	else if (!strcmp(name, "replication") && wants_replication(val))
-		client_fail(c, "0A000", "unsupported startup parameter \"replication\": perfopt-pooler does not pool replication connections");
-	else if (!strncmp(name, "_pq_.", 5) && !ignored_param(name))
+	else if (!strcmp(name, "replication"))
+	{
+		if (wants_replication(val))
+			client_fail(c, "0A000", "unsupported startup parameter \"replication\": perfopt-pooler does not pool replication connections");
+	}
+	else if (ignored_param(name))
+		;						/* ignore_startup_parameters */
+	else if (!strncmp(name, "_pq_.", 5))
 		client_fail(c, "08P01", "unsupported startup parameter: %s", name);
-	else if (strcmp(name, "replication") && (bad = setting_list_put(l, name, val)) != NULL)
+	else if ((bad = setting_list_put(l, name, val)) != NULL)
 		client_fail(c, "22023", "startup parameter \"%s\": %s", name, bad);
 	return c->state != C_CLOSING;
 }
@@ -126,7 +131,7 @@ read_param(client *c, const char *name, const char *val, setting_list *l, const 
  * startup_params, ignore_startup_parameters are dropped, the rest become
  * c->settings (txn/startup_settings.c).
  */
-static bool
+static void
 route_settings(client *c, setting_list *all)
 {
 	setting_list rest = {0};
@@ -145,7 +150,6 @@ route_settings(client *c, setting_list *all)
 	pstr_unref(c->settings);
 	c->settings = setting_list_key(&rest);
 	setting_list_free(&rest);
-	return true;
 }
 
 /* The startup packet's parameters (p, len: the whole packet); false once the client was failed. */
@@ -194,7 +198,7 @@ read_params(client *c, const unsigned char *p, uint32_t len)
 	for (int i = 0; good && i < explicit.n; i++)
 		setting_list_put(&all, explicit.names[i], explicit.values[i]);
 	if (good)
-		good = route_settings(c, &all);
+		route_settings(c, &all);
 	setting_list_free(&explicit);
 	setting_list_free(&all);
 	return good;

@@ -665,6 +665,8 @@ prepared_client_sent(server *s, char type)
 	}
 	if (!sprep(s))
 		return;
+	if (s->retry && buflen(s->retry) > RETRY_MAX)
+		retry_stop(s);			/* a batch this long is not kept to run again */
 	expect(s, type, SLOT_FORWARD);
 	settle(s);
 }
