@@ -11,11 +11,13 @@ server connection before the DDL."""
 import json
 import os
 import shutil
+import struct
 import subprocess
 
 import psycopg
 
 from harness import TMP, Pooler, direct, ok, q1, skip
+from wire import SYNC, bind, describe, execute, msg, parse, send, session, types, z
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 JDBC_JAR = "/usr/share/java/postgresql.jar"
@@ -205,7 +207,85 @@ def migrate_with_script(argv, table, label, env):
     p.stop()
 
 
+# ---- the protocol itself: which executions run again, which get the error ----
+
+def bind_formats(name, nformats):
+    """A Bind with one text result format per column: a client that counted
+    the statement's columns (pgJDBC does) and sends no Describe."""
+    return msg(b"B", z("") + z(name) + struct.pack("!HH", 0, 0) + struct.pack("!H", nformats) +
+               struct.pack("!H", 0) * nformats)
+
+
+def routine_of(replies):
+    for t, b in replies:
+        if t == "E":
+            return [f[1:].decode() for f in b.split(b"\0") if f[:1] == b"R"]
+    return []
+
+
+def columns(replies):
+    """Column count of the RowDescription, or None."""
+    for t, b in replies:
+        if t == "T":
+            return struct.unpack("!H", b[:2])[0]
+    return None
+
+
+def test_wire():
+    make_table("migw")
+    sql = "select * from migw order by id"
+    p = Pooler("migwire", pool_size=1, max_overflow=0, pool_timeout=60)
+    x = session(p.port, "app", "appdb")
+    y = session(p.port, "app", "appdb")
+    run = describe("", b"P") + execute()
+    first = send(x, parse("q1", sql), bind("q1"), run, SYNC)
+    send(y, parse("y1", sql), bind("y1"), run, SYNC)
+    ok(columns(first) == 2 and "E" not in types(first), "wire: q1 and y1 prepared (one statement on the server)", first)
+    migrate("migw")
+    counted = send(y, bind_formats("y1", 2), execute(), SYNC)
+    ok(types(counted) == "EZ" and routine_of(counted) == ["RevalidateCachedQuery"],
+       "a Bind with per-column formats and no Describe gets PostgreSQL's 0A000 (routine included), not rows "
+       "of another shape", counted)
+    moved = send(x, bind("q1"), run, SYNC)
+    ok(types(moved) == "2TDDCZ" and columns(moved) == 3, "a Bind followed by a Describe of its portal moves to "
+                                                        "the fresh statement: the new column, no error", moved)
+    again = send(y, bind_formats("y1", 2), execute(), SYNC)
+    ok(types(again) == "EZ" and routine_of(again) == ["RevalidateCachedQuery"],
+       "the counted Bind gets 0A000 again (as from PostgreSQL) though the stale copy is gone from the server",
+       again)
+    fresh = send(y, msg(b"C", b"S" + z("y1")), parse("y2", sql), bind("y2"), run, SYNC)
+    ok(types(fresh) == "312TDDCZ" and columns(fresh) == 3,
+       "the driver's own re-prepare is parsed by the server, not answered from the stale statement", fresh)
+    d = direct("appdb")
+    held = q1(d, "select count(*) from pg_stat_activity where usename = 'app' and datname = 'appdb'")
+    d.close()
+    ok(held == 1, "one server connection all along", held)
+    x.close()
+    y.close()
+    p.stop()
+
+
+def test_wire_retry():
+    make_table("migr")
+    sql = "select * from migr order by id"
+    p = Pooler("migretry", pool_size=1, max_overflow=0, pool_timeout=60)
+    x = session(p.port, "app", "appdb")
+    run = describe("", b"P") + execute()
+    send(x, parse("q", sql), bind("q"), run, SYNC)
+    migrate("migr")
+    again = send(x, bind("q"), run, SYNC)
+    ok(types(again) == "2TDDCZ" and columns(again) == 3 and "batch retried" in p.log_text(),
+       "the stale plan's error is not seen: the batch ran again on a fresh statement", again)
+    held = send(x, msg(b"Q", z("select count(*) from pg_prepared_statements")))
+    ok([v for t, v in held if t == "D"] and held[1][1][6:] == b"1",
+       "the server holds the fresh statement only (the stale one closed)", held)
+    x.close()
+    p.stop()
+
+
 TESTS = [
+    ("migration_wire", test_wire),
+    ("migration_wire_retry", test_wire_retry),
     ("migration_psycopg3", test_psycopg3),
     ("migration_in_transaction", test_psycopg3_failed_transaction),
     ("migration_pgjdbc", test_pgjdbc),
