@@ -47,6 +47,7 @@
 
 #include "advisor/advisor_capture.h"
 #include "advisor/advisor_preds.h"
+#include "common/bookkeeping.h"
 #include "common/guc.h"
 
 #define ADVISOR_TRANCHE "perfopt_advisor"
@@ -217,6 +218,7 @@ capture_new(CaptureKey *key, QueryDesc *queryDesc, const char *text, int len,
 	CaptureEntry *e;
 	bool		found;
 
+	bookkeeping_fault_point(BOOKKEEPING_ADVISOR);
 	advisor_extract(queryDesc->plannedstmt, &preds, &scans);
 	LWLockAcquire(capture->lock, LW_EXCLUSIVE);
 	e = hash_search(capture_hash, key, HASH_ENTER_NULL, &found);

@@ -27,6 +27,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 
+#include "common/bookkeeping.h"
 #include "common/guc.h"
 #include "stats/normalize.h"
 #include "stats/slowlog.h"
@@ -214,6 +215,7 @@ slowlog_capture(QueryDesc *queryDesc, double duration_ms, const ExecBuffers *b)
 	Size		total;
 	char	   *p;
 
+	bookkeeping_fault_point(BOOKKEEPING_SLOWLOG);
 	oldcxt = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
 
 	raw = statement_text(queryDesc->sourceText, queryDesc->plannedstmt->stmt_location,

@@ -23,6 +23,7 @@
 #include "storage/shmem.h"
 #include "utils/hsearch.h"
 
+#include "common/bookkeeping.h"
 #include "common/guc.h"
 #include "stats/normalize.h"
 #include "stats/stats_store.h"
@@ -331,6 +332,7 @@ stats_store_prepare_text(uint64 queryid, const char *source, int location,
 		return;
 	}
 
+	bookkeeping_fault_point(BOOKKEEPING_STATS);
 	location = Max(location, 0);
 	(void) CleanQuerytext(source, &location, &length);
 	text = normalize_query_text(source, location, length, jstate, &len);
@@ -406,6 +408,7 @@ stats_store_record(uint64 queryid, const char *source, int location,
 		int			len;
 
 		LWLockRelease(shared->lock);
+		bookkeeping_fault_point(BOOKKEEPING_STATS);
 		text = statement_text(source, Max(location, 0), length, &len);
 		clipped = clip_text(text, len, perfopt_max_query_length, &len);
 		LWLockAcquire(shared->lock, LW_EXCLUSIVE);
