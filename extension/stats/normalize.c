@@ -2,9 +2,8 @@
  * normalize.c
  *		Turns the source text of one statement into the texts perfopt
  *		stores: the normalized form (constants replaced by $n, so that one
- *		row stands for every execution of a statement shape), the statement
- *		cut out of a multi-statement string, and any text clipped to
- *		perfopt.max_query_length with a visible marker.
+ *		row stands for every execution of a statement shape), and any text
+ *		clipped to perfopt.max_query_length with a visible marker.
  *
  * The query jumble records where each constant starts but not how long it
  * is; the lengths come from running the core SQL lexer over the text, which
@@ -140,17 +139,6 @@ normalize_query_text(const char *source, int location, int length,
 	pfree(locs);
 	*out_len = buf.len;
 	return buf.data;
-}
-
-/* The one statement of a possibly multi-statement string, trimmed. */
-char *
-statement_text(const char *source, int location, int length, int *out_len)
-{
-	const char *start;
-
-	start = CleanQuerytext(source, &location, &length);
-	*out_len = length;
-	return pnstrdup(start, length);
 }
 
 /*

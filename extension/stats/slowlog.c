@@ -227,11 +227,14 @@ build_record(void *arg)
 	int			lens[4];
 	char	   *raw;
 	int			raw_len;
+	int			raw_loc;
 	Size		total;
 	char	   *p;
 
-	raw = statement_text(queryDesc->sourceText, queryDesc->plannedstmt->stmt_location,
-						 queryDesc->plannedstmt->stmt_len, &raw_len);
+	raw_len = queryDesc->plannedstmt->stmt_len;
+	raw_loc = queryDesc->plannedstmt->stmt_location;
+	/* not copied here: clip_text below copies what the record keeps */
+	raw = unconstify(char *, CleanQuerytext(queryDesc->sourceText, &raw_loc, &raw_len));
 	texts[SLOW_TEXT_QUERY] = raw;
 	lens[SLOW_TEXT_QUERY] = raw_len;
 	texts[SLOW_TEXT_PARAMS] = bind_parameters(queryDesc);

@@ -357,7 +357,11 @@ make_row_text(void *arg)
 	if (t->jstate)
 		text = normalize_query_text(t->source, t->location, t->length, t->jstate, &len);
 	else
-		text = statement_text(t->source, t->location, t->length, &len);
+	{
+		/* clipped as it is copied: a huge statement is not copied whole */
+		len = t->length;
+		text = unconstify(char *, CleanQuerytext(t->source, &t->location, &len));
+	}
 	t->text = clip_text(text, len, perfopt_max_query_length, &t->len);
 }
 
