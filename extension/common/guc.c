@@ -231,6 +231,30 @@ define_cache_gucs(void)
 }
 /* ---- end result cache ---- */
 
+/* ---- for perfopt's tests ---- */
+int			perfopt_debug_fail_bookkeeping = BOOKKEEPING_NONE;
+
+static const struct config_enum_entry bookkeeping_step_options[] = {
+	{"", BOOKKEEPING_NONE, false},
+	{"none", BOOKKEEPING_NONE, true},
+	{"stats", BOOKKEEPING_STATS, false},
+	{"slowlog", BOOKKEEPING_SLOWLOG, false},
+	{"advisor", BOOKKEEPING_ADVISOR, false},
+	{NULL, 0, false}
+};
+
+static void
+define_test_gucs(void)
+{
+	DefineCustomEnumVariable("perfopt.debug_fail_bookkeeping",
+							 "For perfopt's tests only: makes one bookkeeping step (stats, slowlog or advisor) raise an error.",
+							 "The statement being recorded must still succeed; the skip is counted in perfopt.stats_info.",
+							 &perfopt_debug_fail_bookkeeping,
+							 BOOKKEEPING_NONE, bookkeeping_step_options,
+							 PGC_SUSET, GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
+}
+
 void
 perfopt_define_gucs(void)
 {
@@ -238,5 +262,6 @@ perfopt_define_gucs(void)
 	define_slowlog_gucs();
 	define_advisor_gucs();
 	define_cache_gucs();		/* result cache */
+	define_test_gucs();
 	MarkGUCPrefixReserved("perfopt");
 }
