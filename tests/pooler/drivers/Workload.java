@@ -1,0 +1,248 @@
+/*
+ * tests/pooler/drivers/Workload.java: the real-driver workload for pgJDBC
+ * (Debian's /usr/share/java/postgresql.jar), compiled by
+ * tests/pooler/test_drivers.py into its temporary directory and run there.
+ * The same workload as workload.py (whose header and test_drivers.py
+ * describe it), connection in PGHOST, PGPORT, PGUSER, PGPASSWORD,
+ * PGDATABASE, shape in WL_CLIENTS, WL_ROUNDS, WL_ACCOUNTS, WL_TOTAL, WL_BIG.
+ * One connection per client thread, autocommit off (the driver sends BEGIN),
+ * prepareThreshold=1 so that every PreparedStatement is a named server
+ * statement from its first execution; the large result is read through a
+ * portal, 2000 rows per fetch.  Prints "FAIL ..." per wrong answer, then
+ * "SUMMARY key=value ...".
+ */
+import java.security.SecureRandom;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Set;
+import java.util.TreeMap;
+
+public class Workload {
+	static final int N = env("WL_CLIENTS", 8), R = env("WL_ROUNDS", 12), ACCOUNTS = env("WL_ACCOUNTS", 10);
+	static final int TOTAL = env("WL_TOTAL", 10000), BIG = env("WL_BIG", 10000);
+	static final Map<String, String> SQL = new HashMap<>();
+	static {
+		SQL.put("prev_token", "SELECT token FROM drv_tokens WHERE client = ? AND round = ?");
+		SQL.put("add_token", "INSERT INTO drv_tokens (client, round, token) VALUES (?, ?, ?)");
+		SQL.put("move", "UPDATE drv_accounts SET balance = balance + ? WHERE id = ? RETURNING balance");
+		SQL.put("balances", "SELECT id, balance FROM drv_accounts WHERE id IN (?, ?) ORDER BY id");
+		SQL.put("total", "SELECT sum(balance)::int, pg_backend_pid() FROM drv_accounts");
+		SQL.put("boom", "SELECT 10 / (id - ?) FROM generate_series(1, 3) AS id");
+		SQL.put("big", "SELECT id, repeat('x', id % 97) FROM generate_series(1, ?) AS id ORDER BY id");
+		SQL.put("final", "SELECT (SELECT sum(balance)::int FROM drv_accounts), (SELECT count(*)::int FROM drv_tokens)");
+	}
+	static final Map<String, Integer> COUNTS = new LinkedHashMap<>();
+	static {
+		for (String k : new String[] {"txns", "ryw_txn", "ryw_stmt", "sums", "rollbacks", "large", "moved", "prepared"})
+			COUNTS.put(k, 0);
+	}
+	static final List<String> FAILURES = new ArrayList<>();
+	static final SecureRandom RANDOM = new SecureRandom();
+
+	static int env(String name, int dflt) {
+		String v = System.getenv(name);
+		return v == null ? dflt : Integer.parseInt(v);
+	}
+
+	static synchronized void add(String key) {
+		COUNTS.put(key, COUNTS.get(key) + 1);
+	}
+
+	static synchronized void fail(String text) {
+		FAILURES.add(text);
+	}
+
+	static boolean check(String key, boolean cond, String what, Object expected, Object got) {
+		if (cond)
+			add(key);
+		else
+			fail(what + ": expected " + expected + ", got " + got);
+		return cond;
+	}
+
+	static List<Object> row(Object... v) {
+		return Arrays.asList(v);
+	}
+
+	/* One client: its connection and its statements, each prepared once. */
+	static class Db {
+		final Connection conn;
+		final Map<String, PreparedStatement> stmts = new HashMap<>();
+
+		Db() throws SQLException {
+			Properties props = new Properties();
+			props.setProperty("user", System.getenv("PGUSER"));
+			props.setProperty("password", System.getenv("PGPASSWORD"));
+			props.setProperty("prepareThreshold", "1");
+			props.setProperty("connectTimeout", "10");
+			String url = "jdbc:postgresql://" + System.getenv("PGHOST") + ":" + System.getenv("PGPORT") + "/"
+				+ System.getenv("PGDATABASE");
+			conn = DriverManager.getConnection(url, props);
+			conn.setAutoCommit(false);
+			for (Map.Entry<String, String> e : SQL.entrySet())
+				stmts.put(e.getKey(), conn.prepareStatement(e.getValue()));
+			stmts.get("big").setFetchSize(2000);
+		}
+
+		List<List<Object>> q(String name, Object... args) throws SQLException {
+			add("prepared");
+			PreparedStatement ps = stmts.get(name);
+			for (int k = 0; k < args.length; k++)
+				ps.setObject(k + 1, args[k]);
+			List<List<Object>> out = new ArrayList<>();
+			if (!ps.execute())
+				return out;
+			try (ResultSet rs = ps.getResultSet()) {
+				int cols = rs.getMetaData().getColumnCount();
+				while (rs.next()) {
+					List<Object> r = new ArrayList<>();
+					for (int c = 1; c <= cols; c++)
+						r.add(rs.getObject(c));
+					out.add(r);
+				}
+			}
+			return out;
+		}
+
+		String fails(String name, Object... args) {
+			try {
+				q(name, args);
+				return "none";
+			} catch (SQLException e) {
+				return e.getSQLState();
+			}
+		}
+	}
+
+	/* the transfer of client i in round r: {debited id, credited id, amount} */
+	static int[] plan(int i, int r) {
+		int a = (i * 7 + r * 3) % ACCOUNTS;
+		int b = (a + 1 + (i + r) % (ACCOUNTS - 1)) % ACCOUNTS;
+		return new int[] {a, b, 1 + (i * 13 + r * 5) % 50};
+	}
+
+	static void transferRound(Db db, int i, int r, List<String> tokens, Set<Object> pids) throws SQLException {
+		String tag = "client " + i + " round " + r;
+		if (r > 0) {
+			List<List<Object>> got = db.q("prev_token", i, r - 1);
+			check("ryw_txn", got.equals(List.of(row(tokens.get(r - 1)))), tag + ": previous transaction's token",
+				tokens.get(r - 1), got);
+		}
+		byte[] rnd = new byte[8];
+		RANDOM.nextBytes(rnd);
+		StringBuilder hex = new StringBuilder();
+		for (byte x : rnd)
+			hex.append(String.format("%02x", x));
+		tokens.add("pgjdbc:" + i + ":" + r + ":" + hex);
+		db.q("add_token", i, r, tokens.get(r));
+		List<List<Object>> got = db.q("prev_token", i, r);
+		check("ryw_stmt", got.equals(List.of(row(tokens.get(r)))), tag + ": token written by this transaction",
+			tokens.get(r), got);
+		int[] p = plan(i, r);
+		TreeMap<Integer, Object> after = new TreeMap<>();
+		int[][] moves = p[0] < p[1] ? new int[][] {{p[0], -p[2]}, {p[1], p[2]}} : new int[][] {{p[1], p[2]}, {p[0], -p[2]}};
+		for (int[] m : moves) {
+			List<List<Object>> rows = db.q("move", m[1], m[0]);
+			after.put(m[0], rows.size() == 1 ? rows.get(0).get(0) : rows);
+		}
+		got = db.q("balances", p[0], p[1]);
+		List<List<Object>> want = new ArrayList<>();
+		for (Map.Entry<Integer, Object> e : after.entrySet())
+			want.add(row(e.getKey(), e.getValue()));
+		check("ryw_stmt", got.equals(want), tag + ": balances after the updates", want, got);
+		got = db.q("total");
+		check("sums", got.size() == 1 && Integer.valueOf(TOTAL).equals(got.get(0).get(0)),
+			tag + ": total inside the transaction", TOTAL, got);
+		if (!got.isEmpty())
+			pids.add(got.get(0).get(1));
+		db.conn.commit();
+		add("txns");
+	}
+
+	static void failedRound(Db db, int i, int r) throws SQLException {
+		db.q("add_token", i, 1000 + r, "doomed");
+		String code = db.fails("boom", 2);
+		db.conn.rollback();
+		List<List<Object>> got = db.q("prev_token", i, 1000 + r);
+		check("rollbacks", "22012".equals(code) && got.isEmpty(),
+			"client " + i + " round " + r + ": error 22012, then ROLLBACK undid the write", "22012 and no row",
+			code + " and " + got);
+	}
+
+	static void bigResult(Db db, int i) throws SQLException {
+		List<List<Object>> rows = db.q("big", BIG);
+		db.conn.commit();
+		List<Object> bad = new ArrayList<>();
+		for (int k = 0; k < rows.size() && bad.size() < 2; k++)
+			if (!rows.get(k).equals(row(k + 1, "x".repeat((k + 1) % 97))))
+				bad.add(rows.get(k));
+		check("large", rows.size() == BIG && bad.isEmpty(), "client " + i + ": " + BIG + "-row result", BIG,
+			rows.size() + " " + bad);
+	}
+
+	static void client(Db db, int i) {
+		List<String> tokens = new ArrayList<>();
+		Set<Object> pids = new HashSet<>();
+		try {
+			for (int r = 0; r < R; r++) {
+				if (r % 4 == 2)
+					failedRound(db, i, r);
+				transferRound(db, i, r, tokens, pids);
+				if (r == 1)
+					bigResult(db, i);
+			}
+			if (pids.size() > 1)
+				add("moved");
+		} catch (Exception e) {
+			fail("client " + i + " stopped: " + e);
+		}
+		try {
+			db.conn.close();
+		} catch (SQLException e) {
+			fail("client " + i + " close: " + e);
+		}
+	}
+
+	public static void main(String[] args) throws Exception {
+		List<List<Object>> fin = List.of(Arrays.asList((Object) null, null));
+		try {
+			List<Db> dbs = new ArrayList<>();
+			for (int i = 0; i < N; i++)
+				dbs.add(new Db());
+			List<Thread> threads = new ArrayList<>();
+			for (int i = 0; i < N; i++) {
+				final int k = i;
+				Thread t = new Thread(() -> client(dbs.get(k), k));
+				t.start();
+				threads.add(t);
+			}
+			for (Thread t : threads)
+				t.join();
+			Db db = new Db();
+			fin = db.q("final");
+			db.conn.close();
+		} catch (Exception e) {
+			fail("final check: " + e);
+		}
+		StringBuilder out = new StringBuilder();
+		for (String f : FAILURES)
+			out.append("FAIL ").append(f.replace("\n", " | ")).append('\n');
+		out.append("SUMMARY driver=pgjdbc clients=").append(N).append(" rounds=").append(R);
+		for (Map.Entry<String, Integer> e : COUNTS.entrySet())
+			out.append(' ').append(e.getKey()).append('=').append(e.getValue());
+		out.append(" final_sum=").append(fin.get(0).get(0)).append(" final_tokens=").append(fin.get(0).get(1));
+		out.append(" failures=").append(FAILURES.size());
+		System.out.println(out);
+	}
+}

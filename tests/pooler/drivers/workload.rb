@@ -1,0 +1,167 @@
+# tests/pooler/drivers/workload.rb: the real-driver workload for ruby-pg, run
+# by tests/pooler/test_drivers.py.  The same workload as workload.py (whose
+# header and test_drivers.py describe it), connection in PGHOST, PGPORT,
+# PGUSER, PGPASSWORD, PGDATABASE, shape in WL_CLIENTS, WL_ROUNDS,
+# WL_ACCOUNTS, WL_TOTAL, WL_BIG.  One PG::Connection per client thread; each
+# connection prepares every statement once (PQprepare, outside any
+# transaction) and runs them with exec_prepared.  Prints "FAIL ..." per wrong
+# answer, then "SUMMARY key=value ...".
+require 'pg'
+require 'securerandom'
+require 'set'
+
+N = Integer(ENV.fetch('WL_CLIENTS', '8'))
+R = Integer(ENV.fetch('WL_ROUNDS', '12'))
+ACCOUNTS = Integer(ENV.fetch('WL_ACCOUNTS', '10'))
+TOTAL = Integer(ENV.fetch('WL_TOTAL', '10000'))
+BIG = Integer(ENV.fetch('WL_BIG', '10000'))
+
+SQL = {
+  'prev_token' => 'SELECT token FROM drv_tokens WHERE client = $1 AND round = $2',
+  'add_token' => 'INSERT INTO drv_tokens (client, round, token) VALUES ($1, $2, $3)',
+  'move' => 'UPDATE drv_accounts SET balance = balance + $1 WHERE id = $2 RETURNING balance',
+  'balances' => 'SELECT id, balance FROM drv_accounts WHERE id IN ($1, $2) ORDER BY id',
+  'total' => 'SELECT sum(balance)::int, pg_backend_pid() FROM drv_accounts',
+  'boom' => 'SELECT 10 / (id - $1) FROM generate_series(1, 3) AS id',
+  'big' => "SELECT id, repeat('x', id % 97) FROM generate_series(1, $1) AS id ORDER BY id",
+  'final' => 'SELECT (SELECT sum(balance)::int FROM drv_accounts), (SELECT count(*)::int FROM drv_tokens)'
+}.freeze
+
+# Counts of answers checked and the mismatches, shared by the client threads.
+class Tally
+  attr_reader :n, :failures
+
+  def initialize
+    @lock = Mutex.new
+    @n = { 'txns' => 0, 'ryw_txn' => 0, 'ryw_stmt' => 0, 'sums' => 0, 'rollbacks' => 0, 'large' => 0,
+           'moved' => 0, 'prepared' => 0 }
+    @failures = []
+  end
+
+  def add(key)
+    @lock.synchronize { @n[key] += 1 }
+  end
+
+  def fail(text)
+    @lock.synchronize { @failures << text }
+  end
+
+  def check(key, cond, what, expected, got)
+    cond ? add(key) : fail("#{what}: expected #{expected.inspect}, got #{got.inspect}")
+    cond
+  end
+end
+
+T = Tally.new
+
+# One client: its connection, its statements prepared once, typed rows back.
+class Db
+  def initialize
+    @c = PG.connect(connect_timeout: 10)   # PG* from the environment
+    @c.type_map_for_results = PG::BasicTypeMapForResults.new(@c)
+    SQL.each { |name, sql| @c.prepare("drv_#{name}", sql) }
+  end
+
+  def exec(sql)
+    @c.exec(sql)
+  end
+
+  def q(name, *args)
+    T.add('prepared')
+    @c.exec_prepared("drv_#{name}", args.map(&:to_s)).values
+  end
+
+  def fails(name, *args)
+    q(name, *args)
+    'none'
+  rescue PG::Error => e
+    e.result ? e.result.error_field(PG::PG_DIAG_SQLSTATE) : e.message
+  end
+
+  def close
+    @c.close
+  end
+end
+
+# the transfer of client i in round r: [debited id, credited id, amount]
+def plan(i, r)
+  a = (i * 7 + r * 3) % ACCOUNTS
+  b = (a + 1 + (i + r) % (ACCOUNTS - 1)) % ACCOUNTS
+  [a, b, 1 + (i * 13 + r * 5) % 50]
+end
+
+def transfer_round(db, i, r, tokens, pids)
+  tag = "client #{i} round #{r}"
+  db.exec('BEGIN')
+  if r.positive?
+    got = db.q('prev_token', i, r - 1)
+    T.check('ryw_txn', got == [[tokens[r - 1]]], "#{tag}: previous transaction's token", tokens[r - 1], got)
+  end
+  tokens << "ruby-pg:#{i}:#{r}:#{SecureRandom.hex(8)}"
+  db.q('add_token', i, r, tokens[r])
+  got = db.q('prev_token', i, r)
+  T.check('ryw_stmt', got == [[tokens[r]]], "#{tag}: token written by this transaction", tokens[r], got)
+  a, b, amt = plan(i, r)
+  after = {}
+  [[a, -amt], [b, amt]].sort.each do |acct, delta|
+    rows = db.q('move', delta, acct)
+    after[acct] = rows.length == 1 ? rows[0][0] : rows
+  end
+  got = db.q('balances', a, b)
+  want = after.sort
+  T.check('ryw_stmt', got == want, "#{tag}: balances after the updates", want, got)
+  got = db.q('total')
+  T.check('sums', got.length == 1 && got[0][0] == TOTAL, "#{tag}: total inside the transaction", TOTAL, got)
+  pids << got[0][1] unless got.empty?
+  db.exec('COMMIT')
+  T.add('txns')
+end
+
+def failed_round(db, i, r)
+  db.exec('BEGIN')
+  db.q('add_token', i, 1000 + r, 'doomed')
+  code = db.fails('boom', 2)
+  db.exec('ROLLBACK')
+  got = db.q('prev_token', i, 1000 + r)
+  T.check('rollbacks', code == '22012' && got.empty?, "client #{i} round #{r}: error 22012, then ROLLBACK undid the write",
+          ['22012', []], [code, got])
+end
+
+def big_result(db, i)
+  db.exec('BEGIN')
+  rows = db.q('big', BIG)
+  db.exec('COMMIT')
+  bad = rows.each_with_index.reject { |row, k| row == [k + 1, 'x' * ((k + 1) % 97)] }.map(&:first)
+  T.check('large', rows.length == BIG && bad.empty?, "client #{i}: #{BIG}-row result", BIG, [rows.length, bad[0, 2]])
+end
+
+def client(db, i)
+  tokens = []
+  pids = Set.new
+  R.times do |r|
+    failed_round(db, i, r) if r % 4 == 2
+    transfer_round(db, i, r, tokens, pids)
+    big_result(db, i) if r == 1
+  end
+  T.add('moved') if pids.size > 1
+rescue StandardError => e
+  T.fail("client #{i} stopped: #{e.class}: #{e.message.strip}")
+ensure
+  db.close
+end
+
+final = [[nil, nil]]
+begin
+  dbs = Array.new(N) { Db.new }
+  dbs.each_with_index.map { |db, i| Thread.new { client(db, i) } }.each(&:join)
+  db = Db.new
+  final = db.q('final')
+  db.close
+rescue StandardError => e
+  T.fail("final check: #{e.class}: #{e.message.strip}")
+end
+T.failures.each { |f| puts "FAIL #{f.gsub("\n", ' | ')}" }
+fields = { 'driver' => 'ruby-pg', 'clients' => N, 'rounds' => R }.merge(T.n)
+fields.merge!('final_sum' => final[0][0], 'final_tokens' => final[0][1], 'failures' => T.failures.length)
+puts "SUMMARY #{fields.map { |k, v| "#{k}=#{v}" }.join(' ')}"
+$stdout.flush
