@@ -11,7 +11,9 @@ writes this round's token and reads it back, moves an amount between two
 accounts (updates in id order: no deadlock) and reads the new balances and
 the total, which must still be WL_TOTAL.  Every fourth round a transaction
 writes, fails with 22012 after a first row, is rolled back and its write must
-be gone; once per client a WL_BIG-row result is checked row by row.  Each
+be gone; once per client a WL_BIG-row result is checked row by row, and
+WL_BULK rows go in through the driver's bulk path (COPY, executemany, a JDBC
+batch, a many-statement query) and are read back in the same transaction.  Each
 driver uses named prepared statements where it has them (asyncpg always;
 psycopg 3 prepare=True; node-postgres {name, text, values}; ruby-pg
 exec_prepared; pgJDBC prepareThreshold=1); the test then finds them on the
@@ -32,7 +34,7 @@ from harness import PG_HOST, PG_PORT, Pooler, TMP, direct, ok
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "drivers")
 PYTHON = "/usr/bin/python3"
 JDBC_JAR = "/usr/share/java/postgresql.jar"
-ACCOUNTS, TOTAL, BIG = 10, 10000, 10000
+ACCOUNTS, TOTAL, BIG, BULK = 10, 10000, 10000, 200
 SHAPES = {"transaction": dict(clients=8, rounds=12, pool_size=2),
           "session": dict(clients=3, rounds=4, pool_size=3)}
 
@@ -91,13 +93,14 @@ DRIVERS = [
 def fresh_tables():
     d = direct("appdb")
     with d.cursor() as cur:
-        cur.execute("DROP TABLE IF EXISTS drv_accounts, drv_tokens")
+        cur.execute("DROP TABLE IF EXISTS drv_accounts, drv_tokens, drv_bulk")
         cur.execute("CREATE TABLE drv_accounts (id int PRIMARY KEY, balance int NOT NULL)")
         cur.execute("INSERT INTO drv_accounts SELECT g, %s FROM generate_series(0, %s) g",
                     (TOTAL // ACCOUNTS, ACCOUNTS - 1))
         cur.execute("CREATE TABLE drv_tokens (client int, round int, token text NOT NULL, "
                     "PRIMARY KEY (client, round))")
-        cur.execute("GRANT ALL ON drv_accounts, drv_tokens TO app")
+        cur.execute("CREATE TABLE drv_bulk (client int, k int, v text NOT NULL, PRIMARY KEY (client, k))")
+        cur.execute("GRANT ALL ON drv_accounts, drv_tokens, drv_bulk TO app")
     d.close()
 
 
@@ -105,7 +108,7 @@ def database_state():
     d = direct("appdb")
     with d.cursor() as cur:
         cur.execute("SELECT (SELECT sum(balance)::int FROM drv_accounts), (SELECT count(*)::int FROM drv_tokens), "
-                    "(SELECT count(*)::int FROM drv_tokens WHERE round >= 1000)")
+                    "(SELECT count(*)::int FROM drv_tokens WHERE round >= 1000), (SELECT count(*)::int FROM drv_bulk)")
         r = cur.fetchone()
     d.close()
     return r
@@ -114,7 +117,7 @@ def database_state():
 def expected(clients, rounds):
     failed_rounds = len([r for r in range(rounds) if r % 4 == 2])
     return dict(txns=clients * rounds, ryw_txn=clients * (rounds - 1), ryw_stmt=2 * clients * rounds,
-                sums=clients * rounds, rollbacks=clients * failed_rounds, large=clients,
+                sums=clients * rounds, rollbacks=clients * failed_rounds, large=clients, bulk=clients,
                 final_sum=TOTAL, final_tokens=clients * rounds, failures=0)
 
 
@@ -153,7 +156,7 @@ def run_workload(name, argv, mode, shape):
     p = Pooler("drv_%s_%s" % (name, mode), **settings)
     env = dict(os.environ, PGHOST="127.0.0.1", PGPORT=str(p.port), PGUSER="app", PGPASSWORD="app-secret",
                PGDATABASE="appdb", WL_CLIENTS=str(shape["clients"]), WL_ROUNDS=str(shape["rounds"]),
-               WL_ACCOUNTS=str(ACCOUNTS), WL_TOTAL=str(TOTAL), WL_BIG=str(BIG))
+               WL_ACCOUNTS=str(ACCOUNTS), WL_TOTAL=str(TOTAL), WL_BIG=str(BIG), WL_BULK=str(BULK))
     try:
         r = subprocess.run(argv, capture_output=True, text=True, cwd=HERE, env=env, timeout=180)
         out, err, rc = r.stdout, r.stderr, r.returncode
@@ -171,12 +174,13 @@ def check_run(name, argv, mode, prepares):
        " | ".join(fails[:4]) + (" | status %d, stderr: %s" % (rc, err.strip()[-600:]) if rc or not summary else ""))
     want = expected(shape["clients"], shape["rounds"])
     got = {k: (summary or {}).get(k) for k in want}
-    ok(got == want, label + ": every check ran (%d transactions, %d rollbacks, %d x %d rows)"
-       % (want["txns"], want["rollbacks"], want["large"], BIG),
+    ok(got == want, label + ": every check ran (%d transactions, %d rollbacks, %d x %d rows, %d x %d bulk)"
+       % (want["txns"], want["rollbacks"], want["large"], BIG, want["bulk"], BULK),
        "expected %s, got %s" % (want, got))
     state = database_state()
-    ok(state == (TOTAL, want["txns"], 0), label + ": the database holds the total, every token, no rolled-back write",
-       "(sum, tokens, rolled back) = %s" % (state,))
+    ok(state == (TOTAL, want["txns"], 0, want["bulk"] * BULK),
+       label + ": the database holds the total, every token and bulk row, no rolled-back write",
+       "(sum, tokens, rolled back, bulk rows) = %s" % (state,))
     if mode == "transaction":
         if p.alive():
             stmts = held_statements(p, shape["pool_size"])

@@ -4,11 +4,11 @@
  * tests/pooler/test_drivers.py into its temporary directory and run there.
  * The same workload as workload.py (whose header and test_drivers.py
  * describe it), connection in PGHOST, PGPORT, PGUSER, PGPASSWORD,
- * PGDATABASE, shape in WL_CLIENTS, WL_ROUNDS, WL_ACCOUNTS, WL_TOTAL, WL_BIG.
- * One connection per client thread, autocommit off (the driver sends BEGIN),
- * prepareThreshold=1 so that every PreparedStatement is a named server
- * statement from its first execution; the large result is read through a
- * portal, 2000 rows per fetch.  Prints "FAIL ..." per wrong answer, then
+ * PGDATABASE, shape in WL_CLIENTS, WL_ROUNDS, WL_ACCOUNTS, WL_TOTAL, WL_BIG,
+ * WL_BULK.  One connection per client thread, autocommit off (the driver
+ * sends BEGIN), prepareThreshold=1 so that every PreparedStatement is a named
+ * server statement from its first execution; the large result is read
+ * through a portal, 2000 rows per fetch; the bulk load is one batch.  Prints "FAIL ..." per wrong answer, then
  * "SUMMARY key=value ...".
  */
 import java.security.SecureRandom;
@@ -30,7 +30,7 @@ import java.util.TreeMap;
 
 public class Workload {
 	static final int N = env("WL_CLIENTS", 8), R = env("WL_ROUNDS", 12), ACCOUNTS = env("WL_ACCOUNTS", 10);
-	static final int TOTAL = env("WL_TOTAL", 10000), BIG = env("WL_BIG", 10000);
+	static final int TOTAL = env("WL_TOTAL", 10000), BIG = env("WL_BIG", 10000), BULK = env("WL_BULK", 200);
 	static final Map<String, String> SQL = new HashMap<>();
 	static {
 		SQL.put("prev_token", "SELECT token FROM drv_tokens WHERE client = ? AND round = ?");
@@ -40,11 +40,13 @@ public class Workload {
 		SQL.put("total", "SELECT sum(balance)::int, pg_backend_pid() FROM drv_accounts");
 		SQL.put("boom", "SELECT 10 / (id - ?) FROM generate_series(1, 3) AS id");
 		SQL.put("big", "SELECT id, repeat('x', id % 97) FROM generate_series(1, ?) AS id ORDER BY id");
+		SQL.put("bulk_insert", "INSERT INTO drv_bulk (client, k, v) VALUES (?, ?, ?)");
+		SQL.put("bulk_check", "SELECT count(*)::int, string_agg(v, ',' ORDER BY k) FROM drv_bulk WHERE client = ?");
 		SQL.put("final", "SELECT (SELECT sum(balance)::int FROM drv_accounts), (SELECT count(*)::int FROM drv_tokens)");
 	}
 	static final Map<String, Integer> COUNTS = new LinkedHashMap<>();
 	static {
-		for (String k : new String[] {"txns", "ryw_txn", "ryw_stmt", "sums", "rollbacks", "large", "moved", "prepared"})
+		for (String k : new String[] {"txns", "ryw_txn", "ryw_stmt", "sums", "rollbacks", "large", "bulk", "moved", "prepared"})
 			COUNTS.put(k, 0);
 	}
 	static final List<String> FAILURES = new ArrayList<>();
@@ -191,6 +193,30 @@ public class Workload {
 			rows.size() + " " + bad);
 	}
 
+	/* BULK rows through one JDBC batch (Bind/Execute pipelined, one Sync), read back in the same transaction */
+	static void bulkLoad(Db db, int i) throws SQLException {
+		PreparedStatement ps = db.stmts.get("bulk_insert");
+		StringBuilder all = new StringBuilder();
+		for (int k = 0; k < BULK; k++) {
+			String v = "b" + i + "-" + k;
+			all.append(k > 0 ? "," : "").append(v);
+			ps.setInt(1, i);
+			ps.setInt(2, k);
+			ps.setString(3, v);
+			ps.addBatch();
+		}
+		int[] counts = ps.executeBatch();
+		add("prepared");
+		List<List<Object>> got = db.q("bulk_check", i);
+		db.conn.commit();
+		int inserted = 0;
+		for (int c : counts)
+			inserted += c;
+		check("bulk", inserted == BULK && got.equals(List.of(row(BULK, all.toString()))),
+			"client " + i + ": " + BULK + " rows loaded by one batch", BULK + " rows",
+			inserted + " inserted, read back " + (got.size() == 1 ? got.get(0).get(0) : got));
+	}
+
 	static void client(Db db, int i) {
 		List<String> tokens = new ArrayList<>();
 		Set<Object> pids = new HashSet<>();
@@ -201,6 +227,8 @@ public class Workload {
 				transferRound(db, i, r, tokens, pids);
 				if (r == 1)
 					bigResult(db, i);
+				if (r == 3)
+					bulkLoad(db, i);
 			}
 			if (pids.size() > 1)
 				add("moved");

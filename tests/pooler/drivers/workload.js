@@ -3,10 +3,11 @@
 // by tests/pooler/test_drivers.py.  The same workload as workload.py (whose
 // header and test_drivers.py describe it), connection in PGHOST, PGPORT,
 // PGUSER, PGPASSWORD, PGDATABASE, shape in WL_CLIENTS, WL_ROUNDS,
-// WL_ACCOUNTS, WL_TOTAL, WL_BIG.  One pg.Client per client, all on one event
-// loop; every statement but BEGIN/COMMIT/ROLLBACK is a named query
-// ({name, text, values}): node-postgres parses it once per connection and
-// binds it by name afterwards.  Prints "FAIL ..." per wrong answer, then
+// WL_ACCOUNTS, WL_TOTAL, WL_BIG, WL_BULK.  One pg.Client per client, all on
+// one event loop; every statement but BEGIN/COMMIT/ROLLBACK and the bulk
+// load (one simple Query of many INSERTs) is a named query ({name, text,
+// values}): node-postgres parses it once per connection and binds it by name
+// afterwards.  Prints "FAIL ..." per wrong answer, then
 // "SUMMARY key=value ...".
 'use strict';
 const crypto = require('crypto');
@@ -14,7 +15,7 @@ const { Client } = require('pg');
 
 const env = (k, d) => Number(process.env[k] || d);
 const N = env('WL_CLIENTS', 8), R = env('WL_ROUNDS', 12), ACCOUNTS = env('WL_ACCOUNTS', 10);
-const TOTAL = env('WL_TOTAL', 10000), BIG = env('WL_BIG', 10000);
+const TOTAL = env('WL_TOTAL', 10000), BIG = env('WL_BIG', 10000), BULK = env('WL_BULK', 200);
 
 const SQL = {
   prev_token: 'SELECT token FROM drv_tokens WHERE client = $1 AND round = $2',
@@ -24,10 +25,11 @@ const SQL = {
   total: 'SELECT sum(balance)::int, pg_backend_pid() FROM drv_accounts',
   boom: 'SELECT 10 / (id - $1) FROM generate_series(1, 3) AS id',
   big: "SELECT id, repeat('x', id % 97) FROM generate_series(1, $1) AS id ORDER BY id",
+  bulk_check: "SELECT count(*)::int, string_agg(v, ',' ORDER BY k) FROM drv_bulk WHERE client = $1",
   final: 'SELECT (SELECT sum(balance)::int FROM drv_accounts), (SELECT count(*)::int FROM drv_tokens)',
 };
 
-const n = { txns: 0, ryw_txn: 0, ryw_stmt: 0, sums: 0, rollbacks: 0, large: 0, moved: 0, prepared: 0 };
+const n = { txns: 0, ryw_txn: 0, ryw_stmt: 0, sums: 0, rollbacks: 0, large: 0, bulk: 0, moved: 0, prepared: 0 };
 const failures = [];
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
@@ -105,6 +107,19 @@ async function bigResult(c, i) {
     [rows.length, bad.slice(0, 2)]);
 }
 
+// BULK rows in one simple Query of BULK INSERT statements, read back in the
+// same transaction
+async function bulkLoad(c, i) {
+  const vals = [...Array(BULK).keys()].map((k) => `b${i}-${k}`);
+  await c.query('BEGIN');
+  await c.query(vals.map((v, k) => `INSERT INTO drv_bulk (client, k, v) VALUES (${i}, ${k}, '${v}');`).join('\n'));
+  const got = await q(c, 'bulk_check', i);
+  await c.query('COMMIT');
+  const want = [[BULK, vals.join(',')]];
+  check('bulk', same(got, want), `client ${i}: ${BULK} rows loaded by one many-statement query`, BULK,
+    got.length === 1 ? got[0][0] : got);
+}
+
 async function client(c, i) {
   const tokens = [], pids = new Set();
   try {
@@ -112,6 +127,7 @@ async function client(c, i) {
       if (r % 4 === 2) await failedRound(c, i, r);
       await transferRound(c, i, r, tokens, pids);
       if (r === 1) await bigResult(c, i);
+      if (r === 3) await bulkLoad(c, i);
     }
     if (pids.size > 1) n.moved++;
   } catch (e) {

@@ -3,10 +3,12 @@ drivers (asyncpg, psycopg2, psycopg 3, SQLAlchemy over psycopg2 with its
 QueuePool), run by tests/pooler/test_drivers.py as
     workload.py DRIVER
 with the connection in PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE and the
-shape in WL_CLIENTS, WL_ROUNDS, WL_ACCOUNTS, WL_TOTAL, WL_BIG.  The workload
-is the one workload.js, workload.rb and Workload.java run (test_drivers.py
-describes it): bank transfers whose total must hold, tokens each client writes
-and reads back, an error inside a transaction then ROLLBACK, a large result.
+shape in WL_CLIENTS, WL_ROUNDS, WL_ACCOUNTS, WL_TOTAL, WL_BIG, WL_BULK.  The
+workload is the one workload.js, workload.rb and Workload.java run
+(test_drivers.py describes it): bank transfers whose total must hold, tokens
+each client writes and reads back, an error inside a transaction then
+ROLLBACK, a large result, a bulk load (psycopg2 and psycopg 3: COPY;
+SQLAlchemy and asyncpg: executemany).
 Every answer is compared; each mismatch prints a "FAIL ..." line, and the
 last line is "SUMMARY key=value ...".
 
@@ -14,6 +16,7 @@ The client logic is written once, as coroutines over a small adapter: asyncpg
 runs every client on one event loop; a blocking driver's adapter runs each
 client on a thread of its own (its coroutines never suspend)."""
 import asyncio
+import io
 import os
 import re
 import secrets
@@ -25,6 +28,7 @@ R = int(os.environ.get("WL_ROUNDS", "12"))
 ACCOUNTS = int(os.environ.get("WL_ACCOUNTS", "10"))
 TOTAL = int(os.environ.get("WL_TOTAL", "10000"))
 BIG = int(os.environ.get("WL_BIG", "10000"))
+BULK = int(os.environ.get("WL_BULK", "200"))
 CONN = dict(host=os.environ["PGHOST"], port=int(os.environ["PGPORT"]), user=os.environ["PGUSER"],
             password=os.environ["PGPASSWORD"], dbname=os.environ["PGDATABASE"])
 
@@ -37,6 +41,8 @@ SQL = {
     "total": "SELECT sum(balance)::int, pg_backend_pid() FROM drv_accounts",
     "boom": "SELECT 10 / (id - $1) FROM generate_series(1, 3) AS id",
     "big": "SELECT id, repeat('x', id % 97) FROM generate_series(1, $1) AS id ORDER BY id",
+    "bulk_insert": "INSERT INTO drv_bulk (client, k, v) VALUES ($1, $2, $3)",
+    "bulk_check": "SELECT count(*)::int, string_agg(v, ',' ORDER BY k) FROM drv_bulk WHERE client = $1",
     "final": "SELECT (SELECT sum(balance)::int FROM drv_accounts), (SELECT count(*)::int FROM drv_tokens)",
 }
 
@@ -46,7 +52,7 @@ class Tally:
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.n = dict(txns=0, ryw_txn=0, ryw_stmt=0, sums=0, rollbacks=0, large=0, moved=0, prepared=0)
+        self.n = dict(txns=0, ryw_txn=0, ryw_stmt=0, sums=0, rollbacks=0, large=0, bulk=0, moved=0, prepared=0)
         self.failures = []
 
     def add(self, key, k=1):
@@ -123,6 +129,22 @@ async def big_result(db, i):
             BIG, (len(rows), bad[:2]))
 
 
+def bulk_rows(i):
+    return [(i, k, "b%d-%d" % (i, k)) for k in range(BULK)]
+
+
+async def bulk_load(db, i):
+    """BULK rows through the driver's bulk path (COPY, executemany), read
+    back in the same transaction."""
+    await db.begin()
+    await db.bulk(bulk_rows(i))
+    got = await db.q("bulk_check", i)
+    await db.commit()
+    want = [(BULK, ",".join(v for _, _, v in bulk_rows(i)))]
+    T.check("bulk", got == want, "client %d: %d rows loaded in bulk" % (i, BULK), want[0][0],
+            got[0][0] if len(got) == 1 else got)
+
+
 async def client(db, i):
     tokens, pids = [], set()
     try:
@@ -132,6 +154,8 @@ async def client(db, i):
             await transfer_round(db, i, r, tokens, pids)
             if r == 1:
                 await big_result(db, i)
+            if r == 3:
+                await bulk_load(db, i)
         if len(pids) > 1:
             T.add("moved")
     except Exception as e:
@@ -139,7 +163,8 @@ async def client(db, i):
             T.failures.append("client %d stopped: %s: %s" % (i, type(e).__name__, str(e).strip()))
 
 
-# ---- adapters: begin/commit/rollback, q(name, *args) -> [tuple], fails(name, *args) -> sqlstate, big(n) ----
+# ---- adapters: begin/commit/rollback, q(name, *args) -> [tuple], fails(name, *args) -> sqlstate,
+#      big(n) -> [tuple], bulk(rows) ----
 
 def pyformat(sql):
     return re.sub(r"\$\d+", "%s", sql.replace("%", "%%"))
@@ -183,6 +208,11 @@ class Psycopg2:
             cur.execute(pyformat(SQL["big"]), (n,))
             return [tuple(r) for r in cur]
 
+    async def bulk(self, rows):
+        data = "".join("%d\t%d\t%s\n" % r for r in rows)
+        with self.conn.cursor() as cur:
+            cur.copy_expert("COPY drv_bulk (client, k, v) FROM STDIN", io.StringIO(data))
+
     def close(self):
         self.conn.close()
 
@@ -213,6 +243,12 @@ class Psycopg3(Psycopg2):
             cur.itersize = 2000
             cur.execute(pyformat(SQL["big"]), (n,))
             return [tuple(r) for r in cur]
+
+    async def bulk(self, rows):
+        with self.conn.cursor() as cur:
+            with cur.copy("COPY drv_bulk (client, k, v) FROM STDIN") as copy:
+                for r in rows:
+                    copy.write_row(r)
 
 
 class SQLAlchemy:
@@ -275,6 +311,10 @@ class SQLAlchemy:
         res = self.conn.execution_options(stream_results=True, yield_per=2000).execute(self.sa.text(sql), params)
         return [tuple(r) for r in res]
 
+    async def bulk(self, rows):
+        sql, _ = self.text("bulk_insert", (0, 0, 0))
+        self.conn.execute(self.sa.text(sql), [dict(p1=c, p2=k, p3=v) for c, k, v in rows])    # executemany
+
     def close(self):
         pass
 
@@ -320,6 +360,10 @@ class Asyncpg:
     async def big(self, n):
         T.add("prepared")
         return [tuple(r) async for r in self.conn.cursor(SQL["big"], n, prefetch=2000)]
+
+    async def bulk(self, rows):
+        T.add("prepared")
+        await self.conn.executemany(SQL["bulk_insert"], rows)      # one prepared statement, pipelined
 
     def close(self):
         pass

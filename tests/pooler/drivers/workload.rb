@@ -2,9 +2,9 @@
 # by tests/pooler/test_drivers.py.  The same workload as workload.py (whose
 # header and test_drivers.py describe it), connection in PGHOST, PGPORT,
 # PGUSER, PGPASSWORD, PGDATABASE, shape in WL_CLIENTS, WL_ROUNDS,
-# WL_ACCOUNTS, WL_TOTAL, WL_BIG.  One PG::Connection per client thread; each
-# connection prepares every statement once (PQprepare, outside any
-# transaction) and runs them with exec_prepared.  Prints "FAIL ..." per wrong
+# WL_ACCOUNTS, WL_TOTAL, WL_BIG, WL_BULK.  One PG::Connection per client
+# thread; each connection prepares every statement once (PQprepare, outside
+# any transaction) and runs them with exec_prepared; the bulk load is a COPY.  Prints "FAIL ..." per wrong
 # answer, then "SUMMARY key=value ...".
 require 'pg'
 require 'securerandom'
@@ -15,6 +15,7 @@ R = Integer(ENV.fetch('WL_ROUNDS', '12'))
 ACCOUNTS = Integer(ENV.fetch('WL_ACCOUNTS', '10'))
 TOTAL = Integer(ENV.fetch('WL_TOTAL', '10000'))
 BIG = Integer(ENV.fetch('WL_BIG', '10000'))
+BULK = Integer(ENV.fetch('WL_BULK', '200'))
 
 SQL = {
   'prev_token' => 'SELECT token FROM drv_tokens WHERE client = $1 AND round = $2',
@@ -24,6 +25,7 @@ SQL = {
   'total' => 'SELECT sum(balance)::int, pg_backend_pid() FROM drv_accounts',
   'boom' => 'SELECT 10 / (id - $1) FROM generate_series(1, 3) AS id',
   'big' => "SELECT id, repeat('x', id % 97) FROM generate_series(1, $1) AS id ORDER BY id",
+  'bulk_check' => "SELECT count(*)::int, string_agg(v, ',' ORDER BY k) FROM drv_bulk WHERE client = $1",
   'final' => 'SELECT (SELECT sum(balance)::int FROM drv_accounts), (SELECT count(*)::int FROM drv_tokens)'
 }.freeze
 
@@ -34,7 +36,7 @@ class Tally
   def initialize
     @lock = Mutex.new
     @n = { 'txns' => 0, 'ryw_txn' => 0, 'ryw_stmt' => 0, 'sums' => 0, 'rollbacks' => 0, 'large' => 0,
-           'moved' => 0, 'prepared' => 0 }
+           'bulk' => 0, 'moved' => 0, 'prepared' => 0 }
     @failures = []
   end
 
@@ -64,6 +66,11 @@ class Db
 
   def exec(sql)
     @c.exec(sql)
+  end
+
+  # rows through COPY FROM STDIN
+  def copy_in(sql, rows)
+    @c.copy_data(sql) { rows.each { |r| @c.put_copy_data(r.join("\t") + "\n") } }
   end
 
   def q(name, *args)
@@ -135,6 +142,16 @@ def big_result(db, i)
   T.check('large', rows.length == BIG && bad.empty?, "client #{i}: #{BIG}-row result", BIG, [rows.length, bad[0, 2]])
 end
 
+def bulk_load(db, i)
+  rows = Array.new(BULK) { |k| [i, k, "b#{i}-#{k}"] }
+  db.exec('BEGIN')
+  db.copy_in('COPY drv_bulk (client, k, v) FROM STDIN', rows)
+  got = db.q('bulk_check', i)
+  db.exec('COMMIT')
+  want = [[BULK, rows.map(&:last).join(',')]]
+  T.check('bulk', got == want, "client #{i}: #{BULK} rows loaded by COPY", BULK, got.length == 1 ? got[0][0] : got)
+end
+
 def client(db, i)
   tokens = []
   pids = Set.new
@@ -142,6 +159,7 @@ def client(db, i)
     failed_round(db, i, r) if r % 4 == 2
     transfer_round(db, i, r, tokens, pids)
     big_result(db, i) if r == 1
+    bulk_load(db, i) if r == 3
   end
   T.add('moved') if pids.size > 1
 rescue StandardError => e
