@@ -6,8 +6,8 @@ with the connection in PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE and the
 shape in WL_CLIENTS, WL_ROUNDS, WL_ACCOUNTS, WL_TOTAL, WL_BIG, WL_BULK.  The
 workload is the one workload.js, workload.rb and Workload.java run
 (test_drivers.py describes it): bank transfers whose total must hold, tokens
-each client writes and reads back, an error inside a transaction then
-ROLLBACK, a large result, a bulk load (psycopg2 and psycopg 3: COPY;
+each client writes and reads back, an error inside a transaction (in a
+statement or in the middle of a bulk load) then ROLLBACK, a large result, a bulk load (psycopg2 and psycopg 3: COPY;
 SQLAlchemy and asyncpg: executemany).
 Every answer is compared; each mismatch prints a "FAIL ..." line, and the
 last line is "SUMMARY key=value ...".
@@ -107,17 +107,39 @@ async def transfer_round(db, i, r, tokens, pids):
     T.add("txns")
 
 
+async def fails(db, aw):
+    """The SQLSTATE the awaitable fails with, "none" when it succeeds; an
+    error that is not the server's goes on."""
+    try:
+        await aw
+        return "none"
+    except Exception as e:
+        code = db.sqlstate(e)
+        if code is None:
+            raise
+        return code
+
+
+def doomed_rows(i, r):
+    """A bulk load that fails on its second row (a duplicate key), for a client id no one reads."""
+    return [(100 + i, r, "first"), (100 + i, r, "duplicate"), (100 + i, r + 1, "never")]
+
+
 async def failed_round(db, i, r):
-    """A transaction that writes, fails (division by zero after a first row),
-    is rolled back; its write must be gone."""
+    """A transaction that writes, fails, is rolled back; its writes must be
+    gone.  Most rounds fail with a division by zero after a first row; round
+    6 in the middle of a bulk load (a duplicate key)."""
     tag = "client %d round %d" % (i, r)
     await db.begin()
     await db.q("add_token", i, 1000 + r, "doomed")
-    code = await db.fails("boom", 2)
+    if r % 8 == 6:
+        want, code = "23505", await fails(db, db.bulk(doomed_rows(i, r)))
+    else:
+        want, code = "22012", await fails(db, db.q("boom", 2))
     await db.rollback()
-    got = await db.q("prev_token", i, 1000 + r)
-    T.check("rollbacks", code == "22012" and got == [], tag + ": error 22012, then ROLLBACK undid the write",
-            ("22012", []), (code, got))
+    got = await db.q("prev_token", i, 1000 + r) + await db.q("bulk_check", 100 + i)
+    T.check("rollbacks", code == want and got == [(0, None)],
+            tag + ": error %s, then ROLLBACK undid the writes" % want, (want, [(0, None)]), (code, got))
 
 
 async def big_result(db, i):
@@ -163,8 +185,8 @@ async def client(db, i):
             T.failures.append("client %d stopped: %s: %s" % (i, type(e).__name__, str(e).strip()))
 
 
-# ---- adapters: begin/commit/rollback, q(name, *args) -> [tuple], fails(name, *args) -> sqlstate,
-#      big(n) -> [tuple], bulk(rows) ----
+# ---- adapters: begin/commit/rollback, q(name, *args) -> [tuple], big(n) -> [tuple], bulk(rows),
+#      sqlstate(exception) -> the server's SQLSTATE, or None for an error of another kind ----
 
 def pyformat(sql):
     return re.sub(r"\$\d+", "%s", sql.replace("%", "%%"))
@@ -195,12 +217,8 @@ class Psycopg2:
         with self.conn.cursor() as cur:
             return self.run(cur, name, args)
 
-    async def fails(self, name, *args):
-        try:
-            await self.q(name, *args)
-            return "none"
-        except self.mod.Error as e:
-            return e.pgcode
+    def sqlstate(self, e):
+        return e.pgcode if isinstance(e, self.mod.Error) else None
 
     async def big(self, n):
         with self.conn.cursor(name="drv_big") as cur:     # a server-side cursor, fetched 2000 rows at a time
@@ -231,12 +249,8 @@ class Psycopg3(Psycopg2):
         T.add("prepared")
         return [tuple(r) for r in cur.fetchall()] if cur.description else []
 
-    async def fails(self, name, *args):
-        try:
-            await self.q(name, *args)
-            return "none"
-        except self.mod.Error as e:
-            return e.sqlstate
+    def sqlstate(self, e):
+        return e.sqlstate if isinstance(e, self.mod.Error) else None
 
     async def big(self, n):
         with self.conn.cursor(name="drv_big") as cur:
@@ -299,12 +313,8 @@ class SQLAlchemy:
         res = self.conn.execute(self.sa.text(sql), params)
         return [tuple(r) for r in res] if res.returns_rows else []
 
-    async def fails(self, name, *args):
-        try:
-            await self.q(name, *args)
-            return "none"
-        except self.sa.exc.DBAPIError as e:
-            return getattr(e.orig, "pgcode", "nocode")
+    def sqlstate(self, e):
+        return getattr(e.orig, "pgcode", "nocode") if isinstance(e, self.sa.exc.DBAPIError) else None
 
     async def big(self, n):
         sql, params = self.text("big", (n,))
@@ -349,13 +359,9 @@ class Asyncpg:
         T.add("prepared")
         return [tuple(r) for r in await self.conn.fetch(SQL[name], *args)]
 
-    async def fails(self, name, *args):
+    def sqlstate(self, e):
         import asyncpg
-        try:
-            await self.q(name, *args)
-            return "none"
-        except asyncpg.PostgresError as e:
-            return e.sqlstate
+        return e.sqlstate if isinstance(e, asyncpg.PostgresError) else None
 
     async def big(self, n):
         T.add("prepared")
