@@ -9,15 +9,18 @@ for WL_ROUNDS rounds, runs a transaction that reads back the token it wrote in
 its previous transaction (likely committed on another server connection),
 writes this round's token and reads it back, moves an amount between two
 accounts (updates in id order: no deadlock) and reads the new balances and
-the total, which must still be WL_TOTAL.  Every fourth round a transaction
-writes, fails with 22012 after a first row, is rolled back and its write must
-be gone; once per client a WL_BIG-row result is checked row by row, and
-WL_BULK rows go in through the driver's bulk path (COPY, executemany, a JDBC
-batch, a many-statement query) and are read back in the same transaction.  Each
-driver uses named prepared statements where it has them (asyncpg always;
-psycopg 3 prepare=True; node-postgres {name, text, values}; ruby-pg
-exec_prepared; pgJDBC prepareThreshold=1); the test then finds them on the
-server connections under the pooler's names.
+the total, which must still be WL_TOTAL.  Before it, every fourth round, a
+transaction writes, fails (22012 after a first row, or 23505 in the middle of
+a bulk load), is rolled back, and its writes must be gone; in every fourth
+round from the second, a savepoint inside the transaction fails likewise, is
+rolled back to, and the transaction goes on.  Once per client a WL_BIG-row
+result is checked row by row, and WL_BULK rows go in through the driver's
+bulk path (COPY, executemany, a JDBC batch, a many-statement query) and are
+read back in the same transaction.  Each driver uses named prepared
+statements where it has them (asyncpg always; psycopg 3 prepare=True;
+node-postgres {name, text, values}; ruby-pg exec_prepared; pgJDBC
+prepareThreshold=1); the test then finds them on the server connections
+under the pooler's names.
 
 A driver program prints "FAIL ..." per wrong answer and ends with "SUMMARY
 key=value ...".  A driver this machine lacks prints "skip - DRIVER: not
@@ -118,6 +121,7 @@ def expected(clients, rounds):
     failed_rounds = len([r for r in range(rounds) if r % 4 == 2])
     return dict(txns=clients * rounds, ryw_txn=clients * (rounds - 1), ryw_stmt=2 * clients * rounds,
                 sums=clients * rounds, rollbacks=clients * failed_rounds, large=clients, bulk=clients,
+                savepoints=clients * len([r for r in range(rounds) if r % 4 == 1]),
                 final_sum=TOTAL, final_tokens=clients * rounds, failures=0)
 
 

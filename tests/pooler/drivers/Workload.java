@@ -46,7 +46,7 @@ public class Workload {
 	}
 	static final Map<String, Integer> COUNTS = new LinkedHashMap<>();
 	static {
-		for (String k : new String[] {"txns", "ryw_txn", "ryw_stmt", "sums", "rollbacks", "large", "bulk", "moved", "prepared"})
+		for (String k : new String[] {"txns", "ryw_txn", "ryw_stmt", "sums", "rollbacks", "large", "bulk", "savepoints", "moved", "prepared"})
 			COUNTS.put(k, 0);
 	}
 	static final List<String> FAILURES = new ArrayList<>();
@@ -166,6 +166,8 @@ public class Workload {
 		List<List<Object>> got = db.q("prev_token", i, r);
 		check("ryw_stmt", got.equals(List.of(row(tokens.get(r)))), tag + ": token written by this transaction",
 			tokens.get(r), got);
+		if (r % 4 == 1)
+			failedSavepoint(db, i, r, tokens.get(r));
 		int[] p = plan(i, r);
 		TreeMap<Integer, Object> after = new TreeMap<>();
 		int[][] moves = p[0] < p[1] ? new int[][] {{p[0], -p[2]}, {p[1], p[2]}} : new int[][] {{p[1], p[2]}, {p[0], -p[2]}};
@@ -214,6 +216,28 @@ public class Workload {
 		check("rollbacks", want.equals(code) && got.equals(List.of(row(0, null))),
 			"client " + i + " round " + r + ": error " + want + ", then ROLLBACK undid the writes",
 			want + " and [[0, null]]", code + " and " + got);
+	}
+
+	/*
+	 * Inside a transaction: a savepoint (Connection.setSavepoint) whose write
+	 * fails and is rolled back to; the transaction's earlier write stays, the
+	 * savepoint's is gone.
+	 */
+	static void failedSavepoint(Db db, int i, int r, String token) throws SQLException {
+		java.sql.Savepoint sp = db.conn.setSavepoint();
+		String code = "none";
+		try {
+			db.q("add_token", i, 2000 + r, "doomed");
+			db.q("boom", 2);
+		} catch (SQLException e) {
+			code = e.getSQLState();
+		}
+		db.conn.rollback(sp);
+		List<List<Object>> got = db.q("prev_token", i, r);
+		got.addAll(db.q("prev_token", i, 2000 + r));
+		check("savepoints", "22012".equals(code) && got.equals(List.of(row(token))),
+			"client " + i + " round " + r + ": error 22012 in a savepoint, rolled back to it", "22012 and " + token,
+			code + " and " + got);
 	}
 
 	static void bigResult(Db db, int i) throws SQLException {

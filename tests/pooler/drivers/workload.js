@@ -29,7 +29,7 @@ const SQL = {
   final: 'SELECT (SELECT sum(balance)::int FROM drv_accounts), (SELECT count(*)::int FROM drv_tokens)',
 };
 
-const n = { txns: 0, ryw_txn: 0, ryw_stmt: 0, sums: 0, rollbacks: 0, large: 0, bulk: 0, moved: 0, prepared: 0 };
+const n = { txns: 0, ryw_txn: 0, ryw_stmt: 0, sums: 0, rollbacks: 0, large: 0, bulk: 0, savepoints: 0, moved: 0, prepared: 0 };
 const failures = [];
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
@@ -76,6 +76,7 @@ async function transferRound(c, i, r, tokens, pids) {
   await q(c, 'add_token', i, r, tokens[r]);
   let got = await q(c, 'prev_token', i, r);
   check('ryw_stmt', same(got, [[tokens[r]]]), tag + ': token written by this transaction', tokens[r], got);
+  if (r % 4 === 1) await failedSavepoint(c, i, r, tokens[r]);
   const [a, b, amt] = plan(i, r);
   const after = {};
   for (const [acct, delta] of [[a, -amt], [b, amt]].sort((x, y) => x[0] - y[0])) {
@@ -110,6 +111,20 @@ async function failedRound(c, i, r) {
   const got = (await q(c, 'prev_token', i, 1000 + r)).concat(await q(c, 'bulk_check', 100 + i));
   check('rollbacks', code === want && same(got, [[0, null]]),
     `client ${i} round ${r}: error ${want}, then ROLLBACK undid the writes`, [want, [[0, null]]], [code, got]);
+}
+
+// Inside a transaction: a savepoint whose write fails and is rolled back to;
+// the transaction's earlier write stays, the savepoint's is gone.
+async function failedSavepoint(c, i, r, token) {
+  await c.query('SAVEPOINT drv_sp');
+  const code = await fails((async () => {
+    await q(c, 'add_token', i, 2000 + r, 'doomed');
+    await q(c, 'boom', 2);
+  })());
+  await c.query('ROLLBACK TO SAVEPOINT drv_sp');
+  const got = (await q(c, 'prev_token', i, r)).concat(await q(c, 'prev_token', i, 2000 + r));
+  check('savepoints', code === '22012' && same(got, [[token]]),
+    `client ${i} round ${r}: error 22012 in a savepoint, rolled back to it`, ['22012', [[token]]], [code, got]);
 }
 
 async function bigResult(c, i) {

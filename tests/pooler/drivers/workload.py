@@ -7,8 +7,9 @@ shape in WL_CLIENTS, WL_ROUNDS, WL_ACCOUNTS, WL_TOTAL, WL_BIG, WL_BULK.  The
 workload is the one workload.js, workload.rb and Workload.java run
 (test_drivers.py describes it): bank transfers whose total must hold, tokens
 each client writes and reads back, an error inside a transaction (in a
-statement or in the middle of a bulk load) then ROLLBACK, a large result, a bulk load (psycopg2 and psycopg 3: COPY;
-SQLAlchemy and asyncpg: executemany).
+statement or in the middle of a bulk load) then ROLLBACK, an error inside a
+savepoint then ROLLBACK TO it, a large result, a bulk load (psycopg2 and
+psycopg 3: COPY; SQLAlchemy and asyncpg: executemany).
 Every answer is compared; each mismatch prints a "FAIL ..." line, and the
 last line is "SUMMARY key=value ...".
 
@@ -52,7 +53,7 @@ class Tally:
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.n = dict(txns=0, ryw_txn=0, ryw_stmt=0, sums=0, rollbacks=0, large=0, bulk=0, moved=0, prepared=0)
+        self.n = dict(txns=0, ryw_txn=0, ryw_stmt=0, sums=0, rollbacks=0, large=0, bulk=0, savepoints=0, moved=0, prepared=0)
         self.failures = []
 
     def add(self, key, k=1):
@@ -91,6 +92,8 @@ async def transfer_round(db, i, r, tokens, pids):
     await db.q("add_token", i, r, tokens[r])
     got = await db.q("prev_token", i, r)
     T.check("ryw_stmt", got == [(tokens[r],)], tag + ": token written by this transaction", tokens[r], got)
+    if r % 4 == 1:
+        await failed_savepoint(db, i, r, tokens[r])
     a, b, amt = plan(i, r)
     after = {}
     for acct, delta in sorted([(a, -amt), (b, amt)]):   # lock order: no deadlock
@@ -142,6 +145,21 @@ async def failed_round(db, i, r):
             tag + ": error %s, then ROLLBACK undid the writes" % want, (want, [(0, None)]), (code, got))
 
 
+async def failed_savepoint(db, i, r, token):
+    """Inside a transaction: a savepoint (the driver's own API where it has
+    one) whose write fails and is rolled back to; the transaction's earlier
+    write stays, the savepoint's is gone, and the transaction goes on."""
+    async def body():
+        await db.q("add_token", i, 2000 + r, "doomed")
+        await db.q("boom", 2)
+
+    code = await fails(db, db.nested(body))
+    got = await db.q("prev_token", i, r) + await db.q("prev_token", i, 2000 + r)
+    T.check("savepoints", code == "22012" and got == [(token,)],
+            "client %d round %d: error 22012 in a savepoint, rolled back to it" % (i, r), ("22012", [(token,)]),
+            (code, got))
+
+
 async def big_result(db, i):
     await db.begin()
     rows = await db.big(BIG)
@@ -186,6 +204,7 @@ async def client(db, i):
 
 
 # ---- adapters: begin/commit/rollback, q(name, *args) -> [tuple], big(n) -> [tuple], bulk(rows),
+#      nested(body): body() in a savepoint, rolled back to (and the error raised again) when body fails,
 #      sqlstate(exception) -> the server's SQLSTATE, or None for an error of another kind ----
 
 def pyformat(sql):
@@ -208,6 +227,16 @@ class Psycopg2:
 
     async def rollback(self):
         self.conn.rollback()
+
+    async def nested(self, body):
+        with self.conn.cursor() as cur:
+            cur.execute("SAVEPOINT drv_sp")
+            try:
+                await body()
+            except Exception:
+                cur.execute("ROLLBACK TO SAVEPOINT drv_sp")
+                raise
+            cur.execute("RELEASE SAVEPOINT drv_sp")
 
     def run(self, cur, name, args):
         cur.execute(pyformat(SQL[name]), args)
@@ -265,6 +294,11 @@ class Psycopg3(Psycopg2):
                     copy.write_row(r)
 
 
+    async def nested(self, body):
+        with self.conn.transaction():       # inside a transaction: a savepoint
+            await body()
+
+
 class SQLAlchemy:
     """SQLAlchemy Core over psycopg2: each transaction checks a connection out
     of the engine's QueuePool (pre-ping on) and returns it at the end."""
@@ -296,6 +330,15 @@ class SQLAlchemy:
     async def rollback(self):
         self.tx.rollback()
         self.conn.close()
+
+    async def nested(self, body):
+        sp = self.conn.begin_nested()
+        try:
+            await body()
+        except Exception:
+            sp.rollback()
+            raise
+        sp.commit()
 
     @staticmethod
     def text(name, args):
@@ -354,6 +397,10 @@ class Asyncpg:
 
     async def rollback(self):
         await self.tr.rollback()
+
+    async def nested(self, body):
+        async with self.conn.transaction():         # inside a transaction: a savepoint
+            await body()
 
     async def q(self, name, *args):
         T.add("prepared")

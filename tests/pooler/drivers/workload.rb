@@ -36,7 +36,7 @@ class Tally
   def initialize
     @lock = Mutex.new
     @n = { 'txns' => 0, 'ryw_txn' => 0, 'ryw_stmt' => 0, 'sums' => 0, 'rollbacks' => 0, 'large' => 0,
-           'bulk' => 0, 'moved' => 0, 'prepared' => 0 }
+           'bulk' => 0, 'savepoints' => 0, 'moved' => 0, 'prepared' => 0 }
     @failures = []
   end
 
@@ -109,6 +109,7 @@ def transfer_round(db, i, r, tokens, pids)
   db.q('add_token', i, r, tokens[r])
   got = db.q('prev_token', i, r)
   T.check('ryw_stmt', got == [[tokens[r]]], "#{tag}: token written by this transaction", tokens[r], got)
+  failed_savepoint(db, i, r, tokens[r]) if r % 4 == 1
   a, b, amt = plan(i, r)
   after = {}
   [[a, -amt], [b, amt]].sort.each do |acct, delta|
@@ -143,6 +144,20 @@ def failed_round(db, i, r)
   got = db.q('prev_token', i, 1000 + r) + db.q('bulk_check', 100 + i)
   T.check('rollbacks', code == want && got == [[0, nil]],
           "client #{i} round #{r}: error #{want}, then ROLLBACK undid the writes", [want, [[0, nil]]], [code, got])
+end
+
+# Inside a transaction: a savepoint whose write fails and is rolled back to;
+# the transaction's earlier write stays, the savepoint's is gone.
+def failed_savepoint(db, i, r, token)
+  db.exec('SAVEPOINT drv_sp')
+  code = db.fails do
+    db.q('add_token', i, 2000 + r, 'doomed')
+    db.q('boom', 2)
+  end
+  db.exec('ROLLBACK TO SAVEPOINT drv_sp')
+  got = db.q('prev_token', i, r) + db.q('prev_token', i, 2000 + r)
+  T.check('savepoints', code == '22012' && got == [[token]],
+          "client #{i} round #{r}: error 22012 in a savepoint, rolled back to it", ['22012', [[token]]], [code, got])
 end
 
 def big_result(db, i)
