@@ -87,7 +87,7 @@ public class Workload {
 			props.setProperty("user", System.getenv("PGUSER"));
 			props.setProperty("password", System.getenv("PGPASSWORD"));
 			props.setProperty("prepareThreshold", "1");
-			props.setProperty("connectTimeout", "10");
+			props.setProperty("connectTimeout", "60");
 			String url = "jdbc:postgresql://" + System.getenv("PGHOST") + ":" + System.getenv("PGPORT") + "/"
 				+ System.getenv("PGDATABASE");
 			conn = DriverManager.getConnection(url, props);

@@ -170,7 +170,7 @@ async function main() {
   try {
     const clients = [];
     for (let i = 0; i < N; i++) {
-      const c = new Client({ connectionTimeoutMillis: 10000 });   // PG* from the environment
+      const c = new Client({ connectionTimeoutMillis: 60000 });   // PG* from the environment
       await c.connect();
       clients.push(c);
     }

@@ -217,7 +217,7 @@ class Psycopg2:
     def __init__(self):
         import psycopg2
         self.mod = psycopg2
-        self.conn = psycopg2.connect(connect_timeout=10, **CONN)
+        self.conn = psycopg2.connect(connect_timeout=60, **CONN)
 
     async def begin(self):
         pass                        # psycopg2 opens the transaction at the first statement
@@ -271,7 +271,7 @@ class Psycopg3(Psycopg2):
     def __init__(self):
         import psycopg
         self.mod = psycopg
-        self.conn = psycopg.connect(connect_timeout=10, **CONN)
+        self.conn = psycopg.connect(connect_timeout=60, **CONN)
 
     def run(self, cur, name, args):
         cur.execute(pyformat(SQL[name]), args, prepare=True)
@@ -386,7 +386,7 @@ class Asyncpg:
         import asyncpg
         c = dict(CONN)
         c["database"] = c.pop("dbname")
-        return cls(await asyncpg.connect(timeout=10, **c))
+        return cls(await asyncpg.connect(timeout=60, **c))
 
     async def begin(self):
         self.tr = self.conn.transaction()

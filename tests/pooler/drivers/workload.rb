@@ -59,7 +59,7 @@ T = Tally.new
 # One client: its connection, its statements prepared once, typed rows back.
 class Db
   def initialize
-    @c = PG.connect(connect_timeout: 10)   # PG* from the environment
+    @c = PG.connect(connect_timeout: 60)   # PG* from the environment
     @c.type_map_for_results = PG::BasicTypeMapForResults.new(@c)
     SQL.each { |name, sql| @c.prepare("drv_#{name}", sql) }
   end
