@@ -1,6 +1,7 @@
-"""tests/pooler/test_drivers.py: real drivers through perfopt-pooler.  asyncpg,
-psycopg2, psycopg 3, SQLAlchemy (QueuePool over psycopg2), node-postgres,
-ruby-pg and pgJDBC each run the same workload (tests/pooler/drivers/) in
+"""tests/pooler/test_drivers.py: real drivers through perfopt-pooler.  asyncpg
+(a connection per client, and asyncpg.Pool with its reset query), psycopg2,
+psycopg 3, SQLAlchemy (QueuePool over psycopg2), node-postgres, ruby-pg and
+pgJDBC each run the same workload (tests/pooler/drivers/) in
 transaction mode with more clients than server connections (8 clients,
 pool_size 2), then briefly in session mode, and every answer is checked.
 
@@ -86,6 +87,7 @@ DRIVERS = [
     ("psycopg", python_module("psycopg"), lambda: [PYTHON, "workload.py", "psycopg"], True),
     ("sqlalchemy", python_module("sqlalchemy"), lambda: [PYTHON, "workload.py", "sqlalchemy"], False),
     ("asyncpg", python_module("asyncpg"), lambda: [PYTHON, "workload.py", "asyncpg"], True),
+    ("asyncpg-pool", python_module("asyncpg"), lambda: [PYTHON, "workload.py", "asyncpg-pool"], True),
     ("node-postgres", node_pg, lambda: ["node", "workload.js"], True),
     ("ruby-pg", ruby_pg, lambda: ["ruby", "workload.rb"], True),
     ("pgjdbc", jdbc, java_command, True),

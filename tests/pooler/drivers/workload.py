@@ -1,6 +1,7 @@
 """tests/pooler/drivers/workload.py: the real-driver workload for the Python
-drivers (asyncpg, psycopg2, psycopg 3, SQLAlchemy over psycopg2 with its
-QueuePool), run by tests/pooler/test_drivers.py as
+drivers (asyncpg with a connection per client or with its own Pool,
+psycopg2, psycopg 3, SQLAlchemy over psycopg2 with its QueuePool), run by
+tests/pooler/test_drivers.py as
     workload.py DRIVER
 with the connection in PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE and the
 shape in WL_CLIENTS, WL_ROUNDS, WL_ACCOUNTS, WL_TOTAL, WL_BIG, WL_BULK.  The
@@ -376,6 +377,7 @@ class Asyncpg:
     """asyncpg: every query goes through a named prepared statement (its
     statement cache); the large result through a cursor fetched in pieces."""
     name = "asyncpg"
+    pool = None
 
     def __init__(self, conn):
         self.conn = conn
@@ -422,14 +424,60 @@ class Asyncpg:
         pass
 
 
+class AsyncpgPool(Asyncpg):
+    """asyncpg as applications mostly use it: each transaction acquires a
+    connection from an asyncpg.Pool of N and releases it after, which sends
+    asyncpg's reset query (advisory unlock all, CLOSE ALL, UNLISTEN *, RESET
+    ALL) through the pooler."""
+    name = "asyncpg-pool"
+    pool = None
+
+    def __init__(self):
+        super().__init__(None)
+
+    @classmethod
+    async def open(cls):
+        import asyncpg
+        if cls.pool is None:
+            c = dict(CONN)
+            c["database"] = c.pop("dbname")
+            cls.pool = await asyncpg.create_pool(min_size=N, max_size=N, timeout=60, **c)
+        return cls()
+
+    async def begin(self):
+        self.conn = await self.pool.acquire()
+        await super().begin()
+
+    async def release(self):
+        conn, self.conn = self.conn, None
+        await self.pool.release(conn)
+
+    async def commit(self):
+        await super().commit()
+        await self.release()
+
+    async def rollback(self):
+        await super().rollback()
+        await self.release()
+
+    async def q(self, name, *args):
+        if self.conn is not None:
+            return await super().q(name, *args)
+        T.add("prepared")
+        return [tuple(r) for r in await self.pool.fetch(SQL[name], *args)]
+
+
 # ---- runners ----
 
-async def run_asyncpg():
-    dbs = [await Asyncpg.open() for _ in range(N)]
+async def run_asyncpg(adapter):
+    dbs = [await adapter.open() for _ in range(N)]
     await asyncio.gather(*(client(db, i) for i, db in enumerate(dbs)))
     final = await dbs[0].q("final")
-    for db in dbs:
-        await db.conn.close()
+    if adapter.pool:
+        await adapter.pool.close()
+    else:
+        for db in dbs:
+            await db.conn.close()
     return final
 
 
@@ -461,9 +509,13 @@ def run_threads(adapter):
 
 def main():
     driver = sys.argv[1]
-    adapters = {"psycopg2": Psycopg2, "psycopg": Psycopg3, "sqlalchemy": SQLAlchemy}
+    adapters = {"psycopg2": Psycopg2, "psycopg": Psycopg3, "sqlalchemy": SQLAlchemy, "asyncpg": Asyncpg,
+                "asyncpg-pool": AsyncpgPool}
     try:
-        final = asyncio.run(run_asyncpg()) if driver == "asyncpg" else run_threads(adapters[driver])
+        if driver.startswith("asyncpg"):
+            final = asyncio.run(run_asyncpg(adapters[driver]))
+        else:
+            final = run_threads(adapters[driver])
     except Exception as e:
         T.failures.append("final check: %s: %s" % (type(e).__name__, str(e).strip()))
         final = [(None, None)]
