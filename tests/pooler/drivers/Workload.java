@@ -46,7 +46,8 @@ public class Workload {
 	}
 	static final Map<String, Integer> COUNTS = new LinkedHashMap<>();
 	static {
-		for (String k : new String[] {"txns", "ryw_txn", "ryw_stmt", "sums", "rollbacks", "large", "bulk", "savepoints", "moved", "prepared"})
+		for (String k : new String[] {"txns", "ryw_txn", "ryw_stmt", "sums", "rollbacks", "large", "bulk", "savepoints",
+				"moved", "prepared"})
 			COUNTS.put(k, 0);
 	}
 	static final List<String> FAILURES = new ArrayList<>();

@@ -29,7 +29,9 @@ const SQL = {
   final: 'SELECT (SELECT sum(balance)::int FROM drv_accounts), (SELECT count(*)::int FROM drv_tokens)',
 };
 
-const n = { txns: 0, ryw_txn: 0, ryw_stmt: 0, sums: 0, rollbacks: 0, large: 0, bulk: 0, savepoints: 0, moved: 0, prepared: 0 };
+const n = {
+  txns: 0, ryw_txn: 0, ryw_stmt: 0, sums: 0, rollbacks: 0, large: 0, bulk: 0, savepoints: 0, moved: 0, prepared: 0,
+};
 const failures = [];
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 

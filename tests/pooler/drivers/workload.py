@@ -54,7 +54,8 @@ class Tally:
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.n = dict(txns=0, ryw_txn=0, ryw_stmt=0, sums=0, rollbacks=0, large=0, bulk=0, savepoints=0, moved=0, prepared=0)
+        self.n = dict(txns=0, ryw_txn=0, ryw_stmt=0, sums=0, rollbacks=0, large=0, bulk=0, savepoints=0, moved=0,
+                      prepared=0)
         self.failures = []
 
     def add(self, key, k=1):
