@@ -14,7 +14,7 @@ PACKAGES=(
 	libipc-run-perl python3 python3-psycopg2 python3-psycopg python3-asyncpg python3-prometheus-client pgbouncer pgpool2
 	postgresql-15-hypopg postgresql-15-pg-qualstats iproute2
 	clang-14 libclang-rt-14-dev valgrind
-	python3-asyncpg python3-sqlalchemy ruby-pg libpostgresql-jdbc-java openjdk-17-jdk-headless
+	python3-sqlalchemy ruby-pg libpostgresql-jdbc-java openjdk-17-jdk-headless
 )
 
 missing=()
