@@ -33,11 +33,10 @@ import subprocess
 import psycopg2
 
 import harness
-from harness import PG_HOST, PG_PORT, Pooler, TMP, direct, ok
+from harness import JDBC_JAR, PG_HOST, PG_PORT, Pooler, TMP, direct, have_jdbc, ok
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "drivers")
 PYTHON = "/usr/bin/python3"
-JDBC_JAR = "/usr/share/java/postgresql.jar"
 ACCOUNTS, TOTAL, BIG, BULK = 10, 10000, 10000, 200
 SHAPES = {"transaction": dict(clients=8, rounds=10, pool_size=2),
           "session": dict(clients=3, rounds=4, pool_size=3)}
@@ -64,9 +63,6 @@ def ruby_pg():
     return shutil.which("ruby") and runs(["ruby", "-e", "require 'pg'"])
 
 
-def jdbc():
-    return shutil.which("java") and shutil.which("javac") and os.path.exists(JDBC_JAR)
-
 
 def java_command():
     """Workload.java compiled into the run's temporary directory (the JVMs
@@ -90,7 +86,7 @@ DRIVERS = [
     ("asyncpg-pool", python_module("asyncpg"), lambda: [PYTHON, "workload.py", "asyncpg-pool"], True),
     ("node-postgres", node_pg, lambda: ["node", "workload.js"], True),
     ("ruby-pg", ruby_pg, lambda: ["ruby", "workload.rb"], True),
-    ("pgjdbc", jdbc, java_command, True),
+    ("pgjdbc", have_jdbc, java_command, True),
 ]
 
 

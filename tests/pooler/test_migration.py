@@ -10,17 +10,14 @@ more clients than server connections, the statement prepared on every
 server connection before the DDL."""
 import json
 import os
-import shutil
 import struct
 import subprocess
 
 import psycopg
 
-from harness import TMP, Pooler, direct, ok, q1, skip
+from harness import DRIVERS_DIR, JDBC_JAR, TMP, Pooler, direct, have_jdbc, node_env, ok, q1, skip
 from wire import SYNC, bind, describe, execute, msg, parse, send, session, types, z
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-JDBC_JAR = "/usr/share/java/postgresql.jar"
 
 
 def make_table(name):
@@ -139,17 +136,14 @@ def test_psycopg3_failed_transaction():
     p.stop()
 
 
-def java_ok():
-    return shutil.which("java") and shutil.which("javac") and os.path.exists(JDBC_JAR)
-
 
 def test_pgjdbc():
-    if not java_ok():
+    if not have_jdbc():
         skip("pgJDBC prepareThreshold=1 across a migration", "java, javac or libpostgresql-jdbc-java missing")
         return
     out_dir = os.path.join(TMP, "jdbc")
     os.makedirs(out_dir, exist_ok=True)
-    r = subprocess.run(["javac", "-cp", JDBC_JAR, "-d", out_dir, os.path.join(HERE, "Migration.java")],
+    r = subprocess.run(["javac", "-cp", JDBC_JAR, "-d", out_dir, os.path.join(DRIVERS_DIR, "Migration.java")],
                        capture_output=True, text=True, timeout=300)
     if r.returncode != 0:
         ok(False, "Migration.java compiles", r.stderr[-500:])
@@ -157,22 +151,13 @@ def test_pgjdbc():
     migrate_with_script(["java", "-cp", "%s:%s" % (out_dir, JDBC_JAR), "Migration"], "migj", "pgJDBC", None)
 
 
-def node_env():
-    if not shutil.which("node"):
-        return None
-    paths = [x for x in (os.environ.get("NODE_PATH", ""), os.path.join(HERE, "node_modules"),
-                         "/usr/share/nodejs", "/usr/lib/nodejs") if x]
-    env = dict(os.environ, NODE_PATH=":".join(paths))
-    r = subprocess.run(["node", "-e", "require('pg')"], capture_output=True, env=env)
-    return env if r.returncode == 0 else None
-
 
 def test_node_postgres():
     env = node_env()
     if not env:
         skip("node-postgres named statements across a migration", "node or npm's pg is not installed")
         return
-    migrate_with_script(["node", os.path.join(HERE, "migration.js")], "mign", "node-postgres", env)
+    migrate_with_script(["node", os.path.join(DRIVERS_DIR, "migration.js")], "mign", "node-postgres", env)
 
 
 def migrate_with_script(argv, table, label, env):

@@ -15,17 +15,15 @@ server_settings, node-postgres statement_timeout and options."""
 import asyncio
 import json
 import os
-import shutil
 import socket
 import struct
 import subprocess
 
 import psycopg
 
-from harness import Pooler, ServerProxy, direct, ok, q1, skip
+from harness import DRIVERS_DIR, Pooler, ServerProxy, direct, node_env, ok, q1, skip
 from wire import query, read_msg, sqlstate_of
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_PATH = '"$user", public'
 
 
@@ -387,26 +385,16 @@ def test_asyncpg():
         p.stop()
 
 
-def node_pg():
-    """An environment in which `node` finds npm's pg, or None."""
-    if not shutil.which("node"):
-        return None
-    paths = [x for x in (os.environ.get("NODE_PATH", ""), os.path.join(HERE, "node_modules"),
-                         "/usr/share/nodejs", "/usr/lib/nodejs") if x]
-    env = dict(os.environ, NODE_PATH=":".join(paths))
-    r = subprocess.run(["node", "-e", "require('pg')"], capture_output=True, env=env)
-    return env if r.returncode == 0 else None
-
 
 def test_node_postgres():
-    env = node_pg()
+    env = node_env()
     if not env:
         skip("node-postgres statement_timeout", "node or npm's pg is not installed")
         return
     schemas()
     for mode in ("transaction", "session"):
         p = Pooler("startnode" + mode, pool_mode=mode, pool_size=2, max_overflow=0, pool_timeout=60)
-        r = subprocess.run(["node", os.path.join(HERE, "startup_params.js"), str(p.port), mode],
+        r = subprocess.run(["node", os.path.join(DRIVERS_DIR, "startup_params.js"), str(p.port), mode],
                            capture_output=True, text=True, env=env, timeout=120)
         try:
             seen = json.loads(r.stdout)
