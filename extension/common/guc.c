@@ -10,6 +10,7 @@
 #include <limits.h>
 
 #include "utils/guc.h"
+#include "utils/memutils.h"
 
 #include "common/guc.h"
 
@@ -217,7 +218,7 @@ define_cache_gucs(void)
 							"Largest result the cache keeps; larger results are simply not cached.",
 							NULL,
 							&perfopt_cache_max_entry_size,
-							1024, 1, INT_MAX / 2,
+							1024, 1, (int) ((MaxAllocSize + 1) / 1024 / 2),
 							PGC_SUSET, GUC_UNIT_KB,
 							NULL, NULL, NULL);
 
