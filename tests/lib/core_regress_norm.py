@@ -9,7 +9,8 @@ writes each file, normalised, under its own name into OUTDIR.
 
 Always (both sides, so that what remains compares like with like):
   * what differs between any two instances: query identifiers (they hold
-    table OIDs), trailing blanks, the padding psql gives a plan's header;
+    table OIDs), the directory the suite ran from (in error messages naming
+    a library), trailing blanks, the padding psql gives a plan's header;
   * result tables (a header, a dashed rule, rows, "(N rows)") are written
     one cell list a row, without the padding that the widest value decides;
     the rows of a statement without ORDER BY are sorted (SQL gives them in
@@ -35,6 +36,7 @@ TRIGGER_LINE = re.compile(
 TRIGGER_HEADING = re.compile(r'^(Triggers|Triggers firing always|Triggers firing on replica only'
                              r'|Disabled user triggers|Disabled internal triggers):$')
 PLAN_LINE = re.compile(r'^ Perfopt Cache: [a-z]')
+WORK_DIR = re.compile(r'/[^\s\'"]*/perfopt-core[a-z]*\.[A-Za-z0-9]+')
 QUERY_ID = re.compile(r'(Query[ -]Identifier.*?)-?[0-9]{3,}')
 
 
@@ -176,6 +178,7 @@ def main(argv):
         with open(path, errors='replace') as f:
             lines = [l.rstrip('\n') for l in f]
         lines = [QUERY_ID.sub(r'\1N', l) if 'Identifier' in l else l for l in lines]
+        lines = [WORK_DIR.sub('@work@', l) for l in lines]
         if cached:
             lines = drop_triggers(drop_nested_ddl(lines))
         with open(os.path.join(outdir, os.path.basename(path)), 'w') as f:

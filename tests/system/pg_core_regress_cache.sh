@@ -123,7 +123,7 @@ for t in $(core_tests "$WORK"); do
 	fi
 done
 
-read -r hits stores < <(awk -F'|' '$1 ~ /totals/ {gsub(/ /, ""); print $2, $3}' \
+read -r hits stores < <(awk -F'|' '$1 ~ /^ totals *$/ {gsub(/ /, ""); print $2, $3}' \
 	"$WORK/out_cacheall/results/perfopt_cache_totals.out")
 core_log "cache over the run: ${hits:-?} hits, ${stores:-?} stores"
 if [ "${hits:-0}" -gt 0 ] && [ "${stores:-0}" -gt 0 ]; then
