@@ -20,8 +20,9 @@
 #
 # Differences allowed, each recognised by tests/lib/core_regress_norm.py and
 # nothing else: perfopt's trigger in \d listings, rows naming perfopt's
-# objects in catalog-wide queries (its functions, its rule table and its
-# indexes, which its event trigger locks during CREATE/ALTER TABLE),
+# objects (catalog-wide queries list its functions and event triggers, lock
+# listings its rule table, which its event trigger reads during CREATE and
+# ALTER TABLE, EXPLAIN ANALYZE its trigger's calls),
 # pg_trigger queries that count triggers without naming them, the suite's
 # event triggers reporting the trigger perfopt creates with a table, the
 # "Perfopt Cache:" line of EXPLAIN ANALYZE (a rule selects every statement),
