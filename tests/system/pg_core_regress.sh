@@ -16,101 +16,37 @@
 #
 # One check per test of the schedule.  Without the registry (no network)
 # nothing can be fetched: the suite is reported as not run, never passed.
-# PG_CORE_REGRESS_CACHE keeps the download between runs (default under
-# /var/cache).
+# PG_CORE_REGRESS_CACHE keeps the download and the plain run between runs
+# (default under /var/cache; tests/lib/core_regress.sh): the plain run is
+# shared with pg_core_regress_cache.sh, which compares it with a server where
+# every table is cached.
 set -uo pipefail
 ROOT=${PERFOPT_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$ROOT/tests/lib/cluster.sh"
 . "$ROOT/tests/lib/assert.sh"
+. "$ROOT/tests/lib/core_regress.sh"
 
-CACHE=${PG_CORE_REGRESS_CACHE:-/var/cache/perfopt-pg-regress}
 WORK=$(make_pg_dir coreregress)
-trap 'rm -rf "$WORK"' EXIT
-log() { echo "[pg_core_regress $(date -u +%H:%M:%S)] $*" >&2; }
+[ -z "${KEEP_TMP:-}" ] && trap 'rm -rf "$WORK"' EXIT
 
-# fetch_suite: leaves the source tarball's src/test/regress in $CACHE/regress
-fetch_suite() {
-	local apt=$CACHE/apt dl=$CACHE/dl opts v tarball dsc
-	[ -f "$CACHE/regress/parallel_schedule" ] && return 0
-	mkdir -p "$apt/lists/partial" "$apt/cache" "$dl"
-	cat >"$apt/sources.list" <<-EOF
-		deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security bookworm-security main
-		deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main
-	EOF
-	opts=(-o "Dir::Etc::SourceList=$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
-		-o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o APT::Sandbox::User=root)
-	apt-get "${opts[@]}" -qq update >/dev/null 2>&1 || return 1
-	# newest first; a version whose files the mirror no longer has is skipped
-	for v in $(apt-cache "${opts[@]}" showsrc postgresql-15 | awk '/^Version:/ {print $2}' | sort -rV); do
-		(cd "$dl" && apt-get "${opts[@]}" -qq source --download-only "postgresql-15=$v" >/dev/null 2>&1) || continue
-		dsc=$(ls "$dl"/postgresql-15_"${v}".dsc 2>/dev/null) || continue
-		tarball=$(ls "$dl"/postgresql-15_"${v%%-*}".orig.tar.* 2>/dev/null | head -1)
-		[ -n "$tarball" ] || continue
-		# the .dsc lists each file's SHA-256: check the tarball against it
-		awk '/^Checksums-Sha256:/ {on = 1; next} /^[^ ]/ {on = 0} on {print $1 "  " $3}' "$dsc" |
-			grep -F " $(basename "$tarball")" | (cd "$dl" && sha256sum -c --quiet -) || return 1
-		log "PostgreSQL $v: regression suite from $(basename "$tarball") (checksum verified)"
-		rm -rf "$CACHE/regress.new" && mkdir -p "$CACHE/regress.new"
-		tar -xf "$tarball" -C "$CACHE/regress.new" --strip-components=4 \
-			"postgresql-${v%%-*}/src/test/regress" || return 1
-		echo "$v" >"$CACHE/regress.new/VERSION"
-		rm -rf "$CACHE/regress" && mv "$CACHE/regress.new" "$CACHE/regress"
-		return 0
-	done
-	return 1
-}
-
-if ! fetch_suite; then
+if ! core_fetch; then
 	echo "not run: PostgreSQL's regression suite could not be fetched from Debian's registry"
 	echo "0 passed, 0 failed"
 	exit 0
 fi
-
-# a copy the postgres user owns: pg_regress writes next to its inputs
-cp -a "$CACHE/regress" "$WORK/src"
-cat >"$WORK/src/Makefile.pgxs" <<'EOF'
-MODULES = regress
-PGXS := $(shell pg_config --pgxs)
-include $(PGXS)
-EOF
-make -s -C "$WORK/src" -f Makefile.pgxs >"$WORK/build.log" 2>&1 ||
-	{ cat "$WORK/build.log"; echo "0 passed, 1 failed"; exit 1; }
-echo "compute_query_id = on" >"$WORK/plain.conf"
+core_prepare "$WORK" || { echo "0 passed, 1 failed"; exit 1; }
 echo "shared_preload_libraries = 'perfopt'" >"$WORK/perfopt.conf"
-chown -R "$PG_USER": "$WORK"
+core_plain "$WORK" || { echo "0 passed, 1 failed"; exit 1; }
+core_run "$WORK" perfopt || { echo "0 passed, 1 failed"; exit 1; }
 
-# run_suite NAME: the whole schedule against a throwaway instance
-run_suite() {
-	local name=$1
-	log "running the schedule ($name)"
-	(cd "$WORK/src" && as_pg "$PG_PKGLIBDIR/pgxs/src/test/regress/pg_regress" \
-		--temp-instance="$WORK/tmp_$name" --temp-config="$WORK/$name.conf" \
-		--bindir="$PG_BINDIR" --dlpath="$WORK/src" --inputdir="$WORK/src" \
-		--outputdir="$WORK/out_$name" --schedule="$WORK/src/parallel_schedule" \
-		--port="$(free_port)" --max-connections=20 >"$WORK/$name.log" 2>&1)
-	rm -rf "$WORK/tmp_$name"
-	[ -d "$WORK/out_$name/results" ] || { tail -20 "$WORK/$name.log"; return 1; }
-}
-
-run_suite plain || { echo "0 passed, 1 failed"; exit 1; }
-run_suite perfopt || { echo "0 passed, 1 failed"; exit 1; }
-
-# Query identifiers hold table OIDs, which differ between the two
-# instances: their numbers are masked, and so is the column width psql pads
-# a plan to, which the length of that number decides.
-normalized() {
-	sed -E -e '/Query[ -]Identifier/ s/-?[0-9]{3,}/N/g' -e 's/ +$//' -e 's/ +\+$/ +/' \
-		-e 's/^ *QUERY PLAN$/QUERY PLAN/' -e 's/^-+$/--/' "$1"
-}
-
-for t in $(awk '/^test:/ {for (i = 2; i <= NF; i++) print $i}' "$WORK/src/parallel_schedule"); do
+for t in $(core_tests "$WORK"); do
 	a=$WORK/out_plain/results/$t.out
 	b=$WORK/out_perfopt/results/$t.out
-	if [ -f "$a" ] && [ -f "$b" ] && cmp -s <(normalized "$a") <(normalized "$b"); then
+	if [ -f "$a" ] && [ -f "$b" ] && cmp -s <(core_normalized "$a") <(core_normalized "$b"); then
 		pass "$t: the same result with perfopt preloaded"
 	else
 		fail "$t: the same result with perfopt preloaded"
-		diff -u <(normalized "$a") <(normalized "$b") 2>&1 | head -40
+		diff -u <(core_normalized "$a") <(core_normalized "$b") 2>&1 | head -40
 	fi
 done
 assert_summary
