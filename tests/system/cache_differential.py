@@ -38,6 +38,7 @@ import argparse
 import collections
 import datetime
 import random
+import re
 import sys
 import threading
 import time
@@ -143,6 +144,9 @@ def connect(user=None):
         c.adapters.register_loader(oid, RawText)
         c.adapters.register_loader(oid, RawBinary)
     c.execute("SET lock_timeout = '3s'")
+    # enable_seqscan = off makes every plan cost more than jit_above_cost:
+    # compiling each statement would take most of the run
+    c.execute("SET jit = off")
     return c
 
 
@@ -364,6 +368,7 @@ stats = collections.Counter()
 dims = collections.defaultdict(collections.Counter)   # dim -> Counter(checked, hits, mismatches)
 write_dims = collections.Counter()
 mismatch_reports = []
+write_log = collections.deque(maxlen=3000)   # (time ended, session, statements, how it ended)
 errors = []
 checked_total = [0]
 attempts_total = [0]
@@ -394,6 +399,9 @@ class Session:
         self.mode = "all" if self.rnd.random() < 0.85 else "rules"
         self.settings = {}
         self.prepared = {}
+        self.last_read = {}
+        self.txn_trail = []
+        self.in_write = False
         self.nprepared = 0
         self.maybe_deallocated = False
         self.in_txn = False
@@ -405,7 +413,7 @@ class Session:
         self.q("RESET ALL")
         self.settings = {}
         self.q(f"SET perfopt.cache_mode = '{self.mode}'")
-        self.q("SET lock_timeout = '3s'")
+        self.q("SET lock_timeout = '3s'; SET jit = off")
         self.set_setting("app.tenant", "'1'")
         for name, val in self.schema.profiles[i].items():
             self.set_setting(name, val)
@@ -416,6 +424,9 @@ class Session:
             self.maybe_deallocated = True
         if not sql.startswith("SELECT pg_current_snapshot") and not sql.startswith("SELECT name FROM pg_prep"):
             self.trail.append(sql if len(sql) < 160 else sql[:157] + "...")
+            if self.in_write:
+                self.txn_trail.append((sql if len(sql) < 200 else sql[:197] + "...")
+                                      + (f" {params}" if params else ""))
         self.cur.execute(sql, params)
         return self.cur
 
@@ -506,17 +517,21 @@ class Session:
         setl = "SET LOCAL" if self.in_txn else "SET"
         sp = "SAVEPOINT rc; " if self.in_txn else ""
         s1 = self.scalar(sp + "SELECT pg_current_snapshot()::text")
+        t_read = time.time()
         got = self.run_read(proto, text_lit, text_par, text_dollar, p)
         self.trail.append(f"READ [{proto}] {text_lit}")
+        prev_read = self.last_read.get((proto, text_lit))
+        self.last_read[(proto, text_lit)] = t_read
         if got[0] == "error" and self.in_txn:
             self.q("ROLLBACK TO SAVEPOINT rc")
         outcome = self.scalar(f"SELECT perfopt.cache_last_outcome(); {setl} perfopt.cache_mode = off")
-        self.trail.append(f"  -> {outcome}: {got[1] if got[0] == 'error' else len(got[1])}")
         want = self.run_read(proto, text_lit, text_par, text_dollar, p)
         if want[0] == "error" and self.in_txn:
             self.q("ROLLBACK TO SAVEPOINT rc")   # undoes the SET LOCAL too
         s2 = self.scalar(f"SELECT pg_current_snapshot()::text; {setl} perfopt.cache_mode = '{self.mode}'"
                          + ("; RELEASE SAVEPOINT rc" if self.in_txn else ""))
+        self.trail.append(f"  -> {outcome}: {answer_brief(got)}, cache off {answer_brief(want)}"
+                          f"{' (raced a commit)' if s1 != s2 else ''}")
         if s1 != s2:
             with lock:
                 stats["raced"] += 1
@@ -543,7 +558,8 @@ class Session:
                 dims[kk]["hits"] += hit
                 dims[kk]["mismatches"] += bad
             if bad and len(mismatch_reports) < args.show:
-                mismatch_reports.append(self.describe(proto, text_lit, text_par, p, outcome, got, want, where))
+                mismatch_reports.append((self.describe(proto, text_lit, text_par, p, outcome, got, want, where),
+                                         self.sid, prev_read, time.time(), a, b))
 
     def describe(self, proto, text_lit, text_par, p, outcome, got, want, where):
         trail = list(self.trail)
@@ -574,6 +590,13 @@ class Session:
     def write_stmt(self):
         """One random write; returns its dimension label."""
         rnd, sch = self.rnd, self.schema
+        self.in_write = True     # q() logs this write's statements
+        try:
+            return self.write_one(rnd, sch)
+        finally:
+            self.in_write = False
+
+    def write_one(self, rnd, sch):
         tgt = rnd.choice(sch.writable) if rnd.random() < 0.92 else sch.unqualified
         tkind = sch.kind.get(tgt, "plain")
         kind = rnd.choices(
@@ -607,6 +630,7 @@ class Session:
                                                                   f"mod(k, 7) = {g}"]))
         elif kind == "copy":
             data = "".join(copy_line(random_row(rnd)) for _ in range(rnd.randint(1, 4)))
+            self.txn_trail.append(f"COPY {t} {INS_COLS} FROM STDIN: {data!r}"[:200])
             with self.cur.copy(f"COPY {t} {INS_COLS} FROM STDIN") as cp:
                 cp.write(data)
         elif kind == "truncate":
@@ -640,12 +664,14 @@ class Session:
 
     def write_txn(self):
         rnd = self.rnd
+        self.txn_trail = []
         shape = rnd.choices(["autocommit", "commit", "rollback", "savepoint"], [4, 4, 2, 2])[0]
         labels = []
         try:
             if shape == "autocommit":
                 labels.append(self.write_stmt())
                 outcome = "committed"
+                t_end = time.time()
             else:
                 self.q("BEGIN")
                 self.in_txn = True
@@ -675,9 +701,11 @@ class Session:
                 else:
                     self.q("COMMIT")
                     outcome = "committed"
+                t_end = time.time()
                 self.in_txn = False
         except psycopg.Error as e:
             outcome = "error_" + (e.sqlstate or "?")
+            t_end = time.time()
             if e.sqlstate not in EXPECTED_WRITE_ERRORS:
                 note_error(f"session {self.sid} write {labels}: {e.sqlstate} {str(e).splitlines()[0]} "
                            f"[{self.last_write}] role={self.role}")
@@ -687,6 +715,7 @@ class Session:
         with lock:
             for lab in labels:
                 write_dims[f"{lab} {outcome}"] += 1
+            write_log.append((t_end, self.sid, self.txn_trail, outcome))
         if rnd.random() < 0.5:
             self.read_check("after_write_txn")
 
@@ -719,6 +748,31 @@ class Session:
             note_error(f"session {self.sid}: {type(e).__name__}: {e}")
             stop.set()
         self.conn.close()
+
+
+def writes_between(sid, t0, t1, a, b):
+    """Other sessions' writes that committed or rolled back between t0 and t1
+    and name a table of the same family as a or b."""
+    if t0 is None:
+        return ""
+    fam = {x.replace("ONLY ", "").split(".")[-1].split("_")[0] for x in (a, b)}
+    pat = re.compile(r"\b(" + "|".join(re.escape(f) for f in fam) + r")(_\w+)?\b")
+    out = []
+    for t, wsid, stmts, how in list(write_log):
+        if t0 <= t <= t1 and wsid != sid:
+            for st in stmts:
+                if st and pat.search(st.split(" WHERE ")[0]):
+                    out.append(f"    [{t - t0:+.3f}s session {wsid}, {how}] {st}")
+    return ("\n  other sessions' writes between the two (naming its tables' families):\n"
+            + ("\n".join(out[-40:]) or "    none"))
+
+
+def answer_brief(a):
+    if a[0] == "error":
+        return "error " + a[1]
+    text = repr([tuple(x.decode("utf-8", "backslashreplace") if isinstance(x, bytes) else x for x in r)
+                 for r in a[1]])
+    return f"{len(a[1])} rows {text[:70]}{'...' if len(text) > 70 else ''}"
 
 
 def outcome_class(o):
@@ -780,8 +834,8 @@ def main():
         t.start()
     for t in threads:
         t.join()
-    for r in mismatch_reports:
-        print(r)
+    for text, sid, t0, t1, a, b in mismatch_reports:
+        print(text + writes_between(sid, t0, t1, a, b))
     for e in errors[:10]:
         print("ERROR", e)
     print("per dimension (checked hits mismatches):")

@@ -8,7 +8,7 @@
 # Zero mismatches and zero errors over at least CACHE_DIFF_MIN checked
 # reads, with a real share of them hits.
 #
-#   CACHE_DIFF_READS  checked reads to reach (default 3000: make test's run)
+#   CACHE_DIFF_READS  checked reads to reach (default 4000: make test's run)
 #   CACHE_DIFF_SEED   the generator's seed (default 12345; "random" draws
 #                     one, printed so that a failing run can be replayed)
 #   CACHE_DIFF_SHOW   mismatches printed in full (default 5)
@@ -24,7 +24,7 @@ cluster_start db "shared_preload_libraries = 'perfopt'" "perfopt.slow_query_thre
 sql() { as_pg psql -X -At -h "$db_HOST" -p "$db_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"; }
 sql -q -c "CREATE EXTENSION perfopt" >/dev/null
 
-READS=${CACHE_DIFF_READS:-3000}
+READS=${CACHE_DIFF_READS:-4000}
 SEED=${CACHE_DIFF_SEED:-12345}
 seed_arg=(--seed "$SEED")
 [ "$SEED" = random ] && seed_arg=()
