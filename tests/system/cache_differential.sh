@@ -24,6 +24,18 @@ cluster_start db "shared_preload_libraries = 'perfopt'" "perfopt.slow_query_thre
 sql() { as_pg psql -X -At -h "$db_HOST" -p "$db_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"; }
 sql -q -c "CREATE EXTENSION perfopt" >/dev/null
 
+DSN="host=$db_HOST port=$db_PORT user=postgres dbname=postgres"
+# the fixed cases first: mismatches the random run found, reduced
+cases=$(as_pg /usr/bin/python3 "$ROOT/tests/system/cache_differential.py" "$DSN" 0 --cases 2>&1)
+echo "$cases" | grep -v '^seed='
+while read -r l; do
+	case "$l" in
+	"ok case: "*) pass "${l#ok case: }" ;;
+	"MISMATCH case: "*) fail "${l#MISMATCH case: }" ;;
+	esac
+done <<<"$cases"
+assert_true "the fixed cases ran" grep -q '^cases=[1-9]' <<<"$cases"
+
 READS=${CACHE_DIFF_READS:-4000}
 SEED=${CACHE_DIFF_SEED:-12345}
 seed_arg=(--seed "$SEED")
@@ -31,7 +43,7 @@ seed_arg=(--seed "$SEED")
 # the run must reach READS checked reads; fewer means the readers stopped
 # (an error, or too many pairs raced a commit): failed below
 out=$(as_pg /usr/bin/python3 "$ROOT/tests/system/cache_differential.py" \
-	"host=$db_HOST port=$db_PORT user=postgres dbname=postgres" "$READS" "${seed_arg[@]}" \
+	"$DSN" "$READS" "${seed_arg[@]}" \
 	--show "${CACHE_DIFF_SHOW:-5}" 2>&1)
 echo "$out"
 line=$(echo "$out" | grep '^reads=' | tail -1)
@@ -49,7 +61,7 @@ exercised() { # DESC: passes when the rest of the arguments (a command) succeed,
 	if "$@"; then pass "$desc"; else SKIPPED=$((SKIPPED + 1)); echo "skip - $desc: not exercised"; fi
 }
 dim() { echo "$out" | awk -v k="$1" '$1 == k { print $(NF - 1) + 0; f = 1 } END { if (!f) print 0 }'; }
-exercised "a real share of the reads were hits (${hits:-0} of ${reads:-0})" test "${hits:-0}" -ge $(( ${reads:-0} / 20 ))
+exercised "at least 2% of the reads were hits (${hits:-0} of ${reads:-0})" test "${hits:-0}" -ge $(( ${reads:-0} / 50 ))
 for d in protocol=simple protocol=extended protocol=prepared protocol=binary protocol=sql_prepare \
 	relation=partitioned relation=partition_leaf relation=inh_parent relation=inh_child relation=view \
 	transaction=after_own_write role=difft_ro; do
