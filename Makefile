@@ -9,6 +9,8 @@
 #   make demo-stop stop the demo cluster
 #   make bench     benchmarks against the anchors (pg_stat_statements, ...)
 #   make fuzz      libFuzzer targets of the pooler's parsers, 60 s each
+#   make fuzz-cache  the cache's differential tester, long: FUZZ_CACHE_READS
+#                  checked reads (100,000), FUZZ_CACHE_SEED (random, printed)
 #   make soak      2,000 clients through the pooler for a few minutes
 
 MODULE_big = perfopt
@@ -103,4 +105,14 @@ soak: deps
 	@$(MAKE) --no-print-directory all
 	@bash tests/soak/run
 
-.PHONY: deps test installcheck demo demo-stop bench fuzz soak
+# Installs like test unless PG_BINDIR names a private PostgreSQL where
+# perfopt is installed already (then nothing is installed system-wide).
+FUZZ_CACHE_READS ?= 100000
+FUZZ_CACHE_SEED ?= random
+fuzz-cache: deps
+	@$(MAKE) --no-print-directory all
+	@[ -n "$$PG_BINDIR" ] || $(MAKE) --no-print-directory install >/dev/null
+	@CACHE_DIFF_READS=$(FUZZ_CACHE_READS) CACHE_DIFF_SEED=$(FUZZ_CACHE_SEED) CACHE_DIFF_SHOW=10 CACHE_DIFF_OPEN_BUGS=1 \
+		ONLY=cache_differential.sh SUITES=system bash tests/run
+
+.PHONY: deps test installcheck demo demo-stop bench fuzz soak fuzz-cache
