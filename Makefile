@@ -112,7 +112,7 @@ FUZZ_CACHE_SEED ?= random
 fuzz-cache: deps
 	@$(MAKE) --no-print-directory all
 	@[ -n "$$PG_BINDIR" ] || $(MAKE) --no-print-directory install >/dev/null
-	@CACHE_DIFF_READS=$(FUZZ_CACHE_READS) CACHE_DIFF_SEED=$(FUZZ_CACHE_SEED) CACHE_DIFF_SHOW=10 CACHE_DIFF_OPEN_BUGS=1 \
+	@CACHE_DIFF_READS=$(FUZZ_CACHE_READS) CACHE_DIFF_SEED=$(FUZZ_CACHE_SEED) CACHE_DIFF_SHOW=10 \
 		ONLY=cache_differential.sh SUITES=system bash tests/run
 
 .PHONY: deps test installcheck demo demo-stop bench fuzz soak fuzz-cache

@@ -232,6 +232,7 @@ cache_examine(QueryDesc *queryDesc, bool records_ok, ScanDirection direction,
 {
 	const char *why = cache_runtime_refusal(queryDesc, records_ok, direction, count, at_start);
 	PlannedStmt *stmt = queryDesc->plannedstmt;
+	uint64		consts;
 
 	if (!why && cache_rules_none())
 		why = "no cache rule selects it";
@@ -248,11 +249,13 @@ cache_examine(QueryDesc *queryDesc, bool records_ok, ScanDirection direction,
 		c->keyhash = known->keyhash;
 		return true;
 	}
+	if (!why && !cache_plan_consts(stmt, &consts))
+		why = "its plan was not made by this session's planner";
 	if (!why)
 	{
 		initStringInfo(&c->key);
 		if (!cache_build_key(stmt->queryId, queryDesc->sourceText, stmt->stmt_location,
-							 stmt->stmt_len, queryDesc->params,
+							 stmt->stmt_len, consts, queryDesc->params,
 							 (stmt->jitFlags & CACHE_SHAPE_SETTINGS) != 0, &c->key))
 			why = "parameters cannot be read";
 	}

@@ -28,6 +28,7 @@
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
+#include "nodes/plannodes.h"
 #include "tcop/dest.h"
 #include "catalog/namespace.h"
 #include "parser/parse_expr.h"
@@ -35,6 +36,7 @@
 #include "pgtime.h"
 #include "tsearch/ts_cache.h"
 #include "utils/array.h"
+#include "utils/datum.h"
 #include "utils/pg_locale.h"
 #include "utils/guc_tables.h"
 #include "utils/rls.h"
@@ -323,6 +325,109 @@ append_param(StringInfo key, ParamExternData *prm)
 }
 
 /*
+ * The constants of an analyzed statement, hashed.  The key's text says
+ * which literals a statement has, but not what they were read as: parse
+ * analysis reads a literal under the settings of that moment (DateStyle for
+ * a date, array_nulls for an array, standard_conforming_strings for a
+ * string), and a statement prepared before one of them changed keeps what
+ * it read then.  The values themselves go into the key, so two analyses of
+ * the same text that read different constants never share an entry.
+ * Computed from the Query the planner is given, and carried to execution in
+ * the plan (cache_plan_set_consts).
+ */
+typedef struct ConstsHash
+{
+	uint64		h;
+} ConstsHash;
+
+static bool
+consts_walker(Node *node, ConstsHash *ch)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Const))
+	{
+		Const	   *c = (Const *) node;
+		uint64		part = hash_bytes_uint32_extended(c->consttype, c->constisnull);
+
+		if (!c->constisnull)
+		{
+			if (c->constbyval)
+				part ^= hash_bytes_extended((unsigned char *) &c->constvalue, sizeof(Datum), part);
+			else if (c->constlen == -1)
+			{
+				struct varlena *v = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(c->constvalue));
+
+				part ^= hash_bytes_extended((unsigned char *) VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v), part);
+			}
+			else
+				part ^= hash_bytes_extended((unsigned char *) DatumGetPointer(c->constvalue),
+											datumGetSize(c->constvalue, false, c->constlen), part);
+		}
+		ch->h = hash_combine64(ch->h * UINT64CONST(0x9E3779B97F4A7C15), part);
+		return false;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, consts_walker, ch, 0);
+	return expression_tree_walker(node, consts_walker, ch);
+}
+
+uint64
+cache_query_consts(Query *query)
+{
+	ConstsHash	ch = {UINT64CONST(0x2545F4914F6CDD1D)};
+
+	(void) query_tree_walker(query, consts_walker, &ch, 0);
+	return ch.h;
+}
+
+/*
+ * The plan carries its Query's constants hash as two items of its
+ * invalidation list whose cache ids name no catalog cache, so that they
+ * match no invalidation and survive wherever the plan is copied.
+ */
+#define CONSTS_ITEM_HIGH (-0x7065)
+#define CONSTS_ITEM_LOW (-0x7066)
+
+void
+cache_plan_set_consts(PlannedStmt *plan, uint64 consts)
+{
+	PlanInvalItem *hi = makeNode(PlanInvalItem);
+	PlanInvalItem *lo = makeNode(PlanInvalItem);
+
+	hi->cacheId = CONSTS_ITEM_HIGH;
+	hi->hashValue = (uint32) (consts >> 32);
+	lo->cacheId = CONSTS_ITEM_LOW;
+	lo->hashValue = (uint32) consts;
+	plan->invalItems = lappend(lappend(plan->invalItems, hi), lo);
+}
+
+bool
+cache_plan_consts(PlannedStmt *plan, uint64 *consts)
+{
+	ListCell   *lc;
+	int			found = 0;
+
+	*consts = 0;
+	foreach(lc, plan->invalItems)
+	{
+		PlanInvalItem *item = lfirst_node(PlanInvalItem, lc);
+
+		if (item->cacheId == CONSTS_ITEM_HIGH)
+		{
+			*consts |= (uint64) item->hashValue << 32;
+			found |= 1;
+		}
+		else if (item->cacheId == CONSTS_ITEM_LOW)
+		{
+			*consts |= item->hashValue;
+			found |= 2;
+		}
+	}
+	return found == 3;
+}
+
+/*
  * The key material: database, roles, statement text with its constants,
  * bind parameter values and the settings above.  Built from the plan at
  * execution and from the analyzed statement at planning (cache_standin.c):
@@ -331,7 +436,8 @@ append_param(StringInfo key, ParamExternData *prm)
  */
 bool
 cache_build_key(uint64 queryid, const char *sourceText, int stmt_location,
-				int stmt_len, ParamListInfo params, bool all_settings, StringInfo key)
+				int stmt_len, uint64 consts, ParamListInfo params, bool all_settings,
+				StringInfo key)
 {
 	Oid			ids[3];
 	const char *text = sourceText ? sourceText : "";
@@ -345,6 +451,7 @@ cache_build_key(uint64 queryid, const char *sourceText, int stmt_location,
 	ids[2] = GetSessionUserId();
 	key_put(key, ids, sizeof(ids));
 	key_put(key, &queryid, sizeof(uint64));
+	key_put(key, &consts, sizeof(uint64));
 	append_settings(key, all_settings);
 	if (loc > textlen)
 		loc = 0;

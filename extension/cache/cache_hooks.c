@@ -93,16 +93,20 @@ plan_with_rules(Query *parse, const char *query_string, int cursorOptions,
 	bool		has_params = false;
 	bool		looked = false;
 	List	   *rtes = NIL;
+	uint64		consts;
 
 	/* before planning, which rewrites the tree it is given */
 	shape = cache_shape_of(parse, &has_params, &rtes);
+	consts = (shape & CACHE_SHAPE_CACHEABLE) ? cache_query_consts(parse) : 0;
 	result = cache_standin_plan(parse, query_string, cursorOptions, boundParams,
-								shape, has_params, rtes, &looked);
+								shape, has_params, rtes, consts, &looked);
 	if (result)
 		return result;
 
 	result = plan_chained(parse, query_string, cursorOptions, boundParams);
 	result->jitFlags |= shape;
+	if (shape & CACHE_SHAPE_CACHEABLE)
+		cache_plan_set_consts(result, consts);
 	if (looked)
 		cache_standin_note_miss(result);
 	return result;

@@ -193,8 +193,11 @@ typedef struct CacheBlobHeader
 typedef struct CacheCapture CacheCapture;
 
 extern bool cache_build_key(uint64 queryid, const char *sourceText, int stmt_location,
-							int stmt_len, ParamListInfo params, bool all_settings,
-							StringInfo key);
+							int stmt_len, uint64 consts, ParamListInfo params,
+							bool all_settings, StringInfo key);
+extern uint64 cache_query_consts(Query *query);
+extern void cache_plan_set_consts(PlannedStmt *plan, uint64 consts);
+extern bool cache_plan_consts(PlannedStmt *plan, uint64 *consts);
 extern uint64 cache_key_hash(const StringInfo key);
 extern uint32 cache_tupdesc_hash(TupleDesc desc);
 extern bool cache_tlist_shape(List *tlist, uint32 *hash);
@@ -300,7 +303,7 @@ extern void cache_standin_install(void);
 extern PlannedStmt *cache_standin_plan(Query *parse, const char *query_string,
 									   int cursorOptions, ParamListInfo boundParams,
 									   int shape, bool has_params, List *rtes,
-									   bool *looked);
+									   uint64 consts, bool *looked);
 extern void cache_standin_note_miss(PlannedStmt *plan);
 extern bool cache_standin_known_miss(PlannedStmt *plan);
 extern const CacheCandidate *cache_standin_missed_key(QueryDesc *queryDesc);

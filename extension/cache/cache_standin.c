@@ -313,7 +313,7 @@ cache_standin_start(QueryDesc *queryDesc, int eflags)
 PlannedStmt *
 cache_standin_plan(Query *parse, const char *query_string, int cursorOptions,
 				   ParamListInfo boundParams, int shape, bool has_params, List *rtes,
-				   bool *looked)
+				   uint64 consts, bool *looked)
 {
 	CacheCandidate c;
 	uint32		tupdesc_hash = 0;
@@ -343,7 +343,7 @@ cache_standin_plan(Query *parse, const char *query_string, int cursorOptions,
 		return NULL;
 	initStringInfo(&c.key);
 	if (!cache_build_key(parse->queryId, query_string, parse->stmt_location,
-						 parse->stmt_len, NULL, (shape & CACHE_SHAPE_SETTINGS) != 0, &c.key))
+						 parse->stmt_len, consts, NULL, (shape & CACHE_SHAPE_SETTINGS) != 0, &c.key))
 		return NULL;
 	c.keyhash = cache_key_hash(&c.key);
 	*looked = true;
@@ -361,6 +361,7 @@ cache_standin_plan(Query *parse, const char *query_string, int cursorOptions,
 	standin = make_standin(parse->targetList, parse->queryId, rtes, parse->stmt_location,
 						   parse->stmt_len, ++standin_serial);
 	standin->jitFlags |= CACHE_PLANNED_STANDIN | shape;
+	cache_plan_set_consts(standin, consts);
 	/* what ExecutorStart plans when the entry no longer answers */
 	standin->utilityStmt = (Node *) parse;
 	/* a stand-in kept as a generic plan is replanned when these change */

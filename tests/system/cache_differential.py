@@ -53,8 +53,6 @@ ap.add_argument("reads", type=int)
 ap.add_argument("--seed", type=int, default=None)
 ap.add_argument("--sessions", type=int, default=4)
 ap.add_argument("--show", type=int, default=5, help="mismatches printed in full")
-ap.add_argument("--without-parse-settings", action="store_true",
-                help="leave out settings read when a literal is parsed (see PARSE_SETTINGS)")
 ap.add_argument("--cases", action="store_true",
                 help="run only the fixed cases (mismatches the random run found), one line each")
 ap.add_argument("--max-attempts", type=int, default=0,
@@ -96,19 +94,6 @@ SETTINGS = {
     "enable_hashagg": ["off", ""],
     "enable_seqscan": ["off", ""],
 }
-
-# Settings read when a statement's literals are parsed: a statement prepared
-# (protocol-level Parse) before one of them changes keeps constants read
-# under the old value, while the cache keys its execution on the new one.
-# That is an open bug of the key (the fixed cases below show it); the
-# bounded run of make test leaves these settings out, make fuzz-cache keeps
-# them.
-PARSE_SETTINGS = ("DateStyle", "IntervalStyle", "TimeZone", "timezone_abbreviations",
-                  "standard_conforming_strings", "array_nulls", "transform_null_equals")
-
-if args.without_parse_settings:
-    for _name in PARSE_SETTINGS:
-        SETTINGS.pop(_name, None)
 
 # ---------------------------------------------------------------------------
 # reads: {A} and {B} are relations, {p} an integer parameter (a literal, a

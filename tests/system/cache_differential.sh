@@ -25,32 +25,17 @@ sql() { as_pg psql -X -At -h "$db_HOST" -p "$db_PORT" -U postgres -d postgres -v
 sql -q -c "CREATE EXTENSION perfopt" >/dev/null
 
 DSN="host=$db_HOST port=$db_PORT user=postgres dbname=postgres"
-# The fixed cases (mismatches the random run found, reduced) show an open
-# bug of the key: settings read when a literal is parsed (DateStyle,
-# array_nulls, standard_conforming_strings, ...) are keyed as they are when
-# a prepared statement runs, not as they were when it was parsed.  Until the
-# key carries them, make test leaves those settings out of its random run and
-# reports the cases as skips; make fuzz-cache (CACHE_DIFF_OPEN_BUGS=1) runs
-# both and fails on them.
+# the fixed cases first: mismatches the random run found, reduced
+cases=$(as_pg /usr/bin/python3 "$ROOT/tests/system/cache_differential.py" "$DSN" 0 --cases 2>&1)
+echo "$cases" | grep -v '^seed='
+while read -r l; do
+	case "$l" in
+	"ok case: "*) pass "${l#ok case: }" ;;
+	"MISMATCH case: "*) fail "${l#MISMATCH case: }" ;;
+	esac
+done <<<"$cases"
+assert_true "the fixed cases ran" grep -q '^cases=[1-9]' <<<"$cases"
 SKIPPED=0
-parse_arg=(--without-parse-settings)
-if [ -n "${CACHE_DIFF_OPEN_BUGS:-}" ]; then
-	parse_arg=()
-	cases=$(as_pg /usr/bin/python3 "$ROOT/tests/system/cache_differential.py" "$DSN" 0 --cases 2>&1)
-	echo "$cases" | grep -v '^seed='
-	while read -r l; do
-		case "$l" in
-		"ok case: "*) pass "${l#ok case: }" ;;
-		"MISMATCH case: "*) fail "${l#MISMATCH case: }" ;;
-		esac
-	done <<<"$cases"
-	assert_true "the fixed cases ran" grep -q '^cases=[1-9]' <<<"$cases"
-else
-	for c in array_nulls DateStyle standard_conforming_strings; do
-		SKIPPED=$((SKIPPED + 1))
-		echo "skip - a statement prepared before $c changed: open bug of the key, run by make fuzz-cache"
-	done
-fi
 
 READS=${CACHE_DIFF_READS:-4000}
 SEED=${CACHE_DIFF_SEED:-12345}
@@ -59,7 +44,7 @@ seed_arg=(--seed "$SEED")
 # the run must reach READS checked reads; fewer means the readers stopped
 # (an error, or too many pairs raced a commit): failed below
 out=$(as_pg /usr/bin/python3 "$ROOT/tests/system/cache_differential.py" \
-	"$DSN" "$READS" "${seed_arg[@]}" "${parse_arg[@]}" \
+	"$DSN" "$READS" "${seed_arg[@]}" \
 	--show "${CACHE_DIFF_SHOW:-5}" 2>&1)
 echo "$out"
 line=$(echo "$out" | grep '^reads=' | tail -1)
