@@ -258,8 +258,17 @@ session_state_client_msg(client *c, const bufview *in, size_t off, const unsigne
 
 	if (c->pool_mode != MODE_TRANSACTION || (s->sreport && cfg.session_state_mode == SESSION_STATE_PIN))
 		return SSTATE_PASS;
+	/*
+	 * A refusal replaces the whole message: wait for it.  A pin needs only
+	 * the text that has arrived (nearly always all of it); the rest streams
+	 * through as before.
+	 */
 	if (in->len - off < 5 + n)
-		return SSTATE_WAIT;
+	{
+		if (cfg.session_state_mode == SESSION_STATE_ERROR)
+			return SSTATE_WAIT;
+		n = in->len - off - 5;
+	}
 	bufview_peek(in, off + 5, text, n);
 	text[n] = '\0';
 	if (hdr[0] == 'P')
@@ -274,7 +283,7 @@ session_state_client_msg(client *c, const bufview *in, size_t off, const unsigne
 	kinds &= ~K_DISCARD_ALL;
 	if (!kinds)
 		return SSTATE_PASS;
-	if (cfg.session_state_mode == SESSION_STATE_ERROR && body <= SCAN_MAX)
+	if (cfg.session_state_mode == SESSION_STATE_ERROR && n == body)
 	{
 		refuse(c, off, (char) hdr[0], text, kinds);
 		return SSTATE_REWRITTEN;
