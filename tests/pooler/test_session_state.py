@@ -9,12 +9,13 @@ without perfopt's extension (the pooler recognises the statements) and with
 it (the server reports the state, so the pin ends as soon as it is gone,
 and state made where the pooler cannot see it is caught too)."""
 import os
+import socket
 
 import psycopg2
 
 from harness import (Pooler, admin, direct, err_code, metrics, ok, pool_metric, q1, show,
                      skip, wait_for)
-from wire import free_port
+from wire import SYNC, bind, execute, free_port, parse, read_until, sqlstate_of, startup_packet
 
 EXT_HOST = os.environ.get("PGEXT_HOST", "")
 EXT_PORT = int(os.environ.get("PGEXT_PORT", "0"))
@@ -148,6 +149,19 @@ def test_error_mode():
     a.autocommit = True
     ok(q1(a, "select 'fine'") == "fine", "error mode: ordinary statements run")
     a.close()
+    # the extended protocol: the Parse is replaced, the refusal comes at Execute
+    s = socket.create_connection(("127.0.0.1", p.port), 10)
+    s.sendall(startup_packet("app", "appdb"))
+    read_until(s, "Z", 10)
+    s.sendall(parse("", "LISTEN chan_ext") + bind("") + execute() + SYNC)
+    got = read_until(s, "Z", 10)
+    errs = [sqlstate_of(b) for t, b in got if t == "E"]
+    ok(errs == ["0A000"] and b"transaction_mode_session_state" in b"".join(b for _, b in got),
+       "error mode: LISTEN by Parse/Bind/Execute refused with 0A000 and the hint", got)
+    s.sendall(parse("", "select 1") + bind("") + execute() + SYNC)
+    got = read_until(s, "Z", 10)
+    ok([t for t, _ in got] == ["1", "2", "D", "C", "Z"], "error mode: the next extended query runs", got)
+    s.close()
 
 
 def test_pin_with_extension():
