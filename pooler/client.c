@@ -116,6 +116,7 @@ client_free(client *c)
 	}
 	pstr_unref(c->begin_text);
 	prepared_client_free(c);
+	settings_client_free(c);
 	client_tlist_set(c, 0, 0);
 	conn_destroy(&c->c);
 	TAILQ_REMOVE(&all_clients, c, link);
@@ -353,6 +354,8 @@ client_send(client *c, size_t n)
 
 	if (s->replay)
 		evbuffer_add(s->replay, evbuffer_pullup(c->c.in, n), n);
+	if (s->retry)
+		evbuffer_add(s->retry, evbuffer_pullup(c->c.in, n), n);
 	c->pool->st.bytes_in += n;
 	conn_forward(&s->c, c->c.in, n);
 }

@@ -23,6 +23,7 @@
 #include "cancel.h"
 #include "pool.h"
 #include "net/net.h"
+#include "txn/txn.h"
 
 #define STARTUP_MAX 10000
 #define PROTO_V3 196608
@@ -90,6 +91,119 @@ act_on_auth(client *c, enum auth_verdict verdict, const auth_refusal *why)
 		client_fail(c, why->sqlstate, "%s", why->msg);
 }
 
+/* replication=database or true asks for a walsender, which a pool cannot give */
+static bool
+wants_replication(const char *val)
+{
+	return strcasecmp(val, "false") != 0 && strcasecmp(val, "off") != 0 &&
+		strcasecmp(val, "no") != 0 && strcmp(val, "0") != 0;
+}
+
+/*
+ * One parameter of the startup packet other than user and database into
+ * the explicit list (or options, kept for later); false once the client
+ * was failed.
+ */
+static bool
+read_param(client *c, const char *name, const char *val, setting_list *l, const char **opts)
+{
+	const char *bad;
+
+	if (!strcmp(name, "options"))
+		*opts = val;
+	else if (!strcmp(name, "replication"))
+	{
+		if (wants_replication(val))
+			client_fail(c, "0A000", "unsupported startup parameter \"replication\": perfopt-pooler does not pool replication connections");
+	}
+	else if (ignored_param(name))
+		;						/* ignore_startup_parameters */
+	else if (!strncmp(name, "_pq_.", 5))
+		client_fail(c, "08P01", "unsupported startup parameter: %s", name);
+	else if ((bad = setting_list_put(l, name, val)) != NULL)
+		client_fail(c, "22023", "startup parameter \"%s\": %s", name, bad);
+	return c->state != C_CLOSING;
+}
+
+/*
+ * Every setting of the login: options' switches first, then the explicit
+ * parameters (which win, as in PostgreSQL).  The six reported ones go to
+ * startup_params, ignore_startup_parameters are dropped, the rest become
+ * c->settings (txn/startup_settings.c).
+ */
+static void
+route_settings(client *c, setting_list *all)
+{
+	setting_list rest = {0};
+	int			t;
+
+	for (int i = 0; i < all->n; i++)
+	{
+		if ((t = tracked_param_index(all->names[i])) >= 0)
+		{
+			pstr_set(&c->startup_params[t], pstr_get(all->values[i]));
+			c->startup_params[t]->refs--;
+		}
+		else if (!ignored_param(all->names[i]))
+			setting_list_put(&rest, all->names[i], all->values[i]);
+	}
+	pstr_unref(c->settings);
+	c->settings = setting_list_key(&rest);
+	setting_list_free(&rest);
+}
+
+/* The startup packet's parameters (p, len: the whole packet); false once the client was failed. */
+static bool
+read_params(client *c, const unsigned char *p, uint32_t len)
+{
+	setting_list explicit = {0},
+				all = {0};
+	const char *opts = NULL,
+			   *code = NULL;
+	char		why[300];
+	bool		good = true;
+
+	for (size_t i = 8; good && i < len - 1;)
+	{
+		const char *name = (const char *) p + i;
+		const char *val = name + strlen(name) + 1;
+
+		if ((const unsigned char *) val >= p + len - 1 && *name)
+		{
+			client_fail(c, "08P01", "invalid startup packet layout: parameter without value");
+			good = false;
+			break;
+		}
+		if (!*name)
+			break;
+		i = (const unsigned char *) val - p + strlen(val) + 1;
+		if (!strcmp(name, "user"))
+		{
+			free(c->user);
+			c->user = strdup(val);
+		}
+		else if (!strcmp(name, "database"))
+		{
+			free(c->dbname);
+			c->dbname = strdup(val);
+		}
+		else
+			good = read_param(c, name, val, &explicit, &opts);
+	}
+	if (good && opts && (code = startup_options_parse(opts, &all, why, sizeof(why))) != NULL)
+	{
+		client_fail(c, code, "%s", why);
+		good = false;
+	}
+	for (int i = 0; good && i < explicit.n; i++)
+		setting_list_put(&all, explicit.names[i], explicit.values[i]);
+	if (good)
+		route_settings(c, &all);
+	setting_list_free(&explicit);
+	setting_list_free(&all);
+	return good;
+}
+
 /* The startup packet: 0 wait for more, 1 handled (state may have moved on) */
 int
 client_startup_input(client *c)
@@ -98,7 +212,6 @@ client_startup_input(client *c)
 	const unsigned char *p;
 	uint32_t	len,
 				code;
-	size_t		i;
 	database   *db;
 	auth_refusal why;
 
@@ -155,38 +268,8 @@ client_startup_input(client *c)
 		client_fail(c, "08P01", "invalid startup packet layout: expected terminator as last byte");
 		return 1;
 	}
-	for (i = 8; i < len - 1;)
-	{
-		const char *name = (const char *) p + i;
-		const char *val = name + strlen(name) + 1;
-		int			t;
-
-		if ((const unsigned char *) val >= p + len - 1 && *name)
-		{
-			client_fail(c, "08P01", "invalid startup packet layout: parameter without value");
-			return 1;
-		}
-		if (!*name)
-			break;
-		i = (const unsigned char *) val - p + strlen(val) + 1;
-		if (!strcmp(name, "user"))
-		{
-			free(c->user);
-			c->user = strdup(val);
-		}
-		else if (!strcmp(name, "database"))
-		{
-			free(c->dbname);
-			c->dbname = strdup(val);
-		}
-		else if ((t = tracked_param_index(name)) >= 0)
-			pstr_set(&c->startup_params[t], pstr_get(val)), c->startup_params[t]->refs--;
-		else if (!ignored_param(name) && !(!strcmp(name, "options") && !*val))
-		{
-			client_fail(c, "08P01", "unsupported startup parameter: %s", name);
-			return 1;
-		}
-	}
+	if (!read_params(c, p, len))
+		return 1;
 	evbuffer_drain(c->c.in, len);
 	if (!c->user || !*c->user)
 	{
@@ -304,6 +387,7 @@ void
 client_welcome(client *c)
 {
 	pool	   *p = c->pool;
+	char		own[256];
 
 	if (c->admin)
 		client_console->send_params(c);
@@ -317,6 +401,8 @@ client_welcome(client *c)
 			pstr_set(&c->params[t], c->startup_params[t] ? c->startup_params[t] : p->defaults[t]);
 			v = c->params[t] ? c->params[t]->s : v;
 		}
+		else if (c->settings && settings_value(c->settings, p->pnames[i], own, sizeof(own)))
+			v = own;			/* a reported setting the client chose at login */
 		send_param_status(conn_out(&c->c), p->pnames[i], v);
 	}
 	for (int t = 0; t < NPARAMS; t++)

@@ -522,8 +522,8 @@ config_defaults(void)
 	cfg.ps.pool_timeout = 30;
 	cfg.ps.pool_recycle = 3600;
 	cfg.ps.pool_pre_ping = true;
-	cfg.ps.pre_ping_interval = 0;
-	cfg.ps.overflow_idle_timeout = 0;
+	cfg.ps.pre_ping_interval = 1;
+	cfg.ps.overflow_idle_timeout = 10;
 	cfg.ps.connect_timeout = 5;
 	cfg.auth_type = AUTH_TRUST;
 	cfg.max_client_conn = 1000;

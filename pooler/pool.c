@@ -5,8 +5,17 @@
  * waiters with pool_timeout, pool_recycle at release, pre-ping before
  * handing out an idle connection, min_pool_size, and exponential backoff
  * while the server is down.  What runs by the clock (recycling idle
- * servers, min_pool_size, freeing pools of removed databases) is here too,
- * driven once a second by ops/janitor.c.
+ * servers, closing overflow ones idle past overflow_idle_timeout,
+ * min_pool_size, freeing pools of removed databases) is here too, driven
+ * once a second by ops/janitor.c.
+ *
+ * Overflow follows QueuePool: a released connection, overflow or not, goes
+ * to the first waiting client; one beyond pool_size that nobody waits for
+ * stays idle and closes only when overflow_idle_timeout passes with nobody
+ * taking it.  A pooler sees a release at every transaction end, and a busy
+ * application's client between two transactions is not queued at that
+ * instant: closing there (overflow_idle_timeout = 0) would log in again for
+ * the client's next transaction.
  *
  * Live operations (ops/lifecycle.c, ops/reload.c) act through four things
  * here, and pool.c never calls them: a paused pool hands out no server and closes
@@ -195,6 +204,7 @@ give_server(pool *p, server *s)
 	}
 	if (w)
 	{
+		/* overflow or not: the waiter would otherwise wait for a new login */
 		stats_wait_done(p, now_mono() - w->wait_start);
 		server_link(s, w);
 		return;
@@ -204,6 +214,7 @@ give_server(pool *p, server *s)
 		server_close(s, "overflow connection released (max_overflow)");
 		return;
 	}
+	/* beyond pool_size: pool_tick closes it once idle overflow_idle_timeout */
 	server_set_state(s, S_IDLE);
 }
 
@@ -412,6 +423,23 @@ pool_reap_removed(void)
 }
 
 /*
+ * Idle servers beyond pool_size that nobody took for overflow_idle_timeout
+ * close, least recently used first.  The idle list is most recent first and
+ * hand_idle() takes from its head, so under a load between pool_size and
+ * pool_size + max_overflow the same few connections stay busy and the
+ * surplus ages at the tail.
+ */
+static void
+close_idle_overflow(pool *p, double now)
+{
+	server	   *s;
+
+	while (p->n_servers > p->ps->pool_size && (s = TAILQ_LAST(&p->idle, server_list)) != NULL &&
+		   now - s->last_used >= p->ps->overflow_idle_timeout)
+		server_close(s, "overflow_idle_timeout");
+}
+
+/*
  * Once a second: idle servers past pool_recycle or overflow_idle_timeout
  * close, min_pool_size is kept, and waiters no connect is under way for
  * get one.
@@ -430,10 +458,8 @@ pool_tick(pool *p, double now)
 			p->st.recycled++;
 			server_close(s, "pool_recycle: idle connection too old");
 		}
-		else if (p->n_servers > p->ps->pool_size &&
-				 now - s->last_used >= p->ps->overflow_idle_timeout)
-			server_close(s, "overflow_idle_timeout");
 	}
+	close_idle_overflow(p, now);
 	while (p->n_servers < p->ps->min_pool_size && now >= p->retry_at && !p->paused && !p->db->removed)
 	{
 		int			before = p->fail_count;

@@ -185,6 +185,7 @@ enum client_state
 	C_IDLE,						/* logged in, no server */
 	C_WAITING,					/* wants a server, queued in its pool */
 	C_ACTIVE,					/* linked to a server */
+	C_SETTING,					/* linked; its startup settings are checked there first, input waits */
 	C_DISCARDING,				/* canceled while queued: dropping to its sync point */
 	C_CLOSING					/* flushing a last message, then gone */
 };
@@ -223,6 +224,11 @@ typedef struct client
 	void	   *auth_state;
 	client_prep *prep;			/* NULL until its first named statement */
 	pstr	   *begin_text;		/* a deferred BEGIN no server has confirmed yet */
+	/* startup settings beyond params[] (txn/startup_settings.c); NULL: none */
+	pstr	   *settings;
+	bool		settings_checked;	/* a server accepted them once: later SETs are pipelined */
+	char		settings_phase; /* SETTINGS_*: the answer to the SETs sent for it */
+	char	   *settings_error; /* "SQLSTATE message" of a refused SET, until acted on */
 	unsigned char md5_salt[4];
 	uint32_t	id;				/* C-<id> in logs and SHOW CLIENTS */
 	double		connected;
@@ -275,6 +281,7 @@ typedef struct server
 	uint32_t	id;				/* S-<id> in logs and SHOW SERVERS */
 	bool		tls_answer_pending; /* SSLRequest sent, its one-byte answer not read */
 	struct evbuffer *replay;	/* client bytes sent behind that pre-ping */
+	struct evbuffer *retry;		/* client bytes of a batch that may re-run (txn/prepared_replies.c) */
 	uint32_t	pass_remaining;
 	bool		pass_drop;
 	struct event timer;
@@ -282,6 +289,11 @@ typedef struct server
 	struct cancel_req *cancels; /* CancelRequests for it still in flight */
 	bool		cancel_sent;	/* one was forwarded: absorb it before reuse */
 	server_prep *prep;			/* transaction mode with max_prepared_statements */
+	/* the startup settings the pooler applied here (txn/startup_settings.c) */
+	pstr	   *settings;		/* confirmed by the server; NULL: its defaults */
+	pstr	   *settings_pending;	/* sent, answer not seen yet */
+	bool		settings_sent;
+	bool		settings_failed;
 	/* session state only its client may see (txn/session_state.c): it stays linked */
 	unsigned char sstate;		/* kinds the extension reported (perfopt.session_state) */
 	unsigned char sstate_text;	/* kinds recognised in statements, without the extension */

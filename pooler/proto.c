@@ -28,24 +28,35 @@ put_msg_start(struct evbuffer *b, char type, size_t bodylen)
 	evbuffer_add(b, h, 5);
 }
 
+/* An ErrorResponse; routine (the R field, which some drivers read) may be NULL. */
+void
+send_error_routine(struct evbuffer *b, const char *severity, const char *sqlstate, const char *routine,
+				   const char *msg)
+{
+	char		body[800];
+	size_t		len = 0;
+
+	len += snprintf(body + len, sizeof(body) - len, "S%s", severity) + 1;
+	len += snprintf(body + len, sizeof(body) - len, "V%s", severity) + 1;
+	len += snprintf(body + len, sizeof(body) - len, "C%s", sqlstate) + 1;
+	len += snprintf(body + len, sizeof(body) - len, "M%.511s", msg) + 1;
+	if (routine)
+		len += snprintf(body + len, sizeof(body) - len, "R%.63s", routine) + 1;
+	body[len++] = '\0';
+	put_msg_start(b, 'E', len);
+	evbuffer_add(b, body, len);
+}
+
 void
 send_error(struct evbuffer *b, const char *severity, const char *sqlstate, const char *fmt, ...)
 {
 	char		msg[512];
-	char		body[700];
-	size_t		len = 0;
 	va_list		ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	len += snprintf(body + len, sizeof(body) - len, "S%s", severity) + 1;
-	len += snprintf(body + len, sizeof(body) - len, "V%s", severity) + 1;
-	len += snprintf(body + len, sizeof(body) - len, "C%s", sqlstate) + 1;
-	len += snprintf(body + len, sizeof(body) - len, "M%s", msg) + 1;
-	body[len++] = '\0';
-	put_msg_start(b, 'E', len);
-	evbuffer_add(b, body, len);
+	send_error_routine(b, severity, sqlstate, NULL, msg);
 }
 
 void

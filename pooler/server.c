@@ -88,6 +88,7 @@ server_free(server *s)
 	scram_client_free(s->scram);
 	conn_buf_put(s->replay);
 	prepared_server_free(s);
+	settings_server_free(s);
 	for (int i = 0; i < NPARAMS; i++)
 		pstr_unref(s->params[i]);
 	free(s);
@@ -257,6 +258,7 @@ server_link(server *s, client *c)
 {
 	char		sql[2048];
 	size_t		n = 0;
+	bool		hold;
 
 	s->client = c;
 	c->server = s;
@@ -278,10 +280,14 @@ server_link(server *s, client *c)
 		s->expect_rfq++;
 		s->swallow_rfq++;
 	}
+	hold = settings_send(s, c);	/* the rest of its startup settings (txn/startup_settings.c) */
 	/* after the settings: a SET inside the transaction would be rolled back with it */
 	if (c->begin_text)
 		defer_send_begin(s, c);
-	client_linked(c);
+	if (hold)
+		server_settings_hold(s, c);
+	else
+		client_linked(c);
 }
 
 static void
@@ -299,6 +305,7 @@ start_reset(server *s, bool full)
 	}
 	if (full && cfg.server_reset_query && *cfg.server_reset_query)
 	{
+		settings_server_reset(s);
 		send_query(s->c.out, cfg.server_reset_query);
 		n++;
 	}

@@ -51,6 +51,7 @@ void		server_login_process(server *s);
 void		server_send_startup(server *s);
 void		server_note_param(server *s, const unsigned char *body, size_t len, bool login);
 void		server_forward(server *s);	/* server_forward.c */
+void		server_settings_hold(server *s, client *c);
 void		server_close(server *s, const char *why);
 void		server_link(server *s, client *c);
 void		server_link_checked(server *s, client *c);

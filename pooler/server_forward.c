@@ -6,6 +6,7 @@
  * client, ReadyForQuery deciding whether the server can go back to the
  * pool.  This is the per-message path from PostgreSQL to the client.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,6 +69,7 @@ swallow_answer(server *s, client *c, char type, const unsigned char *body, uint3
 		s->txstatus = body[0];
 		s->expect_rfq--;
 		s->swallow_rfq--;
+		settings_rfq(s, c);
 		if (s->ping_unconfirmed)
 		{
 			/* the pre-ping comes first: the connection is alive */
@@ -87,6 +89,8 @@ swallow_answer(server *s, client *c, char type, const unsigned char *body, uint3
 				pstr_set(&c->params[t], s->params[t]);
 		}
 	}
+	else if (type == 'E' && settings_error_answer(s, c, (const char *) body, len - 4))
+		;						/* the client's startup settings: acted on in server_forward */
 	else if (type == 'E')
 	{
 		bool		canceled = strcmp(error_field((const char *) body, len - 4, 'C'), "57014") == 0;
@@ -265,6 +269,43 @@ forward_done(server *s, client *c, size_t off, bool release)
 		conn_read_on(&s->c);
 }
 
+/*
+ * The client's startup settings were sent ahead of its messages, which
+ * wait for the answer (server_settings_hold): the server's ReadyForQuery
+ * to them is in.
+ */
+void
+server_settings_hold(server *s, client *c)
+{
+	client_set_state(c, C_SETTING);
+	if (conn_flush(&s->c) < 0)
+		server_close(s, "write to server failed");
+}
+
+/*
+ * The answer to the client's settings, acted on once s is done with: let
+ * the waiting client's messages go, or close it with the server's error,
+ * which names the parameter (its statements never ran without it).
+ */
+static void
+settings_settled(client *c)
+{
+	char		code[6];
+
+	c->settings_phase = SETTINGS_NONE;
+	if (c->settings_error)
+	{
+		snprintf(code, sizeof(code), "%s", c->settings_error);
+		client_fail(c, code, "perfopt-pooler: the server refused a startup setting of this connection: %s",
+					c->settings_error + 6);
+		free(c->settings_error);
+		c->settings_error = NULL;
+		return;
+	}
+	if (c->state == C_SETTING)
+		client_linked(c);
+}
+
 /* Messages from a working server: swallow ours, forward the client's. */
 void
 server_forward(server *s)
@@ -275,6 +316,7 @@ server_forward(server *s)
 	unsigned char hdr[6];
 	uint32_t	len;
 	enum forward_step step = STEP_NEXT;
+	bool		retry;
 
 	bufview_load(&v, s->c.in);
 	while (off < v.len)
@@ -312,5 +354,11 @@ server_forward(server *s)
 		if (step != STEP_NEXT)
 			break;
 	}
+	retry = s->prep && prepared_retry_due(s);
 	forward_done(s, c, off, step == STEP_RELEASE);
+	/* last: s may be released, relinked or closed by what they do */
+	if (c && c->settings_phase == SETTINGS_ANSWERED)
+		settings_settled(c);
+	else if (retry && c->state == C_ACTIVE && c->server)
+		client_process(c);		/* a batch whose statement went stale runs again */
 }

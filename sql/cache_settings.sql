@@ -87,3 +87,10 @@ SELECT perfopt.uncache_query('SELECT id FROM cs_vals WHERE tenant = current_sett
 SELECT perfopt.uncache_query('SELECT current_setting(''application_name''), count(*) FROM cs_vals');
 SELECT perfopt.uncache_table('cs_vals');
 DROP TABLE cs_vals;
+
+-- a result being captured must never reach the 1GB a backend can allocate
+-- at once (the statement would fail): the largest entry is 512MB
+SET perfopt.cache_max_entry_size = '600MB';
+SET perfopt.cache_max_entry_size = '512MB';
+SHOW perfopt.cache_max_entry_size;
+RESET perfopt.cache_max_entry_size;

@@ -18,6 +18,19 @@
  * constant varies may not.  Entries are fixed-size and the table
  * is sized at startup (perfopt.advisor_max_statements); once full, new
  * statements are not captured until perfopt.advisor_reset().
+ *
+ * The capture must never fail the statement it watches (see
+ * common/bookkeeping.c).  Reading a plan looks up operators, operator
+ * classes and functions in the catalogs, and a function the plan calls may
+ * have been dropped by another session while the statement ran; so the
+ * plan is read under bookkeeping_try_in_subxact, once per statement (a
+ * subtransaction costs little next to a first execution).  When it fails,
+ * the statement is kept with its example text and its runs but without
+ * what its plan filters on (the recommendations re-plan the example
+ * anyway), and the plan is not read again.  Everything else here takes a
+ * lock, looks a hash up and copies fixed-size data, none of which can fail
+ * but for memory of a few bytes for a backend-local hash entry, which the
+ * statement would have been short of itself.
  */
 #include "postgres.h"
 
@@ -47,6 +60,7 @@
 
 #include "advisor/advisor_capture.h"
 #include "advisor/advisor_preds.h"
+#include "common/bookkeeping.h"
 #include "common/guc.h"
 
 #define ADVISOR_TRANCHE "perfopt_advisor"
@@ -203,21 +217,44 @@ fill_entry(CaptureEntry *e, List *preds, List *scans, const char *text, int len)
 	e->example2_len = 0;
 }
 
+/* A plan being read under bookkeeping_try_in_subxact. */
+typedef struct PlanReading
+{
+	PlannedStmt *pstmt;
+	List	   *preds;			/* the results, in CurrentMemoryContext */
+	List	   *scans;
+} PlanReading;
+
+static void
+read_plan(void *arg)
+{
+	PlanReading *r = (PlanReading *) arg;
+
+	advisor_extract(r->pstmt, &r->preds, &r->scans);
+}
+
 /* First end of a statement: read its plan and keep what the advisor needs. */
 static void
 capture_new(CaptureKey *key, QueryDesc *queryDesc, const char *text, int len,
 			uint32 hash)
 {
-	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
-											  "perfopt advisor capture",
-											  ALLOCSET_SMALL_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(cxt);
-	List	   *preds;
-	List	   *scans;
+	MemoryContext cxt;
+	MemoryContext old;
+	PlanReading r = {queryDesc->plannedstmt, NIL, NIL};
 	CaptureEntry *e;
 	bool		found;
 
-	advisor_extract(queryDesc->plannedstmt, &preds, &scans);
+	/* an unlocked peek: a full table is not worth reading the plan for */
+	if (hash_get_num_entries(capture_hash) >= perfopt_advisor_max_statements)
+		return;
+	/* in a parallel operation: at another run of the statement */
+	if (!bookkeeping_subxact_possible())
+		return;
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "perfopt advisor capture",
+								ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	if (!bookkeeping_try_in_subxact(BOOKKEEPING_ADVISOR, read_plan, &r))
+		r.preds = r.scans = NIL;
 	LWLockAcquire(capture->lock, LW_EXCLUSIVE);
 	e = hash_search(capture_hash, key, HASH_ENTER_NULL, &found);
 	if (e && !found)
@@ -225,7 +262,7 @@ capture_new(CaptureKey *key, QueryDesc *queryDesc, const char *text, int len,
 		SpinLockInit(&e->mutex);
 		e->max_burst = 1;
 		e->example_hash = hash;
-		fill_entry(e, preds, scans, text, len);
+		fill_entry(e, r.preds, r.scans, text, len);
 	}
 	LWLockRelease(capture->lock);
 	MemoryContextSwitchTo(old);

@@ -249,11 +249,12 @@ stmt_entry(Oid dbid, uint64 queryid, bool create)
 	return s;
 }
 
+/* The first n bytes of an entry's blob (all of it: e->len). */
 static void
-copy_out(const CacheEntry *e, char *dst)
+copy_out(const CacheEntry *e, char *dst, uint32 n_wanted)
 {
 	int32		c = e->first_chunk;
-	uint32		left = e->len;
+	uint32		left = Min(e->len, n_wanted);
 
 	while (left > 0)
 	{
@@ -355,7 +356,7 @@ cache_store_lookup(Oid dbid, Oid userid, uint64 keyhash,
 
 		*blob = palloc(e->len);
 		*bloblen = e->len;
-		copy_out(e, *blob);
+		copy_out(e, *blob, e->len);
 		e->used = true;
 		found = true;
 	}
@@ -441,6 +442,13 @@ cache_store_insert(Oid dbid, Oid userid, uint64 keyhash, uint64 queryid,
 		LWLockRelease(store->lock);
 		return false;
 	}
+	/* the table is sized for every entry; still, a full one refuses the store */
+	h = hash_search(entry_hash, &key, HASH_ENTER_NULL, &found);
+	if (h == NULL)
+	{
+		LWLockRelease(store->lock);
+		return false;
+	}
 
 	idx = store->free_entry;
 	store->free_entry = entry_next[idx];
@@ -468,7 +476,6 @@ cache_store_insert(Oid dbid, Oid userid, uint64 keyhash, uint64 queryid,
 	}
 	e->used = false;
 	e->in_use = true;
-	h = hash_search(entry_hash, &key, HASH_ENTER, &found);
 	h->idx = idx;
 	store->nentries++;
 	store->bytes += bloblen;
@@ -554,12 +561,14 @@ cache_store_clear(Oid dbid, int slot)
 		match = (slot < 0);
 		if (!match)
 		{
-			char	   *blob = palloc(e->len);
+			/* only the dependencies, at the blob's start (cache_entry.c) */
+			char		blob[MAXALIGN(sizeof(int32)) + (2 * CACHE_MAX_DEPS + 2) * sizeof(CacheDep)];
 			int32		ndeps;
 			int32		d;
 
-			copy_out(e, blob);
+			copy_out(e, blob, sizeof(blob));
 			memcpy(&ndeps, blob, sizeof(int32));
+			ndeps = Min(ndeps, 2 * CACHE_MAX_DEPS + 2);
 			for (d = 0; d < ndeps && !match; d++)
 			{
 				CacheDep	dep;
@@ -568,7 +577,6 @@ cache_store_clear(Oid dbid, int slot)
 					   sizeof(CacheDep));
 				match = (dep.slot == slot);
 			}
-			pfree(blob);
 		}
 		if (match)
 		{

@@ -10,6 +10,7 @@
 #include <limits.h>
 
 #include "utils/guc.h"
+#include "utils/memutils.h"
 
 #include "common/guc.h"
 
@@ -217,7 +218,7 @@ define_cache_gucs(void)
 							"Largest result the cache keeps; larger results are simply not cached.",
 							NULL,
 							&perfopt_cache_max_entry_size,
-							1024, 1, INT_MAX / 2,
+							1024, 1, (int) ((MaxAllocSize + 1) / 1024 / 2),
 							PGC_SUSET, GUC_UNIT_KB,
 							NULL, NULL, NULL);
 
@@ -231,6 +232,30 @@ define_cache_gucs(void)
 }
 /* ---- end result cache ---- */
 
+/* ---- for perfopt's tests ---- */
+int			perfopt_debug_fail_bookkeeping = BOOKKEEPING_NONE;
+
+static const struct config_enum_entry bookkeeping_step_options[] = {
+	{"", BOOKKEEPING_NONE, false},
+	{"none", BOOKKEEPING_NONE, true},
+	{"stats", BOOKKEEPING_STATS, false},
+	{"slowlog", BOOKKEEPING_SLOWLOG, false},
+	{"advisor", BOOKKEEPING_ADVISOR, false},
+	{NULL, 0, false}
+};
+
+static void
+define_test_gucs(void)
+{
+	DefineCustomEnumVariable("perfopt.debug_fail_bookkeeping",
+							 "For perfopt's tests only: makes one bookkeeping step (stats, slowlog or advisor) raise an error.",
+							 "The statement being recorded must still succeed; the skip is counted in perfopt.stats_info.",
+							 &perfopt_debug_fail_bookkeeping,
+							 BOOKKEEPING_NONE, bookkeeping_step_options,
+							 PGC_SUSET, GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
+}
+
 void
 perfopt_define_gucs(void)
 {
@@ -238,5 +263,6 @@ perfopt_define_gucs(void)
 	define_slowlog_gucs();
 	define_advisor_gucs();
 	define_cache_gucs();		/* result cache */
+	define_test_gucs();
 	MarkGUCPrefixReserved("perfopt");
 }

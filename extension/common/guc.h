@@ -45,6 +45,20 @@ extern int	perfopt_advisor_max_candidates;
 extern int	perfopt_advisor_n_plus_one_threshold;
 extern int	perfopt_advisor_big_table_rows;
 
+/*
+ * The bookkeeping steps perfopt.debug_fail_bookkeeping can make fail (see
+ * common/bookkeeping.c); a setting for perfopt's own tests.
+ */
+typedef enum BookkeepingStep
+{
+	BOOKKEEPING_NONE,
+	BOOKKEEPING_STATS,
+	BOOKKEEPING_SLOWLOG,
+	BOOKKEEPING_ADVISOR
+} BookkeepingStep;
+
+extern int	perfopt_debug_fail_bookkeeping;
+
 extern void perfopt_define_gucs(void);
 
 #endif							/* PERFOPT_GUC_H */

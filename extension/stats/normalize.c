@@ -2,14 +2,18 @@
  * normalize.c
  *		Turns the source text of one statement into the texts perfopt
  *		stores: the normalized form (constants replaced by $n, so that one
- *		row stands for every execution of a statement shape), the statement
- *		cut out of a multi-statement string, and any text clipped to
- *		perfopt.max_query_length with a visible marker.
+ *		row stands for every execution of a statement shape), and any text
+ *		clipped to perfopt.max_query_length with a visible marker.
  *
  * The query jumble records where each constant starts but not how long it
  * is; the lengths come from running the core SQL lexer over the text, which
  * is the only way to know where a string literal with escaped quotes or a
- * dollar-quoted constant ends.
+ * dollar-quoted constant ends.  The lexer reads from the statement's start
+ * to its last constant only: the other statements of a multi-statement
+ * string may have been written for settings (standard_conforming_strings)
+ * that a statement before this one changed.  Even this statement's own text
+ * can fail to scan that way, so the callers run normalization under
+ * bookkeeping_try (common/bookkeeping.c): it only allocates memory.
  */
 #include "postgres.h"
 
@@ -33,12 +37,14 @@ compare_locations(const void *a, const void *b)
 
 /*
  * Fill in the length of every constant, in a sorted and de-duplicated copy
- * of the jumble's locations.  A constant ends where the next token starts,
- * less trailing white space.  A negated constant is located at its minus
- * sign, so the number after it belongs to it too.
+ * of the jumble's locations, scanning from the statement's start at
+ * location.  A constant ends where the next token starts, less trailing
+ * white space.  A negated constant is located at its minus sign, so the
+ * number after it belongs to it too.
  */
 static LocationLen *
-measure_constants(const char *source, JumbleState *jstate, int *count)
+measure_constants(const char *source, int location, JumbleState *jstate,
+				  int *count)
 {
 	LocationLen *locs;
 	int			n = 0;
@@ -52,19 +58,20 @@ measure_constants(const char *source, JumbleState *jstate, int *count)
 
 	locs = palloc(sizeof(LocationLen) * Max(jstate->clocations_count, 1));
 	for (int i = 0; i < jstate->clocations_count; i++)
-		if (jstate->clocations[i].location >= 0)
+		if (jstate->clocations[i].location >= location)
 			locs[n++] = jstate->clocations[i];
 	qsort(locs, n, sizeof(LocationLen), compare_locations);
 	for (int i = 0; i < n; i++)
 		locs[i].length = -1;
 
-	scanner = scanner_init(source, &extra, &ScanKeywords, ScanKeywordTokens);
+	scanner = scanner_init(source + location, &extra, &ScanKeywords, ScanKeywordTokens);
 	/* constants are measured as written; their escapes are not our business */
 	extra.escape_string_warning = false;
 	for (;;)
 	{
 		int			tok = core_yylex(&yylval, &yylloc, scanner);
-		int			start = (tok == 0) ? (int) strlen(source) : yylloc;
+		int			start = location +
+			((tok == 0) ? (int) strlen(source + location) : yylloc);
 
 		if (pending >= 0 && pending_minus && tok != 0)
 		{
@@ -92,6 +99,8 @@ measure_constants(const char *source, JumbleState *jstate, int *count)
 			while (next < n && locs[next].location == start)
 				next++;
 		}
+		if (pending < 0 && next >= n)
+			break;				/* every constant is measured */
 	}
 	scanner_finish(scanner);
 	*count = n;
@@ -114,7 +123,7 @@ normalize_query_text(const char *source, int location, int length,
 	int			end = location + length;
 	int			param = jstate->highest_extern_param_id;
 
-	locs = measure_constants(source, jstate, &nlocs);
+	locs = measure_constants(source, location, jstate, &nlocs);
 	initStringInfo(&buf);
 	for (int i = 0; i < nlocs; i++)
 	{
@@ -130,17 +139,6 @@ normalize_query_text(const char *source, int location, int length,
 	pfree(locs);
 	*out_len = buf.len;
 	return buf.data;
-}
-
-/* The one statement of a possibly multi-statement string, trimmed. */
-char *
-statement_text(const char *source, int location, int length, int *out_len)
-{
-	const char *start;
-
-	start = CleanQuerytext(source, &location, &length);
-	*out_len = length;
-	return pnstrdup(start, length);
 }
 
 /*

@@ -9,8 +9,6 @@
 
 extern char *normalize_query_text(const char *source, int location, int length,
 								  JumbleState *jstate, int *out_len);
-extern char *statement_text(const char *source, int location, int length,
-							int *out_len);
 extern char *clip_text(const char *text, int len, int max_len, int *out_len);
 
 #endif							/* PERFOPT_NORMALIZE_H */

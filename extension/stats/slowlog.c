@@ -13,6 +13,14 @@
  * long as less than one buffer length has been written after it, which
  * makes validity a single comparison and lets the oldest records be
  * overwritten without any bookkeeping.
+ *
+ * A capture must never fail the statement it records (see
+ * common/bookkeeping.c).  Building a record reads the catalogs (EXPLAIN
+ * deparses the plan, which names functions and types another session may
+ * have dropped meanwhile; bind parameters go through their types' output
+ * functions; the database's name is looked up), so it runs under
+ * bookkeeping_try_in_subxact: a capture that fails is skipped and counted.
+ * Only a finished record is appended to the ring, which cannot fail.
  */
 #include "postgres.h"
 
@@ -26,7 +34,9 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 
+#include "common/bookkeeping.h"
 #include "common/guc.h"
 #include "stats/normalize.h"
 #include "stats/slowlog.h"
@@ -177,7 +187,8 @@ bind_parameters(QueryDesc *queryDesc)
 	/* parameters fetched by a hook (PL/pgSQL) are not the client's binds */
 	if (params == NULL || params->numParams == 0 || params->paramFetch != NULL)
 		return NULL;
-	return BuildParamLogString(params, NULL, -1);
+	/* each value cut to what the record could keep of all of them */
+	return BuildParamLogString(params, NULL, text_budget(SLOW_TEXT_PARAMS));
 }
 
 static void
@@ -197,27 +208,33 @@ describe_client(SlowQueryHeader *h)
 						   NULL, 0, NI_NUMERICHOST);
 }
 
-/*
- * Record an execution that turned out slow.  Called from ExecutorEnd before
- * the executor state is torn down, so the plan tree and its instrumentation
- * are still there to be explained.
- */
-void
-slowlog_capture(QueryDesc *queryDesc, double duration_ms, const ExecBuffers *b)
+/* One capture being built under bookkeeping_try_in_subxact. */
+typedef struct SlowCapture
 {
-	MemoryContext oldcxt;
+	QueryDesc  *queryDesc;
+	double		duration_ms;
+	const ExecBuffers *buffers;
+	SlowQueryHeader *record;	/* the result, in CurrentMemoryContext */
+} SlowCapture;
+
+static void
+build_record(void *arg)
+{
+	SlowCapture *c = (SlowCapture *) arg;
+	QueryDesc  *queryDesc = c->queryDesc;
 	SlowQueryHeader *h;
 	char	   *texts[4];
 	int			lens[4];
 	char	   *raw;
 	int			raw_len;
+	int			raw_loc;
 	Size		total;
 	char	   *p;
 
-	oldcxt = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
-
-	raw = statement_text(queryDesc->sourceText, queryDesc->plannedstmt->stmt_location,
-						 queryDesc->plannedstmt->stmt_len, &raw_len);
+	raw_len = queryDesc->plannedstmt->stmt_len;
+	raw_loc = queryDesc->plannedstmt->stmt_location;
+	/* not copied here: clip_text below copies what the record keeps */
+	raw = unconstify(char *, CleanQuerytext(queryDesc->sourceText, &raw_loc, &raw_len));
 	texts[SLOW_TEXT_QUERY] = raw;
 	lens[SLOW_TEXT_QUERY] = raw_len;
 	texts[SLOW_TEXT_PARAMS] = bind_parameters(queryDesc);
@@ -239,12 +256,12 @@ slowlog_capture(QueryDesc *queryDesc, double duration_ms, const ExecBuffers *b)
 	h = palloc0(total);
 	h->total_len = total;
 	h->captured_at = GetCurrentTimestamp();
-	h->duration = duration_ms;
+	h->duration = c->duration_ms;
 	h->userid = GetUserId();
 	h->dbid = MyDatabaseId;
 	h->queryid = queryDesc->plannedstmt->queryId;
 	h->rows = queryDesc->estate->es_processed;
-	h->buffers = *b;
+	h->buffers = *c->buffers;
 	describe_client(h);
 	h->has_params = texts[SLOW_TEXT_PARAMS] != NULL;
 	p = (char *) h + sizeof(SlowQueryHeader);
@@ -256,12 +273,31 @@ slowlog_capture(QueryDesc *queryDesc, double duration_ms, const ExecBuffers *b)
 		p[lens[i]] = '\0';
 		p += lens[i] + 1;
 	}
+	c->record = h;
+}
 
-	LWLockAcquire(slowlog->lock, LW_EXCLUSIVE);
-	ring_append(h);
-	LWLockRelease(slowlog->lock);
+/*
+ * Record an execution that turned out slow.  Called from ExecutorEnd before
+ * the executor state is torn down, so the plan tree and its instrumentation
+ * are still there to be explained.
+ */
+void
+slowlog_capture(QueryDesc *queryDesc, double duration_ms, const ExecBuffers *b)
+{
+	SlowCapture c = {queryDesc, duration_ms, b, NULL};
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "perfopt slow capture",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
 
+	if (bookkeeping_try_in_subxact(BOOKKEEPING_SLOWLOG, build_record, &c))
+	{
+		LWLockAcquire(slowlog->lock, LW_EXCLUSIVE);
+		ring_append(c.record);
+		LWLockRelease(slowlog->lock);
+	}
 	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(cxt);
 }
 
 static void

@@ -32,13 +32,17 @@ SELECT s.queryid, s.userid, s.dbid, d.datname, r.rolname AS username, s.query,
   LEFT JOIN pg_catalog.pg_database d ON d.oid = s.dbid
   LEFT JOIN pg_catalog.pg_roles r ON r.oid = s.userid;
 
-CREATE FUNCTION perfopt._stats_info(OUT evictions bigint, OUT stats_reset timestamptz)
+-- bookkeeping_skipped: statements whose statistics, slow capture or advisor
+-- capture perfopt skipped rather than fail them (see the server log), since
+-- the server started or the last reset_stats().
+CREATE FUNCTION perfopt._stats_info(OUT evictions bigint, OUT stats_reset timestamptz,
+    OUT bookkeeping_skipped bigint)
 RETURNS record
 AS 'MODULE_PATHNAME', 'perfopt_stats_info'
 LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
 
 CREATE VIEW perfopt.stats_info AS
-SELECT evictions, stats_reset FROM perfopt._stats_info();
+SELECT evictions, stats_reset, bookkeeping_skipped FROM perfopt._stats_info();
 
 CREATE FUNCTION perfopt.reset_stats()
 RETURNS void

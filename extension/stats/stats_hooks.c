@@ -6,6 +6,13 @@
  *		stats_store.c (counters) and slowlog.c (slow executions).  The
  *		executor and planner hooks also raise the nesting levels of
  *		nesting.c, which the result cache reads too.
+ *
+ * None of what they add to a statement may fail it (common/bookkeeping.c).
+ * The per-statement work here is arithmetic on a measure, and the one
+ * allocation (a measure for a nested execution) is asked not to raise; the
+ * parts that can fail (making a statement's row, capturing a slow one) are
+ * guarded where they run, in stats_store.c and slowlog.c, on their rare
+ * paths, so that no statement pays for a PG_TRY.
  */
 #include "postgres.h"
 
@@ -19,6 +26,7 @@
 #include "utils/memutils.h"
 #include "utils/queryjumble.h"
 
+#include "common/bookkeeping.h"
 #include "common/guc.h"
 #include "common/nesting.h"
 #include "stats/slowlog.h"
@@ -273,8 +281,13 @@ stats_ExecutorStart(QueryDesc *queryDesc, int eflags)
 			m = &spare_measure;
 			spare_in_use = true;
 		}
-		else
-			m = MemoryContextAlloc(queryDesc->estate->es_query_cxt, sizeof(ExecMeasure));
+		else if ((m = MemoryContextAllocExtended(queryDesc->estate->es_query_cxt,
+												 sizeof(ExecMeasure),
+												 MCXT_ALLOC_NO_OOM)) == NULL)
+		{
+			bookkeeping_skip(BOOKKEEPING_STATS, "out of memory");
+			return;
+		}
 		m->queryDesc = queryDesc;
 		INSTR_TIME_SET_ZERO(m->total);
 		memset(&m->bufs, 0, sizeof(m->bufs));

@@ -13,6 +13,14 @@
  * Texts live in one fixed-size arena rather than in the entries, because
  * their lengths vary by three orders of magnitude.  New texts are appended;
  * when the arena is full, the live texts are compacted to its front.
+ *
+ * Nothing here may fail the statement being recorded (common/bookkeeping.c):
+ * what runs under the exclusive lock cannot raise an error (the hash is
+ * entered with HASH_ENTER_NULL, the work arrays of eviction and compaction
+ * are allocated without raising on failure, and without them nothing is
+ * evicted or compacted); a statement's text is made before the lock is
+ * taken, under bookkeeping_try, since normalizing it runs the SQL lexer.  A
+ * row that cannot be made is skipped and counted.
  */
 #include "postgres.h"
 
@@ -22,7 +30,9 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/hsearch.h"
+#include "utils/memutils.h"
 
+#include "common/bookkeeping.h"
 #include "common/guc.h"
 #include "stats/normalize.h"
 #include "stats/stats_store.h"
@@ -50,6 +60,7 @@ typedef struct StatsShared
 	int64		evictions;
 	TimestampTz stats_reset;
 	pg_atomic_uint64 generation;	/* bumped whenever entries are removed */
+	pg_atomic_uint64 bookkeeping_skipped;	/* see common/bookkeeping.c */
 	Size		text_size;
 	Size		text_used;
 	char		text[FLEXIBLE_ARRAY_MEMBER];
@@ -146,7 +157,9 @@ stats_store_shmem_init(void)
 		shared->text_size = text_arena_size();
 		shared->text_used = 0;
 		pg_atomic_init_u64(&shared->generation, 0);
+		pg_atomic_init_u64(&shared->bookkeeping_skipped, 0);
 	}
+	bookkeeping_attach_counter(&shared->bookkeeping_skipped);
 
 	info.keysize = sizeof(StatsKey);
 	info.entrysize = sizeof(StatsEntry);
@@ -162,6 +175,17 @@ stats_store_request_lock(void)
 	RequestNamedLWLockTranche(STATS_TRANCHE, 1);
 }
 
+
+/*
+ * An array for every entry, under the exclusive lock: NULL when it cannot
+ * be had (max_statements can ask for more than palloc's 1 GB).
+ */
+static StatsEntry **
+entry_array(void)
+{
+	return palloc_extended(sizeof(StatsEntry *) * Max(hash_get_num_entries(stats_hash), 1),
+						   MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+}
 
 static int
 compare_text_offset(const void *a, const void *b)
@@ -185,7 +209,8 @@ compact_texts(void)
 	long		n = 0;
 	Size		used = 0;
 
-	entries = palloc(sizeof(StatsEntry *) * Max(hash_get_num_entries(stats_hash), 1));
+	if ((entries = entry_array()) == NULL)
+		return;
 	hash_seq_init(&seq, stats_hash);
 	while ((entry = hash_seq_search(&seq)) != NULL)
 		entries[n++] = entry;
@@ -224,7 +249,8 @@ evict_least_used(void)
 	long		n = 0;
 	long		victims;
 
-	entries = palloc(sizeof(StatsEntry *) * Max(hash_get_num_entries(stats_hash), 1));
+	if ((entries = entry_array()) == NULL)
+		return;
 	hash_seq_init(&seq, stats_hash);
 	while ((entry = hash_seq_search(&seq)) != NULL)
 	{
@@ -265,7 +291,10 @@ reserve_text(int len, Size *offset)
 	return len;
 }
 
-/* Caller holds the lock exclusively. */
+/*
+ * Caller holds the lock exclusively.  NULL when shared memory has no room
+ * for the row (eviction could not run).
+ */
 static StatsEntry *
 create_entry(const StatsKey *key, const char *text, int len)
 {
@@ -279,12 +308,15 @@ create_entry(const StatsKey *key, const char *text, int len)
 	if (hash_get_num_entries(stats_hash) >= perfopt_max_statements)
 		evict_least_used();
 
+	/* a text reserved in vain is reclaimed by the next compaction */
 	len = reserve_text(len, &offset);
+	entry = hash_search(stats_hash, key, HASH_ENTER_NULL, &found);
+	if (entry == NULL)
+		return NULL;
+	Assert(!found);
 	memcpy(shared->text + offset, text, len);
 	shared->text[offset + len] = '\0';
 
-	entry = hash_search(stats_hash, key, HASH_ENTER, &found);
-	Assert(!found);
 	memset(&entry->counters, 0, sizeof(StatsCounters));
 	entry->counters.usage = 1.0;
 	entry->counters.first_seen = GetCurrentStatementStartTimestamp();
@@ -304,6 +336,63 @@ make_key(StatsKey *key, uint64 queryid)
 	key->queryid = queryid;
 }
 
+/* A new row's text, made under bookkeeping_try. */
+typedef struct RowText
+{
+	const char *source;
+	int			location;
+	int			length;
+	JumbleState *jstate;		/* NULL: the text as written */
+	char	   *text;			/* the result, in CurrentMemoryContext */
+	int			len;
+} RowText;
+
+static void
+make_row_text(void *arg)
+{
+	RowText    *t = (RowText *) arg;
+	char	   *text;
+	int			len;
+
+	if (t->jstate)
+		text = normalize_query_text(t->source, t->location, t->length, t->jstate, &len);
+	else
+	{
+		/* clipped as it is copied: a huge statement is not copied whole */
+		len = t->length;
+		text = unconstify(char *, CleanQuerytext(t->source, &t->location, &len));
+	}
+	t->text = clip_text(text, len, perfopt_max_query_length, &t->len);
+}
+
+/*
+ * Create key's row with the text t describes (or find the one another
+ * backend just made).  Returns it with the lock held exclusively, or NULL,
+ * counted, when the text or the row cannot be made.
+ */
+static StatsEntry *
+create_row(const StatsKey *key, RowText *t)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "perfopt statement text",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	StatsEntry *entry = NULL;
+
+	if (bookkeeping_try(BOOKKEEPING_STATS, make_row_text, t))
+	{
+		LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+		entry = create_entry(key, t->text, t->len);
+		if (entry == NULL)
+			LWLockRelease(shared->lock);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	if (entry == NULL && t->text != NULL)
+		bookkeeping_skip(BOOKKEEPING_STATS, "no shared memory left for a new statement");
+	return entry;
+}
+
 /*
  * Create the statement's row with its normalized text, at parse analysis,
  * the only time the constants' locations are known.  Executions are added
@@ -314,9 +403,7 @@ stats_store_prepare_text(uint64 queryid, const char *source, int location,
 						 int length, JumbleState *jstate)
 {
 	StatsKey	key;
-	char	   *text;
-	char	   *clipped;
-	int			len;
+	RowText		t = {0};
 	bool		exists;
 
 	make_key(&key, queryid);
@@ -333,15 +420,14 @@ stats_store_prepare_text(uint64 queryid, const char *source, int location,
 
 	location = Max(location, 0);
 	(void) CleanQuerytext(source, &location, &length);
-	text = normalize_query_text(source, location, length, jstate, &len);
-	clipped = clip_text(text, len, perfopt_max_query_length, &len);
-
-	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-	create_entry(&key, clipped, len);
+	t.source = source;
+	t.location = location;
+	t.length = length;
+	t.jstate = jstate;
+	if (create_row(&key, &t) == NULL)
+		return;
 	LWLockRelease(shared->lock);
 	remember_exists(&key);
-	pfree(text);
-	pfree(clipped);
 }
 
 static void
@@ -401,17 +487,11 @@ stats_store_record(uint64 queryid, const char *source, int location,
 	}
 	if (!entry)
 	{
-		char	   *text;
-		char	   *clipped;
-		int			len;
+		RowText		t = {source, Max(location, 0), length, NULL, NULL, 0};
 
 		LWLockRelease(shared->lock);
-		text = statement_text(source, Max(location, 0), length, &len);
-		clipped = clip_text(text, len, perfopt_max_query_length, &len);
-		LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-		entry = create_entry(&key, clipped, len);
-		pfree(text);
-		pfree(clipped);
+		if ((entry = create_row(&key, &t)) == NULL)
+			return;
 	}
 	/* the generation cannot move while any lock on the table is held */
 	last_entry = entry;
@@ -480,6 +560,13 @@ stats_store_info(int64 *evictions, TimestampTz *stats_reset)
 	SpinLockRelease(&shared->mutex);
 }
 
+/* Statements whose bookkeeping was skipped (common/bookkeeping.c). */
+int64
+stats_store_bookkeeping_skipped(void)
+{
+	return (int64) pg_atomic_read_u64(&shared->bookkeeping_skipped);
+}
+
 void
 stats_store_reset(void)
 {
@@ -496,6 +583,7 @@ stats_store_reset(void)
 	shared->evictions = 0;
 	shared->stats_reset = GetCurrentTimestamp();
 	SpinLockRelease(&shared->mutex);
+	pg_atomic_write_u64(&shared->bookkeeping_skipped, 0);
 	LWLockRelease(shared->lock);
 }
 
@@ -525,7 +613,8 @@ stats_store_restore(const StatsKey *key, const StatsCounters *counters,
 
 	Assert(!IsUnderPostmaster);
 	entry = create_entry(key, query, Min(query_len, perfopt_max_query_length));
-	entry->counters = *counters;
+	if (entry)
+		entry->counters = *counters;
 }
 
 void

@@ -96,6 +96,7 @@ extern void stats_store_count_cache(uint64 queryid, bool hit);
 
 extern StatsSnapshot *stats_store_snapshot(int *count);
 extern void stats_store_info(int64 *evictions, TimestampTz *stats_reset);
+extern int64 stats_store_bookkeeping_skipped(void);
 extern void stats_store_reset(void);
 
 /* persistence across restarts (stats_persist.c walks these) */

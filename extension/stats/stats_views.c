@@ -100,17 +100,20 @@ Datum
 perfopt_stats_info(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	Datum		values[2];
-	bool		nulls[2] = {false, false};
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
 	int64		evictions;
 	TimestampTz stats_reset;
+	int64		skipped;
 
 	perfopt_require_preload();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	stats_store_info(&evictions, &stats_reset);
+	skipped = stats_store_bookkeeping_skipped();
 	values[0] = Int64GetDatum(evictions);
 	values[1] = TimestampTzGetDatum(stats_reset);
+	values[2] = Int64GetDatum(skipped);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }
 

@@ -73,6 +73,9 @@ stmt_get(const unsigned char *body, uint32_t len)
 	if (!st)
 		return NULL;
 	st->refs = 1;
+	st->retired = false;
+	st->successor = NULL;
+	st->predecessor = NULL;
 	st->id = ++next_stmt_id;
 	st->hash = h;
 	st->len = len;
@@ -106,11 +109,41 @@ stmt_unref(pstmt *st)
 
 	if (!st || --st->refs > 0)
 		return;
+	if (!st->retired)
+	{
+		for (pp = &registry[st->hash & (registry_size - 1)]; *pp != st; pp = &(*pp)->next)
+			;
+		*pp = st->next;
+	}
+	registry_count--;
+	if (st->successor && st->successor->predecessor == st)
+		st->successor->predecessor = NULL;
+	stmt_unref(st->successor);
+	free(st);
+}
+
+/*
+ * A server said st's plan must not change result type (the table changed
+ * under it): every copy the servers hold is stale.  st leaves the registry,
+ * so the next Parse of its text, the client's own re-prepare included, makes
+ * a fresh statement under a new server name that every server lacks, and
+ * the names clients gave st move to that successor at their next use.  The
+ * stale copies stay in the servers' sets until LRU closes them.
+ */
+void
+stmt_retire(pstmt *st)
+{
+	pstmt	  **pp;
+
+	if (st->retired)
+		return;
 	for (pp = &registry[st->hash & (registry_size - 1)]; *pp != st; pp = &(*pp)->next)
 		;
 	*pp = st->next;
-	registry_count--;
-	free(st);
+	st->retired = true;
+	st->successor = stmt_get(st->body, st->len);	/* NULL (no memory): st stays in use */
+	if (st->successor)
+		st->successor->predecessor = st;
 }
 
 /* ---- a client's names ---- */
@@ -159,6 +192,24 @@ client_stmt_find(client *c, const char *name)
 		return NULL;
 	pp = cname_slot(cp, name, hash_bytes((const unsigned char *) name, strlen(name)));
 	return *pp ? (*pp)->st : NULL;
+}
+
+/* c's statement of that name, moved to its successor first if it was retired. */
+pstmt *
+client_stmt_current(client *c, const char *name)
+{
+	pstmt	   *st = client_stmt_find(c, name),
+			   *cur = st;
+
+	while (cur && cur->successor)
+		cur = cur->successor;
+	if (cur == st)
+		return st;
+	st = client_stmt_take(c, name);
+	if (!client_stmt_add(c, name, cur))
+		cur = NULL;				/* out of memory: the name is gone, as 26000 will say */
+	stmt_unref(st);
+	return cur;
 }
 
 unsigned

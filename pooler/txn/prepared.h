@@ -14,6 +14,9 @@
 typedef struct pstmt
 {
 	int			refs;			/* client names, server sets, replies in flight */
+	bool		retired;		/* its plan went stale: out of the registry */
+	struct pstmt *successor;	/* retired: the fresh statement of the same text */
+	struct pstmt *predecessor;	/* the retired one it replaces, while that lives (no reference) */
 	uint64_t	id;
 	uint64_t	hash;
 	struct pstmt *next;			/* registry chain */
@@ -51,6 +54,7 @@ typedef struct pslot
 	char		how;
 	char		set_undo;
 	char		name_undo;
+	bool		first;			/* the batch's first reply: it may be re-run (retry_batch) */
 	pstmt	   *st;
 	char	   *text;			/* client's statement name, or SYNTH error message */
 	const char *sqlstate;		/* SYNTH errors */
@@ -67,12 +71,15 @@ struct server_prep
 	unsigned	head;
 	unsigned	n;
 	bool		server_skipping;	/* the server errored: it ignores all until Sync */
+	bool		retry_due;		/* a batch was put back in its client's input: forward it */
 };
 
 pstmt	   *stmt_get(const unsigned char *body, uint32_t len);
 unsigned	prepared_stmt_count(void);
 pstmt	   *stmt_ref(pstmt *st);
 void		stmt_unref(pstmt *st);
+void		stmt_retire(pstmt *st);
+pstmt	   *client_stmt_current(client *c, const char *name);
 
 pstmt	   *client_stmt_find(client *c, const char *name);
 unsigned	client_stmt_count(client *c);
@@ -89,6 +96,17 @@ bool		server_add(server_prep *sp, pstmt *st);
 void		server_remove(server_prep *sp, pstmt *st);
 pstmt	   *server_lru(server_prep *sp);
 void		server_clear(server_prep *sp);
+
+/* what PostgreSQL says when a prepared plan's result type changed; drivers read the routine */
+#define STALE_SQLSTATE "0A000"
+#define STALE_ROUTINE "RevalidateCachedQuery"
+#define STALE_MESSAGE "cached plan must not change result type"
+int			bind_follows_successor(const unsigned char *msg, size_t avail, uint32_t len);
+
+/* a batch's bytes kept while it may have to re-run (prepared_replies.c) */
+#define RETRY_MAX 16384
+void		retry_start(server *s, client *c, pslot *sl);
+void		retry_stop(server *s);
 
 /* the reply FIFO (prepared_replies.c), filled by prepared_rewrite.c */
 pslot	   *expect(server *s, char kind, char how);

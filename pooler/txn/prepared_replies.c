@@ -145,6 +145,7 @@ drop_slots(server *s)
 		slot_pop(sp);
 	if (sp)
 		sp->server_skipping = false;
+	retry_stop(s);
 }
 
 /* Undo everything: the server died before running any of it (pre-ping retry). */
@@ -155,6 +156,7 @@ prepared_rollback(server *s, client *c)
 
 	if (c)
 		client_set_skipping(c, false);
+	retry_stop(s);
 	if (!sp)
 		return;
 	for (unsigned i = sp->n; i-- > 0;)
@@ -168,6 +170,7 @@ prepared_server_free(server *s)
 {
 	server_prep *sp = s->prep;
 
+	retry_stop(s);
 	if (!sp)
 		return;
 	drop_slots(s);
@@ -182,6 +185,133 @@ bool
 prepared_quiet(server *s)
 {
 	return !s->prep || s->prep->n == 0;
+}
+
+/* ---- a batch that may re-run ---- */
+
+static void move_span(server *s, size_t *off);
+
+/*
+ * c's batch starts with sl (nothing of it has been answered yet): keep a
+ * copy of its bytes, so that if sl's statement turns out stale it can run
+ * again on a fresh one.  Not inside a transaction: a failure there aborts
+ * it, and running again would not undo that.
+ */
+void
+retry_start(server *s, client *c, pslot *sl)
+{
+	if (s->retry || s->txstatus != 'I' || s->begin_absorb || c->begin_text)
+		return;
+	s->retry = conn_buf_get();
+	sl->first = s->retry != NULL;
+}
+
+void
+retry_stop(server *s)
+{
+	if (s->retry)
+		conn_buf_put(s->retry);
+	s->retry = NULL;
+}
+
+/* Whether the ErrorResponse at off says a prepared plan's result type changed. */
+static bool
+stale_plan(struct evbuffer *in, size_t off, uint32_t len)
+{
+	char	   *body = malloc(len - 4);
+	bool		stale = false;
+
+	if (body && conn_peek(in, off + 5, body, len - 4))
+		stale = strcmp(error_field(body, len - 4, 'C'), "0A000") == 0 &&
+			(strcmp(error_field(body, len - 4, 'R'), "RevalidateCachedQuery") == 0 ||
+			 strstr(error_field(body, len - 4, 'M'), "cached plan must not change result type"));
+	free(body);
+	return stale;
+}
+
+/*
+ * Whether the kept batch, run again, takes the successor statement: it
+ * starts with a Describe of the statement, or with a Bind that may move
+ * (bind_follows_successor).  Otherwise it would run on the stale one again.
+ */
+static bool
+batch_reruns(struct evbuffer *b)
+{
+	size_t		n = buflen(b);
+	const unsigned char *m = evbuffer_pullup(b, n);
+	uint32_t	len;
+
+	if (n < 6)
+		return false;
+	len = get_u32(m + 1);
+	if (m[0] == 'D')
+		return true;
+	return m[0] == 'B' && bind_follows_successor(m, n, len) > 0;
+}
+
+/*
+ * The batch failed at its first reply, nothing reached the client: it
+ * runs again when the server skipped exactly up to its Sync and the client
+ * sent nothing after (no other reply is expected), with the client's whole
+ * batch copied.  The error and that Sync's ReadyForQuery are swallowed and
+ * the copy goes back to the front of the client's input, to be rewritten
+ * anew (now naming the successor statement) by server_forward's caller.
+ */
+static bool
+retry_batch(server *s, size_t *off, uint32_t len)
+{
+	server_prep *sp = s->prep;
+	client	   *c = s->client;
+
+	if (!s->retry || !c || c->pass_remaining || sp->server_skipping || sp->n != 1 ||
+		slot_at(sp, 0)->kind != 'S' || !batch_reruns(s->retry))
+		return false;
+	slot_at(sp, 0)->how = SLOT_SWALLOW;
+	move_span(s, off);
+	evbuffer_drain(s->c.in, len + 1);
+	evbuffer_prepend_buffer(conn_in(&c->c), s->retry);
+	retry_stop(s);
+	sp->retry_due = true;
+	log_info("%s: a prepared statement's plan went stale (the table changed): re-prepared, batch retried",
+			 server_tag(s));
+	return true;
+}
+
+/*
+ * The head's message failed.  A stale plan retires its statement first
+ * (every server's copy is stale); then the batch runs again if it can,
+ * else the client sees the error where its message failed.
+ */
+static enum prep_verdict
+failed_reply(server *s, size_t *off, uint32_t len)
+{
+	server_prep *sp = s->prep;
+	pslot	   *h = slot_at(sp, 0);
+	bool		first = h->first,
+				stale = false;
+
+	if ((h->kind == 'B' || h->kind == 'D') && h->st)
+	{
+		if (buflen(s->c.in) < *off + len + 1)
+			return PREP_WAIT;
+		if ((stale = stale_plan(s->c.in, *off, len)))
+			stmt_retire(h->st);
+	}
+	fail_head(s);
+	if (stale && first && retry_batch(s, off, len))
+		return PREP_DONE;
+	retry_stop(s);
+	return PREP_PASS;
+}
+
+bool
+prepared_retry_due(server *s)
+{
+	bool		due = s->prep && s->prep->retry_due;
+
+	if (due)
+		s->prep->retry_due = false;
+	return due;
 }
 
 /* ---- server to client ---- */
@@ -207,7 +337,9 @@ emit_synth(server *s)
 	while (sp->n && (sl = slot_at(sp, 0))->how == SLOT_SYNTH)
 	{
 		if (sl->kind == 'E')
-			send_error(out, "ERROR", sl->sqlstate, "%s", sl->text ? sl->text : "out of memory");
+			send_error_routine(out, "ERROR", sl->sqlstate,
+							   strcmp(sl->sqlstate, STALE_SQLSTATE) == 0 ? STALE_ROUTINE : NULL,
+							   sl->text ? sl->text : "out of memory");
 		else
 			put_msg_start(out, sl->kind, 0);
 		slot_pop(sp);
@@ -251,6 +383,18 @@ ends_reply(char kind, char t)
 			return t == 'C';
 	}
 	return false;
+}
+
+/* The ReadyForQuery (at the front of the input) of a Sync whose batch runs again. */
+static void
+swallowed_sync(server *s)
+{
+	unsigned char st;
+
+	if (conn_peek(s->c.in, 5, &st, 1))
+		s->txstatus = st;
+	if (s->expect_rfq > 0)
+		s->expect_rfq--;
 }
 
 /* CommandComplete of DISCARD ALL or DEALLOCATE ALL: the server forgot every statement. */
@@ -307,10 +451,7 @@ prepared_server_msg(server *s, const unsigned char *hdr, uint32_t len, size_t *o
 		return PREP_PASS;
 	}
 	if (t == 'E' && h->kind != 'S' && h->kind != 'Q' && h->kind != 'F')
-	{
-		fail_head(s);
-		return PREP_PASS;		/* the client sees the error where its message failed */
-	}
+		return failed_reply(s, off, len);
 	if (!ends_reply(h->kind, t))
 	{
 		if (t == 'Z' || t == '1' || t == '2' || t == '3')
@@ -322,9 +463,13 @@ prepared_server_msg(server *s, const unsigned char *hdr, uint32_t len, size_t *o
 	}
 	if ((t == 'Z' || h->how == SLOT_SWALLOW) && buflen(s->c.in) < whole)
 		return PREP_WAIT;
+	if (h->first)
+		retry_stop(s);			/* answered: this batch will not run again */
 	if (h->how == SLOT_SWALLOW)
 	{
 		move_span(s, off);
+		if (t == 'Z')
+			swallowed_sync(s);
 		evbuffer_drain(s->c.in, len + 1);
 		slot_pop(sp);
 		return PREP_DONE;

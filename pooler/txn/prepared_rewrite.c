@@ -68,23 +68,33 @@ put_parse_sql(struct evbuffer *out, const char *name, const char *sql)
 	evbuffer_add(out, "\0", 2);
 }
 
-/* Close least recently used statements until one more fits. */
+/* Our Close of a statement s has; its reply swallowed. */
 static void
-make_room(server *s)
+close_on_server(server *s, pstmt *victim)
+{
+	pslot	   *sl = expect(s, 'C', SLOT_SWALLOW);
+
+	put_named(s->c.out, 'C', 'S', victim->server_name);
+	sl->st = stmt_ref(victim);
+	sl->set_undo = UNDO_REMOVED;
+	server_remove(s->prep, victim);
+}
+
+/*
+ * Close least recently used statements until one more fits, and the stale
+ * statement st replaces (stmt_retire) when s still has it.
+ */
+static void
+make_room(server *s, pstmt *st)
 {
 	server_prep *sp = s->prep;
 	pstmt	   *victim;
 
+	if (!sp->server_skipping && st->predecessor && server_has(sp, st->predecessor))
+		close_on_server(s, st->predecessor);
 	while (!sp->server_skipping && sp->count >= cfg.max_prepared_statements &&
 		   (victim = server_lru(sp)) != NULL)
-	{
-		pslot	   *sl = expect(s, 'C', SLOT_SWALLOW);
-
-		put_named(s->c.out, 'C', 'S', victim->server_name);
-		sl->st = stmt_ref(victim);
-		sl->set_undo = UNDO_REMOVED;
-		server_remove(sp, victim);
-	}
+		close_on_server(s, victim);
 }
 
 /* Our Parse for st goes ahead of the client's message when the server lacks st. */
@@ -96,7 +106,7 @@ ensure_prepared(server *s, pstmt *st)
 
 	if (server_touch(sp, st) || sp->server_skipping)
 		return true;
-	make_room(s);
+	make_room(s, st);
 	if (!server_add(sp, st))
 		return false;
 	put_parse(s->c.out, st);
@@ -107,6 +117,18 @@ ensure_prepared(server *s, pstmt *st)
 }
 
 /* ---- client to server ---- */
+
+/* A batch that may re-run keeps a copy of what the client sent (RETRY_MAX at most). */
+static void
+retry_record(server *s, client *c, size_t n)
+{
+	if (!s->retry)
+		return;
+	if (buflen(s->retry) + n > RETRY_MAX)
+		retry_stop(s);
+	else
+		evbuffer_add(s->retry, evbuffer_pullup(c->c.in, n), n);
+}
 
 /*
  * The first n bytes of the client's input, the messages before the one
@@ -122,6 +144,7 @@ pass_on(client *c, size_t n)
 		return;
 	if (s->replay)
 		evbuffer_add(s->replay, evbuffer_pullup(c->c.in, n), n);
+	retry_record(s, c, n);
 	c->pool->st.bytes_in += n;
 	evbuffer_remove_buffer(c->c.in, s->c.out, n);
 }
@@ -138,6 +161,7 @@ consume(client *c, size_t n)
 	c->in_batch = true;
 	if (s->replay)
 		evbuffer_add(s->replay, evbuffer_pullup(c->c.in, n), n);
+	retry_record(s, c, n);
 	c->pool->st.bytes_in += n;
 	evbuffer_drain(c->c.in, n);
 }
@@ -190,7 +214,7 @@ parse_named(client *c, const unsigned char *body, uint32_t blen)
 			sl = expect(s, '1', SLOT_SYNTH);
 		else
 		{
-			make_room(s);
+			make_room(s, st);
 			if (!server_add(s->prep, st))
 				abort();		/* the name is taken: no clean way back */
 			put_parse(s->c.out, st);
@@ -234,17 +258,93 @@ statement_named(client *c, char type, const unsigned char *body, uint32_t blen)
 		}
 		settle(s);
 	}
-	else if (!(st = client_stmt_find(c, name)))
+	else if (!(st = client_stmt_current(c, name)))
 		answer_error(c, "26000", "prepared statement \"%s\" does not exist", name);
 	else
 	{
+		bool		fresh = s->prep->n == 0;
+
 		if (!ensure_prepared(s, st))
 			return PREP_NO_MEMORY;
 		put_named(s->c.out, 'D', 'S', st->server_name);
-		expect(s, 'D', SLOT_FORWARD);
+		sl = expect(s, 'D', SLOT_FORWARD);
+		sl->st = stmt_ref(st);	/* its plan may turn out stale */
+		if (fresh)
+			retry_start(s, c, sl);
 		settle(s);
 	}
 	consume(c, 5 + blen);
+	return PREP_DONE;
+}
+
+static uint16_t
+get_u16(const unsigned char *p)
+{
+	return (uint16_t) ((p[0] << 8) | p[1]);
+}
+
+/*
+ * Whether a Bind (msg, its length len, avail bytes there) of a retired
+ * statement may run on its successor, whose rows may have other columns:
+ * only when the client learns them from a Describe of the portal right
+ * behind it, and asks one result format for all columns (per-column
+ * formats were counted for the old columns).  Otherwise it must get the
+ * stale plan's error, as from PostgreSQL, so it prepares again itself.
+ * -1: the next message's start is not here yet.
+ */
+int
+bind_follows_successor(const unsigned char *msg, size_t avail, uint32_t len)
+{
+	const unsigned char *end = msg + len + 1,
+			   *p = msg + 5;
+
+	if (len + 1 > RETRY_MAX)
+		return 0;
+	if (avail < (size_t) len + 1 + 6)
+		return -1;
+	for (int i = 0; i < 2; i++)
+		if (!(p = memchr(p, 0, end - p)) || ++p > end)
+			return 0;
+	if (end - p < 2 || (p += 2 + 2 * get_u16(p)) > end - 2)
+		return 0;
+	for (int n = get_u16(p), i = (p += 2, 0); i < n; i++)
+	{
+		int32_t		l;
+
+		if (end - p < 4)
+			return 0;
+		l = (int32_t) get_u32(p);
+		p += 4 + (l > 0 ? l : 0);
+		if (p > end)
+			return 0;
+	}
+	if (end - p < 2)
+		return 0;
+	return get_u16(p) <= 1 && end[0] == 'D' && end[5] == 'P';
+}
+
+/*
+ * A Bind of a client statement whose plan went stale (st retired): on the
+ * successor when bind_follows_successor allows, else on st where the
+ * server still has it (and says 0A000 itself), else 0A000 from here.
+ * PREP_PASS: go on with *st; PREP_DONE: answered; PREP_WAIT.
+ */
+static enum prep_verdict
+stale_bind(client *c, const char *name, uint32_t len, pstmt **st)
+{
+	size_t		avail = buflen(c->c.in);
+	size_t		need = (size_t) len + 1 + 6;
+	int			follows;
+
+	if (avail < (size_t) len + 1 || (avail < need && len + 1 <= RETRY_MAX))
+		return PREP_WAIT;
+	follows = bind_follows_successor(evbuffer_pullup(c->c.in, avail < need ? len + 1 : need), avail, len);
+	if (follows > 0)
+		*st = client_stmt_current(c, name);
+	if (*st && (follows > 0 || server_has(c->server->prep, *st)))
+		return PREP_PASS;
+	answer_error(c, STALE_SQLSTATE, STALE_MESSAGE, name);
+	consume(c, len + 1);
 	return PREP_DONE;
 }
 
@@ -265,6 +365,8 @@ bind_named(client *c, uint32_t len)
 	const char *name;
 	size_t		prefix;
 	pstmt	   *st;
+	pslot	   *sl;
+	bool		fresh;
 
 	if (!ne)
 		return have == len + 1 ? PREP_MALFORMED : PREP_WAIT;
@@ -272,7 +374,20 @@ bind_named(client *c, uint32_t len)
 	if (!*name)
 		return PREP_PASS;		/* a long portal name, unnamed statement */
 	prefix = ne + 1 - msg;
-	if (!(st = client_stmt_find(c, name)))
+	if ((st = client_stmt_find(c, name)) != NULL && st->retired)
+	{
+		char	   *copy = strdup(name);	/* a pullup may move the message */
+		enum prep_verdict v = copy ? stale_bind(c, copy, len, &st) : PREP_NO_MEMORY;
+
+		free(copy);
+		if (v != PREP_PASS)
+			return v;
+		msg = evbuffer_pullup(c->c.in, prefix);
+		body = msg + 5;
+		pe = memchr(body, 0, prefix - 5);
+		name = (const char *) pe + 1;
+	}
+	if (!st)
 	{
 		/* the whole message is dropped, so all of it must be here */
 		if (have < len + 1)
@@ -281,12 +396,16 @@ bind_named(client *c, uint32_t len)
 		consume(c, len + 1);
 		return PREP_DONE;
 	}
+	fresh = s->prep->n == 0 && len + 1 <= RETRY_MAX;
 	if (!ensure_prepared(s, st))
 		return PREP_NO_MEMORY;
 	put_msg_start(s->c.out, 'B', len - 4 - strlen(name) + strlen(st->server_name));
 	evbuffer_add(s->c.out, body, pe + 1 - body);
 	evbuffer_add(s->c.out, st->server_name, strlen(st->server_name) + 1);
-	expect(s, 'B', SLOT_FORWARD);
+	sl = expect(s, 'B', SLOT_FORWARD);
+	sl->st = stmt_ref(st);		/* its plan may turn out stale */
+	if (fresh)
+		retry_start(s, c, sl);
 	settle(s);
 	consume(c, prefix);
 	c->pass_remaining = len + 1 - prefix;
@@ -546,6 +665,8 @@ prepared_client_sent(server *s, char type)
 	}
 	if (!sprep(s))
 		return;
+	if (s->retry && buflen(s->retry) > RETRY_MAX)
+		retry_stop(s);			/* a batch this long is not kept to run again */
 	expect(s, type, SLOT_FORWARD);
 	settle(s);
 }

@@ -27,6 +27,7 @@ void		prepared_flush_synth(server *s);
 bool		prepared_quiet(server *s);
 bool		prepared_server_reset(server *s);
 void		prepared_rollback(server *s, client *c);
+bool		prepared_retry_due(server *s);
 void		prepared_server_free(server *s);
 void		prepared_client_free(client *c);
 
@@ -49,5 +50,27 @@ enum defer_verdict defer_idle(client *c, char type, uint32_t len);
 void		defer_send_begin(server *s, client *c);
 bool		defer_absorbs(const server *s, char type);
 bool		defer_absorb(server *s, char type, const char *body, size_t len, begin_failure *failure);
+
+/* ---- startup settings carried to every server connection (startup_settings.c) ---- */
+enum { SETTINGS_NONE, SETTINGS_HELD, SETTINGS_ANSWERED };	/* client.settings_phase */
+/* a client's settings while its startup packet is read: name/value pairs, names lower case */
+typedef struct setting_list
+{
+	int			n;
+	int			cap;
+	char	  **names;
+	char	  **values;
+} setting_list;
+const char *setting_list_put(setting_list *l, const char *name, const char *value);
+const char *startup_options_parse(const char *opts, setting_list *l, char *why, size_t whylen);
+pstr	   *setting_list_key(setting_list *l);
+void		setting_list_free(setting_list *l);
+bool		settings_value(const pstr *key, const char *name, char *out, size_t outlen);
+bool		settings_send(server *s, client *c);
+bool		settings_error_answer(server *s, client *c, const char *body, size_t len);
+void		settings_rfq(server *s, client *c);
+void		settings_server_reset(server *s);
+void		settings_server_free(server *s);
+void		settings_client_free(client *c);
 
 #endif

@@ -33,6 +33,26 @@ PG_DATA = os.environ.get("PG_DATA", "")
 PG_BINDIR = os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin")
 BIN = os.environ.get("POOLER_BIN", "")
 TMP = tempfile.mkdtemp(prefix="perfopt-pooler-tests.")
+
+# Real drivers outside Python: pgJDBC from Debian, node-postgres from npm
+# into tests/pooler/drivers/node_modules (make deps installs both).
+DRIVERS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "drivers")
+JDBC_JAR = "/usr/share/java/postgresql.jar"
+
+
+def have_jdbc():
+    return bool(shutil.which("java") and shutil.which("javac") and os.path.exists(JDBC_JAR))
+
+
+def node_env():
+    """An environment in which `node` finds npm's pg, or None."""
+    if not shutil.which("node"):
+        return None
+    paths = [x for x in (os.environ.get("NODE_PATH", ""), os.path.join(DRIVERS_DIR, "node_modules"),
+                         "/usr/share/nodejs", "/usr/lib/nodejs") if x]
+    env = dict(os.environ, NODE_PATH=":".join(paths))
+    r = subprocess.run(["node", "-e", "require('pg')"], capture_output=True, env=env)
+    return env if r.returncode == 0 else None
 os.chmod(TMP, 0o755)
 USERLIST = os.path.join(TMP, "userlist.txt")
 

@@ -134,7 +134,8 @@ def test_admin_protocol():
 
 
 def test_show_pools():
-    p = Pooler("admin_pools", admin_users="postgres", pool_size=1, max_overflow=1, pool_timeout=20)
+    p = Pooler("admin_pools", admin_users="postgres", pool_size=1, max_overflow=1, pool_timeout=20,
+               overflow_idle_timeout=0)
     a = admin(p)
     ca = p.connect(autocommit=False, application_name="alpha")
     cb = p.connect(autocommit=False, application_name="beta")
@@ -263,7 +264,8 @@ def test_show_counters():
 
     proxy = KillProxy()
     dbs = {"appdb": "host=127.0.0.1 port=%d dbname=appdb" % proxy.port}
-    p = Pooler("admin_ping", dbs=dbs, admin_users="postgres", pool_size=2, max_overflow=0)
+    p = Pooler("admin_ping", dbs=dbs, admin_users="postgres", pool_size=2, max_overflow=0,
+               pre_ping_interval=0)
     a = admin(p)
     c = p.connect()
     q1(c, "select 1")

@@ -294,7 +294,7 @@ def test_metrics_pre_ping():
     proxy = KillProxy()
     mport = free_port()
     p = Pooler("metrics_ping", dbs={"appdb": "host=127.0.0.1 port=%d dbname=appdb" % proxy.port},
-                  pool_size=1, max_overflow=0, metrics_port=mport)
+                  pool_size=1, max_overflow=0, metrics_port=mport, pre_ping_interval=0)
     c = p.connect()
     q1(c, "select 1")
     proxy.armed = True

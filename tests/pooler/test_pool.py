@@ -58,7 +58,7 @@ def test_pool_size():
 
 
 def test_overflow():
-    p = Pooler("overflow", pool_size=2, max_overflow=2, pool_timeout=20)
+    p = Pooler("overflow", pool_size=2, max_overflow=2, pool_timeout=20, overflow_idle_timeout=0)
     peaks, stop = [], threading.Event()
     mon = threading.Thread(target=peak_monitor, args=(stop, peaks))
     mon.start()
@@ -134,13 +134,13 @@ def test_recycle():
 
 
 def test_pre_ping():
-    on = pings_seen(pool_pre_ping="on")
+    on = pings_seen(pool_pre_ping="on", pre_ping_interval=0)
     off = pings_seen(pool_pre_ping="off")
     spaced = pings_seen(pool_pre_ping="on", pre_ping_interval=60)
-    ok(35 <= on - off <= 45, "pool_pre_ping=on: one ping per hand-out (40 more server transactions)",
+    ok(35 <= on - off <= 45, "pool_pre_ping=on, pre_ping_interval=0: one ping per hand-out (40 more server transactions)",
        (on, off))
     ok(abs(spaced - off) <= 5, "pre_ping_interval=60: no ping for recently used connections", (spaced, off))
-    p = Pooler("ping_dead", pool_size=1, max_overflow=0)
+    p = Pooler("ping_dead", pool_size=1, max_overflow=0, pre_ping_interval=0)
     c = p.connect()
     pid1 = q1(c, "select pg_backend_pid()")
     d = direct()
@@ -157,7 +157,8 @@ def test_pre_ping_dead():
     proxy = KillProxy()
     dbs = {"appdb": "host=127.0.0.1 port=%d dbname=appdb" % proxy.port}
     for pre_ping in ("on", "off"):
-        p = Pooler("ping_kill_" + pre_ping, dbs=dbs, pool_size=2, max_overflow=0, pool_pre_ping=pre_ping)
+        p = Pooler("ping_kill_" + pre_ping, dbs=dbs, pool_size=2, max_overflow=0, pool_pre_ping=pre_ping,
+                   pre_ping_interval=0)
         c = p.connect()
         pid1 = q1(c, "select pg_backend_pid()")
         proxy.armed = True

@@ -364,7 +364,7 @@ def test_pre_ping_replay():
     another connection as if the first never saw them."""
     proxy = KillProxy()
     p = Pooler("prep_ping", dbs={"postgres": "host=127.0.0.1 port=%d dbname=postgres" % proxy.port},
-                  pool_size=2, max_overflow=0, pool_pre_ping="on")
+                  pool_size=2, max_overflow=0, pool_pre_ping="on", pre_ping_interval=0)
     s = session(p.port)
     r = send(s, parse("a", "select 41 + 1"), bind("a"), execute(), SYNC)
     ok(rows(r) == ["42"], "statement a prepared", rows(r))

@@ -163,8 +163,21 @@ class PgBouncer(Target):
         wait_port(self.port, self.proc)
 
     def pid(self):
-        with open(os.path.join(WORK, "pgbouncer", "pgbouncer.pid")) as f:
-            return int(f.read().strip())
+        return read_pidfile(os.path.join(WORK, "pgbouncer", "pgbouncer.pid"))
+
+
+def read_pidfile(path):
+    """PgBouncer may listen before its pid file is written: wait for it."""
+    for _ in range(200):
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+            if text:
+                return int(text)
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("no pid in " + path)
 
 
 def proc_cpu(pid):
