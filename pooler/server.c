@@ -314,6 +314,8 @@ start_reset(server *s, bool full)
 	{
 		if (!discards)
 		{
+			/* it takes the startup settings applied here back too */
+			pstr_set(&s->settings, NULL);
 			send_query(s->c.out, "DISCARD ALL");
 			n++;
 		}

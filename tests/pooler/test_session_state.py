@@ -206,5 +206,21 @@ def test_pin_with_extension():
     d.close()
 
 
+def test_reset_keeps_startup_settings():
+    """The DISCARD ALL after a pinned client also undoes the startup settings
+    applied on that connection: the next client's are applied again."""
+    p = Pooler("sstate_settings", pool_size=1, max_overflow=0, pool_timeout=20)
+    a = p.connect(options="-c statement_timeout=4321")
+    q1(a, "select pg_advisory_lock(11)")
+    a.close()
+    c = p.connect(options="-c statement_timeout=4321")
+    ok(q1(c, "show statement_timeout") == "4321ms" and
+       q1(c, "select count(*) from pg_locks where locktype = 'advisory'") == 0,
+       "after a pinned client's reset, the next client's startup setting holds, no lock left",
+       q1(c, "show statement_timeout"))
+    c.close()
+
+
 TESTS = [("sstate_pin_text", test_pin_without_extension), ("sstate_error", test_error_mode),
-         ("sstate_pin_extension", test_pin_with_extension)]
+         ("sstate_pin_extension", test_pin_with_extension),
+         ("sstate_reset_settings", test_reset_keeps_startup_settings)]
