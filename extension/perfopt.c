@@ -18,6 +18,7 @@
 #include "cache/cache.h"
 #include "common/guc.h"
 #include "common/nesting.h"
+#include "common/session_report.h"
 #include "shmem.h"
 #include "stats/stats_hooks.h"
 
@@ -33,6 +34,8 @@ void		_PG_init(void);
  * executor they measure.  The order decides behaviour.
  */
 static void (*const install_hooks_in_order[]) (void) = {
+	/* ProcessUtility, transaction callbacks: perfopt.session_state */
+	session_report_install_hooks,
 	/* post_parse_analyze, planner, ExecutorStart/Run/Finish/End, ProcessUtility */
 	stats_install_hooks,
 	/* get_relation_info, explain_get_index_name: hypothetical indexes */

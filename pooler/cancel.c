@@ -159,6 +159,14 @@ cancel_request(uint32_t pid, uint32_t key)
 		client_cancel_waiting(target);
 }
 
+/* The client of s vanished in the middle of a statement: stop it. */
+void
+cancel_server(server *s)
+{
+	if (s->be_pid)
+		forward_cancel(s);
+}
+
 /* The server is being freed: its requests go on without anyone to tell. */
 void
 cancel_forget(server *s)

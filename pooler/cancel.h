@@ -8,6 +8,7 @@
 #include "pooler.h"
 
 void		cancel_request(uint32_t pid, uint32_t key);
+void		cancel_server(server *s);
 void		cancel_forget(server *s);
 void		cancel_shutdown(void);
 

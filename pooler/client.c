@@ -26,6 +26,7 @@
 #include "pool.h"
 #include "net/net.h"
 #include "txn/txn.h"
+#include "txn/session_state.h"
 
 #define CLOSE_GRACE 5.0
 
@@ -394,6 +395,18 @@ client_forward(client *c)
 		{
 			bad = true;
 			break;
+		}
+		if ((hdr[0] == 'Q' || hdr[0] == 'P') && c->pool_mode == MODE_TRANSACTION)
+		{
+			enum sstate_verdict v = session_state_client_msg(c, &in, off, hdr, len);
+
+			if (v == SSTATE_WAIT)
+				break;
+			if (v == SSTATE_REWRITTEN)
+			{
+				bufview_load(&in, conn_in(&c->c));
+				continue;
+			}
 		}
 		if (track)
 		{

@@ -446,6 +446,13 @@ handler(void *user, const char *section, const char *key, const char *v)
 		if (!parse_bool(v, &cfg.defer_begin))
 			cfg_error(ctx, section, key, "must be on or off, not \"%s\"", v);
 	}
+	else if (!strcmp(key, "transaction_mode_session_state"))
+	{
+		if (!strcasecmp(v, "pin") || !strcasecmp(v, "error"))
+			cfg.session_state_mode = !strcasecmp(v, "pin") ? SESSION_STATE_PIN : SESSION_STATE_ERROR;
+		else
+			cfg_error(ctx, section, key, "must be pin or error, not \"%s\"", v);
+	}
 	else if (!strcmp(key, "io_uring"))
 	{
 		if (!parse_bool(v, &cfg.io_uring))
@@ -525,6 +532,7 @@ config_defaults(void)
 	cfg.max_prepared_statements = 200;
 	cfg.defer_begin = true;
 	cfg.io_uring = true;
+	cfg.session_state_mode = SESSION_STATE_PIN;
 	cfg.startup_timeout = 10;
 	cfg.ignore_startup_parameters = strdup("extra_float_digits");
 	cfg.verbose = 0;

@@ -17,7 +17,7 @@
  * Every [pooler] setting, for SHOW CONFIG and for the reload: those not
  * changeable need a restart (the sockets are bound once).
  */
-enum { T_STR, T_INT, T_SECS, T_BOOL, T_MODE, T_AUTH, T_CLIENT_TLS, T_SERVER_TLS, T_FILE };
+enum { T_STR, T_INT, T_SECS, T_BOOL, T_SSTATE, T_MODE, T_AUTH, T_CLIENT_TLS, T_SERVER_TLS, T_FILE };
 static const struct
 {
 	const char *key;
@@ -40,6 +40,7 @@ static const struct
 	{"connect_timeout", T_SECS, true, offsetof(settings, ps.connect_timeout)},
 	{"server_reset_query", T_STR, true, offsetof(settings, server_reset_query)},
 	{"defer_begin", T_BOOL, true, offsetof(settings, defer_begin)},
+	{"transaction_mode_session_state", T_SSTATE, true, offsetof(settings, session_state_mode)},
 	{"auth_type", T_AUTH, true, offsetof(settings, auth_type)},
 	{"auth_file", T_STR, true, offsetof(settings, auth_file)},
 	{"admin_users", T_STR, true, offsetof(settings, admin_users)},
@@ -83,6 +84,9 @@ show_value(const settings *s, int k, char *buf, size_t len)
 			break;
 		case T_BOOL:
 			snprintf(buf, len, "%s", *(const bool *) p ? "on" : "off");
+			break;
+		case T_SSTATE:
+			snprintf(buf, len, "%s", *(const int *) p == SESSION_STATE_PIN ? "pin" : "error");
 			break;
 		case T_MODE:
 			snprintf(buf, len, "%s", *(const int *) p == MODE_SESSION ? "session" : "transaction");

@@ -38,6 +38,7 @@
 #include "stats.h"
 #include "pool.h"
 #include "net/net.h"
+#include "txn/session_state.h"
 
 #define BACKOFF_FIRST 0.05
 #define BACKOFF_MAX 0.5
@@ -238,6 +239,13 @@ pool_release(server *s)
 	{
 		p->st.recycled++;
 		server_close(s, "pool_recycle: connection too old");
+		dispatch(p);
+		return;
+	}
+	if (!c && session_state_pins(s))
+	{
+		/* the reset did not drop what the extension reports: nobody may see it */
+		server_close(s, "session state left after the reset");
 		dispatch(p);
 		return;
 	}

@@ -43,6 +43,7 @@ enum { P_CLIENT_ENCODING, P_DATESTYLE, P_TIMEZONE, P_SCS, P_APPNAME, P_INTERVALS
 enum pool_mode { MODE_SESSION, MODE_TRANSACTION };
 enum auth_type { AUTH_TRUST, AUTH_MD5, AUTH_SCRAM };
 enum client_tls_mode { CLIENT_TLS_DISABLE, CLIENT_TLS_ALLOW, CLIENT_TLS_REQUIRE };
+enum session_state_mode { SESSION_STATE_PIN, SESSION_STATE_ERROR };
 enum server_tls_mode { SERVER_TLS_DISABLE, SERVER_TLS_PREFER, SERVER_TLS_REQUIRE, SERVER_TLS_VERIFY_CA, SERVER_TLS_VERIFY_FULL };
 
 /* a file named in the configuration, with its line for errors found when loading it */
@@ -97,6 +98,7 @@ typedef struct settings
 	int			max_prepared_statements;	/* per server connection; 0: off */
 	bool		defer_begin;	/* transaction mode: plain BEGIN answered here (deferred_begin.c) */
 	bool		io_uring;		/* end-of-batch writes in one submission (write_batch.c) */
+	int			session_state_mode; /* transaction mode: pin or refuse session state (txn/session_state.c) */
 	double		startup_timeout;
 	char	   *ignore_startup_parameters;
 	char	   *logfile;
@@ -292,6 +294,10 @@ typedef struct server
 	pstr	   *settings_pending;	/* sent, answer not seen yet */
 	bool		settings_sent;
 	bool		settings_failed;
+	/* session state only its client may see (txn/session_state.c): it stays linked */
+	unsigned char sstate;		/* kinds the extension reported (perfopt.session_state) */
+	unsigned char sstate_text;	/* kinds recognised in statements, without the extension */
+	bool		sreport;		/* the extension reports: trust sstate, not the text */
 	TAILQ_ENTRY(server) link;	/* pool's all-servers list */
 	TAILQ_ENTRY(server) ilink;	/* pool's idle list: exactly the S_IDLE servers */
 } server;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -25,6 +26,7 @@
 #include "pool.h"
 #include "net/net.h"
 #include "txn/txn.h"
+#include "txn/session_state.h"
 
 static void server_read_cb(evutil_socket_t fd, short ev, void *arg);
 static void server_write_cb(evutil_socket_t fd, short ev, void *arg);
@@ -159,6 +161,7 @@ server_note_param(server *s, const unsigned char *body, size_t len, bool login)
 	if (len < 2 || body[len - 1] != '\0' || strlen(name) + 1 >= len)
 		return;
 	val = name + strlen(name) + 1;
+	session_state_note(s, name, val);
 	t = tracked_param_index(name);
 	if (t >= 0)
 	{
@@ -291,6 +294,9 @@ static void
 start_reset(server *s, bool full)
 {
 	int			n = 0;
+	bool		pinned = session_state_pins(s);
+	bool		discards = full && cfg.server_reset_query &&
+		strcasecmp(cfg.server_reset_query, "DISCARD ALL") == 0;
 
 	if (s->txstatus != 'I')
 	{
@@ -302,6 +308,19 @@ start_reset(server *s, bool full)
 		settings_server_reset(s);
 		send_query(s->c.out, cfg.server_reset_query);
 		n++;
+	}
+	/* a pinned client's session state: only DISCARD ALL is sure to drop it all */
+	if (pinned)
+	{
+		if (!discards)
+		{
+			/* it takes the startup settings applied here back too */
+			pstr_set(&s->settings, NULL);
+			send_query(s->c.out, "DISCARD ALL");
+			n++;
+		}
+		session_state_forget(s);
+		full = true;
 	}
 	/*
 	 * A session client (after a RELOAD changed pool_mode) may have dropped
@@ -340,6 +359,12 @@ server_client_left(server *s, bool dirty_input, bool session)
 	if (dirty_input || s->expect_rfq > 0 || s->pass_remaining > 0 || s->in_copy_out ||
 		s->begin_absorb || !prepared_quiet(s))
 	{
+		/*
+		 * A statement may be running: closing alone would leave it running,
+		 * with its locks, until it ends.  Canceled, it ends now, and the
+		 * backend then finds the connection closed and rolls back.
+		 */
+		cancel_server(s);
 		server_close(s, "client left in the middle of a query");
 		return;
 	}
@@ -385,7 +410,7 @@ server_releasable(server *s)
 
 	return s->expect_rfq == 0 && s->txstatus == 'I' && c && !c->in_batch &&
 		c->pass_remaining == 0 && c->pool_mode == MODE_TRANSACTION &&
-		!s->begin_absorb && prepared_quiet(s);
+		!s->begin_absorb && prepared_quiet(s) && !session_state_pins(s);
 }
 
 static void

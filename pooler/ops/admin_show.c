@@ -23,6 +23,7 @@
 #include "pool.h"
 #include "net/net.h"
 #include "ops/ops.h"
+#include "txn/session_state.h"
 
 #define INT8OID 20
 #define TEXTOID 25
@@ -217,7 +218,8 @@ show_pools(client *ac)
 
 static const char *const conn_cols[] = {
 	"type", "user", "database", "state", "addr", "port", "local_addr", "local_port", "connect_time",
-	"request_time", "wait", "wait_us", "close_needed", "ptr", "link", "remote_pid", "application_name"
+	"request_time", "wait", "wait_us", "close_needed", "ptr", "link", "remote_pid", "application_name",
+	"pinned"						/* session state holding the client on its server */
 };
 
 static void
@@ -243,7 +245,7 @@ show_clients(client *ac)
 				link[16],
 				a[64];
 
-	rs_begin(&r, ac, conn_cols, "ttttti" "ti" "tt" "iii" "tti" "t");
+	rs_begin(&r, ac, conn_cols, "ttttti" "ti" "tt" "iii" "tti" "t" "t");
 	TAILQ_FOREACH(c, &all_clients, link)
 	{
 		const char *state;
@@ -298,6 +300,7 @@ show_clients(client *ac)
 		rs_text(&r, c->server ? link : NULL);
 		rs_int(&r, pid);
 		rs_text(&r, app ? app->s : NULL);
+		rs_text(&r, session_state_describe(c->server, a, sizeof(a)));
 		rs_end_row(&r);
 	}
 	rs_done(&r);
@@ -312,7 +315,7 @@ show_servers(client *ac)
 				id[16],
 				link[16];
 
-	rs_begin(&r, ac, conn_cols, "ttttti" "ti" "tt" "iii" "tti" "t");
+	rs_begin(&r, ac, conn_cols, "ttttti" "ti" "tt" "iii" "tti" "t" "t");
 	for (pool *p = pools; p; p = p->next)
 	{
 		server	   *s;
@@ -341,6 +344,7 @@ show_servers(client *ac)
 			rs_text(&r, s->client ? link : NULL);
 			rs_int(&r, s->be_pid);
 			rs_text(&r, s->params[P_APPNAME] ? s->params[P_APPNAME]->s : NULL);
+			rs_text(&r, session_state_describe(s, t1, sizeof(t1)));
 			rs_end_row(&r);
 		}
 	}

@@ -19,6 +19,7 @@
 #include "pool.h"
 #include "net/net.h"
 #include "ops/ops.h"
+#include "txn/session_state.h"
 
 #define METRICS_TIMEOUT_SECS 10
 #define METRICS_MAX_HEADERS 8192
@@ -111,6 +112,7 @@ static double g_max_overflow(const pool *p) { return p->ps->max_overflow; }
 /* a server linked to a client is that client's: one active client per active server */
 static double g_clients_active(const pool *p) { return count_servers_in(p, S_ACTIVE); }
 static double g_clients_waiting(const pool *p) { return p->n_waiting + count_login_waiters(p); }
+static double g_clients_pinned(const pool *p) { return session_state_pinned(p); }
 static double c_xacts(const pool *p) { return p->st.xacts; }
 static double c_queries(const pool *p) { return p->st.queries; }
 static double c_bytes_in(const pool *p) { return p->st.bytes_in; }
@@ -140,6 +142,7 @@ static const struct
 	{"pool_paused", "gauge", "1 while PAUSE (or a graceful shutdown) holds the pool.", g_paused},
 	{"clients_active", "gauge", "Clients linked to a server connection.", g_clients_active},
 	{"clients_waiting", "gauge", "Clients queued for a server connection.", g_clients_waiting},
+	{"clients_pinned", "gauge", "Clients kept on their server connection by session state (transaction_mode_session_state = pin).", g_clients_pinned},
 	{"transactions_total", "counter", "Transactions ended (ReadyForQuery idle).", c_xacts},
 	{"queries_total", "counter", "Queries answered (ReadyForQuery passed to a client).", c_queries},
 	{"received_bytes_total", "counter", "Bytes from clients to servers.", c_bytes_in},
