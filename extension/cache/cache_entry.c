@@ -402,6 +402,25 @@ cache_plan_set_consts(PlannedStmt *plan, uint64 consts)
 	plan->invalItems = lappend(lappend(plan->invalItems, hi), lo);
 }
 
+/* to takes from's constants hash (a plan made again from the same Query) */
+void
+cache_plan_copy_consts(PlannedStmt *from, PlannedStmt *to)
+{
+	uint64		consts;
+	ListCell   *lc;
+
+	if (!cache_plan_consts(from, &consts))
+		return;
+	foreach(lc, to->invalItems)
+	{
+		PlanInvalItem *item = lfirst_node(PlanInvalItem, lc);
+
+		if (item->cacheId == CONSTS_ITEM_HIGH || item->cacheId == CONSTS_ITEM_LOW)
+			to->invalItems = foreach_delete_current(to->invalItems, lc);
+	}
+	cache_plan_set_consts(to, consts);
+}
+
 bool
 cache_plan_consts(PlannedStmt *plan, uint64 *consts)
 {

@@ -198,6 +198,7 @@ extern bool cache_build_key(uint64 queryid, const char *sourceText, int stmt_loc
 extern uint64 cache_query_consts(Query *query);
 extern void cache_plan_set_consts(PlannedStmt *plan, uint64 consts);
 extern bool cache_plan_consts(PlannedStmt *plan, uint64 *consts);
+extern void cache_plan_copy_consts(PlannedStmt *from, PlannedStmt *to);
 extern uint64 cache_key_hash(const StringInfo key);
 extern uint32 cache_tupdesc_hash(TupleDesc desc);
 extern bool cache_tlist_shape(List *tlist, uint32 *hash);

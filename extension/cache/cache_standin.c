@@ -261,6 +261,7 @@ plan_for_real(QueryDesc *queryDesc)
 		replanning--;
 	}
 	PG_END_TRY();
+	cache_plan_copy_consts(standin, real);
 	queryDesc->plannedstmt = real;
 }
 
