@@ -18,6 +18,7 @@
 #include "cache/cache.h"
 #include "common/guc.h"
 #include "common/nesting.h"
+#include "common/setting_report.h"
 #include "shmem.h"
 #include "stats/stats_hooks.h"
 
@@ -54,6 +55,7 @@ _PG_init(void)
 		return;
 
 	perfopt_define_gucs();
+	setting_report_define_guc();
 	EnableQueryId();
 	perfopt_install_shmem_hooks();
 	nesting_install_callbacks();
