@@ -292,6 +292,7 @@ typedef struct server
 	pstr	   *settings_pending;	/* sent, answer not seen yet */
 	bool		settings_sent;
 	bool		settings_failed;
+	struct setting_list *observed;	/* settings the linked client changed, reported this transaction */
 	TAILQ_ENTRY(server) link;	/* pool's all-servers list */
 	TAILQ_ENTRY(server) ilink;	/* pool's idle list: exactly the S_IDLE servers */
 } server;

@@ -34,7 +34,8 @@ static int	nmarked = 0;
 static bool
 markable(const struct config_generic *conf)
 {
-	if (conf->flags & (GUC_REPORT | GUC_NO_SHOW_ALL | GUC_CUSTOM_PLACEHOLDER))
+	/* GUC_NO_RESET_ALL: transaction_isolation and the like, not session state */
+	if (conf->flags & (GUC_REPORT | GUC_NO_SHOW_ALL | GUC_NO_RESET_ALL | GUC_CUSTOM_PLACEHOLDER))
 		return false;
 	if (conf->context != PGC_USERSET && conf->context != PGC_SUSET)
 		return false;

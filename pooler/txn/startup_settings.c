@@ -20,6 +20,19 @@
  * must not let the client's statement run without it.  The client is then
  * closed with the server's error, which names the parameter; the server
  * goes back to the pool.  Once accepted, later transfers are pipelined.
+ *
+ * A client's own SETs join its settings the same way.  In transaction mode
+ * the pooler opens its server connections with perfopt.report_settings=on:
+ * where the perfopt extension is preloaded, PostgreSQL then reports every
+ * user-settable setting with ParameterStatus as it changes (a placeholder
+ * elsewhere, harmless).  The reports seen during a client's transaction
+ * (settings_observe) are the values in force when ReadyForQuery says idle;
+ * then (settings_learn) they become the client's settings and the server's
+ * record at once, a value equal to the server's login default dropped.
+ * SET LOCAL and a rolled-back SET are reported back to their old value
+ * before that ReadyForQuery, so they are never carried.  Those extra
+ * reports are PostgreSQL's to its pooler, not the client's: only the ones
+ * PostgreSQL sends every client reach it.
  */
 #define _GNU_SOURCE				/* strcasestr, qsort_r */
 #include <stdio.h>
@@ -277,6 +290,8 @@ settings_value(const pstr *key, const char *name, char *out, size_t outlen)
 	return false;
 }
 
+static void observed_clear(server *s);
+
 /* ---- carrying them to a server ---- */
 
 /* an E'' literal of n bytes of v */
@@ -350,6 +365,7 @@ settings_send(server *s, client *c)
 	size_t		n;
 
 	c->settings_phase = SETTINGS_NONE;
+	observed_clear(s);
 	if (c->settings == s->settings)
 		return false;
 	q = evbuffer_new();
@@ -428,6 +444,10 @@ settings_server_free(server *s)
 {
 	pstr_set(&s->settings, NULL);
 	pstr_set(&s->settings_pending, NULL);
+	if (s->observed)
+		setting_list_free(s->observed);
+	free(s->observed);
+	s->observed = NULL;
 }
 
 void
@@ -436,4 +456,121 @@ settings_client_free(client *c)
 	pstr_set(&c->settings, NULL);
 	free(c->settings_error);
 	c->settings_error = NULL;
+}
+
+/* ---- a client's own SETs, learned from ParameterStatus ---- */
+
+/*
+ * What PostgreSQL 15 reports to every client (GUC_REPORT in its own
+ * tables); anything else was reported because the pooler asked for it.
+ */
+static const char *const native_reports[] = {
+	"application_name", "client_encoding", "DateStyle", "default_transaction_read_only",
+	"in_hot_standby", "integer_datetimes", "IntervalStyle", "is_superuser", "server_encoding",
+	"server_version", "session_authorization", "standard_conforming_strings", "TimeZone", NULL
+};
+
+/* reported, but no SET of the client's: never carried */
+static const char *const not_carried[] = {
+	"in_hot_standby", "integer_datetimes", "is_superuser", "server_encoding", "server_version",
+	"session_authorization", "perfopt.report_settings", NULL
+};
+
+static bool
+in_list(const char *const *list, const char *name)
+{
+	for (int i = 0; list[i]; i++)
+		if (strcmp(list[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* A ParameterStatus the client would get from a direct connection too. */
+bool
+settings_reported_natively(const char *name)
+{
+	return in_list(native_reports, name);
+}
+
+/* The linked client's statement changed name to value (tracked_params aside). */
+void
+settings_observe(server *s, const char *name, const char *value)
+{
+	if (in_list(not_carried, name))
+		return;
+	if (!s->observed)
+		s->observed = calloc(1, sizeof(setting_list));
+	if (s->observed)
+		setting_list_put(s->observed, name, value);
+}
+
+/* The server's value of name at its login, or NULL. */
+static const char *
+login_default(const pool *p, const char *name)
+{
+	for (int i = 0; i < p->nparams; i++)
+		if (strcasecmp(p->pnames[i], name) == 0)
+			return p->pvalues[i];
+	return NULL;
+}
+
+/* key's entries into l */
+static void
+key_to_list(const pstr *key, setting_list *l)
+{
+	entry		e;
+	char	   *name,
+			   *val;
+
+	entry_start(&e, key);
+	while (entry_next(&e))
+	{
+		name = strndup(e.name, e.nlen);
+		val = strndup(e.val, e.vlen);
+		if (name && val)
+			setting_list_put(l, name, val);
+		free(name);
+		free(val);
+	}
+}
+
+/*
+ * ReadyForQuery idle after the client's transaction: what it changed is
+ * now the server's state and the client's settings, one key for both.
+ */
+void
+settings_learn(server *s, client *c)
+{
+	setting_list all = {0},
+				kept = {0};
+	setting_list *seen = s->observed;
+	pstr	   *key;
+
+	if (!seen || seen->n == 0 || !c)
+		return;
+	key_to_list(s->settings, &all);
+	for (int i = 0; i < seen->n; i++)
+		setting_list_put(&all, seen->names[i], seen->values[i]);
+	for (int i = 0; i < all.n; i++)
+	{
+		const char *dflt = login_default(s->pool, all.names[i]);
+
+		if (!dflt || strcmp(dflt, all.values[i]) != 0)
+			setting_list_put(&kept, all.names[i], all.values[i]);
+	}
+	key = setting_list_key(&kept);
+	pstr_set(&s->settings, key);
+	pstr_set(&c->settings, key);
+	pstr_unref(key);
+	setting_list_free(&all);
+	setting_list_free(&kept);
+	setting_list_free(seen);
+}
+
+/* A new link starts from the server's record: nothing seen yet. */
+static void
+observed_clear(server *s)
+{
+	if (s->observed)
+		setting_list_free(s->observed);
 }
