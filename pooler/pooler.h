@@ -293,6 +293,7 @@ typedef struct server
 	bool		settings_sent;
 	bool		settings_failed;
 	struct setting_list *observed;	/* settings the linked client changed, reported this transaction */
+	bool		observed_guessed;	/* some recognised from its SET statements (no report) */
 	TAILQ_ENTRY(server) link;	/* pool's all-servers list */
 	TAILQ_ENTRY(server) ilink;	/* pool's idle list: exactly the S_IDLE servers */
 } server;

@@ -262,6 +262,8 @@ forward_to_client(server *s, client *c, bufview *v, size_t *off, unsigned char *
 	}
 	if (hdr[0] == 'H')
 		s->in_copy_out = true;
+	else if (hdr[0] == 'E')
+		settings_error_seen(s);
 	*off += 5;
 	s->pass_remaining = len - 4;
 	return STEP_NEXT;

@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <ctype.h>
 
 #include "pooler.h"
 #include "log.h"
@@ -460,6 +461,9 @@ settings_client_free(client *c)
 
 /* ---- a client's own SETs, learned from ParameterStatus ---- */
 
+/* an observed value meaning "back to the server's default" (never a real value) */
+#define RESET_MARK "\x1d"
+
 /*
  * What PostgreSQL 15 reports to every client (GUC_REPORT in its own
  * tables); anything else was reported because the pooler asked for it.
@@ -555,6 +559,8 @@ settings_learn(server *s, client *c)
 	{
 		const char *dflt = login_default(s->pool, all.names[i]);
 
+		if (strcmp(all.values[i], RESET_MARK) == 0)
+			continue;
 		if (!dflt || strcmp(dflt, all.values[i]) != 0)
 			setting_list_put(&kept, all.names[i], all.values[i]);
 	}
@@ -565,6 +571,7 @@ settings_learn(server *s, client *c)
 	setting_list_free(&all);
 	setting_list_free(&kept);
 	setting_list_free(seen);
+	s->observed_guessed = false;
 }
 
 /* A new link starts from the server's record: nothing seen yet. */
@@ -573,4 +580,195 @@ observed_clear(server *s)
 {
 	if (s->observed)
 		setting_list_free(s->observed);
+	s->observed_guessed = false;
+}
+
+/* ---- without the extension: the simplest SET and RESET statements ---- */
+
+/*
+ * A server without perfopt reports only its own few settings.  Then the
+ * pooler recognises a Query that is exactly one SET or RESET of a session
+ * setting, sent when nothing else of the client's is in flight and no
+ * transaction is open (so it commits by itself unless it fails, and an
+ * error drops it).  Only values whose text means the same to set_config()
+ * are taken: plain words and numbers, a comma list of plain words, a
+ * quoted word without capitals, spaces or commas.  Anything else (SET
+ * LOCAL, SET ROLE, a function, a SET inside BEGIN, the extended protocol)
+ * is not carried: see the README.
+ */
+
+static const char *
+skip_space(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* a case-insensitive keyword followed by a non-word byte */
+static bool
+keyword(const char **p, const char *end, const char *kw)
+{
+	size_t		n = strlen(kw);
+
+	if ((size_t) (end - *p) < n || strncasecmp(*p, kw, n) != 0)
+		return false;
+	if (*p + n < end && (isalnum((unsigned char) (*p)[n]) || (*p)[n] == '_'))
+		return false;
+	*p = skip_space(*p + n, end);
+	return true;
+}
+
+/*
+ * One plain word (letters, digits, _ . + -) into out, lower case as
+ * PostgreSQL folds it unless quoted; length or 0.  In a list setting a
+ * quoted capital would be folded by set_config(): refused.
+ */
+static size_t
+plain_word(const char **p, const char *end, char *out, size_t room, bool quoted, bool list)
+{
+	size_t		n = 0;
+
+	while (*p < end && n + 1 < room &&
+		   (isalnum((unsigned char) **p) || strchr("_.+-", **p) || (quoted && strchr(":/", **p))))
+	{
+		if (quoted && list && isupper((unsigned char) **p))
+			return 0;
+		out[n++] = quoted ? **p : tolower((unsigned char) **p);
+		(*p)++;
+	}
+	out[n] = '\0';
+	return n;
+}
+
+/* The value list of a SET into out; false when it is not one of the simple forms. */
+static bool
+simple_value(const char *p, const char *end, char *out, size_t room, bool list)
+{
+	size_t		n = 0;
+	int			items = 0;
+	bool		quoted_seen = false;
+
+	while (p < end && *p != ';')
+	{
+		char		word[128];
+		bool		quoted = *p == '\'';
+
+		if (items && (*p != ',' || quoted_seen))
+			return false;
+		if (items)
+			p = skip_space(p + 1, end);
+		quoted = p < end && *p == '\'';
+		if (quoted)
+			p++;
+		if (!plain_word(&p, end, word, sizeof(word), quoted, list))
+			return false;
+		if (quoted && (p >= end || *p++ != '\''))
+			return false;
+		if (quoted && items)
+			return false;
+		quoted_seen |= quoted;
+		n += snprintf(out + n, room - n, "%s%s", items ? ", " : "", word);
+		if (n + 1 >= room)
+			return false;
+		items++;
+		p = skip_space(p, end);
+	}
+	if (p < end)
+		p = skip_space(p + 1, end);
+	return items > 0 && p == end;
+}
+
+/* "name" then the end, or a ';' and the end */
+static bool
+statement_end(const char *p, const char *end)
+{
+	p = skip_space(p, end);
+	if (p < end && *p == ';')
+		p = skip_space(p + 1, end);
+	return p == end;
+}
+
+/* RESET name / RESET ALL (of the client's settings, which s has or is being sent), recorded */
+static bool
+guess_reset(server *s, client *c, const char *p, const char *end)
+{
+	char		name[64];
+	entry		e;
+
+	if (keyword(&p, end, "all") && statement_end(p, end))
+	{
+		entry_start(&e, c->settings);
+		while (entry_next(&e))
+		{
+			snprintf(name, sizeof(name), "%.*s", (int) e.nlen, e.name);
+			settings_observe(s, name, RESET_MARK);
+		}
+		return true;
+	}
+	if (!plain_word(&p, end, name, sizeof(name), false, false) || !statement_end(p, end))
+		return false;
+	settings_observe(s, name, RESET_MARK);
+	return true;
+}
+
+/* SET [SESSION] name {=|TO} value, recorded; false when not one */
+static bool
+guess_set(server *s, const char *p, const char *end)
+{
+	char		name[64],
+				value[512];
+	bool		list;
+
+	if (keyword(&p, end, "local"))
+		return false;
+	keyword(&p, end, "session");
+	if (!plain_word(&p, end, name, sizeof(name), false, false) || tracked_param_index(name) >= 0)
+		return false;
+	p = skip_space(p, end);
+	if (p < end && *p == '=')
+		p = skip_space(p + 1, end);
+	else if (!keyword(&p, end, "to"))
+		return false;
+	if (keyword(&p, end, "default"))
+	{
+		if (!statement_end(p, end))
+			return false;
+		settings_observe(s, name, RESET_MARK);
+		return true;
+	}
+	list = strcmp(name, "search_path") == 0 || strcmp(name, "temp_tablespaces") == 0 ||
+		strstr(name, "preload_libraries") != NULL;
+	if (!simple_value(p, end, value, sizeof(value), list))
+		return false;
+	settings_observe(s, name, value);
+	return true;
+}
+
+/*
+ * A Query the client sends in transaction mode, whole in the buffer: a
+ * simple SET or RESET is recorded as if the server had reported it.
+ */
+void
+settings_note_query(server *s, client *c, const char *sql, size_t len)
+{
+	const char *end = sql + len;
+	const char *p;
+
+	while (end > sql && end[-1] == '\0')
+		end--;
+	if (s->expect_rfq != s->swallow_rfq || s->txstatus != 'I' || c->in_batch || c->begin_text ||
+		s->begin_absorb || login_default(s->pool, "search_path"))
+		return;					/* a transaction may be open, or the server reports itself */
+	p = skip_space(sql, end);
+	if (keyword(&p, end, "set") ? guess_set(s, p, end) : keyword(&p, end, "reset") && guess_reset(s, c, p, end))
+		s->observed_guessed = true;
+}
+
+/* An error reached the client: a recognised SET did not happen. */
+void
+settings_error_seen(server *s)
+{
+	if (s->observed_guessed)
+		observed_clear(s);
 }

@@ -18,6 +18,7 @@ import subprocess
 import psycopg
 
 from harness import PG_HOST, PG_PORT, Pooler, ok, skip
+from test_startup_params import schemas
 from wire import query, read_msg, session, sqlstate_of, startup_packet
 
 ROOT = os.environ.get("PERFOPT_ROOT", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
@@ -171,13 +172,40 @@ def test_with_extension():
 
 
 def test_without_extension():
-    """The suite's server has no perfopt: the placeholder is accepted, SETs run."""
-    p = Pooler("setfollow_plain", dbs={"postgres": "host=%s port=%d" % (PG_HOST, PG_PORT)},
+    """The suite's server has no perfopt: the placeholder is accepted, and the
+    simplest SET and RESET statements are recognised by the pooler."""
+    schemas()
+    p = Pooler("setfollow_plain", dbs={"appdb": "host=%s port=%d dbname=appdb" % (PG_HOST, PG_PORT)},
                pool_mode="transaction", pool_size=1, max_overflow=0)
-    a = session(p.port)
-    r = (one(a, "set statement_timeout = 1234"), one(a, "show perfopt.report_settings"))
-    ok(r == ("SET", "on"), "without the extension the startup packet's placeholder is accepted", r)
+    a = session(p.port, "postgres", "appdb")
+    b = session(p.port, "postgres", "appdb")
+    r = one(a, "show perfopt.report_settings")
+    ok(r == "on", "without the extension the startup packet's placeholder is accepted", r)
+    r = (one(a, "SET search_path = s1"), one(b, "set session search_path to s2;"))
+    ok(r == ("SET", "SET"), "without the extension: A sets search_path = s1, B s2", r)
+    seen = [(one(a, "show search_path"), one(a, "select v from t"),
+             one(b, "show search_path"), one(b, "select v from t")) for _ in range(2)]
+    ok(all(x == ("s1", "one", "s2", "two") for x in seen),
+       "without the extension: A and B alternating on one connection each keep their own search_path", seen)
+    one(a, "set statement_timeout = 1234")
+    r = (one(a, "show statement_timeout"), one(b, "show statement_timeout"))
+    ok(r == ("1234ms", "0"), "without the extension: SET statement_timeout follows A only", r)
+    r = one(b, "set statement_timeout = 'nonsense'")
+    r = (r, one(b, "show statement_timeout"), one(a, "show statement_timeout"))
+    ok(r == ("22023", "0", "1234ms"), "without the extension: a refused SET is not recorded", r)
+    one(b, "begin")
+    one(b, "set local search_path = s1")
+    one(b, "commit")
+    r = (one(b, "show search_path"), one(a, "show search_path"))
+    ok(r == ("s2", "s1"), "without the extension: SET LOCAL not carried", r)
+    one(a, "reset search_path")
+    one(b, "set search_path to default")
+    r = (one(a, "show search_path"), one(b, "show search_path"), one(a, "reset all"),
+         one(b, "show statement_timeout"), one(a, "show statement_timeout"))
+    ok(r == (DEFAULT_PATH, DEFAULT_PATH, "RESET", "0", "0"),
+       "without the extension: RESET name, SET TO DEFAULT and RESET ALL follow", r)
     a.close()
+    b.close()
 
 
 TESTS = [
