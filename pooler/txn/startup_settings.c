@@ -758,9 +758,12 @@ settings_note_query(server *s, client *c, const char *sql, size_t len)
 	while (end > sql && end[-1] == '\0')
 		end--;
 	if (s->expect_rfq != s->swallow_rfq || s->txstatus != 'I' || c->in_batch || c->begin_text ||
-		s->begin_absorb || login_default(s->pool, "search_path"))
-		return;					/* a transaction may be open, or the server reports itself */
+		s->begin_absorb)
+		return;					/* a transaction may be open */
 	p = skip_space(sql, end);
+	if (end - p < 5 || (strncasecmp(p, "set", 3) != 0 && strncasecmp(p, "reset", 5) != 0) ||
+		login_default(s->pool, "search_path"))
+		return;					/* not a SET, or the server reports the SET itself */
 	if (keyword(&p, end, "set") ? guess_set(s, p, end) : keyword(&p, end, "reset") && guess_reset(s, c, p, end))
 		s->observed_guessed = true;
 }
