@@ -691,7 +691,7 @@ statement_end(const char *p, const char *end)
 
 /* RESET name / RESET ALL (of the client's settings, which s has or is being sent), recorded */
 static bool
-guess_reset(server *s, client *c, const char *p, const char *end)
+guess_reset(server *s, client *c, const char *p, const char *end, bool reports)
 {
 	char		name[64];
 	entry		e;
@@ -706,7 +706,8 @@ guess_reset(server *s, client *c, const char *p, const char *end)
 		}
 		return true;
 	}
-	if (!plain_word(&p, end, name, sizeof(name), false, false) || !statement_end(p, end))
+	if (!plain_word(&p, end, name, sizeof(name), false, false) || !statement_end(p, end) ||
+		(reports && !strchr(name, '.')))
 		return false;
 	settings_observe(s, name, RESET_MARK);
 	return true;
@@ -714,7 +715,7 @@ guess_reset(server *s, client *c, const char *p, const char *end)
 
 /* SET [SESSION] name {=|TO} value, recorded; false when not one */
 static bool
-guess_set(server *s, const char *p, const char *end)
+guess_set(server *s, const char *p, const char *end, bool reports)
 {
 	char		name[64],
 				value[512];
@@ -723,7 +724,8 @@ guess_set(server *s, const char *p, const char *end)
 	if (keyword(&p, end, "local"))
 		return false;
 	keyword(&p, end, "session");
-	if (!plain_word(&p, end, name, sizeof(name), false, false) || tracked_param_index(name) >= 0)
+	if (!plain_word(&p, end, name, sizeof(name), false, false) || tracked_param_index(name) >= 0 ||
+		(reports && !strchr(name, '.')))
 		return false;
 	p = skip_space(p, end);
 	if (p < end && *p == '=')
@@ -754,6 +756,7 @@ settings_note_query(server *s, client *c, const char *sql, size_t len)
 {
 	const char *end = sql + len;
 	const char *p;
+	bool		reports;
 
 	while (end > sql && end[-1] == '\0')
 		end--;
@@ -761,10 +764,15 @@ settings_note_query(server *s, client *c, const char *sql, size_t len)
 		s->begin_absorb)
 		return;					/* a transaction may be open */
 	p = skip_space(sql, end);
-	if (end - p < 5 || (strncasecmp(p, "set", 3) != 0 && strncasecmp(p, "reset", 5) != 0) ||
-		login_default(s->pool, "search_path"))
-		return;					/* not a SET, or the server reports the SET itself */
-	if (keyword(&p, end, "set") ? guess_set(s, p, end) : keyword(&p, end, "reset") && guess_reset(s, c, p, end))
+	if (end - p < 5 || (strncasecmp(p, "set", 3) != 0 && strncasecmp(p, "reset", 5) != 0))
+		return;
+	/*
+	 * With the extension the server reports the SET itself, except for a
+	 * custom name first seen after login (a placeholder it never marked).
+	 */
+	reports = login_default(s->pool, "search_path") != NULL;
+	if (keyword(&p, end, "set") ? guess_set(s, p, end, reports) :
+		keyword(&p, end, "reset") && guess_reset(s, c, p, end, reports))
 		s->observed_guessed = true;
 }
 

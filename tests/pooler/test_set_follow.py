@@ -23,6 +23,7 @@ from wire import query, read_msg, session, sqlstate_of, startup_packet
 
 ROOT = os.environ.get("PERFOPT_ROOT", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 DEFAULT_PATH = '"$user", public'
+TENANT = "select coalesce(current_setting('myapp.tenant', true), '')"
 NATIVE = {"application_name", "client_encoding", "DateStyle", "default_transaction_read_only",
           "in_hot_standby", "integer_datetimes", "IntervalStyle", "is_superuser", "server_encoding",
           "server_version", "session_authorization", "standard_conforming_strings", "TimeZone"}
@@ -139,9 +140,14 @@ def check_alternate(p):
     one(a, "reset search_path")
     r = (one(a, "show search_path"), one(b, "show search_path"), one(a, "show search_path"))
     ok(r == (DEFAULT_PATH, "s2", DEFAULT_PATH), "RESET search_path follows A, B keeps s2", r)
+    one(a, "set myapp.tenant = 'acme'")
+    r = (one(a, TENANT), one(b, TENANT), one(a, TENANT))
+    ok(r[0] == "acme" and r[2] == "acme" and r[1] == "",
+       "a custom setting first set after login (never reported) follows A only", r)
     one(a, "reset all")
-    r = (one(a, "show statement_timeout"), one(b, "show statement_timeout"), one(a, "show statement_timeout"))
-    ok(r == ("0", "0", "0"), "RESET ALL follows A", r)
+    r = (one(a, "show statement_timeout"), one(b, "show statement_timeout"), one(a, "show statement_timeout"),
+         one(a, TENANT))
+    ok(r[:3] == ("0", "0", "0") and r[3] == "", "RESET ALL follows A", r)
     a.close()
     b.close()
     c = session(p.port)
