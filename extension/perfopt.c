@@ -19,6 +19,7 @@
 #include "common/guc.h"
 #include "common/nesting.h"
 #include "common/session_report.h"
+#include "common/setting_report.h"
 #include "shmem.h"
 #include "stats/stats_hooks.h"
 
@@ -57,6 +58,7 @@ _PG_init(void)
 		return;
 
 	perfopt_define_gucs();
+	setting_report_define_guc();
 	EnableQueryId();
 	perfopt_install_shmem_hooks();
 	nesting_install_callbacks();

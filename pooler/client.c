@@ -360,6 +360,16 @@ client_send(client *c, size_t n)
 	conn_forward(&s->c, c->c.in, n);
 }
 
+/* A short Query whole in the buffer: a simple SET follows the client (txn/startup_settings.c). */
+static void
+note_query(client *c, bufview *in, size_t off, uint32_t len)
+{
+	char		sql[1024];
+
+	if (bufview_peek(in, off + 5, (unsigned char *) sql, len - 4))
+		settings_note_query(c->server, c, sql, len - 4);
+}
+
 /*
  * Move every complete message (and the started part of a long one) to the
  * server; with prepared statements tracked, txn/prepared_rewrite.c sees each
@@ -430,6 +440,9 @@ client_forward(client *c)
 				quit = true;
 				break;
 			case 'Q':
+				if (c->pool_mode == MODE_TRANSACTION && len < 1024 && off + len + 1 <= in.len)
+					note_query(c, &in, off, len);
+				/* fall through */
 			case 'S':
 			case 'F':
 				s->expect_rfq++;

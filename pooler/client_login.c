@@ -396,6 +396,8 @@ client_welcome(client *c)
 		int			t = tracked_param_index(p->pnames[i]);
 		const char *v = p->pvalues[i];
 
+		if (!settings_reported_natively(p->pnames[i]))
+			continue;			/* reported to the pooler only (txn/startup_settings.c) */
 		if (t >= 0)
 		{
 			pstr_set(&c->params[t], c->startup_params[t] ? c->startup_params[t] : p->defaults[t]);

@@ -298,6 +298,8 @@ typedef struct server
 	unsigned char sstate;		/* kinds the extension reported (perfopt.session_state) */
 	unsigned char sstate_text;	/* kinds recognised in statements, without the extension */
 	bool		sreport;		/* the extension reports: trust sstate, not the text */
+	struct setting_list *observed;	/* settings the linked client changed, reported this transaction */
+	bool		observed_guessed;	/* some recognised from its SET statements (no report) */
 	TAILQ_ENTRY(server) link;	/* pool's all-servers list */
 	TAILQ_ENTRY(server) ilink;	/* pool's idle list: exactly the S_IDLE servers */
 } server;

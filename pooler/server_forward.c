@@ -188,22 +188,46 @@ forward_prepared(server *s, bufview *v, size_t *off, const unsigned char *hdr, u
 	return r == PREP_DONE ? STEP_NEXT : STEP_ORDINARY;
 }
 
-/* ParameterStatus after the client's own SET: remember it for the next server. */
-static void
+/*
+ * ParameterStatus after the client's own SET: remember it for the next
+ * server.  True when the client gets it (PostgreSQL reports it to every
+ * client); false for those only the pooler asked for.
+ */
+static bool
 note_client_param(server *s, client *c, size_t off, uint32_t len)
 {
 	unsigned char *body = malloc(len);
+	bool		forward = true;
 
-	if (body && conn_peek(s->c.in, off + 5, body, len - 4))
+	if (body && conn_peek(s->c.in, off + 5, body, len - 4) && len > 5 && body[len - 5] == '\0')
 	{
+		const char *name = (const char *) body;
 		int			t;
 
 		server_note_param(s, body, len - 4, false);
-		t = tracked_param_index((const char *) body);
+		t = tracked_param_index(name);
 		if (t >= 0)
 			pstr_set(&c->params[t], s->params[t]);
+		else if (strlen(name) + 1 < len - 4)
+			settings_observe(s, name, name + strlen(name) + 1);
+		forward = settings_reported_natively(name);
 	}
 	free(body);
+	return forward;
+}
+
+/* Drop the message at off: what precedes it goes to the client first. */
+static void
+drop_message(server *s, client *c, bufview *v, size_t *off, uint32_t len)
+{
+	if (*off > 0)
+	{
+		s->pool->st.bytes_out += *off;
+		evbuffer_remove_buffer(s->c.in, conn_out(&c->c), *off);
+		*off = 0;
+	}
+	evbuffer_drain(s->c.in, len + 1);
+	bufview_load(v, s->c.in);
 }
 
 /* A message for the client: passed on, ReadyForQuery and ParameterStatus read on the way. */
@@ -218,11 +242,15 @@ forward_to_client(server *s, client *c, bufview *v, size_t *off, unsigned char *
 			return STEP_WAIT;
 		if (hdr[0] == 'S')
 		{
-			note_client_param(s, c, *off, len);
-			*off += len + 1;
+			if (note_client_param(s, c, *off, len))
+				*off += len + 1;
+			else
+				drop_message(s, c, v, off, len);
 			return STEP_NEXT;
 		}
 		s->txstatus = hdr[5];
+		if (s->txstatus == 'I')
+			settings_learn(s, c);	/* its SETs follow it (txn/startup_settings.c) */
 		s->pool->st.queries++;
 		if (s->txstatus == 'I')
 			s->pool->st.xacts++;
@@ -234,6 +262,8 @@ forward_to_client(server *s, client *c, bufview *v, size_t *off, unsigned char *
 	}
 	if (hdr[0] == 'H')
 		s->in_copy_out = true;
+	else if (hdr[0] == 'E')
+		settings_error_seen(s);
 	*off += 5;
 	s->pass_remaining = len - 4;
 	return STEP_NEXT;

@@ -90,12 +90,21 @@ take_tls_answer(server *s)
 	return false;
 }
 
+/*
+ * In transaction mode the server is asked to report every setting a
+ * client changes (perfopt's extension, txn/startup_settings.c); a server
+ * without it keeps the name as a placeholder and reports nothing more.
+ */
+#define REPORT_ASK "perfopt.report_settings\0on"
+
 static void
 queue_startup(server *s)
 {
 	pool	   *p = s->pool;
 	struct evbuffer *b = s->c.out;
-	uint32_t	len = 4 + 4 + 5 + strlen(p->server_user) + 1 + 9 + strlen(p->server_dbname) + 1 + 1;
+	bool		ask = p->ps->pool_mode == MODE_TRANSACTION;
+	uint32_t	len = 4 + 4 + 5 + strlen(p->server_user) + 1 + 9 + strlen(p->server_dbname) + 1 + 1 +
+		(ask ? sizeof(REPORT_ASK) : 0);
 	uint32_t	v[2] = {htonl(len), htonl(196608)};
 
 	evbuffer_add(b, v, 8);
@@ -103,6 +112,8 @@ queue_startup(server *s)
 	evbuffer_add(b, p->server_user, strlen(p->server_user) + 1);
 	evbuffer_add(b, "database", 9);
 	evbuffer_add(b, p->server_dbname, strlen(p->server_dbname) + 1);
+	if (ask)
+		evbuffer_add(b, REPORT_ASK, sizeof(REPORT_ASK));
 	evbuffer_add(b, "", 1);
 }
 

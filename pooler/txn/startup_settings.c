@@ -20,12 +20,26 @@
  * must not let the client's statement run without it.  The client is then
  * closed with the server's error, which names the parameter; the server
  * goes back to the pool.  Once accepted, later transfers are pipelined.
+ *
+ * A client's own SETs join its settings the same way.  In transaction mode
+ * the pooler opens its server connections with perfopt.report_settings=on:
+ * where the perfopt extension is preloaded, PostgreSQL then reports every
+ * user-settable setting with ParameterStatus as it changes (a placeholder
+ * elsewhere, harmless).  The reports seen during a client's transaction
+ * (settings_observe) are the values in force when ReadyForQuery says idle;
+ * then (settings_learn) they become the client's settings and the server's
+ * record at once, a value equal to the server's login default dropped.
+ * SET LOCAL and a rolled-back SET are reported back to their old value
+ * before that ReadyForQuery, so they are never carried.  Those extra
+ * reports are PostgreSQL's to its pooler, not the client's: only the ones
+ * PostgreSQL sends every client reach it.
  */
 #define _GNU_SOURCE				/* strcasestr, qsort_r */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <ctype.h>
 
 #include "pooler.h"
 #include "log.h"
@@ -277,6 +291,8 @@ settings_value(const pstr *key, const char *name, char *out, size_t outlen)
 	return false;
 }
 
+static void observed_clear(server *s);
+
 /* ---- carrying them to a server ---- */
 
 /* an E'' literal of n bytes of v */
@@ -350,6 +366,7 @@ settings_send(server *s, client *c)
 	size_t		n;
 
 	c->settings_phase = SETTINGS_NONE;
+	observed_clear(s);
 	if (c->settings == s->settings)
 		return false;
 	q = evbuffer_new();
@@ -428,6 +445,10 @@ settings_server_free(server *s)
 {
 	pstr_set(&s->settings, NULL);
 	pstr_set(&s->settings_pending, NULL);
+	if (s->observed)
+		setting_list_free(s->observed);
+	free(s->observed);
+	s->observed = NULL;
 }
 
 void
@@ -436,4 +457,329 @@ settings_client_free(client *c)
 	pstr_set(&c->settings, NULL);
 	free(c->settings_error);
 	c->settings_error = NULL;
+}
+
+/* ---- a client's own SETs, learned from ParameterStatus ---- */
+
+/* an observed value meaning "back to the server's default" (never a real value) */
+#define RESET_MARK "\x1d"
+
+/*
+ * What PostgreSQL 15 reports to every client (GUC_REPORT in its own
+ * tables); anything else was reported because the pooler asked for it.
+ */
+static const char *const native_reports[] = {
+	"application_name", "client_encoding", "DateStyle", "default_transaction_read_only",
+	"in_hot_standby", "integer_datetimes", "IntervalStyle", "is_superuser", "server_encoding",
+	"server_version", "session_authorization", "standard_conforming_strings", "TimeZone", NULL
+};
+
+/* reported, but no SET of the client's: never carried */
+static const char *const not_carried[] = {
+	"in_hot_standby", "integer_datetimes", "is_superuser", "server_encoding", "server_version",
+	"session_authorization", "perfopt.report_settings", "perfopt.session_state", NULL
+};
+
+static bool
+in_list(const char *const *list, const char *name)
+{
+	for (int i = 0; list[i]; i++)
+		if (strcmp(list[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* A ParameterStatus the client would get from a direct connection too. */
+bool
+settings_reported_natively(const char *name)
+{
+	return in_list(native_reports, name);
+}
+
+/* The linked client's statement changed name to value (tracked_params aside). */
+void
+settings_observe(server *s, const char *name, const char *value)
+{
+	if (in_list(not_carried, name))
+		return;
+	if (!s->observed)
+		s->observed = calloc(1, sizeof(setting_list));
+	if (s->observed)
+		setting_list_put(s->observed, name, value);
+}
+
+/* The server's value of name at its login, or NULL. */
+static const char *
+login_default(const pool *p, const char *name)
+{
+	for (int i = 0; i < p->nparams; i++)
+		if (strcasecmp(p->pnames[i], name) == 0)
+			return p->pvalues[i];
+	return NULL;
+}
+
+/* key's entries into l */
+static void
+key_to_list(const pstr *key, setting_list *l)
+{
+	entry		e;
+	char	   *name,
+			   *val;
+
+	entry_start(&e, key);
+	while (entry_next(&e))
+	{
+		name = strndup(e.name, e.nlen);
+		val = strndup(e.val, e.vlen);
+		if (name && val)
+			setting_list_put(l, name, val);
+		free(name);
+		free(val);
+	}
+}
+
+/*
+ * ReadyForQuery idle after the client's transaction: what it changed is
+ * now the server's state and the client's settings, one key for both.
+ */
+void
+settings_learn(server *s, client *c)
+{
+	setting_list all = {0},
+				kept = {0};
+	setting_list *seen = s->observed;
+	pstr	   *key;
+
+	if (!seen || seen->n == 0 || !c)
+		return;
+	key_to_list(s->settings, &all);
+	for (int i = 0; i < seen->n; i++)
+		setting_list_put(&all, seen->names[i], seen->values[i]);
+	for (int i = 0; i < all.n; i++)
+	{
+		const char *dflt = login_default(s->pool, all.names[i]);
+
+		if (strcmp(all.values[i], RESET_MARK) == 0)
+			continue;
+		if (!dflt || strcmp(dflt, all.values[i]) != 0)
+			setting_list_put(&kept, all.names[i], all.values[i]);
+	}
+	key = setting_list_key(&kept);
+	pstr_set(&s->settings, key);
+	pstr_set(&c->settings, key);
+	pstr_unref(key);
+	setting_list_free(&all);
+	setting_list_free(&kept);
+	setting_list_free(seen);
+	s->observed_guessed = false;
+}
+
+/* A new link starts from the server's record: nothing seen yet. */
+static void
+observed_clear(server *s)
+{
+	if (s->observed)
+		setting_list_free(s->observed);
+	s->observed_guessed = false;
+}
+
+/* ---- without the extension: the simplest SET and RESET statements ---- */
+
+/*
+ * A server without perfopt reports only its own few settings.  Then the
+ * pooler recognises a Query that is exactly one SET or RESET of a session
+ * setting, sent when nothing else of the client's is in flight and no
+ * transaction is open (so it commits by itself unless it fails, and an
+ * error drops it).  Only values whose text means the same to set_config()
+ * are taken: plain words and numbers, a comma list of plain words, a
+ * quoted word without capitals, spaces or commas.  Anything else (SET
+ * LOCAL, SET ROLE, a function, a SET inside BEGIN, the extended protocol)
+ * is not carried: see the README.
+ */
+
+static const char *
+skip_space(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* a case-insensitive keyword followed by a non-word byte */
+static bool
+keyword(const char **p, const char *end, const char *kw)
+{
+	size_t		n = strlen(kw);
+
+	if ((size_t) (end - *p) < n || strncasecmp(*p, kw, n) != 0)
+		return false;
+	if (*p + n < end && (isalnum((unsigned char) (*p)[n]) || (*p)[n] == '_'))
+		return false;
+	*p = skip_space(*p + n, end);
+	return true;
+}
+
+/*
+ * One plain word (letters, digits, _ . + -) into out, lower case as
+ * PostgreSQL folds it unless quoted; length or 0.  In a list setting a
+ * quoted capital would be folded by set_config(): refused.
+ */
+static size_t
+plain_word(const char **p, const char *end, char *out, size_t room, bool quoted, bool list)
+{
+	size_t		n = 0;
+
+	while (*p < end && n + 1 < room &&
+		   (isalnum((unsigned char) **p) || strchr("_.+-", **p) || (quoted && strchr(":/", **p))))
+	{
+		if (quoted && list && isupper((unsigned char) **p))
+			return 0;
+		out[n++] = quoted ? **p : tolower((unsigned char) **p);
+		(*p)++;
+	}
+	out[n] = '\0';
+	return n;
+}
+
+/* The value list of a SET into out; false when it is not one of the simple forms. */
+static bool
+simple_value(const char *p, const char *end, char *out, size_t room, bool list)
+{
+	size_t		n = 0;
+	int			items = 0;
+	bool		quoted_seen = false;
+
+	while (p < end && *p != ';')
+	{
+		char		word[128];
+		bool		quoted = *p == '\'';
+
+		if (items && (*p != ',' || quoted_seen))
+			return false;
+		if (items)
+			p = skip_space(p + 1, end);
+		quoted = p < end && *p == '\'';
+		if (quoted)
+			p++;
+		if (!plain_word(&p, end, word, sizeof(word), quoted, list))
+			return false;
+		if (quoted && (p >= end || *p++ != '\''))
+			return false;
+		if (quoted && items)
+			return false;
+		quoted_seen |= quoted;
+		n += snprintf(out + n, room - n, "%s%s", items ? ", " : "", word);
+		if (n + 1 >= room)
+			return false;
+		items++;
+		p = skip_space(p, end);
+	}
+	if (p < end)
+		p = skip_space(p + 1, end);
+	return items > 0 && p == end;
+}
+
+/* "name" then the end, or a ';' and the end */
+static bool
+statement_end(const char *p, const char *end)
+{
+	p = skip_space(p, end);
+	if (p < end && *p == ';')
+		p = skip_space(p + 1, end);
+	return p == end;
+}
+
+/* RESET name / RESET ALL (of the client's settings, which s has or is being sent), recorded */
+static bool
+guess_reset(server *s, client *c, const char *p, const char *end, bool reports)
+{
+	char		name[64];
+	entry		e;
+
+	if (keyword(&p, end, "all") && statement_end(p, end))
+	{
+		entry_start(&e, c->settings);
+		while (entry_next(&e))
+		{
+			snprintf(name, sizeof(name), "%.*s", (int) e.nlen, e.name);
+			settings_observe(s, name, RESET_MARK);
+		}
+		return true;
+	}
+	if (!plain_word(&p, end, name, sizeof(name), false, false) || !statement_end(p, end) ||
+		(reports && !strchr(name, '.')))
+		return false;
+	settings_observe(s, name, RESET_MARK);
+	return true;
+}
+
+/* SET [SESSION] name {=|TO} value, recorded; false when not one */
+static bool
+guess_set(server *s, const char *p, const char *end, bool reports)
+{
+	char		name[64],
+				value[512];
+	bool		list;
+
+	if (keyword(&p, end, "local"))
+		return false;
+	keyword(&p, end, "session");
+	if (!plain_word(&p, end, name, sizeof(name), false, false) || tracked_param_index(name) >= 0 ||
+		(reports && !strchr(name, '.')))
+		return false;
+	p = skip_space(p, end);
+	if (p < end && *p == '=')
+		p = skip_space(p + 1, end);
+	else if (!keyword(&p, end, "to"))
+		return false;
+	if (keyword(&p, end, "default"))
+	{
+		if (!statement_end(p, end))
+			return false;
+		settings_observe(s, name, RESET_MARK);
+		return true;
+	}
+	list = strcmp(name, "search_path") == 0 || strcmp(name, "temp_tablespaces") == 0 ||
+		strstr(name, "preload_libraries") != NULL;
+	if (!simple_value(p, end, value, sizeof(value), list))
+		return false;
+	settings_observe(s, name, value);
+	return true;
+}
+
+/*
+ * A Query the client sends in transaction mode, whole in the buffer: a
+ * simple SET or RESET is recorded as if the server had reported it.
+ */
+void
+settings_note_query(server *s, client *c, const char *sql, size_t len)
+{
+	const char *end = sql + len;
+	const char *p;
+	bool		reports;
+
+	while (end > sql && end[-1] == '\0')
+		end--;
+	if (s->expect_rfq != s->swallow_rfq || s->txstatus != 'I' || c->in_batch || c->begin_text ||
+		s->begin_absorb)
+		return;					/* a transaction may be open */
+	p = skip_space(sql, end);
+	if (end - p < 5 || (strncasecmp(p, "set", 3) != 0 && strncasecmp(p, "reset", 5) != 0))
+		return;
+	/*
+	 * With the extension the server reports the SET itself, except for a
+	 * custom name first seen after login (a placeholder it never marked).
+	 */
+	reports = login_default(s->pool, "search_path") != NULL;
+	if (keyword(&p, end, "set") ? guess_set(s, p, end, reports) :
+		keyword(&p, end, "reset") && guess_reset(s, c, p, end, reports))
+		s->observed_guessed = true;
+}
+
+/* An error reached the client: a recognised SET did not happen. */
+void
+settings_error_seen(server *s)
+{
+	if (s->observed_guessed)
+		observed_clear(s);
 }

@@ -72,5 +72,10 @@ void		settings_rfq(server *s, client *c);
 void		settings_server_reset(server *s);
 void		settings_server_free(server *s);
 void		settings_client_free(client *c);
+bool		settings_reported_natively(const char *name);
+void		settings_observe(server *s, const char *name, const char *value);
+void		settings_learn(server *s, client *c);
+void		settings_note_query(server *s, client *c, const char *sql, size_t len);
+void		settings_error_seen(server *s);
 
 #endif
