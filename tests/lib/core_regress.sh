@@ -130,3 +130,17 @@ core_normalized() {
 		-e "s#/[^ '\"]*/perfopt-core[a-z]*\.[A-Za-z0-9]+#@work@#g" \
 		-e 's/^ *QUERY PLAN$/QUERY PLAN/' -e 's/^-+$/--/' "$1"
 }
+
+# The start both scripts share: fetch the suite (not run, and said, when the
+# registry cannot serve it), build it in WORK and have the plain run ready.
+# Exits the calling script when a step fails.
+core_begin() {
+	local work=$1
+	if ! core_fetch; then
+		echo "not run: PostgreSQL's regression suite could not be fetched from Debian's registry"
+		echo "0 passed, 0 failed"
+		exit 0
+	fi
+	core_prepare "$work" || { echo "0 passed, 1 failed"; exit 1; }
+	core_plain "$work" || { echo "0 passed, 1 failed"; exit 1; }
+}

@@ -29,14 +29,8 @@ ROOT=${PERFOPT_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 WORK=$(make_pg_dir coreregress)
 [ -z "${KEEP_TMP:-}" ] && trap 'rm -rf "$WORK"' EXIT
 
-if ! core_fetch; then
-	echo "not run: PostgreSQL's regression suite could not be fetched from Debian's registry"
-	echo "0 passed, 0 failed"
-	exit 0
-fi
-core_prepare "$WORK" || { echo "0 passed, 1 failed"; exit 1; }
+core_begin "$WORK"
 echo "shared_preload_libraries = 'perfopt'" >"$WORK/perfopt.conf"
-core_plain "$WORK" || { echo "0 passed, 1 failed"; exit 1; }
 core_run "$WORK" perfopt || { echo "0 passed, 1 failed"; exit 1; }
 
 for t in $(core_tests "$WORK"); do

@@ -40,13 +40,7 @@ ROOT=${PERFOPT_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 WORK=$(make_pg_dir corecache)
 [ -z "${KEEP_TMP:-}" ] && trap 'rm -rf "$WORK"' EXIT
 
-if ! core_fetch; then
-	echo "not run: PostgreSQL's regression suite could not be fetched from Debian's registry"
-	echo "0 passed, 0 failed"
-	exit 0
-fi
-core_prepare "$WORK" || { echo "0 passed, 1 failed"; exit 1; }
-core_plain "$WORK" || { echo "0 passed, 1 failed"; exit 1; }
+core_begin "$WORK"
 
 mkdir -p "$WORK/src/sql" "$WORK/src/expected"
 cat >"$WORK/src/sql/perfopt_cache_all.sql" <<'EOS'
