@@ -840,6 +840,12 @@ CASES = [
      "SELECT count(*) FROM dcase WHERE d > '03/04/2024' AND length(t) > %s"),
     ("standard_conforming_strings read when the literal is parsed", "standard_conforming_strings = off",
      "SELECT count(*) FILTER (WHERE t < 'a\\b') FROM dcase WHERE length(t) > %s"),
+    # parsed again after its plan was invalidated (ANALYZE): the re-analysis
+    # happens while the driver binds it, and the generic plan made then is
+    # kept after the setting changes; without parameters the unprepared run
+    # is the simple protocol
+    ("DateStyle read when a prepared statement is analyzed again", "DateStyle = 'ISO, DMY'",
+     "SELECT count(*) FROM dcase WHERE d > '03/04/2024'", "reanalyze"),
 ]
 
 
@@ -851,16 +857,20 @@ def run_cases():
     c.execute("INSERT INTO dcase VALUES ('2024-03-10', 'a b'), ('2024-04-01', E'a\\bc'), ('2024-03-02', 'a')")
     c.execute("SELECT perfopt.cache_table('dcase')")
     failed = 0
-    for name, setting, q in CASES:
+    for name, setting, q, *how_parsed in CASES:
+        params = (0,) * q.count("%s")
         c.execute("RESET ALL; SET jit = off; SET perfopt.cache_mode = 'all'")
-        c.execute(q, (0,), prepare=True)          # parsed now, under the defaults
+        c.execute(q, params, prepare=True)          # parsed now, under the defaults
+        if how_parsed == ["reanalyze"]:
+            c.execute("ANALYZE dcase")
+            c.execute(q, params, prepare=True)      # analyzed again, under the defaults
         c.execute(f"SET {setting}")
         seen = []
         for how in ("prepared", "unprepared"):
-            got = c.execute(q, (0,), prepare=(how == "prepared")).fetchall()
+            got = c.execute(q, params, prepare=(how == "prepared")).fetchall()
             outcome = c.execute("SELECT perfopt.cache_last_outcome()").fetchone()[0]
             c.execute("SET perfopt.cache_mode = off")
-            want = c.execute(q, (0,), prepare=(how == "prepared")).fetchall()
+            want = c.execute(q, params, prepare=(how == "prepared")).fetchall()
             c.execute("SET perfopt.cache_mode = 'all'")
             seen.append(f"{how}: {outcome} {got}" + ("" if got == want else f" != cache off {want}"))
             failed += got != want
