@@ -26,6 +26,7 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/planner.h"
+#include "parser/analyze.h"
 #include "parser/parsetree.h"
 #include "parser/scanner.h"
 /* after scanner.h, whose types it uses: the grammar's token numbers */
@@ -49,6 +50,18 @@ static ExecutorRun_hook_type prev_ExecutorRun = NULL;
 static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static ExplainOneQuery_hook_type prev_ExplainOneQuery = NULL;
+static post_parse_analyze_hook_type prev_post_parse_analyze = NULL;
+
+/*
+ * The statement parse analysis produced last, while it is planned in the
+ * same breath (the simple protocol, EXPLAIN): its constants were read under
+ * the settings of now, which the key holds, so the key needs no walk of
+ * them (0).  A plan made later from a kept copy (a prepared statement) is
+ * another Query, and planned from another copy of the text: the key then
+ * holds a hash of its constants as they were read (cache_query_consts).
+ */
+static Query *fresh_query = NULL;
+static const char *fresh_text = NULL;
 
 /*
  * Set while EXPLAIN ANALYZE runs a statement that some cache rule could
@@ -68,6 +81,23 @@ rule_could_select(PlannedStmt *stmt)
 		return false;
 	(void) cache_relation_refusal_of(stmt->rtable, &c);
 	return cache_rules_lookup(stmt->queryId, c.relids, c.nrels, &ttl_us);
+}
+
+/*
+ * Is parse the statement analyzed last, planned from the same text, so its
+ * constants were read under the settings of now?  Only as the first
+ * statement of its string: the whole string was lexed before an earlier
+ * statement in it could change a setting (standard_conforming_strings).
+ * The statement EXPLAIN explains was analyzed with the EXPLAIN (see
+ * cache_ExplainOneQuery), which was the first of its string.
+ */
+static bool
+analyzed_just_now(Query *parse, const char *query_string)
+{
+	Query	   *top = fresh_query;
+
+	return top == parse && query_string == fresh_text &&
+		(top->stmt_location <= 0 || cache_explaining > 0);
 }
 
 static PlannedStmt *
@@ -95,17 +125,12 @@ plan_with_rules(Query *parse, const char *query_string, int cursorOptions,
 	List	   *rtes = NIL;
 	uint64		consts;
 
-	/*
-	 * Before planning, which rewrites the tree it is given.  The key holds
-	 * the constants as this analysis read them, whenever it happened: a plan
-	 * may be kept and run after a setting that changes how a literal reads
-	 * has changed (a prepared statement's generic plan, made right after
-	 * it was analyzed again when a driver bound it).
-	 */
+	/* before planning, which rewrites the tree it is given */
 	shape = cache_shape_of(parse, &has_params, &rtes);
 	consts = 0;
-	if (shape & CACHE_SHAPE_CACHEABLE)
-		consts = cache_query_consts(parse);
+	if ((shape & CACHE_SHAPE_CACHEABLE) && !analyzed_just_now(parse, query_string))
+		consts = cache_query_consts(parse) | 1;
+	fresh_query = NULL;
 	result = cache_standin_plan(parse, query_string, cursorOptions, boundParams,
 								shape, has_params, rtes, consts, &looked);
 	if (result)
@@ -133,6 +158,8 @@ cache_planner(Query *parse, const char *query_string, int cursorOptions,
 	if (cache_store_ready() && perfopt_cache_mode != CACHE_MODE_OFF &&
 		!IsInParallelMode() && !cache_rules_none())
 		return plan_with_rules(parse, query_string, cursorOptions, boundParams);
+	/* what was analyzed last is only fresh for the planning that follows */
+	fresh_query = NULL;
 	return plan_chained(parse, query_string, cursorOptions, boundParams);
 }
 
@@ -832,6 +859,11 @@ cache_ExplainOneQuery(Query *query, int cursorOptions, IntoClause *into,
 
 	cache_last_outcome = NULL;
 	explained_rule_applies = false;
+	/* analyzed with the EXPLAIN just now, then copied by the rewriter */
+	if (fresh_query != NULL && fresh_query->commandType == CMD_UTILITY &&
+		fresh_query->utilityStmt != NULL && IsA(fresh_query->utilityStmt, ExplainStmt) &&
+		fresh_query->stmt_location <= 0 && queryString == fresh_text)
+		fresh_query = query;
 	explained_span(query, into, es, queryString);
 	cache_explaining++;
 	PG_TRY();
@@ -848,6 +880,25 @@ cache_ExplainOneQuery(Query *query, int cursorOptions, IntoClause *into,
 		ExplainPropertyText("Perfopt Cache", outcome, es);
 }
 
+static void
+cache_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
+{
+	if (prev_post_parse_analyze)
+		prev_post_parse_analyze(pstate, query, jstate);
+	/*
+	 * Only the analysis of the text the client just sent in a simple Query
+	 * message, whose buffer lives in MessageContext, or of what
+	 * cache_warm() gave.  Not a prepared statement's re-analysis: when a
+	 * driver binds a statement whose plan was invalidated, the text being
+	 * analyzed is also debug_query_string, but it is the statement's own
+	 * copy, and the generic plan made then is kept and run later, after
+	 * settings may have changed, so its key must hold its constants.
+	 */
+	fresh_query = (pstate->p_sourcetext == debug_query_string &&
+				   MemoryContextContains(MessageContext, (void *) pstate->p_sourcetext)) ||
+		cache_warm_level >= 0 ? query : NULL;
+	fresh_text = pstate->p_sourcetext;
+}
 
 void
 cache_install_hooks(void)
@@ -867,5 +918,7 @@ cache_install_hooks(void)
 	ProcessUtility_hook = cache_ProcessUtility;
 	prev_ExplainOneQuery = ExplainOneQuery_hook;
 	ExplainOneQuery_hook = cache_ExplainOneQuery;
+	prev_post_parse_analyze = post_parse_analyze_hook;
+	post_parse_analyze_hook = cache_post_parse_analyze;
 }
 

@@ -168,6 +168,13 @@ s = raw_session()
 rows, err = extended(s, STMT, [1])
 check(err is None and rows == [[b"AAAAAAAA", "naïve".encode()]],
       "extended protocol, binary columns: the binary form", repr((rows, err)))
+# planned apart from its analysis (Parse, then Bind), the statement keys the
+# constants it read: its own entry, not the simple protocol's
+rows, err = simple(s, "SELECT perfopt.cache_last_outcome()")
+check(rows == [[b"miss, stored"]], "the extended protocol keys its constants: stored apart", repr(rows))
+rows, err = extended(s, STMT, [1])
+check(err is None and rows == [[b"AAAAAAAA", "naïve".encode()]],
+      "extended protocol, binary columns again: the binary form", repr((rows, err)))
 rows, err = simple(s, "SELECT perfopt.cache_last_outcome()")
 check(rows == [[b"hit"]], "binary columns were a hit", repr(rows))
 rows, err = extended(s, STMT, [0, 1])
@@ -200,7 +207,7 @@ cur.execute("CREATE TABLE tp_many (id int PRIMARY KEY, v text NOT NULL)")
 cur.execute("INSERT INTO tp_many SELECT g, 'row ' || g FROM generate_series(1, 5) g")
 cur.execute("SELECT perfopt.cache_table('tp_many')")
 MANY = "SELECT id, v FROM tp_many ORDER BY id"
-rows, err = simple(s, MANY)
+rows, err = extended(s, MANY, [])
 check(len(rows) == 5 and err is None, "five rows stored", repr((rows, err)))
 batches = execute_limited(s, MANY, 2)
 want = [[str(i).encode(), b"row %d" % i] for i in range(1, 6)]
