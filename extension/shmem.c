@@ -13,6 +13,7 @@
 #include "storage/shmem.h"
 
 #include "advisor/advisor_capture.h"
+#include "advisor/advisor_writes.h"
 #include "cache/cache.h"
 #include "shmem.h"
 #include "stats/slowlog.h"
@@ -30,11 +31,13 @@ perfopt_shmem_request(void)
 
 	RequestAddinShmemSpace(add_size(stats_store_shmem_size(),
 									slowlog_shmem_size()));
-	RequestAddinShmemSpace(advisor_capture_shmem_size());	/* index advisor */
+	RequestAddinShmemSpace(add_size(advisor_capture_shmem_size(),
+									advisor_writes_shmem_size()));	/* index advisor */
 	RequestAddinShmemSpace(cache_store_shmem_size());	/* result cache */
 	stats_store_request_lock();
 	slowlog_request_lock();
 	advisor_capture_request_lock(); /* index advisor */
+	advisor_writes_request_lock();
 	cache_store_request_lock();	/* result cache */
 }
 
@@ -46,6 +49,7 @@ perfopt_shmem_shutdown(int code, Datum arg)
 	{
 		stats_persist_save();
 		advisor_capture_save(); /* index advisor */
+		advisor_writes_save();
 	}
 }
 
@@ -59,6 +63,7 @@ perfopt_shmem_startup(void)
 	stats_store_shmem_init();
 	slowlog_shmem_init();
 	advisor_capture_shmem_init();	/* index advisor */
+	advisor_writes_shmem_init();
 	cache_store_shmem_init();	/* result cache */
 	LWLockRelease(AddinShmemInitLock);
 
@@ -72,6 +77,7 @@ perfopt_shmem_startup(void)
 		on_shmem_exit(perfopt_shmem_shutdown, (Datum) 0);
 		stats_persist_load();
 		advisor_capture_load(); /* index advisor */
+		advisor_writes_load();
 	}
 }
 

@@ -60,8 +60,10 @@
 
 #include "advisor/advisor_capture.h"
 #include "advisor/advisor_preds.h"
+#include "advisor/advisor_writes.h"
 #include "common/bookkeeping.h"
 #include "common/guc.h"
+#include "common/hash_file.h"
 
 #define ADVISOR_TRANCHE "perfopt_advisor"
 /* runs of one statement closer together than this are one burst */
@@ -229,8 +231,12 @@ static void
 read_plan(void *arg)
 {
 	PlanReading *r = (PlanReading *) arg;
+	ListCell   *lc;
 
 	advisor_extract(r->pstmt, &r->preds, &r->scans);
+	/* the tables it scans: their write counts begin here */
+	foreach(lc, r->scans)
+		advisor_writes_note_table(((AdvisorScan *) lfirst(lc))->relid);
 }
 
 /* First end of a statement: read its plan and keep what the advisor needs. */
@@ -599,87 +605,29 @@ perfopt_advisor_workload(PG_FUNCTION_ARGS)
  * file, at the next start.  A file of another layout is ignored.
  */
 #define CAPTURE_FILE	PGSTAT_STAT_PERMANENT_DIRECTORY "/perfopt_advisor.stat"
-#define CAPTURE_TMP		CAPTURE_FILE ".tmp"
 #define CAPTURE_MAGIC	0x50414456	/* "PADV" */
 
-typedef struct CaptureFileHeader
+static void
+capture_fixup(void *entry)
 {
-	uint32		magic;
-	uint32		entry_size;
-	int64		count;
-} CaptureFileHeader;
+	SpinLockInit(&((CaptureEntry *) entry)->mutex);
+}
 
 /* Called in the postmaster at a clean shutdown: no backend is left. */
 void
 advisor_capture_save(void)
 {
-	CaptureFileHeader header = {CAPTURE_MAGIC, sizeof(CaptureEntry), 0};
-	HASH_SEQ_STATUS seq;
-	CaptureEntry *e;
-	FILE	   *file;
-	bool		failed = false;
-
-	if (!perfopt_save || !advisor_capture_ready())
-		return;
-	file = AllocateFile(CAPTURE_TMP, PG_BINARY_W);
-	if (file == NULL)
-	{
-		ereport(LOG,
-				(errcode_for_file_access(),
-				 errmsg("could not write file \"%s\": %m", CAPTURE_TMP)));
-		return;
-	}
-	header.count = hash_get_num_entries(capture_hash);
-	failed = fwrite(&header, sizeof(header), 1, file) != 1;
-	hash_seq_init(&seq, capture_hash);
-	while ((e = hash_seq_search(&seq)) != NULL)
-		if (!failed && fwrite(e, sizeof(CaptureEntry), 1, file) != 1)
-			failed = true;
-	if (FreeFile(file) != 0 || failed)
-	{
-		ereport(LOG,
-				(errcode_for_file_access(),
-				 errmsg("could not write file \"%s\": %m", CAPTURE_TMP)));
-		unlink(CAPTURE_TMP);
-		return;
-	}
-	(void) durable_rename(CAPTURE_TMP, CAPTURE_FILE, LOG);
+	if (perfopt_save && advisor_capture_ready())
+		hash_file_save(capture_hash, sizeof(CaptureEntry), CAPTURE_MAGIC, CAPTURE_FILE);
 }
 
 /* Called in the postmaster at startup, before any backend. */
 void
 advisor_capture_load(void)
 {
-	CaptureFileHeader header;
-	CaptureEntry entry;
-	FILE	   *file;
-	int64		i;
-
-	if (!advisor_capture_ready())
-		return;
-	file = AllocateFile(CAPTURE_FILE, PG_BINARY_R);
-	if (file == NULL)
-		return;					/* none, or a crash came first */
-	if (fread(&header, sizeof(header), 1, file) != 1 ||
-		header.magic != CAPTURE_MAGIC || header.entry_size != sizeof(CaptureEntry))
-		ereport(LOG,
-				(errmsg("ignoring perfopt's advisor file \"%s\": written by another build",
-						CAPTURE_FILE)));
-	else
-	{
-		for (i = 0; i < header.count && fread(&entry, sizeof(entry), 1, file) == 1; i++)
-		{
-			bool		found;
-			CaptureEntry *e = hash_search(capture_hash, &entry.key, HASH_ENTER_NULL, &found);
-
-			if (e == NULL)
-				break;			/* perfopt.advisor_max_statements was lowered */
-			memcpy(e, &entry, sizeof(CaptureEntry));
-			SpinLockInit(&e->mutex);
-		}
-	}
-	FreeFile(file);
-	unlink(CAPTURE_FILE);
+	if (advisor_capture_ready())
+		hash_file_load(capture_hash, sizeof(CaptureEntry), CAPTURE_MAGIC, CAPTURE_FILE,
+					   capture_fixup);
 }
 
 PG_FUNCTION_INFO_V1(perfopt_advisor_reset);
@@ -697,6 +645,7 @@ perfopt_advisor_reset(PG_FUNCTION_ARGS)
 	/* what backends know of the entries is stale now */
 	pg_atomic_fetch_add_u32(&capture->generation, 1);
 	LWLockRelease(capture->lock);
+	advisor_writes_reset();
 	if (burst_hash)
 	{
 		hash_destroy(burst_hash);

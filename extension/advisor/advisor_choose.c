@@ -23,8 +23,6 @@
 
 #include "miscadmin.h"
 #include "optimizer/optimizer.h"
-#include "pgstat.h"
-#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -32,6 +30,7 @@
 #include "advisor/advisor_capture.h"
 #include "advisor/advisor_plan.h"
 #include "advisor/advisor_preds.h"
+#include "advisor/advisor_writes.h"
 #include "common/guc.h"
 #include "stats/stats_store.h"
 
@@ -47,45 +46,29 @@ entry_write_cost(HypoIndex *h)
 }
 
 /*
- * The table's writes are counted since the database's statistics were
- * reset (or the server started), the statements' calls since perfopt's
- * were: scale the writes to perfopt's window, so both are rates over the
- * same time.
+ * The table's writes over the statements' window.  They are counted since
+ * the advisor began to capture the table (advisor_writes.c), the calls
+ * since perfopt's statistics began (its start or perfopt.reset_stats()):
+ * when the calls cover less time than the writes, the writes are scaled
+ * down to it, so both are rates over the same time.  (Statements on a table
+ * are first captured when they first run, so the calls seldom cover more.)
  */
-static double
-write_window_scale(void)
-{
-	TimestampTz now = GetCurrentTimestamp();
-	TimestampTz calls_since;
-	TimestampTz writes_since = PgStartTime;
-	PgStat_StatDBEntry *db = pgstat_fetch_stat_dbentry(MyDatabaseId);
-	int64		evictions;
-	double		calls_window;
-	double		writes_window;
-
-	stats_store_info(&evictions, &calls_since);
-	if (db && db->stat_reset_timestamp != 0)
-		writes_since = db->stat_reset_timestamp;
-	calls_window = Max((double) (now - calls_since), (double) USECS_PER_SEC);
-	writes_window = Max((double) (now - writes_since), (double) USECS_PER_SEC);
-	return Min(calls_window / writes_window, 1.0);
-}
-
 static double
 table_writes(Oid relid)
 {
-	PgStat_StatTabEntry *t = pgstat_fetch_stat_tabentry(relid);
-	static LocalTransactionId scale_lxid = InvalidLocalTransactionId;
-	static double scale = 1.0;
+	AdvisorTableWrites counted;
+	double		writes_window;
+	double		calls_window;
+	int64		evictions;
+	TimestampTz calls_since;
 
-	if (t == NULL)
+	advisor_writes_counted(relid, &counted, &writes_window);
+	if (counted.writes <= 0)
 		return 0;
-	if (scale_lxid != MyProc->lxid)
-	{
-		scale = write_window_scale();
-		scale_lxid = MyProc->lxid;
-	}
-	return scale * (double) (t->tuples_inserted + t->tuples_updated + t->tuples_deleted);
+	stats_store_info(&evictions, &calls_since);
+	calls_window = Max((double) (GetCurrentTimestamp() - calls_since), (double) USECS_PER_SEC);
+	writes_window = Max(writes_window, (double) USECS_PER_SEC);
+	return (double) counted.writes * Min(calls_window / writes_window, 1.0);
 }
 
 static double
