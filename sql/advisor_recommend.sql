@@ -101,6 +101,23 @@ SELECT index_definition FROM perfopt.recommend_indexes('SELECT count(*) FROM ord
 SELECT index_definition, columns
   FROM perfopt.recommend_indexes('SELECT * FROM orders o JOIN customers c ON c.id = o.customer WHERE o.status = ''open'' AND o.amount = 7');
 
+-- prefix searches: under a collation that does not sort bytewise (the
+-- database's C.UTF-8) only a pattern operator class serves LIKE 'abc%' and
+-- ^@; under "C" the default one does; lower(col) LIKE gets the expression
+-- form; a pattern with no fixed prefix, and ILIKE, get nothing
+CREATE TABLE people (id int PRIMARY KEY, name text, code text COLLATE "C",
+                     tag varchar(20)) WITH (autovacuum_enabled = off);
+INSERT INTO people SELECT i, 'Name' || i, 'C' || i, 'Tag' || i
+  FROM generate_series(1, 20000) i;
+ANALYZE people;
+SELECT index_definition FROM perfopt.recommend_indexes('SELECT id FROM people WHERE name LIKE ''Name123%''');
+SELECT index_definition FROM perfopt.recommend_indexes('SELECT id FROM people WHERE name ^@ ''Name123''');
+SELECT index_definition FROM perfopt.recommend_indexes('SELECT id FROM people WHERE code LIKE ''C123%''');
+SELECT index_definition FROM perfopt.recommend_indexes('SELECT id FROM people WHERE tag LIKE ''Tag123%''');
+SELECT index_definition FROM perfopt.recommend_indexes('SELECT id FROM people WHERE lower(name) LIKE ''name123%''');
+SELECT index_definition FROM perfopt.recommend_indexes('SELECT id FROM people WHERE name LIKE ''%123''');
+SELECT index_definition FROM perfopt.recommend_indexes('SELECT id FROM people WHERE name ILIKE ''name123%''');
+
 -- a minimum improvement of 100% accepts nothing; a budget of 8kB nothing
 -- but the partial index
 SET perfopt.advisor_min_improvement = 100;

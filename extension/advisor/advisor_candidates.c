@@ -17,8 +17,10 @@
 #include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_statistic.h"
+#include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -83,6 +85,17 @@ column_distinct(Oid relid, AttrNumber attno)
 	return n;
 }
 
+/* The pattern operator class of a character type, for prefix searches. */
+static const char *
+pattern_opclass(Oid type)
+{
+	if (type == BPCHAROID)
+		return " bpchar_pattern_ops";
+	if (type == VARCHAROID)
+		return " varchar_pattern_ops";
+	return " text_pattern_ops";
+}
+
 static char *
 key_text(Oid relid, AdvisorPred *p, List *dpcontext)
 {
@@ -93,6 +106,10 @@ key_text(Oid relid, AdvisorPred *p, List *dpcontext)
 		appendStringInfoString(&buf, quote_identifier(get_attname(relid, p->attno, false)));
 	else
 		appendStringInfo(&buf, "(%s)", deparse_expression(p->expr, dpcontext, false, false));
+	if (p->pattern_ops)
+		appendStringInfoString(&buf, pattern_opclass(p->attno > 0 ?
+													 get_atttype(relid, p->attno) :
+													 exprType(p->expr)));
 	if (p->kind == PRED_SORT && p->reverse)
 		appendStringInfoString(&buf, p->nulls_first ? " DESC" : " DESC NULLS LAST");
 	else if (p->kind == PRED_SORT && p->nulls_first)

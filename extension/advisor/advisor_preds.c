@@ -10,6 +10,8 @@
 
 #include "access/stratnum.h"
 #include "catalog/pg_am.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -18,7 +20,10 @@
 #include "optimizer/optimizer.h"
 #include "parser/parsetree.h"
 #include "rewrite/rewriteManip.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/pg_locale.h"
 
 #include "advisor/advisor_preds.h"
 
@@ -100,6 +105,54 @@ btree_strategy(Oid opno, Node *key)
 	return get_op_opfamily_strategy(opno, get_opclass_family(opclass));
 }
 
+/*
+ * Does the pattern begin with at least one fixed character?  LIKE's
+ * wildcards are % and _, with \ escaping the next character; ^@ (starts
+ * with) takes its whole text as the prefix.
+ */
+static bool
+has_fixed_prefix(Node *pattern, bool like)
+{
+	Const	   *c;
+	char	   *prefix;
+
+	pattern = strip(pattern);
+	if (!IsA(pattern, Const) || ((Const *) pattern)->constisnull)
+		return false;
+	c = (Const *) pattern;
+	if (c->consttype != TEXTOID && c->consttype != BPCHAROID && c->consttype != VARCHAROID)
+		return false;
+	prefix = TextDatumGetCString(c->constvalue);
+	if (!like)
+		return prefix[0] != '\0';
+	return prefix[0] != '\0' && prefix[0] != '%' && prefix[0] != '_' &&
+		!(prefix[0] == '\\' && prefix[1] == '\0');
+}
+
+/*
+ * A prefix search the planner turns into a range on an index: LIKE with a
+ * fixed prefix and ^@ on text.  Under a collation that does not sort
+ * bytewise the range needs a pattern operator class; under "C" or "POSIX"
+ * the default one serves.  (ILIKE's prefix depends on case, so it is
+ * never one.)
+ */
+static bool
+is_prefix_search(Oid opno, Node *key, Node *pattern, bool *pattern_ops)
+{
+	RegProcedure fn = get_opcode(opno);
+	Oid			type = exprType(strip(key));
+	Oid			collation = exprCollation(key);
+
+	if (fn != F_TEXTLIKE && fn != F_BPCHARLIKE && fn != F_STARTS_WITH)
+		return false;
+	if (type != TEXTOID && type != VARCHAROID && type != BPCHAROID)
+		return false;
+	if (!has_fixed_prefix(pattern, fn != F_STARTS_WITH))
+		return false;
+	*pattern_ops = !lc_collate_is_c(OidIsValid(collation) ? collation : DEFAULT_COLLATION_OID);
+	return true;
+}
+
 static AdvisorPred *
 new_pred(AdvisorPredKind kind, Oid relid, Node *key, Index rti)
 {
@@ -136,7 +189,18 @@ add_comparison(ExtractContext *cx, Oid opno, Node *left, Node *right,
 		return;
 	strategy = btree_strategy(opno, strip(key));
 	if (strategy == 0)
+	{
+		bool		pattern_ops;
+
+		if (key == left && is_prefix_search(opno, key, other, &pattern_ops))
+		{
+			p = new_pred(PRED_RANGE, relid, key, rti);
+			p->op = ADVISOR_OP_PREFIX;
+			p->pattern_ops = pattern_ops;
+			cx->preds = lappend(cx->preds, p);
+		}
 		return;
+	}
 	p = new_pred(strategy == BTEqualStrategyNumber ? PRED_EQ : PRED_RANGE,
 				 relid, key, rti);
 	p->op = (uint8) strategy;

@@ -24,7 +24,8 @@ typedef enum AdvisorOp
 	ADVISOR_OP_EQ = 3,
 	ADVISOR_OP_GE = 4,
 	ADVISOR_OP_GT = 5,
-	ADVISOR_OP_IN = 6
+	ADVISOR_OP_IN = 6,
+	ADVISOR_OP_PREFIX = 7		/* LIKE 'abc%', ^@ 'abc': a range of a prefix */
 } AdvisorOp;
 
 typedef struct AdvisorPred
@@ -39,6 +40,12 @@ typedef struct AdvisorPred
 	int			sort_pos;
 	bool		reverse;		/* DESC, for PRED_SORT */
 	bool		nulls_first;
+	/*
+	 * A prefix search (PRED_RANGE with ADVISOR_OP_PREFIX) on a key whose
+	 * collation sorts other than bytewise: only a pattern operator class
+	 * (text_pattern_ops) serves it.
+	 */
+	bool		pattern_ops;
 } AdvisorPred;
 
 /* A table read by a plan, and whether all of it was read. */
