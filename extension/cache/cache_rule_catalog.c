@@ -128,9 +128,11 @@ perfopt_cache_rule_rows(PG_FUNCTION_ARGS)
 	TableScanDesc scan;
 	HeapTuple	tup;
 	AttrNumber	attnums[RULE_NCOLS];
-	Snapshot	xact = IsolationUsesXactSnapshot() ? GetActiveSnapshot() : NULL;
+	Snapshot	xact = NULL;
 
 	InitMaterializedSRF(fcinfo, 0);
+	if (IsolationUsesXactSnapshot())
+		xact = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
 	if (!PG_ARGISNULL(0))
 		deconstruct_array(PG_GETARG_ARRAYTYPE_P(0), OIDOID, sizeof(Oid), true,
 						  TYPALIGN_INT, &wanted, &wanted_nulls, &nwanted);
@@ -169,6 +171,12 @@ perfopt_cache_rule_rows(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	table_endscan(scan);
-	table_close(rel, AccessShareLock);
+
+	/*
+	 * The lock is kept to the end of the transaction, as a SELECT's would
+	 * be: the callers change rows by the addresses returned, which a
+	 * rewrite of the table (VACUUM FULL, CLUSTER) must not move meanwhile.
+	 */
+	table_close(rel, NoLock);
 	return (Datum) 0;
 }
