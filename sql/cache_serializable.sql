@@ -37,8 +37,8 @@ SELECT * FROM ser_rule_locks();
 SELECT ser_rule_reads() - :reads_before AS rule_reads;
 COMMIT;
 
--- Rules: DDL of cached tables in SERIALIZABLE reads them (an ordinary lock
--- while it does) but holds no SIReadLock on them.
+-- Rules: DDL of cached tables in SERIALIZABLE reads them (AccessShareLock,
+-- as a SELECT's) and extends them, but takes no SIReadLock on them.
 SELECT perfopt.cache_table('ser_plain');
 SELECT perfopt.cache_table('ser_parent');
 BEGIN ISOLATION LEVEL SERIALIZABLE;
