@@ -34,10 +34,11 @@ NO_INSTALLCHECK = 1
 # tests/perfopt.conf and runs these lists.
 REGRESS = advisor_hypo advisor_recommend bookkeeping_errors cache_columns cache_explain \
 	cache_hierarchy cache_keys cache_partitions cache_planned cache_rls cache_rules \
-	cache_settings cache_text cache_writes do_no_harm parallel_query session_report \
+	cache_serializable cache_settings cache_text cache_writes do_no_harm parallel_query session_report \
 	stats_basic stats_privacy stats_slow
 REGRESS_OPTS = --temp-config=$(srcdir)/tests/perfopt.conf
-ISOLATION = bookkeeping_dropped cache_commit cache_keys cache_planned cache_race stats_sessions
+ISOLATION = bookkeeping_dropped cache_commit cache_keys cache_planned cache_race cache_serializable \
+	stats_sessions
 ISOLATION_OPTS = --inputdir=$(srcdir)/tests/isolation \
 	--temp-config=$(srcdir)/tests/perfopt.conf
 TAP_TESTS = 1

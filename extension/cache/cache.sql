@@ -27,6 +27,58 @@ CREATE UNIQUE INDEX cache_rule_defs_query ON perfopt.cache_rule_defs (queryid) W
 CREATE UNIQUE INDEX cache_rule_defs_table ON perfopt.cache_rule_defs (relid) WHERE kind = 'table';
 SELECT pg_catalog.pg_extension_config_dump('perfopt.cache_rule_defs', '');
 
+-- perfopt's own reads of its rules, from the functions below and the event
+-- trigger (cache_children.sql): the rows whose tables include one of tbls
+-- (every row for NULL), each with its address (id) for changing it, and
+-- whether this transaction can (current: false for a row another
+-- transaction changed after this one's snapshot).  They run in the user's
+-- transaction, so they are read as cache_rule_catalog.c says, without the
+-- predicate locks a SELECT of the table would take under SERIALIZABLE (and
+-- the serialization failures those would cause).
+CREATE FUNCTION perfopt._cache_rule_rows(tbls oid[],
+    OUT id tid, OUT current boolean, OUT kind text, OUT queryid bigint, OUT query text, OUT relid oid,
+    OUT tables oid[], OUT columns jsonb, OUT keys jsonb)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'perfopt_cache_rule_rows'
+LANGUAGE C VOLATILE;
+
+-- Delete the rules matching kind and queryid, relid or query text; their
+-- tables, NULL when none matched.  Found by _cache_rule_rows and deleted by
+-- address: a row another transaction changed meanwhile is found again once
+-- that one ends (READ COMMITTED), or is a serialization failure (a
+-- transaction snapshot cannot change it).  Only cache_query(), cache_table()
+-- and the uncache functions change a rule this way: a rule changed by two
+-- transactions at once fails one of them under REPEATABLE READ or
+-- SERIALIZABLE, as any row would.
+CREATE FUNCTION perfopt._cache_rule_remove(k text, qid bigint, rel oid, qtext text)
+RETURNS oid[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    removed oid[];
+    got oid[];
+BEGIN
+    LOOP
+        SELECT d.id, d.current INTO r FROM perfopt._cache_rule_rows(NULL) d
+         WHERE d.kind = k AND (d.queryid = qid OR d.relid = rel OR d.query = qtext)
+         LIMIT 1;
+        EXIT WHEN NOT FOUND;
+        IF r.current THEN
+            DELETE FROM perfopt.cache_rule_defs d WHERE d.ctid = r.id RETURNING d.tables INTO got;
+        END IF;
+        IF r.current AND FOUND THEN
+            removed := coalesce(removed, '{}') || got;
+        ELSIF current_setting('transaction_isolation') <> 'read committed' THEN
+            -- what PostgreSQL answers a write of a row changed meanwhile
+            RAISE EXCEPTION 'could not serialize access due to concurrent update'
+                USING ERRCODE = 'serialization_failure',
+                      DETAIL = 'The cache rule was changed by a concurrent transaction.',
+                      HINT = 'The transaction might succeed if retried.';
+        END IF;
+    END LOOP;
+    RETURN removed;
+END $$;
+
 CREATE FUNCTION perfopt._cache_invalidate() RETURNS trigger
 AS 'MODULE_PATHNAME', 'perfopt_cache_invalidate'
 LANGUAGE C;
@@ -79,13 +131,13 @@ $$;
 CREATE FUNCTION perfopt._cache_rule_attnums(tbl oid, field text) RETURNS SETOF int2
 LANGUAGE sql STABLE AS $$
     SELECT DISTINCT a.attnum
-      FROM perfopt.cache_rule_defs r,
+      FROM perfopt._cache_rule_rows(ARRAY[tbl]) r,
            LATERAL (SELECT CASE field WHEN 'keys' THEN r.keys ELSE r.columns END -> tbl::text) AS l(list),
            LATERAL jsonb_array_elements_text(CASE WHEN jsonb_typeof(l.list) = 'array'
                                                   THEN l.list ELSE '[]' END) AS e(attnum)
       JOIN pg_catalog.pg_attribute a
         ON a.attrelid = tbl AND a.attnum = e.attnum::int2 AND NOT a.attisdropped
-     WHERE tbl = ANY (r.tables) AND r.kind = 'query'
+     WHERE r.kind = 'query'
 $$;
 
 -- The columns whose UPDATEs the trigger on tbl must watch, or NULL for
@@ -102,9 +154,8 @@ LANGUAGE sql STABLE AS $$
           OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
                       WHERE t.tgrelid = tbl AND (t.tgtype & 83) = 19  -- ROW, BEFORE, UPDATE
                         AND t.tgname <> 'perfopt_cache_keys')
-          OR EXISTS (SELECT 1 FROM perfopt.cache_rule_defs r
-                      WHERE tbl = ANY (r.tables)
-                        AND (r.kind <> 'query'
+          OR EXISTS (SELECT 1 FROM perfopt._cache_rule_rows(ARRAY[tbl]) r
+                      WHERE (r.kind <> 'query'
                              OR coalesce(jsonb_typeof(r.columns -> tbl::text), 'null') <> 'array'))
         THEN NULL
         ELSE (SELECT array_agg(n ORDER BY n) FROM perfopt._cache_rule_attnums(tbl, 'columns') AS n)
@@ -187,7 +238,7 @@ BEGIN
           INTO cur
           FROM pg_catalog.pg_trigger g
          WHERE g.tgrelid = t AND g.tgname = 'perfopt_cache_invalidate';
-        IF NOT EXISTS (SELECT 1 FROM perfopt.cache_rule_defs r WHERE t = ANY (r.tables)) THEN
+        IF NOT EXISTS (SELECT 1 FROM perfopt._cache_rule_rows(ARRAY[t])) THEN
             IF cur IS NOT NULL THEN
                 EXECUTE format('DROP TRIGGER perfopt_cache_invalidate ON %s', t::regclass);
             END IF;
@@ -233,8 +284,7 @@ BEGIN
     END IF;
     PERFORM perfopt._cache_check_ttl(ttl);
     a := perfopt._cache_analyze(query, ttl IS NOT NULL);
-    DELETE FROM perfopt.cache_rule_defs d WHERE d.kind = 'query' AND d.queryid = a.queryid
-    RETURNING d.tables INTO old_tables;
+    old_tables := perfopt._cache_rule_remove('query', a.queryid, NULL, NULL);
     INSERT INTO perfopt.cache_rule_defs (kind, queryid, query, ttl, tables, columns, keys)
     VALUES ('query', a.queryid, query, ttl, a.tables, a.columns, a.keys);
     PERFORM perfopt._cache_sync_triggers(a.tables || coalesce(old_tables, '{}'));
@@ -255,8 +305,7 @@ BEGIN
     END IF;
     PERFORM perfopt._cache_check_ttl(ttl);
     tabs := perfopt._cache_table_check(tbl);
-    DELETE FROM perfopt.cache_rule_defs d WHERE d.kind = 'table' AND d.relid = tbl
-    RETURNING d.tables INTO old_tables;
+    old_tables := perfopt._cache_rule_remove('table', NULL, tbl, NULL);
     INSERT INTO perfopt.cache_rule_defs (kind, relid, ttl, tables)
     VALUES ('table', tbl, ttl, tabs);
     PERFORM perfopt._cache_sync_triggers(tabs || coalesce(old_tables, '{}'));
@@ -276,10 +325,8 @@ BEGIN
     EXCEPTION WHEN OTHERS THEN
         qid := NULL;
     END;
-    DELETE FROM perfopt.cache_rule_defs d
-     WHERE d.kind = 'query' AND (d.queryid = qid OR d.query = uncache_query.query)
-    RETURNING d.tables INTO tabs;
-    IF NOT FOUND THEN
+    tabs := perfopt._cache_rule_remove('query', qid, NULL, uncache_query.query);
+    IF tabs IS NULL THEN
         RAISE EXCEPTION 'no cache rule for this statement'
             USING ERRCODE = 'undefined_object',
                   HINT = 'perfopt.cache_rules lists the rules; the statement must have the same shape as the one given to perfopt.cache_query().';
@@ -292,9 +339,8 @@ LANGUAGE plpgsql AS $$
 DECLARE
     tabs oid[];
 BEGIN
-    DELETE FROM perfopt.cache_rule_defs d WHERE d.kind = 'table' AND d.relid = tbl
-    RETURNING d.tables INTO tabs;
-    IF NOT FOUND THEN
+    tabs := perfopt._cache_rule_remove('table', NULL, tbl, NULL);
+    IF tabs IS NULL THEN
         RAISE EXCEPTION 'no cache rule for table %', tbl
             USING ERRCODE = 'undefined_object',
                   HINT = 'perfopt.cache_rules lists the rules.';
@@ -369,7 +415,8 @@ REVOKE ALL ON FUNCTION perfopt.cache_query(text, interval), perfopt.cache_table(
     perfopt.uncache_query(text), perfopt.uncache_table(regclass),
     perfopt.cache_clear(), perfopt.cache_clear(regclass), perfopt.cache_warm(text),
     perfopt._cache_analyze(text, boolean), perfopt._cache_table_check(regclass),
-    perfopt._cache_sync_triggers(oid[], boolean), perfopt._cache_sync_key_trigger(oid, boolean)
+    perfopt._cache_sync_triggers(oid[], boolean), perfopt._cache_sync_key_trigger(oid, boolean),
+    perfopt._cache_rule_rows(oid[]), perfopt._cache_rule_remove(text, bigint, oid, text)
     FROM PUBLIC;
 -- The functions behind the cache's views are restricted as the views are,
 -- and rule texts (with their constants) are for those who manage rules.

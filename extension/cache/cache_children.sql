@@ -13,7 +13,10 @@
 -- or gains a BEFORE UPDATE row trigger, gets a trigger that watches every
 -- column; until then no result that reads the table is stored
 -- (cache_trigger_coverage in cache_rules.c checks).  SECURITY DEFINER: whoever may create a partition may
--- extend the rules, which only the extension's owner can write.
+-- extend the rules, which only the extension's owner can write.  The rules
+-- are read with perfopt._cache_rule_rows, not a SELECT: this runs inside the
+-- user's DDL, whose SERIALIZABLE transaction must not gain predicate locks
+-- (nor fail to serialize) for it.
 -- False when this database certainly has no rule: then DDL costs the event
 -- trigger one call, and no read of perfopt.cache_rule_defs.
 CREATE FUNCTION perfopt._cache_rules_may_exist() RETURNS boolean
@@ -27,6 +30,7 @@ DECLARE
     r record;
     grown oid[];
     resync oid[] := '{}';
+    again boolean;
 BEGIN
     IF NOT perfopt._cache_rules_may_exist() THEN
         RETURN;
@@ -44,23 +48,44 @@ BEGIN
             OR c.classid = 'pg_trigger'::regclass
     LOOP
         CONTINUE WHEN changed IS NULL;
-        FOR r IN
-            SELECT d.ctid AS id, d.tables
-              FROM perfopt.cache_rule_defs d
-             WHERE d.tables && perfopt._cache_lineage(changed)
         LOOP
-            grown := ARRAY(SELECT DISTINCT k
-                             FROM unnest(r.tables) AS t,
-                                  LATERAL unnest(perfopt._cache_descendants(t)) AS k
-                            WHERE perfopt._cache_child_cacheable(k)
-                            ORDER BY k);
-            grown := r.tables || ARRAY(SELECT g FROM unnest(grown) AS g
-                                        WHERE g <> ALL (r.tables));
-            IF grown <> r.tables THEN
-                -- the rule first: adding a trigger is DDL that brings us back here
-                UPDATE perfopt.cache_rule_defs SET tables = grown WHERE ctid = r.id;
-            END IF;
-            resync := resync || grown;
+            again := false;
+            FOR r IN
+                SELECT d.id, d.current, d.tables
+                  FROM perfopt._cache_rule_rows(perfopt._cache_lineage(changed)) d
+            LOOP
+                grown := ARRAY(SELECT DISTINCT k
+                                 FROM unnest(r.tables) AS t,
+                                      LATERAL unnest(perfopt._cache_descendants(t)) AS k
+                                WHERE perfopt._cache_child_cacheable(k)
+                                ORDER BY k);
+                grown := r.tables || ARRAY(SELECT g FROM unnest(grown) AS g
+                                            WHERE g <> ALL (r.tables));
+                -- A rule another transaction changed after this one's
+                -- snapshot cannot grow here; the user's DDL must not fail
+                -- for it: its new tables stay out (and without the trigger,
+                -- so uncached) until DDL on them or cache_table() runs again;
+                -- its tables' triggers are brought up to date all the same.
+                IF grown <> r.tables AND NOT r.current THEN
+                    RAISE LOG 'perfopt: cache rule on % not extended to %: changed by a concurrent transaction',
+                        r.tables::regclass[], ARRAY(SELECT g FROM unnest(grown) AS g
+                                                     WHERE g <> ALL (r.tables))::regclass[];
+                    resync := resync || r.tables;
+                    CONTINUE;
+                END IF;
+                IF grown <> r.tables THEN
+                    -- the rule first: adding a trigger is DDL that brings us back here
+                    UPDATE perfopt.cache_rule_defs SET tables = grown WHERE ctid = r.id;
+                    -- READ COMMITTED: changed by a transaction that ended
+                    -- meanwhile; read it again
+                    IF NOT FOUND THEN
+                        again := true;
+                        EXIT;
+                    END IF;
+                END IF;
+                resync := resync || grown;
+            END LOOP;
+            EXIT WHEN NOT again;
         END LOOP;
     END LOOP;
     -- new children get the trigger; a table that gained a BEFORE UPDATE row

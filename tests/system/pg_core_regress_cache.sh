@@ -10,10 +10,6 @@
 # perfopt.cache_table()).  Left uncached, each for a reason:
 #   * what perfopt never caches: temporary and foreign tables, views,
 #     materialized views (cache_table() refuses them);
-#   * tables created inside a SERIALIZABLE transaction: cache_table() reads
-#     and writes perfopt.cache_rule_defs in the caller's transaction, so two
-#     such transactions creating tables at once (prepared_xacts) fail to
-#     serialize; reads in SERIALIZABLE transactions bypass the cache anyway;
 #   * the tables create_view.sql and rules.sql turn into views with CREATE
 #     RULE "_RETURN": a table with triggers cannot become a view.
 # Partitions and inheritance children are cached like any table.
@@ -49,9 +45,6 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t oid;
 BEGIN
-    IF current_setting('transaction_isolation') = 'serializable' THEN
-        RETURN;
-    END IF;
     FOR t IN
         SELECT DISTINCT c.objid
           FROM pg_event_trigger_ddl_commands() c
