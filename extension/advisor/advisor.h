@@ -39,6 +39,8 @@ typedef struct AdvisorCand
 	bool		chosen;
 	double		size_bytes;
 	double		write_overhead;
+	bool		write_known;	/* write_entries computed */
+	double		write_entries;	/* index entries its writes would add */
 	/* marginal effect, with every other chosen index present */
 	double		cost_before;
 	double		cost_after;

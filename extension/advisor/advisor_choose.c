@@ -24,15 +24,13 @@
 #include "miscadmin.h"
 #include "optimizer/optimizer.h"
 #include "utils/builtins.h"
-#include "utils/timestamp.h"
 
 #include "advisor/advisor.h"
 #include "advisor/advisor_capture.h"
+#include "advisor/advisor_hot.h"
 #include "advisor/advisor_plan.h"
 #include "advisor/advisor_preds.h"
-#include "advisor/advisor_writes.h"
 #include "common/guc.h"
-#include "stats/stats_store.h"
 
 /*
  * Maintenance of one index entry, in planner cost units: the descent
@@ -45,36 +43,20 @@ entry_write_cost(HypoIndex *h)
 	return random_page_cost * 0.25 + cpu_index_tuple_cost * (h->height + 1);
 }
 
-/*
- * The table's writes over the statements' window.  They are counted since
- * the advisor began to capture the table (advisor_writes.c), the calls
- * since perfopt's statistics began (its start or perfopt.reset_stats()):
- * when the calls cover less time than the writes, the writes are scaled
- * down to it, so both are rates over the same time.  (Statements on a table
- * are first captured when they first run, so the calls seldom cover more.)
- */
-static double
-table_writes(Oid relid)
-{
-	AdvisorTableWrites counted;
-	double		writes_window;
-	double		calls_window;
-	int64		evictions;
-	TimestampTz calls_since;
-
-	advisor_writes_counted(relid, &counted, &writes_window);
-	if (counted.writes <= 0)
-		return 0;
-	stats_store_info(&evictions, &calls_since);
-	calls_window = Max((double) (GetCurrentTimestamp() - calls_since), (double) USECS_PER_SEC);
-	writes_window = Max(writes_window, (double) USECS_PER_SEC);
-	return (double) counted.writes * Min(calls_window / writes_window, 1.0);
-}
+/* The captured UPDATEs, for the HOT updates a candidate would end. */
+static List *workload_updates = NIL;
 
 static double
 write_overhead(AdvisorCand *c, bool count_writes)
 {
-	return count_writes ? table_writes(c->relid) * entry_write_cost(c->hypo) : 0;
+	if (!count_writes)
+		return 0;
+	if (!c->write_known)
+	{
+		c->write_entries = advisor_write_entries(c, advisor_hot_share(workload_updates, c));
+		c->write_known = true;
+	}
+	return c->write_entries * entry_write_cost(c->hypo);
 }
 
 static bool
@@ -374,6 +356,15 @@ plan_statements(List *stmts, bool rethrow)
 		if (s->queryid == 0)
 			s->queryid = r.queryid;
 		s->preds = r.preds;
+		if (OidIsValid(r.upd_relid))
+		{
+			AdvisorUpdate *u = palloc(sizeof(AdvisorUpdate));
+
+			u->relid = r.upd_relid;
+			u->cols = r.upd_cols;
+			u->calls = s->calls;
+			workload_updates = lappend(workload_updates, u);
+		}
 		if (s->example2)
 		{
 			AdvisorPlanResult r2 = advisor_plan(s->example2, NIL, true, NULL, false);
@@ -401,6 +392,7 @@ advisor_advise(List *stmts, bool count_writes, bool rethrow)
 	List	   *result = NIL;
 	ListCell   *lc;
 
+	workload_updates = NIL;
 	stmts = plan_statements(stmts, rethrow);
 	cands = advisor_candidates(stmts, perfopt_advisor_max_candidates);
 	chosen = choose(stmts, cands, count_writes);

@@ -19,6 +19,7 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
+#include "advisor/advisor_hot.h"
 #include "advisor/advisor_plan.h"
 #include "advisor/advisor_preds.h"
 #include "advisor/hypo_index.h"
@@ -165,7 +166,10 @@ plan_in_subxact(const char *sql, List *hypos, bool extract, ExplainState *es,
 		ExplainOnePlan(pstmt, NULL, es, sql, NULL, NULL, NULL, NULL);
 	MemoryContextSwitchTo(resultcxt);
 	if (extract)
+	{
 		advisor_extract(pstmt, &r->preds, &r->scans);
+		(void) advisor_updated_columns(pstmt, &r->upd_relid, &r->upd_cols);
+	}
 	collect_used(pstmt->planTree, &r->used);
 	collect_used_list(pstmt->subplans, &r->used);
 	hypo_index_deactivate();

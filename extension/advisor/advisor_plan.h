@@ -16,6 +16,8 @@ typedef struct AdvisorPlanResult
 	List	   *preds;			/* AdvisorPred, when asked for */
 	List	   *scans;			/* AdvisorScan, when asked for */
 	List	   *used;			/* OIDs of hypothetical indexes in the plan */
+	Oid			upd_relid;		/* an UPDATE's table, when asked for */
+	Bitmapset  *upd_cols;		/* and the columns it sets (advisor_hot.h) */
 	char	   *error;			/* why it could not be planned */
 } AdvisorPlanResult;
 
