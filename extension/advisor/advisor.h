@@ -17,6 +17,8 @@ typedef struct AdvisorStmt
 	uint64		queryid;
 	char	   *example;		/* text to re-plan */
 	char	   *example2;		/* one with other constants, or NULL */
+	char	   *params;			/* example's bind values (advisor_params.c) */
+	int			params_len;
 	List	   *preds2;			/* AdvisorPred of example2's plan */
 	char	   *query;			/* normalized text to show */
 	double		calls;

@@ -59,6 +59,7 @@
 #include "utils/timestamp.h"
 
 #include "advisor/advisor_capture.h"
+#include "advisor/advisor_params.h"
 #include "advisor/advisor_preds.h"
 #include "advisor/advisor_writes.h"
 #include "common/bookkeeping.h"
@@ -103,6 +104,9 @@ typedef struct CaptureEntry
 	/* a second text, with other constants: 0 none seen yet, -1 too long */
 	int			example2_len;
 	char		example2[ADVISOR_EXAMPLE_LEN];
+	/* the first run's bind values (advisor_params.c): 0 none, -1 too long */
+	int			params_len;
+	char		params[ADVISOR_PARAMS_LEN];
 } CaptureEntry;
 
 typedef struct CaptureShared
@@ -223,8 +227,11 @@ fill_entry(CaptureEntry *e, List *preds, List *scans, const char *text, int len)
 typedef struct PlanReading
 {
 	PlannedStmt *pstmt;
+	ParamListInfo params;
 	List	   *preds;			/* the results, in CurrentMemoryContext */
 	List	   *scans;
+	char	   *pbuf;			/* the bind values, encoded */
+	int			plen;
 } PlanReading;
 
 static void
@@ -237,6 +244,8 @@ read_plan(void *arg)
 	/* the tables it scans: their write counts begin here */
 	foreach(lc, r->scans)
 		advisor_writes_note_table(((AdvisorScan *) lfirst(lc))->relid);
+	r->pbuf = palloc(ADVISOR_PARAMS_LEN);
+	r->plen = advisor_params_encode(r->params, r->pbuf, ADVISOR_PARAMS_LEN);
 }
 
 /* First end of a statement: read its plan and keep what the advisor needs. */
@@ -246,7 +255,7 @@ capture_new(CaptureKey *key, QueryDesc *queryDesc, const char *text, int len,
 {
 	MemoryContext cxt;
 	MemoryContext old;
-	PlanReading r = {queryDesc->plannedstmt, NIL, NIL};
+	PlanReading r = {queryDesc->plannedstmt, queryDesc->params, NIL, NIL, NULL, 0};
 	CaptureEntry *e;
 	bool		found;
 
@@ -260,7 +269,10 @@ capture_new(CaptureKey *key, QueryDesc *queryDesc, const char *text, int len,
 								ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(cxt);
 	if (!bookkeeping_try_in_subxact(BOOKKEEPING_ADVISOR, read_plan, &r))
+	{
 		r.preds = r.scans = NIL;
+		r.plen = 0;
+	}
 	LWLockAcquire(capture->lock, LW_EXCLUSIVE);
 	e = hash_search(capture_hash, key, HASH_ENTER_NULL, &found);
 	if (e && !found)
@@ -269,6 +281,9 @@ capture_new(CaptureKey *key, QueryDesc *queryDesc, const char *text, int len,
 		e->max_burst = 1;
 		e->example_hash = hash;
 		fill_entry(e, r.preds, r.scans, text, len);
+		e->params_len = r.plen;
+		if (r.plen > 0)
+			memcpy(e->params, r.pbuf, r.plen);
 	}
 	LWLockRelease(capture->lock);
 	MemoryContextSwitchTo(old);
@@ -504,6 +519,14 @@ advisor_capture_snapshot(Oid dbid)
 		memcpy(s->scans, e->scans, sizeof(s->scans));
 		s->example = e->example_len >= 0 ? pnstrdup(e->example, e->example_len) : NULL;
 		s->example2 = e->example2_len > 0 ? pnstrdup(e->example2, e->example2_len) : NULL;
+		s->params_len = Max(e->params_len, 0);
+		s->params = NULL;
+		if (s->params_len > 0)
+		{
+			/* binary: not a string */
+			s->params = palloc(s->params_len);
+			memcpy(s->params, e->params, s->params_len);
+		}
 		result = lappend(result, s);
 	}
 	LWLockRelease(capture->lock);

@@ -40,6 +40,8 @@ typedef struct CapturedStatement
 	CapturedScan scans[ADVISOR_MAX_SCANS];
 	char	   *example;		/* palloc'd in a snapshot; NULL if too long */
 	char	   *example2;		/* one with other constants, or NULL */
+	char	   *params;			/* its bind values (advisor_params.c), or NULL */
+	int			params_len;
 } CapturedStatement;
 
 extern Size advisor_capture_shmem_size(void);

@@ -69,7 +69,8 @@ stmt_touches(AdvisorStmt *s, Oid relid)
 static bool
 cost_with(AdvisorStmt *s, List *hypos, HypoIndex *h, double *cost, bool *uses)
 {
-	AdvisorPlanResult r = advisor_plan(s->example, hypos, false, NULL, false);
+	AdvisorPlanResult r = advisor_plan_bound(s->example, s->params, s->params_len,
+											 hypos, false, NULL, false);
 
 	*cost = r.cost;
 	*uses = r.ok && h && list_member_oid(r.used, h->oid);
@@ -347,7 +348,8 @@ plan_statements(List *stmts, bool rethrow)
 	foreach(lc, stmts)
 	{
 		AdvisorStmt *s = (AdvisorStmt *) lfirst(lc);
-		AdvisorPlanResult r = advisor_plan(s->example, NIL, true, NULL, rethrow);
+		AdvisorPlanResult r = advisor_plan_bound(s->example, s->params, s->params_len,
+												 NIL, true, NULL, rethrow);
 		ListCell   *p;
 
 		if (!r.ok)

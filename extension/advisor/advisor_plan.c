@@ -20,6 +20,7 @@
 #include "utils/resowner.h"
 
 #include "advisor/advisor_hot.h"
+#include "advisor/advisor_params.h"
 #include "advisor/advisor_plan.h"
 #include "advisor/advisor_preds.h"
 #include "advisor/hypo_index.h"
@@ -128,8 +129,13 @@ collect_used_list(List *plans, List **used)
 		collect_used((Plan *) lfirst(lc), used);
 }
 
+/*
+ * Texts captured from the extended protocol carry $n: planned with the
+ * values kept from a run when they are there (a custom plan), else
+ * generic.
+ */
 static PlannedStmt *
-plan_one(const char *sql)
+plan_one(const char *sql, const char *params, int params_len)
 {
 	RawStmt    *raw = single_statement(sql);
 	Oid		   *param_types = NULL;
@@ -137,14 +143,16 @@ plan_one(const char *sql)
 	List	   *queries;
 	ListCell   *lc;
 
-	/* texts captured from the extended protocol carry $n: plan them generic */
+	ParamListInfo bound;
+
 	queries = pg_analyze_and_rewrite_varparams(raw, sql, &param_types, &nparams, NULL);
+	bound = nparams > 0 ? advisor_params_decode(params, params_len, param_types, nparams) : NULL;
 	foreach(lc, queries)
 	{
 		Query	   *query = lfirst_node(Query, lc);
 
 		if (query->canSetTag && query->commandType != CMD_UTILITY)
-			return pg_plan_query(query, sql, CURSOR_OPT_PARALLEL_OK, NULL);
+			return pg_plan_query(query, sql, CURSOR_OPT_PARALLEL_OK, bound);
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -152,18 +160,25 @@ plan_one(const char *sql)
 	return NULL;				/* keep compiler quiet */
 }
 
+typedef struct PlanRequest
+{
+	const char *sql;
+	const char *params;
+	int			params_len;
+} PlanRequest;
+
 static void
-plan_in_subxact(const char *sql, List *hypos, bool extract, ExplainState *es,
+plan_in_subxact(const PlanRequest *req, List *hypos, bool extract, ExplainState *es,
 				AdvisorPlanResult *r, MemoryContext resultcxt)
 {
 	PlannedStmt *pstmt;
 
 	hypo_index_activate(hypos);
-	pstmt = plan_one(sql);
+	pstmt = plan_one(req->sql, req->params, req->params_len);
 	r->cost = pstmt->planTree->total_cost;
 	r->queryid = pstmt->queryId;
 	if (es)
-		ExplainOnePlan(pstmt, NULL, es, sql, NULL, NULL, NULL, NULL);
+		ExplainOnePlan(pstmt, NULL, es, req->sql, NULL, NULL, NULL, NULL);
 	MemoryContextSwitchTo(resultcxt);
 	if (extract)
 	{
@@ -186,6 +201,15 @@ AdvisorPlanResult
 advisor_plan(const char *sql, List *hypos, bool extract, ExplainState *es,
 			 bool rethrow)
 {
+	return advisor_plan_bound(sql, NULL, 0, hypos, extract, es, rethrow);
+}
+
+/* The same, with bind values kept from a run of the statement (or none). */
+AdvisorPlanResult
+advisor_plan_bound(const char *sql, const char *params, int params_len, List *hypos,
+				   bool extract, ExplainState *es, bool rethrow)
+{
+	PlanRequest req = {sql, params, params_len};
 	MemoryContext callercxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	MemoryContext plancxt;
@@ -198,7 +222,7 @@ advisor_plan(const char *sql, List *hypos, bool extract, ExplainState *es,
 	MemoryContextSwitchTo(plancxt);
 	PG_TRY();
 	{
-		plan_in_subxact(sql, hypos, extract, es, &r, callercxt);
+		plan_in_subxact(&req, hypos, extract, es, &r, callercxt);
 		/* nothing to keep: rolling back releases the locks at once */
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(callercxt);

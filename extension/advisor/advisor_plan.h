@@ -25,5 +25,9 @@ extern void advisor_check_statement(const char *sql);
 extern AdvisorPlanResult advisor_plan(const char *sql, List *hypos,
 									  bool extract, ExplainState *es,
 									  bool rethrow);
+extern AdvisorPlanResult advisor_plan_bound(const char *sql, const char *params,
+											int params_len, List *hypos,
+											bool extract, ExplainState *es,
+											bool rethrow);
 
 #endif							/* PERFOPT_ADVISOR_PLAN_H */

@@ -158,6 +158,8 @@ workload(void)
 		s->queryid = cs->queryid;
 		s->example = cs->example;
 		s->example2 = cs->example2;
+		s->params = cs->params;
+		s->params_len = cs->params_len;
 		s->query = w->query ? w->query : cs->example;
 		s->calls = w->calls;
 		s->total_time = w->total_time;

@@ -42,6 +42,26 @@ assert_eq "it is advised on: an index on k" \
 	"$(sql -c "SELECT index_definition, (SELECT calls FROM perfopt.query_stats q WHERE q.queryid = r.queryids[1])
 	             FROM perfopt.index_recommendations r WHERE table_name = 'public.items'")"
 
+# --- a skewed column through the extended protocol: planned generic,
+# "flag = $1" reads half the table (two values) and no index helps; the
+# values it ran with (flag = 1: one row in ten thousand) are kept and costed
+sql -q <<'SQL' >/dev/null
+CREATE TABLE skew (id int PRIMARY KEY, flag int, pad text);
+INSERT INTO skew SELECT g, CASE WHEN g % 10000 = 0 THEN 1 ELSE 0 END, 'p' FROM generate_series(1, 100000) g;
+VACUUM ANALYZE skew;
+SELECT pg_stat_force_next_flush();
+SQL
+cat >"$WORK/skew.sql" <<'SQL'
+\set f 1
+SELECT id FROM skew WHERE flag = :f;
+SQL
+chown postgres: "$WORK"/*.sql
+bench -c 1 -j 1 -t 20 -M prepared -f "$WORK/skew.sql" >"$WORK/skew.out" 2>&1
+assert_eq "pgbench -M prepared ran the skewed statement" 0 $?
+assert_eq "the bind values it ran with are kept and costed: an index on flag" \
+	'CREATE INDEX CONCURRENTLY ON public.skew USING btree (flag)' \
+	"$(sql -c "SELECT index_definition FROM perfopt.index_recommendations WHERE table_name = 'public.skew'")"
+
 # --- writes after the capture began count; their count outlives a clean
 # restart (the loads before it never counted: the advice above has none)
 sql -q -c "UPDATE items SET v = v + 1 WHERE id <= 2000" >/dev/null
