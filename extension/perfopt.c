@@ -14,6 +14,7 @@
 #include "utils/queryjumble.h"
 
 #include "advisor/advisor_capture.h"
+#include "advisor/hypo_hide.h"
 #include "advisor/hypo_index.h"
 #include "cache/cache.h"
 #include "common/guc.h"
@@ -41,6 +42,8 @@ static void (*const install_hooks_in_order[]) (void) = {
 	stats_install_hooks,
 	/* get_relation_info, explain_get_index_name: hypothetical indexes */
 	hypo_index_install_hooks,
+	/* get_relation_info, around the above: existing indexes hidden (what-if) */
+	hypo_hide_install_hooks,
 	/* ExecutorEnd: the index advisor's view of the workload */
 	advisor_capture_install_hooks,
 	/* planner, ExecutorStart/Run/End, ProcessUtility, ExplainOneQuery */

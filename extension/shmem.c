@@ -13,6 +13,7 @@
 #include "storage/shmem.h"
 
 #include "advisor/advisor_capture.h"
+#include "advisor/advisor_whatif.h"
 #include "advisor/advisor_writes.h"
 #include "cache/cache.h"
 #include "shmem.h"
@@ -33,11 +34,13 @@ perfopt_shmem_request(void)
 									slowlog_shmem_size()));
 	RequestAddinShmemSpace(add_size(advisor_capture_shmem_size(),
 									advisor_writes_shmem_size()));	/* index advisor */
+	RequestAddinShmemSpace(advisor_remember_shmem_size());
 	RequestAddinShmemSpace(cache_store_shmem_size());	/* result cache */
 	stats_store_request_lock();
 	slowlog_request_lock();
 	advisor_capture_request_lock(); /* index advisor */
 	advisor_writes_request_lock();
+	advisor_remember_request_lock();
 	cache_store_request_lock();	/* result cache */
 }
 
@@ -64,6 +67,7 @@ perfopt_shmem_startup(void)
 	slowlog_shmem_init();
 	advisor_capture_shmem_init();	/* index advisor */
 	advisor_writes_shmem_init();
+	advisor_remember_shmem_init();
 	cache_store_shmem_init();	/* result cache */
 	LWLockRelease(AddinShmemInitLock);
 

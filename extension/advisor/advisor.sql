@@ -4,15 +4,30 @@
 -- ---------------------------------------------------------------------------
 
 CREATE FUNCTION perfopt.explain_hypothetical(
-    query text, indexes text[] DEFAULT '{}',
+    query text, indexes text[] DEFAULT '{}', hide regclass[] DEFAULT '{}',
     OUT plan text, OUT total_cost double precision,
     OUT cost_without double precision, OUT indexes_used text[])
 RETURNS record
 AS 'MODULE_PATHNAME', 'perfopt_explain_hypothetical'
 LANGUAGE C STRICT VOLATILE;
 
-COMMENT ON FUNCTION perfopt.explain_hypothetical(text, text[]) IS
-'plan of a statement (never executed) with hypothetical btree indexes given as CREATE INDEX statements';
+COMMENT ON FUNCTION perfopt.explain_hypothetical(text, text[], regclass[]) IS
+'plan of a statement (never executed) with hypothetical btree indexes given as CREATE INDEX statements, and without the existing indexes in hide';
+
+-- What the captured workload of this database would lose without an index
+-- (weighted planner cost: calls times cost, without it less as it is): 0
+-- when no captured statement reads its table, NULL when no statement that
+-- reads a table was captured.
+CREATE FUNCTION perfopt._workload_cost_increase(index oid)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'perfopt_workload_cost_increase'
+LANGUAGE C STRICT VOLATILE;
+
+CREATE FUNCTION perfopt._recommended_indexes_unused(
+    OUT queryid bigint, OUT index oid, OUT recommended text, OUT plan text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'perfopt_recommended_indexes_unused'
+LANGUAGE C STRICT VOLATILE;
 
 CREATE FUNCTION perfopt._index_recommendations(
     OUT table_name text, OUT columns text[], OUT index_definition text,
@@ -65,7 +80,8 @@ AS 'MODULE_PATHNAME', 'perfopt_advisor_reset'
 LANGUAGE C STRICT VOLATILE;
 
 -- Indexes never scanned since the statistics were reset, except those that
--- enforce a constraint or uniqueness.
+-- enforce a constraint or uniqueness; with what the captured workload would
+-- lose without each.
 CREATE VIEW perfopt.unused_indexes AS
 SELECT s.schemaname::text AS schema_name, s.relname::text AS table_name,
        s.indexrelname::text AS index_name,
@@ -73,7 +89,9 @@ SELECT s.schemaname::text AS schema_name, s.relname::text AS table_name,
        s.idx_scan,
        pg_catalog.pg_get_indexdef(s.indexrelid) AS index_definition,
        (SELECT d.stats_reset FROM pg_catalog.pg_stat_database d
-         WHERE d.datname = pg_catalog.current_database()) AS stats_since
+         WHERE d.datname = pg_catalog.current_database()) AS stats_since,
+       round(perfopt._workload_cost_increase(s.indexrelid)::numeric, 2)
+           AS workload_cost_increase
   FROM pg_catalog.pg_stat_user_indexes s
   JOIN pg_catalog.pg_index i ON i.indexrelid = s.indexrelid
  WHERE s.idx_scan = 0
@@ -92,7 +110,9 @@ SELECT n.nspname::text AS schema_name, t.relname::text AS table_name,
             THEN 'identical' ELSE 'prefix' END AS kind,
        pg_catalog.pg_relation_size(a.indexrelid) AS index_size_bytes,
        pg_catalog.pg_get_indexdef(a.indexrelid) AS index_definition,
-       pg_catalog.pg_get_indexdef(b.indexrelid) AS covered_by_definition
+       pg_catalog.pg_get_indexdef(b.indexrelid) AS covered_by_definition,
+       round(perfopt._workload_cost_increase(a.indexrelid)::numeric, 2)
+           AS workload_cost_increase
   FROM pg_catalog.pg_index a
   JOIN pg_catalog.pg_index b
     ON b.indrelid = a.indrelid AND b.indexrelid <> a.indexrelid
@@ -130,8 +150,10 @@ AS 'MODULE_PATHNAME', 'perfopt_plan_full_scans'
 LANGUAGE C STRICT VOLATILE;
 
 -- What else a DBA should look at: statements that read all of a big table,
--- and N+1 patterns (one statement run many times in a row with different
--- constants, in one transaction or a burst).
+-- N+1 patterns (one statement run many times in a row with different
+-- constants, in one transaction or a burst), and recommended indexes that
+-- were created but that the statements they were recommended for, run
+-- since, are planned without.
 CREATE VIEW perfopt.findings AS
 WITH w AS (
     SELECT * FROM perfopt._advisor_workload()
@@ -161,6 +183,12 @@ SELECT 'n_plus_one', w.queryid, q.query, NULL, q.calls, q.total_exec_time,
               w.max_burst)
   FROM w JOIN q USING (queryid)
  WHERE w.max_burst >= current_setting('perfopt.advisor_n_plus_one_threshold')::int
+UNION ALL
+SELECT 'recommended_index_unused', u.queryid, q.query, u.index::regclass::text,
+       q.calls, q.total_exec_time,
+       format(E'index %s was created as recommended (%s), but the statement, run since, is planned without it:\n%s',
+              u.index::regclass, u.recommended, u.plan)
+  FROM perfopt._recommended_indexes_unused() u JOIN q USING (queryid)
  ORDER BY total_exec_time DESC, kind, queryid;
 
 GRANT SELECT ON perfopt.index_recommendations, perfopt.advisor_workload,

@@ -4,7 +4,7 @@
  *		(the captured workload, weighted by perfopt.query_stats' calls, less
  *		those answered by the result cache, and times),
  *		perfopt.recommend_indexes (one statement),
- *		perfopt.explain_hypothetical and perfopt._plan_full_scans (for
+ *		perfopt.explain_hypothetical (with indexes added or hidden) and perfopt._plan_full_scans (for
  *		perfopt.findings).
  */
 #include "postgres.h"
@@ -17,11 +17,14 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/lsyscache.h"
 
 #include "advisor/advisor.h"
 #include "advisor/advisor_capture.h"
 #include "advisor/advisor_plan.h"
 #include "advisor/advisor_preds.h"
+#include "advisor/advisor_whatif.h"
+#include "advisor/hypo_hide.h"
 #include "shmem.h"
 #include "stats/stats_store.h"
 
@@ -77,22 +80,15 @@ emit(ReturnSetInfo *rsinfo, List *result)
 	}
 }
 
-typedef struct StmtWeight
-{
-	uint64		queryid;		/* hash key */
-	double		calls;
-	double		total_time;
-	char	   *query;
-} StmtWeight;
-
 /*
  * executions that ran their plan (calls less result-cache hits) and time
- * per statement of this database, from perfopt.query_stats
+ * per statement of this database, from perfopt.query_stats: of every role
+ * with all_users, else of the roles whose statistics the user may read
  */
-static HTAB *
-statement_weights(void)
+HTAB *
+advisor_statement_weights(bool all_users)
 {
-	bool		privileged = superuser() ||
+	bool		privileged = all_users || superuser() ||
 		has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
 	HASHCTL		info;
 	HTAB	   *weights;
@@ -141,7 +137,7 @@ by_time_desc(const ListCell *a, const ListCell *b)
 static List *
 workload(void)
 {
-	HTAB	   *weights = statement_weights();
+	HTAB	   *weights = advisor_statement_weights(false);
 	List	   *captured = advisor_capture_snapshot(MyDatabaseId);
 	List	   *stmts = NIL;
 	ListCell   *lc;
@@ -173,8 +169,13 @@ PG_FUNCTION_INFO_V1(perfopt_index_recommendations);
 Datum
 perfopt_index_recommendations(PG_FUNCTION_ARGS)
 {
+	List	   *result;
+
 	InitMaterializedSRF(fcinfo, 0);
-	emit((ReturnSetInfo *) fcinfo->resultinfo, advisor_advise(workload(), true, false));
+	result = advisor_advise(workload(), true, false);
+	/* so that perfopt.findings can tell whether, once created, they serve */
+	advisor_remember(result);
+	emit((ReturnSetInfo *) fcinfo->resultinfo, result);
 	return (Datum) 0;
 }
 
@@ -238,10 +239,39 @@ parse_index_array(ArrayType *arr)
 	return hypos;
 }
 
+/* The existing indexes to hide, each checked (hypo_hide_check). */
+static List *
+parse_hide_array(ArrayType *arr)
+{
+	Datum	   *items;
+	bool	   *nulls;
+	int			n;
+	int			i;
+	List	   *hidden = NIL;
+
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("indexes to hide must be a one-dimensional regclass array")));
+	deconstruct_array(arr, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT,
+					  &items, &nulls, &n);
+	for (i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("index to hide %d is NULL", i + 1)));
+		hypo_hide_check(DatumGetObjectId(items[i]));
+		hidden = list_append_unique_oid(hidden, DatumGetObjectId(items[i]));
+	}
+	return hidden;
+}
+
 /*
- * perfopt.explain_hypothetical(query, indexes): the plan of query with the
- * hypothetical indexes added, its cost, the cost without them, and which of
- * them the plan uses.
+ * perfopt.explain_hypothetical(query, indexes, hide): the plan of query
+ * with the hypothetical indexes added and the existing indexes in hide
+ * removed, its cost, the cost as the query is planned today, and which of
+ * the hypothetical indexes the plan uses.
  */
 PG_FUNCTION_INFO_V1(perfopt_explain_hypothetical);
 Datum
@@ -249,6 +279,8 @@ perfopt_explain_hypothetical(PG_FUNCTION_ARGS)
 {
 	char	   *sql = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	List	   *hypos = parse_index_array(PG_GETARG_ARRAYTYPE_P(1));
+	List	   *hidden = PG_NARGS() > 2 ? parse_hide_array(PG_GETARG_ARRAYTYPE_P(2)) : NIL;
+	Oid			unplanned;
 	ExplainState *es = NewExplainState();
 	AdvisorPlanResult without;
 	AdvisorPlanResult with;
@@ -265,8 +297,14 @@ perfopt_explain_hypothetical(PG_FUNCTION_ARGS)
 	es->costs = true;
 	es->format = EXPLAIN_FORMAT_TEXT;
 	ExplainBeginOutput(es);
-	with = advisor_plan(sql, hypos, false, es, true);
+	with = hypo_hide_plan(sql, hypos, hidden, false, es, true, &unplanned);
 	ExplainEndOutput(es);
+	if (OidIsValid(unplanned))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("index \"%s\" is not on a table the statement reads",
+						get_rel_name(unplanned)),
+				 errhint("Hide only indexes of the tables in the statement.")));
 	if (es->str->len > 0 && es->str->data[es->str->len - 1] == '\n')
 		es->str->data[--es->str->len] = '\0';
 	foreach(lc, hypos)
