@@ -172,7 +172,8 @@ perfopt_workload_cost_increase(PG_FUNCTION_ARGS)
 	int			costed = 0;
 	ListCell   *lc;
 
-	if (get_rel_relkind(indexid) != RELKIND_INDEX)
+	/* without preloading nothing is captured; the views still answer */
+	if (get_rel_relkind(indexid) != RELKIND_INDEX || !advisor_capture_ready())
 		PG_RETURN_NULL();
 	stmts = workload();
 	if (stmts == NIL)

@@ -71,6 +71,11 @@ hypo_hide_check(Oid indexid)
 	char		relkind = get_rel_relkind(indexid);
 	Oid			table;
 
+	if (relkind == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", indexid),
+				 errhint("Give the indexes to hide by name.")));
 	if (relkind == RELKIND_PARTITIONED_INDEX)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
