@@ -70,6 +70,17 @@ SELECT * FROM perfopt.explain_hypothetical('SELECT * FROM accounts WHERE org = 7
                                            ARRAY[NULL]::regclass[]);
 SELECT * FROM perfopt.explain_hypothetical('SELECT * FROM accounts WHERE org = 7', '{}',
                                            '{no_such_idx}');
+SELECT * FROM perfopt.explain_hypothetical('SELECT * FROM accounts WHERE org = 7', '{}',
+                                           ARRAY[4000000001::oid]::regclass[]);
+CREATE TABLE parted (id int, v int) PARTITION BY RANGE (id);
+CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (100);
+CREATE INDEX parted_v_idx ON parted (v);
+SELECT * FROM perfopt.explain_hypothetical('SELECT * FROM parted WHERE v = 1', '{}',
+                                           '{parted_v_idx}');
+-- the partition's own index can be hidden
+SELECT plan_shape('SELECT * FROM parted WHERE v = 1', '{}', '{}');
+SELECT plan_shape('SELECT * FROM parted WHERE v = 1', '{}', '{parted_1_v_idx}');
+DROP TABLE parted;
 CREATE TABLE secret (id int, v int);
 CREATE INDEX secret_v_idx ON secret (v);
 CREATE ROLE whatif_user;
