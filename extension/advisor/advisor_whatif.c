@@ -289,6 +289,17 @@ typedef struct UnusedCheck
 	int			planned;		/* statements re-planned so far */
 } UnusedCheck;
 
+/*
+ * Did a statement run since it had run `then` times?  Fewer runs now than
+ * then means perfopt's statistics were reset since: each run counted now
+ * came after.
+ */
+static bool
+ran_since(double now, double then)
+{
+	return now > then || (now < then && now > 0);
+}
+
 /* Report each statement of e that ran since but is planned without indexid. */
 static void
 check_statements(UnusedCheck *uc, RememberedIndex *e, Oid indexid)
@@ -304,7 +315,8 @@ check_statements(UnusedCheck *uc, RememberedIndex *e, Oid indexid)
 		Datum		values[4];
 		bool		nulls[4] = {0};
 
-		if (now == NULL || now->calls <= (double) e->calls[i] || example == NULL ||
+		if (now == NULL || !ran_since(now->calls, (double) e->calls[i]) ||
+			example == NULL ||
 			hash_search(uc->visible, &e->queryids[i], HASH_FIND, NULL) == NULL)
 			continue;
 		uc->planned++;
