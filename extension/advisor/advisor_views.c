@@ -4,8 +4,8 @@
  *		(the captured workload, weighted by perfopt.query_stats' calls, less
  *		those answered by the result cache, and times),
  *		perfopt.recommend_indexes (one statement),
- *		perfopt.explain_hypothetical (with indexes added or hidden) and perfopt._plan_full_scans (for
- *		perfopt.findings).
+ *		perfopt.explain_hypothetical (indexes added or hidden) and
+ *		perfopt._plan_full_scans (for perfopt.findings).
  */
 #include "postgres.h"
 
@@ -297,7 +297,7 @@ perfopt_explain_hypothetical(PG_FUNCTION_ARGS)
 	es->costs = true;
 	es->format = EXPLAIN_FORMAT_TEXT;
 	ExplainBeginOutput(es);
-	with = hypo_hide_plan(sql, hypos, hidden, false, es, true, &unplanned);
+	with = hypo_hide_plan(sql, NULL, 0, hypos, hidden, false, es, true, &unplanned);
 	ExplainEndOutput(es);
 	if (OidIsValid(unplanned))
 		ereport(ERROR,

@@ -42,6 +42,8 @@ typedef struct WhatifStmt
 {
 	uint64		queryid;
 	char	   *example;
+	char	   *params;			/* its bind values, or NULL */
+	int			params_len;
 	double		calls;
 	double		total_time;
 	List	   *relids;			/* tables its captured plan read */
@@ -97,6 +99,8 @@ build_workload(void)
 		s = palloc0(sizeof(WhatifStmt));
 		s->queryid = cs->queryid;
 		s->example = cs->example;
+		s->params = cs->params;
+		s->params_len = cs->params_len;
 		s->calls = w->calls;
 		s->total_time = w->total_time;
 		for (i = 0; i < cs->npreds; i++)
@@ -143,7 +147,9 @@ cost_as_is(WhatifStmt *s)
 {
 	if (!s->planned)
 	{
-		AdvisorPlanResult r = advisor_plan(s->example, NIL, false, NULL, false);
+		AdvisorPlanResult r = advisor_plan_bound(s->example, s->params,
+												 s->params_len, NIL, false,
+												 NULL, false);
 
 		s->plannable = r.ok;
 		s->cost = r.cost;
@@ -191,16 +197,17 @@ perfopt_workload_cost_increase(PG_FUNCTION_ARGS)
 			break;
 		if (!cost_as_is(s))
 			continue;
-		r = hypo_hide_plan(s->example, NIL, hidden, false, NULL, false, &unplanned);
+		r = hypo_hide_plan(s->example, s->params, s->params_len, NIL, hidden,
+						   false, NULL, false, &unplanned);
 		if (r.ok)
 			increase += s->calls * (r.cost - s->cost);
 	}
 	PG_RETURN_FLOAT8(increase);
 }
 
-/* The EXPLAIN text of sql planned today, hiding hidden; NULL if it fails. */
+/* The EXPLAIN text of cs planned today, hiding hidden; NULL if it fails. */
 static char *
-explain_text(const char *sql, List *hidden)
+explain_text(CapturedStatement *cs, List *hidden)
 {
 	ExplainState *es = NewExplainState();
 	AdvisorPlanResult r;
@@ -209,7 +216,8 @@ explain_text(const char *sql, List *hidden)
 	es->costs = true;
 	es->format = EXPLAIN_FORMAT_TEXT;
 	ExplainBeginOutput(es);
-	r = hypo_hide_plan(sql, NIL, hidden, false, es, false, &unplanned);
+	r = hypo_hide_plan(cs->example, cs->params, cs->params_len, NIL, hidden,
+					   false, es, false, &unplanned);
 	ExplainEndOutput(es);
 	if (!r.ok)
 		return NULL;
@@ -264,9 +272,9 @@ created_index(RememberedIndex *e)
 	return indexid;
 }
 
-/* The captured example of queryid, or NULL. */
-static char *
-example_of(List *captured, uint64 queryid)
+/* The captured statement queryid, if it has an example, or NULL. */
+static CapturedStatement *
+captured_of(List *captured, uint64 queryid)
 {
 	ListCell   *lc;
 
@@ -274,8 +282,8 @@ example_of(List *captured, uint64 queryid)
 	{
 		CapturedStatement *cs = (CapturedStatement *) lfirst(lc);
 
-		if (cs->queryid == queryid)
-			return cs->example;
+		if (cs->queryid == queryid && cs->example != NULL)
+			return cs;
 	}
 	return NULL;
 }
@@ -309,20 +317,20 @@ check_statements(UnusedCheck *uc, RememberedIndex *e, Oid indexid)
 	for (i = 0; i < e->nqueries && uc->planned < WHATIF_MAX_STMTS; i++)
 	{
 		StmtWeight *now = hash_search(uc->all_calls, &e->queryids[i], HASH_FIND, NULL);
-		char	   *example = example_of(uc->captured, e->queryids[i]);
+		CapturedStatement *cs = captured_of(uc->captured, e->queryids[i]);
 		char	   *plan;
 		char	   *without;
 		Datum		values[4];
 		bool		nulls[4] = {0};
 
 		if (now == NULL || !ran_since(now->calls, (double) e->calls[i]) ||
-			example == NULL ||
+			cs == NULL ||
 			hash_search(uc->visible, &e->queryids[i], HASH_FIND, NULL) == NULL)
 			continue;
 		uc->planned++;
 		/* the plan cannot stay the same without an index it uses */
-		plan = explain_text(example, NIL);
-		without = explain_text(example, list_make1_oid(indexid));
+		plan = explain_text(cs, NIL);
+		without = explain_text(cs, list_make1_oid(indexid));
 		if (plan == NULL || without == NULL || strcmp(plan, without) != 0)
 			continue;
 		values[0] = Int64GetDatum((int64) e->queryids[i]);

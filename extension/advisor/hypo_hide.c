@@ -133,23 +133,26 @@ hide_end(void)
 }
 
 /*
- * advisor_plan() with the indexes in hidden (OIDs checked by
+ * advisor_plan_bound() with the indexes in hidden (OIDs checked by
  * hypo_hide_check) removed from the planner's view.  *unplanned gets a
  * hidden index whose table the statement does not plan, or InvalidOid.
  */
 AdvisorPlanResult
-hypo_hide_plan(const char *sql, List *hypos, List *hidden, bool extract,
-			   ExplainState *es, bool rethrow, Oid *unplanned)
+hypo_hide_plan(const char *sql, const char *params, int params_len,
+			   List *hypos, List *hidden, bool extract, ExplainState *es,
+			   bool rethrow, Oid *unplanned)
 {
 	AdvisorPlanResult r;
 
 	*unplanned = InvalidOid;
 	if (hidden == NIL)
-		return advisor_plan(sql, hypos, extract, es, rethrow);
+		return advisor_plan_bound(sql, params, params_len, hypos, extract, es,
+								  rethrow);
 	PG_TRY();
 	{
 		hide_begin(hidden);
-		r = advisor_plan(sql, hypos, extract, es, rethrow);
+		r = advisor_plan_bound(sql, params, params_len, hypos, extract, es,
+							   rethrow);
 		*unplanned = first_unplanned();
 	}
 	PG_FINALLY();

@@ -12,7 +12,8 @@
 #include "advisor/advisor_plan.h"
 
 extern void hypo_hide_check(Oid indexid);
-extern AdvisorPlanResult hypo_hide_plan(const char *sql, List *hypos,
+extern AdvisorPlanResult hypo_hide_plan(const char *sql, const char *params,
+										int params_len, List *hypos,
 										List *hidden, bool extract,
 										ExplainState *es, bool rethrow,
 										Oid *unplanned);
