@@ -57,6 +57,13 @@ SELECT index_definition FROM perfopt.recommend_indexes('SELECT id FROM docs WHER
 SELECT index_definition FROM perfopt.recommend_indexes('SELECT id FROM docs WHERE doc @> ''{"k": 7}'' AND doc ? ''key7''');
 SELECT index_definition FROM perfopt.recommend_indexes('SELECT id FROM docs WHERE tags @> ARRAY[''t7'']');
 SELECT index_definition FROM perfopt.recommend_indexes('SELECT id FROM docs WHERE tags && ARRAY[''t7'', ''t8'']');
+SELECT index_definition FROM perfopt.recommend_indexes('SELECT id FROM docs WHERE tags <@ ARRAY[''t7'', ''g2'']');
+-- a partial GIN index, and one on an expression
+SELECT indexes_used
+  FROM perfopt.explain_hypothetical('SELECT id FROM docs WHERE doc ? ''key7'' AND id > 100',
+                                    ARRAY['CREATE INDEX ON docs USING gin (doc) WHERE id > 100']);
+SELECT plan_shape('SELECT doc FROM docs WHERE (doc -> ''kind'') ? ''rare''',
+                  ARRAY['CREATE INDEX ON docs USING gin ((doc -> ''kind''))']);
 -- a path read with ->> is an expression key for a btree
 SELECT index_definition FROM perfopt.recommend_indexes('SELECT id FROM docs WHERE (doc ->> ''k'') = ''7''');
 -- an overlap every row matches gets nothing
