@@ -121,6 +121,36 @@ SELECT pg_stat_force_next_flush();
 SELECT index_definition
   FROM perfopt.recommend_indexes('SELECT count(*) FROM ticks_rewritten WHERE at >= ''2024-01-10'' AND at < ''2024-01-11''');
 
+-- the write cost of each access method on a captured workload, with rows
+-- appended since the capture began: a GIN index maintains an entry per key
+-- of the row (more than the btree on the same table), a BRIN index almost
+-- never changes for an appended row (less than the btree on the same table)
+SELECT pg_stat_force_next_flush();
+SELECT perfopt.advisor_reset();
+\o /dev/null
+SELECT format('SELECT count(*) FROM ticks WHERE at >= %L AND at < %L',
+              timestamptz '2024-01-10 00:00:00+00' + i * interval '1 day',
+              timestamptz '2024-01-11 00:00:00+00' + i * interval '1 day')
+  FROM generate_series(1, 3) i \gexec
+SELECT format('SELECT count(*) FROM ticks WHERE v = %s', i) FROM generate_series(1, 3) i \gexec
+SELECT format('SELECT id FROM docs WHERE doc @> %L', jsonb_build_object('k', i))
+  FROM generate_series(1, 3) i \gexec
+SELECT format('SELECT id FROM docs WHERE (doc ->> ''k'') = %L', i) FROM generate_series(1, 3) i \gexec
+\o
+INSERT INTO ticks
+SELECT i, timestamptz '2024-01-01 00:00:00+00' + i * interval '1 minute', i % 100, repeat('x', 300)
+  FROM generate_series(30001, 30300) i;
+INSERT INTO docs SELECT id + 20000, doc, tags, name, pad FROM docs WHERE id <= 300;
+SELECT pg_stat_force_next_flush();
+CREATE TEMP TABLE recs AS
+SELECT table_name, index_definition, write_overhead FROM perfopt.index_recommendations
+ WHERE table_name LIKE 'advisor_am.%';
+SELECT index_definition, write_overhead > 0 AS counted FROM recs ORDER BY index_definition;
+SELECT (SELECT write_overhead FROM recs WHERE index_definition LIKE '%gin (doc jsonb_path_ops)') >
+       (SELECT write_overhead FROM recs WHERE index_definition LIKE '%btree (((doc%') AS gin_costs_more,
+       (SELECT write_overhead FROM recs WHERE index_definition LIKE '%brin (at)') <
+       (SELECT write_overhead FROM recs WHERE index_definition LIKE '%btree (v)') AS brin_costs_less;
+
 -- bad definitions: clean errors with their SQLSTATE
 \set VERBOSITY sqlstate
 SELECT * FROM perfopt.explain_hypothetical('SELECT 1', ARRAY['CREATE INDEX ON docs USING hash (id)']);
