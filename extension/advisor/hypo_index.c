@@ -10,9 +10,8 @@
  */
 #include "postgres.h"
 
-
-#include "access/nbtree.h"
 #include "access/amapi.h"
+#include "access/nbtree.h"
 #include "access/relation.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
