@@ -32,7 +32,7 @@ NO_INSTALLCHECK = 1
 # preloaded, which an already running server may not have (hence
 # NO_INSTALLCHECK): installcheck is tests/run, which starts instances with
 # tests/perfopt.conf and runs these lists.
-REGRESS = advisor_hypo advisor_recommend advisor_whatif bookkeeping_errors cache_columns cache_explain \
+REGRESS = advisor_access_methods advisor_hypo advisor_recommend advisor_whatif bookkeeping_errors cache_columns cache_explain \
 	cache_hierarchy cache_keys cache_partitions cache_planned cache_rls cache_rules \
 	cache_serializable cache_settings cache_text cache_writes do_no_harm parallel_query session_report \
 	stats_basic stats_privacy stats_slow

@@ -6,18 +6,28 @@
  *		first range column, or by the ORDER BY columns (so a sort ... LIMIT
  *		can stop early); the ORDER BY columns alone; and, when an equality
  *		filter is on a column with few distinct values, the other keys as a
- *		partial index WHERE that filter holds.  Identical candidates from
+ *		partial index WHERE that filter holds.  Beyond btree: a GIN index
+ *		on each key a GIN operator class serves (jsonb, arrays, trigrams),
+ *		and BRIN rather than btree for a range-filtered column that
+ *		follows the physical order of a table mostly appended to.  Identical
+ *		candidates from
  *		several statements are merged; the ones suggested by the most
  *		statement time are kept, up to perfopt.advisor_max_candidates, and
  *		those an existing index covers are dropped.
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_opclass.h"
 #include "catalog/pg_statistic.h"
 #include "catalog/pg_type.h"
+#include "commands/defrem.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
@@ -31,7 +41,15 @@
 
 #include "advisor/advisor.h"
 #include "advisor/advisor_preds.h"
+#include "advisor/advisor_writes.h"
 
+/*
+ * BRIN: the least correlation of a column with the physical order (from
+ * ANALYZE), and the largest share of the table's writes since capture began
+ * that may be updates, for a summary per range of pages to stay selective.
+ */
+#define BRIN_MIN_CORRELATION 0.9
+#define BRIN_MAX_UPDATE_SHARE 0.1
 /* a filter column with at most this many values may become a partial index */
 #define PARTIAL_MAX_DISTINCT 20
 #define MAX_CANDIDATE_KEYS 4
@@ -40,6 +58,15 @@ static bool
 same_key(AdvisorPred *a, AdvisorPred *b)
 {
 	return a->attno == b->attno && (a->attno != 0 || equal(a->expr, b->expr));
+}
+
+static AdvisorPred *
+copy_pred(AdvisorPred *p)
+{
+	AdvisorPred *c = palloc(sizeof(AdvisorPred));
+
+	memcpy(c, p, sizeof(AdvisorPred));
+	return c;
 }
 
 static bool
@@ -96,6 +123,26 @@ pattern_opclass(Oid type)
 	return " text_pattern_ops";
 }
 
+/* An operator class's name, qualified when its schema is not searched. */
+static char *
+opclass_text(Oid opclass)
+{
+	HeapTuple	tup = SearchSysCache1(CLAOID, ObjectIdGetDatum(opclass));
+	Form_pg_opclass form;
+	char	   *name;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator class %u", opclass);
+	form = (Form_pg_opclass) GETSTRUCT(tup);
+	if (OpclassIsVisible(opclass))
+		name = pstrdup(quote_identifier(NameStr(form->opcname)));
+	else
+		name = quote_qualified_identifier(get_namespace_name(form->opcnamespace),
+										  NameStr(form->opcname));
+	ReleaseSysCache(tup);
+	return name;
+}
+
 static char *
 key_text(Oid relid, AdvisorPred *p, List *dpcontext)
 {
@@ -110,6 +157,8 @@ key_text(Oid relid, AdvisorPred *p, List *dpcontext)
 		appendStringInfoString(&buf, pattern_opclass(p->attno > 0 ?
 													 get_atttype(relid, p->attno) :
 													 exprType(p->expr)));
+	if (OidIsValid(p->opclass))
+		appendStringInfo(&buf, " %s", opclass_text(p->opclass));
 	if (p->kind == PRED_SORT && p->reverse)
 		appendStringInfoString(&buf, p->nulls_first ? " DESC" : " DESC NULLS LAST");
 	else if (p->kind == PRED_SORT && p->nulls_first)
@@ -118,7 +167,8 @@ key_text(Oid relid, AdvisorPred *p, List *dpcontext)
 }
 
 static void
-add_candidate(List **cands, Oid relid, List *keys, Expr *where, double weight)
+add_candidate_am(List **cands, Oid relid, const char *am, List *keys, Expr *where,
+				 double weight)
 {
 	List	   *dpcontext = deparse_context_for(get_rel_name(relid), relid);
 	StringInfoData buf;
@@ -132,7 +182,7 @@ add_candidate(List **cands, Oid relid, List *keys, Expr *where, double weight)
 	table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 									   get_rel_name(relid));
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "CREATE INDEX CONCURRENTLY ON %s USING btree (", table);
+	appendStringInfo(&buf, "CREATE INDEX CONCURRENTLY ON %s USING %s (", table, am);
 	foreach(lc, keys)
 	{
 		char	   *k = key_text(relid, (AdvisorPred *) lfirst(lc), dpcontext);
@@ -163,6 +213,12 @@ add_candidate(List **cands, Oid relid, List *keys, Expr *where, double weight)
 	c->relid = relid;
 	c->weight = weight;
 	*cands = lappend(*cands, c);
+}
+
+static void
+add_candidate(List **cands, Oid relid, List *keys, Expr *where, double weight)
+{
+	add_candidate_am(cands, relid, "btree", keys, where, weight);
 }
 
 /* The ORDER BY keys of the first sort on relid, in order. */
@@ -262,6 +318,90 @@ add_partials(List **cands, AdvisorStmt *s, Oid relid, List *eq, List *range,
 	}
 }
 
+/*
+ * One GIN candidate per key of the statement's GIN filters, with the
+ * operator class every filter on the key can use: jsonb_path_ops only when
+ * containment is all the statement does with the column, else the type's
+ * default (jsonb_ops).
+ */
+static void
+add_gin(List **cands, AdvisorStmt *s, Oid relid)
+{
+	List	   *keys = keys_of_kind(s->preds, relid, PRED_GIN, NIL);
+	ListCell   *k;
+
+	foreach(k, keys)
+	{
+		AdvisorPred *key = copy_pred((AdvisorPred *) lfirst(k));
+		ListCell   *lc;
+
+		foreach(lc, s->preds)
+		{
+			AdvisorPred *p = (AdvisorPred *) lfirst(lc);
+
+			if (p->kind == PRED_GIN && p->relid == relid && same_key(p, key) &&
+				p->opclass != key->opclass)
+				key->opclass = GetDefaultOpClass(get_opclass_input_type(key->opclass),
+												 GIN_AM_OID);
+		}
+		if (OidIsValid(key->opclass))
+			add_candidate_am(cands, relid, "gin", list_make1(key), NULL, s->total_time);
+	}
+}
+
+/* |correlation| of a column with the table's physical order, or 0. */
+static double
+column_correlation(Oid relid, AttrNumber attno)
+{
+	HeapTuple	tup;
+	AttStatsSlot sslot;
+	double		c = 0;
+
+	tup = SearchSysCache3(STATRELATTINH, ObjectIdGetDatum(relid),
+						  Int16GetDatum(attno), BoolGetDatum(false));
+	if (!HeapTupleIsValid(tup))
+		return 0;
+	if (get_attstatsslot(&sslot, tup, STATISTIC_KIND_CORRELATION, InvalidOid,
+						 ATTSTATSSLOT_NUMBERS))
+	{
+		if (sslot.nnumbers > 0)
+			c = fabs(sslot.numbers[0]);
+		free_attstatsslot(&sslot);
+	}
+	ReleaseSysCache(tup);
+	return c;
+}
+
+/*
+ * Is the table mostly appended to?  Updates move rows away from the pages
+ * their neighbours in order are on.  With no writes counted since capture
+ * began, the correlation alone decides.  (Deletes are not told apart from
+ * inserts in the counts: space they free is reused out of order only once
+ * vacuumed, and the correlation ANALYZE measures then shows it.)
+ */
+static bool
+mostly_appended(Oid relid)
+{
+	AdvisorTableWrites w;
+	double		window;
+
+	advisor_writes_counted(relid, &w, &window);
+	return w.writes <= 0 || w.updates <= w.writes * BRIN_MAX_UPDATE_SHARE;
+}
+
+/*
+ * Does a BRIN index suit a range filter: a column that follows the
+ * physical order of a table mostly appended to?
+ */
+static bool
+brin_suits(Oid relid, AdvisorPred *p)
+{
+	return p->attno > 0 && p->op != ADVISOR_OP_PREFIX &&
+		OidIsValid(GetDefaultOpClass(get_atttype(relid, p->attno), BRIN_AM_OID)) &&
+		column_correlation(relid, p->attno) >= BRIN_MIN_CORRELATION &&
+		mostly_appended(relid);
+}
+
 static void
 candidates_for_rel(List **cands, AdvisorStmt *s, Oid relid)
 {
@@ -276,8 +416,17 @@ candidates_for_rel(List **cands, AdvisorStmt *s, Oid relid)
 		add_candidate(cands, relid, list_make1(lfirst(lc)), NULL, w);
 	foreach(lc, join)
 		add_candidate(cands, relid, list_make1(lfirst(lc)), NULL, w);
+	/*
+	 * A range column that follows the physical order of an append-only
+	 * table gets BRIN in place of a btree of its own: a thousandth of the
+	 * size and almost free to maintain.  (The planner costs a bitmap scan
+	 * as if the rows it reads were scattered, so next to a btree BRIN
+	 * would never look worth it on a plan's cost alone.)
+	 */
 	foreach(lc, range)
-		add_candidate(cands, relid, list_make1(lfirst(lc)), NULL, w);
+		add_candidate_am(cands, relid,
+						 brin_suits(relid, lfirst(lc)) ? "brin" : "btree",
+						 list_make1(lfirst(lc)), NULL, w);
 	if (list_length(eq) > 1)
 		add_candidate(cands, relid, eq, NULL, w);
 	if (eq && range)
@@ -289,6 +438,7 @@ candidates_for_rel(List **cands, AdvisorStmt *s, Oid relid)
 			add_candidate(cands, relid, list_concat(list_copy(eq), sort), NULL, w);
 	}
 	add_partials(cands, s, relid, eq, range, sort);
+	add_gin(cands, s, relid);
 }
 
 static int

@@ -21,6 +21,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_am.h"
 #include "miscadmin.h"
 #include "optimizer/optimizer.h"
 #include "utils/builtins.h"
@@ -33,14 +34,24 @@
 #include "common/guc.h"
 
 /*
- * Maintenance of one index entry, in planner cost units: the descent
- * touches height + 1 pages (CPU) and the leaf page it dirties must be
- * written back, shared by the few entries that land on it before then.
+ * Maintenance of one row's entries, in planner cost units.  A btree entry:
+ * the descent touches height + 1 pages (CPU) and the leaf page it dirties
+ * must be written back, shared by the few entries that land on it before
+ * then.  GIN: as many such entries as the row has keys (its pending list
+ * defers them, it does not remove them).  BRIN: a row only widens the
+ * summary of its range, which an appended row almost never changes, so a
+ * CPU step and no page.
  */
 static double
 entry_write_cost(HypoIndex *h)
 {
-	return random_page_cost * 0.25 + cpu_index_tuple_cost * (h->height + 1);
+	double		entry = random_page_cost * 0.25 + cpu_index_tuple_cost * (h->height + 1);
+
+	if (h->relam == BRIN_AM_OID)
+		return cpu_index_tuple_cost;
+	if (h->relam == GIN_AM_OID)
+		return entry * h->entries_per_row;
+	return entry;
 }
 
 /* The captured UPDATEs, for the HOT updates a candidate would end. */

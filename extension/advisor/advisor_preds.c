@@ -2,7 +2,9 @@
  * advisor_preds.c
  *		Owns reading a plan tree for the advisor: which columns (or
  *		expressions) its table scans filter on and with which btree
- *		operator, which columns its joins match, which its sorts order by,
+ *		operator, or with which operator of a GIN operator class (jsonb
+ *		containment and key existence, arrays, pg_trgm's trigrams), which
+ *		columns its joins match, which its sorts order by,
  *		and which tables it reads in full.  Works on executed plans (the
  *		workload capture) and on re-planned example statements alike.
  */
@@ -11,6 +13,7 @@
 #include "access/stratnum.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_opclass.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "miscadmin.h"
@@ -21,9 +24,11 @@
 #include "parser/parsetree.h"
 #include "rewrite/rewriteManip.h"
 #include "utils/builtins.h"
+#include "utils/catcache.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/pg_locale.h"
+#include "utils/syscache.h"
 
 #include "advisor/advisor_preds.h"
 
@@ -153,6 +158,57 @@ is_prefix_search(Oid opno, Node *key, Node *pattern, bool *pattern_ops)
 	return true;
 }
 
+/* A GIN operator class by name, in any schema; InvalidOid if none. */
+static Oid
+gin_opclass_named(const char *name)
+{
+	CatCList   *list = SearchSysCacheList2(CLAAMNAMENSP, ObjectIdGetDatum(GIN_AM_OID),
+										   CStringGetDatum(name));
+	Oid			opclass = InvalidOid;
+
+	if (list->n_members > 0)
+		opclass = ((Form_pg_opclass) GETSTRUCT(&list->members[0]->tuple))->oid;
+	ReleaseSysCacheList(list);
+	return opclass;
+}
+
+static bool
+serves(Oid opclass, Oid opno)
+{
+	return OidIsValid(opclass) && op_in_opfamily(opno, get_opclass_family(opclass));
+}
+
+/*
+ * The GIN operator class that serves "key opno constant", or InvalidOid:
+ * for jsonb, jsonb_path_ops (smaller, containment only) or else jsonb_ops;
+ * for an array, array_ops; for text, pg_trgm's gin_trgm_ops when the
+ * extension is installed (infix LIKE, ILIKE, similarity, regular
+ * expressions).
+ */
+static Oid
+gin_opclass_for(Oid opno, Node *key)
+{
+	Oid			type = exprType(strip(key));
+	Oid			opclass;
+
+	if (type == JSONBOID)
+	{
+		opclass = gin_opclass_named("jsonb_path_ops");
+		if (serves(opclass, opno))
+			return opclass;
+	}
+	opclass = GetDefaultOpClass(type, GIN_AM_OID);
+	if (serves(opclass, opno))
+		return opclass;
+	if (type == TEXTOID || type == VARCHAROID || type == BPCHAROID)
+	{
+		opclass = gin_opclass_named("gin_trgm_ops");
+		if (serves(opclass, opno))
+			return opclass;
+	}
+	return InvalidOid;
+}
+
 static AdvisorPred *
 new_pred(AdvisorPredKind kind, Oid relid, Node *key, Index rti)
 {
@@ -192,11 +248,21 @@ add_comparison(ExtractContext *cx, Oid opno, Node *left, Node *right,
 	{
 		bool		pattern_ops;
 
+		Oid			gin;
+
 		if (key == left && is_prefix_search(opno, key, other, &pattern_ops))
 		{
 			p = new_pred(PRED_RANGE, relid, key, rti);
 			p->op = ADVISOR_OP_PREFIX;
 			p->pattern_ops = pattern_ops;
+			cx->preds = lappend(cx->preds, p);
+		}
+		else if (OidIsValid(gin = gin_opclass_for(opno, key)))
+		{
+			p = new_pred(PRED_GIN, relid, key, rti);
+			p->op = ADVISOR_OP_GIN;
+			p->am = GIN_AM_OID;
+			p->opclass = gin;
 			cx->preds = lappend(cx->preds, p);
 		}
 		return;

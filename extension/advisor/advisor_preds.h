@@ -12,7 +12,9 @@ typedef enum AdvisorPredKind
 	PRED_EQ,					/* col = constant, col IN (...) */
 	PRED_JOIN,					/* col = column of another table */
 	PRED_RANGE,					/* col <, <=, >, >= constant */
-	PRED_SORT					/* ORDER BY col */
+	PRED_SORT,					/* ORDER BY col */
+	PRED_GIN					/* col @>, ?, &&, LIKE '%x%' ... constant:
+								 * an operator of a GIN operator class */
 } AdvisorPredKind;
 
 /* The comparison of a filter: btree strategies 1 to 5, and IN (...). */
@@ -25,7 +27,8 @@ typedef enum AdvisorOp
 	ADVISOR_OP_GE = 4,
 	ADVISOR_OP_GT = 5,
 	ADVISOR_OP_IN = 6,
-	ADVISOR_OP_PREFIX = 7		/* LIKE 'abc%', ^@ 'abc': a range of a prefix */
+	ADVISOR_OP_PREFIX = 7,		/* LIKE 'abc%', ^@ 'abc': a range of a prefix */
+	ADVISOR_OP_GIN = 8			/* an operator only a GIN index serves */
 } AdvisorOp;
 
 typedef struct AdvisorPred
@@ -46,6 +49,12 @@ typedef struct AdvisorPred
 	 * (text_pattern_ops) serves it.
 	 */
 	bool		pattern_ops;
+	/*
+	 * A PRED_GIN's access method and the operator class that serves its
+	 * operator (jsonb_path_ops when it can, for @>).
+	 */
+	Oid			am;
+	Oid			opclass;
 } AdvisorPred;
 
 /* A table read by a plan, and whether all of it was read. */

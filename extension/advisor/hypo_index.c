@@ -1,17 +1,16 @@
 /*
  * hypo_index.c
- *		Owns hypothetical btree indexes: parsing a CREATE INDEX statement into
- *		a description (with the real parser, so what is evaluated is exactly
- *		what would be built), estimating its size and height from the table's
- *		statistics, and showing it to the planner through
+ *		Owns hypothetical indexes (btree, GIN, BRIN): parsing a CREATE INDEX
+ *		statement into a description (with the real parser, so what is
+ *		evaluated is exactly what would be built) and showing it, sized from
+ *		the table's statistics by hypo_index_am.c, to the planner through
  *		get_relation_info_hook while, and only while, the advisor re-plans a
  *		statement.  Plans made with hypothetical indexes are never executed:
  *		the indexes are active only inside advisor_plan.c's re-planning.
  */
 #include "postgres.h"
 
-#include <math.h>
-
+#include "access/amapi.h"
 #include "access/nbtree.h"
 #include "access/relation.h"
 #include "catalog/namespace.h"
@@ -26,10 +25,8 @@
 #include "parser/parser.h"
 #include "parser/parse_utilcmd.h"
 #include "rewrite/rewriteManip.h"
-#include "storage/bufpage.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
-#include "utils/index_selfuncs.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
@@ -85,12 +82,6 @@ index_table(IndexStmt *stmt)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a table or materialized view",
 						stmt->relation->relname)));
-	if (stmt->accessMethod && strcmp(stmt->accessMethod, "btree") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("hypothetical indexes of type \"%s\" are not supported",
-						stmt->accessMethod),
-				 errhint("Only btree indexes can be hypothetical.")));
 	return relid;
 }
 
@@ -115,6 +106,26 @@ column_width(Oid relid, AttrNumber attno, Oid type, int32 typmod)
 	return width;
 }
 
+/* The key's operator class for h's access method, as DefineIndex finds it. */
+static void
+set_opclass(HypoIndex *h, int i, IndexElem *elem, int32 width)
+{
+	Oid			opclass;
+
+	if (elem->opclassopts != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("operator class options are not supported in hypothetical indexes")));
+	opclass = ResolveOpClass(elem->opclass, h->types[i], get_am_name(h->relam), h->relam);
+	h->opfamily[i] = get_opclass_family(opclass);
+	h->opcintype[i] = get_opclass_input_type(opclass);
+	if (h->relam == GIN_AM_OID)
+		h->entries_per_row += hypo_am_gin_entries(h->relid, h->keys[i], h->types[i],
+												  opclass, width);
+	else
+		h->entries_per_row = 1;
+}
+
 /* Fill column i of h from one IndexElem (a key when is_key). */
 static void
 set_column(HypoIndex *h, int i, Oid relid, IndexElem *elem, bool is_key)
@@ -122,6 +133,7 @@ set_column(HypoIndex *h, int i, Oid relid, IndexElem *elem, bool is_key)
 	Oid			type;
 	int32		typmod;
 	Oid			collation;
+	int32		width;
 	Node	   *expr = elem->expr;
 
 	/* "(col)" is a plain column, as DefineIndex treats it */
@@ -159,19 +171,21 @@ set_column(HypoIndex *h, int i, Oid relid, IndexElem *elem, bool is_key)
 	else
 		get_atttypetypmodcoll(relid, h->keys[i], &type, &typmod, &collation);
 	h->types[i] = type;
-	h->entry_width += column_width(relid, h->keys[i], type, typmod);
+	width = column_width(relid, h->keys[i], type, typmod);
+	h->entry_width += width;
 	if (!is_key)
 		return;
 
 	if (elem->collation)
 		collation = get_collation_oid(elem->collation, false);
 	h->collations[i] = collation;
-	{
-		Oid			opclass = ResolveOpClass(elem->opclass, type, "btree", BTREE_AM_OID);
-
-		h->opfamily[i] = get_opclass_family(opclass);
-		h->opcintype[i] = get_opclass_input_type(opclass);
-	}
+	set_opclass(h, i, elem, width);
+	if ((elem->ordering != SORTBY_DEFAULT || elem->nulls_ordering != SORTBY_NULLS_DEFAULT) &&
+		!hypo_am_can_order(h->relam))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("access method \"%s\" does not support ASC/DESC or NULLS FIRST/LAST options",
+						get_am_name(h->relam))));
 	h->reverse[i] = (elem->ordering == SORTBY_DESC);
 	h->nulls_first[i] = (elem->nulls_ordering == SORTBY_NULLS_FIRST ||
 						 (elem->nulls_ordering == SORTBY_NULLS_DEFAULT && h->reverse[i]));
@@ -210,6 +224,7 @@ hypo_index_parse(const char *definition)
 	ListCell   *lc;
 	int			i = 0;
 
+	h->relam = hypo_am_lookup(stmt->accessMethod);
 	stmt = transformIndexStmt(relid, stmt, definition);
 	h->relid = relid;
 	h->definition = pstrdup(definition);
@@ -220,6 +235,7 @@ hypo_index_parse(const char *definition)
 		ereport(ERROR,
 				(errcode(ERRCODE_TOO_MANY_COLUMNS),
 				 errmsg("cannot use more than %d columns in an index", INDEX_MAX_KEYS)));
+	hypo_am_check(h->relam, h->unique, h->nkeycolumns, h->ncolumns);
 	foreach(lc, stmt->indexParams)
 		set_column(h, i++, relid, lfirst_node(IndexElem, lc), true);
 	foreach(lc, stmt->indexIncludingParams)
@@ -238,32 +254,6 @@ hypo_index_parse(const char *definition)
 		next_hypo_oid = HYPO_OID_BASE;
 	h->name = stmt->idxname ? pstrdup(stmt->idxname) : default_name(h);
 	return h;
-}
-
-/*
- * Size and height of a btree holding `tuples` entries of the index's width,
- * filled as CREATE INDEX fills it (90% leaves, 70% internal pages).
- */
-static void
-estimate_size(HypoIndex *h, double tuples)
-{
-	double		usable = BLCKSZ - SizeOfPageHeaderData - MAXALIGN(sizeof(BTPageOpaqueData));
-	double		entry = MAXALIGN(sizeof(IndexTupleData) + h->entry_width) + sizeof(ItemIdData);
-	double		per_leaf = Max(1.0, floor(usable * BTREE_DEFAULT_FILLFACTOR / 100.0 / entry));
-	double		fanout = Max(2.0, floor(usable * BTREE_NONLEAF_FILLFACTOR / 100.0 / entry));
-	double		level = Max(1.0, ceil(tuples / per_leaf));
-	double		pages = level;
-	int			height = 0;
-
-	while (level > 1.0)
-	{
-		level = ceil(level / fanout);
-		pages += level;
-		height++;
-	}
-	h->tuples = tuples;
-	h->pages = (BlockNumber) Min(pages + 1.0, (double) MaxBlockNumber);	/* + metapage */
-	h->height = height;
 }
 
 static List *
@@ -356,7 +346,6 @@ make_index_info(PlannerInfo *root, RelOptInfo *rel, HypoIndex *h)
 	for (i = 0; i < h->ncolumns; i++)
 	{
 		info->indexkeys[i] = h->keys[i];
-		info->canreturn[i] = true;	/* btree returns every column */
 		if (i >= nkey)
 			continue;
 		info->indexcollations[i] = h->collations[i];
@@ -366,28 +355,24 @@ make_index_info(PlannerInfo *root, RelOptInfo *rel, HypoIndex *h)
 		info->reverse_sort[i] = h->reverse[i];
 		info->nulls_first[i] = h->nulls_first[i];
 	}
-	info->relam = BTREE_AM_OID;
 	info->indexprs = for_rel(h->exprs, rel->relid);
 	info->indpred = for_rel(h->pred, rel->relid);
 	info->indextlist = index_tlist(h, rel->relid, info->indexprs);
 	info->unique = h->unique;
 	info->immediate = true;
-	info->hypothetical = true;	/* keeps get_actual_variable_range away */
-	info->amoptionalkey = true;
-	info->amsearcharray = true;
-	info->amsearchnulls = true;
-	info->amhasgettuple = true;
-	info->amhasgetbitmap = true;
-	info->amcanparallel = true;
-	info->amcanmarkpos = true;
-	info->amcostestimate = btcostestimate;
+	/*
+	 * Keeps get_actual_variable_range, gincostestimate and brincostestimate
+	 * from opening the index: they estimate from its size alone.
+	 */
+	info->hypothetical = true;
+	hypo_am_fill(info, h, rel);
 
 	if (info->indpred != NIL)
 		tuples *= predicate_selectivity(root, rel, info->indpred);
-	estimate_size(h, Max(tuples, 1.0));
+	hypo_am_estimate(h, rel, Max(tuples, 1.0));
 	info->pages = h->pages;
 	info->tuples = h->tuples;
-	info->tree_height = h->height;
+	info->tree_height = h->relam == BTREE_AM_OID ? h->height : -1;
 	return info;
 }
 
@@ -509,8 +494,9 @@ keys_match(HypoIndex *h, Relation idx)
 }
 
 /*
- * Is h served by an index that exists: a valid btree whose leading keys are
- * h's keys, with no predicate or the same predicate?  *by gets its name.
+ * Is h served by an index that exists: a valid one of h's access method
+ * whose leading keys are h's keys (same operator families), with no
+ * predicate or the same predicate?  *by gets its name.
  */
 bool
 hypo_index_covered(const HypoIndex *hypo, char **by)
@@ -526,7 +512,7 @@ hypo_index_covered(const HypoIndex *hypo, char **by)
 		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
 		List	   *pred = RelationGetIndexPredicate(idx);
 
-		if (idx->rd_index->indisvalid && idx->rd_rel->relam == BTREE_AM_OID &&
+		if (idx->rd_index->indisvalid && idx->rd_rel->relam == h->relam &&
 			(pred == NIL || equal(pred, h->pred)) && keys_match(h, idx))
 		{
 			covered = true;
@@ -553,7 +539,7 @@ hypo_index_is_prefix(const HypoIndex *a, const HypoIndex *b)
 	bool		flip = false;
 	int			i;
 
-	if (a->relid != b->relid || a->nkeycolumns > b->nkeycolumns ||
+	if (a->relid != b->relid || a->relam != b->relam || a->nkeycolumns > b->nkeycolumns ||
 		!equal(a->pred, b->pred))
 		return false;
 	for (i = 0; i < a->nkeycolumns; i++)

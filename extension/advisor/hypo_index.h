@@ -1,11 +1,13 @@
 /*
  * hypo_index.h
- *		Hypothetical btree indexes the planner sees but that do not exist
- *		(see hypo_index.c).
+ *		Hypothetical btree, GIN and BRIN indexes the planner sees but that
+ *		do not exist (see hypo_index.c, and hypo_index_am.c for what differs
+ *		between the access methods).
  */
 #ifndef PERFOPT_HYPO_INDEX_H
 #define PERFOPT_HYPO_INDEX_H
 
+#include "nodes/pathnodes.h"
 #include "nodes/pg_list.h"
 #include "storage/block.h"
 
@@ -15,6 +17,7 @@ typedef struct HypoIndex
 	Oid			relid;			/* the table */
 	char	   *name;			/* shown by EXPLAIN */
 	char	   *definition;		/* the CREATE INDEX text it came from */
+	Oid			relam;			/* btree, gin or brin */
 	bool		unique;
 	int			ncolumns;		/* key and INCLUDE columns */
 	int			nkeycolumns;
@@ -28,6 +31,7 @@ typedef struct HypoIndex
 	List	   *exprs;			/* expression columns, Vars with varno 1 */
 	List	   *pred;			/* implicit-AND predicate, varno 1, or NIL */
 	int32		entry_width;	/* bytes of one index tuple's data */
+	double		entries_per_row;	/* entries a row adds (GIN: its keys) */
 	/* estimated by the planner hook from the table's statistics */
 	double		tuples;
 	BlockNumber pages;
@@ -41,5 +45,14 @@ extern List *hypo_index_active(void);
 extern void hypo_index_install_hooks(void);
 extern bool hypo_index_covered(const HypoIndex *hypo, char **by);
 extern bool hypo_index_is_prefix(const HypoIndex *a, const HypoIndex *b);
+
+/* per access method (hypo_index_am.c) */
+extern Oid	hypo_am_lookup(const char *name);
+extern void hypo_am_check(Oid amoid, bool unique, int nkey, int ncolumns);
+extern bool hypo_am_can_order(Oid amoid);
+extern void hypo_am_fill(IndexOptInfo *info, HypoIndex *h, RelOptInfo *rel);
+extern double hypo_am_gin_entries(Oid relid, AttrNumber attno, Oid type,
+								  Oid opclass, int32 width);
+extern void hypo_am_estimate(HypoIndex *h, RelOptInfo *rel, double tuples);
 
 #endif							/* PERFOPT_HYPO_INDEX_H */
