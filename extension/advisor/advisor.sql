@@ -12,7 +12,7 @@ AS 'MODULE_PATHNAME', 'perfopt_explain_hypothetical'
 LANGUAGE C STRICT VOLATILE;
 
 COMMENT ON FUNCTION perfopt.explain_hypothetical(text, text[], regclass[]) IS
-'plan of a statement (never executed) with hypothetical btree indexes given as CREATE INDEX statements, and without the existing indexes in hide';
+'plan of a statement (never executed) with hypothetical btree, GIN or BRIN indexes given as CREATE INDEX statements, and without the existing indexes in hide';
 
 -- What the captured workload of this database would lose without an index
 -- (weighted planner cost: calls times cost, without it less as it is): 0

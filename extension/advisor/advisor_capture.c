@@ -537,13 +537,13 @@ advisor_capture_snapshot(Oid dbid)
 static const char *
 pred_label(CapturedPred *p)
 {
-	static const char *const ops[] = {"", "<", "<=", "=", ">=", ">", "IN", "LIKE prefix"};
+	static const char *const ops[] = {"", "<", "<=", "=", ">=", ">", "IN", "LIKE prefix", "GIN"};
 
 	if (p->kind == PRED_JOIN)
 		return "join";
 	if (p->kind == PRED_SORT)
 		return "sort";
-	return p->op <= ADVISOR_OP_PREFIX ? ops[p->op] : "?";
+	return p->op <= ADVISOR_OP_GIN ? ops[p->op] : "?";
 }
 
 static Datum
