@@ -238,6 +238,20 @@ SELECT count(*) FROM cp_scores WHERE points > 50;
 SELECT perfopt.cache_last_outcome();
 RESET TimeZone;
 
+-- A prepared statement planned while the cache is off keeps a plan the
+-- cache never looked at; turning the cache on plans it again, so it is
+-- cached from then on (not refused as if its shape were not cacheable).
+SET perfopt.cache_mode = off;
+PREPARE cp_off AS SELECT count(*) FROM cp_scores WHERE points > 90;
+EXECUTE cp_off;
+SELECT perfopt.cache_last_outcome();
+SET perfopt.cache_mode = rules;
+EXECUTE cp_off;
+SELECT perfopt.cache_last_outcome();
+EXECUTE cp_off;
+SELECT perfopt.cache_last_outcome();
+DEALLOCATE cp_off;
+
 -- clean up
 SELECT perfopt.uncache_table('cp_scores');
 SELECT perfopt.uncache_table('cp_players');

@@ -11,6 +11,7 @@
 
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 
 #include "common/guc.h"
 
@@ -195,6 +196,20 @@ static const struct config_enum_entry cache_mode_options[] = {
 	{NULL, 0, false}
 };
 
+/*
+ * A plan made while the cache is off carries none of the marks the cache
+ * puts on plans when it plans them (cache_hooks.c), and a prepared
+ * statement keeps its generic plan: turning the cache on from off has this
+ * backend's kept plans made again at their next use, so that they are
+ * cached from then on rather than refused as if their shape were not.
+ */
+static void
+assign_cache_mode(int newval, void *extra)
+{
+	if (perfopt_cache_mode == CACHE_MODE_OFF && newval != CACHE_MODE_OFF)
+		ResetPlanCache();
+}
+
 static void
 define_cache_gucs(void)
 {
@@ -204,7 +219,7 @@ define_cache_gucs(void)
 							 &perfopt_cache_mode,
 							 CACHE_MODE_RULES, cache_mode_options,
 							 PGC_USERSET, 0,
-							 NULL, NULL, NULL);
+							 NULL, assign_cache_mode, NULL);
 
 	DefineCustomIntVariable("perfopt.cache_size",
 							"Shared memory for cached results.",
