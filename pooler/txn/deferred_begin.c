@@ -82,6 +82,9 @@ plain_kind(const char *sql, size_t n)
 	bool		opt;
 
 	l1 = next_word(sql, n, &i, &w1);
+	/* the first word rules out nearly every statement: no further look */
+	if (l1 < 3 || l1 > 8 || !strchr("bscera", w1[0] | 0x20))
+		return PLAIN_NONE;
 	l2 = next_word(sql, n, &i, &w2);
 	while (i < n && is_space(sql[i]))
 		i++;
