@@ -27,6 +27,7 @@
 #include "net/net.h"
 #include "txn/txn.h"
 #include "txn/session_state.h"
+#include "txn/query_text.h"
 
 #define CLOSE_GRACE 5.0
 
@@ -360,16 +361,6 @@ client_send(client *c, size_t n)
 	conn_forward(&s->c, c->c.in, n);
 }
 
-/* A short Query whole in the buffer: a simple SET follows the client (txn/startup_settings.c). */
-static void
-note_query(client *c, bufview *in, size_t off, uint32_t len)
-{
-	char		sql[1024];
-
-	if (bufview_peek(in, off + 5, (unsigned char *) sql, len - 4))
-		settings_note_query(c->server, c, sql, len - 4);
-}
-
 /*
  * Move every complete message (and the started part of a long one) to the
  * server; with prepared statements tracked, txn/prepared_rewrite.c sees each
@@ -380,6 +371,7 @@ client_forward(client *c)
 {
 	server	   *s = c->server;
 	bufview		in;
+	query_text	qt;
 	size_t		off = 0;
 	unsigned char hdr[5];
 	uint32_t	len = 0;
@@ -408,7 +400,11 @@ client_forward(client *c)
 		}
 		if ((hdr[0] == 'Q' || hdr[0] == 'P') && c->pool_mode == MODE_TRANSACTION)
 		{
-			enum sstate_verdict v = session_state_client_msg(c, &in, off, hdr, len);
+			enum sstate_verdict v;
+
+			/* one look at its text for all who read it; a Query left as it is keeps it valid */
+			query_text_load(&qt, &in, off, hdr, len);
+			v = session_state_client_msg(c, &qt, off);
 
 			if (v == SSTATE_WAIT)
 				break;
@@ -440,8 +436,9 @@ client_forward(client *c)
 				quit = true;
 				break;
 			case 'Q':
-				if (c->pool_mode == MODE_TRANSACTION && len < 1024 && off + len + 1 <= in.len)
-					note_query(c, &in, off, len);
+				/* a simple SET follows the client (txn/startup_settings.c) */
+				if (c->pool_mode == MODE_TRANSACTION && len < 1024 && qt.complete)
+					settings_note_query(s, c, &qt);
 				/* fall through */
 			case 'S':
 			case 'F':

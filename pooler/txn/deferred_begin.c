@@ -65,6 +65,29 @@ word_is(const char *w, size_t len, const char *kw)
 	return len == strlen(kw) && strncasecmp(w, kw, len) == 0;
 }
 
+/* Can a plain statement start with this word?  Its first letter and length say no to the rest. */
+static bool
+first_word_plain(const char *w, size_t len)
+{
+	switch (w[0] | 0x20)
+	{
+		case 'b':
+			return len == 5;	/* begin */
+		case 's':
+			return len == 5;	/* start */
+		case 'c':
+			return len == 6;	/* commit */
+		case 'e':
+			return len == 3;	/* end */
+		case 'r':
+			return len == 8;	/* rollback */
+		case 'a':
+			return len == 5;	/* abort */
+		default:
+			return false;
+	}
+}
+
 /*
  * BEGIN [WORK | TRANSACTION], START TRANSACTION, COMMIT / END / ROLLBACK /
  * ABORT [WORK | TRANSACTION], any case, surrounding white space and one
@@ -82,6 +105,8 @@ plain_kind(const char *sql, size_t n)
 	bool		opt;
 
 	l1 = next_word(sql, n, &i, &w1);
+	if (!first_word_plain(w1, l1))
+		return PLAIN_NONE;		/* nearly every statement: no further look */
 	l2 = next_word(sql, n, &i, &w2);
 	while (i < n && is_space(sql[i]))
 		i++;

@@ -24,8 +24,6 @@
  * ALL before anyone else gets it (server.c), and a server still reporting
  * state after that is closed (pool.c).
  */
-#define _GNU_SOURCE
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +37,7 @@
 #include "client.h"
 #include "net/net.h"
 #include "txn/session_state.h"
+#include "txn/query_text.h"
 
 /* the kinds, in the order perfopt.session_state lists them */
 enum { K_TEMP = 1, K_ADVISORY = 2, K_LISTEN = 4, K_PREPARED = 8, K_CURSOR = 16, NKINDS = 5 };
@@ -48,9 +47,6 @@ static const char *const kind_names[NKINDS] = {"temp", "advisory", "listen", "pr
 static const char *const kind_what[NKINDS] = {
 	"a temp table", "a session advisory lock", "LISTEN", "SQL PREPARE", "a WITH HOLD cursor"
 };
-
-/* the text looked at in one message: statements that make state start short */
-#define SCAN_MAX 8192
 
 /* Is `word` one of the comma-separated items of `list`? */
 static bool
@@ -123,75 +119,89 @@ session_state_pinned(const pool *p)
 	return n;
 }
 
-/* Past white space and comments. */
-static const char *
-skip_space(const char *p)
-{
-	for (;;)
-	{
-		while (isspace((unsigned char) *p))
-			p++;
-		if (p[0] == '-' && p[1] == '-')
-			p += strcspn(p, "\n");
-		else if (p[0] == '/' && p[1] == '*')
-		{
-			const char *e = strstr(p + 2, "*/");
-
-			p = e ? e + 2 : p + strlen(p);
-		}
-		else
-			return p;
-	}
-}
-
-/* If the text at p is the keyword w, the text after it; else NULL. */
-static const char *
-keyword(const char *p, const char *w)
+/* Is the text at p the word w, in any case? */
+static bool
+starts_with(const char *p, const char *end, const char *w)
 {
 	size_t		n = strlen(w);
 
-	if (strncasecmp(p, w, n) != 0 || isalnum((unsigned char) p[n]) || p[n] == '_')
-		return NULL;
-	return skip_space(p + n);
+	return (size_t) (end - p) >= n && strncasecmp(p, w, n) == 0;
 }
 
-/* The kind of state one statement (at its first keyword) makes. */
+/*
+ * pg_advisory_lock... or pg_try_advisory_lock... anywhere in the text:
+ * only an underscore can start one's tail, and underscores are few.
+ */
+static bool
+advisory_call(const char *text, const char *end)
+{
+	for (const char *u = text; (u = memchr(u, '_', end - u)) != NULL; u++)
+		if (u - text >= 2 && (u[-2] | 0x20) == 'p' && (u[-1] | 0x20) == 'g' &&
+			(starts_with(u + 1, end, "advisory_lock") || starts_with(u + 1, end, "try_advisory_lock")))
+			return true;
+	return false;
+}
+
+/* "WITH HOLD" anywhere from p on (a DECLARE's options come after its name). */
+static bool
+with_hold(const char *p, const char *end)
+{
+	for (; end - p >= 9; p++)
+		if ((*p | 0x20) == 'w' && strncasecmp(p, "with hold", 9) == 0)
+			return true;
+	return false;
+}
+
+/* The kind of state one statement makes, from its first keyword kw at p. */
 static unsigned
-statement_kind(const char *p)
+statement_kind(enum query_keyword kw, const char *p, const char *end)
 {
 	const char *q;
 
-	if (keyword(p, "LISTEN"))
-		return K_LISTEN;
-	if ((q = keyword(p, "PREPARE")) != NULL)
-		return keyword(q, "TRANSACTION") ? 0 : K_PREPARED;
-	if (keyword(p, "DECLARE"))
-		return strcasestr(p, "WITH HOLD") ? K_CURSOR : 0;
-	if ((q = keyword(p, "DISCARD")) != NULL)
-		return keyword(q, "ALL") ? K_DISCARD_ALL : 0;
-	if ((q = keyword(p, "CREATE")) == NULL)
-		return 0;
-	if (keyword(q, "OR"))
-		q = keyword(keyword(q, "OR"), "REPLACE");
-	if (q && (keyword(q, "GLOBAL") || keyword(q, "LOCAL")))
-		q = keyword(q, "GLOBAL") ? keyword(q, "GLOBAL") : keyword(q, "LOCAL");
-	return q && (keyword(q, "TEMP") || keyword(q, "TEMPORARY")) ? K_TEMP : 0;
+	switch (kw)
+	{
+		case QK_LISTEN:
+			return K_LISTEN;
+		case QK_PREPARE:
+			return query_word(query_word(p, end, "prepare"), end, "transaction") ? 0 : K_PREPARED;
+		case QK_DECLARE:
+			return with_hold(p, end) ? K_CURSOR : 0;
+		case QK_DISCARD:
+			return query_word(query_word(p, end, "discard"), end, "all") ? K_DISCARD_ALL : 0;
+		case QK_CREATE:
+			break;
+		default:
+			return 0;
+	}
+	q = query_word(p, end, "create");
+	if (query_word(q, end, "or"))
+		q = query_word(query_word(q, end, "or"), end, "replace");
+	if (query_word(q, end, "global"))
+		q = query_word(q, end, "global");
+	else if (query_word(q, end, "local"))
+		q = query_word(q, end, "local");
+	return query_word(q, end, "temp") || query_word(q, end, "temporary") ? K_TEMP : 0;
 }
 
 /*
  * Every statement of the text, naively split at semicolons (a semicolon
  * in a literal only makes a needless pin), and the advisory lock functions
- * anywhere in it.
+ * anywhere in it.  The first statement's keyword is already known.
  */
 static unsigned
-scan_kinds(const char *text)
+scan_kinds(const query_text *q)
 {
-	unsigned	kinds = 0;
+	const char *end = q->end;
+	unsigned	kinds = statement_kind(q->first, q->start, end);
 
-	if (strcasestr(text, "pg_advisory_lock") || strcasestr(text, "pg_try_advisory_lock"))
+	if (advisory_call(q->sql, end))
 		kinds |= K_ADVISORY;
-	for (const char *p = text; p; p = strchr(p, ';') ? strchr(p, ';') + 1 : NULL)
-		kinds |= statement_kind(skip_space(p));
+	for (const char *p = q->sql; (p = memchr(p, ';', end - p)) != NULL;)
+	{
+		const char *st = query_skip_space(++p, end);
+
+		kinds |= statement_kind(query_keyword_at(st, end), st, end);
+	}
 	return kinds;
 }
 
@@ -218,10 +228,7 @@ refuse(client *c, size_t off, char type, const char *name, unsigned kinds)
 			 "the transaction and be seen by other clients', HINT = 'Set transaction_mode_session_state "
 			 "= pin to keep the client on its server connection while the state lasts, or use session "
 			 "mode.'; END$perfopt_pooler$", kind_what[k]);
-	evbuffer_remove_buffer(in, head, off);
-	evbuffer_drain(in, 1);
-	if (conn_peek(in, 0, &len, 4))
-		evbuffer_drain(in, ntohl(len));
+	/* the replacement first: `name` may point into the input it replaces */
 	if (type == 'P')
 	{
 		put_msg_start(msg, 'P', strlen(name) + 1 + strlen(sql) + 1 + 2);
@@ -234,6 +241,10 @@ refuse(client *c, size_t off, char type, const char *name, unsigned kinds)
 		put_msg_start(msg, 'Q', strlen(sql) + 1);
 		evbuffer_add(msg, sql, strlen(sql) + 1);
 	}
+	evbuffer_remove_buffer(in, head, off);
+	evbuffer_drain(in, 1);
+	if (conn_peek(in, 0, &len, 4))
+		evbuffer_drain(in, ntohl(len));
 	evbuffer_prepend_buffer(in, msg);
 	evbuffer_prepend_buffer(in, head);
 	evbuffer_free(msg);
@@ -242,18 +253,14 @@ refuse(client *c, size_t off, char type, const char *name, unsigned kinds)
 }
 
 /*
- * A Query or Parse a transaction-mode client sends: note or refuse the
- * session state it makes.  With the extension's report and pin, nothing
- * needs reading.
+ * A Query or Parse a transaction-mode client sends (its text in q): note
+ * or refuse the session state it makes.  With the extension's report and
+ * pin, nothing needs reading.
  */
 enum sstate_verdict
-session_state_client_msg(client *c, const bufview *in, size_t off, const unsigned char *hdr, uint32_t len)
+session_state_client_msg(client *c, const query_text *q, size_t off)
 {
 	server	   *s = c->server;
-	size_t		body = len - 4,
-				n = body < SCAN_MAX ? body : SCAN_MAX;
-	char		text[SCAN_MAX + 1];
-	const char *query = text;
 	unsigned	kinds;
 
 	if (c->pool_mode != MODE_TRANSACTION || (s->sreport && cfg.session_state_mode == SESSION_STATE_PIN))
@@ -263,29 +270,19 @@ session_state_client_msg(client *c, const bufview *in, size_t off, const unsigne
 	 * the text that has arrived (nearly always all of it); the rest streams
 	 * through as before.
 	 */
-	if (in->len - off < 5 + n)
-	{
-		if (cfg.session_state_mode == SESSION_STATE_ERROR)
-			return SSTATE_WAIT;
-		n = in->len - off - 5;
-	}
-	bufview_peek(in, off + 5, text, n);
-	text[n] = '\0';
-	if (hdr[0] == 'P')
-	{
-		query = text + strnlen(text, n) + 1;	/* past the statement name */
-		if (query > text + n)
-			return SSTATE_PASS;
-	}
-	kinds = scan_kinds(query);
+	if (q->seen < q->want && cfg.session_state_mode == SESSION_STATE_ERROR)
+		return SSTATE_WAIT;
+	if (!q->sql)
+		return SSTATE_PASS;
+	kinds = scan_kinds(q);
 	if (kinds & K_DISCARD_ALL)
 		s->sstate_text = 0;
 	kinds &= ~K_DISCARD_ALL;
 	if (!kinds)
 		return SSTATE_PASS;
-	if (cfg.session_state_mode == SESSION_STATE_ERROR && n == body)
+	if (cfg.session_state_mode == SESSION_STATE_ERROR && q->want == q->body_len)
 	{
-		refuse(c, off, (char) hdr[0], text, kinds);
+		refuse(c, off, q->type, q->name ? q->name : "", kinds);
 		return SSTATE_REWRITTEN;
 	}
 	if (!s->sreport)

@@ -23,7 +23,7 @@ bool		session_state_pins(const server *s);
 void		session_state_forget(server *s);
 const char *session_state_describe(const server *s, char *buf, size_t len);
 int			session_state_pinned(const pool *p);
-enum sstate_verdict session_state_client_msg(client *c, const bufview *in, size_t off,
-											 const unsigned char *hdr, uint32_t len);
+struct query_text;
+enum sstate_verdict session_state_client_msg(client *c, const struct query_text *q, size_t off);
 
 #endif

@@ -48,6 +48,7 @@
 #include "proto.h"
 #include "net/net.h"
 #include "txn/txn.h"
+#include "txn/query_text.h"
 
 /* separators of the canonical form; refused inside names and values */
 #define SEP_VALUE '\x1f'
@@ -748,22 +749,23 @@ guess_set(server *s, const char *p, const char *end, bool reports)
 }
 
 /*
- * A Query the client sends in transaction mode, whole in the buffer: a
- * simple SET or RESET is recorded as if the server had reported it.
+ * A Query the client sends in transaction mode, whole in the buffer (its
+ * text in q): a simple SET or RESET is recorded as if the server had
+ * reported it.
  */
 void
-settings_note_query(server *s, client *c, const char *sql, size_t len)
+settings_note_query(server *s, client *c, const query_text *q)
 {
-	const char *end = sql + len;
+	const char *end = q->end;
 	const char *p;
 	bool		reports;
 
-	while (end > sql && end[-1] == '\0')
-		end--;
+	if (q->first != QK_SET && q->first != QK_RESET)
+		return;					/* the first keyword decides nearly every statement */
 	if (s->expect_rfq != s->swallow_rfq || s->txstatus != 'I' || c->in_batch || c->begin_text ||
 		s->begin_absorb)
 		return;					/* a transaction may be open */
-	p = skip_space(sql, end);
+	p = skip_space(q->sql, end);
 	if (end - p < 5 || (strncasecmp(p, "set", 3) != 0 && strncasecmp(p, "reset", 5) != 0))
 		return;
 	/*

@@ -75,7 +75,8 @@ void		settings_client_free(client *c);
 bool		settings_reported_natively(const char *name);
 void		settings_observe(server *s, const char *name, const char *value);
 void		settings_learn(server *s, client *c);
-void		settings_note_query(server *s, client *c, const char *sql, size_t len);
+struct query_text;
+void		settings_note_query(server *s, client *c, const struct query_text *q);
 void		settings_error_seen(server *s);
 
 #endif

@@ -164,6 +164,34 @@ def test_error_mode():
     s.close()
 
 
+def test_error_mode_split():
+    """A statement making session state whose message arrives in two reads
+    (the second after a pause, so that the pooler most likely holds the
+    first part while it waits): the text it reads then spans two pieces of
+    its input, and the refusal (which rewrites the message, a named Parse
+    keeping its name) is the same as for a message read at once."""
+    import time
+    p = Pooler("sstate_error_split", pool_size=1, max_overflow=0, pool_timeout=20,
+               transaction_mode_session_state="error")
+    s = socket.create_connection(("127.0.0.1", p.port), 10)
+    s.sendall(startup_packet("app", "appdb"))
+    read_until(s, "Z", 10)
+    for name, sql in (("split_st", "LISTEN chan_split; SELECT '%s'" % ("x" * 3000)),
+                      ("", "SELECT '%s'; SELECT pg_advisory_lock(7)" % ("y" * 3000))):
+        data = parse(name, sql) + bind(name) + execute() + SYNC
+        s.sendall(data[:200])
+        time.sleep(0.3)
+        s.sendall(data[200:])
+        got = read_until(s, "Z", 10)
+        errs = [sqlstate_of(b) for t, b in got if t == "E"]
+        ok(errs == ["0A000"] and b"transaction_mode_session_state" in b"".join(b for _, b in got),
+           "error mode: %s arriving in two parts refused with 0A000 and the hint" % sql[:18], got)
+    s.sendall(parse("", "select pg_listening_channels() is null") + bind("") + execute() + SYNC)
+    got = read_until(s, "Z", 10)
+    ok([t for t, _ in got] == ["1", "2", "C", "Z"], "error mode: the next query runs, nothing listened", got)
+    s.close()
+
+
 def test_pin_with_extension():
     """perfopt preloaded: the server reports the state, exactly."""
     if not EXT_HOST:
@@ -222,5 +250,6 @@ def test_reset_keeps_startup_settings():
 
 
 TESTS = [("sstate_pin_text", test_pin_without_extension), ("sstate_error", test_error_mode),
+         ("sstate_error_split", test_error_mode_split),
          ("sstate_pin_extension", test_pin_with_extension),
          ("sstate_reset_settings", test_reset_keeps_startup_settings)]
