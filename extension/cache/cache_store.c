@@ -410,9 +410,14 @@ cache_store_admit(uint64 keyhash)
 	return false;
 }
 
+/*
+ * Store the blob of a miss that ran for miss_ms; the miss is counted here
+ * too, under the lock the store takes anyway, and *counted says so (when
+ * false the caller counts it with cache_store_count).
+ */
 bool
 cache_store_insert(Oid dbid, Oid userid, uint64 keyhash, uint64 queryid,
-				   const char *blob, uint32 bloblen)
+				   const char *blob, uint32 bloblen, double miss_ms, bool *counted)
 {
 	EntryKey	key;
 	EntryHashEntry *h;
@@ -423,15 +428,18 @@ cache_store_insert(Oid dbid, Oid userid, uint64 keyhash, uint64 queryid,
 	CacheEntry *e;
 	bool		found;
 	StmtHashEntry *s;
+	uint32		hashvalue;
 
+	*counted = false;
 	if (need > store->nchunks / 2 || need == 0)
 		return false;
 	key.dbid = dbid;
 	key.userid = userid;
 	key.hash = keyhash;
+	hashvalue = get_hash_value(entry_hash, &key);
 
 	LWLockAcquire(store->lock, LW_EXCLUSIVE);
-	h = hash_search(entry_hash, &key, HASH_FIND, NULL);
+	h = hash_search_with_hash_value(entry_hash, &key, hashvalue, HASH_FIND, NULL);
 	if (h)
 		entry_free(h->idx, false, false);
 	pg_atomic_write_u32(&store->full, store->nfree < need || store->free_entry < 0);
@@ -443,7 +451,7 @@ cache_store_insert(Oid dbid, Oid userid, uint64 keyhash, uint64 queryid,
 		return false;
 	}
 	/* the table is sized for every entry; still, a full one refuses the store */
-	h = hash_search(entry_hash, &key, HASH_ENTER_NULL, &found);
+	h = hash_search_with_hash_value(entry_hash, &key, hashvalue, HASH_ENTER_NULL, &found);
 	if (h == NULL)
 	{
 		LWLockRelease(store->lock);
@@ -484,9 +492,13 @@ cache_store_insert(Oid dbid, Oid userid, uint64 keyhash, uint64 queryid,
 	{
 		pg_atomic_fetch_add_u64(&s->entries, 1);
 		pg_atomic_fetch_add_u64(&s->bytes, bloblen);
+		pg_atomic_fetch_add_u64(&s->misses, 1);
+		pg_atomic_fetch_add_u64(&s->miss_ns, (uint64) (miss_ms * 1000000.0));
 	}
 	LWLockRelease(store->lock);
 	add_total(stores, 1);
+	add_total(misses, 1);
+	*counted = true;
 	return true;
 }
 
