@@ -221,6 +221,21 @@ cache_store_shmem_init(void)
 
 #define add_total(field, n) pg_atomic_fetch_add_u64(&store->totals.field, (n))
 
+/*
+ * The statement's counters found last by this backend: entries of
+ * stmt_hash never move nor go away, and a statement run over and over
+ * counts every execution.
+ */
+static StmtHashEntry *last_stmt = NULL;
+
+static inline StmtHashEntry *
+stmt_entry_known(Oid dbid, uint64 queryid)
+{
+	StmtHashEntry *s = last_stmt;
+
+	return s && s->key.queryid == queryid && s->key.dbid == dbid ? s : NULL;
+}
+
 /* The statement's counters; created under the exclusive lock only. */
 static StmtHashEntry *
 stmt_entry(Oid dbid, uint64 queryid, bool create)
@@ -228,6 +243,9 @@ stmt_entry(Oid dbid, uint64 queryid, bool create)
 	StmtHashEntry probe;
 	StmtHashEntry *s;
 	bool		found;
+
+	if ((s = stmt_entry_known(dbid, queryid)) != NULL)
+		return s;
 
 	memset(&probe.key, 0, sizeof(probe.key));
 	probe.key.dbid = dbid;
@@ -246,6 +264,8 @@ stmt_entry(Oid dbid, uint64 queryid, bool create)
 		pg_atomic_init_u64(&s->hit_ns, 0);
 		pg_atomic_init_u64(&s->miss_ns, 0);
 	}
+	if (s)
+		last_stmt = s;
 	return s;
 }
 
@@ -507,19 +527,26 @@ void
 cache_store_count(uint64 queryid, bool hit, double ms)
 {
 	StmtHashEntry *s;
+	bool		locked = false;
 
 	if (hit)
 		add_total(hits, 1);
 	else
 		add_total(misses, 1);
 
-	LWLockAcquire(store->lock, LW_SHARED);
-	s = stmt_entry(MyDatabaseId, queryid, false);
+	/* counters are atomics: the lock only guards the hash's lookup */
+	s = stmt_entry_known(MyDatabaseId, queryid);
 	if (!s)
 	{
-		LWLockRelease(store->lock);
-		LWLockAcquire(store->lock, LW_EXCLUSIVE);
-		s = stmt_entry(MyDatabaseId, queryid, true);
+		LWLockAcquire(store->lock, LW_SHARED);
+		s = stmt_entry(MyDatabaseId, queryid, false);
+		if (!s)
+		{
+			LWLockRelease(store->lock);
+			LWLockAcquire(store->lock, LW_EXCLUSIVE);
+			s = stmt_entry(MyDatabaseId, queryid, true);
+		}
+		locked = true;
 	}
 	if (s)
 	{
@@ -536,7 +563,8 @@ cache_store_count(uint64 queryid, bool hit, double ms)
 			pg_atomic_fetch_add_u64(&s->miss_ns, ns);
 		}
 	}
-	LWLockRelease(store->lock);
+	if (locked)
+		LWLockRelease(store->lock);
 }
 
 void
