@@ -167,7 +167,7 @@ plain_out_info(Oid fn)
 {
 	int			i = fn % lengthof(plain_out);
 
-	/* open addressing over the few function oids (all below 64 distinct) */
+	/* open addressing: plain_output_function() has fewer functions than slots */
 	while (plain_out_fn[i] != fn)
 	{
 		if (plain_out_fn[i] == InvalidOid)
