@@ -148,6 +148,20 @@ cache_store_request_lock(void)
 	RequestNamedLWLockTranche("perfopt_cache", 2);
 }
 
+/*
+ * An entry's bucket: its key's hash (cache_key_hash, over key material that
+ * holds the database and the roles) is well mixed already, so folding it
+ * is enough; every lookup and store computes this.
+ */
+static uint32
+entry_key_hash(const void *key, Size keysize)
+{
+	const EntryKey *k = (const EntryKey *) key;
+	uint64		h = k->hash ^ (((uint64) k->dbid << 32 | k->userid) * UINT64CONST(0x9E3779B97F4A7C15));
+
+	return (uint32) (h ^ (h >> 32));
+}
+
 /* Called with AddinShmemInitLock held. */
 void
 cache_store_shmem_init(void)
@@ -207,8 +221,10 @@ cache_store_shmem_init(void)
 
 	info.keysize = sizeof(EntryKey);
 	info.entrysize = sizeof(EntryHashEntry);
+	info.hash = entry_key_hash;
 	entry_hash = ShmemInitHash("perfopt cache entries", maxent, maxent,
-							   &info, HASH_ELEM | HASH_BLOBS);
+							   &info, HASH_ELEM | HASH_FUNCTION);
+	info.hash = NULL;
 	info.keysize = sizeof(((StmtHashEntry *) 0)->key);
 	info.entrysize = sizeof(StmtHashEntry);
 	stmt_hash = ShmemInitHash("perfopt cache statements", CACHE_MAX_STMTS,
