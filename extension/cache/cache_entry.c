@@ -270,7 +270,22 @@ struct CacheCapture
 	uint32		ntuples;
 	Size		limit;
 	bool		overflow;
+	MemoryContextCallback release;	/* the spare's, see spare_capture */
 };
+
+/*
+ * One capture kept for the statement running now (there is usually one),
+ * with its buffers in TopMemoryContext, so that a miss allocates neither
+ * the receiver nor its first buffers; it is taken back when the
+ * statement's executor memory goes (ExecutorEnd, or an error), after the
+ * miss stored what it captured.  A capture that begins while it is taken
+ * (a nested statement's) gets its own, in the statement's memory.
+ */
+static CacheCapture spare_capture;
+static bool spare_capture_taken = false;
+
+/* spare buffers larger than this are given back rather than kept */
+#define SPARE_KEEP_BYTES 65536
 
 static void
 append_param(StringInfo key, ParamExternData *prm)
@@ -392,14 +407,20 @@ cache_query_consts(Query *query)
 void
 cache_plan_set_consts(PlannedStmt *plan, uint64 consts)
 {
-	PlanInvalItem *hi = makeNode(PlanInvalItem);
-	PlanInvalItem *lo = makeNode(PlanInvalItem);
+	/* one allocation for both, and usually for the list: every plan pays it */
+	PlanInvalItem *items = palloc0(sizeof(PlanInvalItem) * 2);
+	PlanInvalItem *hi = &items[0];
+	PlanInvalItem *lo = &items[1];
 
+	hi->type = lo->type = T_PlanInvalItem;
 	hi->cacheId = CONSTS_ITEM_HIGH;
 	hi->hashValue = (uint32) (consts >> 32);
 	lo->cacheId = CONSTS_ITEM_LOW;
 	lo->hashValue = (uint32) consts;
-	plan->invalItems = lappend(lappend(plan->invalItems, hi), lo);
+	if (plan->invalItems == NIL)
+		plan->invalItems = list_make2(hi, lo);
+	else
+		plan->invalItems = lappend(lappend(plan->invalItems, hi), lo);
 }
 
 /* to takes from's constants hash (a plan made again from the same Query) */
@@ -519,20 +540,40 @@ cache_key_hash(const StringInfo key)
 	return h;
 }
 
+/*
+ * The hash of a statement's output columns (count, then each type and
+ * typmod), which a stored answer must match besides its key.  One multiply
+ * per value and a final mix: it is computed at every lookup and store.
+ */
+static inline uint64
+shape_mix(uint64 h, uint32 v)
+{
+	return (h ^ v) * UINT64CONST(0x9E3779B97F4A7C15);
+}
+
+static inline uint32
+shape_final(uint64 h)
+{
+	h ^= h >> 31;
+	h *= UINT64CONST(0xBF58476D1CE4E5B9);
+	h ^= h >> 29;
+	return (uint32) h;
+}
+
 uint32
 cache_tupdesc_hash(TupleDesc desc)
 {
-	uint32		h = hash_uint32(desc->natts);
+	uint64		h = shape_mix(0, (uint32) desc->natts);
 	int			i;
 
 	for (i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
-		h = hash_combine(h, hash_uint32(att->atttypid));
-		h = hash_combine(h, hash_uint32((uint32) att->atttypmod));
+		h = shape_mix(h, att->atttypid);
+		h = shape_mix(h, (uint32) att->atttypmod);
 	}
-	return h;
+	return shape_final(h);
 }
 
 /*
@@ -546,12 +587,12 @@ cache_tlist_shape(List *tlist, uint32 *hash)
 {
 	ListCell   *lc;
 	int			natts = 0;
-	uint32		h;
+	uint64		h;
 
 	foreach(lc, tlist)
 		if (!lfirst_node(TargetEntry, lc)->resjunk)
 			natts++;
-	h = hash_uint32(natts);
+	h = shape_mix(0, (uint32) natts);
 	foreach(lc, tlist)
 	{
 		TargetEntry *tle = lfirst_node(TargetEntry, lc);
@@ -562,10 +603,10 @@ cache_tlist_shape(List *tlist, uint32 *hash)
 		type = exprType((Node *) tle->expr);
 		if (type == RECORDOID || type == RECORDARRAYOID)
 			return false;
-		h = hash_combine(h, hash_uint32(type));
-		h = hash_combine(h, hash_uint32((uint32) exprTypmod((Node *) tle->expr)));
+		h = shape_mix(h, type);
+		h = shape_mix(h, (uint32) exprTypmod((Node *) tle->expr));
 	}
-	*hash = h;
+	*hash = shape_final(h);
 	return true;
 }
 
@@ -689,13 +730,65 @@ capture_destroy(DestReceiver *self)
 	/* owned by the query's memory context */
 }
 
+static void
+release_spare_capture(void *arg)
+{
+	CacheCapture *cap = &spare_capture;
+
+	cache_wire_end(cap->wire);
+	cap->wire = NULL;
+	if (cap->rows.data && cap->rows.maxlen > SPARE_KEEP_BYTES)
+	{
+		pfree(cap->rows.data);
+		cap->rows.data = NULL;
+	}
+	if (cap->text.data && cap->text.maxlen > SPARE_KEEP_BYTES)
+	{
+		pfree(cap->text.data);
+		cap->text.data = NULL;
+	}
+	spare_capture_taken = false;
+}
+
+/* The spare capture, emptied, until queryDesc's executor memory goes. */
+static CacheCapture *
+take_spare_capture(QueryDesc *queryDesc)
+{
+	CacheCapture *cap = &spare_capture;
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	if (cap->rows.data == NULL)
+		initStringInfo(&cap->rows);
+	if (cap->text.data == NULL)
+		initStringInfo(&cap->text);
+	MemoryContextSwitchTo(old);
+	resetStringInfo(&cap->rows);
+	cap->wire = NULL;
+	cap->ntuples = 0;
+	cap->overflow = false;
+	cap->release.func = release_spare_capture;
+	cap->release.arg = NULL;
+	MemoryContextRegisterResetCallback(queryDesc->estate->es_query_cxt, &cap->release);
+	spare_capture_taken = true;
+	return cap;
+}
+
 /* Interpose a capturing receiver in front of the statement's own. */
 CacheCapture *
 cache_capture_begin(QueryDesc *queryDesc, Size limit)
 {
-	MemoryContext old = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
-	CacheCapture *cap = palloc0(sizeof(CacheCapture));
+	CacheCapture *cap;
 
+	if (!spare_capture_taken)
+		cap = take_spare_capture(queryDesc);
+	else
+	{
+		MemoryContext old = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
+
+		cap = palloc0(sizeof(CacheCapture));
+		initStringInfo(&cap->rows);
+		MemoryContextSwitchTo(old);
+	}
 	cap->pub.receiveSlot = capture_receive;
 	cap->pub.rStartup = capture_startup;
 	cap->pub.rShutdown = capture_shutdown;
@@ -704,11 +797,10 @@ cache_capture_begin(QueryDesc *queryDesc, Size limit)
 	cap->inner = queryDesc->dest;
 	cap->desc = queryDesc->tupDesc;
 	cap->limit = limit;
-	cap->wire = cache_wire_begin(queryDesc);
-	if (cap->wire)
+	/* before the receiver is in place: an error here leaves nothing behind */
+	cap->wire = cache_wire_begin(queryDesc, cap == &spare_capture);
+	if (cap->wire && cap->text.data == NULL)
 		initStringInfo(&cap->text);
-	initStringInfo(&cap->rows);
-	MemoryContextSwitchTo(old);
 	queryDesc->dest = &cap->pub;
 	return cap;
 }
@@ -740,7 +832,10 @@ cache_blob_build(CacheCapture *cap, const CacheDep *deps, int ndeps,
 
 	if (total > PG_UINT32_MAX / 2)
 		return NULL;
-	blob = palloc0(total);
+	/* every byte is written below, the padding too */
+	blob = palloc(total);
+	memset(blob, 0, off_deps);
+	memset(blob + off_key + key->len, 0, off_rows - off_key - key->len);
 	memcpy(blob, &n, sizeof(int32));
 	memcpy(blob + off_deps, deps, ndeps * sizeof(CacheDep));
 	h = (CacheBlobHeader *) (blob + off_hdr);

@@ -257,17 +257,80 @@ serve_hit(CacheCandidate *c, QueryDesc *queryDesc)
 }
 
 /*
+ * The slot and trigger coverage of the tables this backend stored results
+ * of lately, per DDL epoch as cache_slot_coverage keeps them: both are
+ * looked up for every store, in hash tables, and change only with the
+ * epoch (slots never move).  A few entries, replaced in turn.
+ */
+typedef struct StoreTableMemo
+{
+	Oid			relid;
+	int			slot;
+	uint64		epoch;
+	uint64		covered;
+	uint64		keyed;
+} StoreTableMemo;
+
+#define STORE_TABLE_MEMOS 8
+static StoreTableMemo store_tables[STORE_TABLE_MEMOS];
+static int	store_tables_next = 0;
+
+/*
+ * A table's slot and coverage at this epoch; NULL with *why set when the
+ * result may not be stored.
+ */
+static const StoreTableMemo *
+store_table(Oid relid, uint64 epoch, const char **why)
+{
+	StoreTableMemo *m;
+	int			slot;
+	uint64		covered;
+	uint64		keyed;
+	int			i;
+
+	for (i = 0; i < STORE_TABLE_MEMOS; i++)
+		if (store_tables[i].relid == relid && store_tables[i].epoch == epoch &&
+			OidIsValid(relid))
+			return &store_tables[i];
+	slot = cache_slot_find(MyDatabaseId, relid, true);
+	if (slot < 0)
+	{
+		*why = "no room for a table slot";
+		return NULL;
+	}
+	if (!cache_slot_coverage(slot, epoch, &covered, &keyed))
+	{
+		covered = cache_trigger_coverage(relid, &keyed);
+		if (covered == 0)
+		{
+			*why = "a table it reads has no enabled invalidation trigger";
+			return NULL;
+		}
+		cache_slot_set_coverage(slot, epoch, covered, keyed);
+	}
+	m = &store_tables[store_tables_next];
+	store_tables_next = (store_tables_next + 1) % STORE_TABLE_MEMOS;
+	m->relid = relid;
+	m->slot = slot;
+	m->epoch = epoch;
+	m->covered = covered;
+	m->keyed = keyed;
+	return m;
+}
+
+/*
  * Store the result of a miss if the protocol allows: every table it read
  * carries the trigger (checked in the catalog once per DDL epoch), watching
  * the updates of every column the statement reads, and has no writer that
  * reached commit at or after the snapshot's xmin.
  */
 static const char *
-store_result(CacheCandidate *c, QueryDesc *queryDesc, CacheCapture *cap)
+store_result(CacheCandidate *c, QueryDesc *queryDesc, CacheCapture *cap, instr_time start,
+			 bool *counted)
 {
+	static int	epoch_slot = -1;	/* this backend's database never changes */
 	CacheDep	deps[2 * CACHE_MAX_DEPS + 2];
 	int			ndeps = 0;
-	int			epoch_slot = cache_epoch_slot();
 	uint64		epoch;
 	FullTransactionId xmin;
 	FullTransactionId max_writer = FirstNormalFullTransactionId;
@@ -279,7 +342,9 @@ store_result(CacheCandidate *c, QueryDesc *queryDesc, CacheCapture *cap)
 	AttrNumber	keycol;
 	int			band;
 	int			i;
+	instr_time	duration;
 
+	*counted = false;
 	if (cache_capture_overflowed(cap))
 	{
 		cache_store_count_too_large();
@@ -287,24 +352,22 @@ store_result(CacheCandidate *c, QueryDesc *queryDesc, CacheCapture *cap)
 	}
 	if (cache_xact_changed_anything())
 		return "this transaction has written";
-	if (epoch_slot < 0)
+	if (epoch_slot < 0 && (epoch_slot = cache_epoch_slot()) < 0)
 		return "no room for the database's slot";
 	epoch = cache_slot_gen(epoch_slot);
 	deps[ndeps++].slot = 0;
 	deps[ndeps++].slot = epoch_slot;
 	for (i = 0; i < c->nrels; i++)
 	{
-		int			slot = cache_slot_find(MyDatabaseId, c->relids[i], true);
+		const char *why = NULL;
+		const StoreTableMemo *t = store_table(c->relids[i], epoch, &why);
+		int			slot;
 
-		if (slot < 0)
-			return "no room for a table slot";
-		if (!cache_slot_coverage(slot, epoch, &covered, &keyed))
-		{
-			covered = cache_trigger_coverage(c->relids[i], &keyed);
-			if (covered == 0)
-				return "a table it reads has no enabled invalidation trigger";
-			cache_slot_set_coverage(slot, epoch, covered, keyed);
-		}
+		if (t == NULL)
+			return why;
+		slot = t->slot;
+		covered = t->covered;
+		keyed = t->keyed;
 		/* an UPDATE of a column the trigger does not watch fires nothing */
 		if (!(covered & CACHE_ALL_COLUMNS) &&
 			(cache_read_columns(queryDesc->plannedstmt->rtable, c->relids[i]) & ~covered) != 0)
@@ -346,9 +409,12 @@ store_result(CacheCandidate *c, QueryDesc *queryDesc, CacheCapture *cap)
 	hdr.expires = c->ttl_us >= 0 ?
 		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 0) + c->ttl_us : 0;
 	blob = cache_blob_build(cap, deps, ndeps, &hdr, &c->key, &len);
+	INSTR_TIME_SET_CURRENT(duration);
+	INSTR_TIME_SUBTRACT(duration, start);
 	if (blob == NULL ||
 		!cache_store_insert(MyDatabaseId, GetUserId(), c->keyhash,
-							queryDesc->plannedstmt->queryId, blob, len))
+							queryDesc->plannedstmt->queryId, blob, len,
+							INSTR_TIME_GET_MILLISEC(duration), counted))
 		return "does not fit in perfopt.cache_size";
 	return NULL;
 }
@@ -401,20 +467,25 @@ finish_miss(CacheCandidate *c, QueryDesc *queryDesc, CacheCapture *cap, uint64 l
 {
 	uint64		queryid = queryDesc->plannedstmt->queryId;
 	instr_time	duration;
+	bool		counted = false;
 
 	if (limit != 0 && !whole_under_limit(queryDesc, limit))
 		cache_last_outcome = "miss, not stored: the row limit stopped it before the end of the answer";
 	else
-		cache_last_outcome = store_result(c, queryDesc, cap);
+		cache_last_outcome = store_result(c, queryDesc, cap, start, &counted);
 	cache_flight_land();
 	if (cache_last_outcome)
 		cache_store_count_refused();
 	else
 		cache_last_outcome = "miss, stored";
-	INSTR_TIME_SET_CURRENT(duration);
-	INSTR_TIME_SUBTRACT(duration, start);
-	cache_store_count(queryid, false, INSTR_TIME_GET_MILLISEC(duration));
-	stats_store_count_cache(queryid, false);
+	/* a stored miss was counted by the store, under the lock it took */
+	if (!counted)
+	{
+		INSTR_TIME_SET_CURRENT(duration);
+		INSTR_TIME_SUBTRACT(duration, start);
+		cache_store_count(queryid, false, INSTR_TIME_GET_MILLISEC(duration));
+	}
+	stats_count_cache(queryDesc, false);
 }
 
 /*
@@ -457,7 +528,7 @@ run_marked(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 		INSTR_TIME_SET_CURRENT(duration);
 		INSTR_TIME_SUBTRACT(duration, start);
 		cache_store_count(queryid, true, INSTR_TIME_GET_MILLISEC(duration));
-		stats_store_count_cache(queryid, true);
+		stats_count_cache(queryDesc, true);
 		cache_last_outcome = "hit";
 		return;
 	}
@@ -472,7 +543,7 @@ run_marked(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 		INSTR_TIME_SET_CURRENT(duration);
 		INSTR_TIME_SUBTRACT(duration, start);
 		cache_store_count(queryid, false, INSTR_TIME_GET_MILLISEC(duration));
-		stats_store_count_cache(queryid, false);
+		stats_count_cache(queryDesc, false);
 		return;
 	}
 	cap = cache_capture_begin(queryDesc, (Size) perfopt_cache_max_entry_size * 1024);

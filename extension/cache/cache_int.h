@@ -128,7 +128,8 @@ extern void cache_store_forget(Oid dbid, Oid userid, uint64 keyhash,
 							   bool invalid, bool expired, uint64 queryid);
 extern bool cache_store_admit(uint64 keyhash);
 extern bool cache_store_insert(Oid dbid, Oid userid, uint64 keyhash,
-							   uint64 queryid, const char *blob, uint32 bloblen);
+							   uint64 queryid, const char *blob, uint32 bloblen,
+							   double miss_ms, bool *counted);
 extern void cache_store_count(uint64 queryid, bool hit, double ms);
 extern void cache_store_count_refused(void);
 extern void cache_store_count_too_large(void);
@@ -220,7 +221,8 @@ extern uint64 cache_blob_send_some(QueryDesc *queryDesc, uint32 wire_format, cha
 typedef struct CacheWire CacheWire;
 
 extern uint32 cache_wire_format(void);
-extern CacheWire *cache_wire_begin(QueryDesc *queryDesc);
+extern CacheWire *cache_wire_begin(QueryDesc *queryDesc, bool spare);
+extern void cache_wire_end(CacheWire *w);
 extern uint32 cache_wire_format_of(CacheWire *w);
 extern void cache_wire_row(CacheWire *w, TupleTableSlot *slot, StringInfo buf);
 extern bool cache_wire_usable(QueryDesc *queryDesc, uint32 format);

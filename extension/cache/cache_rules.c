@@ -78,6 +78,24 @@ static pg_atomic_uint64 *rules_gen = NULL;
 static Oid	trigger_fn = InvalidOid;
 static bool no_rules = true;	/* both hashes empty */
 
+/*
+ * The last answer of cache_rules_lookup, for the same statement asked about
+ * again (at planning and at execution, and by every execution of a
+ * statement run over and over): valid while the rules this backend holds
+ * (rules_version) and cache_mode are the same.
+ */
+static uint64 rules_version = 1;
+static struct
+{
+	uint64		version;
+	uint64		queryid;
+	int			mode;
+	int			nrels;
+	Oid			relids[CACHE_MAX_DEPS];
+	int64		ttl_us;
+	bool		selected;
+}			last_lookup;
+
 PG_FUNCTION_INFO_V1(perfopt_cache_analyze);
 PG_FUNCTION_INFO_V1(perfopt_cache_table_check);
 PG_FUNCTION_INFO_V1(perfopt_cache_queryid);
@@ -202,6 +220,7 @@ refresh_rules_moved(void)
 	 */
 	if (IsInParallelMode())
 		return;
+	rules_version++;			/* whatever moved, forget the last lookup */
 	if (epoch_slot < 0 && (epoch_slot = cache_epoch_slot()) < 0)
 		return;
 	epoch_gen = cache_slot_gen_ptr(epoch_slot);
@@ -284,14 +303,13 @@ cache_rules_may_exist(void)
  * Does a rule (or cache_mode = all) select this statement?  relids are the
  * tables it reads.  *ttl_us is the rule's TTL, -1 for none.
  */
-bool
-cache_rules_lookup(uint64 queryid, const Oid *relids, int nrels, int64 *ttl_us)
+static bool
+rules_lookup(uint64 queryid, const Oid *relids, int nrels, int64 *ttl_us)
 {
 	RuleEntry  *r;
 	int			i;
 	int64		ttl = -1;
 
-	refresh_rules();
 	*ttl_us = -1;
 	if (!OidIsValid(trigger_fn))
 		return false;			/* extension not installed here */
@@ -311,6 +329,30 @@ cache_rules_lookup(uint64 queryid, const Oid *relids, int nrels, int64 *ttl_us)
 	}
 	*ttl_us = ttl;
 	return nrels > 0 || perfopt_cache_mode == CACHE_MODE_ALL;
+}
+
+bool
+cache_rules_lookup(uint64 queryid, const Oid *relids, int nrels, int64 *ttl_us)
+{
+	refresh_rules();
+	if (last_lookup.version == rules_version && last_lookup.queryid == queryid &&
+		last_lookup.mode == perfopt_cache_mode && last_lookup.nrels == nrels &&
+		memcmp(last_lookup.relids, relids, sizeof(Oid) * nrels) == 0)
+	{
+		*ttl_us = last_lookup.ttl_us;
+		return last_lookup.selected;
+	}
+	last_lookup.selected = rules_lookup(queryid, relids, nrels, ttl_us);
+	if (nrels <= CACHE_MAX_DEPS)
+	{
+		last_lookup.version = rules_version;
+		last_lookup.queryid = queryid;
+		last_lookup.mode = perfopt_cache_mode;
+		last_lookup.nrels = nrels;
+		memcpy(last_lookup.relids, relids, sizeof(Oid) * nrels);
+		last_lookup.ttl_us = *ttl_us;
+	}
+	return last_lookup.selected;
 }
 
 Oid

@@ -54,9 +54,13 @@ typedef struct ShapeMemo
 
 static HTAB *shape_memo = NULL;
 
+/* the entry found last: the same statement is planned over and over */
+static ShapeMemo *last_shape = NULL;
+
 static void
 forget_shapes(Datum arg, int cacheid, uint32 hashvalue)
 {
+	last_shape = NULL;
 	if (shape_memo)
 	{
 		hash_destroy(shape_memo);
@@ -282,8 +286,11 @@ cache_shape_of(Query *query, bool *has_params, List **rtes)
 	ShapeState	st;
 	ShapeMemo  *m = NULL;
 
-	if (shape_memo && query->queryId != UINT64CONST(0))
-		m = hash_search(shape_memo, &query->queryId, HASH_FIND, NULL);
+	if (last_shape && last_shape->queryid == query->queryId &&
+		query->queryId != UINT64CONST(0))
+		m = last_shape;
+	else if (shape_memo && query->queryId != UINT64CONST(0))
+		m = last_shape = hash_search(shape_memo, &query->queryId, HASH_FIND, NULL);
 	if (m && m->flat)
 	{
 		*has_params = m->has_params;

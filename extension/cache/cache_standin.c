@@ -445,7 +445,7 @@ cache_standin_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count)
 		INSTR_TIME_SUBTRACT(duration, start);
 		cache_store_count(queryDesc->plannedstmt->queryId, true,
 						  INSTR_TIME_GET_MILLISEC(duration));
-		stats_store_count_cache(queryDesc->plannedstmt->queryId, true);
+		stats_count_cache(queryDesc, true);
 	}
 	return true;
 }

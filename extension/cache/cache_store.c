@@ -148,6 +148,20 @@ cache_store_request_lock(void)
 	RequestNamedLWLockTranche("perfopt_cache", 2);
 }
 
+/*
+ * An entry's bucket: its key's hash (cache_key_hash, over key material that
+ * holds the database and the roles) is well mixed already, so folding it
+ * is enough; every lookup and store computes this.
+ */
+static uint32
+entry_key_hash(const void *key, Size keysize)
+{
+	const EntryKey *k = (const EntryKey *) key;
+	uint64		h = k->hash ^ (((uint64) k->dbid << 32 | k->userid) * UINT64CONST(0x9E3779B97F4A7C15));
+
+	return (uint32) (h ^ (h >> 32));
+}
+
 /* Called with AddinShmemInitLock held. */
 void
 cache_store_shmem_init(void)
@@ -207,8 +221,10 @@ cache_store_shmem_init(void)
 
 	info.keysize = sizeof(EntryKey);
 	info.entrysize = sizeof(EntryHashEntry);
+	info.hash = entry_key_hash;
 	entry_hash = ShmemInitHash("perfopt cache entries", maxent, maxent,
-							   &info, HASH_ELEM | HASH_BLOBS);
+							   &info, HASH_ELEM | HASH_FUNCTION);
+	info.hash = NULL;
 	info.keysize = sizeof(((StmtHashEntry *) 0)->key);
 	info.entrysize = sizeof(StmtHashEntry);
 	stmt_hash = ShmemInitHash("perfopt cache statements", CACHE_MAX_STMTS,
@@ -221,6 +237,21 @@ cache_store_shmem_init(void)
 
 #define add_total(field, n) pg_atomic_fetch_add_u64(&store->totals.field, (n))
 
+/*
+ * The statement's counters found last by this backend: entries of
+ * stmt_hash never move nor go away, and a statement run over and over
+ * counts every execution.
+ */
+static StmtHashEntry *last_stmt = NULL;
+
+static inline StmtHashEntry *
+stmt_entry_known(Oid dbid, uint64 queryid)
+{
+	StmtHashEntry *s = last_stmt;
+
+	return s && s->key.queryid == queryid && s->key.dbid == dbid ? s : NULL;
+}
+
 /* The statement's counters; created under the exclusive lock only. */
 static StmtHashEntry *
 stmt_entry(Oid dbid, uint64 queryid, bool create)
@@ -228,6 +259,9 @@ stmt_entry(Oid dbid, uint64 queryid, bool create)
 	StmtHashEntry probe;
 	StmtHashEntry *s;
 	bool		found;
+
+	if ((s = stmt_entry_known(dbid, queryid)) != NULL)
+		return s;
 
 	memset(&probe.key, 0, sizeof(probe.key));
 	probe.key.dbid = dbid;
@@ -246,6 +280,8 @@ stmt_entry(Oid dbid, uint64 queryid, bool create)
 		pg_atomic_init_u64(&s->hit_ns, 0);
 		pg_atomic_init_u64(&s->miss_ns, 0);
 	}
+	if (s)
+		last_stmt = s;
 	return s;
 }
 
@@ -410,9 +446,14 @@ cache_store_admit(uint64 keyhash)
 	return false;
 }
 
+/*
+ * Store the blob of a miss that ran for miss_ms; the miss is counted here
+ * too, under the lock the store takes anyway, and *counted says so (when
+ * false the caller counts it with cache_store_count).
+ */
 bool
 cache_store_insert(Oid dbid, Oid userid, uint64 keyhash, uint64 queryid,
-				   const char *blob, uint32 bloblen)
+				   const char *blob, uint32 bloblen, double miss_ms, bool *counted)
 {
 	EntryKey	key;
 	EntryHashEntry *h;
@@ -423,15 +464,18 @@ cache_store_insert(Oid dbid, Oid userid, uint64 keyhash, uint64 queryid,
 	CacheEntry *e;
 	bool		found;
 	StmtHashEntry *s;
+	uint32		hashvalue;
 
+	*counted = false;
 	if (need > store->nchunks / 2 || need == 0)
 		return false;
 	key.dbid = dbid;
 	key.userid = userid;
 	key.hash = keyhash;
+	hashvalue = get_hash_value(entry_hash, &key);
 
 	LWLockAcquire(store->lock, LW_EXCLUSIVE);
-	h = hash_search(entry_hash, &key, HASH_FIND, NULL);
+	h = hash_search_with_hash_value(entry_hash, &key, hashvalue, HASH_FIND, NULL);
 	if (h)
 		entry_free(h->idx, false, false);
 	pg_atomic_write_u32(&store->full, store->nfree < need || store->free_entry < 0);
@@ -443,7 +487,7 @@ cache_store_insert(Oid dbid, Oid userid, uint64 keyhash, uint64 queryid,
 		return false;
 	}
 	/* the table is sized for every entry; still, a full one refuses the store */
-	h = hash_search(entry_hash, &key, HASH_ENTER_NULL, &found);
+	h = hash_search_with_hash_value(entry_hash, &key, hashvalue, HASH_ENTER_NULL, &found);
 	if (h == NULL)
 	{
 		LWLockRelease(store->lock);
@@ -484,9 +528,13 @@ cache_store_insert(Oid dbid, Oid userid, uint64 keyhash, uint64 queryid,
 	{
 		pg_atomic_fetch_add_u64(&s->entries, 1);
 		pg_atomic_fetch_add_u64(&s->bytes, bloblen);
+		pg_atomic_fetch_add_u64(&s->misses, 1);
+		pg_atomic_fetch_add_u64(&s->miss_ns, (uint64) (miss_ms * 1000000.0));
 	}
 	LWLockRelease(store->lock);
 	add_total(stores, 1);
+	add_total(misses, 1);
+	*counted = true;
 	return true;
 }
 
@@ -495,19 +543,26 @@ void
 cache_store_count(uint64 queryid, bool hit, double ms)
 {
 	StmtHashEntry *s;
+	bool		locked = false;
 
 	if (hit)
 		add_total(hits, 1);
 	else
 		add_total(misses, 1);
 
-	LWLockAcquire(store->lock, LW_SHARED);
-	s = stmt_entry(MyDatabaseId, queryid, false);
+	/* counters are atomics: the lock only guards the hash's lookup */
+	s = stmt_entry_known(MyDatabaseId, queryid);
 	if (!s)
 	{
-		LWLockRelease(store->lock);
-		LWLockAcquire(store->lock, LW_EXCLUSIVE);
-		s = stmt_entry(MyDatabaseId, queryid, true);
+		LWLockAcquire(store->lock, LW_SHARED);
+		s = stmt_entry(MyDatabaseId, queryid, false);
+		if (!s)
+		{
+			LWLockRelease(store->lock);
+			LWLockAcquire(store->lock, LW_EXCLUSIVE);
+			s = stmt_entry(MyDatabaseId, queryid, true);
+		}
+		locked = true;
 	}
 	if (s)
 	{
@@ -524,7 +579,8 @@ cache_store_count(uint64 queryid, bool hit, double ms)
 			pg_atomic_fetch_add_u64(&s->miss_ns, ns);
 		}
 	}
-	LWLockRelease(store->lock);
+	if (locked)
+		LWLockRelease(store->lock);
 }
 
 void

@@ -28,6 +28,7 @@
 #include "utils/float.h"
 #include "utils/fmgroids.h"
 #include "tcop/pquery.h"
+#include "utils/memutils.h"
 #include "utils/portal.h"
 
 #include "cache/cache_int.h"
@@ -35,9 +36,27 @@
 struct CacheWire
 {
 	int			natts;
-	FmgrInfo   *out;			/* each column's output function */
+	int			capacity;		/* of out[] */
+	const FmgrInfo **out;		/* each column's output function */
 	uint32		format;
 };
+
+/*
+ * The output functions of plain_output_function()'s types, looked up once
+ * per backend: they are built-in and keep nothing in fn_extra, so one
+ * FmgrInfo serves every capture (a miss looked them up again for every
+ * statement before).
+ */
+static FmgrInfo plain_out[64];
+static Oid	plain_out_fn[lengthof(plain_out)];
+
+/*
+ * One CacheWire kept for the capture of the statement running now (there is
+ * usually one), so that a miss allocates none; a capture that begins while
+ * it is taken (a nested one) gets its own.
+ */
+static CacheWire spare_wire;
+static bool spare_wire_taken = false;
 
 /*
  * The output function of a type whose text depends only on the value and
@@ -142,9 +161,32 @@ client_reads_text(QueryDesc *queryDesc)
 	return true;
 }
 
-/* A text form for this statement's rows as they are stored, or NULL. */
+/* The backend's FmgrInfo of a plain type's output function fn. */
+static const FmgrInfo *
+plain_out_info(Oid fn)
+{
+	int			i = fn % lengthof(plain_out);
+
+	/* open addressing: plain_output_function() has fewer functions than slots */
+	while (plain_out_fn[i] != fn)
+	{
+		if (plain_out_fn[i] == InvalidOid)
+		{
+			fmgr_info_cxt(fn, &plain_out[i], TopMemoryContext);
+			plain_out_fn[i] = fn;
+			break;
+		}
+		i = (i + 1) % lengthof(plain_out);
+	}
+	return &plain_out[i];
+}
+
+/*
+ * A text form for this statement's rows as they are stored, or NULL; spare:
+ * the capture may take the kept one (it gives it back by cache_wire_end).
+ */
 CacheWire *
-cache_wire_begin(QueryDesc *queryDesc)
+cache_wire_begin(QueryDesc *queryDesc, bool spare)
 {
 	TupleDesc	desc = queryDesc->tupDesc;
 	CacheWire  *w;
@@ -152,16 +194,47 @@ cache_wire_begin(QueryDesc *queryDesc)
 
 	if (!client_reads_text(queryDesc))
 		return NULL;
+	if (spare && !spare_wire_taken)
+	{
+		w = &spare_wire;
+		if (w->capacity < desc->natts)
+		{
+			if (w->out)
+				pfree(w->out);
+			w->out = NULL;
+			w->capacity = 0;
+			w->out = MemoryContextAlloc(TopMemoryContext,
+										sizeof(FmgrInfo *) * Max(desc->natts, 16));
+			w->capacity = Max(desc->natts, 16);
+		}
+	}
+	else
+	{
+		w = palloc(sizeof(CacheWire));
+		w->capacity = Max(desc->natts, 1);
+		w->out = palloc(sizeof(FmgrInfo *) * w->capacity);
+	}
 	for (i = 0; i < desc->natts; i++)
-		if (!OidIsValid(plain_output_function(TupleDescAttr(desc, i)->atttypid)))
-			return NULL;
-	w = palloc(sizeof(CacheWire));
+	{
+		Oid			fn = plain_output_function(TupleDescAttr(desc, i)->atttypid);
+
+		if (!OidIsValid(fn))
+			return NULL;		/* the spare stays free */
+		w->out[i] = plain_out_info(fn);
+	}
+	if (w == &spare_wire)
+		spare_wire_taken = true;
 	w->natts = desc->natts;
-	w->out = palloc(sizeof(FmgrInfo) * Max(desc->natts, 1));
-	for (i = 0; i < desc->natts; i++)
-		fmgr_info(plain_output_function(TupleDescAttr(desc, i)->atttypid), &w->out[i]);
 	w->format = cache_wire_format();
 	return w;
+}
+
+/* The capture that began w is over (w may be NULL). */
+void
+cache_wire_end(CacheWire *w)
+{
+	if (w == &spare_wire)
+		spare_wire_taken = false;
 }
 
 uint32
@@ -196,7 +269,7 @@ cache_wire_row(CacheWire *w, TupleTableSlot *slot, StringInfo buf)
 			pq_sendint32(buf, -1);
 			continue;
 		}
-		text = OutputFunctionCall(&w->out[i], slot->tts_values[i]);
+		text = OutputFunctionCall((FmgrInfo *) w->out[i], slot->tts_values[i]);
 		pq_sendcountedtext(buf, text, strlen(text), false);
 		pfree(text);
 	}

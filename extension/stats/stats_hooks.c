@@ -88,6 +88,8 @@ typedef struct ExecMeasure
 	instr_time	started;		/* start of the interval running now */
 	ExecBuffers bufs;			/* summed like total */
 	ExecBuffers bufs_start;
+	int64		cache_hits;		/* the result cache's, added with the rest */
+	int64		cache_misses;
 	MemoryContextCallback forget;
 } ExecMeasure;
 
@@ -181,6 +183,24 @@ stats_measure_end(QueryDesc *queryDesc)
 
 	if (m)
 		measure_stop(m);
+}
+
+/*
+ * A result-cache hit or miss of this execution: counted with the rest of it
+ * at ExecutorEnd, where its row is found anyway, or at once (on a row that
+ * exists) when the execution is not measured.
+ */
+void
+stats_count_cache(QueryDesc *queryDesc, bool hit)
+{
+	ExecMeasure *m = measures ? find_measure(queryDesc) : NULL;
+
+	if (m == NULL)
+		stats_store_count_cache(queryDesc->plannedstmt->queryId, hit);
+	else if (hit)
+		m->cache_hits++;
+	else
+		m->cache_misses++;
 }
 
 static void
@@ -289,6 +309,7 @@ stats_ExecutorStart(QueryDesc *queryDesc, int eflags)
 			return;
 		}
 		m->queryDesc = queryDesc;
+		m->cache_hits = m->cache_misses = 0;
 		INSTR_TIME_SET_ZERO(m->total);
 		memset(&m->bufs, 0, sizeof(m->bufs));
 		m->forget.func = forget_measure;
@@ -352,6 +373,8 @@ stats_ExecutorEnd(QueryDesc *queryDesc)
 		sample.exec_ms = INSTR_TIME_GET_MILLISEC(m->total);
 		sample.calls = 1;
 		sample.rows = queryDesc->estate->es_processed;
+		sample.cache_hits = m->cache_hits;
+		sample.cache_misses = m->cache_misses;
 		sample.bufusage = &m->bufs;
 		if (pending_plan_queryid == queryid)
 		{
@@ -369,6 +392,14 @@ stats_ExecutorEnd(QueryDesc *queryDesc)
 
 		if (slow_capture_enabled() && sample.exec_ms >= perfopt_slow_query_threshold)
 			slowlog_capture(queryDesc, sample.exec_ms, &m->bufs);
+	}
+	else if (m && (m->cache_hits > 0 || m->cache_misses > 0))
+	{
+		/* no longer tracked (a setting changed meanwhile): as if unmeasured */
+		if (m->cache_hits > 0)
+			stats_store_count_cache(queryDesc->plannedstmt->queryId, true);
+		if (m->cache_misses > 0)
+			stats_store_count_cache(queryDesc->plannedstmt->queryId, false);
 	}
 
 	if (prev_ExecutorEnd)

@@ -15,5 +15,6 @@ extern void stats_install_hooks(void);
  */
 extern void stats_measure_begin(QueryDesc *queryDesc);
 extern void stats_measure_end(QueryDesc *queryDesc);
+extern void stats_count_cache(QueryDesc *queryDesc, bool hit);
 
 #endif							/* PERFOPT_STATS_HOOKS_H */

@@ -450,6 +450,8 @@ add_sample(StatsCounters *c, const StatsSample *s, TimestampTz started)
 	}
 	c->plans += s->plans;
 	c->total_plan_time += s->plan_ms;
+	c->cache_hits += s->cache_hits;
+	c->cache_misses += s->cache_misses;
 	if (s->bufusage)
 	{
 		c->shared_blks_hit += s->bufusage->shared_blks_hit;

@@ -70,6 +70,8 @@ typedef struct StatsSample
 	int64		plans;
 	int64		calls;
 	int64		rows;
+	int64		cache_hits;		/* the result cache's answer to it */
+	int64		cache_misses;
 	const ExecBuffers *bufusage;
 } StatsSample;
 

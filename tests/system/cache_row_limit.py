@@ -189,6 +189,28 @@ async def cursors(conn):
           "then the cursor is a hit, in pieces", "%r %r" % (got, o1))
 
 
+async def two_captures(conn):
+    """A portal suspended mid-answer keeps the rows it captured so far; a
+    statement run meanwhile captures and stores its own answer apart, and
+    both return every row."""
+    qc = "SELECT id, v FROM rl_items WHERE grp = $1 ORDER BY id"
+    q = "SELECT id, grp, v FROM rl_items WHERE id = $1"
+    async with conn.transaction():
+        cur = await conn.cursor(qc, 4)
+        got = [r["id"] for r in await cur.fetch(2)]
+        r1 = await conn.fetchrow(q, 33)
+        o1 = await outcome(conn)
+        got += [r["id"] for r in await cur.fetch(100)]
+    r2 = await conn.fetchrow(q, 33)
+    o2 = await outcome(conn)
+    check(got == [i for i in range(1, 51) if i % 5 == 4],
+          "a cursor with a statement run between its pieces returns every row", repr(got))
+    check(tuple(r1) == (33, 3, "v33") and o1 == "miss, stored",
+          "the statement run meanwhile stores its answer", "%r %r" % (r1, o1))
+    check(tuple(r2) == (33, 3, "v33") and o2 == "hit",
+          "and hits with it afterwards", "%r %r" % (r2, o2))
+
+
 async def main():
     conn = await asyncpg.connect(host=HOST, port=PORT, user="postgres", database="postgres")
     try:
@@ -199,6 +221,7 @@ async def main():
         await one_value(conn)
         await many_rows(conn)
         await cursors(conn)
+        await two_captures(conn)
     finally:
         await conn.close()
 
