@@ -119,7 +119,7 @@ parse_bool(const char *v, bool *out)
 enum
 {
 	K_MODE = 1, K_SIZE = 2, K_OVERFLOW = 4, K_MIN = 8, K_TIMEOUT = 16, K_RECYCLE = 32,
-	K_PING = 64, K_PINGINT = 128, K_OIDLE = 256, K_CONNTO = 512
+	K_PING = 64, K_PINGINT = 128, K_OIDLE = 256, K_CONNTO = 512, K_OWAIT = 1024
 };
 
 /* One pool setting, shared by [pooler] and per-database options. 1 ok, 0 bad value, -1 unknown key */
@@ -134,7 +134,8 @@ set_pool_key(pool_settings *ps, const char *key, const char *v, unsigned *set, c
 		{"pool_mode", K_MODE}, {"pool_size", K_SIZE}, {"max_overflow", K_OVERFLOW},
 		{"min_pool_size", K_MIN}, {"pool_timeout", K_TIMEOUT}, {"pool_recycle", K_RECYCLE},
 		{"pool_pre_ping", K_PING}, {"pre_ping_interval", K_PINGINT},
-		{"overflow_idle_timeout", K_OIDLE}, {"connect_timeout", K_CONNTO}
+		{"overflow_idle_timeout", K_OIDLE}, {"connect_timeout", K_CONNTO},
+		{"overflow_wait", K_OWAIT}
 	};
 	unsigned	bit = 0;
 	bool		ok = false;
@@ -178,6 +179,7 @@ set_pool_key(pool_settings *ps, const char *key, const char *v, unsigned *set, c
 							   bit == K_RECYCLE ? &ps->pool_recycle :
 							   bit == K_PINGINT ? &ps->pre_ping_interval :
 							   bit == K_OIDLE ? &ps->overflow_idle_timeout :
+							   bit == K_OWAIT ? &ps->overflow_wait :
 							   &ps->connect_timeout);
 			break;
 	}
@@ -524,6 +526,7 @@ config_defaults(void)
 	cfg.ps.pool_pre_ping = true;
 	cfg.ps.pre_ping_interval = 1;
 	cfg.ps.overflow_idle_timeout = 10;
+	cfg.ps.overflow_wait = 1;
 	cfg.ps.connect_timeout = 5;
 	cfg.auth_type = AUTH_TRUST;
 	cfg.max_client_conn = 1000;
@@ -593,6 +596,8 @@ config_load(const char *file)
 			db->ps.overflow_idle_timeout = own.overflow_idle_timeout;
 		if (set & K_CONNTO)
 			db->ps.connect_timeout = own.connect_timeout;
+		if (set & K_OWAIT)
+			db->ps.overflow_wait = own.overflow_wait;
 		if (db->ps.min_pool_size > db->ps.pool_size)
 		{
 			config_report("%s: database \"%s\": min_pool_size (%d) exceeds pool_size (%d)",

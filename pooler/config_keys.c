@@ -36,6 +36,7 @@ static const struct
 	{"pool_pre_ping", T_BOOL, true, offsetof(settings, ps.pool_pre_ping)},
 	{"pre_ping_interval", T_SECS, true, offsetof(settings, ps.pre_ping_interval)},
 	{"overflow_idle_timeout", T_SECS, true, offsetof(settings, ps.overflow_idle_timeout)},
+	{"overflow_wait", T_SECS, true, offsetof(settings, ps.overflow_wait)},
 	{"min_pool_size", T_INT, true, offsetof(settings, ps.min_pool_size)},
 	{"connect_timeout", T_SECS, true, offsetof(settings, ps.connect_timeout)},
 	{"server_reset_query", T_STR, true, offsetof(settings, server_reset_query)},

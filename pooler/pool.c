@@ -1,7 +1,8 @@
 /*
  * pool.c: one pool per (database, user), the only place where clients and
  * servers meet.  Keeps an application-side pool's promises on the server:
- * pool_size kept, max_overflow opened only for waiting clients, FIFO
+ * pool_size kept, max_overflow opened only for clients that waited
+ * overflow_wait, FIFO
  * waiters with pool_timeout, pool_recycle at release, pre-ping before
  * handing out an idle connection, min_pool_size, and exponential backoff
  * while the server is down.  What runs by the clock (recycling idle
@@ -96,11 +97,29 @@ fail_waiters(pool *p, bool login_only)
 		client_fail(c, p->last_sqlstate, "%s", msg);
 }
 
+/*
+ * May connections beyond pool_size open now?  Only for a client that has
+ * waited overflow_wait: while the pool turns over fast enough, its queue is
+ * served by pool_size connections, and on a server short of cores more
+ * backends at once only cost each transaction more CPU.  Overflow is for
+ * clients that really wait (connections held by slow transactions).
+ * pool_tick asks again once a second; 0 opens at once, as QueuePool does.
+ */
+static bool
+overflow_due(pool *p)
+{
+	client	   *first = TAILQ_FIRST(&p->waiting);
+
+	if (p->ps->overflow_wait <= 0)
+		return true;
+	return first != NULL && now_mono() - first->wait_start >= p->ps->overflow_wait;
+}
+
 /* Open connections for the clients that wait, up to pool_size + max_overflow. */
 static void
 grow(pool *p)
 {
-	int			cap = p->ps->pool_size + p->ps->max_overflow;
+	int			cap = p->ps->pool_size + (overflow_due(p) ? p->ps->max_overflow : 0);
 	int			want = p->n_waiting + (TAILQ_EMPTY(&p->login_wait) ? 0 : 1);
 
 	if (p->paused)

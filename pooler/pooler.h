@@ -64,6 +64,7 @@ typedef struct pool_settings
 	bool		pool_pre_ping;
 	double		pre_ping_interval;
 	double		overflow_idle_timeout;
+	double		overflow_wait;	/* a client waits this long before overflow opens */
 	double		connect_timeout;
 } pool_settings;
 

@@ -124,12 +124,58 @@ def test_overflow_idle_timeout():
     p.stop()
 
 
+def test_overflow_wait():
+    """overflow_wait: a connection beyond pool_size opens only for a client
+    that has waited that long for a pooled one.  With 30 s, a client queued
+    behind the busy pool_size connection gets no overflow connection at once
+    (checked while it is proven queued); with 0.2 s it gets one after its
+    wait, while the pooled connection is still held (nothing but the wait
+    lets it through, so no timing is assumed)."""
+    p = Pooler("ovf_wait_long", pool_size=1, max_overflow=1, overflow_wait=30, pool_timeout=60,
+               admin_users="postgres")
+    gate = LockGate(4420)
+    pids = []
+    th = threading.Thread(target=lambda: run_parallel(2, lambda i: pids.append(
+        q1(p.connect(), "select pg_backend_pid() from (select %s) g" % gate.sql))))
+    th.start()
+    held = wait_for(lambda: waiting_on_lock() == 1 and queued(p) == 1, timeout=60)
+    opened = logins(p)
+    gate.open()
+    th.join()
+    ok(held, "one transaction on the pooled connection, the second client queued")
+    ok(opened == 1, "overflow_wait 30 s: no overflow connection for a client queued a moment", opened)
+    ok(len(pids) == 2 and len(set(pids)) == 1, "both ran, one after the other, on the pooled backend", pids)
+    p.stop()
+
+    p = Pooler("ovf_wait_short", pool_size=1, max_overflow=1, overflow_wait=0.2, pool_timeout=60,
+               admin_users="postgres")
+    gate = LockGate(4421)
+    a = p.connect()
+    th = threading.Thread(target=lambda: q1(a, "select pg_backend_pid() from (select %s) g" % gate.sql))
+    th.start()
+    busy = wait_for(lambda: waiting_on_lock() == 1, timeout=60)
+    b = p.connect()
+    pid_b = q1(b, "select pg_backend_pid()")     # served only by an overflow connection
+    still_held = waiting_on_lock() == 1
+    gate.open()
+    th.join()
+    ok(busy and still_held, "the pooled connection stayed held while the second client was served")
+    ok(pid_b is not None and logins(p) == 2, "overflow_wait 0.2 s: after waiting, an overflow connection",
+       (pid_b, logins(p)))
+    a.close()
+    b.close()
+    p.stop()
+
+
 def test_overflow_config():
     p = Pooler("ovf_config", admin_users="postgres")
     conf = {r["key"]: r for r in console(p, "SHOW CONFIG")}
     row = conf.get("overflow_idle_timeout")
     ok(row and row["value"] == "10" and row["default"] == "10" and row["changeable"] == "yes",
        "SHOW CONFIG: overflow_idle_timeout 10 by default, changeable by RELOAD", row)
+    row = conf.get("overflow_wait")
+    ok(row and row["value"] == "1" and row["default"] == "1" and row["changeable"] == "yes",
+       "SHOW CONFIG: overflow_wait 1 by default, changeable by RELOAD", row)
     row = conf.get("pre_ping_interval")
     ok(row and row["value"] == "1" and row["default"] == "1",
        "SHOW CONFIG: pre_ping_interval 1 by default (a connection used a moment ago is not pinged)", row)
@@ -138,5 +184,6 @@ def test_overflow_config():
 
 TESTS = [("overflow_kept_under_load", test_overflow_kept_under_load),
          ("overflow_handed_to_waiter", test_overflow_handed_to_waiter),
+         ("overflow_wait", test_overflow_wait),
          ("overflow_idle_timeout", test_overflow_idle_timeout),
          ("overflow_config", test_overflow_config)]
