@@ -209,7 +209,7 @@ def kinds(rng, n):
         ("customer_timeline", 30, lambda: "SELECT created_at, kind, payload FROM events WHERE customer_id = %d ORDER BY created_at DESC LIMIT 20" % rng.randrange(1, nc)),
         ("recently_seen", 1, lambda: "SELECT count(*) FROM customers WHERE last_seen > %s" % seen_since()),
         # no index helps these
-        ("revenue_by_status", 2, lambda: "SELECT status, count(*), sum(total), count(DISTINCT customer_id), max(created_at) FROM orders GROUP BY status"),
+        ("revenue_by_status", 2, lambda: "SELECT status, count(*), sum(total), max(created_at) FROM orders GROUP BY status"),
         ("top_products", 1, lambda: "SELECT product_id, sum(qty) FROM order_items GROUP BY product_id ORDER BY 2 DESC LIMIT 10"),
         ("active_in_country", 5, lambda: "SELECT id, email, name FROM customers WHERE country = '%sX' AND status = 'active'" % chr(65 + rng.randrange(COUNTRIES))),
         ("events_with_device", 2, lambda: "SELECT count(*) FROM events WHERE payload ? 'device'"),
