@@ -164,17 +164,18 @@ EXPERT = [
     #   updates last_seen 200 times a minute; an index on it would make each
     #   of those updates non-HOT, writing into every index of customers, for
     #   one scan of a 500k-row table a minute.
-    # - revenue_by_status, top_products, active_customers_export,
-    #   events_with_device: no index helps.  Aggregates over whole tables that
-    #   read most of their columns (only a covering index as big as the table
-    #   would do: a narrower one, such as order_items (product_id, qty), does
-    #   halve a sum(qty) per product, which is why top_products reads all
-    #   four), and filters that keep most rows (86% of customers, 60% of
-    #   events; at 4.5% a bitmap scan already saves the planner's per-row CPU).
+    # - revenue_by_status, top_categories, active_customers_export,
+    #   events_with_device: no index helps.  Aggregates over whole tables
+    #   (a sales report per category joins all 5M items to their products;
+    #   note that a sum per product_id alone would be served, in the planner's
+    #   eyes, by order_items (product_id) or (product_id, qty) feeding a
+    #   sorted aggregate), and filters that keep most rows (86% of customers,
+    #   60% of events; at 4.5% a bitmap scan already saves the planner's
+    #   per-row CPU).
 ]
 
 # Statement kinds no index helps: a recommendation for one is a mistake.
-NO_INDEX_HELPS = {"revenue_by_status", "top_products", "active_customers_export", "events_with_device"}
+NO_INDEX_HELPS = {"revenue_by_status", "top_categories", "active_customers_export", "events_with_device"}
 
 
 def kinds(rng, n):
@@ -215,7 +216,7 @@ def kinds(rng, n):
         ("recently_seen", 1, lambda: "SELECT count(*) FROM customers WHERE last_seen > %s" % seen_since()),
         # no index helps these
         ("revenue_by_status", 2, lambda: "SELECT status, count(*), sum(total), max(created_at) FROM orders GROUP BY status"),
-        ("top_products", 1, lambda: "SELECT product_id, sum(qty), sum(qty * price), max(order_id) FROM order_items GROUP BY product_id ORDER BY 3 DESC LIMIT 10"),
+        ("top_categories", 1, lambda: "SELECT p.category_id, sum(oi.qty * oi.price) FROM order_items oi JOIN products p ON p.id = oi.product_id GROUP BY p.category_id ORDER BY 2 DESC LIMIT 10"),
         ("active_customers_export", 5, lambda: "SELECT id, email, name FROM customers WHERE status = 'active' AND country <> '%sX'" % chr(65 + rng.randrange(COUNTRIES))),
         ("events_with_device", 2, lambda: "SELECT count(*) FROM events WHERE payload ? 'device'"),
         # writes
@@ -368,8 +369,14 @@ def apply_indexes(conn, defs, log):
             cur.execute(d.replace("CONCURRENTLY ", ""))
         except psycopg2.Error as e:
             log("  cannot create %s: %s" % (d, str(e).strip()))
-    cur.execute("ANALYZE")
-    return sorted({r[0] for r in q(cur, INDEXES)} - before)
+    created = sorted({r[0] for r in q(cur, INDEXES)} - before)
+    # An expression index needs its table analyzed for the expression's
+    # statistics; no other table is re-analyzed, so that every configuration
+    # is costed on the same sample as the others (ANALYZE samples at random).
+    for t in q(cur, """SELECT DISTINCT indrelid::regclass::text FROM pg_index
+                        WHERE indexprs IS NOT NULL AND indexrelid = ANY(%s::regclass[])""", created):
+        cur.execute("ANALYZE %s" % t[0])
+    return created
 
 
 def idx_scans(cur, names):
@@ -513,14 +520,15 @@ def report(results, examples, cpm, advice, recommended_for, nstmts):
         if r["unused"]:
             print("%s: unused %s" % (r["label"], ", ".join(r["unused"])))
         if r["misplaced"]:
-            print("%s: an index in the plan of %s, which no index should help" % (
+            print("%s: one of its indexes is in the plan of %s, which no index should help" % (
                 r["label"], ", ".join(r["misplaced"])))
     if p is None:
         return
     for d, ks in recommended_for.items():
         print("perfopt recommends %s for %s" % (d, ", ".join(ks)))
-    wrong = sorted({k for ks in recommended_for.values() for k in ks if k in NO_INDEX_HELPS} |
-                   set(p["misplaced"]))
+    # a recommendation is for the statements it names (its queryids); an
+    # index in the plan of another one is reported above, not counted here
+    wrong = sorted({k for ks in recommended_for.values() for k in ks if k in NO_INDEX_HELPS})
     checks = [
         ("weighted cost <= 1.25x the expert's (%.2fx)" % (p["cost"] / expert["cost"]),
          p["cost"] <= 1.25 * expert["cost"]),
