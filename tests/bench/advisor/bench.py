@@ -1,11 +1,22 @@
 #!/usr/bin/env python3
-"""Quality benchmark of perfopt's index advisor (see ./run).
+"""Quality benchmark of perfopt's index advisor on a live database (see ./run).
 
-Every configuration runs the same statements with the same constants.  Cost
-is the planner's total cost of each statement kind's first example, weighted
-by the kind's frequency (deterministic); time is the measured execution time
-of the whole workload from the client (noisy on a shared machine: read it
-as a cross-check).
+A shop database with primary keys only is bulk-loaded, then a workload of 24
+statement kinds runs at their calls per minute, and the advice is read with
+no statistics reset anywhere: neither PostgreSQL's (pg_stat_reset()) nor
+perfopt's nor pg_qualstats'.  Every configuration (primary keys only, the
+expert's set below, perfopt's advice, each anchor's) runs the same statements
+with the same constants.
+
+Figures per configuration:
+  weighted cost  sum over kinds of calls per minute x the planner's total
+                 cost of the kind's fixed example (EXPLAIN: deterministic)
+  size           pg_relation_size of the indexes the configuration created
+  unused         created indexes whose idx_scan did not grow while the
+                 workload ran (counters read before and after, never reset)
+  time           the whole workload measured from the client (noisy on a
+                 shared machine: a cross-check only)
+  advice s       time to read the advisor's output
 """
 import argparse
 import json
@@ -16,78 +27,220 @@ import time
 
 import psycopg2
 
-SCHEMA = """
-CREATE TABLE customers (id int PRIMARY KEY, email text NOT NULL, country text NOT NULL,
-    status text NOT NULL, created_at timestamptz NOT NULL);
-CREATE TABLE products (id int PRIMARY KEY, category_id int NOT NULL, price numeric NOT NULL,
-    name text NOT NULL, active bool NOT NULL);
-CREATE TABLE orders (id int PRIMARY KEY, customer_id int NOT NULL, status text NOT NULL,
-    created_at timestamptz NOT NULL, total numeric NOT NULL);
-CREATE TABLE order_items (id int PRIMARY KEY, order_id int NOT NULL, product_id int NOT NULL,
-    qty int NOT NULL, price numeric NOT NULL);
-CREATE TABLE reviews (id int PRIMARY KEY, product_id int NOT NULL, customer_id int NOT NULL,
-    rating int NOT NULL, created_at timestamptz NOT NULL);
-INSERT INTO customers SELECT i, 'User' || i || '@Mail.example', chr(65 + i % 20) || 'X',
-    CASE WHEN i % 10 = 0 THEN 'inactive' ELSE 'active' END,
-    timestamptz '2020-01-01 00:00:00+00' + i * interval '5 minutes'
-  FROM generate_series(1, 200000) i;
-INSERT INTO products SELECT i, i % 200, (i * 37 % 10000) / 100.0, md5(i::text), i % 7 <> 0
-  FROM generate_series(1, 20000) i;
-INSERT INTO orders SELECT i, (i::bigint * 7919 % 200000) + 1,
-    CASE WHEN i % 100 = 0 THEN 'pending' WHEN i % 3 = 0 THEN 'shipped' ELSE 'delivered' END,
-    timestamptz '2021-01-01 00:00:00+00' + i * interval '1 minute', (i::bigint * 13 % 100000) / 100.0
-  FROM generate_series(1, 1000000) i;
-INSERT INTO order_items SELECT i, (i::bigint * 104729 % 1000000) + 1, (i::bigint * 31 % 20000) + 1, 1 + i % 5,
-    (i * 7 % 10000) / 100.0
-  FROM generate_series(1, 1000000) i;
-INSERT INTO reviews SELECT i, (i * 17 % 20000) + 1, (i::bigint * 101 % 200000) + 1, 1 + i % 5,
-    timestamptz '2022-01-01 00:00:00+00' + i * interval '2 minutes'
-  FROM generate_series(1, 200000) i;
-"""
+STMTS = []  # the workload, for the report
 
-TABLES = ["customers", "products", "orders", "order_items", "reviews"]
+TABLES = ["customers", "products", "orders", "order_items", "events"]
+
+# Rows at scale 1 (about 1 GB with primary keys): the load scales them all.
+ROWS = {"customers": 500000, "products": 100000, "orders": 2000000,
+        "order_items": 5000000, "events": 3000000}
+
+# Orders span two years, events one, both in the order they were inserted
+# (physical order follows created_at: what BRIN needs).
+ORDERS_FROM = "2024-01-01 00:00:00+00"
+ORDERS_SPAN_DAYS = 730
+EVENTS_FROM = "2025-01-01 00:00:00+00"
+EVENTS_SPAN_DAYS = 365
+# what the workload inserts is stamped after every loaded row
+NEW_FROM = "2026-01-01 00:00:00+00"
+
+PRODUCT_WORDS = ["Lamp", "Shirt", "Chair", "Table", "Kettle", "Mug", "Scarf", "Boots",
+                 "Jacket", "Pillow", "Clock", "Drill", "Kayak", "Tent", "Racket"]
+COUNTRIES = 20
+BRANDS = 1000
+TAGS = 1000
 
 
-def kinds(rng):
-    """(name, frequency, make_sql) per statement kind."""
-    def ts(base, days):
-        return "timestamptz '%s' + interval '%d hours'" % (base, rng.randrange(days * 24))
+def schema(n):
+    """Each table is created, filled and given its primary key in one
+    transaction (one simple-query string): with wal_level = minimal the load
+    writes no WAL.  Ordinary logged tables."""
+    words = "ARRAY[%s]" % ", ".join("'%s'" % w for w in PRODUCT_WORDS)
+    o_step = ORDERS_SPAN_DAYS * 86400.0 / n["orders"]
+    e_step = EVENTS_SPAN_DAYS * 86400.0 / n["events"]
     return [
-        ("customer_by_email", 30, lambda: "SELECT * FROM customers WHERE lower(email) = lower('User%d@Mail.example')" % rng.randrange(1, 200000)),
-        ("orders_of_customer", 60, lambda: "SELECT * FROM orders WHERE customer_id = %d ORDER BY created_at DESC LIMIT 10" % rng.randrange(1, 200000)),
-        ("items_of_order", 60, lambda: "SELECT * FROM order_items WHERE order_id = %d" % rng.randrange(1, 1000000)),
-        ("oldest_pending", 20, lambda: "SELECT id, customer_id FROM orders WHERE status = 'pending' ORDER BY created_at LIMIT %d" % rng.randrange(10, 30)),
-        ("category_by_price", 30, lambda: "SELECT id, name, price FROM products WHERE category_id = %d AND price < %d ORDER BY price LIMIT 20" % (rng.randrange(200), rng.randrange(20, 90))),
-        ("product_rating", 30, lambda: "SELECT avg(rating) FROM reviews WHERE product_id = %d" % rng.randrange(1, 20000)),
-        ("orders_of_a_day", 8, lambda: "SELECT count(*), sum(total) FROM orders WHERE created_at >= %s AND created_at < %s + interval '1 day'" % ((ts('2021-01-01', 600),) * 2)),
-        ("active_in_country", 5, lambda: "SELECT count(*) FROM customers WHERE country = '%sX' AND status = 'active'" % chr(65 + rng.randrange(20))),
-        ("top_products", 2, lambda: "SELECT product_id, sum(qty) FROM order_items GROUP BY product_id ORDER BY 2 DESC LIMIT 10"),
-        ("revenue_by_status", 2, lambda: "SELECT status, sum(total) FROM orders GROUP BY status"),
-        ("customer_items", 20, lambda: "SELECT p.name, oi.qty FROM orders o JOIN order_items oi ON oi.order_id = o.id JOIN products p ON p.id = oi.product_id WHERE o.customer_id = %d" % rng.randrange(1, 200000)),
-        ("reviews_of_customer", 15, lambda: "SELECT * FROM reviews WHERE customer_id = %d ORDER BY created_at DESC LIMIT 5" % rng.randrange(1, 200000)),
-        ("ship_order", 30, lambda: "UPDATE orders SET status = 'shipped' WHERE id = %d" % rng.randrange(1, 1000000)),
-        ("new_order", 30, lambda: "INSERT INTO orders VALUES ((SELECT max(id) + 1 FROM orders), %d, 'pending', timestamptz '2023-01-01 00:00:00+00', %d)" % (rng.randrange(1, 200000), rng.randrange(1000))),
-        ("product_name_prefix", 8, lambda: "SELECT id FROM products WHERE name LIKE '%s%%'" % ("%02x" % rng.randrange(256))),
-        ("big_orders_in_country", 3, lambda: "SELECT count(*) FROM orders o JOIN customers c ON c.id = o.customer_id WHERE c.country = '%sX' AND o.total > 900" % chr(65 + rng.randrange(20))),
-        ("items_of_product", 15, lambda: "SELECT count(*), sum(qty) FROM order_items WHERE product_id = %d" % rng.randrange(1, 20000)),
-        ("new_customers", 8, lambda: "SELECT id, email FROM customers WHERE created_at > %s ORDER BY created_at LIMIT 50" % ts('2020-01-01', 690)),
+        """CREATE TABLE customers (id int NOT NULL, email text NOT NULL, name text NOT NULL,
+               country text NOT NULL, status text NOT NULL, created_at timestamptz NOT NULL,
+               last_seen timestamptz NOT NULL);
+           INSERT INTO customers SELECT i, 'User' || i || '@Mail.example', 'Customer ' || i,
+               chr(65 + i %% %(countries)d) || 'X',
+               CASE WHEN i %% 10 = 0 THEN 'inactive' ELSE 'active' END,
+               timestamptz '2020-01-01 00:00:00+00' + i * interval '5 minutes',
+               timestamptz '%(events_from)s' + (i::bigint * 7919 %% (%(events_days)d * 86400)) * interval '1 second'
+             FROM generate_series(1, %(customers)d) i;
+           ALTER TABLE customers ADD PRIMARY KEY (id);""",
+        """CREATE TABLE products (id int NOT NULL, category_id int NOT NULL, name text NOT NULL,
+               price numeric NOT NULL, active bool NOT NULL, attrs jsonb NOT NULL, tags text[] NOT NULL);
+           INSERT INTO products SELECT i, i %% 500,
+               (%(words)s)[1 + i %% %(nwords)d] || ' ' || substr(md5(i::text), 1, 8),
+               (i * 37 %% 10000) / 100.0, i %% 7 <> 0,
+               jsonb_build_object('brand', 'brand' || (i %% %(brands)d), 'color',
+                                  (ARRAY['red', 'blue', 'green', 'black', 'white'])[1 + i %% 5],
+                                  'weight_g', 100 + i %% 5000)
+                 || CASE WHEN i %% 1000 = 0 THEN '{"warranty": "2y"}'::jsonb ELSE '{}' END,
+               ARRAY['tag' || (i %% %(tags)d), 'season' || (i %% 4)]
+             FROM generate_series(1, %(products)d) i;
+           ALTER TABLE products ADD PRIMARY KEY (id);""",
+        # the newest 1%% of orders are pending, the rest shipped or delivered
+        """CREATE TABLE orders (id int GENERATED BY DEFAULT AS IDENTITY, customer_id int NOT NULL,
+               status text NOT NULL, created_at timestamptz NOT NULL, total numeric NOT NULL);
+           INSERT INTO orders SELECT i, (i::bigint * 7919 %% %(customers)d) + 1,
+               CASE WHEN i > %(orders)d * 0.99 THEN 'pending' WHEN i %% 3 = 0 THEN 'shipped' ELSE 'delivered' END,
+               timestamptz '%(orders_from)s' + i * interval '%(o_step).3f seconds',
+               (i::bigint * 13 %% 100000) / 100.0
+             FROM generate_series(1, %(orders)d) i;
+           ALTER TABLE orders ADD PRIMARY KEY (id);
+           SELECT setval(pg_get_serial_sequence('orders', 'id'), %(orders)d);""",
+        # items are inserted with their order: 2.5 per order on average
+        """CREATE TABLE order_items (id int GENERATED BY DEFAULT AS IDENTITY, order_id int NOT NULL,
+               product_id int NOT NULL, qty int NOT NULL, price numeric NOT NULL);
+           INSERT INTO order_items SELECT i, 1 + ((i - 1)::bigint * %(orders)d / %(order_items)d),
+               (i::bigint * 31 %% %(products)d) + 1, 1 + i %% 5, (i * 7 %% 10000) / 100.0
+             FROM generate_series(1, %(order_items)d) i;
+           ALTER TABLE order_items ADD PRIMARY KEY (id);
+           SELECT setval(pg_get_serial_sequence('order_items', 'id'), %(order_items)d);""",
+        # append-only; 60%% of payloads have a device key
+        """CREATE TABLE events (id bigint GENERATED BY DEFAULT AS IDENTITY, customer_id int NOT NULL,
+               kind text NOT NULL, payload jsonb NOT NULL, created_at timestamptz NOT NULL);
+           INSERT INTO events SELECT i, (i::bigint * 104729 %% %(customers)d) + 1,
+               (ARRAY['page_view', 'page_view', 'page_view', 'search', 'cart_add', 'checkout',
+                      'login', 'page_view'])[1 + i %% 8],
+               jsonb_build_object('path', '/p/' || (i %% 5000))
+                 || CASE WHEN i %% 5 < 3 THEN jsonb_build_object('device', (ARRAY['mobile', 'desktop'])[1 + i %% 2])
+                         ELSE '{}' END,
+               timestamptz '%(events_from)s' + i * interval '%(e_step).3f seconds'
+             FROM generate_series(1, %(events)d) i;
+           ALTER TABLE events ADD PRIMARY KEY (id);
+           SELECT setval(pg_get_serial_sequence('events', 'id'), %(events)d);""",
+    ], dict(n, words=words, nwords=len(PRODUCT_WORDS), countries=COUNTRIES, brands=BRANDS,
+            tags=TAGS, orders_from=ORDERS_FROM, events_from=EVENTS_FROM,
+            events_days=EVENTS_SPAN_DAYS, o_step=o_step, e_step=e_step)
+
+
+# The expert's set: what a DBA who read the workload below would create.
+# Each serves the statements named, and none of the others serves them.
+EXPERT = [
+    # customer_by_email (lower(email) =) and customer_email_prefix (lower(email)
+    # LIKE 'user12%'): one expression index for both; text_pattern_ops because
+    # the cluster's collation (C.UTF-8) does not sort bytewise, so a default
+    # btree cannot serve the prefix, while text_pattern_ops serves = as well.
+    "CREATE INDEX ON customers ((lower(email)) text_pattern_ops)",
+    # product_name_prefix (name LIKE 'Lamp 3a%'): same reason, pattern opclass.
+    "CREATE INDEX ON products (name text_pattern_ops)",
+    # products_by_brand (attrs @> '{"brand": ...}') and products_with_warranty
+    # (attrs ? 'warranty', 0.1% of products): jsonb_ops, not jsonb_path_ops,
+    # since only jsonb_ops serves key existence.
+    "CREATE INDEX ON products USING gin (attrs)",
+    # products_by_tag (tags @> ARRAY['tag42']): array containment needs GIN.
+    "CREATE INDEX ON products USING gin (tags)",
+    # orders_of_customer (customer_id = ... ORDER BY created_at DESC LIMIT 10)
+    # and customer_items (the join starts from a customer's orders): a customer
+    # has 4 orders, so sorting them is free and (customer_id, created_at)
+    # would only be larger.
+    "CREATE INDEX ON orders (customer_id)",
+    # oldest_pending (status = 'pending' ORDER BY created_at LIMIT 20): 1% of
+    # orders are pending; a partial index holds only them, in the order wanted.
+    # ship_order's updates of status are non-HOT with it, but a pending order
+    # must leave the index anyway, and 10 scans of 2M rows a minute cost more.
+    "CREATE INDEX ON orders (created_at) WHERE status = 'pending'",
+    # orders_of_a_day (created_at range, 5 calls a minute): orders are
+    # appended in created_at order, so a BRIN finds a day's pages at a
+    # thousandth of a btree's size; 16 pages a range (about half a day of
+    # orders) keeps the pages read close to the day's own.
+    "CREATE INDEX ON orders USING brin (created_at) WITH (pages_per_range = 16)",
+    # items_of_order and customer_items (join on order_id).
+    "CREATE INDEX ON order_items (order_id)",
+    # items_of_product (product_id =, 50 rows of 5M).
+    "CREATE INDEX ON order_items (product_id)",
+    # events_last_hour (created_at range): append-only, 600 inserts a minute;
+    # BRIN, tiny and nearly free to maintain, since created_at follows the
+    # physical order; 16 pages a range hold about 3 hours of events.
+    "CREATE INDEX ON events USING brin (created_at) WITH (pages_per_range = 16)",
+    # customer_timeline (customer_id = ... ORDER BY created_at DESC LIMIT 20):
+    # 6 events per customer, the sort is free.
+    "CREATE INDEX ON events (customer_id)",
+    # Left out on purpose:
+    # - recently_seen (customers.last_seen >, once a minute): touch_customer
+    #   updates last_seen 200 times a minute; an index on it would make each
+    #   of those updates non-HOT, writing into every index of customers, for
+    #   one scan of a 500k-row table a minute.
+    # - revenue_by_status, top_categories, active_customers_export,
+    #   events_with_device: no index helps.  Aggregates over whole tables
+    #   (a sales report per category joins all 5M items to their products;
+    #   note that a sum per product_id alone would be served, in the planner's
+    #   eyes, by order_items (product_id) or (product_id, qty) feeding a
+    #   sorted aggregate), and filters that keep most rows (86% of customers,
+    #   60% of events; at 4.5% a bitmap scan already saves the planner's
+    #   per-row CPU).
+]
+
+# Statement kinds no index helps: a recommendation for one is a mistake.
+NO_INDEX_HELPS = {"revenue_by_status", "top_categories", "active_customers_export", "events_with_device"}
+
+
+def kinds(rng, n):
+    """(name, calls per minute, make_sql) per statement kind."""
+    nc, np_, no = n["customers"], n["products"], n["orders"]
+    pending_from = int(no * 0.99) + 1
+    seq = {"event": 0, "order": 0}
+
+    def stamp(key):
+        seq[key] += 1
+        return "timestamptz '%s' + interval '%d seconds'" % (NEW_FROM, seq[key])
+
+    def day(base, days):
+        return "timestamptz '%s' + interval '%d hours'" % (base, rng.randrange(days * 24))
+
+    def seen_since():
+        return "timestamptz '%s' + interval '%d days' - interval '%d minutes'" % (
+            EVENTS_FROM, EVENTS_SPAN_DAYS, rng.randrange(10, 60))
+
+    def prefix():
+        return "%s %s" % (rng.choice(PRODUCT_WORDS), "%02x" % rng.randrange(256))
+
+    return [
+        ("customer_by_email", 40, lambda: "SELECT id, name, status FROM customers WHERE lower(email) = 'user%d@mail.example'" % rng.randrange(1, nc)),
+        ("customer_email_prefix", 10, lambda: "SELECT id, email FROM customers WHERE lower(email) LIKE 'user%d%%'" % rng.randrange(1000, 9999)),
+        ("product_name_prefix", 30, lambda: "SELECT id, name, price FROM products WHERE name LIKE '%s%%'" % prefix()),
+        ("products_by_brand", 20, lambda: "SELECT id, name, price FROM products WHERE attrs @> '{\"brand\": \"brand%d\"}'" % rng.randrange(BRANDS)),
+        ("products_with_warranty", 5, lambda: "SELECT id, name FROM products WHERE attrs ? 'warranty' AND active"),
+        ("products_by_tag", 10, lambda: "SELECT id, name FROM products WHERE tags @> ARRAY['tag%d']" % rng.randrange(TAGS)),
+        ("orders_of_customer", 120, lambda: "SELECT * FROM orders WHERE customer_id = %d ORDER BY created_at DESC LIMIT 10" % rng.randrange(1, nc)),
+        ("customer_items", 30, lambda: "SELECT p.name, oi.qty FROM orders o JOIN order_items oi ON oi.order_id = o.id JOIN products p ON p.id = oi.product_id WHERE o.customer_id = %d" % rng.randrange(1, nc)),
+        ("oldest_pending", 10, lambda: "SELECT id, customer_id FROM orders WHERE status = 'pending' ORDER BY created_at LIMIT %d" % rng.randrange(10, 30)),
+        ("orders_of_a_day", 5, lambda: "SELECT count(*), sum(total) FROM orders WHERE created_at >= %s AND created_at < %s + interval '1 day'" % ((day(ORDERS_FROM, ORDERS_SPAN_DAYS - 1),) * 2)),
+        ("items_of_order", 150, lambda: "SELECT * FROM order_items WHERE order_id = %d" % rng.randrange(1, no)),
+        ("items_of_product", 15, lambda: "SELECT count(*), sum(qty) FROM order_items WHERE product_id = %d" % rng.randrange(1, np_)),
+        ("events_last_hour", 20, lambda: "SELECT kind, count(*) FROM events WHERE created_at >= %s AND created_at < %s + interval '1 hour' GROUP BY kind" % ((day(EVENTS_FROM, EVENTS_SPAN_DAYS - 1),) * 2)),
+        ("customer_timeline", 30, lambda: "SELECT created_at, kind, payload FROM events WHERE customer_id = %d ORDER BY created_at DESC LIMIT 20" % rng.randrange(1, nc)),
+        ("recently_seen", 1, lambda: "SELECT count(*) FROM customers WHERE last_seen > %s" % seen_since()),
+        # no index helps these
+        ("revenue_by_status", 2, lambda: "SELECT status, count(*), sum(total), max(created_at) FROM orders GROUP BY status"),
+        ("top_categories", 1, lambda: "SELECT p.category_id, sum(oi.qty * oi.price) FROM order_items oi JOIN products p ON p.id = oi.product_id GROUP BY p.category_id ORDER BY 2 DESC LIMIT 10"),
+        ("active_customers_export", 5, lambda: "SELECT id, email, name FROM customers WHERE status = 'active' AND country <> '%sX'" % chr(65 + rng.randrange(COUNTRIES))),
+        ("events_with_device", 2, lambda: "SELECT count(*) FROM events WHERE payload ? 'device'"),
+        # writes
+        ("new_event", 600, lambda: "INSERT INTO events (customer_id, kind, payload, created_at) VALUES (%d, 'page_view', '{\"path\": \"/p/%d\"}', %s)" % (rng.randrange(1, nc), rng.randrange(5000), stamp("event"))),
+        ("new_order", 60, lambda: "INSERT INTO orders (customer_id, status, created_at, total) VALUES (%d, 'pending', %s, %d)" % (rng.randrange(1, nc), stamp("order"), rng.randrange(1000))),
+        ("new_order_item", 150, lambda: "INSERT INTO order_items (order_id, product_id, qty, price) VALUES (%d, %d, %d, %d)" % (rng.randrange(pending_from, no), rng.randrange(1, np_), rng.randrange(1, 5), rng.randrange(100))),
+        ("ship_order", 100, lambda: "UPDATE orders SET status = 'shipped' WHERE id = %d" % rng.randrange(pending_from, no)),
+        ("touch_customer", 200, lambda: "UPDATE customers SET last_seen = %s WHERE id = %d" % (stamp("event"), rng.randrange(1, nc))),
     ]
 
 
-def build_workload(scale, seed=42):
+def build_workload(n, minutes, seed=42):
+    """The statements of `minutes` of traffic, shuffled; each kind runs at
+    least once.  Weights for the cost are the calls per minute."""
     rng = random.Random(seed)
-    stmts = []
-    examples = {}
-    freq = {}
-    for name, f, make in kinds(rng):
-        n = max(1, int(round(f * scale)))
-        freq[name] = n
-        for _ in range(n):
+    stmts, examples, cpm = [], {}, {}
+    for name, per_minute, make in kinds(rng, n):
+        cpm[name] = per_minute
+        for _ in range(max(1, int(round(per_minute * minutes)))):
             sql = make()
             examples.setdefault(name, sql)
             stmts.append((name, sql))
     rng.shuffle(stmts)
-    return stmts, examples, freq
+    return stmts, examples, cpm
 
 
 def q(cur, sql, *args):
@@ -95,29 +248,50 @@ def q(cur, sql, *args):
     return cur.fetchall() if cur.description else None
 
 
-def plan_cost(cur, sql):
-    cur.execute("EXPLAIN (FORMAT JSON) " + sql)
-    return cur.fetchone()[0][0]["Plan"]["Total Cost"]
+def explain(cur, sql):
+    cur.execute("EXPLAIN (VERBOSE, FORMAT JSON) " + sql)
+    return cur.fetchone()[0][0]
 
 
-def weighted_cost(cur, examples, freq):
-    return sum(freq[k] * plan_cost(cur, sql) for k, sql in examples.items())
+def plan_indexes(node, acc):
+    if "Index Name" in node:
+        acc.add(node["Index Name"])
+    for child in node.get("Plans", []):
+        plan_indexes(child, acc)
+    return acc
+
+
+def costs(cur, examples):
+    """Per kind: (planner cost, indexes its plan uses)."""
+    out = {}
+    for k, sql in examples.items():
+        e = explain(cur, sql)
+        out[k] = (e["Plan"]["Total Cost"], plan_indexes(e["Plan"], set()))
+    return out
+
+
+def queryids(cur, examples):
+    return {explain(cur, sql).get("Query Identifier"): k for k, sql in examples.items()}
 
 
 def run_workload(conn, stmts):
+    """Total seconds, and seconds per kind."""
     cur = conn.cursor()
+    per_kind = {}
     start = time.perf_counter()
-    for _, sql in stmts:
+    for kind, sql in stmts:
+        t = time.perf_counter()
         cur.execute(sql)
         if cur.description:
             cur.fetchall()
-    return time.perf_counter() - start
+        per_kind[kind] = per_kind.get(kind, 0.0) + time.perf_counter() - t
+    return time.perf_counter() - start, per_kind
 
 
 def flush_stats(conn):
-    cur = conn.cursor()
-    cur.execute("SELECT pg_stat_force_next_flush()")
-    time.sleep(0.2)
+    """Make this backend's pending counters visible (a flush, not a reset)."""
+    q(conn.cursor(), "SELECT pg_stat_force_next_flush()")
+    time.sleep(1.1)
 
 
 def perfopt_advice(cur):
@@ -142,10 +316,15 @@ def table_columns(cur):
     return cols
 
 
+def hypopg_cost(cur, sql):
+    cur.execute("EXPLAIN (FORMAT JSON) " + sql)
+    return cur.fetchone()[0][0]["Plan"]["Total Cost"]
+
+
 def hypopg_advice(cur, examples, min_savings=0.5):
     """Dexter's method: per statement, try every column it mentions and every
-    ordered pair as a hypothetical index; keep the cheapest plan's index if
-    it saves at least half the cost."""
+    ordered pair as a hypothetical btree index; keep the cheapest plan's index
+    if it saves at least half the cost."""
     start = time.perf_counter()
     cols = table_columns(cur)
     chosen = []
@@ -161,12 +340,15 @@ def hypopg_advice(cur, examples, min_savings=0.5):
             cands += ["CREATE INDEX ON %s (%s)" % (t, c) for c in used]
             cands += ["CREATE INDEX ON %s (%s, %s)" % (t, a, b) for a in used for b in used if a != b]
         q(cur, "SELECT hypopg_reset()")
-        base = plan_cost(cur, sql)
+        base = hypopg_cost(cur, sql)
         best, best_cost = None, base
         for c in cands:
             q(cur, "SELECT hypopg_reset()")
-            q(cur, "SELECT * FROM hypopg_create_index(%s)", c)
-            cost = plan_cost(cur, sql)
+            try:
+                q(cur, "SELECT * FROM hypopg_create_index(%s)", c)
+            except psycopg2.Error:
+                continue
+            cost = hypopg_cost(cur, sql)
             if cost < best_cost:
                 best, best_cost = c, cost
         q(cur, "SELECT hypopg_reset()")
@@ -175,42 +357,53 @@ def hypopg_advice(cur, examples, min_savings=0.5):
     return chosen, time.perf_counter() - start
 
 
-def apply_indexes(conn, defs):
+INDEXES = """SELECT indexrelid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'"""
+
+
+def apply_indexes(conn, defs, log):
     cur = conn.cursor()
-    before = {r[0] for r in q(cur, "SELECT indexrelid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'")}
+    before = {r[0] for r in q(cur, INDEXES)}
     for d in defs:
-        cur.execute(d.replace("CONCURRENTLY ", ""))
-    cur.execute("ANALYZE")
-    after = {r[0] for r in q(cur, "SELECT indexrelid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'")}
-    return sorted(after - before)
+        try:
+            cur.execute(d.replace("CONCURRENTLY ", ""))
+        except psycopg2.Error as e:
+            log("  cannot create %s: %s" % (d, str(e).strip()))
+    created = sorted({r[0] for r in q(cur, INDEXES)} - before)
+    # An expression index needs its table analyzed for the expression's
+    # statistics; no other table is re-analyzed, so that every configuration
+    # is costed on the same sample as the others (ANALYZE samples at random).
+    for t in q(cur, """SELECT DISTINCT indrelid::regclass::text FROM pg_index
+                        WHERE indexprs IS NOT NULL AND indexrelid = ANY(%s::regclass[])""", created):
+        cur.execute("ANALYZE %s" % t[0])
+    return created
 
 
-def drop_indexes(conn, names):
+def idx_scans(cur, names):
+    if not names:
+        return {}
+    return dict(q(cur, """SELECT indexrelid::regclass::text, idx_scan FROM pg_stat_user_indexes
+                          WHERE indexrelid = ANY(%s::regclass[])""", names))
+
+
+def measure(conn, label, stmts, examples, cpm, defs, log):
     cur = conn.cursor()
-    for n in names:
-        cur.execute("DROP INDEX %s" % n)
-
-
-def measure(conn, label, stmts, examples, freq, defs):
-    cur = conn.cursor()
-    created = apply_indexes(conn, defs) if defs else []
+    created = apply_indexes(conn, defs, log) if defs else []
     size = q(cur, "SELECT coalesce(sum(pg_relation_size(x::regclass)), 0) FROM unnest(%s::text[]) x", created)[0][0]
-    q(cur, "SELECT pg_stat_reset()")
-    cost = weighted_cost(cur, examples, freq)
-    secs = run_workload(conn, stmts)
+    per_kind = costs(cur, examples)
+    before = idx_scans(cur, created)
+    secs, kind_secs = run_workload(conn, stmts)
     flush_stats(conn)
-    used = 0
-    unused = []
-    for n in created:
-        scans = q(cur, "SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelid = %s::regclass", n)[0][0]
-        if scans > 0:
-            used += 1
-        else:
-            unused.append(n)
+    after = idx_scans(cur, created)
+    unused = [x for x in created if after[x] == before[x]]
+    # a created index in the plan of a statement no index helps
+    misplaced = sorted(k for k in NO_INDEX_HELPS if per_kind[k][1] & set(created))
     if created:
-        drop_indexes(conn, created)
-    return {"label": label, "count": len(created), "size": float(size), "cost": cost,
-            "secs": secs, "used": used, "unused": unused}
+        for x in created:
+            cur.execute("DROP INDEX %s" % x)
+    return {"label": label, "count": len(created), "size": float(size),
+            "cost": sum(cpm[k] * c for k, (c, _) in per_kind.items()), "per_kind": per_kind,
+            "secs": secs, "kind_secs": kind_secs, "unused": unused, "misplaced": misplaced}
 
 
 def main():
@@ -218,72 +411,149 @@ def main():
     ap.add_argument("--host")
     ap.add_argument("--port")
     ap.add_argument("--dbname")
-    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--scale", type=float, default=1.0, help="rows, 1 = 2M orders")
+    ap.add_argument("--minutes", type=float, default=0.2, help="minutes of traffic run per configuration")
     a = ap.parse_args()
     conn = psycopg2.connect(host=a.host, port=a.port, dbname=a.dbname, user="postgres")
     conn.autocommit = True
     cur = conn.cursor()
     log = lambda m: print("advisor bench: " + m, file=sys.stderr, flush=True)
 
-    log("loading (1M orders, 1M order items)")
-    cur.execute("CREATE EXTENSION perfopt; CREATE EXTENSION pg_qualstats; CREATE EXTENSION hypopg;")
-    cur.execute(SCHEMA)
+    n = {t: max(1000, int(r * a.scale)) for t, r in ROWS.items()}
+    cur.execute("CREATE EXTENSION perfopt")
+    anchors = {}
+    for ext in ("pg_qualstats", "hypopg"):
+        try:
+            cur.execute("CREATE EXTENSION %s" % ext)
+            anchors[ext] = None
+        except psycopg2.Error as e:
+            anchors[ext] = str(e).strip().splitlines()[0]
+    log("loading: " + ", ".join("%d %s" % (n[t], t) for t in TABLES))
+    start = time.perf_counter()
+    stmts_sql, params = schema(n)
+    for sql in stmts_sql:
+        cur.execute(sql % params)
+    # customers and products are sampled whole by ANALYZE (the target of a
+    # column no statement filters on, raised to a 300th of the rows): a
+    # configuration with an expression index re-analyzes its table, and the
+    # expression's statistics (lower(email) LIKE 'user12%') must then come out
+    # the same in every configuration, not from another random sample.
+    for t, col in (("customers", "name"), ("products", "price")):
+        cur.execute("ALTER TABLE %s ALTER COLUMN %s SET STATISTICS %d" % (
+            t, col, min(10000, max(100, n[t] // 300 + 1))))
     cur.execute("VACUUM ANALYZE")
-    stmts, examples, freq = build_workload(a.scale)
-    log("%d statements of %d kinds" % (len(stmts), len(examples)))
+    load_secs = time.perf_counter() - start
+    size = q(cur, "SELECT pg_database_size(current_database())")[0][0]
+    print("loaded %s (%s) in %.0f s; database %.0f MB" % (
+        ", ".join("%d %s" % (n[t], t) for t in TABLES), "scale %g" % a.scale, load_secs, size / 1048576.0))
+    stmts, examples, cpm = build_workload(n, a.minutes)
+    STMTS.extend(stmts)
+    print("workload: %d kinds, %d statements (%g minutes of traffic at %d calls a minute); "
+          "no statistics reset anywhere" % (len(examples), len(stmts), a.minutes, sum(cpm.values())))
+    flush_stats(conn)  # the load is over before traffic begins, as on a live database
 
-    # the loads are not the workload
-    flush_stats(conn)
-    q(cur, "SELECT pg_stat_reset(), perfopt.reset_stats(), perfopt.advisor_reset(), pg_qualstats_reset()")
-    log("baseline run (primary keys only; captured by perfopt and pg_qualstats)")
-    base = measure(conn, "primary keys only", stmts, examples, freq, [])
+    log("primary keys only: running the workload (captured by perfopt%s)" %
+        (" and pg_qualstats" if anchors.get("pg_qualstats") is None else ""))
+    results = [measure(conn, "primary keys only", stmts, examples, cpm, [], log)]
 
     advice = {}
     advice["perfopt"] = perfopt_advice(cur)
     for row in q(cur, """SELECT index_definition, cost_before - cost_after, improvement_pct,
-                                  cardinality(queryids), write_overhead
-                             FROM perfopt.index_recommendations"""):
-        log("  perfopt: %s saves %.0f (%.1f%% of %d statements' cost; write overhead %.0f)" % tuple(row))
-    advice["pg_qualstats"] = qualstats_advice(cur)
-    advice["hypopg (per statement)"] = hypopg_advice(cur, examples)
-    results = [base]
+                                cardinality(queryids), write_overhead, queryids
+                           FROM perfopt.index_recommendations"""):
+        log("  perfopt: %s saves %.0f (%.1f%% of %d statements' cost; write overhead %.0f)" % tuple(row[:5]))
+    qids = queryids(cur, examples)
+    recommended_for = {}
+    for defn, ids in q(cur, "SELECT index_definition, queryids FROM perfopt.index_recommendations"):
+        recommended_for[defn] = sorted(qids.get(i, "other statement %d" % i) for i in ids)
+    if anchors.get("pg_qualstats") is None:
+        advice["pg_qualstats"] = qualstats_advice(cur)
+    else:
+        print("skip anchor pg_qualstats: %s" % anchors["pg_qualstats"])
+    if anchors.get("hypopg") is None:
+        advice["hypopg (dexter)"] = hypopg_advice(cur, examples)
+    else:
+        print("skip anchor hypopg (dexter): %s" % anchors["hypopg"])
+
+    log("expert's set: %d indexes; re-running" % len(EXPERT))
+    results.append(measure(conn, "expert", stmts, examples, cpm, EXPERT, log))
     for label, (defs, secs) in advice.items():
-        log("%s advises %d indexes in %.1f s; re-running" % (label, len(defs), secs))
+        log("%s advises %d indexes in %.2f s; re-running" % (label, len(defs), secs))
         for d in defs:
             log("  " + d)
-        r = measure(conn, label, stmts, examples, freq, defs)
+        r = measure(conn, label, stmts, examples, cpm, defs, log)
         r["advice_secs"] = secs
         results.append(r)
+    report(results, examples, cpm, advice, recommended_for, len(stmts))
+
+
+def report(results, examples, cpm, advice, recommended_for, nstmts):
+    expert = results[1]
+    print()
+    print("%-20s %7s %9s %9s %14s %9s %7s %9s %9s" % (
+        "configuration", "indexes", "size MB", "vs expert", "weighted cost", "vs expert",
+        "unused", "time s", "advice s"))
+    for r in results:
+        print("%-20s %7d %9.1f %8.2fx %14.0f %8.2fx %7d %9.2f %9s" % (
+            r["label"], r["count"], r["size"] / 1048576.0,
+            r["size"] / expert["size"] if expert["size"] else 0, r["cost"],
+            r["cost"] / expert["cost"], len(r["unused"]), r["secs"],
+            "%.2f" % r["advice_secs"] if "advice_secs" in r else "-"))
+    print("(weighted cost: planner cost of each kind's example x its calls per minute; time: "
+          "the whole workload, %d statements, from the client; unused: created indexes whose "
+          "idx_scan did not grow during the workload)" % nstmts)
 
     print()
-    print("%-24s %7s %9s %14s %8s %9s %8s %6s %9s" % (
-        "configuration", "indexes", "size MB", "weighted cost", "vs base", "time s", "vs base", "used", "advice s"))
-    for r in results:
-        print("%-24s %7d %9.1f %14.0f %7.1f%% %9.2f %7.1f%% %6s %9s" % (
-            r["label"], r["count"], r["size"] / 1048576.0, r["cost"],
-            100.0 * (base["cost"] - r["cost"]) / base["cost"], r["secs"],
-            100.0 * (base["secs"] - r["secs"]) / base["secs"],
-            "%d/%d" % (r["used"], r["count"]),
-            "%.2f" % r["advice_secs"] if "advice_secs" in r else "-"))
-    print("(cost: planner cost of each kind's example times its frequency; time: the whole "
-          "workload, %d statements, from the client)" % len(stmts))
-
-    p = results[1]
-    anchors = results[2:]
-    best_anchor = min(anchors, key=lambda r: r["cost"])
+    print("cost per kind (calls a minute x planner cost of its example; * = perfopt above 1.25x the expert's)")
+    print("%-24s %5s" % ("kind", "cpm") + "".join(" %12s" % r["label"][:12] for r in results))
+    p = next((r for r in results if r["label"] == "perfopt"), None)
+    unserved = []
+    for k in examples:
+        mark = ""
+        if p and p["per_kind"][k][0] > 1.25 * expert["per_kind"][k][0] + 1:
+            mark = " *"
+            unserved.append(k)
+        print("%-24s %5d" % (k, cpm[k]) +
+              "".join(" %12.0f" % (cpm[k] * r["per_kind"][k][0]) for r in results) + mark)
+    print()
+    print("measured ms per call (noisy: a cross-check of the planner's estimates)")
+    calls = {}
+    for k, _ in STMTS:
+        calls[k] = calls.get(k, 0) + 1
+    print("%-24s %5s" % ("kind", "calls") + "".join(" %12s" % r["label"][:12] for r in results))
+    for k in examples:
+        print("%-24s %5d" % (k, calls[k]) +
+              "".join(" %12.1f" % (1000.0 * r["kind_secs"][k] / calls[k]) for r in results))
+    for r in results[1:]:
+        if r["unused"]:
+            print("%s: unused %s" % (r["label"], ", ".join(r["unused"])))
+        if r["misplaced"]:
+            print("%s: one of its indexes is in the plan of %s, which no index should help" % (
+                r["label"], ", ".join(r["misplaced"])))
+    if p is None:
+        return
+    for d, ks in recommended_for.items():
+        print("perfopt recommends %s for %s" % (d, ", ".join(ks)))
+    # a recommendation is for the statements it names (its queryids); an
+    # index in the plan of another one is reported above, not counted here
+    wrong = sorted({k for ks in recommended_for.values() for k in ks if k in NO_INDEX_HELPS})
     checks = [
-        ("perfopt's weighted cost below every anchor's", all(p["cost"] < r["cost"] for r in anchors)),
-        ("perfopt's time below every anchor's", all(p["secs"] < r["secs"] for r in anchors)),
-        ("perfopt recommends no more indexes than the best anchor (%s, %d)" % (best_anchor["label"], best_anchor["count"]),
-         p["count"] <= best_anchor["count"]),
-        ("every index perfopt recommends is used by the workload", p["used"] == p["count"] and p["count"] > 0),
+        ("weighted cost <= 1.25x the expert's (%.2fx)" % (p["cost"] / expert["cost"]),
+         p["cost"] <= 1.25 * expert["cost"]),
+        ("total size <= 1.5x the expert's (%.2fx)" % (p["size"] / expert["size"]),
+         p["size"] <= 1.5 * expert["size"]),
+        ("0 unused indexes (%d)" % len(p["unused"]), not p["unused"] and p["count"] > 0),
+        ("no recommendation for statements no index helps (%s)" % (", ".join(wrong) or "none"),
+         not wrong),
     ]
     print()
     for desc, ok in checks:
         print("%-4s %s" % ("ok" if ok else "MISS", desc))
-    if p["unused"]:
-        print("     unused: " + ", ".join(p["unused"]))
-    sys.exit(0 if all(ok for _, ok in checks) else 3)
+    if unserved:
+        print("kinds perfopt leaves above 1.25x the expert's cost: " + ", ".join(unserved))
+    missed = [d for d, ok in checks if not ok]
+    print("targets: %s" % ("met" if not missed else "MISSED (%d of %d)" % (len(missed), len(checks))))
+    sys.exit(0 if not missed else 3)
 
 
 if __name__ == "__main__":
