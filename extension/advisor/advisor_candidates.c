@@ -20,7 +20,6 @@
 #include <math.h>
 
 #include "access/htup_details.h"
-#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
@@ -34,13 +33,12 @@
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
-#include "utils/memutils.h"
-#include "utils/resowner.h"
 #include "utils/ruleutils.h"
 #include "utils/syscache.h"
 
 #include "advisor/advisor.h"
 #include "advisor/advisor_preds.h"
+#include "advisor/advisor_subxact.h"
 #include "advisor/advisor_writes.h"
 
 /*
@@ -455,40 +453,30 @@ by_weight_desc(const ListCell *a, const ListCell *b)
  * subtransaction: a table dropped meanwhile drops the candidate, not the
  * advice.  NULL when it fails or an existing index covers it.
  */
+typedef struct CandidateParse
+{
+	AdvisorCand *cand;
+	HypoIndex  *hypo;
+} CandidateParse;
+
+static void
+parse_candidate(void *arg)
+{
+	CandidateParse *cp = (CandidateParse *) arg;
+
+	cp->hypo = hypo_index_parse(cp->cand->definition);
+	if (hypo_index_covered(cp->hypo, NULL))
+		cp->hypo = NULL;
+}
+
 static HypoIndex *
 candidate_index(AdvisorCand *c)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	HypoIndex  *h = NULL;
+	CandidateParse cp = {c, NULL};
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		h = hypo_index_parse(c->definition);
-		if (hypo_index_covered(h, NULL))
-			h = NULL;
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-			ReThrowError(edata);
-		h = NULL;
-	}
-	PG_END_TRY();
-	return h;
+	if (!advisor_try_subxact(parse_candidate, &cp, true))
+		return NULL;
+	return cp.hypo;
 }
 
 /*
@@ -496,37 +484,29 @@ candidate_index(AdvisorCand *c)
  * subtransaction: the table may have been dropped since the statement was
  * planned, and the lock is released as soon as the names are read.
  */
+typedef struct RelCandidates
+{
+	List	  **cands;
+	AdvisorStmt *stmt;
+	Oid			relid;
+} RelCandidates;
+
+static void
+candidates_of_locked_rel(void *arg)
+{
+	RelCandidates *rc = (RelCandidates *) arg;
+
+	LockRelationOid(rc->relid, AccessShareLock);
+	if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(rc->relid)))
+		candidates_for_rel(rc->cands, rc->stmt, rc->relid);
+}
+
 static void
 candidates_locked(List **cands, AdvisorStmt *s, Oid relid)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	RelCandidates rc = {cands, s, relid};
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		LockRelationOid(relid, AccessShareLock);
-		if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
-			candidates_for_rel(cands, s, relid);
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-			ReThrowError(edata);
-	}
-	PG_END_TRY();
+	(void) advisor_try_subxact(candidates_of_locked_rel, &rc, false);
 }
 
 /*

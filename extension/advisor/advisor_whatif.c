@@ -26,10 +26,10 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 
 #include "advisor/advisor_capture.h"
 #include "advisor/advisor_plan.h"
+#include "advisor/advisor_subxact.h"
 #include "advisor/advisor_whatif.h"
 #include "advisor/hypo_hide.h"
 #include "advisor/hypo_index.h"
@@ -231,45 +231,34 @@ explain_text(CapturedStatement *cs, List *hidden)
  * a subtransaction: the table may have changed since the recommendation
  * (a column dropped), which is no finding, only an error to skip.
  */
+typedef struct CreatedLookup
+{
+	RememberedIndex *entry;
+	Oid			indexid;
+} CreatedLookup;
+
+static void
+look_up_created(void *arg)
+{
+	CreatedLookup *cl = (CreatedLookup *) arg;
+	HypoIndex  *h = hypo_index_parse(cl->entry->definition);
+	char	   *by = NULL;
+
+	if (h->relid == cl->entry->relid && hypo_index_covered(h, &by))
+		cl->indexid = get_relname_relid(by, get_rel_namespace(cl->entry->relid));
+}
+
 static Oid
 created_index(RememberedIndex *e)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	Oid			indexid = InvalidOid;
+	CreatedLookup cl = {e, InvalidOid};
 
 	if (get_rel_relkind(e->relid) != RELKIND_RELATION &&
 		get_rel_relkind(e->relid) != RELKIND_MATVIEW)
 		return InvalidOid;
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		HypoIndex  *h = hypo_index_parse(e->definition);
-		char	   *by = NULL;
-
-		if (h->relid == e->relid && hypo_index_covered(h, &by))
-			indexid = get_relname_relid(by, get_rel_namespace(e->relid));
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-			ReThrowError(edata);
-		indexid = InvalidOid;
-	}
-	PG_END_TRY();
-	return indexid;
+	if (!advisor_try_subxact(look_up_created, &cl, false))
+		return InvalidOid;
+	return cl.indexid;
 }
 
 /* The captured statement queryid, if it has an example, or NULL. */
