@@ -149,7 +149,7 @@ define_advisor_gucs(void)
 							 NULL, NULL, NULL);
 
 	DefineCustomRealVariable("perfopt.advisor_min_workload_improvement",
-							 "Smallest cut in the whole captured workload's planned cost, in percent, for an index to be recommended.",
+							 "Smallest cut in the captured workload's planned cost, in percent of what it costs with the indexes recommended before, for an index to be recommended.",
 							 NULL,
 							 &perfopt_advisor_min_workload_improvement,
 							 0.5, 0.0, 100.0,
