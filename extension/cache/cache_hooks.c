@@ -965,7 +965,7 @@ cache_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
 	 * copy, and the generic plan made then is kept and run later, after
 	 * settings may have changed, so its key must hold its constants.
 	 */
-	fresh_query = (pstate->p_sourcetext == debug_query_string &&
+	fresh_query = (pstate->p_sourcetext == debug_query_string && MessageContext != NULL &&
 				   MemoryContextContains(MessageContext, (void *) pstate->p_sourcetext)) ||
 		cache_warm_level >= 0 ? query : NULL;
 	fresh_text = pstate->p_sourcetext;
