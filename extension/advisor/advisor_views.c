@@ -133,9 +133,13 @@ by_time_desc(const ListCell *a, const ListCell *b)
 	return (ta < tb) ? 1 : (ta > tb) ? -1 : 0;
 }
 
-/* The captured statements of this database that have calls, by time. */
-static List *
-workload(void)
+/*
+ * The captured statements of this database that have calls, by time.
+ * with_tables: each with the tables its captured plan read (relids), and
+ * only those that read one (the what-if costs per table).
+ */
+List *
+advisor_workload(bool with_tables)
 {
 	HTAB	   *weights = advisor_statement_weights(false);
 	List	   *captured = advisor_capture_snapshot(MyDatabaseId);
@@ -159,10 +163,22 @@ workload(void)
 		s->query = w->query ? w->query : cs->example;
 		s->calls = w->calls;
 		s->total_time = w->total_time;
+		if (with_tables)
+		{
+			int			i;
+
+			for (i = 0; i < cs->npreds; i++)
+				s->relids = list_append_unique_oid(s->relids, cs->preds[i].relid);
+			for (i = 0; i < cs->nscans; i++)
+				s->relids = list_append_unique_oid(s->relids, cs->scans[i].relid);
+			/* one that reads no table is no index's business */
+			if (s->relids == NIL)
+				continue;
+		}
 		stmts = lappend(stmts, s);
 	}
 	list_sort(stmts, by_time_desc);
-	return list_truncate(stmts, ADVISOR_MAX_STMTS);
+	return stmts;
 }
 
 PG_FUNCTION_INFO_V1(perfopt_index_recommendations);
@@ -172,7 +188,8 @@ perfopt_index_recommendations(PG_FUNCTION_ARGS)
 	List	   *result;
 
 	InitMaterializedSRF(fcinfo, 0);
-	result = advisor_advise(workload(), true, false);
+	result = advisor_advise(list_truncate(advisor_workload(false), ADVISOR_MAX_STMTS),
+							true, false);
 	/* so that perfopt.findings can tell whether, once created, they serve */
 	advisor_remember(result);
 	emit((ReturnSetInfo *) fcinfo->resultinfo, result);

@@ -27,6 +27,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
+#include "advisor/advisor.h"
 #include "advisor/advisor_capture.h"
 #include "advisor/advisor_plan.h"
 #include "advisor/advisor_subxact.h"
@@ -38,15 +39,10 @@
 #define WHATIF_MAX_STMTS 50
 
 /* One captured statement, with its cost as planned today once known. */
+/* A captured statement (AdvisorStmt, with its tables) and its cost today. */
 typedef struct WhatifStmt
 {
-	uint64		queryid;
-	char	   *example;
-	char	   *params;			/* its bind values, or NULL */
-	int			params_len;
-	double		calls;
-	double		total_time;
-	List	   *relids;			/* tables its captured plan read */
+	AdvisorStmt *stmt;
 	bool		planned;
 	bool		plannable;
 	double		cost;
@@ -71,47 +67,19 @@ forget_cache(void *arg)
 	cache = NULL;
 }
 
-static int
-by_time_desc(const ListCell *a, const ListCell *b)
-{
-	double		ta = ((WhatifStmt *) lfirst(a))->total_time;
-	double		tb = ((WhatifStmt *) lfirst(b))->total_time;
-
-	return (ta < tb) ? 1 : (ta > tb) ? -1 : 0;
-}
-
 static List *
 build_workload(void)
 {
-	HTAB	   *weights = advisor_statement_weights(false);
 	List	   *stmts = NIL;
 	ListCell   *lc;
 
-	foreach(lc, advisor_capture_snapshot(MyDatabaseId))
+	foreach(lc, advisor_workload(true))
 	{
-		CapturedStatement *cs = (CapturedStatement *) lfirst(lc);
-		StmtWeight *w = hash_search(weights, &cs->queryid, HASH_FIND, NULL);
-		WhatifStmt *s;
-		int			i;
+		WhatifStmt *s = palloc0(sizeof(WhatifStmt));
 
-		if (w == NULL || w->calls <= 0 || cs->example == NULL)
-			continue;
-		s = palloc0(sizeof(WhatifStmt));
-		s->queryid = cs->queryid;
-		s->example = cs->example;
-		s->params = cs->params;
-		s->params_len = cs->params_len;
-		s->calls = w->calls;
-		s->total_time = w->total_time;
-		for (i = 0; i < cs->npreds; i++)
-			s->relids = list_append_unique_oid(s->relids, cs->preds[i].relid);
-		for (i = 0; i < cs->nscans; i++)
-			s->relids = list_append_unique_oid(s->relids, cs->scans[i].relid);
-		/* one that reads no table is no index's business */
-		if (s->relids != NIL)
-			stmts = lappend(stmts, s);
+		s->stmt = (AdvisorStmt *) lfirst(lc);
+		stmts = lappend(stmts, s);
 	}
-	list_sort(stmts, by_time_desc);
 	return stmts;
 }
 
@@ -147,8 +115,8 @@ cost_as_is(WhatifStmt *s)
 {
 	if (!s->planned)
 	{
-		AdvisorPlanResult r = advisor_plan_bound(s->example, s->params,
-												 s->params_len, NIL, false,
+		AdvisorPlanResult r = advisor_plan_bound(s->stmt->example, s->stmt->params,
+												 s->stmt->params_len, NIL, false,
 												 NULL, false);
 
 		s->plannable = r.ok;
@@ -191,16 +159,16 @@ perfopt_workload_cost_increase(PG_FUNCTION_ARGS)
 		AdvisorPlanResult r;
 		Oid			unplanned;
 
-		if (!list_member_oid(s->relids, table))
+		if (!list_member_oid(s->stmt->relids, table))
 			continue;
 		if (costed++ >= WHATIF_MAX_STMTS)
 			break;
 		if (!cost_as_is(s))
 			continue;
-		r = hypo_hide_plan(s->example, s->params, s->params_len, NIL, hidden,
-						   false, NULL, false, &unplanned);
+		r = hypo_hide_plan(s->stmt->example, s->stmt->params, s->stmt->params_len, NIL,
+						   hidden, false, NULL, false, &unplanned);
 		if (r.ok)
-			increase += s->calls * (r.cost - s->cost);
+			increase += s->stmt->calls * (r.cost - s->cost);
 	}
 	PG_RETURN_FLOAT8(increase);
 }

@@ -39,6 +39,7 @@ typedef struct StmtWeight
 
 /* advisor_views.c */
 extern HTAB *advisor_statement_weights(bool all_users);
+extern List *advisor_workload(bool with_tables);
 
 /* advisor_remember.c */
 extern Size advisor_remember_shmem_size(void);
