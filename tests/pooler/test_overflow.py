@@ -126,12 +126,13 @@ def test_overflow_idle_timeout():
 
 def test_overflow_wait():
     """overflow_wait: a connection beyond pool_size opens only for a client
-    that has waited that long for a pooled one.  With 30 s, a client queued
-    behind the busy pool_size connection gets no overflow connection at once
+    that has waited that long for a pooled one.  With 600 s (beyond any
+    stall of a loaded machine), a client queued behind the busy pool_size
+    connection gets no overflow connection at once
     (checked while it is proven queued); with 0.2 s it gets one after its
     wait, while the pooled connection is still held (nothing but the wait
     lets it through, so no timing is assumed)."""
-    p = Pooler("ovf_wait_long", pool_size=1, max_overflow=1, overflow_wait=30, pool_timeout=60,
+    p = Pooler("ovf_wait_long", pool_size=1, max_overflow=1, overflow_wait=600, pool_timeout=600,
                admin_users="postgres")
     gate = LockGate(4420)
     pids = []
@@ -143,7 +144,7 @@ def test_overflow_wait():
     gate.open()
     th.join()
     ok(held, "one transaction on the pooled connection, the second client queued")
-    ok(opened == 1, "overflow_wait 30 s: no overflow connection for a client queued a moment", opened)
+    ok(opened == 1, "overflow_wait 600 s: no overflow connection for a client queued a moment", opened)
     ok(len(pids) == 2 and len(set(pids)) == 1, "both ran, one after the other, on the pooled backend", pids)
     p.stop()
 
