@@ -89,6 +89,61 @@ _cluster_start_once() {
 	printf -v "${name}_HOST" %s "$dir"
 }
 
+# --- streaming standbys --------------------------------------------------
+#   cluster_start_standby NAME PRIMARY [extra postgresql.conf lines...]
+#       pg_basebackup -R -X stream of the running cluster PRIMARY (its
+#       wal_level must be replica or above, which initdb's default is) into
+#       a fresh dir, on its own free port and socket dir, started as a hot
+#       standby streaming from PRIMARY over loopback.  Sets NAME_* like
+#       cluster_start; cluster_stop / cluster_stop_all stop it.
+#   cluster_promote NAME   pg_ctl promote, waiting until it accepts writes
+#   cluster_wait_replay NAME PRIMARY
+#       wait until NAME has replayed everything PRIMARY has written so far
+#       (pg_current_wal_lsn on PRIMARY, then pg_last_wal_replay_lsn on NAME)
+cluster_start_standby() {
+	local name=$1 primary=$2; shift 2
+	local pport_var="${primary}_PORT"
+	local port dir
+	port=$(free_port)
+	dir=$(make_pg_dir "$name")
+	as_pg pg_basebackup -h 127.0.0.1 -p "${!pport_var}" -U postgres -D "$dir/data" -R -X stream \
+		>"$dir/basebackup.log" 2>&1 || { cat "$dir/basebackup.log" >&2; rm -rf "$dir"; return 1; }
+	{
+		echo "port = $port"
+		echo "unix_socket_directories = '$dir'"
+		echo "hot_standby = on"
+		for line in "$@"; do echo "$line"; done
+	} >>"$dir/data/postgresql.conf"
+	if ! as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null; then
+		tail -5 "$dir/server.log" >&2
+		_cluster_stop_dir "$dir"
+		return 1
+	fi
+	_CLUSTERS+=("$dir")
+	printf -v "${name}_PORT" %s "$port"
+	printf -v "${name}_DIR" %s "$dir"
+	printf -v "${name}_DATA" %s "$dir/data"
+	printf -v "${name}_HOST" %s "$dir"
+}
+
+cluster_promote() {
+	local dir_var="${1}_DIR"
+	as_pg pg_ctl -D "${!dir_var}/data" -w -t 60 promote >/dev/null
+}
+
+cluster_wait_replay() {
+	local s_host="${1}_HOST" s_port="${1}_PORT" p_host="${2}_HOST" p_port="${2}_PORT"
+	local target i
+	target=$(as_pg psql -X -Atq -h "${!p_host}" -p "${!p_port}" -d postgres -c "SELECT pg_current_wal_lsn()")
+	for i in $(seq 1 600); do
+		[ "$(as_pg psql -X -Atq -h "${!s_host}" -p "${!s_port}" -d postgres \
+			-c "SELECT pg_last_wal_replay_lsn() >= '$target'::pg_lsn")" = t ] && return 0
+		sleep 0.1
+	done
+	echo "cluster_wait_replay: $1 did not replay up to $target within 60 s" >&2
+	return 1
+}
+
 cluster_restart() {
 	local dir_var="${1}_DIR"
 	as_pg pg_ctl -D "${!dir_var}/data" -l "${!dir_var}/server.log" -w -t 60 -m fast restart >/dev/null
