@@ -19,6 +19,7 @@
 
 #include <math.h>
 
+#include "access/brin.h"
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
@@ -166,7 +167,7 @@ key_text(Oid relid, AdvisorPred *p, List *dpcontext)
 
 static void
 add_candidate_am(List **cands, Oid relid, const char *am, List *keys, Expr *where,
-				 double weight)
+				 const char *with, double weight)
 {
 	List	   *dpcontext = deparse_context_for(get_rel_name(relid), relid);
 	StringInfoData buf;
@@ -191,6 +192,8 @@ add_candidate_am(List **cands, Oid relid, const char *am, List *keys, Expr *wher
 		columns = lappend(columns, k);
 	}
 	appendStringInfoChar(&buf, ')');
+	if (with)
+		appendStringInfo(&buf, " WITH (%s)", with);
 	if (where)
 		appendStringInfo(&buf, " WHERE %s",
 						 deparse_expression((Node *) where, dpcontext, false, false));
@@ -216,7 +219,7 @@ add_candidate_am(List **cands, Oid relid, const char *am, List *keys, Expr *wher
 static void
 add_candidate(List **cands, Oid relid, List *keys, Expr *where, double weight)
 {
-	add_candidate_am(cands, relid, "btree", keys, where, weight);
+	add_candidate_am(cands, relid, "btree", keys, where, NULL, weight);
 }
 
 /* The ORDER BY keys of the first sort on relid, in order. */
@@ -343,7 +346,7 @@ add_gin(List **cands, AdvisorStmt *s, Oid relid)
 												 GIN_AM_OID);
 		}
 		if (OidIsValid(key->opclass))
-			add_candidate_am(cands, relid, "gin", list_make1(key), NULL, s->total_time);
+			add_candidate_am(cands, relid, "gin", list_make1(key), NULL, NULL, s->total_time);
 	}
 }
 
@@ -400,6 +403,32 @@ brin_suits(Oid relid, AdvisorPred *p)
 		mostly_appended(relid);
 }
 
+/*
+ * The range size of a BRIN candidate on relid.  A scan reads the ranges
+ * its filter overlaps: past the pages it needs, up to a range at each end;
+ * and it reads the whole index, a summary per range.  With P table pages
+ * and summaries of a few dozen bytes (about 256 to an index page), the
+ * pages read, P / (256 r) + r, are fewest at r = sqrt(P / 256): the power of
+ * two nearest it, between 8 and the default 128 (16 for a 50,000-page
+ * table, 64 at a million pages).
+ */
+static char *
+brin_with(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	double		pages = 0;
+	int			r = 8;
+
+	if (HeapTupleIsValid(tup))
+	{
+		pages = Max(((Form_pg_class) GETSTRUCT(tup))->relpages, 0);
+		ReleaseSysCache(tup);
+	}
+	while (r < BRIN_DEFAULT_PAGES_PER_RANGE && (double) r * 2 <= sqrt(pages / 256.0) * M_SQRT2)
+		r *= 2;
+	return psprintf("pages_per_range = %d", r);
+}
+
 static void
 candidates_for_rel(List **cands, AdvisorStmt *s, Oid relid)
 {
@@ -422,19 +451,26 @@ candidates_for_rel(List **cands, AdvisorStmt *s, Oid relid)
 	 * would never look worth it on a plan's cost alone.)
 	 */
 	foreach(lc, range)
-		add_candidate_am(cands, relid,
-						 brin_suits(relid, lfirst(lc)) ? "brin" : "btree",
-						 list_make1(lfirst(lc)), NULL, w);
+	{
+		if (brin_suits(relid, lfirst(lc)))
+			add_candidate_am(cands, relid, "brin", list_make1(lfirst(lc)), NULL,
+							 brin_with(relid), w);
+		else
+			add_candidate(cands, relid, list_make1(lfirst(lc)), NULL, w);
+	}
 	if (list_length(eq) > 1)
 		add_candidate(cands, relid, eq, NULL, w);
 	if (eq && range)
 		add_candidate(cands, relid, lappend(list_copy(eq), linitial(range)), NULL, w);
-	if (sort)
-	{
+	/*
+	 * ORDER BY keys alone only when nothing is filtered by equality: with
+	 * "WHERE a = $1 ORDER BY b LIMIT n" the index that serves it leads with
+	 * a; one on b alone walks past the rows of every other a.
+	 */
+	if (sort && eq)
+		add_candidate(cands, relid, list_concat(list_copy(eq), sort), NULL, w);
+	else if (sort)
 		add_candidate(cands, relid, sort, NULL, w);
-		if (eq)
-			add_candidate(cands, relid, list_concat(list_copy(eq), sort), NULL, w);
-	}
 	add_partials(cands, s, relid, eq, range, sort);
 	add_gin(cands, s, relid);
 }

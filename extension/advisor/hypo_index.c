@@ -236,6 +236,7 @@ hypo_index_parse(const char *definition)
 				(errcode(ERRCODE_TOO_MANY_COLUMNS),
 				 errmsg("cannot use more than %d columns in an index", INDEX_MAX_KEYS)));
 	hypo_am_check(h->relam, h->unique, h->nkeycolumns, h->ncolumns);
+	hypo_am_options(h, stmt->options);
 	foreach(lc, stmt->indexParams)
 		set_column(h, i++, relid, lfirst_node(IndexElem, lc), true);
 	foreach(lc, stmt->indexIncludingParams)

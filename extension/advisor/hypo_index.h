@@ -32,6 +32,7 @@ typedef struct HypoIndex
 	List	   *pred;			/* implicit-AND predicate, varno 1, or NIL */
 	int32		entry_width;	/* bytes of one index tuple's data */
 	double		entries_per_row;	/* entries a row adds (GIN: its keys) */
+	int			pages_per_range;	/* BRIN: its WITH option, or the default */
 	/* estimated by the planner hook from the table's statistics */
 	double		tuples;
 	BlockNumber pages;
@@ -49,6 +50,7 @@ extern bool hypo_index_is_prefix(const HypoIndex *a, const HypoIndex *b);
 /* per access method (hypo_index_am.c) */
 extern Oid	hypo_am_lookup(const char *name);
 extern void hypo_am_check(Oid amoid, bool unique, int nkey, int ncolumns);
+extern void hypo_am_options(HypoIndex *h, List *options);
 extern bool hypo_am_can_order(Oid amoid);
 extern void hypo_am_fill(IndexOptInfo *info, HypoIndex *h, RelOptInfo *rel);
 extern double hypo_am_gin_entries(Oid relid, AttrNumber attno, Oid type,

@@ -6,7 +6,11 @@
  *		takes them for a real index), and the index's estimated size, which
  *		is all the methods' cost estimators know of a hypothetical index
  *		(gincostestimate and brincostestimate check IndexOptInfo's
- *		hypothetical flag and then read no metapage).
+ *		hypothetical flag and then read no metapage).  BRIN's estimator
+ *		takes the default range size for every hypothetical index, so one
+ *		with its own pages_per_range is costed through a wrapper that shows
+ *		it the table at the scale where the default gives as many ranges
+ *		(see brin_costestimate_at_range).
  */
 #include "postgres.h"
 
@@ -17,6 +21,7 @@
 #include "access/brin_page.h"
 #include "access/brin_tuple.h"
 #include "access/nbtree.h"
+#include "access/reloptions.h"
 #include "access/table.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_opclass.h"
@@ -24,6 +29,7 @@
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "storage/bufpage.h"
+#include "utils/index_selfuncs.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
@@ -87,6 +93,77 @@ hypo_am_can_order(Oid amoid)
 	return GetIndexAmRoutineByAmId(amoid, false)->amcanorder;
 }
 
+/*
+ * The WITH options of the CREATE INDEX, checked by the method's own
+ * option parser (the same errors as CREATE INDEX gives).  BRIN's range
+ * size is kept: it decides the index's size and cost.
+ */
+void
+hypo_am_options(HypoIndex *h, List *options)
+{
+	IndexAmRoutine *am = GetIndexAmRoutineByAmId(h->relam, false);
+	bytea	   *parsed = NULL;
+
+	if (options != NIL)
+		parsed = index_reloptions(am->amoptions,
+								  transformRelOptions((Datum) 0, options, NULL, NULL,
+													  false, false),
+								  true);
+	h->pages_per_range = BRIN_DEFAULT_PAGES_PER_RANGE;
+	if (h->relam == BRIN_AM_OID && parsed != NULL)
+		h->pages_per_range = ((BrinOptions *) parsed)->pagesPerRange;
+}
+
+static HypoIndex *
+active_hypo(Oid oid)
+{
+	ListCell   *lc;
+
+	foreach(lc, hypo_index_active())
+	{
+		HypoIndex  *h = (HypoIndex *) lfirst(lc);
+
+		if (h->oid == oid)
+			return h;
+	}
+	return NULL;
+}
+
+/*
+ * brincostestimate for a hypothetical BRIN index whose pages_per_range is
+ * not the default.  The estimator counts the table's ranges as its pages
+ * over the default range size; showing it the table's pages scaled by
+ * default / pages_per_range gives it the ranges the index would have, and
+ * with them the share of the table a scan reads, which is what the range
+ * size changes.  (Its per-range CPU term still uses the default size, a
+ * few hundredths of a cost unit per range.)  The table's pages are put
+ * back however the estimator returns.
+ */
+static void
+brin_costestimate_at_range(PlannerInfo *root, IndexPath *path, double loop_count,
+						   Cost *startup, Cost *total, Selectivity *selectivity,
+						   double *correlation, double *pages)
+{
+	HypoIndex  *h = active_hypo(path->indexinfo->indexoid);
+	RelOptInfo *rel = path->indexinfo->rel;
+	BlockNumber table_pages = rel->pages;
+	double		scaled = (double) table_pages;
+
+	if (h != NULL && h->pages_per_range > 0)
+		scaled = ceil(scaled * BRIN_DEFAULT_PAGES_PER_RANGE / h->pages_per_range);
+	rel->pages = (BlockNumber) Min(scaled, (double) MaxBlockNumber);
+	PG_TRY();
+	{
+		brincostestimate(root, path, loop_count, startup, total, selectivity,
+						 correlation, pages);
+	}
+	PG_FINALLY();
+	{
+		rel->pages = table_pages;
+	}
+	PG_END_TRY();
+}
+
 /* The method's abilities, as plancat.c reads them for a real index. */
 void
 hypo_am_fill(IndexOptInfo *info, HypoIndex *h, RelOptInfo *rel)
@@ -106,6 +183,8 @@ hypo_am_fill(IndexOptInfo *info, HypoIndex *h, RelOptInfo *rel)
 		table->rd_tableam->scan_bitmap_next_block != NULL;
 	info->amcanmarkpos = am->ammarkpos != NULL && am->amrestrpos != NULL;
 	info->amcostestimate = am->amcostestimate;
+	if (h->relam == BRIN_AM_OID && h->pages_per_range != BRIN_DEFAULT_PAGES_PER_RANGE)
+		info->amcostestimate = brin_costestimate_at_range;
 	table_close(table, NoLock);
 
 	/* btree returns every column; GIN and BRIN return none */
@@ -221,13 +300,14 @@ gin_size(HypoIndex *h, double tuples)
 }
 
 /*
- * One summary tuple (a minimum and a maximum per column) per range of 128
- * table pages, the range map pointing at them, and the metapage.
+ * One summary tuple (a minimum and a maximum per column) per range of
+ * pages_per_range table pages, the range map pointing at them, and the
+ * metapage.
  */
 static void
 brin_size(HypoIndex *h, BlockNumber table_pages)
 {
-	double		ranges = Max(ceil((double) table_pages / BRIN_DEFAULT_PAGES_PER_RANGE), 1.0);
+	double		ranges = Max(ceil((double) table_pages / h->pages_per_range), 1.0);
 	double		revmap = floor(ranges / REVMAP_PAGE_MAXITEMS) + 1.0;
 	double		tuple = MAXALIGN(SizeOfBrinTuple + 2.0 * h->entry_width) + sizeof(ItemIdData);
 	double		usable = BLCKSZ - SizeOfPageHeaderData - MAXALIGN(sizeof(BrinSpecialSpace));
