@@ -119,6 +119,10 @@ SELECT table_name, columns, write_overhead
 
 -- one statement at a time
 SELECT index_definition FROM perfopt.recommend_indexes('SELECT * FROM items WHERE sku = 5');
+-- ORDER BY ... LIMIT under an equality filter: the index leads with the
+-- filtered column, never the sort column alone
+SELECT index_definition
+  FROM perfopt.recommend_indexes('SELECT id FROM orders WHERE customer = 7 ORDER BY created DESC LIMIT 5');
 SELECT index_definition FROM perfopt.recommend_indexes('SELECT count(*) FROM orders WHERE amount > 1');
 SELECT index_definition, columns
   FROM perfopt.recommend_indexes('SELECT * FROM orders o JOIN customers c ON c.id = o.customer WHERE o.status = ''open'' AND o.amount = 7');
