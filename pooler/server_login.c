@@ -39,7 +39,7 @@ server_send_startup(server *s)
 {
 	uint32_t	req[2] = {htonl(8), htonl(SSL_REQUEST_CODE)};
 
-	if (!tls_server_wanted(s->pool->db))
+	if (!tls_server_wanted(s->pool->host))
 	{
 		queue_startup(s);
 		return;
@@ -67,7 +67,7 @@ take_tls_answer(server *s)
 		/* anything already here came before TLS: an injection, not the server */
 		if (buflen(s->c.in) > 0)
 			snprintf(m, sizeof(m), "received unencrypted data after the server's SSL response");
-		else if (tls_connect(&s->c, s->pool->db) < 0)
+		else if (tls_connect(&s->c, s->pool->host) < 0)
 			snprintf(m, sizeof(m), "%s", tls_last_error());
 		else
 		{
