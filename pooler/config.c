@@ -146,6 +146,14 @@ parse_bytes(const char *v, long long *out)
 	return false;
 }
 
+static const char *const causal_names[] = {"off", "session", "user", NULL};
+
+const char *
+config_causal_name(int c)
+{
+	return causal_names[c];
+}
+
 /* libpq's target_session_attrs names */
 static const char *const tsa_names[] = {
 	"any", "read-write", "read-only", "primary", "standby", "prefer-standby", NULL
@@ -364,6 +372,19 @@ set_replica_key(database *db, const char *key, const char *v, const char **expec
 		if (!parse_bytes(v, &db->max_replica_lag))
 			return 0;
 	}
+	else if (!strcmp(key, "causal_reads"))
+	{
+		*expect = "off, session or user";
+		if ((i = word_index(v, causal_names)) < 0)
+			return 0;
+		db->causal_reads = i;
+	}
+	else if (!strcmp(key, "causal_read_timeout"))
+	{
+		*expect = "a number of seconds >= 0";
+		if (!parse_seconds(v, &db->causal_read_timeout))
+			return 0;
+	}
 	else
 		return -1;
 	return 1;
@@ -383,6 +404,8 @@ parse_database(parse_ctx *ctx, const char *name, const char *def)
 	db->name = strdup(name);
 	db->read_only_routing = -1;
 	db->max_replica_lag = -1;
+	db->causal_reads = -1;
+	db->causal_read_timeout = -1;
 	/* linked at once: whatever goes wrong below, config_free reaches it */
 	*ctx->tail = db;
 	ctx->tail = &db->next;
@@ -656,6 +679,20 @@ handler(void *user, const char *section, const char *key, const char *v)
 		if (!parse_bytes(v, &cfg.max_replica_lag))
 			cfg_error(ctx, section, key, "must be bytes of WAL (16MB, 512kB, 0: no limit), not \"%s\"", v);
 	}
+	else if (!strcmp(key, "causal_reads"))
+	{
+		int			i = word_index(v, causal_names);
+
+		if (i < 0)
+			cfg_error(ctx, section, key, "must be off, session or user, not \"%s\"", v);
+		else
+			cfg.causal_reads = i;
+	}
+	else if (!strcmp(key, "causal_read_timeout"))
+	{
+		if (!parse_seconds(v, &cfg.causal_read_timeout))
+			cfg_error(ctx, section, key, "must be a number of seconds >= 0, not \"%s\"", v);
+	}
 	else if (!strcmp(key, "health_check_period"))
 	{
 		if (!parse_seconds(v, &cfg.health_check_period) || cfg.health_check_period < 0.05)
@@ -716,6 +753,8 @@ config_defaults(void)
 	cfg.read_only_routing = false;
 	cfg.max_replica_lag = 0;
 	cfg.health_check_period = 1;
+	cfg.causal_reads = CAUSAL_OFF;
+	cfg.causal_read_timeout = 1;
 }
 
 /*
@@ -733,6 +772,10 @@ replica_settings(const char *file, database *db)
 		db->read_only_routing = cfg.read_only_routing;
 	if (db->max_replica_lag < 0)
 		db->max_replica_lag = cfg.max_replica_lag;
+	if (db->causal_reads < 0)
+		db->causal_reads = cfg.causal_reads;
+	if (db->causal_read_timeout < 0)
+		db->causal_read_timeout = cfg.causal_read_timeout;
 	if (db->read_only_routing && db->tsa != TSA_ANY && db->tsa != TSA_READ_WRITE && db->tsa != TSA_PRIMARY)
 	{
 		if (!inherited)

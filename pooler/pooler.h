@@ -77,6 +77,7 @@ enum target_attrs
 	TSA_ANY, TSA_READ_WRITE, TSA_READ_ONLY, TSA_PRIMARY, TSA_STANDBY, TSA_PREFER_STANDBY
 };
 enum host_role { ROLE_UNKNOWN, ROLE_PRIMARY, ROLE_STANDBY };
+enum causal_reads { CAUSAL_OFF, CAUSAL_SESSION, CAUSAL_USER };
 enum host_health { HEALTH_UNKNOWN, HEALTH_UP, HEALTH_DOWN };
 
 /*
@@ -95,6 +96,8 @@ typedef struct db_host
 	enum host_role role;
 	enum host_health health;
 	bool		read_only;		/* its default_transaction_read_only is on */
+	bool		reports_commit_lsn;	/* its logins report perfopt.commit_lsn (the extension) */
+	bool		want_fresh;		/* a read waits for its replay: check again at once */
 	bool		lsn_known;
 	uint64_t	lsn;			/* primary: pg_current_wal_lsn(); standby: pg_last_wal_replay_lsn() */
 	int64_t		lag;			/* standby: bytes behind the primary's last known lsn; -1 unknown */
@@ -121,6 +124,9 @@ typedef struct database
 	bool		load_balance;	/* load_balance_hosts = random */
 	int			read_only_routing;	/* -1 while parsing: [pooler]'s */
 	long long	max_replica_lag;	/* bytes, 0: no limit; -1 while parsing: [pooler]'s */
+	int			causal_reads;	/* enum causal_reads; -1 while parsing: [pooler]'s */
+	double		causal_read_timeout;	/* seconds; -1 while parsing: [pooler]'s */
+	bool		causal_warned;	/* logged once: its primary reports no commit positions */
 	bool		routed;			/* hosts chosen per request by their role (replica/route.c) */
 	bool		removed;		/* dropped by a reload: no new logins (reload.c) */
 	struct database *next;
@@ -153,6 +159,8 @@ typedef struct settings
 	double		shutdown_timeout;	/* SIGINT: seconds running transactions get */
 	bool		read_only_routing;	/* default of the databases' read_only_routing */
 	long long	max_replica_lag;	/* default of the databases' max_replica_lag (bytes) */
+	int			causal_reads;	/* default of the databases' causal_reads */
+	double		causal_read_timeout;	/* default of the databases' causal_read_timeout */
 	double		health_check_period;	/* seconds between two checks of a host */
 	database   *databases;
 	enum client_tls_mode client_tls_mode;
@@ -270,6 +278,8 @@ typedef struct client
 	bool		begin_failed;	/* the deferred transaction failed: 25P02 until its end */
 	char		want;			/* the target_attrs its request asks of a host (replica/route.c) */
 	bool		route_login;	/* C_ROUTING for its login, not for a transaction */
+	uint64_t	commit_lsn;		/* end of its last commit's WAL record (causal_reads = session) */
+	uint64_t	need_lsn;		/* its read waits for a standby replayed this far; 0: none */
 	void	   *auth_state;
 	client_prep *prep;			/* NULL until its first named statement */
 	pstr	   *begin_text;		/* a deferred BEGIN no server has confirmed yet */
@@ -383,6 +393,7 @@ typedef struct pool
 	struct pool *by_host[MAX_HOSTS];	/* home only: each host's pool, made on first use */
 	bool		probe;			/* a health check's connection (replica/health.c): in no list */
 	bool		reap;			/* home of a removed database's family nobody uses (pool_reap_removed) */
+	uint64_t	commit_lsn;		/* home: the user's last commit (causal_reads = user) */
 	pool_settings *ps;
 	char	   *user;			/* client-visible user */
 	char	   *dbname;			/* client-visible database */

@@ -165,6 +165,8 @@ server_note_param(server *s, const unsigned char *body, size_t len, bool login)
 	session_state_note(s, name, val);
 	if (p->db->routed && strcmp(name, "in_hot_standby") == 0)
 		health_reported(p->host, val);	/* a promotion shows here first */
+	else if (p->db->routed && strcmp(name, "perfopt.commit_lsn") == 0)
+		route_commit_reported(s, val, login);	/* causal_reads (replica/route.c) */
 	t = tracked_param_index(name);
 	if (t >= 0)
 	{

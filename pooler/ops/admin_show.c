@@ -472,13 +472,13 @@ show_databases(client *ac)
 	static const char *const cols[] = {
 		"name", "host", "port", "database", "force_user", "pool_size", "max_overflow", "min_pool_size",
 		"pool_mode", "pool_timeout", "current_connections", "paused",
-		"target_session_attrs", "load_balance_hosts", "read_only_routing", "max_replica_lag",
+		"target_session_attrs", "load_balance_hosts", "read_only_routing", "max_replica_lag", "causal_reads",
 		"role", "health", "replay_lag_bytes", "wal_lsn", "checked_ms_ago", "failures", "last_error"
 	};
 	result		r;
 	double		now = now_mono();
 
-	rs_begin(&r, ac, cols, "ttittiiittii" "ttti" "tti" "tiit");
+	rs_begin(&r, ac, cols, "ttittiiittii" "tttit" "tti" "tiit");
 	for (database *db = cfg.databases; db; db = db->next)
 		for (int i = 0; i < db->nhosts; i++)
 		{
@@ -508,6 +508,7 @@ show_databases(client *ac)
 			rs_text(&r, db->load_balance ? "random" : "disable");
 			rs_text(&r, db->read_only_routing ? "on" : "off");
 			rs_int(&r, db->max_replica_lag);
+			rs_text(&r, config_causal_name(db->causal_reads));
 			host_cols(&r, h);
 			rs_text(&r, h->lsn_known ? lsn : NULL);
 			if (h->checked_at > 0)

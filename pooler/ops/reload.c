@@ -117,6 +117,9 @@ adopt(database *od, database *nd)
 	od->load_balance = nd->load_balance;
 	od->read_only_routing = nd->read_only_routing;
 	od->max_replica_lag = nd->max_replica_lag;
+	od->causal_reads = nd->causal_reads;
+	od->causal_read_timeout = nd->causal_read_timeout;
+	od->causal_warned = false;
 	od->routed = nd->routed;
 	od->removed = false;
 }

@@ -49,6 +49,7 @@ typedef struct probe_pool
 } probe_pool;
 
 static struct event tick_ev;
+static struct event fresh_ev;	/* reads wait for a replay position: check within 1 ms */
 
 const char *
 health_role_name(const db_host *h)
@@ -226,8 +227,8 @@ health_probe_ready(server *s)
 }
 
 /* "16/B374D848" */
-static bool
-parse_lsn(const char *v, size_t len, uint64_t *out)
+bool
+health_parse_lsn(const char *v, size_t len, uint64_t *out)
 {
 	char		buf[40],
 			   *slash,
@@ -305,7 +306,7 @@ host_checked(db_host *h, bool standby, const char *lsn, size_t lsnlen, bool read
 	set_role(h, standby ? ROLE_STANDBY : ROLE_PRIMARY);
 	h->health = HEALTH_UP;
 	h->read_only = read_only;
-	h->lsn_known = parse_lsn(lsn, lsnlen, &h->lsn);
+	h->lsn_known = health_parse_lsn(lsn, lsnlen, &h->lsn);
 	h->checked_at = now_mono();
 	h->check_sent = 0;
 	h->fail_count = 0;
@@ -405,6 +406,40 @@ step(db_host *h, double now)
 		send_check(s);
 }
 
+/*
+ * A read waits until h has replayed a client's commit (causal_reads): its
+ * replay position is asked again 1 ms from now, not at the next period.
+ * route.c asks again after each answer while the read still waits, so a
+ * waiting read costs one small query per millisecond at most, and only
+ * until causal_read_timeout.
+ */
+void
+health_want_fresh(db_host *h)
+{
+	struct timeval tv = {0, 1000};
+
+	h->want_fresh = true;
+	if (!evtimer_pending(&fresh_ev, NULL))
+		evtimer_add(&fresh_ev, &tv);
+}
+
+static void
+fresh_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	for (database *db = cfg.databases; db; db = db->next)
+		for (int i = 0; db->routed && i < db->nhosts; i++)
+		{
+			db_host    *h = &db->hosts[i];
+			server	   *s = h->probe ? TAILQ_FIRST(&h->probe->servers) : NULL;
+
+			if (!h->want_fresh)
+				continue;
+			h->want_fresh = false;
+			if (s && s->state == S_IDLE && h->check_sent == 0)
+				send_check(s);	/* else the check under way answers soon enough */
+		}
+}
+
 static void
 tick_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -423,4 +458,5 @@ health_start(void)
 
 	event_assign(&tick_ev, base, -1, EV_PERSIST, tick_cb, NULL);
 	event_add(&tick_ev, &tv);
+	evtimer_assign(&fresh_ev, base, fresh_cb, NULL);
 }

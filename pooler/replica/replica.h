@@ -18,6 +18,7 @@ void		route_check_waits(double now);
 void		route_shutdown(void);
 bool		route_fits(const db_host *h, enum target_attrs want);
 bool		route_lag_ok(const db_host *h);
+void		route_commit_reported(server *s, const char *lsn, bool login);
 
 /* ---- health.c ---- */
 void		health_start(void);
@@ -30,5 +31,7 @@ void		health_host_failed(db_host *h, const char *msg);
 void		health_stop(database *db);
 const char *health_role_name(const db_host *h);
 const char *health_state_name(const db_host *h);
+bool		health_parse_lsn(const char *v, size_t len, uint64_t *out);
+void		health_want_fresh(db_host *h);
 
 #endif

@@ -64,17 +64,40 @@ route_fits(const db_host *h, enum target_attrs want)
 	return false;
 }
 
-/* The hosts that fit, in the line's order; prefer-standby takes any when no standby does. */
+/* A standby serves a read that needs `need` (causal_reads) only once it has replayed that far. */
+static bool
+replayed(const db_host *h, uint64_t need)
+{
+	return need == 0 || h->role != ROLE_STANDBY || (h->lsn_known && h->lsn >= need);
+}
+
+/*
+ * The hosts that fit, in the line's order.  prefer-standby takes any host
+ * when no standby fits; but while a standby fits except that it has not
+ * replayed the client's commit yet, the read waits for it (0 hosts, *behind
+ * set) until causal_read_timeout sends it to the primary (route_check_waits).
+ */
 static int
-fitting(const database *db, enum target_attrs want, int *ix)
+fitting(const database *db, enum target_attrs want, uint64_t need, int *ix, bool *behind)
 {
 	int			n = 0;
 
 	for (int i = 0; i < db->nhosts; i++)
-		if (route_fits(&db->hosts[i], want))
+	{
+		const db_host *h = &db->hosts[i];
+
+		if (!route_fits(h, want))
+			continue;
+		if (replayed(h, need))
 			ix[n++] = i;
-	if (n == 0 && want == TSA_PREFER_STANDBY)
-		return fitting(db, TSA_ANY, ix);
+		else
+		{
+			*behind = true;
+			health_want_fresh((db_host *) h);
+		}
+	}
+	if (n == 0 && want == TSA_PREFER_STANDBY && !*behind)
+		return fitting(db, TSA_ANY, need, ix, behind);
 	return n;
 }
 
@@ -101,7 +124,8 @@ pick(client *c)
 	pool	   *home = c->pool->home;
 	database   *db = home->db;
 	int			ix[MAX_HOSTS];
-	int			n = fitting(db, c->want, ix);
+	bool		behind = false;
+	int			n = fitting(db, c->want, c->need_lsn, ix, &behind);
 
 	if (n == 0)
 		return NULL;
@@ -113,6 +137,15 @@ static enum target_attrs
 write_want(const database *db)
 {
 	return db->read_only_routing && db->tsa == TSA_ANY ? TSA_READ_WRITE : db->tsa;
+}
+
+/* Where a read goes that must see every commit: the writes' route, or the primary for a prefer-standby line. */
+static enum target_attrs
+primary_want(const database *db)
+{
+	enum target_attrs w = write_want(db);
+
+	return w == TSA_PREFER_STANDBY ? TSA_PRIMARY : w;
 }
 
 /* The client's own value of a setting (startup or SET) is one of the words. */
@@ -154,6 +187,61 @@ request_want(const client *c)
 	ser = m.serializable >= 0 ? m.serializable :
 		client_setting_is(c, "default_transaction_isolation", serializable);
 	return ro && !ser ? TSA_PREFER_STANDBY : write_want(db);
+}
+
+/*
+ * causal_reads: the commit position a read-only request must find replayed
+ * on a standby: the client's last commit (session), or its user's (user).
+ * A primary that reports no commit positions (no perfopt extension there)
+ * leaves nothing to wait for: then reads stay on the primary, where they
+ * see every commit.
+ */
+static uint64_t
+causal_need(client *c)
+{
+	database   *db = c->pool->db;
+	bool		reports = false;
+
+	if (db->causal_reads == CAUSAL_OFF || c->want != TSA_PREFER_STANDBY)
+		return 0;
+	for (int i = 0; i < db->nhosts; i++)
+		if (db->hosts[i].role == ROLE_PRIMARY && db->hosts[i].health == HEALTH_UP)
+			reports = db->hosts[i].reports_commit_lsn;
+	if (!reports)
+	{
+		if (!db->causal_warned)
+			log_warn("database \"%s\": causal_reads is %s but its primary reports no commit positions (perfopt.commit_lsn): read-only transactions stay on the primary",
+					 db->name, config_causal_name(db->causal_reads));
+		db->causal_warned = true;
+		c->want = primary_want(db);
+		return 0;
+	}
+	return db->causal_reads == CAUSAL_USER ? c->pool->home->commit_lsn : c->commit_lsn;
+}
+
+/*
+ * perfopt.commit_lsn from a server: at login, that the host can report it
+ * (server_login.c asks for it from then on); after a commit, where its
+ * record ended, remembered for the client and its user.  Never forwarded
+ * (txn/startup_settings.c does not carry it either).
+ */
+void
+route_commit_reported(server *s, const char *lsn, bool login)
+{
+	uint64_t	at;
+	pool	   *home = s->pool->home;
+
+	if (login)
+	{
+		s->pool->host->reports_commit_lsn = true;
+		return;
+	}
+	if (!health_parse_lsn(lsn, strlen(lsn), &at))
+		return;
+	if (s->client && at > s->client->commit_lsn)
+		s->client->commit_lsn = at;
+	if (home && at > home->commit_lsn)
+		home->commit_lsn = at;
 }
 
 static bool
@@ -235,6 +323,7 @@ void
 route_login(client *c)
 {
 	c->want = write_want(c->pool->db);
+	c->need_lsn = 0;
 	c->route_login = true;
 	conn_read_off(&c->c);
 	client_set_state(c, C_ROUTING);
@@ -246,6 +335,7 @@ void
 route_request(client *c)
 {
 	c->want = request_want(c);
+	c->need_lsn = causal_need(c);
 	c->route_login = false;
 	client_set_state(c, C_ROUTING);
 	route_try(c);
@@ -346,20 +436,40 @@ route_wake(void)
 	busy = false;
 }
 
-/* Every 100 ms: a request that found no host within pool_timeout gets 08006. */
+/*
+ * Every 100 ms: a read that waited causal_read_timeout for a standby to
+ * replay its commit goes to the primary; a request that found no host
+ * within pool_timeout gets 08006.
+ */
 void
 route_check_waits(double now)
 {
-	client	   *c,
-			   *next;
+	client	   *c;
+	bool		acted = true;
 
-	for (c = TAILQ_FIRST(&routing_queue); c; c = next)
+	/* what one does may move others (a wake): look from the head again after each */
+	while (acted)
 	{
-		double		limit = c->pool->ps->pool_timeout;
+		acted = false;
+		TAILQ_FOREACH(c, &routing_queue, wlink)
+		{
+			double		limit = c->pool->ps->pool_timeout;
 
-		next = TAILQ_NEXT(c, wlink);
-		if (!c->route_login && limit > 0 && now - c->wait_start >= limit)
-			no_host(c, " within pool_timeout");
+			if (c->need_lsn && now - c->wait_start >= c->pool->db->causal_read_timeout)
+			{
+				log_verbose("%s: no standby replayed its commit within causal_read_timeout: to the primary",
+							client_tag(c));
+				c->need_lsn = 0;
+				c->want = primary_want(c->pool->db);
+				route_try(c);
+			}
+			else if (!c->route_login && limit > 0 && now - c->wait_start >= limit)
+				no_host(c, " within pool_timeout");
+			else
+				continue;
+			acted = true;
+			break;
+		}
 	}
 }
 
