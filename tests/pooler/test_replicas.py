@@ -96,6 +96,14 @@ def replayed_everywhere():
     return wait_for(lambda: caught_up("S1") and caught_up("S2"), timeout=60)
 
 
+def prepare():
+    """The table the tests write, on the primary and replayed on both standbys."""
+    d = direct_to("P")
+    run(d, "CREATE TABLE IF NOT EXISTS rt(id int, note text)")
+    d.close()
+    return replayed_everywhere()
+
+
 def hosts(p, db):
     """SHOW DATABASES of db: {port: (role, health)}."""
     return {r["port"]: (r["role"], r["health"]) for r in console(p, "SHOW DATABASES") if r["name"] == db}
@@ -116,16 +124,16 @@ def pooler(name, **settings):
         "app": HOSTS + " read_only_routing=on load_balance_hosts=random",
         "ro": HOSTS + " user=postgres target_session_attrs=standby load_balance_hosts=random",
         "lag": HOSTS + " user=postgres read_only_routing=on load_balance_hosts=random max_replica_lag=64kB",
+        "causal": HOSTS + " user=postgres read_only_routing=on load_balance_hosts=random causal_reads=session",
+        "causal_user": HOSTS + " user=postgres read_only_routing=on load_balance_hosts=random causal_reads=user",
+        "nocausal": HOSTS + " user=postgres read_only_routing=on load_balance_hosts=random",
     }, admin_users="postgres", **settings)
 
 
 def test_roles():
     if not available("host roles"):
         return
-    d = direct_to("P")
-    run(d, "CREATE TABLE IF NOT EXISTS rt(id int, note text)")
-    d.close()
-    ok(replayed_everywhere(), "both standbys replay the primary")
+    ok(prepare(), "both standbys replay the primary")
     mport = free_port()
     p = pooler("replica_roles", metrics_port=mport)
     ok(seen(p, "rw", ALL_UP), "SHOW DATABASES: one row per host, roles primary/standby/standby, all up",
@@ -158,6 +166,7 @@ def test_roles():
 def test_read_routing():
     if not available("read-only routing"):
         return
+    prepare()
     p = pooler("replica_routing")
     c = via(p, "app")			# no user= on the line: the first login is the health check's
     ok(seen(p, "app", ALL_UP), "all three hosts up")
@@ -192,6 +201,7 @@ def test_read_routing():
 def test_write_in_read_only():
     if not available("a write inside BEGIN READ ONLY"):
         return
+    prepare()
     p = pooler("replica_ro_write")
     c = via(p, "app")
     ok(seen(p, "app", ALL_UP), "all three hosts up")
@@ -219,6 +229,7 @@ def lag_of(p, db, node):
 def test_max_replica_lag():
     if not available("max_replica_lag"):
         return
+    prepare()
     p = pooler("replica_lag")
     c = via(p, "lag")
     ok(seen(p, "lag", ALL_UP), "all three hosts up")
@@ -239,6 +250,67 @@ def test_max_replica_lag():
        "reads reach standby 2 again")
     run(d, "DELETE FROM rt WHERE id > 1000")
     for x in (c, s2, d):
+        x.close()
+
+
+def commit_lsn_reported():
+    """Does the primary's perfopt report each commit's WAL end (perfopt.commit_lsn)?"""
+    d = direct_to("P")
+    try:
+        return run(d, "SELECT current_setting('perfopt.commit_lsn', true) IS NOT NULL")[0]
+    finally:
+        d.close()
+
+
+def write_then_read(writer, reader, rounds, base):
+    """rounds of: writer commits row base+i, then reader's read-only transaction looks for it.
+    (stale reads, reads a standby served)"""
+    stale = on_standby = 0
+    for i in range(rounds):
+        run(writer, "INSERT INTO rt VALUES (%d, 'c')" % (base + i))
+        n, standby = run(reader, "BEGIN READ ONLY",
+                         "SELECT count(*), pg_is_in_recovery() FROM rt WHERE id = %d" % (base + i))
+        run(reader, "COMMIT")
+        stale += n == 0
+        on_standby += standby
+    return stale, on_standby
+
+
+def test_causal_reads():
+    if not available("causal_reads"):
+        return
+    prepare()
+    p = pooler("replica_causal")
+    c = via(p, "causal")
+    ok(seen(p, "causal", ALL_UP), "all three hosts up")
+    ok({r["causal_reads"] for r in console(p, "SHOW DATABASES") if r["name"] == "causal"} == {"session"},
+       "SHOW DATABASES: causal_reads session")
+    if not commit_lsn_reported():
+        r = [where(c, "BEGIN READ ONLY") for _ in range(10)]
+        ok(all(x == (False, int(PORTS["P"])) for x in r),
+           "causal_reads without perfopt.commit_lsn on the primary: read-only transactions stay on the primary", r)
+        ok(wait_for(lambda: "reports no commit positions" in p.log_text()), "and the log says why, once",
+           p.log_text()[-500:])
+        skip("read-your-writes on standbys over 1000 rounds", "the primary's perfopt reports no perfopt.commit_lsn")
+        return
+    w = via(p, "causal")
+    stale, standby = write_then_read(w, w, 1000, 100000)
+    ok(stale == 0, "causal_reads = session: 1000 write-then-read rounds, 0 stale reads", stale)
+    if standby:
+        ok(True, "%d of those reads served by a standby" % standby)
+    else:
+        skip("causal reads served by a standby", "every read went to the primary after causal_read_timeout")
+    u1, u2 = via(p, "causal_user"), via(p, "causal_user")
+    stale, standby = write_then_read(u1, u2, 300, 200000)
+    ok(stale == 0, "causal_reads = user: another client of the user reads what the first committed, 0 stale", stale)
+    n1, n2 = via(p, "nocausal"), via(p, "nocausal")
+    stale, standby = write_then_read(n1, n2, 300, 300000)
+    if stale:
+        ok(True, "mutation: with causal_reads off, %d of 300 reads were stale" % stale)
+    else:
+        skip("stale reads without causal_reads", "replay was never behind a read in 300 rounds")
+    run(w, "DELETE FROM rt WHERE id >= 100000")
+    for x in (c, w, u1, u2, n1, n2):
         x.close()
 
 
@@ -304,6 +376,7 @@ def test_standby_stop():
 def test_promotion():
     if not available("promotion"):
         return
+    prepare()
     p = pooler("replica_promote", pool_timeout=60)
     ok(seen(p, "rw", ALL_UP), "all three hosts up")
     before = via(p, "rw")
@@ -374,5 +447,5 @@ def test_config_errors():
 
 TESTS = [("replica_config", test_config_errors), ("replica_roles", test_roles),
          ("replica_routing", test_read_routing), ("replica_ro_write", test_write_in_read_only),
-         ("replica_lag", test_max_replica_lag),
+         ("replica_lag", test_max_replica_lag), ("replica_causal", test_causal_reads),
          ("replica_stop", test_standby_stop), ("replica_promote", test_promotion)]
