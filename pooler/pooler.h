@@ -103,6 +103,7 @@ typedef struct db_host
 	int64_t		lag;			/* standby: bytes behind the primary's last known lsn; -1 unknown */
 	double		checked_at;		/* its last answer */
 	double		check_sent;		/* a check (or the probe's login) is under way since; 0 none */
+	double		last_sent;		/* when the last check went out */
 	double		retry_at;		/* down: when to try again */
 	int			fail_count;		/* failures in a row: the backoff */
 	uint64_t	failures;		/* every time it was taken out */

@@ -211,7 +211,7 @@ send_check(server *s)
 	send_query(s->c.out, CHECK_SQL);
 	s->expect_rfq++;
 	s->swallow_rfq++;
-	h->check_sent = now_mono();
+	h->check_sent = h->last_sent = now_mono();
 	if (conn_flush(&s->c) < 0)
 	{
 		server_close(s, "health check: write failed");
@@ -408,16 +408,23 @@ step(db_host *h, double now)
 
 /*
  * A read waits until h has replayed a client's commit (causal_reads): its
- * replay position is asked again 1 ms from now, not at the next period.
- * route.c asks again after each answer while the read still waits, so a
- * waiting read costs one small query per millisecond at most, and only
- * until causal_read_timeout.
+ * replay position is asked now (or, when it was asked less than 1 ms ago
+ * or is being asked, 1 ms from now), not at the next period.  route.c asks
+ * again after each answer while the read still waits, so a waiting read
+ * costs one small query per millisecond at most, and only until
+ * causal_read_timeout.
  */
 void
 health_want_fresh(db_host *h)
 {
 	struct timeval tv = {0, 1000};
+	server	   *s = h->probe ? TAILQ_FIRST(&h->probe->servers) : NULL;
 
+	if (s && s->state == S_IDLE && h->check_sent == 0 && now_mono() - h->last_sent >= 0.001)
+	{
+		send_check(s);
+		return;
+	}
 	h->want_fresh = true;
 	if (!evtimer_pending(&fresh_ev, NULL))
 		evtimer_add(&fresh_ev, &tv);

@@ -16,6 +16,7 @@ depends on how fast anything was."""
 import os
 import subprocess
 import threading
+import time
 
 import psycopg2
 
@@ -266,6 +267,7 @@ def write_then_read(writer, reader, rounds, base):
     """rounds of: writer commits row base+i, then reader's read-only transaction looks for it.
     (stale reads, reads a standby served)"""
     stale = on_standby = 0
+    t0 = time.time()
     for i in range(rounds):
         run(writer, "INSERT INTO rt VALUES (%d, 'c')" % (base + i))
         n, standby = run(reader, "BEGIN READ ONLY",
@@ -273,6 +275,8 @@ def write_then_read(writer, reader, rounds, base):
         run(reader, "COMMIT")
         stale += n == 0
         on_standby += standby
+    print("# %d write-then-read rounds: %.2f ms each (a figure, not a verdict)" %
+          (rounds, (time.time() - t0) * 1000 / rounds), flush=True)
     return stale, on_standby
 
 
