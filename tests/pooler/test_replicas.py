@@ -20,7 +20,7 @@ import time
 
 import psycopg2
 
-from harness import PG_BINDIR, BIN, TMP, Pooler, console, metrics, ok, skip, wait_for
+from harness import PG_BINDIR, BIN, TMP, Pooler, console, edit_ini, metrics, ok, skip, wait_for
 from wire import free_port, read_msg, session, simple_query, sqlstate_of
 
 LOOP = "127.0.0.1"
@@ -424,6 +424,25 @@ def test_promotion():
     before.close()
 
 
+def test_reload():
+    if not available("RELOAD of a database's hosts"):
+        return
+    prepare()
+    p = pooler("replica_reload")
+    c = via(p, "rw")
+    ok(seen(p, "rw", ALL_UP), "all three hosts up")
+    edit_ini(p, dbs={"rw": "host=%s,%s port=%s,%s dbname=postgres user=postgres target_session_attrs=read-write"
+                     % (LOOP, LOOP, PORTS["S2"], PORTS["P"])})
+    ok(console(p, "RELOAD") == "RELOAD", "RELOAD: two hosts now, the primary second")
+    ok(seen(p, "rw", {"S2": ("standby", "up"), "P": ("primary", "up")}) and len(hosts(p, "rw")) == 2,
+       "SHOW DATABASES: the two hosts, checked again", hosts(p, "rw"))
+    ok(where(c) == (False, int(PORTS["P"])), "the connected client's writes still reach the primary")
+    edit_ini(p, dbs={"rw": HOSTS + " user=postgres target_session_attrs=standby"})
+    ok(console(p, "RELOAD") == "RELOAD", "RELOAD: target_session_attrs = standby")
+    ok(seen(p, "rw", ALL_UP) and where(c)[0] is True, "the same client now on a standby", hosts(p, "rw"))
+    c.close()
+
+
 def test_config_errors():
     cases = [
         ("x = host=a,b port=1,2,3", "3 ports for 2 hosts"),
@@ -452,4 +471,4 @@ def test_config_errors():
 TESTS = [("replica_config", test_config_errors), ("replica_roles", test_roles),
          ("replica_routing", test_read_routing), ("replica_ro_write", test_write_in_read_only),
          ("replica_lag", test_max_replica_lag), ("replica_causal", test_causal_reads),
-         ("replica_stop", test_standby_stop), ("replica_promote", test_promotion)]
+         ("replica_reload", test_reload), ("replica_stop", test_standby_stop), ("replica_promote", test_promotion)]
