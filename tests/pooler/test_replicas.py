@@ -199,6 +199,29 @@ def test_read_routing():
     c.close()
 
 
+def test_pgbench_reads():
+    if not available("pgbench -S through read_only_routing"):
+        return
+    r = subprocess.run(["pgbench", "-i", "-q", "-s", "1", "-h", LOOP, "-p", PORTS["P"], "-U", "postgres", "postgres"],
+                       capture_output=True, text=True)
+    ok(r.returncode == 0 and replayed_everywhere(), "pgbench -i on the primary, replayed", r.stderr[-300:])
+    mport = free_port()
+    p = pooler("replica_pgbench", metrics_port=mport)
+    via(p, "app").close()
+    ok(seen(p, "app", ALL_UP), "all three hosts up")
+    env = dict(os.environ, PGOPTIONS="-c default_transaction_read_only=on")
+    r = subprocess.run(["pgbench", "-S", "-n", "-c", "4", "-t", "200", "-h", LOOP, "-p", str(p.port), "-U", "postgres",
+                        "app"], capture_output=True, text=True, env=env, timeout=120)
+    ok(r.returncode == 0 and "number of failed transactions: 0" in r.stdout,
+       "pgbench -S, 4 clients x 200, default_transaction_read_only=on: no failure", (r.stdout[-400:], r.stderr[-400:]))
+    m = metrics(mport)
+    served = {n: m.get('perfopt_pooler_transactions_total{database="app",user="postgres",host="127.0.0.1:%s"}'
+                       % PORTS[n], 0) for n in ("P", "S1", "S2")}
+    ok(served["P"] == 0 and served["S1"] > 0 and served["S2"] > 0 and served["S1"] + served["S2"] >= 800,
+       "the pooler's per-host transactions: the primary served none, both standbys some (%d / %d)"
+       % (served["S1"], served["S2"]), served)
+
+
 def test_write_in_read_only():
     if not available("a write inside BEGIN READ ONLY"):
         return
@@ -469,6 +492,6 @@ def test_config_errors():
 
 
 TESTS = [("replica_config", test_config_errors), ("replica_roles", test_roles),
-         ("replica_routing", test_read_routing), ("replica_ro_write", test_write_in_read_only),
+         ("replica_routing", test_read_routing), ("replica_pgbench", test_pgbench_reads), ("replica_ro_write", test_write_in_read_only),
          ("replica_lag", test_max_replica_lag), ("replica_causal", test_causal_reads),
          ("replica_reload", test_reload), ("replica_stop", test_standby_stop), ("replica_promote", test_promotion)]
