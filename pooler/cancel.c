@@ -155,7 +155,7 @@ cancel_request(uint32_t pid, uint32_t key)
 		return;
 	if (target->server && target->server->state == S_ACTIVE)
 		forward_cancel(target->server);
-	else if (target->state == C_WAITING)
+	else if (target->state == C_WAITING || (target->state == C_ROUTING && !target->route_login))
 		client_cancel_waiting(target);
 }
 

@@ -28,11 +28,13 @@
 #include "txn/txn.h"
 #include "txn/session_state.h"
 #include "txn/query_text.h"
+#include "replica/replica.h"
 
 #define CLOSE_GRACE 5.0
 
 int			client_count;
 struct client_list all_clients = TAILQ_HEAD_INITIALIZER(all_clients);
+struct client_list routing_queue = TAILQ_HEAD_INITIALIZER(routing_queue);
 const console_ops *client_console;
 static uint32_t next_client_id;
 
@@ -244,7 +246,10 @@ process_idle(client *c)
 	}
 	/* reading goes on while it waits: an EOF is seen, and it costs no epoll_ctl */
 	c->wait_start = now_mono();
-	pool_request(c->pool, c);
+	if (c->pool->db->routed)
+		route_request(c);		/* the host its transaction asks for (replica/route.c) */
+	else
+		pool_request(c->pool, c);
 }
 
 /* Drop the client's messages up to its sync point, then ReadyForQuery. */
@@ -561,7 +566,7 @@ client_read_cb(evutil_socket_t fd, short ev, void *arg)
 		evbuffer_drain(c->c.in, buflen(c->c.in));
 		return;
 	}
-	if (c->state == C_WAITING)
+	if (c->state == C_WAITING || c->state == C_ROUTING)
 	{
 		if (buflen(c->c.in) > BACKLOG_HIGH)
 			conn_read_off(&c->c);
@@ -624,6 +629,7 @@ tick_cb(evutil_socket_t fd, short ev, void *arg)
 	while ((c = TAILQ_FIRST(&closing_list)) != NULL && c->deadline <= now)
 		client_free(c);
 	pool_check_waits(now);
+	route_check_waits(now);
 }
 
 void

@@ -8,12 +8,16 @@
 
 #include "pooler.h"
 
+/* C_ROUTING clients, oldest first: no host of their database fits them yet */
+extern struct client_list routing_queue;
+
 /*
  * The only way a client's state changes.  A pool's queues follow the
  * state: C_WAITING clients are on its wait queue, C_LOGIN_WAIT ones on its
- * login queue, and nobody else is.  A client sent back to the queue from a
- * server (its pre-ping found the server dead) goes first again: it had
- * already waited its turn.  Inline: it runs twice per transaction.
+ * login queue, C_ROUTING ones on the routing queue, and nobody else is.  A
+ * client sent back to the queue from a server (its pre-ping found the
+ * server dead) goes first again: it had already waited its turn.  Inline:
+ * it runs twice per transaction.
  */
 static inline void
 client_set_state(client *c, enum client_state state)
@@ -30,7 +34,11 @@ client_set_state(client *c, enum client_state state)
 	}
 	else if (old == C_LOGIN_WAIT)
 		TAILQ_REMOVE(&p->login_wait, c, wlink);
-	if (state == C_WAITING)
+	else if (old == C_ROUTING)
+		TAILQ_REMOVE(&routing_queue, c, wlink);
+	if (state == C_ROUTING)
+		TAILQ_INSERT_TAIL(&routing_queue, c, wlink);
+	else if (state == C_WAITING)
 	{
 		if (old == C_ACTIVE)
 			TAILQ_INSERT_HEAD(&p->waiting, c, wlink);

@@ -24,6 +24,7 @@
 #include "pool.h"
 #include "net/net.h"
 #include "txn/txn.h"
+#include "replica/replica.h"
 
 #define STARTUP_MAX 10000
 #define PROTO_V3 196608
@@ -372,6 +373,11 @@ client_login_done(client *c)
 	c->user = c->pool->user;
 	c->dbname = c->pool->dbname;
 	log_verbose("%s: login", client_tag(c));
+	if (c->db->routed)
+	{
+		route_login(c);			/* a host of the database's target (replica/route.c) */
+		return;
+	}
 	if (c->pool->have_params)
 	{
 		client_welcome(c);

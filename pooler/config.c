@@ -47,6 +47,8 @@ config_report(const char *fmt, ...)
 		snprintf(config_error, sizeof(config_error), "%s", msg);
 }
 
+static int	word_index(const char *v, const char *const *words);
+
 typedef struct parse_ctx
 {
 	const char *file;
@@ -114,6 +116,53 @@ parse_bool(const char *v, bool *out)
 	else
 		return false;
 	return true;
+}
+
+/* bytes, with PostgreSQL's units: 16MB, 512kB, 1GB (1024-based), or a plain number */
+static bool
+parse_bytes(const char *v, long long *out)
+{
+	static const struct
+	{
+		const char *unit;
+		long long	mult;
+	}			units[] = {{"", 1}, {"B", 1}, {"kB", 1024}, {"MB", 1024 * 1024}, {"GB", 1024LL * 1024 * 1024},
+	{"TB", 1024LL * 1024 * 1024 * 1024}};
+	char	   *end;
+	long long	n;
+
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno || end == v || n < 0)
+		return false;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (strcmp(end, units[i].unit) == 0)
+		{
+			if (n > INT64_MAX / units[i].mult)
+				return false;
+			*out = n * units[i].mult;
+			return true;
+		}
+	return false;
+}
+
+static const char *const causal_names[] = {"off", "session", "user", NULL};
+
+const char *
+config_causal_name(int c)
+{
+	return causal_names[c];
+}
+
+/* libpq's target_session_attrs names */
+static const char *const tsa_names[] = {
+	"any", "read-write", "read-only", "primary", "standby", "prefer-standby", NULL
+};
+
+const char *
+config_tsa_name(enum target_attrs t)
+{
+	return tsa_names[t];
 }
 
 enum
@@ -188,6 +237,159 @@ set_pool_key(pool_settings *ps, const char *key, const char *v, unsigned *set, c
 	return ok ? 1 : 0;
 }
 
+/* One host's address: a Unix socket directory (starts with '/') or a name to resolve. */
+static bool
+resolve_host(parse_ctx *ctx, const char *name, db_host *h)
+{
+	struct addrinfo hints = {0},
+			   *res;
+	char		port[8];
+	int			rc;
+
+	if (h->name[0] == '/')
+	{
+		struct sockaddr_un *un = (struct sockaddr_un *) &h->addr;
+
+		un->sun_family = AF_UNIX;
+		h->addrlen = sizeof(*un);
+		if ((size_t) snprintf(un->sun_path, sizeof(un->sun_path), "%s/.s.PGSQL.%d",
+							  h->name, h->port) < sizeof(un->sun_path))
+			return true;
+		cfg_error(ctx, "databases", name, "socket path too long: %s", h->name);
+		return false;
+	}
+	hints.ai_socktype = SOCK_STREAM;
+	snprintf(port, sizeof(port), "%d", h->port);
+	if ((rc = getaddrinfo(h->name, port, &hints, &res)) != 0)
+	{
+		cfg_error(ctx, "databases", name, "cannot resolve host \"%s\": %s", h->name, gai_strerror(rc));
+		return false;
+	}
+	memcpy(&h->addr, res->ai_addr, res->ai_addrlen);
+	h->addrlen = res->ai_addrlen;
+	freeaddrinfo(res);
+	return true;
+}
+
+/* Split a comma-separated list in place (libpq's host=h1,h2 port=p1,p2); its count, -1 if too long. */
+static int
+split_list(char *list, char **items, int max)
+{
+	int			n = 0;
+
+	for (char *p = list;; p++)
+	{
+		if (n == max)
+			return -1;
+		items[n++] = p;
+		p = strchr(p, ',');
+		if (!p)
+			return n;
+		*p = '\0';
+	}
+}
+
+/*
+ * host= and port= of a line, as libpq reads them: one port for every host,
+ * or one per host.  The first host is the one a single-host line always had.
+ */
+static void
+parse_hosts(parse_ctx *ctx, database *db, char *hosts, char *ports)
+{
+	char	   *hv[MAX_HOSTS + 1],
+			   *pv[MAX_HOSTS + 1];
+	int			nh = split_list(hosts, hv, MAX_HOSTS),
+				np = split_list(ports, pv, MAX_HOSTS);
+
+	if (nh < 0)
+	{
+		cfg_error(ctx, "databases", db->name, "more than %d hosts", MAX_HOSTS);
+		return;
+	}
+	if (np < 0 || (np != 1 && np != nh))
+	{
+		cfg_error(ctx, "databases", db->name, "%d ports for %d hosts: give one port for all, or one per host",
+				  np < 0 ? MAX_HOSTS + 1 : np, nh);
+		return;
+	}
+	for (int i = 0; i < nh; i++)
+	{
+		db_host    *h = &db->hosts[i];
+		const char *pt = pv[np == 1 ? 0 : i];
+
+		if (!hv[i][0])
+		{
+			cfg_error(ctx, "databases", db->name, "empty host name in \"host\" (entry %d)", i + 1);
+			return;
+		}
+		h->name = strdup(hv[i]);
+		h->db = db;
+		h->ix = i;
+		h->lag = -1;
+		db->nhosts = i + 1;
+		if (!parse_int(pt, 1, 65535, &h->port))
+		{
+			cfg_error(ctx, "databases", db->name, "port must be 1..65535, not \"%s\"", pt);
+			return;
+		}
+		if (!resolve_host(ctx, db->name, h))
+			return;
+	}
+}
+
+/* The keys of several hosts and their roles: 1 handled, 0 bad value, -1 not one of them. */
+static int
+set_replica_key(database *db, const char *key, const char *v, const char **expect)
+{
+	static const char *const balance[] = {"disable", "random", NULL};
+	int			i;
+	bool		b;
+
+	if (!strcmp(key, "target_session_attrs"))
+	{
+		*expect = "any, read-write, read-only, primary, standby or prefer-standby";
+		if ((i = word_index(v, tsa_names)) < 0)
+			return 0;
+		db->tsa = i;
+	}
+	else if (!strcmp(key, "load_balance_hosts"))
+	{
+		*expect = "disable or random";
+		if ((i = word_index(v, balance)) < 0)
+			return 0;
+		db->load_balance = i == 1;
+	}
+	else if (!strcmp(key, "read_only_routing"))
+	{
+		*expect = "on or off";
+		if (!parse_bool(v, &b))
+			return 0;
+		db->read_only_routing = b;
+	}
+	else if (!strcmp(key, "max_replica_lag"))
+	{
+		*expect = "bytes of WAL (16MB, 512kB, 0: no limit)";
+		if (!parse_bytes(v, &db->max_replica_lag))
+			return 0;
+	}
+	else if (!strcmp(key, "causal_reads"))
+	{
+		*expect = "off, session or user";
+		if ((i = word_index(v, causal_names)) < 0)
+			return 0;
+		db->causal_reads = i;
+	}
+	else if (!strcmp(key, "causal_read_timeout"))
+	{
+		*expect = "a number of seconds >= 0";
+		if (!parse_seconds(v, &db->causal_read_timeout))
+			return 0;
+	}
+	else
+		return -1;
+	return 1;
+}
+
 /* "host=... port=... dbname=... pool_size=30" with optional 'quoted values' */
 static void
 parse_database(parse_ctx *ctx, const char *name, const char *def)
@@ -195,10 +397,15 @@ parse_database(parse_ctx *ctx, const char *name, const char *def)
 	database   *db = calloc(1, sizeof(*db));
 	const char *p = def;
 	char		key[64],
-				val[512];
+				val[512],
+				hosts[512] = "127.0.0.1",
+				ports[512] = "5432";
 
 	db->name = strdup(name);
-	db->port = 5432;
+	db->read_only_routing = -1;
+	db->max_replica_lag = -1;
+	db->causal_reads = -1;
+	db->causal_read_timeout = -1;
 	/* linked at once: whatever goes wrong below, config_free reaches it */
 	*ctx->tail = db;
 	ctx->tail = &db->next;
@@ -253,12 +460,13 @@ parse_database(parse_ctx *ctx, const char *name, const char *def)
 				val[vl++] = *p++;
 		val[vl] = '\0';
 		if (!strcmp(key, "host"))
-			free(db->host), db->host = strdup(val);
+			snprintf(hosts, sizeof(hosts), "%s", val);
 		else if (!strcmp(key, "port"))
-		{
-			if (!parse_int(val, 1, 65535, &db->port))
-				cfg_error(ctx, "databases", name, "port must be 1..65535, not \"%s\"", val);
-		}
+			snprintf(ports, sizeof(ports), "%s", val);
+		else if ((r = set_replica_key(db, key, val, &expect)) == 0)
+			cfg_error(ctx, "databases", name, "%s must be %s, not \"%s\"", key, expect, val);
+		else if (r > 0)
+			;
 		else if (!strcmp(key, "dbname"))
 			free(db->dbname), db->dbname = strdup(val);
 		else if (!strcmp(key, "user"))
@@ -270,36 +478,7 @@ parse_database(parse_ctx *ctx, const char *name, const char *def)
 		else if (r < 0)
 			cfg_error(ctx, "databases", name, "unknown option \"%s\"", key);
 	}
-	if (!db->host)
-		db->host = strdup("127.0.0.1");
-	if (db->host[0] == '/')
-	{
-		struct sockaddr_un *un = (struct sockaddr_un *) &db->addr;
-
-		un->sun_family = AF_UNIX;
-		if ((size_t) snprintf(un->sun_path, sizeof(un->sun_path), "%s/.s.PGSQL.%d",
-							  db->host, db->port) >= sizeof(un->sun_path))
-			cfg_error(ctx, "databases", name, "socket path too long: %s", db->host);
-		db->addrlen = sizeof(*un);
-	}
-	else
-	{
-		struct addrinfo hints = {0},
-				   *res;
-		char		port[8];
-		int			rc;
-
-		hints.ai_socktype = SOCK_STREAM;
-		snprintf(port, sizeof(port), "%d", db->port);
-		if ((rc = getaddrinfo(db->host, port, &hints, &res)) != 0)
-		{
-			cfg_error(ctx, "databases", name, "cannot resolve host \"%s\": %s", db->host, gai_strerror(rc));
-			return;
-		}
-		memcpy(&db->addr, res->ai_addr, res->ai_addrlen);
-		db->addrlen = res->ai_addrlen;
-		freeaddrinfo(res);
-	}
+	parse_hosts(ctx, db, hosts, ports);
 	/* remember which keys to take from [pooler] once the whole file is read */
 	db->ps_set = ctx->db_set;
 }
@@ -490,6 +669,35 @@ handler(void *user, const char *section, const char *key, const char *v)
 		if (!parse_seconds(v, &cfg.shutdown_timeout))
 			cfg_error(ctx, section, key, "must be a number of seconds >= 0, not \"%s\"", v);
 	}
+	else if (!strcmp(key, "read_only_routing"))
+	{
+		if (!parse_bool(v, &cfg.read_only_routing))
+			cfg_error(ctx, section, key, "must be on or off, not \"%s\"", v);
+	}
+	else if (!strcmp(key, "max_replica_lag"))
+	{
+		if (!parse_bytes(v, &cfg.max_replica_lag))
+			cfg_error(ctx, section, key, "must be bytes of WAL (16MB, 512kB, 0: no limit), not \"%s\"", v);
+	}
+	else if (!strcmp(key, "causal_reads"))
+	{
+		int			i = word_index(v, causal_names);
+
+		if (i < 0)
+			cfg_error(ctx, section, key, "must be off, session or user, not \"%s\"", v);
+		else
+			cfg.causal_reads = i;
+	}
+	else if (!strcmp(key, "causal_read_timeout"))
+	{
+		if (!parse_seconds(v, &cfg.causal_read_timeout))
+			cfg_error(ctx, section, key, "must be a number of seconds >= 0, not \"%s\"", v);
+	}
+	else if (!strcmp(key, "health_check_period"))
+	{
+		if (!parse_seconds(v, &cfg.health_check_period) || cfg.health_check_period < 0.05)
+			cfg_error(ctx, section, key, "must be a number of seconds >= 0.05, not \"%s\"", v);
+	}
 	else if (tls_key(ctx, section, key, v))
 		;
 	else if ((r = set_pool_key(&cfg.ps, key, v, &dummy, &expect)) == 0)
@@ -542,6 +750,44 @@ config_defaults(void)
 	cfg.metrics_port = 0;
 	cfg.metrics_addr = strdup("127.0.0.1");
 	cfg.shutdown_timeout = 30;
+	cfg.read_only_routing = false;
+	cfg.max_replica_lag = 0;
+	cfg.health_check_period = 1;
+	cfg.causal_reads = CAUSAL_OFF;
+	cfg.causal_read_timeout = 1;
+}
+
+/*
+ * Routing keys not on the line come from [pooler].  read_only_routing sends
+ * the other transactions to the writable host: a line that also asks for
+ * standbys only contradicts itself (inherited from [pooler], routing just
+ * stays off there: all its traffic goes to standbys anyway).
+ */
+static int
+replica_settings(const char *file, database *db)
+{
+	bool		inherited = db->read_only_routing < 0;
+
+	if (inherited)
+		db->read_only_routing = cfg.read_only_routing;
+	if (db->max_replica_lag < 0)
+		db->max_replica_lag = cfg.max_replica_lag;
+	if (db->causal_reads < 0)
+		db->causal_reads = cfg.causal_reads;
+	if (db->causal_read_timeout < 0)
+		db->causal_read_timeout = cfg.causal_read_timeout;
+	if (db->read_only_routing && db->tsa != TSA_ANY && db->tsa != TSA_READ_WRITE && db->tsa != TSA_PRIMARY)
+	{
+		if (!inherited)
+		{
+			config_report("%s: database \"%s\": read_only_routing needs target_session_attrs any, read-write or primary (its writes' route), not %s",
+						  file, db->name, tsa_names[db->tsa]);
+			return -1;
+		}
+		db->read_only_routing = false;
+	}
+	db->routed = db->nhosts > 1 || db->tsa != TSA_ANY || db->read_only_routing;
+	return 0;
 }
 
 int
@@ -604,6 +850,8 @@ config_load(const char *file)
 						  file, db->name, db->ps.min_pool_size, db->ps.pool_size);
 			return -1;
 		}
+		if (replica_settings(file, db) < 0)
+			return -1;
 	}
 	if (!cfg.databases)
 	{
@@ -638,7 +886,8 @@ void
 config_free_database(database *db)
 {
 	free(db->name);
-	free(db->host);
+	for (int i = 0; i < db->nhosts; i++)
+		free(db->hosts[i].name);
 	free(db->dbname);
 	free(db->user);
 	free(db->password);

@@ -17,7 +17,7 @@
  * Every [pooler] setting, for SHOW CONFIG and for the reload: those not
  * changeable need a restart (the sockets are bound once).
  */
-enum { T_STR, T_INT, T_SECS, T_BOOL, T_SSTATE, T_MODE, T_AUTH, T_CLIENT_TLS, T_SERVER_TLS, T_FILE };
+enum { T_STR, T_INT, T_SECS, T_BOOL, T_SSTATE, T_MODE, T_AUTH, T_CLIENT_TLS, T_SERVER_TLS, T_FILE, T_BYTES, T_CAUSAL };
 static const struct
 {
 	const char *key;
@@ -51,6 +51,11 @@ static const struct
 	{"startup_timeout", T_SECS, true, offsetof(settings, startup_timeout)},
 	{"ignore_startup_parameters", T_STR, true, offsetof(settings, ignore_startup_parameters)},
 	{"shutdown_timeout", T_SECS, true, offsetof(settings, shutdown_timeout)},
+	{"read_only_routing", T_BOOL, true, offsetof(settings, read_only_routing)},
+	{"max_replica_lag", T_BYTES, true, offsetof(settings, max_replica_lag)},
+	{"health_check_period", T_SECS, true, offsetof(settings, health_check_period)},
+	{"causal_reads", T_CAUSAL, true, offsetof(settings, causal_reads)},
+	{"causal_read_timeout", T_SECS, true, offsetof(settings, causal_read_timeout)},
 	{"logfile", T_STR, true, offsetof(settings, logfile)},
 	{"verbose", T_INT, true, offsetof(settings, verbose)},
 	{"metrics_addr", T_STR, false, offsetof(settings, metrics_addr)},
@@ -112,6 +117,12 @@ show_value(const settings *s, int k, char *buf, size_t len)
 			break;
 		case T_FILE:
 			snprintf(buf, len, "%s", ((const cfg_file *) p)->path ? ((const cfg_file *) p)->path : "");
+			break;
+		case T_CAUSAL:
+			snprintf(buf, len, "%s", config_causal_name(*(const int *) p));
+			break;
+		case T_BYTES:
+			snprintf(buf, len, "%lld", *(const long long *) p);
 			break;
 	}
 }

@@ -18,6 +18,7 @@
 #include "pool.h"
 #include "net/net.h"
 #include "ops/ops.h"
+#include "replica/replica.h"
 
 struct event_base *base;
 
@@ -138,6 +139,7 @@ main(int argc, char **argv)
 	clients_tick_start();
 	lifecycle_start(listener_stop);
 	janitor_start();
+	health_start();
 	log_info("perfopt-pooler %s listening (port %d, %s mode)", POOLER_VERSION, cfg.listen_port,
 			 cfg.ps.pool_mode == MODE_SESSION ? "session" : "transaction");
 	/* one batch of events at a time, then the client writes it produced */

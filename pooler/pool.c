@@ -1,6 +1,7 @@
 /*
- * pool.c: one pool per (database, user), the only place where clients and
- * servers meet.  Keeps an application-side pool's promises on the server:
+ * pool.c: one pool per (database, user) and host (a line may list several:
+ * replica/route.c picks the host pool of each request), the only place
+ * where clients and servers meet.  Keeps an application-side pool's promises on the server:
  * pool_size kept, max_overflow opened only for clients that waited
  * overflow_wait, FIFO
  * waiters with pool_timeout, pool_recycle at release, pre-ping before
@@ -40,6 +41,7 @@
 #include "pool.h"
 #include "net/net.h"
 #include "txn/session_state.h"
+#include "replica/replica.h"
 
 #define BACKOFF_FIRST 0.05
 #define BACKOFF_MAX 0.5
@@ -48,16 +50,13 @@ pool	   *pools;
 bool		shutting_down;
 bool		(*pool_born_paused) (const char *dbname);
 
-pool *
-pool_get(database *db, const char *user, const char *dbname, user_cred *cred)
+static pool *
+pool_new(database *db, int hostix, const char *user, const char *dbname, user_cred *cred)
 {
-	pool	   *p;
+	pool	   *p = calloc(1, sizeof(*p));
 
-	for (p = pools; p; p = p->next)
-		if (p->db == db && strcmp(p->user, user) == 0 && strcmp(p->dbname, dbname) == 0)
-			return p;
-	p = calloc(1, sizeof(*p));
 	p->db = db;
+	p->host = &db->hosts[hostix];
 	p->ps = &db->ps;
 	p->user = strdup(user);
 	p->dbname = strdup(dbname);
@@ -71,6 +70,44 @@ pool_get(database *db, const char *user, const char *dbname, user_cred *cred)
 	p->paused = pool_born_paused && pool_born_paused(dbname);
 	p->next = pools;
 	pools = p;
+	return p;
+}
+
+/*
+ * The (database, user) pool a client logs in to: its first host's.  With
+ * several hosts the others' pools hang off it (pool_for_host), one pool
+ * per host, so pool_size and max_overflow hold per host.
+ */
+pool *
+pool_get(database *db, const char *user, const char *dbname, user_cred *cred)
+{
+	pool	   *p;
+
+	for (p = pools; p; p = p->next)
+		if (p->db == db && p->home == p && strcmp(p->user, user) == 0 && strcmp(p->dbname, dbname) == 0)
+			return p;
+	p = pool_new(db, 0, user, dbname, cred);
+	p->home = p;
+	p->by_host[0] = p;
+	return p;
+}
+
+/* The pool of home's database and user on host ix, made on first use. */
+pool *
+pool_for_host(pool *home, int ix)
+{
+	pool	   *p = home->by_host[ix];
+
+	if (p)
+		return p;
+	p = pool_new(home->db, ix, home->user, home->dbname, home->cred);
+	/* the same login as home's, which a reload may have changed since */
+	free(p->server_user);
+	free(p->server_dbname);
+	p->server_user = strdup(home->server_user);
+	p->server_dbname = strdup(home->server_dbname);
+	p->home = home;
+	home->by_host[ix] = p;
 	return p;
 }
 
@@ -95,6 +132,22 @@ fail_waiters(pool *p, bool login_only)
 		return;
 	while ((c = TAILQ_FIRST(&p->waiting)) != NULL)
 		client_fail(c, p->last_sqlstate, "%s", msg);
+}
+
+/*
+ * The pool's host cannot be reached: with several hosts (or a role to
+ * match) its waiters go to another host, or wait for one (replica/route.c);
+ * else, or when the login itself is refused, they get the error.
+ */
+static void
+fail_or_reroute(pool *p, bool login_only)
+{
+	if (p->db->routed && health_host_level(p->last_sqlstate))
+	{
+		health_host_failed(p->host, p->last_error);
+		return;
+	}
+	fail_waiters(p, login_only);
 }
 
 /*
@@ -130,7 +183,7 @@ grow(pool *p)
 		{
 			/* the server is down: say so now rather than after pool_timeout */
 			if (p->n_servers == 0)
-				fail_waiters(p, false);
+				fail_or_reroute(p, false);
 			return;
 		}
 		server_connect(p);
@@ -184,7 +237,7 @@ pool_request(pool *p, client *c)
 	{
 		if (now_mono() < p->retry_at && p->n_servers == 0)
 		{
-			fail_waiters(p, true);
+			fail_or_reroute(p, true);
 			return;
 		}
 		grow(p);
@@ -283,6 +336,11 @@ pool_server_ready(server *s)
 	log_verbose("%s: server connection ready", server_tag(s));
 	p->fail_count = 0;
 	p->retry_at = 0;
+	if (p->probe)
+	{
+		health_probe_ready(s);	/* the health check's own connection */
+		return;
+	}
 	if (!p->have_params)
 	{
 		p->have_params = true;
@@ -299,6 +357,11 @@ pool_server_failed(pool *p, const char *sqlstate, const char *msg)
 {
 	double		delay;
 
+	if (p->probe)
+	{
+		health_probe_failed(p, sqlstate, msg);
+		return;
+	}
 	p->fail_count++;
 	p->st.connect_failures++;
 	delay = BACKOFF_FIRST * pow(2, p->fail_count - 1);
@@ -312,7 +375,7 @@ pool_server_failed(pool *p, const char *sqlstate, const char *msg)
 			 p->dbname, p->server_user, msg, delay);
 	if (!p->have_params)
 		p->nparams = 0;
-	fail_waiters(p, p->n_servers > 0);
+	fail_or_reroute(p, p->n_servers > 0);
 }
 
 void
@@ -381,13 +444,14 @@ pool_refresh(pool *p)
 		grow(p);
 }
 
+/* Any client of home's family: its pools of every host go together. */
 static bool
-pool_has_clients(pool *p)
+pool_has_clients(pool *home)
 {
 	client	   *c;
 
 	TAILQ_FOREACH(c, &all_clients, link)
-		if (c->pool == p)
+		if (c->pool && c->pool->home == home)
 		return true;
 	return false;
 }
@@ -417,27 +481,51 @@ pool_free(pool *p)
  * their idle servers are closed and, once the last server is gone, the pool
  * itself (its counters go to stats_removed).
  */
+/* A removed database's family nobody uses: idle servers closed; true once none is left. */
+static bool
+family_emptied(pool *home)
+{
+	int			left = 0;
+
+	if (!home->db->removed || pool_has_clients(home))
+		return false;
+	for (int i = 0; i < MAX_HOSTS; i++)
+		if (home->by_host[i])
+		{
+			pool_close_idle(home->by_host[i], 0, "database removed from the configuration");
+			left += home->by_host[i]->n_servers;
+		}
+	return left == 0;
+}
+
 void
 pool_reap_removed(void)
 {
 	pool	  **pp = &pools,
-			   *p;
+			   *p,
+			   *dead = NULL;
 
+	for (p = pools; p; p = p->next)
+		p->reap = p->home == p && family_emptied(p);
+	/* a family's pools all leave the list before any is freed: they point at home */
 	while ((p = *pp) != NULL)
 	{
-		if (p->db->removed && !pool_has_clients(p))
+		if (p->home->reap)
 		{
-			pool_close_idle(p, 0, "database removed from the configuration");
-			if (p->n_servers == 0)
-			{
-				log_info("pool %s@%s freed: its database was removed from the configuration",
-						 p->user, p->dbname);
-				*pp = p->next;
-				pool_free(p);
-				continue;
-			}
+			*pp = p->next;
+			p->next = dead;
+			dead = p;
+			continue;
 		}
 		pp = &p->next;
+	}
+	while ((p = dead) != NULL)
+	{
+		dead = p->next;
+		if (p->home == p)
+			log_info("pool %s@%s freed: its database was removed from the configuration",
+					 p->user, p->dbname);
+		pool_free(p);
 	}
 }
 

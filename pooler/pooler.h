@@ -68,18 +68,67 @@ typedef struct pool_settings
 	double		connect_timeout;
 } pool_settings;
 
+/* ---- several hosts per database (replica/replica.h) ---- */
+#define MAX_HOSTS 16
+
+/* libpq's target_session_attrs: what a host must be to serve a request */
+enum target_attrs
+{
+	TSA_ANY, TSA_READ_WRITE, TSA_READ_ONLY, TSA_PRIMARY, TSA_STANDBY, TSA_PREFER_STANDBY
+};
+enum host_role { ROLE_UNKNOWN, ROLE_PRIMARY, ROLE_STANDBY };
+enum causal_reads { CAUSAL_OFF, CAUSAL_SESSION, CAUSAL_USER };
+enum host_health { HEALTH_UNKNOWN, HEALTH_UP, HEALTH_DOWN };
+
+/*
+ * One host of a database line.  The address comes from the configuration;
+ * the rest is what the health check (replica/health.c) last learned, and
+ * only it writes them.
+ */
+typedef struct db_host
+{
+	char	   *name;			/* IP, host name or Unix socket directory */
+	int			port;
+	struct sockaddr_storage addr;
+	socklen_t	addrlen;
+	struct database *db;
+	int			ix;				/* its place in db->hosts */
+	enum host_role role;
+	enum host_health health;
+	bool		read_only;		/* its default_transaction_read_only is on */
+	bool		reports_commit_lsn;	/* its logins report perfopt.commit_lsn (the extension) */
+	bool		want_fresh;		/* a read waits for its replay: check again at once */
+	bool		lsn_known;
+	uint64_t	lsn;			/* primary: pg_current_wal_lsn(); standby: pg_last_wal_replay_lsn() */
+	int64_t		lag;			/* standby: bytes behind the primary's last known lsn; -1 unknown */
+	double		checked_at;		/* its last answer */
+	double		check_sent;		/* a check (or the probe's login) is under way since; 0 none */
+	double		last_sent;		/* when the last check went out */
+	double		retry_at;		/* down: when to try again */
+	int			fail_count;		/* failures in a row: the backoff */
+	uint64_t	failures;		/* every time it was taken out */
+	char		last_error[192];
+	struct pool *probe;			/* the health check's own connection (replica/health.c) */
+} db_host;
+
 typedef struct database
 {
 	char	   *name;			/* what clients ask for; "*" matches any */
-	char	   *host;			/* IP, host name or Unix socket directory */
-	int			port;
+	int			nhosts;
+	db_host		hosts[MAX_HOSTS];
 	char	   *dbname;			/* NULL: the client's name */
 	char	   *user;			/* NULL: the client's user */
 	char	   *password;
-	struct sockaddr_storage addr;
-	socklen_t	addrlen;
 	pool_settings ps;
 	unsigned	ps_set;			/* which of ps the line set itself */
+	enum target_attrs tsa;		/* target_session_attrs */
+	bool		load_balance;	/* load_balance_hosts = random */
+	int			read_only_routing;	/* -1 while parsing: [pooler]'s */
+	long long	max_replica_lag;	/* bytes, 0: no limit; -1 while parsing: [pooler]'s */
+	int			causal_reads;	/* enum causal_reads; -1 while parsing: [pooler]'s */
+	double		causal_read_timeout;	/* seconds; -1 while parsing: [pooler]'s */
+	bool		causal_warned;	/* logged once: its primary reports no commit positions */
+	bool		routed;			/* hosts chosen per request by their role (replica/route.c) */
 	bool		removed;		/* dropped by a reload: no new logins (reload.c) */
 	struct database *next;
 } database;
@@ -109,6 +158,11 @@ typedef struct settings
 	char	   *admin_users;	/* comma-separated: full admin console */
 	char	   *stats_users;	/* comma-separated: SHOW commands only */
 	double		shutdown_timeout;	/* SIGINT: seconds running transactions get */
+	bool		read_only_routing;	/* default of the databases' read_only_routing */
+	long long	max_replica_lag;	/* default of the databases' max_replica_lag (bytes) */
+	int			causal_reads;	/* default of the databases' causal_reads */
+	double		causal_read_timeout;	/* default of the databases' causal_read_timeout */
+	double		health_check_period;	/* seconds between two checks of a host */
 	database   *databases;
 	enum client_tls_mode client_tls_mode;
 	cfg_file	client_tls_cert_file;
@@ -185,6 +239,7 @@ enum client_state
 	C_LOGIN_WAIT,				/* authenticated, waiting for the pool's first server */
 	C_IDLE,						/* logged in, no server */
 	C_WAITING,					/* wants a server, queued in its pool */
+	C_ROUTING,					/* wants a server no host fits yet (replica/route.c) */
 	C_ACTIVE,					/* linked to a server */
 	C_SETTING,					/* linked; its startup settings are checked there first, input waits */
 	C_DISCARDING,				/* canceled while queued: dropping to its sync point */
@@ -222,6 +277,10 @@ typedef struct client
 	 */
 	char		pool_mode;
 	bool		begin_failed;	/* the deferred transaction failed: 25P02 until its end */
+	char		want;			/* the target_attrs its request asks of a host (replica/route.c) */
+	bool		route_login;	/* C_ROUTING for its login, not for a transaction */
+	uint64_t	commit_lsn;		/* end of its last commit's WAL record (causal_reads = session) */
+	uint64_t	need_lsn;		/* its read waits for a standby replayed this far; 0: none */
 	void	   *auth_state;
 	client_prep *prep;			/* NULL until its first named statement */
 	pstr	   *begin_text;		/* a deferred BEGIN no server has confirmed yet */
@@ -330,6 +389,12 @@ typedef struct pool_stats
 typedef struct pool
 {
 	database   *db;
+	db_host    *host;			/* where its connections go: one of db->hosts */
+	struct pool *home;			/* its (database, user)'s pool of the first host: itself there */
+	struct pool *by_host[MAX_HOSTS];	/* home only: each host's pool, made on first use */
+	bool		probe;			/* a health check's connection (replica/health.c): in no list */
+	bool		reap;			/* home of a removed database's family nobody uses (pool_reap_removed) */
+	uint64_t	commit_lsn;		/* home: the user's last commit (causal_reads = user) */
 	pool_settings *ps;
 	char	   *user;			/* client-visible user */
 	char	   *dbname;			/* client-visible database */

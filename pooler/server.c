@@ -27,6 +27,7 @@
 #include "net/net.h"
 #include "txn/txn.h"
 #include "txn/session_state.h"
+#include "replica/replica.h"
 
 static void server_read_cb(evutil_socket_t fd, short ev, void *arg);
 static void server_write_cb(evutil_socket_t fd, short ev, void *arg);
@@ -36,12 +37,12 @@ static uint32_t next_server_id;
 void
 server_connect(pool *p)
 {
-	database   *db = p->db;
+	db_host    *h = p->host;
 	server	   *s = calloc(1, sizeof(*s));
 	int			fd;
 	struct timeval tv;
 
-	fd = socket(db->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(h->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0 || !s)
 	{
 		if (fd >= 0)
@@ -50,11 +51,11 @@ server_connect(pool *p)
 		pool_server_failed(p, "08006", strerror(errno));
 		return;
 	}
-	if (db->addr.ss_family != AF_UNIX)
+	if (h->addr.ss_family != AF_UNIX)
 		set_nodelay(fd);
 	s->pool = p;
-	s->addr = db->addr;
-	s->addrlen = db->addrlen;
+	s->addr = h->addr;
+	s->addrlen = h->addrlen;
 	s->id = ++next_server_id;
 	s->created = s->last_used = now_mono();
 	conn_init(&s->c, fd, server_read_cb, server_write_cb, s, false);
@@ -162,6 +163,10 @@ server_note_param(server *s, const unsigned char *body, size_t len, bool login)
 		return;
 	val = name + strlen(name) + 1;
 	session_state_note(s, name, val);
+	if (p->db->routed && strcmp(name, "in_hot_standby") == 0)
+		health_reported(p->host, val);	/* a promotion shows here first */
+	else if (p->db->routed && strcmp(name, "perfopt.commit_lsn") == 0)
+		route_commit_reported(s, val, login);	/* causal_reads (replica/route.c) */
 	t = tracked_param_index(name);
 	if (t >= 0)
 	{
@@ -468,7 +473,7 @@ server_write_cb(evutil_socket_t fd, short ev, void *arg)
 			char		m[256];
 
 			snprintf(m, sizeof(m), "cannot connect to server %s:%d: %s",
-					 s->pool->db->host, s->pool->db->port, strerror(err));
+					 s->pool->host->name, s->pool->host->port, strerror(err));
 			server_login_failed(s, "08006", m);
 			return;
 		}

@@ -19,6 +19,7 @@
 #include "pool.h"
 #include "net/net.h"
 #include "txn/txn.h"
+#include "replica/replica.h"
 
 /*
  * The server refused the deferred BEGIN the client was told had run: the
@@ -64,6 +65,8 @@ enum forward_step
 static bool
 swallow_answer(server *s, client *c, char type, const unsigned char *body, uint32_t len)
 {
+	if (s->pool->probe)
+		health_answer(s, type, body, len - 4);	/* the health check's own query */
 	if (type == 'Z')
 	{
 		s->txstatus = body[0];

@@ -39,7 +39,7 @@ server_send_startup(server *s)
 {
 	uint32_t	req[2] = {htonl(8), htonl(SSL_REQUEST_CODE)};
 
-	if (!tls_server_wanted(s->pool->db))
+	if (!tls_server_wanted(s->pool->host))
 	{
 		queue_startup(s);
 		return;
@@ -67,7 +67,7 @@ take_tls_answer(server *s)
 		/* anything already here came before TLS: an injection, not the server */
 		if (buflen(s->c.in) > 0)
 			snprintf(m, sizeof(m), "received unencrypted data after the server's SSL response");
-		else if (tls_connect(&s->c, s->pool->db) < 0)
+		else if (tls_connect(&s->c, s->pool->host) < 0)
 			snprintf(m, sizeof(m), "%s", tls_last_error());
 		else
 		{
@@ -97,14 +97,23 @@ take_tls_answer(server *s)
  */
 #define REPORT_ASK "perfopt.report_settings\0on"
 
+/*
+ * With causal_reads, each commit's WAL end is asked for too
+ * (replica/route.c), but only of a host whose logins already report
+ * perfopt.commit_lsn: where the extension reserves perfopt.* without that
+ * setting, asking would fail the login.  The health check logs in first.
+ */
+#define LSN_ASK "perfopt.report_commit_lsn\0on"
+
 static void
 queue_startup(server *s)
 {
 	pool	   *p = s->pool;
 	struct evbuffer *b = s->c.out;
 	bool		ask = p->ps->pool_mode == MODE_TRANSACTION;
+	bool		ask_lsn = p->db->causal_reads != CAUSAL_OFF && p->host->reports_commit_lsn && !p->probe;
 	uint32_t	len = 4 + 4 + 5 + strlen(p->server_user) + 1 + 9 + strlen(p->server_dbname) + 1 + 1 +
-		(ask ? sizeof(REPORT_ASK) : 0);
+		(ask ? sizeof(REPORT_ASK) : 0) + (ask_lsn ? sizeof(LSN_ASK) : 0);
 	uint32_t	v[2] = {htonl(len), htonl(196608)};
 
 	evbuffer_add(b, v, 8);
@@ -114,6 +123,8 @@ queue_startup(server *s)
 	evbuffer_add(b, p->server_dbname, strlen(p->server_dbname) + 1);
 	if (ask)
 		evbuffer_add(b, REPORT_ASK, sizeof(REPORT_ASK));
+	if (ask_lsn)
+		evbuffer_add(b, LSN_ASK, sizeof(LSN_ASK));
 	evbuffer_add(b, "", 1);
 }
 

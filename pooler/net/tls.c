@@ -140,9 +140,9 @@ tls_client_offered(void)
 
 /* Ask this server for TLS?  PostgreSQL has none on Unix sockets. */
 bool
-tls_server_wanted(const database *db)
+tls_server_wanted(const db_host *h)
 {
-	return server_ctx != NULL && db->addr.ss_family != AF_UNIX;
+	return server_ctx != NULL && h->addr.ss_family != AF_UNIX;
 }
 
 const char *
@@ -214,16 +214,16 @@ is_ip_literal(const char *host)
 
 /* The server answered 'S': our handshake starts at the next conn_flush. */
 int
-tls_connect(conn *c, const database *db)
+tls_connect(conn *c, const db_host *h)
 {
 	SSL		   *ssl = new_ssl(server_ctx, c);
-	bool		ip = is_ip_literal(db->host);
+	bool		ip = is_ip_literal(h->name);
 
 	if (!ssl)
 		return -1;
 	SSL_set_connect_state(ssl);
 	if (!ip)
-		SSL_set_tlsext_host_name(ssl, db->host);	/* SNI, as libpq sends it */
+		SSL_set_tlsext_host_name(ssl, h->name);	/* SNI, as libpq sends it */
 	if (cfg.server_tls_mode >= SERVER_TLS_VERIFY_CA)
 		SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
 	if (cfg.server_tls_mode == SERVER_TLS_VERIFY_FULL)
@@ -232,10 +232,10 @@ tls_connect(conn *c, const database *db)
 		int			ok;
 
 		X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-		ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, db->host) : X509_VERIFY_PARAM_set1_host(param, db->host, 0);
+		ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, h->name) : X509_VERIFY_PARAM_set1_host(param, h->name, 0);
 		if (ok != 1)
 		{
-			snprintf(last_error, sizeof(last_error), "cannot check the server's certificate for \"%s\"", db->host);
+			snprintf(last_error, sizeof(last_error), "cannot check the server's certificate for \"%s\"", h->name);
 			ERR_clear_error();
 			SSL_free(ssl);
 			return -1;

@@ -24,6 +24,7 @@
 #include "net/net.h"
 #include "ops/ops.h"
 #include "txn/session_state.h"
+#include "replica/replica.h"
 
 #define INT8OID 20
 #define TEXTOID 25
@@ -151,12 +152,13 @@ show_pools(client *ac)
 	static const char *const cols[] = {
 		"database", "user", "cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_tested", "sv_login",
 		"maxwait", "maxwait_us", "pool_mode", "sv_overflow", "paused", "waits", "wait_p95_us",
-		"recycled", "pre_ping_failures"
+		"recycled", "pre_ping_failures", "host"
 	};
 	result		r;
 	double		now = now_mono();
+	char		hp[300];
 
-	rs_begin(&r, ac, cols, "ttiiiiiiiitiiiiii");
+	rs_begin(&r, ac, cols, "ttiiiiiiiitiiiiiit");
 	for (pool *p = pools; p; p = p->next)
 	{
 		int			cl_active = 0,
@@ -176,7 +178,7 @@ show_pools(client *ac)
 			/* a client canceled in the queue drops its request: not waiting any more */
 			if (c->state == C_IDLE || c->state == C_ACTIVE || c->state == C_DISCARDING)
 				cl_active++;
-			else if (c->state == C_WAITING || c->state == C_LOGIN_WAIT)
+			else if (c->state == C_WAITING || c->state == C_LOGIN_WAIT || c->state == C_ROUTING)
 				cl_waiting++;
 		}
 		TAILQ_FOREACH(s, &p->servers, link)
@@ -211,6 +213,8 @@ show_pools(client *ac)
 		rs_int(&r, usec(stats_wait_percentile(&p->st, 0.95)));
 		rs_int(&r, (long long) p->st.recycled);
 		rs_int(&r, (long long) p->st.ping_failures);
+		snprintf(hp, sizeof(hp), "%s:%d", p->host->name, p->host->port);
+		rs_text(&r, hp);
 		rs_end_row(&r);
 	}
 	rs_done(&r);
@@ -219,8 +223,23 @@ show_pools(client *ac)
 static const char *const conn_cols[] = {
 	"type", "user", "database", "state", "addr", "port", "local_addr", "local_port", "connect_time",
 	"request_time", "wait", "wait_us", "close_needed", "ptr", "link", "remote_pid", "application_name",
-	"pinned"						/* session state holding the client on its server */
+	"pinned",					/* session state holding the client on its server */
+	"role", "health", "replay_lag_bytes"	/* SHOW SERVERS: its host's (replica/health.c) */
 };
+#define CLIENT_COLS "ttttti" "ti" "tt" "iii" "tti" "t" "t"
+#define SERVER_COLS CLIENT_COLS "tti"
+
+/* A host's role, health and replay lag, as SHOW SERVERS and SHOW DATABASES give them. */
+static void
+host_cols(result *r, const db_host *h)
+{
+	rs_text(r, health_role_name(h));
+	rs_text(r, health_state_name(h));
+	if (h->role == ROLE_STANDBY && h->lag >= 0)
+		rs_int(r, h->lag);
+	else
+		rs_text(r, h->role == ROLE_PRIMARY ? "0" : NULL);
+}
 
 static void
 addr_cols(result *r, int fd)
@@ -245,11 +264,12 @@ show_clients(client *ac)
 				link[16],
 				a[64];
 
-	rs_begin(&r, ac, conn_cols, "ttttti" "ti" "tt" "iii" "tti" "t" "t");
+	rs_begin(&r, ac, conn_cols, CLIENT_COLS);
 	TAILQ_FOREACH(c, &all_clients, link)
 	{
 		const char *state;
-		double		w = c->state == C_WAITING ? now - c->wait_start : 0;
+		double		w = c->state == C_WAITING || (c->state == C_ROUTING && !c->route_login) ?
+			now - c->wait_start : 0;
 		int			port;
 		pid_t		pid = 0;
 		struct ucred cr;
@@ -263,6 +283,9 @@ show_clients(client *ac)
 				break;
 			case C_WAITING:
 				state = "waiting";
+				break;
+			case C_ROUTING:
+				state = c->route_login ? "login" : "waiting";
 				break;
 			case C_ACTIVE:
 				state = "active";
@@ -315,7 +338,7 @@ show_servers(client *ac)
 				id[16],
 				link[16];
 
-	rs_begin(&r, ac, conn_cols, "ttttti" "ti" "tt" "iii" "tti" "t" "t");
+	rs_begin(&r, ac, conn_cols, SERVER_COLS);
 	for (pool *p = pools; p; p = p->next)
 	{
 		server	   *s;
@@ -332,8 +355,8 @@ show_servers(client *ac)
 			rs_text(&r, p->server_user);
 			rs_text(&r, p->dbname);
 			rs_text(&r, state);
-			rs_text(&r, p->db->host);
-			rs_int(&r, p->db->port);
+			rs_text(&r, p->host->name);
+			rs_int(&r, p->host->port);
 			addr_cols(&r, s->c.fd);
 			rs_text(&r, wall(s->created, t1, sizeof(t1)));
 			rs_text(&r, wall(s->last_used, t2, sizeof(t2)));
@@ -345,6 +368,7 @@ show_servers(client *ac)
 			rs_int(&r, s->be_pid);
 			rs_text(&r, s->params[P_APPNAME] ? s->params[P_APPNAME]->s : NULL);
 			rs_text(&r, session_state_describe(s, t1, sizeof(t1)));
+			host_cols(&r, p->host);
 			rs_end_row(&r);
 		}
 	}
@@ -441,39 +465,60 @@ show_totals(client *ac)
 	rs_done(&r);
 }
 
+/* One row per host of each [databases] entry: a single-host line is one row, as before. */
 static void
 show_databases(client *ac)
 {
 	static const char *const cols[] = {
 		"name", "host", "port", "database", "force_user", "pool_size", "max_overflow", "min_pool_size",
-		"pool_mode", "pool_timeout", "current_connections", "paused"
+		"pool_mode", "pool_timeout", "current_connections", "paused",
+		"target_session_attrs", "load_balance_hosts", "read_only_routing", "max_replica_lag", "causal_reads",
+		"role", "health", "replay_lag_bytes", "wal_lsn", "checked_ms_ago", "failures", "last_error"
 	};
 	result		r;
+	double		now = now_mono();
 
-	rs_begin(&r, ac, cols, "ttittiiittii");
+	rs_begin(&r, ac, cols, "ttittiiittii" "tttit" "tti" "tiit");
 	for (database *db = cfg.databases; db; db = db->next)
-	{
-		int			n = 0;
-		char		t[32];
+		for (int i = 0; i < db->nhosts; i++)
+		{
+			const db_host *h = &db->hosts[i];
+			int			n = 0;
+			char		t[32],
+						lsn[40];
 
-		for (pool *p = pools; p; p = p->next)
-			if (p->db == db)
-				n += p->n_servers;
-		snprintf(t, sizeof(t), "%g", db->ps.pool_timeout);
-		rs_text(&r, db->name);
-		rs_text(&r, db->host);
-		rs_int(&r, db->port);
-		rs_text(&r, db->dbname);
-		rs_text(&r, db->user);
-		rs_int(&r, db->ps.pool_size);
-		rs_int(&r, db->ps.max_overflow);
-		rs_int(&r, db->ps.min_pool_size);
-		rs_text(&r, db->ps.pool_mode == MODE_SESSION ? "session" : "transaction");
-		rs_text(&r, t);
-		rs_int(&r, n);
-		rs_int(&r, lifecycle_db_paused(db->name));
-		rs_end_row(&r);
-	}
+			for (pool *p = pools; p; p = p->next)
+				if (p->host == h)
+					n += p->n_servers;
+			snprintf(t, sizeof(t), "%g", db->ps.pool_timeout);
+			snprintf(lsn, sizeof(lsn), "%X/%X", (unsigned) (h->lsn >> 32), (unsigned) h->lsn);
+			rs_text(&r, db->name);
+			rs_text(&r, h->name);
+			rs_int(&r, h->port);
+			rs_text(&r, db->dbname);
+			rs_text(&r, db->user);
+			rs_int(&r, db->ps.pool_size);
+			rs_int(&r, db->ps.max_overflow);
+			rs_int(&r, db->ps.min_pool_size);
+			rs_text(&r, db->ps.pool_mode == MODE_SESSION ? "session" : "transaction");
+			rs_text(&r, t);
+			rs_int(&r, n);
+			rs_int(&r, lifecycle_db_paused(db->name));
+			rs_text(&r, config_tsa_name(db->tsa));
+			rs_text(&r, db->load_balance ? "random" : "disable");
+			rs_text(&r, db->read_only_routing ? "on" : "off");
+			rs_int(&r, db->max_replica_lag);
+			rs_text(&r, config_causal_name(db->causal_reads));
+			host_cols(&r, h);
+			rs_text(&r, h->lsn_known ? lsn : NULL);
+			if (h->checked_at > 0)
+				rs_int(&r, (long long) ((now - h->checked_at) * 1000));
+			else
+				rs_text(&r, NULL);
+			rs_int(&r, (long long) h->failures);
+			rs_text(&r, h->health == HEALTH_DOWN ? h->last_error : NULL);
+			rs_end_row(&r);
+		}
 	rs_done(&r);
 }
 
@@ -522,7 +567,7 @@ show_help(client *ac)
 		{"SHOW SERVERS", "one row per server connection"},
 		{"SHOW STATS", "counters per database"},
 		{"SHOW TOTALS", "counters of every pool, removed ones included"},
-		{"SHOW DATABASES", "the [databases] entries in effect"},
+		{"SHOW DATABASES", "the [databases] entries in effect, one row per host: role, health, replay lag"},
 		{"SHOW CONFIG", "every [pooler] setting: value, default, changeable by RELOAD"},
 		{"SHOW VERSION", "the pooler's version"},
 		{"RELOAD", "read the configuration file and auth_file again"},

@@ -29,6 +29,7 @@
 #include "pool.h"
 #include "net/net.h"
 #include "ops/ops.h"
+#include "replica/replica.h"
 
 #define POLL_USEC 10000
 
@@ -357,6 +358,7 @@ lifecycle_shutdown(bool immediate)
 		while ((c = TAILQ_FIRST(&p->login_wait)) != NULL)
 			client_fail(c, "57P01", "perfopt-pooler is shutting down");
 	}
+	route_shutdown();			/* those waiting for a host to fit them */
 	shutdown_deadline = now_mono() + cfg.shutdown_timeout;
 	log_info("graceful shutdown: not accepting connections; waiting for %d running transaction(s) (shutdown_timeout %g s)",
 			 busy_servers(), cfg.shutdown_timeout);

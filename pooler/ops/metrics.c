@@ -44,6 +44,15 @@ add_label_value(struct evbuffer *out, const char *v)
 	}
 }
 
+/* host="name:port": a database with several hosts has one pool per host */
+static void
+add_host_label(struct evbuffer *out, const db_host *h)
+{
+	evbuffer_add_printf(out, "host=\"");
+	add_label_value(out, h->name);
+	evbuffer_add_printf(out, ":%d\"", h->port);
+}
+
 static void
 add_pool_labels(struct evbuffer *out, const pool *p)
 {
@@ -52,6 +61,11 @@ add_pool_labels(struct evbuffer *out, const pool *p)
 	evbuffer_add_printf(out, "\",user=\"");
 	add_label_value(out, p->user);
 	evbuffer_add(out, "\"", 1);
+	if (p->db->nhosts > 1)
+	{
+		evbuffer_add(out, ",", 1);
+		add_host_label(out, p->host);
+	}
 }
 
 static void
@@ -197,6 +211,51 @@ add_wait_histogram(struct evbuffer *out)
 	}
 }
 
+/* ---- per host of a routed database (replica/health.c's view) ---- */
+typedef bool (*host_value) (const db_host *h, double *v);	/* false: no value to export */
+
+static bool h_up(const db_host *h, double *v) { *v = h->health == HEALTH_UP; return true; }
+static bool h_standby(const db_host *h, double *v) { *v = h->role == ROLE_STANDBY; return h->role != ROLE_UNKNOWN; }
+static bool h_lag(const db_host *h, double *v) { *v = (double) h->lag; return h->lag >= 0; }
+static bool h_lsn(const db_host *h, double *v) { *v = (double) h->lsn; return h->lsn_known; }
+static bool h_failures(const db_host *h, double *v) { *v = (double) h->failures; return true; }
+
+static const struct
+{
+	const char *name;
+	const char *type;
+	const char *help;
+	host_value	get;
+}			host_families[] = {
+	{"host_up", "gauge", "1 while the host passes its health check.", h_up},
+	{"host_standby", "gauge", "1 for a standby (in recovery), 0 for a primary.", h_standby},
+	{"host_replay_lag_bytes", "gauge", "A standby's replay position behind the primary's WAL position, in bytes.", h_lag},
+	{"host_wal_lsn_bytes", "gauge", "The WAL position the last check saw (primary: written, standby: replayed).", h_lsn},
+	{"host_failures_total", "counter", "Times the host was taken out.", h_failures},
+};
+
+static void
+add_host_families(struct evbuffer *out)
+{
+	double		v;
+
+	for (size_t f = 0; f < sizeof(host_families) / sizeof(host_families[0]); f++)
+	{
+		add_header(out, host_families[f].name, host_families[f].type, host_families[f].help);
+		for (const database *db = cfg.databases; db; db = db->next)
+			for (int i = 0; db->routed && i < db->nhosts; i++)
+			{
+				if (!host_families[f].get(&db->hosts[i], &v))
+					continue;
+				evbuffer_add_printf(out, "perfopt_pooler_%s{database=\"", host_families[f].name);
+				add_label_value(out, db->name);
+				evbuffer_add(out, "\",", 2);
+				add_host_label(out, &db->hosts[i]);
+				evbuffer_add_printf(out, "} %.17g\n", v);
+			}
+	}
+}
+
 static void
 add_process_gauges(struct evbuffer *out)
 {
@@ -250,6 +309,7 @@ metrics_request_cb(struct evhttp_request *req, void *arg)
 		add_pool_family(out, pool_families[i].name, pool_families[i].type,
 						pool_families[i].help, pool_families[i].get);
 	add_wait_histogram(out);
+	add_host_families(out);
 	evhttp_add_header(headers, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
 	if (method == EVHTTP_REQ_HEAD)
 	{

@@ -31,6 +31,7 @@
 #include "server.h"
 #include "pool.h"
 #include "ops/ops.h"
+#include "replica/replica.h"
 
 int			verbose_extra;
 static database *retired;		/* removed databases still referenced */
@@ -59,10 +60,45 @@ take_db(database **list, const char *name)
 }
 
 static bool
+same_hosts(const database *a, const database *b)
+{
+	if (a->nhosts != b->nhosts)
+		return false;
+	for (int i = 0; i < a->nhosts; i++)
+		if (strcmp(a->hosts[i].name, b->hosts[i].name) != 0 || a->hosts[i].port != b->hosts[i].port)
+			return false;
+	return true;
+}
+
+static bool
 same_server(const database *a, const database *b)
 {
-	return strcmp(a->host, b->host) == 0 && a->port == b->port && strcmp0(a->dbname, b->dbname) == 0 &&
+	return same_hosts(a, b) && strcmp0(a->dbname, b->dbname) == 0 &&
 		strcmp0(a->user, b->user) == 0 && strcmp0(a->password, b->password) == 0;
+}
+
+/*
+ * A new host list: the running object takes the new hosts, unchecked, in
+ * place (its pools point into its array); `nd` takes the old ones to free.
+ * The same list keeps what the health check knows.
+ */
+static void
+adopt_hosts(database *od, database *nd)
+{
+	int			n = od->nhosts;
+
+	if (same_hosts(od, nd))
+		return;
+	for (int i = 0; i < MAX_HOSTS; i++)
+	{
+		db_host		t = od->hosts[i];
+
+		od->hosts[i] = nd->hosts[i];
+		od->hosts[i].db = od;
+		nd->hosts[i] = t;
+	}
+	od->nhosts = nd->nhosts;
+	nd->nhosts = n;
 }
 
 #define SWAP(a, b) do { char *t_ = (a); (a) = (b); (b) = t_; } while (0)
@@ -71,14 +107,20 @@ same_server(const database *a, const database *b)
 static void
 adopt(database *od, database *nd)
 {
-	SWAP(od->host, nd->host);
+	adopt_hosts(od, nd);
 	SWAP(od->dbname, nd->dbname);
 	SWAP(od->user, nd->user);
 	SWAP(od->password, nd->password);
-	od->addr = nd->addr;
-	od->addrlen = nd->addrlen;
 	od->ps = nd->ps;
 	od->ps_set = nd->ps_set;
+	od->tsa = nd->tsa;
+	od->load_balance = nd->load_balance;
+	od->read_only_routing = nd->read_only_routing;
+	od->max_replica_lag = nd->max_replica_lag;
+	od->causal_reads = nd->causal_reads;
+	od->causal_read_timeout = nd->causal_read_timeout;
+	od->causal_warned = false;
+	od->routed = nd->routed;
 	od->removed = false;
 }
 
@@ -153,6 +195,9 @@ config_reload(char *err, size_t errlen)
 	}
 	config_keep_fixed(&cfg, &running);
 	cfg.verbose += verbose_extra;
+	/* health checks log in again with the logins in effect (replica/health.c) */
+	for (od = running.databases; od; od = od->next)
+		health_stop(od);
 	log_open(cfg.logfile);
 	userlist_install(users);
 
@@ -173,8 +218,8 @@ config_reload(char *err, size_t errlen)
 		}
 		if (!same_server(od, nd))
 		{
-			log_info("reload: database \"%s\" now at %s:%d: its server connections are replaced as they are released",
-					 nd->name, nd->host, nd->port);
+			log_info("reload: database \"%s\" now at %s:%d%s: its server connections are replaced as they are released",
+					 nd->name, nd->hosts[0].name, nd->hosts[0].port, nd->nhosts > 1 ? " (and more hosts)" : "");
 			changed++;
 			server_changed(od);
 		}
@@ -217,6 +262,7 @@ config_reload(char *err, size_t errlen)
 	}
 	log_info("configuration reloaded from %s: %d database(s) added, %d removed, %d with a new server",
 			 cfg.config_file, added, removed, changed);
+	route_wake();				/* hosts or targets may have changed under waiting clients */
 	return 0;
 }
 

@@ -95,7 +95,7 @@ first_word_plain(const char *w, size_t len)
  * second statement) is PLAIN_NONE and goes to a server.
  */
 static int
-plain_kind(const char *sql, size_t n)
+plain_kind(const char *sql, size_t n, bool modes)
 {
 	size_t		i = 0,
 				l1,
@@ -103,10 +103,14 @@ plain_kind(const char *sql, size_t n)
 	const char *w1,
 			   *w2;
 	bool		opt;
+	begin_modes m;
 
 	l1 = next_word(sql, n, &i, &w1);
 	if (!first_word_plain(w1, l1))
 		return PLAIN_NONE;		/* nearly every statement: no further look */
+	/* read-only routing must see a BEGIN's modes before a server is chosen */
+	if (modes && begin_statement_modes(sql, n, &m))
+		return PLAIN_BEGIN;
 	l2 = next_word(sql, n, &i, &w2);
 	while (i < n && is_space(sql[i]))
 		i++;
@@ -132,13 +136,13 @@ plain_kind(const char *sql, size_t n)
 
 /* A NUL-terminated SQL text filling body[0..len) exactly: its plain kind. */
 static int
-sql_kind(const unsigned char *body, size_t len)
+sql_kind(const unsigned char *body, size_t len, bool modes)
 {
 	const unsigned char *nul = len ? memchr(body, '\0', len) : NULL;
 
 	if (!nul || nul != body + len - 1)
 		return PLAIN_NONE;
-	return plain_kind((const char *) body, len - 1);
+	return plain_kind((const char *) body, len - 1, modes);
 }
 
 /*
@@ -186,10 +190,12 @@ await_plain(struct evbuffer *in, uint32_t len, size_t text_at)
 	return could_be_plain(evbuffer_pullup(in, have) + text_at, have - text_at);
 }
 
+/* Read-only routing needs it: the BEGIN is seen before a server is chosen. */
 bool
 defer_begin_on(const client *c)
 {
-	return cfg.defer_begin && c->pool_mode == MODE_TRANSACTION && !c->admin;
+	return !c->admin && c->pool_mode == MODE_TRANSACTION &&
+		(cfg.defer_begin || c->pool->db->read_only_routing);
 }
 
 /*
@@ -232,7 +238,7 @@ plain_batch_msg(int step, char type, const unsigned char *b, uint32_t n)
  * -1 while a plain prefix waits for the rest, PLAIN_NONE when it is not one.
  */
 static int
-plain_batch(struct evbuffer *in, size_t *total, bool *described)
+plain_batch(struct evbuffer *in, size_t *total, bool *described, bool modes)
 {
 	size_t		have = buflen(in),
 				off = 0;
@@ -263,7 +269,7 @@ plain_batch(struct evbuffer *in, size_t *total, bool *described)
 		if (step == 2)
 			*described = true;
 		/* Parse's text: after its empty name, before its two-byte type count */
-		if (step == 0 && (kind = sql_kind(all + off + 6, len - 4 - 3)) == PLAIN_NONE)
+		if (step == 0 && (kind = sql_kind(all + off + 6, len - 4 - 3, modes)) == PLAIN_NONE)
 			return PLAIN_NONE;
 		off += 1 + len;
 	}
@@ -320,7 +326,8 @@ defer_idle(client *c, char type, uint32_t len)
 	unsigned char name0;
 	size_t		consumed = 0;
 	bool		batch = false,
-				described = false;
+				described = false,
+				modes = c->pool->db->read_only_routing;
 	int			kind = PLAIN_NONE;
 
 	if (type == 'Q' && len <= PLAIN_QUERY_MAX)
@@ -328,7 +335,7 @@ defer_idle(client *c, char type, uint32_t len)
 		if (await_plain(in, len, 5))
 			return DEFER_WAIT;
 		if (buflen(in) >= (size_t) len + 1)
-			kind = sql_kind(evbuffer_pullup(in, len + 1) + 5, len - 4);
+			kind = sql_kind(evbuffer_pullup(in, len + 1) + 5, len - 4, modes);
 		consumed = len + 1;
 	}
 	else if (type == 'P' && len < PLAIN_BATCH_MAX && !(conn_peek(in, 5, &name0, 1) && name0))
@@ -342,8 +349,8 @@ defer_idle(client *c, char type, uint32_t len)
 		 * (malformed) Parse is not plain, and the server will say why.
 		 */
 		if (len >= 8 && buflen(in) >= (size_t) len + 1 &&
-			sql_kind(evbuffer_pullup(in, len + 1) + 6, len - 4 - 3) != PLAIN_NONE &&
-			(kind = plain_batch(in, &consumed, &described)) < 0)
+			sql_kind(evbuffer_pullup(in, len + 1) + 6, len - 4 - 3, modes) != PLAIN_NONE &&
+			(kind = plain_batch(in, &consumed, &described, modes)) < 0)
 			return DEFER_WAIT;
 		batch = true;
 	}

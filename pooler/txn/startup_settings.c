@@ -478,7 +478,8 @@ static const char *const native_reports[] = {
 /* reported, but no SET of the client's: never carried */
 static const char *const not_carried[] = {
 	"in_hot_standby", "integer_datetimes", "is_superuser", "server_encoding", "server_version",
-	"session_authorization", "perfopt.report_settings", "perfopt.session_state", NULL
+	"session_authorization", "perfopt.report_settings", "perfopt.session_state",
+	"perfopt.report_commit_lsn", "perfopt.commit_lsn", NULL
 };
 
 static bool

@@ -51,6 +51,14 @@ void		defer_send_begin(server *s, client *c);
 bool		defer_absorbs(const server *s, char type);
 bool		defer_absorb(server *s, char type, const char *body, size_t len, begin_failure *failure);
 
+/* ---- a BEGIN's transaction modes, for read-only routing (begin_options.c) ---- */
+typedef struct begin_modes
+{
+	signed char read_only;		/* 1 READ ONLY, 0 READ WRITE, -1 not said */
+	signed char serializable;	/* 1 ISOLATION LEVEL SERIALIZABLE, 0 another level, -1 not said */
+} begin_modes;
+bool		begin_statement_modes(const char *sql, size_t n, begin_modes *m);
+
 /* ---- startup settings carried to every server connection (startup_settings.c) ---- */
 enum { SETTINGS_NONE, SETTINGS_HELD, SETTINGS_ANSWERED };	/* client.settings_phase */
 /* a client's settings while its startup packet is read: name/value pairs, names lower case */
