@@ -21,6 +21,7 @@
 #include "common/nesting.h"
 #include "common/session_report.h"
 #include "common/setting_report.h"
+#include "replica/replica.h"
 #include "shmem.h"
 #include "stats/stats_hooks.h"
 
@@ -38,6 +39,8 @@ void		_PG_init(void);
 static void (*const install_hooks_in_order[]) (void) = {
 	/* ProcessUtility, transaction callbacks: perfopt.session_state */
 	session_report_install_hooks,
+	/* ProcessUtility, transaction callbacks: perfopt.commit_lsn */
+	commit_lsn_install_hooks,
 	/* post_parse_analyze, planner, ExecutorStart/Run/Finish/End, ProcessUtility */
 	stats_install_hooks,
 	/* get_relation_info, explain_get_index_name: hypothetical indexes */

@@ -35,6 +35,10 @@ extern int	perfopt_cache_size;
 extern int	perfopt_cache_max_entry_size;
 extern int	perfopt_cache_recompute_wait;
 
+/* replication (replica/) */
+extern bool perfopt_report_commit_lsn;
+extern char *perfopt_commit_lsn;
+
 /* index advisor (advisor/) */
 extern int	perfopt_advisor_max_statements;
 extern bool perfopt_advisor_capture;
