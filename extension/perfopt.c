@@ -4,7 +4,8 @@
  *		asks for shared memory and has each capability chain its hooks to
  *		whatever was installed before.  The capabilities live in folders:
  *		stats/ (query statistics, slow log), advisor/ (index advisor),
- *		cache/ (result cache), and common/ what they share (settings,
+ *		cache/ (result cache), replica/ (the WAL resource manager, commit
+ *		positions for clients), and common/ what they share (settings,
  *		nesting levels).
  */
 #include "postgres.h"
@@ -67,6 +68,7 @@ _PG_init(void)
 	setting_report_define_guc();
 	EnableQueryId();
 	perfopt_install_shmem_hooks();
+	replica_register_rmgr();
 	nesting_install_callbacks();
 	for (int i = 0; i < lengthof(install_hooks_in_order); i++)
 		install_hooks_in_order[i] ();

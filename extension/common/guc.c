@@ -275,6 +275,14 @@ define_replica_gucs(void)
 
 /* ---- for perfopt's tests ---- */
 int			perfopt_debug_fail_bookkeeping = BOOKKEEPING_NONE;
+int			perfopt_cache_standby_fault = CACHE_STANDBY_FAULT_NONE;
+
+static const struct config_enum_entry standby_fault_options[] = {
+	{"none", CACHE_STANDBY_FAULT_NONE, false},
+	{"redo", CACHE_STANDBY_FAULT_REDO, false},
+	{"settle", CACHE_STANDBY_FAULT_SETTLE, false},
+	{NULL, 0, false}
+};
 
 static const struct config_enum_entry bookkeeping_step_options[] = {
 	{"", BOOKKEEPING_NONE, false},
@@ -293,6 +301,14 @@ define_test_gucs(void)
 							 "The statement being recorded must still succeed; the skip is counted in perfopt.stats_info.",
 							 &perfopt_debug_fail_bookkeeping,
 							 BOOKKEEPING_NONE, bookkeeping_step_options,
+							 PGC_SUSET, GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("perfopt.cache_standby_fault",
+							 "For perfopt's tests only: what a standby skips of the result cache's invalidations (none, redo, settle), so that it serves stale answers.",
+							 "redo: the startup process replays none of the cache's records (set it in the standby's configuration); settle: this session never makes the second bump after a DDL or rule change becomes visible.",
+							 &perfopt_cache_standby_fault,
+							 CACHE_STANDBY_FAULT_NONE, standby_fault_options,
 							 PGC_SUSET, GUC_NOT_IN_SAMPLE,
 							 NULL, NULL, NULL);
 }

@@ -63,6 +63,19 @@ typedef enum BookkeepingStep
 
 extern int	perfopt_debug_fail_bookkeeping;
 
+/*
+ * What perfopt.cache_standby_fault makes a standby skip (cache/cache_wal.c),
+ * to show that perfopt's tests catch a standby serving stale answers.
+ */
+typedef enum CacheStandbyFault
+{
+	CACHE_STANDBY_FAULT_NONE,
+	CACHE_STANDBY_FAULT_REDO,	/* replaying the bumps (startup process) */
+	CACHE_STANDBY_FAULT_SETTLE	/* the second bump (this session) */
+} CacheStandbyFault;
+
+extern int	perfopt_cache_standby_fault;
+
 extern void perfopt_define_gucs(void);
 
 #endif							/* PERFOPT_GUC_H */
