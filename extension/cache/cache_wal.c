@@ -45,6 +45,7 @@
 #include "access/xlog.h"
 #include "access/xloginsert.h"
 #include "access/xlogreader.h"
+#include "miscadmin.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/snapmgr.h"
@@ -52,21 +53,28 @@
 #include "cache/cache_int.h"
 #include "replica/replica_rmgr.h"
 
-/* a slot the standby bumps again once the writer has ended */
-#define CACHE_WAL_SETTLE	0x01
-
+/*
+ * A slot in a record: its table (InvalidOid: the database's epoch) and
+ * sub-slot, whose high bits say that the standby bumps it again once the
+ * writer has ended, or that it is the global slot.  Sub-slots stay far
+ * below those bits (CACHE_SLOT_BAND: 2 + attno * 256 + band).
+ */
 typedef struct CacheWalSlot
 {
-	CacheSlotKey key;
-	uint32		flags;
+	Oid			relid;
+	int32		sub;
 } CacheWalSlot;
 
-/* XLOG_PERFOPT_CACHE_BUMPS */
+#define CACHE_WAL_SETTLE	0x40000000
+#define CACHE_WAL_GLOBAL	0x20000000
+#define CACHE_WAL_FLAGS		(CACHE_WAL_SETTLE | CACHE_WAL_GLOBAL)
+
+/* XLOG_PERFOPT_CACHE_BUMPS: one transaction's, so one database's */
 typedef struct xl_cache_bumps
 {
 	uint64		xid;			/* the writer's FullTransactionId */
+	Oid			dbid;
 	uint32		nslots;
-	uint32		pad;
 	CacheWalSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } xl_cache_bumps;
 
@@ -139,11 +147,16 @@ cache_wal_log_bumps(FullTransactionId xid, const CacheSlotKey *keys, const bool 
 
 	memset(&hdr, 0, sizeof(hdr));
 	hdr.xid = U64FromFullTransactionId(xid);
+	hdr.dbid = MyDatabaseId;
 	hdr.nslots = n;
 	for (i = 0; i < n; i++)
 	{
-		slots[i].key = keys[i];
-		slots[i].flags = settle[i] ? CACHE_WAL_SETTLE : 0;
+		slots[i].relid = keys[i].relid;
+		slots[i].sub = keys[i].sub;
+		if (keys[i].dbid == InvalidOid)
+			slots[i].sub = CACHE_WAL_GLOBAL;
+		if (settle[i])
+			slots[i].sub |= CACHE_WAL_SETTLE;
 	}
 	XLogBeginInsert();
 	XLogRegisterData((char *) &hdr, offsetof(xl_cache_bumps, slots));
@@ -224,10 +237,16 @@ cache_wal_redo(XLogReaderState *record)
 	xid = FullTransactionIdFromU64(xlrec->xid);
 	for (i = 0; i < xlrec->nslots; i++)
 	{
-		int			idx = cache_slot_redo_find(&xlrec->slots[i].key);
+		CacheWalSlot *s = &xlrec->slots[i];
+		CacheSlotKey key;
+		int			idx;
 
+		key.dbid = (s->sub & CACHE_WAL_GLOBAL) ? InvalidOid : xlrec->dbid;
+		key.relid = s->relid;
+		key.sub = s->sub & ~CACHE_WAL_FLAGS;
+		idx = cache_slot_redo_find(&key);
 		cache_slot_bump(idx, xid);
-		if ((xlrec->slots[i].flags & CACHE_WAL_SETTLE) && nsettle <= PENDING_SLOTS)
+		if ((s->sub & CACHE_WAL_SETTLE) && nsettle <= PENDING_SLOTS)
 			settle[nsettle++] = idx;
 	}
 	if (nsettle == 0)
@@ -296,13 +315,18 @@ cache_wal_desc(StringInfo buf, XLogReaderState *record)
 
 	if (XLogRecGetDataLen(record) < offsetof(xl_cache_bumps, slots))
 		return;
-	appendStringInfo(buf, "xid " UINT64_FORMAT "; %u slots:", xlrec->xid, xlrec->nslots);
+	appendStringInfo(buf, "xid " UINT64_FORMAT "; db %u; %u slots:", xlrec->xid, xlrec->dbid,
+					 xlrec->nslots);
 	for (i = 0; i < xlrec->nslots && i < 16; i++)
 	{
 		CacheWalSlot *s = &xlrec->slots[i];
 
-		appendStringInfo(buf, " %u/%u/%d%s", s->key.dbid, s->key.relid, s->key.sub,
-						 (s->flags & CACHE_WAL_SETTLE) ? "*" : "");
+		if (s->sub & CACHE_WAL_GLOBAL)
+			appendStringInfoString(buf, " global");
+		else
+			appendStringInfo(buf, " %u/%d", s->relid, s->sub & ~CACHE_WAL_FLAGS);
+		if (s->sub & CACHE_WAL_SETTLE)
+			appendStringInfoChar(buf, '*');
 	}
 	if (i < xlrec->nslots)
 		appendStringInfoString(buf, " ...");
