@@ -17,7 +17,8 @@ MODULE_big = perfopt
 EXTENSION = perfopt
 # The extension's code lives in one folder per capability; headers are
 # included from extension/ ("cache/cache.h").
-EXT_DIRS = extension extension/common extension/stats extension/cache extension/advisor
+EXT_DIRS = extension extension/common extension/stats extension/cache extension/advisor \
+	extension/replica
 EXT_SRCS = $(sort $(wildcard $(addsuffix /*.c,$(EXT_DIRS))))
 EXT_HEADERS = $(wildcard $(addsuffix /*.h,$(EXT_DIRS)))
 OBJS = $(EXT_SRCS:.c=.o)

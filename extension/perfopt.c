@@ -4,7 +4,8 @@
  *		asks for shared memory and has each capability chain its hooks to
  *		whatever was installed before.  The capabilities live in folders:
  *		stats/ (query statistics, slow log), advisor/ (index advisor),
- *		cache/ (result cache), and common/ what they share (settings,
+ *		cache/ (result cache), replica/ (the WAL resource manager, commit
+ *		positions for clients), and common/ what they share (settings,
  *		nesting levels).
  */
 #include "postgres.h"
@@ -21,6 +22,7 @@
 #include "common/nesting.h"
 #include "common/session_report.h"
 #include "common/setting_report.h"
+#include "replica/replica.h"
 #include "shmem.h"
 #include "stats/stats_hooks.h"
 
@@ -38,6 +40,8 @@ void		_PG_init(void);
 static void (*const install_hooks_in_order[]) (void) = {
 	/* ProcessUtility, transaction callbacks: perfopt.session_state */
 	session_report_install_hooks,
+	/* ProcessUtility, transaction callbacks: perfopt.commit_lsn */
+	commit_lsn_install_hooks,
 	/* post_parse_analyze, planner, ExecutorStart/Run/Finish/End, ProcessUtility */
 	stats_install_hooks,
 	/* get_relation_info, explain_get_index_name: hypothetical indexes */
@@ -64,6 +68,7 @@ _PG_init(void)
 	setting_report_define_guc();
 	EnableQueryId();
 	perfopt_install_shmem_hooks();
+	replica_register_rmgr();
 	nesting_install_callbacks();
 	for (int i = 0; i < lengthof(install_hooks_in_order); i++)
 		install_hooks_in_order[i] ();

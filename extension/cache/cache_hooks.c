@@ -354,6 +354,9 @@ store_result(CacheCandidate *c, QueryDesc *queryDesc, CacheCapture *cap, instr_t
 		return "this transaction has written";
 	if (epoch_slot < 0 && (epoch_slot = cache_epoch_slot()) < 0)
 		return "no room for the database's slot";
+	/* the coverage read per epoch below must not predate a visible DDL */
+	if (cache_wal_has_pending())
+		cache_wal_settle(queryDesc->snapshot);
 	epoch = cache_slot_gen(epoch_slot);
 	deps[ndeps++].slot = 0;
 	deps[ndeps++].slot = epoch_slot;

@@ -138,6 +138,20 @@ extern CacheTotals cache_store_totals(int64 *entries, int64 *bytes, int64 *capac
 extern CacheStmtStats *cache_store_stmt_stats(int *count);
 
 /* ---- cache_inval.c: table slots, this transaction's writes, commit-time bumps ---- */
+
+/*
+ * A slot's name, the same on every server of a replication cluster (its
+ * index into the slot array is not): a table's slot (sub: CACHE_SLOT_TABLE,
+ * _WIDE or _BAND()), a database's epoch (relid InvalidOid), or the global
+ * slot 0 (dbid InvalidOid).
+ */
+typedef struct CacheSlotKey
+{
+	Oid			dbid;
+	Oid			relid;
+	int32		sub;
+} CacheSlotKey;
+
 extern Size cache_inval_shmem_size(void);
 extern void cache_inval_shmem_init(void);
 extern void cache_inval_install(void);
@@ -147,17 +161,42 @@ extern uint64 cache_slot_gen(int slot);
 extern pg_atomic_uint64 *cache_slot_gen_ptr(int slot);
 extern bool cache_slot_check_store(int slot, FullTransactionId xmin, uint64 *gen,
 								   FullTransactionId *max_xid);
+extern void cache_slot_bump(int slot, FullTransactionId xid);
+extern int	cache_slot_redo_find(const CacheSlotKey *key);
+extern void cache_slot_bump_epochs(void);
 extern bool cache_slot_coverage(int slot, uint64 epoch_gen, uint64 *covered,
 								uint64 *keyed);
 extern void cache_slot_set_coverage(int slot, uint64 epoch_gen, uint64 covered,
 									uint64 keyed);
 extern int	cache_epoch_slot(void);
-extern void cache_xact_note_write(Oid relid, bool wide);
+extern void cache_xact_note_write(Oid relid, bool wide, bool rules);
 extern void cache_xact_note_key(Oid relid, AttrNumber keycol, int band);
 extern bool cache_xact_wrote(Oid relid);
 extern bool cache_xact_changed_anything(void);
 extern void cache_inval_note_utility(Node *stmt);
 extern FullTransactionId cache_full_xid(TransactionId xid);
+
+/* ---- cache_wal.c: the bumps in the WAL, replayed by standbys ---- */
+extern Size cache_wal_shmem_size(void);
+extern void cache_wal_shmem_init(void);
+extern void cache_wal_log_bumps(FullTransactionId xid, const CacheSlotKey *keys,
+								const bool *settle, int n);
+extern void cache_wal_settle(Snapshot snapshot);
+extern void cache_wal_settle_later(int slot, FullTransactionId upto);
+
+/* set at shared memory's creation; read by every statement, hence inline */
+extern pg_atomic_uint32 *cache_wal_pending;
+
+/*
+ * Are bumps waiting for their writer's commit to become visible here
+ * (cache_wal.c)?  Then whoever relies on a reading of the catalog or of the
+ * rules per generation settles them first (cache_wal_settle).
+ */
+static inline bool
+cache_wal_has_pending(void)
+{
+	return unlikely(cache_wal_pending != NULL && pg_atomic_read_u32(cache_wal_pending) != 0);
+}
 
 /* ---- cache_keys.c: results restricted to one key value ---- */
 extern Oid	cache_keys_trigger_function(void);
@@ -280,8 +319,8 @@ cache_session_refusal(void)
 		return "perfopt.cache_mode is off";
 	if (cache_nesting != 0 && cache_nesting != cache_warm_level)
 		return "not a top-level statement";
-	if (IsParallelWorker() || RecoveryInProgress())
-		return "parallel worker or hot standby";
+	if (IsParallelWorker())
+		return "parallel worker";
 	return NULL;
 }
 

@@ -38,11 +38,26 @@
  *		same way.  So do writes this backend cannot attribute to a table:
  *		logical replication apply (which fires no statement triggers) and
  *		COMMIT PREPARED of a transaction prepared elsewhere.
+ *
+ *		Why bump twice?  The max_xid rule alone refuses every store that
+ *		could miss a writer, and an entry is served only to snapshots that
+ *		see every writer it includes (cache_blob_answers), so entries need
+ *		the first bump only.  What needs the second is what a backend reads
+ *		once per generation and keeps: the rules (cache_rules.c) and which
+ *		columns the triggers watch (cache_slot_coverage), read with a fresh
+ *		snapshot.  Read between the two bumps, they miss the committing
+ *		DDL or rule change; the bump after the commit makes them be read
+ *		again.
+ *
+ *		Standbys replay the bumps from the WAL (cache_wal.c): the first in
+ *		the record written at PRE_COMMIT, the second once the commit is
+ *		visible there.
  */
 #include "postgres.h"
 
 #include "access/transam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "replication/logicalworker.h"
@@ -62,12 +77,7 @@
 /* tables one transaction can remember writing before it bumps its epoch */
 #define CACHE_MAX_WRITTEN 64
 
-typedef struct SlotKey
-{
-	Oid			dbid;
-	Oid			relid;			/* InvalidOid: the database's epoch */
-	int32		sub;			/* CACHE_SLOT_TABLE, _WIDE or _BAND() */
-} SlotKey;
+typedef CacheSlotKey SlotKey;
 
 typedef struct SlotHashEntry
 {
@@ -98,6 +108,8 @@ typedef struct InvalShared
 static InvalShared *inval = NULL;
 static HTAB *slot_hash = NULL;
 
+static int	slot_create(const SlotKey *key);
+
 /*
  * This transaction's writes, noted by the triggers: the statement trigger
  * notes the table; the row trigger (perfopt_cache_note_keys, where a rule
@@ -110,6 +122,7 @@ typedef struct WrittenTable
 {
 	Oid			relid;
 	bool		wide;
+	bool		rules;			/* perfopt's rules table */
 	int			nkeycols;
 	AttrNumber	keycol[CACHE_MAX_KEYCOLS];
 	uint64		bands[CACHE_MAX_KEYCOLS][CACHE_KEY_BANDS / 64];	/* bit b: band b written */
@@ -122,10 +135,15 @@ static bool did_ddl = false;
 
 /*
  * Slots bumped at PRE_COMMIT, bumped again at COMMIT without any lookup.
- * A transaction with more falls back to the global slot 0.
+ * A transaction with more falls back to the global slot 0.  Their names
+ * go into the WAL for standbys, with whether a standby must bump them
+ * again once the commit is visible there (the epoch and the rules table's
+ * slot: see the opening comment).
  */
 #define CACHE_MAX_BUMPS 1024
 static int32 bumped[CACHE_MAX_BUMPS];
+static CacheSlotKey bumped_keys[CACHE_MAX_BUMPS];
+static bool bumped_settle[CACHE_MAX_BUMPS];
 static int	nbumped = 0;
 static FullTransactionId bump_xid;
 
@@ -213,7 +231,6 @@ cache_slot_find_sub(Oid dbid, Oid relid, int32 sub, bool create)
 {
 	SlotKey		key;
 	SlotHashEntry *entry;
-	bool		found;
 	int			idx = -1;
 
 	if (!inval)
@@ -239,12 +256,45 @@ cache_slot_find_sub(Oid dbid, Oid relid, int32 sub, bool create)
 	if (idx >= 0 || !create)
 		return remember_slot(&key, idx);
 
+	return remember_slot(&key, slot_create(&key));
+}
+
+/*
+ * A database's epoch slot created during recovery: DDL that was running
+ * when the standby started had its record replayed before, or not at all,
+ * so nothing would bump the epoch when its commit becomes visible, and a
+ * coverage read meanwhile would be kept (cache_wal.c settles it instead).
+ */
+static void
+created_during_recovery(const SlotKey *key, int idx)
+{
+	if (key->relid != InvalidOid || !RecoveryInProgress())
+		return;
+	cache_wal_settle_later(idx, FullTransactionIdFromU64(
+		pg_atomic_read_u64(&inval->slots[idx].max_xid)));
+}
+
+/*
+ * Find or create a slot under the exclusive lock; -1 when there is no room.
+ * Allocates nothing: the shared hash has its room already, and the
+ * startup process replaying the WAL comes here too (cache_wal.c).  An
+ * epoch slot created during recovery is settled once every writer up to
+ * its creation has ended.
+ */
+static int
+slot_create(const SlotKey *key)
+{
+	SlotHashEntry *entry;
+	bool		found;
+	int			idx = -1;
+	bool		made = false;
+
 	LWLockAcquire(inval->lock, LW_EXCLUSIVE);
-	entry = hash_search(slot_hash, &key, HASH_FIND, NULL);
+	entry = hash_search(slot_hash, key, HASH_FIND, NULL);
 	if (entry)
 		idx = entry->idx;
 	else if (inval->nslots < CACHE_MAX_SLOTS &&
-			 (entry = hash_search(slot_hash, &key, HASH_ENTER_NULL, &found)) != NULL)
+			 (entry = hash_search(slot_hash, key, HASH_ENTER_NULL, &found)) != NULL)
 	{
 		TableSlot  *slot;
 		FullTransactionId next = ReadNextFullTransactionId();
@@ -255,9 +305,47 @@ cache_slot_find_sub(Oid dbid, Oid relid, int32 sub, bool create)
 		pg_atomic_init_u64(&slot->max_xid, U64FromFullTransactionId(next) - 1);
 		pg_write_barrier();		/* initialized before others can find it */
 		entry->idx = idx;
+		made = true;
 	}
 	LWLockRelease(inval->lock);
-	return remember_slot(&key, idx);
+	if (made)
+		created_during_recovery(key, idx);
+	return idx;
+}
+
+/*
+ * The slot a replayed bump names (cache_wal.c), created if need be; the
+ * global slot when there is no room, which invalidates every entry.
+ */
+int
+cache_slot_redo_find(const CacheSlotKey *key)
+{
+	int			idx;
+
+	if (!inval || key->dbid == InvalidOid)
+		return 0;
+	idx = slot_create(key);
+	return idx < 0 ? 0 : idx;
+}
+
+/*
+ * Bump the global slot and every database's epoch, so that every entry and
+ * every reading kept per generation is dropped (cache_wal.c, when it cannot
+ * remember which bumps to settle).
+ */
+void
+cache_slot_bump_epochs(void)
+{
+	HASH_SEQ_STATUS status;
+	SlotHashEntry *entry;
+
+	cache_slot_bump(0, InvalidFullTransactionId);
+	LWLockAcquire(inval->lock, LW_SHARED);
+	hash_seq_init(&status, slot_hash);
+	while ((entry = hash_seq_search(&status)) != NULL)
+		if (entry->key.relid == InvalidOid)
+			cache_slot_bump(entry->idx, InvalidFullTransactionId);
+	LWLockRelease(inval->lock);
 }
 
 int
@@ -342,9 +430,12 @@ cache_slot_set_coverage(int idx, uint64 epoch_gen, uint64 covered, uint64 keyed)
 	entry->keyed = keyed;
 }
 
-/* Only atomics: also runs after the commit, where nothing may fail. */
-static void
-slot_bump(int idx, FullTransactionId xid)
+/*
+ * Only atomics: also runs after the commit, where nothing may fail, and in
+ * the startup process replaying the WAL.
+ */
+void
+cache_slot_bump(int idx, FullTransactionId xid)
 {
 	TableSlot  *slot = &inval->slots[idx];
 
@@ -377,14 +468,19 @@ written_table(Oid relid)
 	return &written[nwritten++];
 }
 
-/* A write the invalidation trigger saw (cache_triggers.c). */
+/*
+ * A write the invalidation trigger saw (cache_triggers.c); rules: to
+ * perfopt's rules table.
+ */
 void
-cache_xact_note_write(Oid relid, bool wide)
+cache_xact_note_write(Oid relid, bool wide, bool rules)
 {
 	WrittenTable *w = written_table(relid);
 
 	if (w && wide)
 		w->wide = true;
+	if (w && rules)
+		w->rules = true;
 }
 
 /* A key band a row had, as the key trigger saw it (cache_triggers.c). */
@@ -487,20 +583,36 @@ cache_inval_note_utility(Node *stmt)
 }
 
 
+/*
+ * One slot to bump, by name: relid InvalidOid is the database's epoch; the
+ * global slot when there is no room for it (it invalidates everything).
+ */
 static void
-add_bump(int idx)
+add_bump(Oid relid, int32 sub, bool settle)
 {
+	int			idx = cache_slot_find_sub(MyDatabaseId, relid, sub, true);
 	int			i;
 
 	if (idx < 0)
 		idx = 0;				/* no room for a slot: bump everything */
 	for (i = 0; i < nbumped; i++)
 		if (bumped[i] == idx)
+		{
+			bumped_settle[i] |= settle;
 			return;
+		}
 	if (nbumped == CACHE_MAX_BUMPS - 1)
 		idx = 0;				/* keep the last place for the global slot */
 	if (nbumped == CACHE_MAX_BUMPS)
 		return;					/* the global slot is in: it covers all */
+	memset(&bumped_keys[nbumped], 0, sizeof(CacheSlotKey));
+	if (idx != 0)
+	{
+		bumped_keys[nbumped].dbid = MyDatabaseId;
+		bumped_keys[nbumped].relid = relid;
+		bumped_keys[nbumped].sub = sub;
+	}
+	bumped_settle[nbumped] = settle || idx == 0;
 	bumped[nbumped++] = idx;
 }
 
@@ -514,17 +626,16 @@ add_table_bumps(WrittenTable *w)
 	int			k;
 	int			band;
 
-	add_bump(cache_slot_find(MyDatabaseId, w->relid, true));
+	add_bump(w->relid, CACHE_SLOT_TABLE, w->rules);
 	if (w->wide)
 	{
-		add_bump(cache_slot_find_sub(MyDatabaseId, w->relid, CACHE_SLOT_WIDE, true));
+		add_bump(w->relid, CACHE_SLOT_WIDE, false);
 		return;
 	}
 	for (k = 0; k < w->nkeycols; k++)
 		for (band = 0; band < CACHE_KEY_BANDS; band++)
 			if (w->bands[k][band / 64] & (UINT64CONST(1) << (band % 64)))
-				add_bump(cache_slot_find_sub(MyDatabaseId, w->relid,
-											 CACHE_SLOT_BAND(w->keycol[k], band), true));
+				add_bump(w->relid, CACHE_SLOT_BAND(w->keycol[k], band), false);
 }
 
 /* PRE_COMMIT / PRE_PREPARE: may still fail, so find or create slots here. */
@@ -549,9 +660,18 @@ bump_before_commit(void)
 	for (i = 0; i < nwritten; i++)
 		add_table_bumps(&written[i]);
 	if (epoch)
-		add_bump(cache_slot_find(MyDatabaseId, InvalidOid, true));
+		add_bump(InvalidOid, CACHE_SLOT_TABLE, true);
+
+	/*
+	 * Standbys replay what a transaction with an xid bumps: it is running
+	 * there from this record until its commit record.  Without an xid
+	 * nothing was written that a standby could see.
+	 */
+	if (FullTransactionIdIsValid(bump_xid) && XLogStandbyInfoActive() &&
+		!RecoveryInProgress())
+		cache_wal_log_bumps(bump_xid, bumped_keys, bumped_settle, nbumped);
 	for (i = 0; i < nbumped; i++)
-		slot_bump(bumped[i], bump_xid);
+		cache_slot_bump(bumped[i], bump_xid);
 }
 
 static void
@@ -595,7 +715,7 @@ cache_xact_callback(XactEvent event, void *arg)
 			 * snapshot computed it.
 			 */
 			for (i = 0; i < nbumped; i++)
-				slot_bump(bumped[i], bump_xid);
+				cache_slot_bump(bumped[i], bump_xid);
 			reset_xact_state();
 			break;
 		case XACT_EVENT_ABORT:

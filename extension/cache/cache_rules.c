@@ -267,6 +267,9 @@ refresh_rules_moved(void)
 static inline void
 refresh_rules(void)
 {
+	/* on a standby, a rule change or DDL may have become visible since */
+	if (cache_wal_has_pending())
+		cache_wal_settle(ActiveSnapshotSet() ? GetActiveSnapshot() : NULL);
 	/* the common case, at every statement: nothing moved */
 	if (epoch_gen != NULL && rules_db == MyDatabaseId &&
 		pg_atomic_read_u64(epoch_gen) == epoch_seen &&

@@ -139,13 +139,15 @@ cache_store_shmem_size(void)
 	size = add_size(size, hash_estimate_size(maxent, sizeof(EntryHashEntry)));
 	size = add_size(size, hash_estimate_size(CACHE_MAX_STMTS, sizeof(StmtHashEntry)));
 	size = add_size(size, cache_flight_shmem_size());
+	size = add_size(size, cache_wal_shmem_size());
 	return add_size(size, cache_inval_shmem_size());
 }
 
 void
 cache_store_request_lock(void)
 {
-	RequestNamedLWLockTranche("perfopt_cache", 2);
+	/* the store, the table slots, the standby's pending bumps (cache_wal.c) */
+	RequestNamedLWLockTranche("perfopt_cache", 3);
 }
 
 /*
@@ -231,6 +233,7 @@ cache_store_shmem_init(void)
 							  CACHE_MAX_STMTS, &info, HASH_ELEM | HASH_BLOBS);
 	cache_inval_shmem_init();
 	cache_flight_shmem_init();
+	cache_wal_shmem_init();
 	cache_store_attached = true;
 }
 

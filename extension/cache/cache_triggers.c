@@ -16,6 +16,7 @@
 #include "commands/trigger.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 
 #include "cache/cache_int.h"
@@ -84,9 +85,29 @@ note_descendants(Oid relid)
 	foreach(lc, all)
 	{
 		if (lfirst_oid(lc) != relid)
-			cache_xact_note_write(lfirst_oid(lc), true);
+			cache_xact_note_write(lfirst_oid(lc), true, false);
 	}
 	list_free(all);
+}
+
+/*
+ * Is this perfopt's rules table?  Its writes change what backends keep of
+ * the rules, which standbys must read again once the write is visible
+ * there (cache_inval.c).  The name first: a string comparison per write.
+ */
+static bool
+is_rules_table(Relation rel)
+{
+	char	   *nsp;
+	bool		rules;
+
+	if (strcmp(RelationGetRelationName(rel), "cache_rule_defs") != 0)
+		return false;
+	nsp = get_namespace_name(RelationGetNamespace(rel));
+	rules = nsp != NULL && strcmp(nsp, "perfopt") == 0;
+	if (nsp)
+		pfree(nsp);
+	return rules;
 }
 
 /*
@@ -105,8 +126,9 @@ perfopt_cache_invalidate(PG_FUNCTION_ARGS)
 				 errmsg("perfopt._cache_invalidate() must be called as a trigger"),
 				 errhint("perfopt.cache_query() and perfopt.cache_table() create the triggers that call it.")));
 	cache_xact_note_write(RelationGetRelid(trigdata->tg_relation),
-			   write_is_wide(trigdata->tg_relation,
-							 TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event)));
+						  write_is_wide(trigdata->tg_relation,
+										TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event)),
+						  is_rules_table(trigdata->tg_relation));
 	if (trigdata->tg_relation->rd_rel->relhassubclass)
 		note_descendants(RelationGetRelid(trigdata->tg_relation));
 	return PointerGetDatum(NULL);

@@ -247,8 +247,42 @@ define_cache_gucs(void)
 }
 /* ---- end result cache ---- */
 
+/* ---- replication (replica/) ---- */
+bool		perfopt_report_commit_lsn = false;
+char	   *perfopt_commit_lsn = NULL;
+
+static void
+define_replica_gucs(void)
+{
+	DefineCustomBoolVariable("perfopt.report_commit_lsn",
+							 "Whether this session is told, after each commit that wrote a commit record, where that record ended in the WAL (perfopt.commit_lsn).",
+							 "A pooler asks for it to send the session's reads only to standbys that have replayed its writes.",
+							 &perfopt_report_commit_lsn,
+							 false,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("perfopt.commit_lsn",
+							   "Where this session's last commit record ended in the WAL, as a pg_lsn; empty until one is reported.",
+							   "Reported to the client at each change while perfopt.report_commit_lsn is on.",
+							   &perfopt_commit_lsn,
+							   "",
+							   PGC_INTERNAL,
+							   GUC_REPORT | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
+							   NULL, NULL, NULL);
+}
+/* ---- end replication ---- */
+
 /* ---- for perfopt's tests ---- */
 int			perfopt_debug_fail_bookkeeping = BOOKKEEPING_NONE;
+int			perfopt_cache_standby_fault = CACHE_STANDBY_FAULT_NONE;
+
+static const struct config_enum_entry standby_fault_options[] = {
+	{"none", CACHE_STANDBY_FAULT_NONE, false},
+	{"redo", CACHE_STANDBY_FAULT_REDO, false},
+	{"settle", CACHE_STANDBY_FAULT_SETTLE, false},
+	{NULL, 0, false}
+};
 
 static const struct config_enum_entry bookkeeping_step_options[] = {
 	{"", BOOKKEEPING_NONE, false},
@@ -269,6 +303,14 @@ define_test_gucs(void)
 							 BOOKKEEPING_NONE, bookkeeping_step_options,
 							 PGC_SUSET, GUC_NOT_IN_SAMPLE,
 							 NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("perfopt.cache_standby_fault",
+							 "For perfopt's tests only: what a standby skips of the result cache's invalidations (none, redo, settle), so that it serves stale answers.",
+							 "redo: the startup process replays none of the cache's records (set it in the standby's configuration); settle: this session never makes the second bump after a DDL or rule change becomes visible.",
+							 &perfopt_cache_standby_fault,
+							 CACHE_STANDBY_FAULT_NONE, standby_fault_options,
+							 PGC_SUSET, GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
 }
 
 void
@@ -278,6 +320,7 @@ perfopt_define_gucs(void)
 	define_slowlog_gucs();
 	define_advisor_gucs();
 	define_cache_gucs();		/* result cache */
+	define_replica_gucs();
 	define_test_gucs();
 	MarkGUCPrefixReserved("perfopt");
 }

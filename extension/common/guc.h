@@ -35,6 +35,10 @@ extern int	perfopt_cache_size;
 extern int	perfopt_cache_max_entry_size;
 extern int	perfopt_cache_recompute_wait;
 
+/* replication (replica/) */
+extern bool perfopt_report_commit_lsn;
+extern char *perfopt_commit_lsn;
+
 /* index advisor (advisor/) */
 extern int	perfopt_advisor_max_statements;
 extern bool perfopt_advisor_capture;
@@ -58,6 +62,19 @@ typedef enum BookkeepingStep
 } BookkeepingStep;
 
 extern int	perfopt_debug_fail_bookkeeping;
+
+/*
+ * What perfopt.cache_standby_fault makes a standby skip (cache/cache_wal.c),
+ * to show that perfopt's tests catch a standby serving stale answers.
+ */
+typedef enum CacheStandbyFault
+{
+	CACHE_STANDBY_FAULT_NONE,
+	CACHE_STANDBY_FAULT_REDO,	/* replaying the bumps (startup process) */
+	CACHE_STANDBY_FAULT_SETTLE	/* the second bump (this session) */
+} CacheStandbyFault;
+
+extern int	perfopt_cache_standby_fault;
 
 extern void perfopt_define_gucs(void);
 
