@@ -316,7 +316,7 @@ define_test_gucs(void)
 
 	DefineCustomEnumVariable("perfopt.cache_standby_fault",
 							 "For perfopt's tests only: what a standby skips of the result cache's invalidations (none, redo, settle, off), so that it serves stale answers.",
-							 "redo: the startup process replays none of the cache's records (set it in the standby's configuration); settle: this session never makes the second bump after a DDL or rule change becomes visible; off: the startup process ignores the record saying the primary stopped writing them.",
+							 "redo: the startup process applies none of the bumps in the cache's records (set it in the standby's configuration); settle: this session never makes the second bump after a DDL or rule change becomes visible; off: the startup process ignores the record saying the primary stopped writing them.",
 							 &perfopt_cache_standby_fault,
 							 CACHE_STANDBY_FAULT_NONE, standby_fault_options,
 							 PGC_SUSET, GUC_NOT_IN_SAMPLE,
