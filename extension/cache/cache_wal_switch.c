@@ -182,7 +182,7 @@ cache_wal_before_first_record(void)
 static void
 state_file_remove(void)
 {
-	if (durable_unlink(STATE_FILE, WARNING) == 0 || !state_file_exists())
+	if (!state_file_exists() || durable_unlink(STATE_FILE, WARNING) == 0)
 		pg_atomic_write_u32(&sw->file, 0);
 }
 
