@@ -164,6 +164,7 @@ extern bool cache_slot_check_store(int slot, FullTransactionId xmin, uint64 *gen
 extern void cache_slot_bump(int slot, FullTransactionId xid);
 extern int	cache_slot_redo_find(const CacheSlotKey *key);
 extern void cache_slot_bump_epochs(void);
+extern void cache_slot_bump_all(FullTransactionId upto);
 extern bool cache_slot_coverage(int slot, uint64 epoch_gen, uint64 *covered,
 								uint64 *keyed);
 extern void cache_slot_set_coverage(int slot, uint64 epoch_gen, uint64 covered,
@@ -183,6 +184,7 @@ extern void cache_wal_log_bumps(FullTransactionId xid, const CacheSlotKey *keys,
 								const bool *settle, int n);
 extern void cache_wal_settle(Snapshot snapshot);
 extern void cache_wal_settle_later(int slot, FullTransactionId upto);
+extern void cache_wal_settle_all_later(FullTransactionId upto);
 
 /* set at shared memory's creation; read by every statement, hence inline */
 extern pg_atomic_uint32 *cache_wal_pending;
@@ -196,6 +198,49 @@ static inline bool
 cache_wal_has_pending(void)
 {
 	return unlikely(cache_wal_pending != NULL && pg_atomic_read_u32(cache_wal_pending) != 0);
+}
+
+/* ---- cache_wal_switch.c: whether the invalidations go to the WAL ---- */
+extern Size cache_wal_switch_shmem_size(void);
+extern void cache_wal_switch_shmem_init(void);
+extern void cache_wal_before_first_record(void);
+extern void cache_wal_log_off(void);
+extern void cache_wal_replayed_logs(void);
+extern const char *cache_wal_gate_refusal(void);
+
+/* Whether this server's cache may be used (see cache_wal_switch.c). */
+typedef enum CacheWalGate
+{
+	CACHE_WAL_GATE_OPEN = 0,
+	CACHE_WAL_GATE_UNKNOWN,		/* a standby that has replayed no record yet */
+	CACHE_WAL_GATE_OFF			/* a standby whose primary said it stopped logging */
+} CacheWalGate;
+
+/* set at shared memory's creation; read by every statement, hence inline */
+extern pg_atomic_uint32 *cache_wal_gate;
+extern pg_atomic_uint32 *cache_wal_off_due_flag;
+
+/* Do committing writers log their bumps for standbys? */
+static inline bool
+cache_wal_logging(void)
+{
+	return perfopt_cache_standby_wal && XLogStandbyInfoActive();
+}
+
+/* Is the gate shut: a standby that must bypass, or a server yet to open it? */
+static inline bool
+cache_wal_gate_shut(void)
+{
+	return unlikely(cache_wal_gate == NULL ||
+					pg_atomic_read_u32(cache_wal_gate) != CACHE_WAL_GATE_OPEN);
+}
+
+/* Must the next committer with an xid write the "off" record? */
+static inline bool
+cache_wal_off_due(void)
+{
+	return unlikely(cache_wal_off_due_flag != NULL &&
+					pg_atomic_read_u32(cache_wal_off_due_flag) != 0);
 }
 
 /* ---- cache_keys.c: results restricted to one key value ---- */
@@ -321,6 +366,8 @@ cache_session_refusal(void)
 		return "not a top-level statement";
 	if (IsParallelWorker())
 		return "parallel worker";
+	if (cache_wal_gate_shut())
+		return cache_wal_gate_refusal();
 	return NULL;
 }
 

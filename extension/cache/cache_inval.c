@@ -51,7 +51,10 @@
  *
  *		Standbys replay the bumps from the WAL (cache_wal.c): the first in
  *		the record written at PRE_COMMIT, the second once the commit is
- *		visible there.
+ *		visible there.  Only while perfopt.cache_standby_wal is on; a
+ *		server restarted with it off writes, at the first commit with an
+ *		xid, the record that tells standbys to stop serving their cache
+ *		(cache_wal_switch.c).
  */
 #include "postgres.h"
 
@@ -326,6 +329,25 @@ cache_slot_redo_find(const CacheSlotKey *key)
 		return 0;
 	idx = slot_create(key);
 	return idx < 0 ? 0 : idx;
+}
+
+/*
+ * Bump every slot, raising its max_xid to upto (cache_wal_switch.c, when a
+ * cache that was not maintained becomes usable): every entry is dropped,
+ * and results that could miss a writer up to upto are refused, as by
+ * slots created now.
+ */
+void
+cache_slot_bump_all(FullTransactionId upto)
+{
+	int32		n;
+	int32		idx;
+
+	LWLockAcquire(inval->lock, LW_SHARED);
+	n = inval->nslots;
+	LWLockRelease(inval->lock);
+	for (idx = 0; idx < n; idx++)
+		cache_slot_bump(idx, upto);
 }
 
 /*
@@ -667,7 +689,7 @@ bump_before_commit(void)
 	 * there from this record until its commit record.  Without an xid
 	 * nothing was written that a standby could see.
 	 */
-	if (FullTransactionIdIsValid(bump_xid) && XLogStandbyInfoActive() &&
+	if (FullTransactionIdIsValid(bump_xid) && cache_wal_logging() &&
 		!RecoveryInProgress())
 		cache_wal_log_bumps(bump_xid, bumped_keys, bumped_settle, nbumped);
 	for (i = 0; i < nbumped; i++)
@@ -691,6 +713,11 @@ cache_xact_callback(XactEvent event, void *arg)
 
 	if (!inval)
 		return;
+
+	/* the first commit with an xid since a restart that stopped the logging */
+	if (cache_wal_off_due() &&
+		(event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE))
+		cache_wal_log_off();
 
 	/*
 	 * Most transactions wrote no table with a trigger and ran no DDL: there

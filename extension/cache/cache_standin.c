@@ -334,7 +334,7 @@ cache_standin_plan(Query *parse, const char *query_string, int cursorOptions,
 		cache_explaining != 0 || replanning != 0 || query_string == NULL ||
 		parse->queryId == UINT64CONST(0) || parse->commandType != CMD_SELECT ||
 		parse->utilityStmt != NULL || XactIsoLevel != XACT_READ_COMMITTED ||
-		IsParallelWorker() || nstandins >= CACHE_MAX_STANDINS ||
+		IsParallelWorker() || cache_wal_gate_shut() || nstandins >= CACHE_MAX_STANDINS ||
 		cache_xact_changed_anything())
 		return NULL;
 	if (!cache_tlist_shape(parse->targetList, &tupdesc_hash) ||

@@ -146,8 +146,11 @@ cache_store_shmem_size(void)
 void
 cache_store_request_lock(void)
 {
-	/* the store, the table slots, the standby's pending bumps (cache_wal.c) */
-	RequestNamedLWLockTranche("perfopt_cache", 3);
+	/*
+	 * the store, the table slots, the standby's pending bumps (cache_wal.c),
+	 * the WAL switch (cache_wal_switch.c)
+	 */
+	RequestNamedLWLockTranche("perfopt_cache", 4);
 }
 
 /*

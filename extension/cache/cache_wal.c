@@ -4,7 +4,9 @@
  *		hot standby serves the cache under the primary's contract, relative
  *		to its own snapshots (see cache_inval.c for the primary's side):
  *
- *		- at PRE_COMMIT (or PRE_PREPARE), a transaction with an xid that
+ *		- at PRE_COMMIT (or PRE_PREPARE), while perfopt.cache_standby_wal
+ *		  is on (otherwise nothing is written, and standbys bypass their
+ *		  cache: cache_wal_switch.c), a transaction with an xid that
  *		  bumps slots writes one record naming them (database, table,
  *		  sub-slot: slot indexes differ between servers) and its xid.  It
  *		  precedes the commit record and carries the xid, so a standby's
@@ -37,7 +39,7 @@
  *		Replay during the primary's own crash recovery bumps a shared
  *		memory no backend has read yet: harmless.  A promoted standby keeps
  *		its slots, entries and pending bumps, valid under the same rules,
- *		and writes records itself from then on.
+ *		and writes records itself from then on if its own setting says so.
  */
 #include "postgres.h"
 
@@ -110,7 +112,7 @@ pg_atomic_uint32 *cache_wal_pending = NULL;
 Size
 cache_wal_shmem_size(void)
 {
-	return MAXALIGN(sizeof(PendingShared));
+	return add_size(MAXALIGN(sizeof(PendingShared)), cache_wal_switch_shmem_size());
 }
 
 /* Called with AddinShmemInitLock held. */
@@ -130,12 +132,14 @@ cache_wal_shmem_init(void)
 		pending->overflow_xid = 0;
 	}
 	cache_wal_pending = &pending->count;
+	cache_wal_switch_shmem_init();
 }
 
 /*
  * The record of a committing writer's bumps (cache_inval.c, at PRE_COMMIT
  * or PRE_PREPARE, with the writer's xid current: XLogInsert puts it in the
- * record's header).
+ * record's header), while perfopt.cache_standby_wal is on: flagged as
+ * coming from a server that logs them (cache_wal_switch.c).
  */
 void
 cache_wal_log_bumps(FullTransactionId xid, const CacheSlotKey *keys, const bool *settle,
@@ -158,10 +162,11 @@ cache_wal_log_bumps(FullTransactionId xid, const CacheSlotKey *keys, const bool 
 		if (settle[i])
 			slots[i].sub |= CACHE_WAL_SETTLE;
 	}
+	cache_wal_before_first_record();
 	XLogBeginInsert();
 	XLogRegisterData((char *) &hdr, offsetof(xl_cache_bumps, slots));
 	XLogRegisterData((char *) slots, n * sizeof(CacheWalSlot));
-	(void) XLogInsert(PERFOPT_RMGR_ID, XLOG_PERFOPT_CACHE_BUMPS);
+	(void) XLogInsert(PERFOPT_RMGR_ID, XLOG_PERFOPT_CACHE_BUMPS | XLOG_PERFOPT_CACHE_LOGS);
 	pfree(slots);
 }
 
@@ -214,12 +219,28 @@ cache_wal_settle_later(int idx, FullTransactionId upto)
 }
 
 /*
- * Replay of XLOG_PERFOPT_CACHE_BUMPS, in the startup process.  Takes the
- * slot lock and the pending lock briefly, one after the other; allocates
- * nothing.
+ * Every writer up to upto is to be settled as if the pending list had
+ * overflowed (cache_wal_switch.c, when the gate opens): every epoch and
+ * the global slot are bumped again once they have all ended.
  */
 void
-cache_wal_redo(XLogReaderState *record)
+cache_wal_settle_all_later(FullTransactionId upto)
+{
+	LWLockAcquire(pending->lock, LW_EXCLUSIVE);
+	pending->overflow = true;
+	pending->overflow_xid = Max(pending->overflow_xid, U64FromFullTransactionId(upto));
+	pending_update_count();
+	LWLockRelease(pending->lock);
+}
+
+/*
+ * Replay of XLOG_PERFOPT_CACHE_BUMPS, in the startup process.  Takes the
+ * slot lock and the pending lock briefly, one after the other; allocates
+ * nothing.  logs: the record says that the primary logs its bumps (every
+ * record does; a standby serves its cache only once it has seen one).
+ */
+void
+cache_wal_redo(XLogReaderState *record, bool logs)
 {
 	xl_cache_bumps *xlrec = (xl_cache_bumps *) XLogRecGetData(record);
 	FullTransactionId xid;
@@ -232,7 +253,11 @@ cache_wal_redo(XLogReaderState *record)
 		(Size) xlrec->nslots * sizeof(CacheWalSlot))
 		elog(PANIC, "perfopt cache bumps record is too short: %u bytes",
 			 XLogRecGetDataLen(record));
-	if (perfopt_cache_standby_fault == CACHE_STANDBY_FAULT_REDO || !cache_store_ready())
+	if (!cache_store_ready())
+		return;
+	if (logs)
+		cache_wal_replayed_logs();
+	if (perfopt_cache_standby_fault == CACHE_STANDBY_FAULT_REDO)
 		return;
 	xid = FullTransactionIdFromU64(xlrec->xid);
 	for (i = 0; i < xlrec->nslots; i++)

@@ -248,12 +248,21 @@ define_cache_gucs(void)
 /* ---- end result cache ---- */
 
 /* ---- replication (replica/) ---- */
+bool		perfopt_cache_standby_wal = false;
 bool		perfopt_report_commit_lsn = false;
 char	   *perfopt_commit_lsn = NULL;
 
 static void
 define_replica_gucs(void)
 {
+	DefineCustomBoolVariable("perfopt.cache_standby_wal",
+							 "Whether the result cache's invalidations are written to the WAL, so that hot standbys preloading perfopt can serve their cache.",
+							 "Every server that replays this server's WAL (standbys, point-in-time recovery) must preload perfopt before it is turned on: PostgreSQL stops recovery at a record it cannot replay.",
+							 &perfopt_cache_standby_wal,
+							 false,
+							 PGC_POSTMASTER, 0,
+							 NULL, NULL, NULL);
+
 	DefineCustomBoolVariable("perfopt.report_commit_lsn",
 							 "Whether this session is told, after each commit that wrote a commit record, where that record ended in the WAL (perfopt.commit_lsn).",
 							 "A pooler asks for it to send the session's reads only to standbys that have replayed its writes.",
@@ -281,6 +290,7 @@ static const struct config_enum_entry standby_fault_options[] = {
 	{"none", CACHE_STANDBY_FAULT_NONE, false},
 	{"redo", CACHE_STANDBY_FAULT_REDO, false},
 	{"settle", CACHE_STANDBY_FAULT_SETTLE, false},
+	{"off", CACHE_STANDBY_FAULT_OFF, false},
 	{NULL, 0, false}
 };
 
@@ -305,8 +315,8 @@ define_test_gucs(void)
 							 NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("perfopt.cache_standby_fault",
-							 "For perfopt's tests only: what a standby skips of the result cache's invalidations (none, redo, settle), so that it serves stale answers.",
-							 "redo: the startup process replays none of the cache's records (set it in the standby's configuration); settle: this session never makes the second bump after a DDL or rule change becomes visible.",
+							 "For perfopt's tests only: what a standby skips of the result cache's invalidations (none, redo, settle, off), so that it serves stale answers.",
+							 "redo: the startup process applies none of the bumps in the cache's records (set it in the standby's configuration); settle: this session never makes the second bump after a DDL or rule change becomes visible; off: the startup process ignores the record saying the primary stopped writing them.",
 							 &perfopt_cache_standby_fault,
 							 CACHE_STANDBY_FAULT_NONE, standby_fault_options,
 							 PGC_SUSET, GUC_NOT_IN_SAMPLE,

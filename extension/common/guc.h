@@ -36,6 +36,7 @@ extern int	perfopt_cache_max_entry_size;
 extern int	perfopt_cache_recompute_wait;
 
 /* replication (replica/) */
+extern bool perfopt_cache_standby_wal;
 extern bool perfopt_report_commit_lsn;
 extern char *perfopt_commit_lsn;
 
@@ -71,7 +72,8 @@ typedef enum CacheStandbyFault
 {
 	CACHE_STANDBY_FAULT_NONE,
 	CACHE_STANDBY_FAULT_REDO,	/* replaying the bumps (startup process) */
-	CACHE_STANDBY_FAULT_SETTLE	/* the second bump (this session) */
+	CACHE_STANDBY_FAULT_SETTLE,	/* the second bump (this session) */
+	CACHE_STANDBY_FAULT_OFF		/* the primary's "off" record (startup process) */
 } CacheStandbyFault;
 
 extern int	perfopt_cache_standby_fault;

@@ -17,8 +17,11 @@
 #     perfopt.cache_standby_fault = settle, which must serve stale);
 #   - perfopt's views and functions on a standby: no error (nothing there
 #     may write or take an xid);
-#   - the standby restarted; then promoted, with the old primary stopped,
+#   - the standby restarted (it serves again once it has replayed a record
+#     of the primary's); then promoted, with the old primary stopped,
 #     written to and read as a primary; then crashed and recovered.
+#
+# With perfopt.cache_standby_wal off, see cache_standby_wal.sh.
 #
 #   CACHE_STANDBY_ROUNDS  write-then-read rounds per phase (default 25)
 set -uo pipefail
@@ -31,9 +34,10 @@ ROUNDS=${CACHE_STANDBY_ROUNDS:-25}
 PY="$ROOT/tests/system/cache_standby.py"
 
 # no autovacuum: its transactions would hold back the standby's xmin at
-# moments the DDL checks cannot choose
+# moments the DDL checks cannot choose.  The standbys inherit the setting
+# that makes the primary write the cache's invalidations to the WAL.
 cluster_start pri "shared_preload_libraries = 'perfopt'" "perfopt.slow_query_threshold = -1" \
-	"autovacuum = off" || { fail "primary start"; assert_summary; exit 1; }
+	"autovacuum = off" "perfopt.cache_standby_wal = on" || { fail "primary start"; assert_summary; exit 1; }
 dsn() { local h="${1}_HOST" p="${1}_PORT"; echo "host=${!h} port=${!p} user=postgres dbname=postgres"; }
 sql() { local h="${1}_HOST" p="${1}_PORT"; shift
 	as_pg psql -X -At -h "${!h}" -p "${!p}" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"; }
