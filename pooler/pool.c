@@ -456,10 +456,10 @@ pool_has_clients(pool *home)
 	return false;
 }
 
-static void
-pool_free(pool *p)
+/* The names and startup parameters a pool owns (pool_free, health probes). */
+void
+pool_free_names(pool *p)
 {
-	stats_add(&stats_removed, &p->st);
 	free(p->user);
 	free(p->dbname);
 	free(p->server_user);
@@ -471,6 +471,13 @@ pool_free(pool *p)
 	}
 	free(p->pnames);
 	free(p->pvalues);
+}
+
+static void
+pool_free(pool *p)
+{
+	stats_add(&stats_removed, &p->st);
+	pool_free_names(p);
 	for (int t = 0; t < NPARAMS; t++)
 		pstr_unref(p->defaults[t]);
 	free(p);

@@ -12,6 +12,7 @@ extern pool *pools;				/* every pool, newest first */
 
 pool	   *pool_get(database *db, const char *user, const char *dbname, user_cred *cred);
 pool	   *pool_for_host(pool *home, int ix);
+void		pool_free_names(pool *p);
 void		pool_request(pool *p, client *c);
 void		pool_requeue(pool *p, client *c, struct evbuffer *replay);
 void		pool_release(server *s);

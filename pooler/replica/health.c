@@ -128,17 +128,7 @@ probe_free(db_host *h)
 		return;
 	while ((s = TAILQ_FIRST(&p->servers)) != NULL)
 		server_close(s, "health check stopped");
-	free(p->user);
-	free(p->dbname);
-	free(p->server_user);
-	free(p->server_dbname);
-	for (int i = 0; i < p->nparams; i++)
-	{
-		free(p->pnames[i]);
-		free(p->pvalues[i]);
-	}
-	free(p->pnames);
-	free(p->pvalues);
+	pool_free_names(p);
 	free(p);					/* the probe_pool it starts */
 	h->probe = NULL;
 	h->check_sent = 0;

@@ -47,6 +47,21 @@ make_pg_dir() {
 	echo "$d"
 }
 
+# Start the cluster in DIR (configured for PORT) and record it as NAME.
+_cluster_launch() {
+	local name=$1 dir=$2 port=$3
+	if ! as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null; then
+		tail -5 "$dir/server.log" >&2
+		_cluster_stop_dir "$dir"
+		return 1
+	fi
+	_CLUSTERS+=("$dir")
+	printf -v "${name}_PORT" %s "$port"
+	printf -v "${name}_DIR" %s "$dir"
+	printf -v "${name}_DATA" %s "$dir/data"
+	printf -v "${name}_HOST" %s "$dir"
+}
+
 # Another process may take the port between choosing and binding it: when
 # the port was ours to choose, try again with another.
 cluster_start() {
@@ -77,16 +92,7 @@ _cluster_start_once() {
 		echo "logging_collector = off"
 		for line in "$@"; do echo "$line"; done
 	} >>"$dir/data/postgresql.conf"
-	if ! as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null; then
-		tail -5 "$dir/server.log" >&2
-		_cluster_stop_dir "$dir"
-		return 1
-	fi
-	_CLUSTERS+=("$dir")
-	printf -v "${name}_PORT" %s "$port"
-	printf -v "${name}_DIR" %s "$dir"
-	printf -v "${name}_DATA" %s "$dir/data"
-	printf -v "${name}_HOST" %s "$dir"
+	_cluster_launch "$name" "$dir" "$port"
 }
 
 # --- streaming standbys --------------------------------------------------
@@ -114,16 +120,7 @@ cluster_start_standby() {
 		echo "hot_standby = on"
 		for line in "$@"; do echo "$line"; done
 	} >>"$dir/data/postgresql.conf"
-	if ! as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null; then
-		tail -5 "$dir/server.log" >&2
-		_cluster_stop_dir "$dir"
-		return 1
-	fi
-	_CLUSTERS+=("$dir")
-	printf -v "${name}_PORT" %s "$port"
-	printf -v "${name}_DIR" %s "$dir"
-	printf -v "${name}_DATA" %s "$dir/data"
-	printf -v "${name}_HOST" %s "$dir"
+	_cluster_launch "$name" "$dir" "$port"
 }
 
 cluster_promote() {
