@@ -40,11 +40,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_ASSERT(cfg.databases != NULL);
 		for (database *db = cfg.databases; db; db = db->next)
 		{
-			FUZZ_ASSERT(db->name && db->host);
-			FUZZ_ASSERT(db->port >= 1 && db->port <= 65535);
+			FUZZ_ASSERT(db->name && db->nhosts >= 1 && db->nhosts <= MAX_HOSTS);
+			for (int i = 0; i < db->nhosts; i++)
+			{
+				db_host    *h = &db->hosts[i];
+
+				FUZZ_ASSERT(h->name && h->db == db && h->ix == i);
+				FUZZ_ASSERT(h->port >= 1 && h->port <= 65535);
+				FUZZ_ASSERT(h->addrlen > 0 && h->addrlen <= sizeof(h->addr));
+			}
 			FUZZ_ASSERT(db->ps.min_pool_size <= db->ps.pool_size);
 			FUZZ_ASSERT(db->ps.pool_mode == MODE_SESSION || db->ps.pool_mode == MODE_TRANSACTION);
-			FUZZ_ASSERT(db->addrlen > 0 && db->addrlen <= sizeof(db->addr));
 		}
 		FUZZ_ASSERT(cfg.listen_port >= 1 && cfg.listen_port <= 65535);
 		/* a TLS mode that needs files never loads without them */
