@@ -183,6 +183,8 @@ request_want(const client *c)
 		return write_want(db);
 	if (c->begin_text)
 		(void) begin_statement_modes(c->begin_text->s, strlen(c->begin_text->s), &m);
+	else
+		(void) begin_request_modes((client *) c, &m);
 	ro = m.read_only >= 0 ? m.read_only : client_setting_is(c, "default_transaction_read_only", on);
 	ser = m.serializable >= 0 ? m.serializable :
 		client_setting_is(c, "default_transaction_isolation", serializable);

@@ -7,13 +7,22 @@
  * transaction say it is read-only, and does it ask for SERIALIZABLE (which
  * a hot standby refuses)?  Only a whole statement in exactly that grammar
  * is recognised: anything else (a comment, a second statement, a typo) is
- * not, and goes on as it would without routing.
+ * not, and goes on as it would without routing.  The text is the simple
+ * Query's, the deferred BEGIN's, or a named prepared statement's: drivers
+ * prepare what they run often (psycopg 3 after five runs, pgJDBC,
+ * node-postgres named statements), and then send BEGIN READ ONLY as a Bind.
  */
 #include <string.h>
 #include <strings.h>
 
+#include <event2/buffer.h>
+
 #include "pooler.h"
+#include "net/net.h"
 #include "txn/txn.h"
+
+/* a Parse or Bind longer than this is no BEGIN */
+#define BEGIN_MESSAGE_MAX 1024
 
 typedef struct scan
 {
@@ -133,4 +142,45 @@ begin_statement_modes(const char *sql, size_t n, begin_modes *m)
 	else if (!(take(&sc, "start") && take(&sc, "transaction")))
 		return false;
 	return take_modes(&sc, m);
+}
+
+/*
+ * An idle client's next request opens a transaction with a BEGIN sent as a
+ * named statement: its Parse (the text is in it) or a Bind of a statement
+ * it prepared before.  *m says what the BEGIN declares; false when the
+ * request starts otherwise.
+ */
+bool
+begin_request_modes(client *c, begin_modes *m)
+{
+	struct evbuffer *in = c->c.in;
+	unsigned char head[5];
+	uint32_t	len;
+	const char *msg,
+			   *end,
+			   *name,
+			   *text;
+
+	if (!conn_peek(in, 0, head, 5) || (head[0] != 'P' && head[0] != 'B'))
+		return false;
+	len = ((uint32_t) head[1] << 24) | ((uint32_t) head[2] << 16) | ((uint32_t) head[3] << 8) | head[4];
+	if (len < 6 || len > BEGIN_MESSAGE_MAX || buflen(in) < (size_t) len + 1)
+		return false;
+	msg = (const char *) evbuffer_pullup(in, len + 1) + 5;
+	end = msg + len - 4;
+	if (head[0] == 'B')
+	{
+		name = memchr(msg, '\0', end - msg);	/* past the portal's name */
+		if (!name || ++name >= end || !memchr(name, '\0', end - name) || !*name)
+			return false;
+		text = prepared_statement_text(c, name);
+	}
+	else
+	{
+		name = msg;
+		text = memchr(name, '\0', end - name);
+		if (!*name || !text || ++text >= end || !memchr(text, '\0', end - text))
+			return false;
+	}
+	return text && begin_statement_modes(text, strlen(text), m);
 }

@@ -194,6 +194,15 @@ client_stmt_find(client *c, const char *name)
 	return *pp ? (*pp)->st : NULL;
 }
 
+/* The text of c's statement of that name (its Parse body starts with it). */
+const char *
+prepared_statement_text(client *c, const char *name)
+{
+	pstmt	   *st = client_stmt_find(c, name);
+
+	return st ? (const char *) st->body : NULL;
+}
+
 /* c's statement of that name, moved to its successor first if it was retired. */
 pstmt *
 client_stmt_current(client *c, const char *name)

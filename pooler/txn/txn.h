@@ -58,6 +58,9 @@ typedef struct begin_modes
 	signed char serializable;	/* 1 ISOLATION LEVEL SERIALIZABLE, 0 another level, -1 not said */
 } begin_modes;
 bool		begin_statement_modes(const char *sql, size_t n, begin_modes *m);
+bool		begin_request_modes(client *c, begin_modes *m);
+/* the text of the client's prepared statement of that name, or NULL (prepared.c) */
+const char *prepared_statement_text(client *c, const char *name);
 
 /* ---- startup settings carried to every server connection (startup_settings.c) ---- */
 enum { SETTINGS_NONE, SETTINGS_HELD, SETTINGS_ANSWERED };	/* client.settings_phase */

@@ -199,6 +199,40 @@ def test_read_routing():
     c.close()
 
 
+def test_prepared_begin():
+    """Drivers that prepare what they run often (psycopg 3 after 5 runs,
+    pgJDBC, node-postgres named statements) send BEGIN READ ONLY as a
+    named statement: its Parse once, then only Bind/Execute.  Routing
+    reads the statement's text either way."""
+    if not available("a BEGIN READ ONLY prepared as a named statement"):
+        return
+    import psycopg
+    prepare()
+    p = pooler("replica_prepared_begin")
+    c = psycopg.connect(host=LOOP, port=p.port, user="postgres", dbname="app", autocommit=True)
+    ok(seen(p, "app", ALL_UP), "all three hosts up")
+    ro = []
+    for i in range(12):
+        c.execute("BEGIN READ ONLY", prepare=i > 0)
+        ro.append(c.execute(WHERE).fetchone())
+        c.execute("COMMIT")
+    ok(all(r[0] is True for r in ro), "BEGIN READ ONLY as a named prepared statement (12 times): a standby every time",
+       ro)
+    rw = []
+    for i in range(8):
+        c.execute("BEGIN", prepare=True)
+        rw.append(c.execute(WHERE).fetchone())
+        c.execute("COMMIT")
+    ok(all(r == (False, int(PORTS["P"])) for r in rw), "a prepared plain BEGIN: the primary every time", rw)
+    auto = []
+    for i in range(10):
+        c.execute("BEGIN READ ONLY")
+        auto.append(c.execute(WHERE).fetchone()[0])
+        c.execute("COMMIT")
+    ok(all(auto), "psycopg 3's own preparing after 5 runs changes nothing: a standby 10 times of 10", auto)
+    c.close()
+
+
 def test_pgbench_reads():
     if not available("pgbench -S through read_only_routing"):
         return
@@ -492,6 +526,7 @@ def test_config_errors():
 
 
 TESTS = [("replica_config", test_config_errors), ("replica_roles", test_roles),
-         ("replica_routing", test_read_routing), ("replica_pgbench", test_pgbench_reads), ("replica_ro_write", test_write_in_read_only),
+         ("replica_routing", test_read_routing), ("replica_prepared_begin", test_prepared_begin),
+         ("replica_pgbench", test_pgbench_reads), ("replica_ro_write", test_write_in_read_only),
          ("replica_lag", test_max_replica_lag), ("replica_causal", test_causal_reads),
          ("replica_reload", test_reload), ("replica_stop", test_standby_stop), ("replica_promote", test_promotion)]

@@ -115,5 +115,18 @@ echo "   perfopt.cache_standby_wal = on on the primary)"
 
 echo
 echo "-- SHOW DATABASES on the pooler's admin console"
-q -h 127.0.0.1 -p "$port" -U "$DEMO_USER" -d perfopt -c "SHOW DATABASES" |
-	cut -c1-200
+
+/usr/bin/python3 - "$port" "$DEMO_USER" <<'PY'
+import sys
+import psycopg
+with psycopg.connect(host="127.0.0.1", port=int(sys.argv[1]), dbname="perfopt", user=sys.argv[2],
+                     autocommit=True) as c:
+    cur = c.execute("SHOW DATABASES")
+    cols = [d.name for d in cur.description]
+    keep = ["name", "host", "port", "role", "health", "replay_lag_bytes", "checked_ms_ago", "failures"]
+    rows = [[str(r[cols.index(k)]) for k in keep] for r in cur.fetchall()]
+    w = [max(len(k), *(len(r[i]) for r in rows)) for i, k in enumerate(keep)]
+    print("   " + " | ".join(k.ljust(w[i]) for i, k in enumerate(keep)))
+    for r in rows:
+        print("   " + " | ".join(v.ljust(w[i]) for i, v in enumerate(r)))
+PY
