@@ -352,11 +352,11 @@ def test_causal_reads():
            "causal_reads without perfopt.commit_lsn on the primary: read-only transactions stay on the primary", r)
         ok(wait_for(lambda: "reports no commit positions" in p.log_text()), "and the log says why, once",
            p.log_text()[-500:])
-        skip("read-your-writes on standbys over 1000 rounds", "the primary's perfopt reports no perfopt.commit_lsn")
+        skip("read-your-writes on standbys over 2000 rounds", "the primary's perfopt reports no perfopt.commit_lsn")
         return
     w = via(p, "causal")
-    stale, standby = write_then_read(w, w, 1000, 100000)
-    ok(stale == 0, "causal_reads = session: 1000 write-then-read rounds, 0 stale reads", stale)
+    stale, standby = write_then_read(w, w, 2000, 100000)
+    ok(stale == 0, "causal_reads = session: 2000 write-then-read rounds, 0 stale reads", stale)
     if standby:
         ok(True, "%d of those reads served by a standby" % standby)
     else:
