@@ -31,6 +31,7 @@ Finally a model of N standby machines from the measured CPU per read (see
 model()).
 """
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -38,6 +39,10 @@ import tempfile
 import time
 
 import psycopg
+
+sys.dont_write_bytecode = True  # importing the pooler tests' helpers leaves nothing in the tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "pooler"))
+from wire import free_port  # noqa: E402
 
 P = (os.environ["P_HOST"], int(os.environ["P_PORT"]))
 S1 = (os.environ["S1_HOST"], int(os.environ["S1_PORT"]))
@@ -65,15 +70,6 @@ def connect(host, port, dbname="bench", **kw):
 def q1(host, port, sql):
     with connect(host, port) as c:
         return c.execute(sql).fetchone()[0]
-
-
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def postmaster_pid(host):
@@ -322,6 +318,7 @@ def main():
     finally:
         for t in targets:
             t.stop()
+        shutil.rmtree(WORK, ignore_errors=True)
 
     print("date: %s; machine: %d cores; %d clients, %d s runs, %d rounds, read-only transactions of one "
           "primary-key lookup over %d hot rows" % (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
