@@ -27,7 +27,7 @@ echo
 echo "== Scaling reads out: a hot standby behind the pooler"
 PRIM_PORT=$DEMO_PORT
 PRIM_HOST=$DEMO_HOST
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/perfopt-demo-replica.XXXXXX")
+WORK=$(make_pg_dir demo-replica)
 POOLER_PID=
 cleanup() {
 	[ -n "$POOLER_PID" ] && kill "$POOLER_PID" 2>/dev/null && wait "$POOLER_PID" 2>/dev/null
@@ -103,7 +103,7 @@ BEGIN READ ONLY;
 $LB
 END;
 EOF
-chmod 644 "$WORK/lb.sql"; chmod 755 "$WORK"
+chmod 644 "$WORK/lb.sql"
 before=$(psql -X -At -h "$STBY_HOST" -p "$STBY_PORT" -U "$DEMO_USER" -d "$DEMO_DB" -c \
 	"SELECT coalesce(sum(hits), 0) || ' ' || coalesce(sum(misses), 0) FROM perfopt.cache_stats")
 pgbench -n -h 127.0.0.1 -p "$port" -U "$DEMO_USER" -c 2 -t 250 -f "$WORK/lb.sql" "$DEMO_DB" >/dev/null
