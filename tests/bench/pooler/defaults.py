@@ -26,7 +26,7 @@ those targets, pgb-1.24 always among them.)
 Cells (BENCH_DEF_CELLS, BENCH_DEF_CLIENTS): pgbench -S with -M simple,
 extended and prepared, and TPC-B with -M simple, at 50 and 200 clients.
 Every target is started once and kept.  A round runs every target once
-per cell, the order rotated each round, each run after a CHECKPOINT and
+per cell, each run after a CHECKPOINT and
 BENCH_PRERUN (1) s of the same load, unmeasured: while the other targets
 ran, a pool closed what it keeps idle only for a while (perfopt's overflow
 after overflow_idle_timeout), and what is measured is a pool under
@@ -40,7 +40,10 @@ its length; CPU per transaction of the pooler and of PostgreSQL, which
 other load on the machine moves much less than tps (what a loaded machine
 can still tell).
 
-BENCH_ROUNDS (3) rounds of BENCH_DURATION (10) s; BENCH_QUICK=1: 1 round of
+Order within a round (round_order): pgb-1.24 and pfo, whose ratios are the
+verdict, run first and next to each other, which leads alternating by round;
+the other targets follow, rotated.  BENCH_ROUNDS (5) rounds of
+BENCH_DURATION (10) s; BENCH_QUICK=1: 1 round of
 3 s (a sanity run, no verdict worth reading).  Targets, for perfopt's
 defaults against pgb-1.24: tps >= 1.1x on every -S cell, >= 1.0x on TPC-B,
 p99 no higher.  Exit 0 when all hold, 3 when one is missed."""
@@ -59,7 +62,7 @@ import bench  # noqa: E402  (its settings, targets and helpers; main() does not 
 from bench import B_HOST, B_PORT, Target, free_port, log, settle, wait_port  # noqa: E402
 
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1" if QUICK else "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1" if QUICK else "5"))
 DURATION = int(os.environ.get("BENCH_DURATION", "3" if QUICK else "10"))
 CLIENTS = [int(x) for x in os.environ.get("BENCH_DEF_CLIENTS", "50 200").split()]
 CELLS = [tuple(x.split(":")) for x in os.environ.get(
@@ -238,6 +241,20 @@ def targets():
     return ts
 
 
+def round_order(names, r):
+    """Round r's order: the verdict's pair (pgb-1.24 and pfo) first and next
+    to each other, which of them leads alternating by round; the other
+    targets after them, rotated.  The per-round ratio of the pair compares
+    two runs seconds apart, so a shared machine's drift over the minute the
+    other targets take does not enter the verdict."""
+    pair = [n for n in (BASE, "pfo") if n in names]
+    if r % 2:
+        pair.reverse()
+    rest = [n for n in names if n not in pair]
+    k = r % len(rest) if rest else 0
+    return pair + rest[k:] + rest[:k]
+
+
 def main():
     if not PGB_NEW:
         print("PgBouncer 1.24 could not be built from Debian's source package: this section did not run")
@@ -255,9 +272,8 @@ def main():
         for t in ts.values():
             run(t, "select", "simple", 50, duration=2, measure=False)
         for r in range(ROUNDS):
-            rot = names[r % len(names):] + names[:r % len(names)]
             for cell in cells:
-                for n in rot:
+                for n in round_order(names, r):
                     k += 1
                     res = run(ts[n], *cell)
                     results.setdefault(cell + (n,), []).append(res)
@@ -272,8 +288,8 @@ def main():
     print()
     print("perfopt-pooler in real configurations vs PgBouncer %s (built from Debian's source package) and %s"
           % (version(PGB_NEW), version(PGB_OLD)))
-    print("(transaction mode, Unix socket to PostgreSQL, pgbench over TCP loopback, -j 2, %d s runs, %d rounds, order"
-          " rotated)" % (DURATION, ROUNDS))
+    print("(transaction mode, Unix socket to PostgreSQL, pgbench over TCP loopback, -j 2, %d s runs, %d rounds;"
+          " %s and pfo next to each other, which leads alternating)" % (DURATION, ROUNDS, BASE))
     print("pgb-*: default_pool_size 20, reserve_pool_size 10 (1.24: max_prepared_statements 200); pfo: perfopt's"
           " defaults")
     print("(pool_size 20, max_overflow 10, pool_recycle 3600, pool_pre_ping on); pfo-oN: the same with max_overflow N")
