@@ -47,6 +47,20 @@ make_pg_dir() {
 	echo "$d"
 }
 
+# cluster_dsn NAME: a libpq connection string to NAME's postgres database
+cluster_dsn() {
+	local h="${1}_HOST" p="${1}_PORT"
+	echo "host=${!h} port=${!p} user=postgres dbname=postgres"
+}
+
+# cluster_sql NAME [psql args...]: psql -At on NAME's postgres database as
+# postgres, stopping at the first error
+cluster_sql() {
+	local h="${1}_HOST" p="${1}_PORT"
+	shift
+	as_pg psql -X -At -h "${!h}" -p "${!p}" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"
+}
+
 # Start the cluster in DIR (configured for PORT) and record it as NAME.
 _cluster_launch() {
 	local name=$1 dir=$2 port=$3

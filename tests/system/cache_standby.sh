@@ -38,12 +38,9 @@ PY="$ROOT/tests/system/cache_standby.py"
 # that makes the primary write the cache's invalidations to the WAL.
 cluster_start pri "shared_preload_libraries = 'perfopt'" "perfopt.slow_query_threshold = -1" \
 	"autovacuum = off" "perfopt.cache_standby_wal = on" || { fail "primary start"; assert_summary; exit 1; }
-dsn() { local h="${1}_HOST" p="${1}_PORT"; echo "host=${!h} port=${!p} user=postgres dbname=postgres"; }
-sql() { local h="${1}_HOST" p="${1}_PORT"; shift
-	as_pg psql -X -At -h "${!h}" -p "${!p}" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"; }
 py() { as_pg /usr/bin/python3 "$PY" "$@" 2>&1; }
 
-out=$(py setup "$(dsn pri)")
+out=$(py setup "$(cluster_dsn pri)")
 echo "$out"
 assert_eq "setup: the keyed rule put a key trigger on sb_keyed" "setup: key triggers=1" "$out"
 
@@ -67,7 +64,7 @@ check_rounds() {
 }
 
 # --- commit LSN for read-your-writes -----------------------------------------
-out=$(as_pg /usr/bin/python3 "$ROOT/tests/system/standby_commit_lsn.py" "$(dsn pri)" "$(dsn sb1)" 2>&1)
+out=$(as_pg /usr/bin/python3 "$ROOT/tests/system/standby_commit_lsn.py" "$(cluster_dsn pri)" "$(cluster_dsn sb1)" 2>&1)
 while read -r l; do
 	case "$l" in
 	"ok - "*) pass "commit_lsn: ${l#ok - }" ;;
@@ -78,16 +75,16 @@ done <<<"$out"
 assert_true "commit_lsn: every check ran" test "$(grep -c '^ok - \|^not ok - ' <<<"$out")" -eq 13
 
 # --- write, replay, compare -----------------------------------------------------
-check_rounds "standby" "$(py rounds "$(dsn pri)" "$(dsn sb1)" --rounds "$ROUNDS" --seed 1)"
+check_rounds "standby" "$(py rounds "$(cluster_dsn pri)" "$(cluster_dsn sb1)" --rounds "$ROUNDS" --seed 1)"
 
-out=$(py rounds "$(dsn pri)" "$(dsn sb2)" --rounds 5 --seed 2)
+out=$(py rounds "$(cluster_dsn pri)" "$(cluster_dsn sb2)" --rounds 5 --seed 2)
 line=$(grep '^reads=' <<<"$out" | tail -1)
 echo "standby without redo: $line"
 assert_true "mutation: a standby that replays no invalidation serves stale answers (mismatches=$(field mismatches "$line"))" \
 	test "$(field mismatches "$line")" -gt 0
 cluster_stop sb2
 
-line=$(py concurrent "$(dsn pri)" "$(dsn sb1)" --writes 150 --reads 150 --seed 3)
+line=$(py concurrent "$(cluster_dsn pri)" "$(cluster_dsn sb1)" --writes 150 --reads 150 --seed 3)
 echo "$line" | grep -v '^reads='
 line=$(grep '^reads=' <<<"$line" | tail -1)
 assert_eq "concurrent: zero mismatches ($line)" 0 "$(field mismatches "$line")"
@@ -102,9 +99,9 @@ fi
 restart_sb1="pg_ctl -D $sb1_DATA -l $sb1_DIR/server.log -w -t 60 -m fast restart >/dev/null"
 for variant in plain fault restart; do
 	case $variant in
-	plain) out=$(py ddl "$(dsn pri)" "$(dsn sb1)") ;;
-	fault) out=$(py ddl "$(dsn pri)" "$(dsn sb1)" --fault) ;;
-	restart) out=$(py ddl "$(dsn pri)" "$(dsn sb1)" --restart "$restart_sb1") ;;
+	plain) out=$(py ddl "$(cluster_dsn pri)" "$(cluster_dsn sb1)") ;;
+	fault) out=$(py ddl "$(cluster_dsn pri)" "$(cluster_dsn sb1)" --fault) ;;
+	restart) out=$(py ddl "$(cluster_dsn pri)" "$(cluster_dsn sb1)" --restart "$restart_sb1") ;;
 	esac
 	while read -r l; do
 		case "$l" in
@@ -118,23 +115,23 @@ done
 
 # --- rules reach the standby as rows --------------------------------------------
 Q="SELECT count(*) FROM sb_new WHERE v > 20"
-outcome_on_sb1() { sql sb1 -c "$Q" -c "$Q" -c "SELECT perfopt.cache_last_outcome()" | tail -1; }
-sql pri -q -c "CREATE TABLE sb_new (id int PRIMARY KEY, v int NOT NULL)" \
+outcome_on_sb1() { cluster_sql sb1 -c "$Q" -c "$Q" -c "SELECT perfopt.cache_last_outcome()" | tail -1; }
+cluster_sql pri -q -c "CREATE TABLE sb_new (id int PRIMARY KEY, v int NOT NULL)" \
 	-c "INSERT INTO sb_new SELECT g, g FROM generate_series(1, 50) g" >/dev/null
 cluster_wait_replay sb1 pri
 assert_eq "a statement no rule selects is not cached on the standby" "no cache rule selects it" "$(outcome_on_sb1)"
-sql pri -q -c "SELECT perfopt.cache_query('$Q')" >/dev/null
+cluster_sql pri -q -c "SELECT perfopt.cache_query('$Q')" >/dev/null
 cluster_wait_replay sb1 pri
 assert_eq "a rule created on the primary selects its statement on the standby" "hit" "$(outcome_on_sb1)"
-sql pri -q -c "UPDATE sb_new SET v = 0 WHERE id = 25" >/dev/null
+cluster_sql pri -q -c "UPDATE sb_new SET v = 0 WHERE id = 25" >/dev/null
 cluster_wait_replay sb1 pri
-assert_eq "a write to its table on the primary invalidates it on the standby" "29" "$(sql sb1 -c "$Q")"
-sql pri -q -c "SELECT perfopt.uncache_query('$Q')" >/dev/null
+assert_eq "a write to its table on the primary invalidates it on the standby" "29" "$(cluster_sql sb1 -c "$Q")"
+cluster_sql pri -q -c "SELECT perfopt.uncache_query('$Q')" >/dev/null
 cluster_wait_replay sb1 pri
 assert_eq "a rule removed on the primary no longer selects it there" "no cache rule selects it" "$(outcome_on_sb1)"
 
 # --- everything perfopt does, on a standby ---------------------------------------
-audit=$(sql sb1 2>&1 <<'SQL'
+audit=$(cluster_sql sb1 2>&1 <<'SQL'
 SELECT 'stats', count(*) >= 0 FROM perfopt.query_stats;
 SELECT 'slow', count(*) >= 0 FROM perfopt.slow_queries;
 SELECT 'info', count(*) FROM perfopt.stats_info;
@@ -159,15 +156,15 @@ assert_eq "perfopt's views and functions run on a standby without error, writing
 
 # --- restart, promotion, crash recovery ------------------------------------------
 cluster_restart sb1 && cluster_wait_replay sb1 pri || fail "standby restart"
-check_rounds "standby restarted" "$(py rounds "$(dsn pri)" "$(dsn sb1)" --rounds 8 --seed 4)"
+check_rounds "standby restarted" "$(py rounds "$(cluster_dsn pri)" "$(cluster_dsn sb1)" --rounds 8 --seed 4)"
 
 cluster_stop pri
 cluster_promote sb1 || fail "promotion"
-assert_eq "the promoted standby is a primary" "f" "$(sql sb1 -c 'SELECT pg_is_in_recovery()')"
-check_rounds "promoted, as a primary" "$(py rounds "$(dsn sb1)" "$(dsn sb1)" --rounds 8 --seed 5)"
+assert_eq "the promoted standby is a primary" "f" "$(cluster_sql sb1 -c 'SELECT pg_is_in_recovery()')"
+check_rounds "promoted, as a primary" "$(py rounds "$(cluster_dsn sb1)" "$(cluster_dsn sb1)" --rounds 8 --seed 5)"
 
 as_pg pg_ctl -D "$sb1_DATA" -w -t 60 -m immediate stop >/dev/null
 as_pg pg_ctl -D "$sb1_DATA" -l "$sb1_DIR/server.log" -w -t 60 start >/dev/null || fail "restart after the crash"
-check_rounds "after crash recovery" "$(py rounds "$(dsn sb1)" "$(dsn sb1)" --rounds 8 --seed 6)"
+check_rounds "after crash recovery" "$(py rounds "$(cluster_dsn sb1)" "$(cluster_dsn sb1)" --rounds 8 --seed 6)"
 
 assert_summary

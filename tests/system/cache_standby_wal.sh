@@ -34,26 +34,23 @@ STATE=perfopt_cache_wal.state
 # WAL kept from the start, for pg_walinspect (the base backups checkpoint)
 cluster_start pri "shared_preload_libraries = 'perfopt'" "perfopt.slow_query_threshold = -1" \
 	"autovacuum = off" "wal_keep_size = 256MB" || { fail "primary start"; assert_summary; exit 1; }
-dsn() { local h="${1}_HOST" p="${1}_PORT"; echo "host=${!h} port=${!p} user=postgres dbname=postgres"; }
-sql() { local h="${1}_HOST" p="${1}_PORT"; shift
-	as_pg psql -X -At -h "${!h}" -p "${!p}" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"; }
 py() { as_pg /usr/bin/python3 "$PY" "$@" 2>&1; }
 field() { sed -n "s/.*\\b$1=\\([0-9]*\\).*/\\1/p" <<<"$2" | tail -1; }
 # rounds_line DESC STANDBY SEED ROUNDS: the comparison's totals, echoed
 rounds_line() {
 	local out
-	out=$(py rounds "$(dsn pri)" "$(dsn "$2")" --rounds "$4" --seed "$3")
+	out=$(py rounds "$(cluster_dsn pri)" "$(cluster_dsn "$2")" --rounds "$4" --seed "$3")
 	grep -v "^reads=" <<<"$out" | head -10 >&2
 	out=$(grep '^reads=' <<<"$out" | tail -1)
 	echo "$1: $out" >&2
 	echo "$out"
 }
 Q="SELECT count(*), sum(v), max(v) FROM sb_plain WHERE grp = 2"
-outcome() { sql "$1" -c "$Q" -c "$Q" -c "SELECT perfopt.cache_last_outcome()" | tail -1; }
-lsn() { sql "$1" -c "SELECT pg_current_wal_flush_lsn()"; }
+outcome() { cluster_sql "$1" -c "$Q" -c "$Q" -c "SELECT perfopt.cache_last_outcome()" | tail -1; }
+lsn() { cluster_sql "$1" -c "SELECT pg_current_wal_flush_lsn()"; }
 # records NAME SINCE: perfopt's records in NAME's WAL since SINCE, "off|bumps"
 records() {
-	sql "$1" -c "SELECT count(*) FILTER (WHERE record_type = 'CACHE_WAL_OFF'),
+	cluster_sql "$1" -c "SELECT count(*) FILTER (WHERE record_type = 'CACHE_WAL_OFF'),
 		count(*) FILTER (WHERE record_type = 'CACHE_BUMPS')
 		FROM pg_get_wal_records_info('$2', pg_current_wal_flush_lsn())
 		WHERE resource_manager = 'perfopt'"
@@ -63,11 +60,11 @@ set_wal() {
 	cluster_restart pri || fail "primary restart with perfopt.cache_standby_wal = $1"
 }
 
-sql pri -q -c "CREATE EXTENSION pg_walinspect" || fail "pg_walinspect"
+cluster_sql pri -q -c "CREATE EXTENSION pg_walinspect" || fail "pg_walinspect"
 since=$(lsn pri)
-out=$(py setup "$(dsn pri)")
+out=$(py setup "$(cluster_dsn pri)")
 assert_eq "setup: tables and rules on the primary" "setup: key triggers=1" "$out"
-assert_eq "perfopt.cache_standby_wal is off by default" "off" "$(sql pri -c 'SHOW perfopt.cache_standby_wal')"
+assert_eq "perfopt.cache_standby_wal is off by default" "off" "$(cluster_sql pri -c 'SHOW perfopt.cache_standby_wal')"
 
 cluster_start_standby bare pri "shared_preload_libraries = ''" ||
 	{ fail "standby without perfopt: start"; assert_summary; exit 1; }
@@ -79,7 +76,7 @@ assert_eq "off: the standby with perfopt serves no hit" 0 "$(field hits "$line")
 assert_eq "off: and answers exactly (mismatches)" 0 "$(field mismatches "$line")"
 assert_eq "off: no errors" 0 "$(field errors "$line")"
 assert_true "off: reads were checked ($(field checked "$line"))" test "$(field checked "$line")" -gt 0
-sql pri -q -c "CREATE TABLE wal_new (id int PRIMARY KEY, v int NOT NULL)" \
+cluster_sql pri -q -c "CREATE TABLE wal_new (id int PRIMARY KEY, v int NOT NULL)" \
 	-c "SELECT perfopt.cache_table('wal_new')" \
 	-c "INSERT INTO wal_new SELECT g, g FROM generate_series(1, 40) g" \
 	-c "ALTER TABLE wal_new ADD COLUMN w int" -c "UPDATE wal_new SET w = v * 2 WHERE id <= 10" \
@@ -90,16 +87,16 @@ if cluster_wait_replay bare pri; then
 else
 	fail "the standby without perfopt replayed the writes to cached tables and the DDL: $(tail -3 "$bare_DIR/server.log")"
 fi
-assert_eq "it is still in recovery" "t" "$(sql bare -c 'SELECT pg_is_in_recovery()' 2>&1)"
-want=$(sql pri -c "SELECT sum(v), sum(w), (SELECT sum(v) FROM sb_plain) FROM wal_new")
+assert_eq "it is still in recovery" "t" "$(cluster_sql bare -c 'SELECT pg_is_in_recovery()' 2>&1)"
+want=$(cluster_sql pri -c "SELECT sum(v), sum(w), (SELECT sum(v) FROM sb_plain) FROM wal_new")
 assert_eq "it answers as the primary does" "$want" \
-	"$(sql bare -c "SELECT sum(v), sum(w), (SELECT sum(v) FROM sb_plain) FROM wal_new" 2>&1)"
+	"$(cluster_sql bare -c "SELECT sum(v), sum(w), (SELECT sum(v) FROM sb_plain) FROM wal_new" 2>&1)"
 assert_true "no state file on the primary" test ! -e "$pri_DATA/$STATE"
 assert_eq "off: the primary wrote no record of perfopt's (off|bumps)" "0|0" "$(records pri "$since")"
 cluster_wait_replay sb pri
 assert_eq "off: the bypass reason names the primary's logging" \
 	"standby: primary not known to log cache invalidations yet" "$(outcome sb)"
-assert_eq "off: the standby's counters show no hit" 0 "$(sql sb -c 'SELECT hits FROM perfopt.cache_totals')"
+assert_eq "off: the standby's counters show no hit" 0 "$(cluster_sql sb -c 'SELECT hits FROM perfopt.cache_totals')"
 cluster_stop bare
 
 # --- on: the standby serves ----------------------------------------------------------
@@ -118,7 +115,7 @@ assert_true "on: the mutation standby serves too ($(field hits "$line") hits)" t
 # --- off again: the "off" record ------------------------------------------------------
 set_wal off
 since=$(lsn pri)
-sql pri -q -c "UPDATE sb_plain SET v = v + 1 WHERE id = 1" >/dev/null
+cluster_sql pri -q -c "UPDATE sb_plain SET v = v + 1 WHERE id = 1" >/dev/null
 cluster_wait_replay sb pri
 assert_eq "off again: the first write carried one off record, and no bumps (off|bumps)" "1|0" \
 	"$(records pri "$since")"
@@ -126,13 +123,13 @@ assert_eq "off again: after the primary's first write the standby bypasses its c
 	"standby: primary does not log cache invalidations" "$(outcome sb)"
 assert_true "off again: the primary removed the state file" test ! -e "$pri_DATA/$STATE"
 assert_true "off again: the standby removed its copy" test ! -e "$sb_DATA/$STATE"
-hits=$(sql sb -c 'SELECT hits FROM perfopt.cache_totals')
+hits=$(cluster_sql sb -c 'SELECT hits FROM perfopt.cache_totals')
 line=$(rounds_line "off again" sb 4 4)
 assert_eq "off again: no hit" 0 "$(field hits "$line")"
 assert_eq "off again: zero mismatches" 0 "$(field mismatches "$line")"
 assert_true "off again: reads were checked ($(field checked "$line"))" test "$(field checked "$line")" -gt 0
 assert_eq "off again: the standby's hit counter stands still" "$hits" \
-	"$(sql sb -c 'SELECT hits FROM perfopt.cache_totals')"
+	"$(cluster_sql sb -c 'SELECT hits FROM perfopt.cache_totals')"
 assert_eq "off again: only the first write carried it (off|bumps)" "1|0" "$(records pri "$since")"
 line=$(rounds_line "off again, mutation" mut 4 4)
 assert_true "mutation: a standby that ignores the off record serves stale answers (mismatches=$(field mismatches "$line"))" \
@@ -145,11 +142,11 @@ line=$(rounds_line "on again" sb 5 3)
 assert_true "on again: the standby serves again ($(field hits "$line") hits)" test "$(field hits "$line")" -gt 0
 assert_eq "on again: zero mismatches" 0 "$(field mismatches "$line")"
 assert_true "on again: the standby keeps its copy of the state file" test -e "$sb_DATA/$STATE"
-assert_eq "the standby's own setting is off" "off" "$(sql sb -c 'SHOW perfopt.cache_standby_wal')"
+assert_eq "the standby's own setting is off" "off" "$(cluster_sql sb -c 'SHOW perfopt.cache_standby_wal')"
 cluster_stop pri
 cluster_promote sb || fail "promotion"
 since=$(lsn sb)
-out=$(py rounds "$(dsn sb)" "$(dsn sb)" --rounds 3 --seed 6)
+out=$(py rounds "$(cluster_dsn sb)" "$(cluster_dsn sb)" --rounds 3 --seed 6)
 line=$(grep '^reads=' <<<"$out" | tail -1)
 echo "promoted: $line"
 assert_eq "promoted: its first write carried the off record, and it logs nothing else (off|bumps)" "1|0" \
