@@ -329,7 +329,9 @@ def ddl():
         s.close()
         poll.close()
         subprocess.run(args.restart, shell=True, check=True)
-        p.execute("UPDATE sb_part SET v = v WHERE id = 1")
+        # a row that exists whatever the concurrent rounds left: no row
+        # updated, no xid, no record, and the standby's cache stays shut
+        p.execute("UPDATE sb_part SET v = v WHERE id = (SELECT min(id) FROM sb_part)")
         poll = oracle_conn(args.standby)
         s = connect(args.standby)
         wait_replay(p, poll)
